@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Databases and least-privilege users of the benefitflow compose deployment.
+#
+# Run by the postgres image's entrypoint (mounted into /docker-entrypoint-initdb.d/), once,
+# when the data volume is empty. It is idempotent, so it can also be re-run by hand to
+# apply changed passwords:
+#   docker compose --env-file deploy/compose.env exec postgres \
+#     bash /docker-entrypoint-initdb.d/10-benefitflow.sh
+#
+# Mirrors benefitflow.platform.postgres.provision() (the one-machine installation):
+#   airflow            owns database airflow      (Airflow metadata + Celery results)
+#   superset           owns database superset     (Superset metadata)
+#   benefitflow_owner  owns database benefitflow  (schemas, ledger, migrations)
+#   benefitflow_app    may connect to benefitflow (DAG tasks, dbt; grants come with the schemas)
+#   superset_reader    may connect to benefitflow (Superset; SELECT on marts only)
+set -euo pipefail
+
+for name in POSTGRES_USER AIRFLOW_DB_PASSWORD SUPERSET_DB_PASSWORD BENEFITFLOW_OWNER_PASSWORD \
+            BENEFITFLOW_APP_PASSWORD BENEFITFLOW_READER_PASSWORD; do
+    value="${!name:-}"
+    if [[ -z "$value" || "$value" == CHANGE_ME* ]]; then
+        echo "postgres-init: $name is empty or still a placeholder (see deploy/compose.env.example)" >&2
+        exit 1
+    fi
+done
+
+run_psql() {
+    # Passwords travel as psql variables and are quoted by psql (:'name'), never pasted.
+    psql --no-psqlrc -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" "$@" \
+        --set airflow_pw="$AIRFLOW_DB_PASSWORD" \
+        --set superset_pw="$SUPERSET_DB_PASSWORD" \
+        --set owner_pw="$BENEFITFLOW_OWNER_PASSWORD" \
+        --set app_pw="$BENEFITFLOW_APP_PASSWORD" \
+        --set reader_pw="$BENEFITFLOW_READER_PASSWORD"
+}
+
+run_psql --dbname postgres <<'SQL'
+SELECT format('CREATE ROLE %I LOGIN', r)
+  FROM unnest(ARRAY['airflow', 'superset', 'benefitflow_owner', 'benefitflow_app', 'superset_reader']) AS r
+ WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r)
+\gexec
+ALTER ROLE airflow           LOGIN PASSWORD :'airflow_pw';
+ALTER ROLE superset          LOGIN PASSWORD :'superset_pw';
+ALTER ROLE benefitflow_owner LOGIN PASSWORD :'owner_pw';
+ALTER ROLE benefitflow_app   LOGIN PASSWORD :'app_pw';
+ALTER ROLE superset_reader   LOGIN PASSWORD :'reader_pw';
+
+SELECT format('CREATE DATABASE %I OWNER %I', d.name, d.owner)
+  FROM (VALUES ('airflow', 'airflow'), ('superset', 'superset'), ('benefitflow', 'benefitflow_owner'))
+       AS d(name, owner)
+ WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = d.name)
+\gexec
+SQL
+
+run_psql --dbname benefitflow <<'SQL'
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+REVOKE ALL ON DATABASE benefitflow FROM PUBLIC;
+GRANT CONNECT ON DATABASE benefitflow TO benefitflow_app, superset_reader;
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+SQL
+
+echo "postgres-init: databases airflow, superset, benefitflow and their users are ready"

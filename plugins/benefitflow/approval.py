@@ -1,0 +1,178 @@
+"""Step 4, approve: maker-and-checker on top of Airflow's human-in-the-loop ApprovalOperator.
+
+- The maker is the user who triggered the run.
+- Assignees are the active members of the checker group configured for the operation,
+  minus the maker. With nobody left, the run fails before any request is made (Airflow
+  would otherwise let anyone with the permission answer).
+- After the answer a guard re-checks the responder: the maker, or anyone not assigned,
+  is refused whatever the configuration, and the run commits nothing.
+- Every outcome (approved, rejected, refused, timed out) goes to `ledger.decisions` and
+  the audit trail. A timeout rejects.
+- Airflow 3.3.2 can mark the task failed when a checker answers within seconds of the
+  request (a resume race in the scheduler). The task retries, and a retry that finds the
+  answer given to the earlier try uses it instead of asking again.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from airflow.sdk.exceptions import AirflowFailException
+from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+from benefitflow import db, decisions, directory, intake
+from benefitflow.decisions import Decision
+
+APPROVAL_GROUPS_FILE = Path(__file__).with_name("approval_groups.yaml")
+SYSTEM_MAKER = "system"
+
+
+@cache
+def approval_groups() -> dict[str, dict[str, Any]]:
+    return yaml.safe_load(APPROVAL_GROUPS_FILE.read_text())
+
+
+def policy_for(operation: str) -> dict[str, Any]:
+    try:
+        return approval_groups()[operation]
+    except KeyError as exc:
+        raise ValueError(f"no checker group configured for operation {operation!r} in {APPROVAL_GROUPS_FILE.name}") from exc
+
+
+def render_body(operation: str, maker: str, summary: dict[str, Any]) -> str:
+    """Markdown the checker reads on the Required actions page."""
+    lines = [f"**Operation:** {operation}", f"**Maker:** {maker}", ""]
+    for key, value in summary.items():
+        if isinstance(value, dict):
+            lines.append(f"**{key.replace('_', ' ')}:**")
+            lines.extend(f"- {inner}: {inner_value}" for inner, inner_value in value.items())
+        elif isinstance(value, list):
+            lines.append(f"**{key.replace('_', ' ')}:**")
+            lines.extend(f"- {item}" for item in value)
+        else:
+            lines.append(f"- **{key.replace('_', ' ')}:** {value}")
+    return "\n".join(lines)
+
+
+def decide_outcome(*, chosen: str, responder: str | None, maker: str, assigned: set[str]) -> tuple[str, str | None]:
+    """The outcome the ledger records for an answer, and why when it is not the chosen one."""
+    if responder is None:
+        return "TIMED_OUT", "no checker answered in time"
+    if responder == maker:
+        return "REFUSED", f"{responder} is the maker of this run and cannot decide on it"
+    if responder not in assigned:
+        return "REFUSED", f"{responder} is not an assigned checker for this request"
+    return ("APPROVED", None) if chosen == ApprovalOperator.APPROVE else ("REJECTED", None)
+
+
+class MakerCheckerApproval(ApprovalOperator):
+    """Approval request routed to the operation's checker group, never to the maker."""
+
+    def __init__(
+        self,
+        *,
+        operation: str,
+        summary_task_id: str = "propose",
+        task_id: str = "approve",
+        **kwargs: Any,
+    ) -> None:
+        policy = policy_for(operation)
+        kwargs.setdefault("retries", 3)
+        kwargs.setdefault("retry_delay", timedelta(seconds=5))
+        super().__init__(
+            task_id=task_id,
+            subject=f"Approve {operation}: run {{{{ run_id }}}}",
+            body="(summary is filled in when the request is made)",
+            defaults=[ApprovalOperator.REJECT],
+            response_timeout=timedelta(hours=float(policy.get("response_timeout_hours", 168))),
+            **kwargs,
+        )
+        self.operation = operation
+        self.summary_task_id = summary_task_id
+        self.checker_group: str = policy["group"]
+        self.policy: str = policy.get("policy", "any")
+        if self.policy != "any":
+            raise ValueError(f"approval policy {self.policy!r} for {operation} is not supported yet (only 'any')")
+
+    # -- request ------------------------------------------------------------------------
+    def execute(self, context: Any) -> Any:
+        maker = self._maker(context)
+        summary = context["ti"].xcom_pull(task_ids=self.summary_task_id) or {}
+        earlier = self._earlier_answer(context)
+        if earlier is not None:
+            self.log.info("Using the answer given to try %s of this request", earlier.try_number)
+            return self.execute_complete(context, earlier)
+        checkers = [p for p in directory.members_of(self.checker_group) if p.username != maker]
+        if not checkers:
+            raise AirflowFailException(
+                f"no member of {self.checker_group} other than the maker {maker!r} can approve {self.operation}: "
+                "add a checker to that group, then clear this task"
+            )
+        self.assigned_users = [person.as_hitl_user() for person in checkers]
+        self.body = render_body(self.operation, maker, summary)
+        self.log.info("Approval requested from %s", ", ".join(p.username for p in checkers))
+        return super().execute(context)
+
+    def _maker(self, context: Any) -> str:
+        return context["dag_run"].triggering_user_name or SYSTEM_MAKER
+
+    def _earlier_answer(self, context: Any) -> dict[str, Any] | None:
+        ti = context["ti"]
+        if ti.try_number <= 1:
+            return None
+        found = directory.earlier_response(ti.dag_id, ti.run_id, ti.task_id)
+        if found is None:
+            return None
+        return {
+            "chosen_options": found.chosen_options,
+            "params_input": {},
+            "responded_at": found.responded_at,
+            "responded_by_user": found.responded_by,
+            "try_number": found.try_number,
+        }
+
+    # -- answer -------------------------------------------------------------------------
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        maker = self._maker(context)
+        responder_info = event.get("responded_by_user") or None
+        responder = responder_info["name"] if responder_info else None
+        chosen = (event.get("chosen_options") or [self.REJECT])[0]
+        # The task resumes in a fresh worker: who may answer is derived from the group again.
+        assigned = {p.username for p in directory.members_of(self.checker_group)} - {maker}
+        outcome, reason = decide_outcome(chosen=chosen, responder=responder, maker=maker, assigned=assigned)
+        summary = context["ti"].xcom_pull(task_ids=self.summary_task_id) or {}
+        decision_id = self._record(context, maker, responder, outcome, reason, summary)
+        if outcome != "APPROVED":
+            self.log.warning("Decision %s: %s%s", decision_id, outcome, f" ({reason})" if reason else "")
+            event = {**event, "chosen_options": [self.REJECT]}
+        result = super().execute_complete(context, {k: v for k, v in event.items() if k in _EVENT_KEYS})
+        return {**result, "decision_id": decision_id, "outcome": outcome, "maker": maker, "checker": responder}
+
+    def _record(
+        self, context: Any, maker: str, responder: str | None, outcome: str, reason: str | None,
+        summary: dict[str, Any],
+    ) -> int:
+        ti = context["ti"]
+        with db.transaction() as cur:
+            latest = decisions.latest_for_run(cur, ti.dag_id, ti.run_id)
+            if latest and latest["outcome"] == outcome and latest["checker"] == responder:
+                return int(latest["decision_id"])  # this answer was recorded by an earlier try
+            upload_id = summary.get("upload_id")
+            decision_id = decisions.record(
+                cur,
+                Decision(
+                    operation=self.operation, dag_id=ti.dag_id, run_id=ti.run_id, maker=maker,
+                    checker=responder, checker_group=self.checker_group, policy=self.policy,
+                    outcome=outcome, reason=reason, upload_id=upload_id, summary=summary,
+                ),
+            )
+            if upload_id is not None and outcome != "APPROVED":
+                intake.set_status(cur, upload_id, "REJECTED", message=f"{outcome}: {reason or 'rejected by ' + str(responder)}")
+            return decision_id
+
+
+_EVENT_KEYS = ("chosen_options", "params_input", "responded_at", "responded_by_user", "timedout")

@@ -1,0 +1,39 @@
+"""Settings every task reads from its environment (see `.local/env` and `.local/airflow.env`)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
+
+
+class ConfigurationError(RuntimeError):
+    pass
+
+
+def _required(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise ConfigurationError(
+            f"{name} is not set: source .local/env, or run through `make up` / `make test`"
+        )
+    return value
+
+
+def database_url() -> str:
+    return _required("BENEFITFLOW_DATABASE_URL")
+
+
+def inbox() -> Path:
+    return Path(os.environ.get("BENEFITFLOW_INBOX", PROJECT_ROOT / "data" / "inbox")).resolve()
+
+
+def outbox() -> Path:
+    return Path(os.environ.get("BENEFITFLOW_OUTBOX", PROJECT_ROOT / "data" / "outbox")).resolve()
+
+
+def airflow_url() -> str:
+    return _required("AIRFLOW_URL").rstrip("/")

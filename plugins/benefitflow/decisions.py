@@ -1,0 +1,90 @@
+"""Approval decisions in the ledger, and the guard commit steps rely on."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg2.extensions
+
+from benefitflow import audit
+
+OUTCOMES = ("APPROVED", "REJECTED", "REFUSED", "TIMED_OUT")
+
+
+class NotApprovedError(RuntimeError):
+    """A commit was attempted for a run with no valid approval."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    operation: str
+    dag_id: str
+    run_id: str
+    maker: str
+    checker: str | None
+    checker_group: str
+    policy: str
+    outcome: str
+    reason: str | None = None
+    upload_id: int | None = None
+    requested_at: datetime | None = None
+    summary: dict[str, Any] | None = None
+
+
+def record(cur: psycopg2.extensions.cursor, decision: Decision) -> int:
+    """Append the decision and its audit event (same transaction); return the decision id."""
+    if decision.outcome not in OUTCOMES:
+        raise ValueError(f"unknown outcome {decision.outcome!r}")
+    cur.execute(
+        "INSERT INTO ledger.decisions (operation, dag_id, run_id, upload_id, maker, checker, checker_group,"
+        " policy, outcome, reason, summary, requested_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s) RETURNING decision_id",
+        (
+            decision.operation, decision.dag_id, decision.run_id, decision.upload_id, decision.maker,
+            decision.checker, decision.checker_group, decision.policy, decision.outcome, decision.reason,
+            json.dumps(decision.summary or {}, default=str), decision.requested_at,
+        ),
+    )
+    decision_id = int(cur.fetchone()[0])
+    audit.record(
+        cur,
+        actor=decision.checker or "system",
+        action=f"{decision.operation}.decision",
+        object_type="run",
+        object_id=f"{decision.dag_id}/{decision.run_id}",
+        outcome=decision.outcome,
+        details={
+            "decision_id": decision_id, "maker": decision.maker, "checker": decision.checker,
+            "group": decision.checker_group, "policy": decision.policy, "reason": decision.reason,
+            "upload_id": decision.upload_id,
+        },
+    )
+    return decision_id
+
+
+def latest_for_run(cur: psycopg2.extensions.cursor, dag_id: str, run_id: str) -> dict[str, Any] | None:
+    cur.execute(
+        "SELECT decision_id, outcome, maker, checker FROM ledger.decisions"
+        " WHERE dag_id = %s AND run_id = %s ORDER BY decision_id DESC LIMIT 1",
+        (dag_id, run_id),
+    )
+    row = cur.fetchone()
+    return dict(zip(("decision_id", "outcome", "maker", "checker"), row)) if row else None
+
+
+def require_approval(cur: psycopg2.extensions.cursor, dag_id: str, run_id: str) -> int:
+    """The id of this run's approval; refuse when the last decision is not a checker's approval.
+
+    This is what makes marking the approval task "success" by hand, or skipping it, useless.
+    """
+    latest = latest_for_run(cur, dag_id, run_id)
+    if latest is None:
+        raise NotApprovedError(f"run {dag_id}/{run_id} has no recorded decision: nothing is committed")
+    if latest["outcome"] != "APPROVED":
+        raise NotApprovedError(f"run {dag_id}/{run_id} was {latest['outcome']}: nothing is committed")
+    if not latest["checker"] or latest["checker"] == latest["maker"]:
+        raise NotApprovedError(f"run {dag_id}/{run_id}: the approval is not by a checker other than the maker")
+    return int(latest["decision_id"])

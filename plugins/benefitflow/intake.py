@@ -1,0 +1,245 @@
+"""Step 1, intake: register an uploaded file and stream its rows into a staging table.
+
+Nothing here parses rows in Python: the header is read to check it, the rest goes to
+PostgreSQL with COPY. Every refusal names the file (and the row and column where there
+is one) and leaves the upload's record and the original file in place.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg2
+import psycopg2.errors
+import psycopg2.extensions
+from psycopg2 import sql
+
+from benefitflow import audit
+
+MAX_IDENTIFIER_BYTES = 63
+OTHER_DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}
+
+
+class IntakeError(ValueError):
+    """A problem with what the user handed in; the message is meant for them."""
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """What a kind of upload must look like."""
+
+    kind: str
+    required_columns: tuple[str, ...]
+    optional_columns: tuple[str, ...] = ()
+    allow_extra_columns: bool = False
+
+    @property
+    def known_columns(self) -> tuple[str, ...]:
+        return self.required_columns + self.optional_columns
+
+
+@dataclass(frozen=True)
+class Upload:
+    upload_id: int
+    kind: str
+    plan_code: str
+    path: Path
+    stored_path: Path
+    sha256: str
+    size_bytes: int
+
+
+def resolve_in_inbox(raw_path: str, inbox: Path) -> Path:
+    """The file a trigger form names, which must be an existing file inside the inbox."""
+    if not raw_path or not raw_path.strip():
+        raise IntakeError("no file given: name a file in the inbox")
+    if "\x00" in raw_path:
+        raise IntakeError(f"file {raw_path!r}: the name contains a NUL character")
+    inbox = inbox.resolve()
+    candidate = Path(raw_path)
+    candidate = (candidate if candidate.is_absolute() else inbox / candidate).resolve()
+    if not candidate.is_relative_to(inbox):
+        raise IntakeError(f"file {raw_path!r} is outside the inbox {inbox}: only files in the inbox are accepted")
+    if not candidate.is_file():
+        raise IntakeError(f"file {raw_path!r} does not exist in the inbox {inbox}")
+    return candidate
+
+
+def checksum(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def register(
+    cur: psycopg2.extensions.cursor,
+    *,
+    path: Path,
+    kind: str,
+    plan_code: str,
+    user: str,
+    archive_dir: Path,
+    dag_id: str | None = None,
+    run_id: str | None = None,
+) -> Upload:
+    """Record the upload and keep a copy of the original; refuse a file seen before."""
+    sha256, size = checksum(path)
+    cur.execute(
+        "SELECT upload_id, uploaded_by, uploaded_at, status FROM intake.uploads"
+        " WHERE kind = %s AND plan_code = %s AND sha256 = %s",
+        (kind, plan_code, sha256),
+    )
+    if earlier := cur.fetchone():
+        raise IntakeError(
+            f"file {path.name}: the same file (sha256 {sha256[:12]}…) was already uploaded as upload "
+            f"{earlier[0]} by {earlier[1]} at {earlier[2]:%Y-%m-%d %H:%M} (status {earlier[3]}); "
+            "it is not accepted twice"
+        )
+    cur.execute(
+        "INSERT INTO intake.uploads (kind, plan_code, file_name, stored_path, sha256, size_bytes,"
+        " uploaded_by, dag_id, run_id) VALUES (%s, %s, %s, '', %s, %s, %s, %s, %s) RETURNING upload_id",
+        (kind, plan_code, path.name, sha256, size, user, dag_id, run_id),
+    )
+    upload_id = int(cur.fetchone()[0])
+    stored = archive_dir / f"{upload_id:08d}-{path.name}"
+    stored.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, stored)
+    cur.execute("UPDATE intake.uploads SET stored_path = %s WHERE upload_id = %s", (str(stored), upload_id))
+    audit.record(
+        cur, actor=user, action="upload.received", object_type="upload", object_id=upload_id,
+        outcome="RECEIVED", details={"kind": kind, "plan": plan_code, "file": path.name, "sha256": sha256, "size": size},
+    )
+    return Upload(upload_id, kind, plan_code, path, stored, sha256, size)
+
+
+def read_header(path: Path, spec: FileSpec) -> list[str]:
+    """Check the header line: encoding, delimiter, names; return the column names."""
+    name = path.name
+    with path.open("rb") as handle:
+        first_line = handle.readline()
+    if not first_line.strip():
+        raise IntakeError(f"file {name} is empty: expected a CSV header line ({','.join(spec.required_columns)})")
+    if b"\x00" in first_line:
+        raise IntakeError(f"file {name} is not a CSV text file (it contains binary data); expected UTF-8 CSV")
+    try:
+        text = first_line.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise IntakeError(
+            f"file {name}: the header is not UTF-8 (byte {exc.start + 1}); save the file as UTF-8 "
+            "(with or without BOM) — other encodings such as Latin-1 or Windows-1252 are not accepted"
+        ) from exc
+    header = next(csv.reader([text]))
+    header = [column.strip() for column in header]
+    if len(header) == 1:
+        for delimiter, label in OTHER_DELIMITERS.items():
+            if delimiter in header[0]:
+                raise IntakeError(
+                    f"file {name}: columns are separated by {label} ({delimiter!r}); expected a comma-separated file"
+                )
+    _check_header_names(name, header, spec)
+    return header
+
+
+def _check_header_names(name: str, header: list[str], spec: FileSpec) -> None:
+    problems: list[str] = []
+    blanks = [str(i + 1) for i, column in enumerate(header) if not column]
+    if blanks:
+        problems.append(f"column(s) {', '.join(blanks)} have no name")
+    seen: set[str] = set()
+    duplicated = [c for c in header if c and (c in seen or seen.add(c))]  # type: ignore[func-returns-value]
+    if duplicated:
+        problems.append(f"duplicated column(s): {', '.join(sorted(set(duplicated)))}")
+    too_long = [c for c in header if len(c.encode()) > MAX_IDENTIFIER_BYTES]
+    if too_long:
+        problems.append(f"column name(s) longer than {MAX_IDENTIFIER_BYTES} bytes: {', '.join(too_long)}")
+    missing = [c for c in spec.required_columns if c not in header]
+    if missing:
+        problems.append(f"missing required column(s): {', '.join(missing)}")
+    if not spec.allow_extra_columns:
+        unknown = [c for c in header if c and c not in spec.known_columns]
+        if unknown:
+            problems.append(
+                f"unknown column(s): {', '.join(unknown)} (expected: {', '.join(spec.known_columns)})"
+            )
+    if problems:
+        raise IntakeError(f"file {name}: wrong header — " + "; ".join(problems))
+
+
+def staged_table_name(upload: Upload) -> str:
+    return f"stage_{re.sub(r'[^a-z0-9_]', '_', upload.kind.lower())}_{upload.upload_id}"
+
+
+_COPY_LINE = re.compile(r"line (\d+)")
+
+
+def stage(cur: psycopg2.extensions.cursor, upload: Upload, header: list[str]) -> tuple[str, int]:
+    """COPY the file's rows into `intake.<table>` (all text, plus row_number); return table and count."""
+    table = staged_table_name(upload)
+    columns = sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in header)
+    cur.execute(
+        sql.SQL("CREATE TABLE intake.{} (row_number bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, {})").format(
+            sql.Identifier(table), columns
+        )
+    )
+    copy = sql.SQL("COPY intake.{} ({}) FROM STDIN WITH (FORMAT csv, HEADER true, ENCODING 'UTF8')").format(
+        sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(c) for c in header)
+    )
+    cur.execute("SAVEPOINT before_copy")
+    try:
+        with upload.stored_path.open("rb") as handle:
+            cur.copy_expert(copy.as_string(cur), handle, size=1 << 20)
+    except psycopg2.DataError as exc:
+        cur.execute("ROLLBACK TO SAVEPOINT before_copy")
+        raise IntakeError(_explain_copy_error(upload.path.name, exc)) from exc
+    cur.execute(sql.SQL("SELECT count(*) FROM intake.{}").format(sql.Identifier(table)))
+    row_count = int(cur.fetchone()[0])
+    if row_count == 0:
+        raise IntakeError(f"file {upload.path.name} has a header but no rows")
+    return table, row_count
+
+
+def _explain_copy_error(file_name: str, exc: psycopg2.Error) -> str:
+    context = (exc.diag.context or "") if exc.diag else ""
+    match = _COPY_LINE.search(context)
+    where = f"row {int(match.group(1)) - 1} (line {match.group(1)})" if match else "a row"
+    primary = (exc.diag.message_primary if exc.diag else None) or str(exc).splitlines()[0]
+    if "invalid byte sequence" in primary:
+        return (
+            f"file {file_name}, {where}: not valid UTF-8 ({primary}); save the file as UTF-8 "
+            "(with or without BOM) — other encodings such as Latin-1 or Windows-1252 are not accepted"
+        )
+    if "extra data after last expected column" in primary:
+        return f"file {file_name}, {where}: more values than the header has columns"
+    if "missing data for column" in primary:
+        return f"file {file_name}, {where}: fewer values than the header has columns ({primary})"
+    if "unterminated CSV quoted field" in primary:
+        return f"file {file_name}, {where}: a quoted value is never closed"
+    return f"file {file_name}, {where}: not a valid CSV row ({primary})"
+
+
+def set_status(
+    cur: psycopg2.extensions.cursor, upload_id: int, status: str, *, message: str | None = None, **counts: object
+) -> None:
+    """Move the upload to `status`; keyword arguments update the matching count/report columns."""
+    allowed = {"staged_table", "row_count", "valid_row_count", "invalid_row_count", "error_report_path"}
+    unknown = set(counts) - allowed
+    if unknown:
+        raise ValueError(f"not upload columns: {sorted(unknown)}")
+    assignments = [sql.SQL("status = %s"), sql.SQL("message = coalesce(%s, message)"), sql.SQL("updated_at = now()")]
+    values: list[object] = [status, message]
+    for column, value in counts.items():
+        assignments.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
+        values.append(value)
+    cur.execute(
+        sql.SQL("UPDATE intake.uploads SET {} WHERE upload_id = %s").format(sql.SQL(", ").join(assignments)),
+        [*values, upload_id],
+    )

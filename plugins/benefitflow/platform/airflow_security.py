@@ -1,0 +1,71 @@
+"""Airflow roles (= user groups) and demo users, kept in step with this file on every `make up`.
+
+Run inside the Airflow environment: `python -m benefitflow.platform.airflow_security USERS.json`
+where the JSON maps username -> {"password": ..., "roles": [...]}.
+
+| role              | may                                                                      |
+|-------------------|--------------------------------------------------------------------------|
+| Maker             | trigger workflows, read runs, logs and reports; not answer approvals      |
+| RegistryCheckers  | answer approval requests; read; not trigger runs                          |
+| PaymentCheckers   | same, for payment operations                                              |
+| Viewer, Admin     | Airflow's own                                                             |
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+CHECKER_ROLES = ("RegistryCheckers", "PaymentCheckers")
+
+
+def role_permissions(sm) -> dict[str, set[tuple[str, str]]]:
+    from airflow.providers.fab.www.security import permissions as p
+
+    viewer = set(sm.VIEWER_PERMISSIONS)
+    answer = {(p.ACTION_CAN_EDIT, p.RESOURCE_HITL_DETAIL), (p.ACTION_CAN_EDIT, p.RESOURCE_DAG),
+              (p.ACTION_CAN_ACCESS_MENU, p.RESOURCE_HITL_DETAIL)}
+    maker = viewer | set(sm.USER_PERMISSIONS)
+    maker.discard((p.ACTION_CAN_EDIT, p.RESOURCE_HITL_DETAIL))
+    return {"Maker": maker, **{role: viewer | answer for role in CHECKER_ROLES}}
+
+
+def sync_roles(sm) -> None:
+    for name, wanted in role_permissions(sm).items():
+        role = sm.find_role(name) or sm.add_role(name)
+        current = {(perm.action.name, perm.resource.name) for perm in role.permissions}
+        for action, resource in wanted - current:
+            sm.add_permission_to_role(role, sm.create_permission(action, resource))
+        for action, resource in current - wanted:
+            sm.remove_permission_from_role(role, sm.get_permission(action, resource))
+
+
+def sync_users(sm, users: dict[str, dict]) -> None:
+    for username, entry in users.items():
+        roles = [sm.find_role(name) for name in entry["roles"]]
+        user = sm.find_user(username=username)
+        if user is None:
+            sm.add_user(username=username, first_name=username, last_name="(demo)",
+                        email=f"{username}@benefitflow.invalid", role=roles, password=entry["password"])
+            continue
+        user.roles = roles
+        user.active = True
+        sm.update_user(user)
+        sm.reset_password(user.id, entry["password"])
+
+
+def main(users_file: str) -> None:
+    from airflow.providers.fab.auth_manager.cli_commands.utils import get_application_builder
+
+    users = json.loads(Path(users_file).read_text())
+    with get_application_builder() as appbuilder:
+        sm = appbuilder.sm
+        sm.sync_roles()
+        sync_roles(sm)
+        sync_users(sm, users)
+    print(f"roles {', '.join(['Maker', *CHECKER_ROLES])} and {len(users)} users in place")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

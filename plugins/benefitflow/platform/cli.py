@@ -1,0 +1,60 @@
+"""`python -m benefitflow.platform.cli up|down|status|verify-audit` (what `make up` and friends call)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from contextlib import closing
+
+import psycopg2
+
+from benefitflow import audit
+from benefitflow.platform import stack
+from benefitflow.platform.instance import DEMO_USERS, Instance
+
+
+def _print_welcome(instance: Instance) -> None:
+    print()
+    print(f"Airflow   {instance.airflow_url}   (data engineers, makers, checkers)")
+    print(f"Superset  {instance.superset_url}   (managers)")
+    print()
+    print("Demo users (also in .local/credentials.json):")
+    for name, roles in DEMO_USERS.items():
+        where = ", ".join(roles) if roles else "Superset"
+        print(f"  {name:<16} {instance.user_password(name):<20} {where}")
+    print()
+    print("Connection settings for scripts: source .local/env")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="benefitflow")
+    parser.add_argument("command", choices=["up", "down", "status", "verify-audit"])
+    parser.add_argument("--no-superset", action="store_true", help="up: skip Superset")
+    args = parser.parse_args(argv)
+    instance = Instance.default()
+    if args.command == "up":
+        stack.up(instance, with_superset=not args.no_superset)
+        _print_welcome(instance)
+    elif args.command == "down":
+        stack.stop_all(instance)
+    elif args.command == "status":
+        report = stack.status(instance)
+        width = max(map(len, report))
+        for name, state in report.items():
+            print(f"{name:<{width}}  {state}")
+        return 0 if all(state != "stopped" for state in report.values()) else 3
+    elif args.command == "verify-audit":
+        with closing(psycopg2.connect(instance.app_database_url)) as conn, conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM ledger.audit_events")
+            count = cur.fetchone()[0]
+            broken = audit.first_break(cur)
+        if broken:
+            print(f"Audit chain BROKEN at {broken}", file=sys.stderr)
+            return 1
+        print(f"Audit chain intact: {count} events verified")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""One installation of the platform: its folder, ports and secrets.
+
+The installation for people lives in `.local/`; the test suite makes throwaway ones in
+temporary folders. Secrets are generated once per installation and kept in
+`<home>/secrets.json` (git-ignored, mode 600).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+
+DEMO_USERS: dict[str, list[str]] = {
+    # username -> Airflow roles (empty: Superset only)
+    "admin": ["Admin"],
+    "maker": ["Maker"],
+    "maker2": ["Maker"],
+    "checker": ["RegistryCheckers"],
+    "payment_checker": ["PaymentCheckers"],
+    "manager": [],
+}
+DATABASE_USERS = ("airflow", "airflow_reader", "superset", "benefitflow_owner", "benefitflow_app", "superset_reader")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _load_or_create_secrets(path: Path) -> dict[str, str]:
+    existing: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    wanted = {
+        "fernet_key": lambda: Fernet.generate_key().decode(),
+        "jwt_secret": lambda: secrets.token_urlsafe(48),
+        "api_secret_key": lambda: secrets.token_urlsafe(48),
+        "superset_secret_key": lambda: secrets.token_urlsafe(48),
+        **{f"db_{user}": lambda: secrets.token_urlsafe(24) for user in DATABASE_USERS},
+        **{f"user_{name}": lambda: secrets.token_urlsafe(12) for name in DEMO_USERS},
+    }
+    missing = {key: make() for key, make in wanted.items() if key not in existing}
+    if missing or not path.exists():
+        existing.update(missing)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(existing, indent=2))
+        path.chmod(0o600)
+    return existing
+
+
+@dataclass
+class Instance:
+    """Paths, ports and secrets of one installation."""
+
+    home: Path
+    pg_port: int = 55432
+    airflow_port: int = 28080
+    superset_port: int = 28088
+    worker_log_port: int = 28793
+    trigger_log_port: int = 28794
+    inbox: Path = field(default=PROJECT_ROOT / "data" / "inbox")
+    outbox: Path = field(default=PROJECT_ROOT / "data" / "outbox")
+    secrets: dict[str, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.home = self.home.resolve()
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.secrets = _load_or_create_secrets(self.home / "secrets.json")
+
+    @classmethod
+    def default(cls) -> Instance:
+        return cls(home=PROJECT_ROOT / ".local")
+
+    @classmethod
+    def throwaway(cls, home: Path) -> Instance:
+        return cls(
+            home=home,
+            pg_port=free_port(),
+            airflow_port=free_port(),
+            superset_port=free_port(),
+            worker_log_port=free_port(),
+            trigger_log_port=free_port(),
+            inbox=home / "inbox",
+            outbox=home / "outbox",
+        )
+
+    # -- locations -------------------------------------------------------------------
+    @property
+    def pgdata(self) -> Path:
+        return self.home / "pgdata"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.home / "airflow"
+
+    @property
+    def superset_home(self) -> Path:
+        return self.home / "superset"
+
+    @property
+    def airflow_url(self) -> str:
+        return f"http://127.0.0.1:{self.airflow_port}"
+
+    @property
+    def superset_url(self) -> str:
+        return f"http://127.0.0.1:{self.superset_port}"
+
+    # -- database URLs ---------------------------------------------------------------
+    def database_url(self, user: str, database: str, driver: str = "postgresql") -> str:
+        password = self.secrets[f"db_{user}"]
+        return f"{driver}://{user}:{password}@127.0.0.1:{self.pg_port}/{database}"
+
+    @property
+    def app_database_url(self) -> str:
+        return self.database_url("benefitflow_app", "benefitflow")
+
+    @property
+    def owner_database_url(self) -> str:
+        return self.database_url("benefitflow_owner", "benefitflow")
+
+    def user_password(self, username: str) -> str:
+        return self.secrets[f"user_{username}"]
+
+    # -- environments for the services ------------------------------------------------
+    def benefitflow_env(self) -> dict[str, str]:
+        """What DAG tasks, dbt and scripts need to reach the platform's data."""
+        return {
+            "BENEFITFLOW_DATABASE_URL": self.app_database_url,
+            "BENEFITFLOW_DB_HOST": "127.0.0.1",
+            "BENEFITFLOW_DB_PORT": str(self.pg_port),
+            "BENEFITFLOW_DB_USER": "benefitflow_app",
+            "BENEFITFLOW_DB_PASSWORD": self.secrets["db_benefitflow_app"],
+            "BENEFITFLOW_DB_NAME": "benefitflow",
+            "BENEFITFLOW_INBOX": str(self.inbox),
+            "BENEFITFLOW_OUTBOX": str(self.outbox),
+            "AIRFLOW_URL": self.airflow_url,
+            "SUPERSET_URL": self.superset_url,
+            "BENEFITFLOW_AIRFLOW_DIRECTORY_URL": self.database_url("airflow_reader", "airflow"),
+            "DBT_PROFILES_DIR": str(PROJECT_ROOT / "dbt_project"),
+        }
+
+    def airflow_env(self) -> dict[str, str]:
+        metadata = self.database_url("airflow", "airflow", driver="postgresql+psycopg2")
+        return {
+            **self.benefitflow_env(),
+            "AIRFLOW_HOME": str(self.airflow_home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW__CORE__AUTH_MANAGER": (
+                "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
+            ),
+            "AIRFLOW__CORE__FERNET_KEY": self.secrets["fernet_key"],
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.airflow_url}/execution/",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata,
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(self.airflow_port),
+            "AIRFLOW__API__BASE_URL": self.airflow_url,
+            "AIRFLOW__API__SECRET_KEY": self.secrets["api_secret_key"],
+            "AIRFLOW__API__WORKERS": "1",
+            "AIRFLOW__API_AUTH__JWT_SECRET": self.secrets["jwt_secret"],
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self.worker_log_port),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self.trigger_log_port),
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+            "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+            "AIRFLOW__COSMOS__CACHE_DIR": str(self.home / "cosmos-cache"),
+            "PYTHONPATH": str(PROJECT_ROOT / "plugins"),
+            "PATH": f"{PROJECT_ROOT / '.venv' / 'airflow' / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+            "NO_PROXY": "*",
+        }
+
+    def superset_env(self) -> dict[str, str]:
+        return {
+            "SUPERSET_CONFIG_PATH": str(PROJECT_ROOT / "superset" / "superset_config.py"),
+            "SUPERSET_HOME": str(self.superset_home),
+            "SUPERSET_SECRET_KEY": self.secrets["superset_secret_key"],
+            "SUPERSET_METADATA_URL": self.database_url("superset", "superset"),
+            "FLASK_APP": "superset.app:create_app()",
+            "NO_PROXY": "*",
+        }

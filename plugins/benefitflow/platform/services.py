@@ -1,0 +1,119 @@
+"""Long-running services as background processes with pid files and logs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from benefitflow.platform.instance import PROJECT_ROOT, Instance
+
+AIRFLOW_BIN = PROJECT_ROOT / ".venv" / "airflow" / "bin"
+SUPERSET_BIN = PROJECT_ROOT / ".venv" / "superset" / "bin"
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    command: list[str]
+    env: dict[str, str]
+
+
+def airflow_services(instance: Instance) -> list[Service]:
+    env = instance.airflow_env()
+    airflow = str(AIRFLOW_BIN / "airflow")
+    return [
+        Service("airflow-api-server", [airflow, "api-server"], env),
+        Service("airflow-scheduler", [airflow, "scheduler"], env),
+        Service("airflow-dag-processor", [airflow, "dag-processor"], env),
+        Service("airflow-triggerer", [airflow, "triggerer"], env),
+    ]
+
+
+def superset_services(instance: Instance) -> list[Service]:
+    return [
+        Service(
+            "superset",
+            [str(SUPERSET_BIN / "gunicorn"), "--workers", "2", "--threads", "4", "--timeout", "120",
+             "--bind", f"127.0.0.1:{instance.superset_port}", "--limit-request-line", "0",
+             "superset.app:create_app()"],
+            instance.superset_env(),
+        )
+    ]
+
+
+def _pid_file(instance: Instance, name: str) -> Path:
+    return instance.run_dir / f"{name}.pid"
+
+
+def pid_of(instance: Instance, name: str) -> int | None:
+    path = _pid_file(instance, name)
+    if not path.exists():
+        return None
+    pid = int(path.read_text().strip())
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        path.unlink(missing_ok=True)
+        return None
+    return pid
+
+
+def start(instance: Instance, service: Service) -> int:
+    if pid := pid_of(instance, service.name):
+        return pid
+    instance.run_dir.mkdir(parents=True, exist_ok=True)
+    instance.log_dir.mkdir(parents=True, exist_ok=True)
+    log = (instance.log_dir / f"{service.name}.log").open("ab")
+    process = subprocess.Popen(
+        service.command, env={**os.environ, **service.env}, stdout=log, stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL, start_new_session=True, cwd=PROJECT_ROOT,
+    )
+    _pid_file(instance, service.name).write_text(str(process.pid))
+    return process.pid
+
+
+def stop(instance: Instance, name: str, grace_seconds: float = 20) -> bool:
+    pid = pid_of(instance, name)
+    if pid is None:
+        return False
+    for sig, wait in ((signal.SIGTERM, grace_seconds), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.2)
+        else:
+            continue
+        break
+    _pid_file(instance, name).unlink(missing_ok=True)
+    return True
+
+
+def wait_for_http(url: str, timeout: float = 180, what: str = "service") -> None:
+    deadline = time.monotonic() + timeout
+    last_error = ""
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status < 500:
+                    return
+        except urllib.error.HTTPError as exc:
+            if exc.code < 500:
+                return
+            last_error = str(exc)
+        except OSError as exc:
+            last_error = str(exc)
+        time.sleep(1)
+    raise TimeoutError(f"{what} did not answer at {url} within {timeout:.0f} s ({last_error})")

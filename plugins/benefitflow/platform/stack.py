@@ -1,0 +1,106 @@
+"""Bringing an installation up and down: database, Airflow, Superset. Every step is idempotent."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from benefitflow import db
+from benefitflow.platform import postgres, services, superset_setup
+from benefitflow.platform.instance import DEMO_USERS, PROJECT_ROOT, Instance
+from benefitflow.platform.stack_tools import run
+
+DBT_DIR = PROJECT_ROOT / "dbt_project"
+
+
+def prepare_database(instance: Instance) -> None:
+    postgres.start(instance)
+    postgres.provision(instance)
+    applied = db.migrate(instance.owner_database_url)
+    print(f"  PostgreSQL on 127.0.0.1:{instance.pg_port}; migrations applied: {', '.join(applied) or 'none new'}")
+
+
+def build_dbt(instance: Instance) -> None:
+    """Parse (the manifest Cosmos renders from) and build every model once."""
+    dbt = str(services.AIRFLOW_BIN / "dbt")
+    env = instance.benefitflow_env()
+    run([dbt, "parse", "--profiles-dir", str(DBT_DIR)], env, "dbt parse", cwd=DBT_DIR)
+    run([dbt, "build", "--profiles-dir", str(DBT_DIR)], env, "dbt build", cwd=DBT_DIR)
+
+
+def prepare_airflow(instance: Instance) -> None:
+    env = instance.airflow_env()
+    instance.airflow_home.mkdir(parents=True, exist_ok=True)
+    run([str(services.AIRFLOW_BIN / "airflow"), "db", "migrate"], env, "airflow db migrate")
+    postgres.grant_airflow_directory(instance)
+    users = {
+        name: {"password": instance.user_password(name), "roles": roles}
+        for name, roles in DEMO_USERS.items() if roles
+    }
+    users_file = instance.run_dir / "airflow-users.json"
+    users_file.parent.mkdir(parents=True, exist_ok=True)
+    users_file.write_text(json.dumps(users))
+    users_file.chmod(0o600)
+    try:
+        run([str(services.AIRFLOW_BIN / "python"), "-m", "benefitflow.platform.airflow_security", str(users_file)],
+             env, "Airflow roles and users")
+    finally:
+        users_file.unlink(missing_ok=True)
+
+
+def start_airflow(instance: Instance) -> None:
+    for service in services.airflow_services(instance):
+        services.start(instance, service)
+    services.wait_for_http(f"{instance.airflow_url}/api/v2/monitor/health", what="Airflow api-server")
+
+
+def stop_all(instance: Instance) -> None:
+    names = [s.name for s in services.superset_services(instance)] + [s.name for s in services.airflow_services(instance)]
+    for name in names:
+        if services.stop(instance, name):
+            print(f"  stopped {name}")
+    postgres.stop(instance)
+    print("  stopped PostgreSQL")
+
+
+def write_local_files(instance: Instance) -> None:
+    credentials = {name: instance.user_password(name) for name in DEMO_USERS}
+    (instance.home / "credentials.json").write_text(json.dumps(credentials, indent=2) + "\n")
+    (instance.home / "credentials.json").chmod(0o600)
+    env = instance.benefitflow_env()
+    lines = [f"export {key}='{env[key]}'" for key in
+             ("BENEFITFLOW_DATABASE_URL", "AIRFLOW_URL", "SUPERSET_URL", "BENEFITFLOW_INBOX", "BENEFITFLOW_OUTBOX")]
+    (instance.home / "env").write_text("\n".join(lines) + "\n")
+    (instance.home / "env").chmod(0o600)
+    airflow_env = instance.airflow_env()
+    (instance.home / "airflow.env").write_text(
+        "".join(f"export {key}='{value}'\n" for key, value in sorted(airflow_env.items()))
+    )
+    (instance.home / "airflow.env").chmod(0o600)
+
+
+def up(instance: Instance, *, with_superset: bool = True) -> None:
+    started = time.monotonic()
+    instance.inbox.mkdir(parents=True, exist_ok=True)
+    instance.outbox.mkdir(parents=True, exist_ok=True)
+    print("Database", flush=True)
+    prepare_database(instance)
+    build_dbt(instance)
+    print("Airflow", flush=True)
+    prepare_airflow(instance)
+    start_airflow(instance)
+    if with_superset:
+        print("Superset", flush=True)
+        superset_setup.prepare(instance)
+        superset_setup.start(instance)
+    write_local_files(instance)
+    print(f"Up in {time.monotonic() - started:.0f} s", flush=True)
+
+
+def status(instance: Instance) -> dict[str, str]:
+    report = {"postgres": "running" if postgres.is_running(instance) else "stopped"}
+    for service in services.airflow_services(instance) + services.superset_services(instance):
+        pid = services.pid_of(instance, service.name)
+        report[service.name] = f"running (pid {pid})" if pid else "stopped"
+    return report

@@ -1,0 +1,63 @@
+"""The platform self-test: a tiny upload (code, label, amount) through all six steps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg2.extensions
+
+from benefitflow.intake import FileSpec
+from benefitflow.workflow import UploadWorkflow
+
+SPEC = FileSpec(kind="selftest", required_columns=("code", "label", "amount"))
+
+
+def summarise(cur: psycopg2.extensions.cursor, upload_id: int) -> dict[str, Any]:
+    cur.execute(
+        "SELECT count(*), coalesce(sum(amount), 0), min(amount), max(amount)"
+        " FROM proposals.selftest_proposal WHERE upload_id = %s",
+        (upload_id,),
+    )
+    rows, total, smallest, largest = cur.fetchone()
+    return {"rows_to_append": rows, "total_amount": f"{total:.2f}",
+            "smallest_amount": None if smallest is None else f"{smallest:.2f}",
+            "largest_amount": None if largest is None else f"{largest:.2f}"}
+
+
+def commit(cur: psycopg2.extensions.cursor, commit_id: int, upload_id: int) -> int:
+    cur.execute(
+        "INSERT INTO ledger.selftest_records (commit_id, row_number, code, label, amount)"
+        " SELECT %s, row_number, code, label, amount FROM proposals.selftest_proposal WHERE upload_id = %s",
+        (commit_id, upload_id),
+    )
+    return cur.rowcount
+
+
+WORKFLOW = UploadWorkflow(
+    dag_id="platform_selftest",
+    operation="selftest",
+    spec=SPEC,
+    suite="selftest",
+    proposal_model="selftest_proposal",
+    summarise=summarise,
+    commit=commit,
+    publish_asset="benefitflow://marts/selftest",
+    tags=("platform",),
+    doc_md="""
+### Platform self-test
+
+Proves the platform end to end on a tiny CSV with the columns `code,label,amount`:
+
+1. **intake** — the file (a name in the inbox) is recorded with its sha256 and copied into
+   a staging table with `COPY`; the same file is refused the second time.
+2. **validate** — the Great Expectations suite `expectations/selftest.json` checks every row;
+   failing rows go to a CSV report in the outbox (`reports/`).
+3. **propose** — dbt builds `proposals.selftest_proposal` for this upload.
+4. **approve** — a member of `RegistryCheckers` other than you approves or rejects it on the
+   *Required actions* page.
+5. **commit** — approved rows are appended to `ledger.selftest_records` with the decision.
+6. **publish** — dbt rebuilds `registry.selftest_records` and the marts.
+
+Parameters: `file` (in the inbox), `on_invalid_rows` (`reject_file` or `skip_invalid_rows`).
+""",
+)

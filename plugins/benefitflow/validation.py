@@ -1,0 +1,164 @@
+"""Step 2, validate: run a Great Expectations suite against a staged table in PostgreSQL.
+
+Suites are JSON files in `expectations/`. GX answers which expectations failed and
+gives, for each, a query selecting every failing row; the per-row error report is
+built from those queries in SQL (set-based, no row limit), then written to CSV.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import great_expectations as gx
+import psycopg2.extensions
+from great_expectations.core import ExpectationSuite
+from psycopg2 import sql
+
+from benefitflow.config import EXPECTATIONS_DIR
+
+logging.getLogger("great_expectations").setLevel(logging.WARNING)
+
+
+class SuiteError(RuntimeError):
+    """A suite file that does not load completely (a defect in the platform, not in the upload)."""
+
+
+@dataclass
+class ValidationSummary:
+    row_count: int
+    invalid_row_count: int
+    errors_by_rule: dict[str, int] = field(default_factory=dict)
+    blocking_file_errors: list[str] = field(default_factory=list)
+
+    @property
+    def valid_row_count(self) -> int:
+        return self.row_count - self.invalid_row_count
+
+
+def suite_path(name: str) -> Path:
+    return EXPECTATIONS_DIR / f"{name}.json"
+
+
+def load_suite(name: str) -> ExpectationSuite:
+    """Load `expectations/<name>.json`; refuse a suite that loses any expectation on the way."""
+    document = json.loads(suite_path(name).read_text())
+    return suite_from_document(document)
+
+
+def suite_from_document(document: dict[str, Any]) -> ExpectationSuite:
+    declared = len(document.get("expectations", []))
+    try:
+        suite = ExpectationSuite(**document)
+    except Exception as exc:  # GX raises several unrelated types for a bad entry
+        raise SuiteError(f"suite {document.get('name')!r} does not load: {exc}") from exc
+    if len(suite.expectations) != declared:
+        raise SuiteError(
+            f"suite {document.get('name')!r} lists {declared} expectations but {len(suite.expectations)} loaded"
+        )
+    return suite
+
+
+def _sqlalchemy_url(database_url: str) -> str:
+    return database_url.replace("postgresql://", "postgresql+psycopg2://", 1)
+
+
+def run_suite(database_url: str, schema: str, table: str, suite: ExpectationSuite) -> list[dict[str, Any]]:
+    """Run the suite on the whole table; return GX's per-expectation results as dicts."""
+    context = gx.get_context(mode="ephemeral")
+    source = context.data_sources.add_postgres("benefitflow", connection_string=_sqlalchemy_url(database_url))
+    asset = source.add_table_asset(table, table_name=table, schema_name=schema)
+    batch = asset.add_batch_definition_whole_table("whole_table")
+    suite = context.suites.add(suite)
+    definition = context.validation_definitions.add(gx.ValidationDefinition(data=batch, suite=suite, name=table))
+    result = definition.run(
+        result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["row_number"]}
+    )
+    return [item.to_json_dict() for item in result.results]
+
+
+def rule_name(expectation: dict[str, Any]) -> str:
+    config = expectation["expectation_config"]
+    column = config["kwargs"].get("column")
+    short = config["type"].removeprefix("expect_")
+    return f"{column}:{short}" if column else short
+
+
+def rule_message(expectation: dict[str, Any]) -> str:
+    config = expectation["expectation_config"]
+    if message := (config.get("meta") or {}).get("message"):
+        return str(message)
+    kwargs = config["kwargs"]
+    kind = config["type"]
+    templates = {
+        "expect_column_values_to_not_be_null": "a value is required",
+        "expect_column_values_to_be_unique": "the value appears more than once in the file",
+        "expect_column_values_to_match_regex": f"does not match the pattern {kwargs.get('regex')}",
+        "expect_column_values_to_be_in_set": f"not one of {kwargs.get('value_set')}",
+        "expect_column_values_to_be_between": (
+            f"outside the range {kwargs.get('min_value')} to {kwargs.get('max_value')}"
+        ),
+        "expect_column_value_lengths_to_be_between": (
+            f"length outside {kwargs.get('min_value')} to {kwargs.get('max_value')}"
+        ),
+    }
+    return templates.get(kind, kind.removeprefix("expect_").replace("_", " "))
+
+
+def record_errors(
+    cur: psycopg2.extensions.cursor, upload_id: int, results: list[dict[str, Any]], row_count: int
+) -> ValidationSummary:
+    """Write every failing row of every failed expectation to intake.row_errors."""
+    summary = ValidationSummary(row_count=row_count, invalid_row_count=0)
+    cur.execute("DELETE FROM intake.row_errors WHERE upload_id = %s", (upload_id,))
+    for expectation in results:
+        if expectation["success"]:
+            continue
+        config = expectation["expectation_config"]
+        severity = config.get("severity") or "critical"
+        rule, message = rule_name(expectation), rule_message(expectation)
+        column = config["kwargs"].get("column")
+        query = (expectation.get("result") or {}).get("unexpected_index_query")
+        if column and query:
+            failing = sql.SQL(query.strip().rstrip(";"))
+            cur.execute(
+                sql.SQL(
+                    "INSERT INTO intake.row_errors (upload_id, row_number, column_name, rule, value, message, severity)"
+                    " SELECT %s, failing.row_number, %s, %s, failing.{}::text, %s, %s FROM ({}) AS failing"
+                ).format(sql.Identifier(column), failing),
+                (upload_id, column, rule, message, severity),
+            )
+            summary.errors_by_rule[rule] = cur.rowcount
+        else:
+            observed = (expectation.get("result") or {}).get("observed_value")
+            cur.execute(
+                "INSERT INTO intake.row_errors (upload_id, row_number, column_name, rule, value, message, severity)"
+                " VALUES (%s, NULL, %s, %s, %s, %s, %s)",
+                (upload_id, column, rule, None if observed is None else str(observed), message, severity),
+            )
+            summary.errors_by_rule[rule] = 1
+            if severity == "critical":
+                summary.blocking_file_errors.append(f"{rule}: {message} (observed {observed})")
+    cur.execute(
+        "SELECT count(DISTINCT row_number) FROM intake.row_errors"
+        " WHERE upload_id = %s AND row_number IS NOT NULL AND severity = 'critical'",
+        (upload_id,),
+    )
+    summary.invalid_row_count = int(cur.fetchone()[0])
+    return summary
+
+
+def write_error_report(cur: psycopg2.extensions.cursor, upload_id: int, file_name: str, target: Path) -> Path:
+    """The downloadable per-row error report: file, row, column, rule, value, message."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    query = sql.SQL(
+        "COPY (SELECT {file} AS file, row_number AS row, column_name AS column, rule, value, message, severity"
+        " FROM intake.row_errors WHERE upload_id = {upload} ORDER BY row_number NULLS FIRST, column_name, rule)"
+        " TO STDOUT WITH (FORMAT csv, HEADER true)"
+    ).format(file=sql.Literal(file_name), upload=sql.Literal(upload_id))
+    with target.open("w", encoding="utf-8", newline="") as handle:
+        cur.copy_expert(query.as_string(cur), handle)
+    return target

@@ -1,0 +1,229 @@
+"""The one shape every upload workflow follows, built by one factory.
+
+    intake -> validate -> propose -> approve -> commit -> publish
+    (COPY)    (GX)        (dbt)      (HITL)     (ledger)  (dbt via Cosmos + asset event)
+
+A workflow is described by an `UploadWorkflow`: the file spec, the GX suite, the dbt
+proposal model, how to summarise the proposal, and how to commit it. The step
+functions below take plain arguments so they are tested without Airflow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import psycopg2.extensions
+from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk import DAG, Asset, Param, task
+
+from benefitflow import audit, config, db, decisions, intake, validation
+from benefitflow import dbt_runner
+from benefitflow.approval import MakerCheckerApproval
+from benefitflow.intake import FileSpec, IntakeError
+
+ON_INVALID_ROWS = ("reject_file", "skip_invalid_rows")
+MAX_ERRORS_IN_MESSAGE = 5
+
+Summarise = Callable[[psycopg2.extensions.cursor, int], dict[str, Any]]
+Commit = Callable[[psycopg2.extensions.cursor, int, int], int]
+
+
+class WorkflowError(AirflowFailException):
+    """Stops the run with a message for the user (no retry: the input is wrong, not the system)."""
+
+
+@dataclass(frozen=True)
+class UploadWorkflow:
+    dag_id: str
+    operation: str
+    spec: FileSpec
+    suite: str
+    proposal_model: str
+    summarise: Summarise
+    commit: Commit
+    publish_asset: str
+    doc_md: str
+    tags: tuple[str, ...] = ()
+    extra_params: dict[str, Param] = field(default_factory=dict)
+
+
+# -- steps (plain functions) ---------------------------------------------------------------
+def intake_step(*, spec: FileSpec, file: str, user: str, dag_id: str, run_id: str, plan_code: str = "") -> dict[str, Any]:
+    try:
+        path = intake.resolve_in_inbox(file, config.inbox())
+        with db.transaction() as cur:
+            upload = intake.register(
+                cur, path=path, kind=spec.kind, plan_code=plan_code, user=user,
+                archive_dir=config.outbox() / "uploads", dag_id=dag_id, run_id=run_id,
+            )
+    except IntakeError as exc:
+        raise WorkflowError(str(exc)) from exc
+    try:
+        header = intake.read_header(path, spec)
+        with db.transaction() as cur:
+            table, row_count = intake.stage(cur, upload, header)
+            intake.set_status(cur, upload.upload_id, "RECEIVED", staged_table=table, row_count=row_count)
+    except IntakeError as exc:
+        _mark_invalid(upload.upload_id, user, str(exc))
+        raise WorkflowError(str(exc)) from exc
+    return {"upload_id": upload.upload_id, "file_name": path.name, "staged_table": table, "row_count": row_count}
+
+
+def _mark_invalid(upload_id: int, user: str, message: str) -> None:
+    with db.transaction() as cur:
+        cur.execute(
+            "INSERT INTO intake.row_errors (upload_id, rule, message) VALUES (%s, 'file', %s)", (upload_id, message)
+        )
+        intake.set_status(cur, upload_id, "INVALID", message=message)
+        audit.record(cur, actor=user, action="upload.invalid", object_type="upload", object_id=upload_id,
+                     outcome="INVALID", details={"message": message})
+
+
+def validate_step(*, upload: dict[str, Any], suite: str, on_invalid_rows: str, user: str) -> dict[str, Any]:
+    if on_invalid_rows not in ON_INVALID_ROWS:
+        raise WorkflowError(f"on_invalid_rows must be one of {ON_INVALID_ROWS}, not {on_invalid_rows!r}")
+    upload_id, file_name = upload["upload_id"], upload["file_name"]
+    results = validation.run_suite(config.database_url(), "intake", upload["staged_table"], validation.load_suite(suite))
+    report_path = config.outbox() / "reports" / f"upload-{upload_id:08d}-errors.csv"
+    with db.transaction() as cur:
+        summary = validation.record_errors(cur, upload_id, results, upload["row_count"])
+        validation.write_error_report(cur, upload_id, file_name, report_path)
+        refusal = _refusal(summary, on_invalid_rows)
+        status = "INVALID" if refusal else "WAITING_FOR_APPROVAL"
+        intake.set_status(
+            cur, upload_id, status, message=refusal, valid_row_count=summary.valid_row_count,
+            invalid_row_count=summary.invalid_row_count, error_report_path=str(report_path),
+        )
+        first_errors = _first_errors(cur, upload_id)
+        audit.record(cur, actor=user, action="upload.validated", object_type="upload", object_id=upload_id,
+                     outcome=status, details={"invalid_rows": summary.invalid_row_count, "rules": summary.errors_by_rule})
+    if refusal:
+        raise WorkflowError(f"file {file_name}: {refusal}. {first_errors} Full report: {report_path}")
+    return {
+        "rows_in_file": summary.row_count,
+        "valid_rows": summary.valid_row_count,
+        "invalid_rows": summary.invalid_row_count,
+        "invalid_by_rule": summary.errors_by_rule,
+        "error_report": str(report_path),
+    }
+
+
+def _refusal(summary: validation.ValidationSummary, on_invalid_rows: str) -> str | None:
+    if summary.blocking_file_errors:
+        return "the file as a whole fails: " + "; ".join(summary.blocking_file_errors)
+    if summary.invalid_row_count and on_invalid_rows == "reject_file":
+        return f"{summary.invalid_row_count} of {summary.row_count} rows are invalid and on_invalid_rows is reject_file"
+    if summary.valid_row_count == 0:
+        return "no valid rows"
+    return None
+
+
+def _first_errors(cur: psycopg2.extensions.cursor, upload_id: int) -> str:
+    cur.execute(
+        "SELECT row_number, column_name, message, value FROM intake.row_errors WHERE upload_id = %s"
+        " ORDER BY row_number NULLS FIRST, column_name LIMIT %s",
+        (upload_id, MAX_ERRORS_IN_MESSAGE),
+    )
+    return " ".join(
+        f"Row {row}, column {column}: {message} (value {value!r})." for row, column, message, value in cur.fetchall()
+    )
+
+
+def propose_step(*, workflow: UploadWorkflow, upload: dict[str, Any], validated: dict[str, Any]) -> dict[str, Any]:
+    dbt_runner.run(["run", "--select", workflow.proposal_model], {"upload_id": int(upload["upload_id"])})
+    with db.transaction() as cur:
+        proposal = workflow.summarise(cur, int(upload["upload_id"]))
+    return {"upload_id": upload["upload_id"], "file": upload["file_name"], **validated, **proposal}
+
+
+def commit_step(*, workflow: UploadWorkflow, dag_id: str, run_id: str, upload_id: int, user: str) -> dict[str, Any]:
+    """Append the approved proposal to the ledger in one transaction, with the decision it rests on."""
+    with db.transaction() as cur:
+        decision_id = decisions.require_approval(cur, dag_id, run_id)
+        cur.execute(
+            "INSERT INTO ledger.commits (operation, dag_id, run_id, decision_id, upload_id, row_count)"
+            " VALUES (%s, %s, %s, %s, %s, 0) RETURNING commit_id",
+            (workflow.operation, dag_id, run_id, decision_id, upload_id),
+        )
+        commit_id = int(cur.fetchone()[0])
+        appended = workflow.commit(cur, commit_id, upload_id)
+        cur.execute("SELECT invalid_row_count FROM intake.uploads WHERE upload_id = %s", (upload_id,))
+        invalid = cur.fetchone()[0] or 0
+        intake.set_status(cur, upload_id, "PARTIALLY_APPLIED" if invalid else "APPLIED")
+        audit.record(cur, actor=user, action=f"{workflow.operation}.commit", object_type="upload", object_id=upload_id,
+                     outcome="COMMITTED", details={"commit_id": commit_id, "decision_id": decision_id, "rows": appended})
+    return {"commit_id": commit_id, "decision_id": decision_id, "rows": appended}
+
+
+# -- the DAG ---------------------------------------------------------------------------------
+def maker_of(context: dict[str, Any]) -> str:
+    return context["dag_run"].triggering_user_name or "system"
+
+
+def build_upload_dag(workflow: UploadWorkflow) -> DAG:
+    from cosmos import DbtTaskGroup, RenderConfig
+    from cosmos.constants import LoadMode, TestBehavior
+
+    with DAG(
+        dag_id=workflow.dag_id,
+        schedule=None,
+        start_date=datetime(2026, 1, 1),
+        catchup=False,
+        max_active_runs=4,
+        doc_md=workflow.doc_md,
+        tags=["benefitflow", *workflow.tags],
+        default_args={"owner": "benefitflow", "retries": 0},
+        params={
+            "file": Param("", type="string", minLength=1, maxLength=500,
+                          description="CSV file name in the inbox (a path inside it is allowed)"),
+            "on_invalid_rows": Param("reject_file", enum=list(ON_INVALID_ROWS),
+                                     description="reject_file: any invalid row refuses the file; "
+                                                 "skip_invalid_rows: continue with the valid rows"),
+            **workflow.extra_params,
+        },
+        render_template_as_native_obj=True,
+    ) as dag:
+
+        @task(task_id="intake")
+        def intake_task(**context: Any) -> dict[str, Any]:
+            return intake_step(
+                spec=workflow.spec, file=context["params"]["file"], user=maker_of(context),
+                dag_id=context["dag"].dag_id, run_id=context["run_id"],
+            )
+
+        @task(task_id="validate")
+        def validate_task(upload: dict[str, Any], **context: Any) -> dict[str, Any]:
+            return validate_step(upload=upload, suite=workflow.suite,
+                                 on_invalid_rows=context["params"]["on_invalid_rows"], user=maker_of(context))
+
+        @task(task_id="propose")
+        def propose_task(upload: dict[str, Any], validated: dict[str, Any]) -> dict[str, Any]:
+            return propose_step(workflow=workflow, upload=upload, validated=validated)
+
+        @task(task_id="commit")
+        def commit_task(upload: dict[str, Any], **context: Any) -> dict[str, Any]:
+            return commit_step(workflow=workflow, dag_id=context["dag"].dag_id, run_id=context["run_id"],
+                               upload_id=int(upload["upload_id"]), user=maker_of(context))
+
+        @task(task_id="published", outlets=[Asset(workflow.publish_asset)])
+        def published() -> None:
+            """Marks the derived state as refreshed: downstream DAGs scheduled on the asset run."""
+
+        upload = intake_task()
+        validated = validate_task(upload)
+        proposal = propose_task(upload, validated)
+        approve = MakerCheckerApproval(operation=workflow.operation)
+        committed = commit_task(upload)
+        publish = DbtTaskGroup(
+            group_id="publish",
+            render_config=RenderConfig(
+                load_method=LoadMode.AUTOMATIC, select=["tag:publish"], test_behavior=TestBehavior.AFTER_ALL,
+            ),
+            default_args={"retries": 1},
+            **dbt_runner.cosmos_configs(),
+        )
+        proposal >> approve >> committed >> publish >> published()
+    return dag
