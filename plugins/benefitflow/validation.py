@@ -16,6 +16,7 @@ from typing import Any
 import great_expectations as gx
 import psycopg2.extensions
 from great_expectations.core import ExpectationSuite
+from great_expectations.data_context.types.base import ProgressBarsConfig
 from psycopg2 import sql
 
 from benefitflow.config import EXPECTATIONS_DIR
@@ -69,6 +70,7 @@ def _sqlalchemy_url(database_url: str) -> str:
 def run_suite(database_url: str, schema: str, table: str, suite: ExpectationSuite) -> list[dict[str, Any]]:
     """Run the suite on the whole table; return GX's per-expectation results as dicts."""
     context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
     source = context.data_sources.add_postgres("benefitflow", connection_string=_sqlalchemy_url(database_url))
     asset = source.add_table_asset(table, table_name=table, schema_name=schema)
     batch = asset.add_batch_definition_whole_table("whole_table")

@@ -128,7 +128,8 @@ def _first_errors(cur: psycopg2.extensions.cursor, upload_id: int) -> str:
         (upload_id, MAX_ERRORS_IN_MESSAGE),
     )
     return " ".join(
-        f"Row {row}, column {column}: {message} (value {value!r})." for row, column, message, value in cur.fetchall()
+        f"Row {row}, column {column}: {message} (value {'empty' if value is None else repr(value)})."
+        for row, column, message, value in cur.fetchall()
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import sys
 from contextlib import closing
 
@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["up", "down", "status", "verify-audit"])
     parser.add_argument("--no-superset", action="store_true", help="up: skip Superset")
     args = parser.parse_args(argv)
+    if args.command == "verify-audit" and os.environ.get("BENEFITFLOW_DATABASE_URL"):
+        return verify_audit(os.environ["BENEFITFLOW_DATABASE_URL"])
     instance = Instance.default()
     if args.command == "up":
         stack.up(instance, with_superset=not args.no_superset)
@@ -45,14 +47,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:<{width}}  {state}")
         return 0 if all(state != "stopped" for state in report.values()) else 3
     elif args.command == "verify-audit":
-        with closing(psycopg2.connect(instance.app_database_url)) as conn, conn.cursor() as cur:
-            cur.execute("SELECT count(*) FROM ledger.audit_events")
-            count = cur.fetchone()[0]
-            broken = audit.first_break(cur)
-        if broken:
-            print(f"Audit chain BROKEN at {broken}", file=sys.stderr)
-            return 1
-        print(f"Audit chain intact: {count} events verified")
+        return verify_audit(instance.app_database_url)
+    return 0
+
+
+def verify_audit(database_url: str) -> int:
+    """Exit status 0 when the audit chain verifies, 1 naming the first broken row otherwise."""
+    with closing(psycopg2.connect(database_url)) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM ledger.audit_events")
+        count = cur.fetchone()[0]
+        broken = audit.first_break(cur)
+    if broken:
+        print(f"Audit chain BROKEN at {broken}", file=sys.stderr)
+        return 1
+    print(f"Audit chain intact: {count} events verified")
     return 0
 
 

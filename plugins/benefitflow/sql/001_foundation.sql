@@ -78,9 +78,8 @@ $$;
 CREATE FUNCTION ledger.make_append_only(target regclass) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
-    EXECUTE format('CREATE TRIGGER append_only_rows BEFORE UPDATE OR DELETE ON %s '
-                   'FOR EACH ROW EXECUTE FUNCTION ledger.refuse_change()', target);
-    EXECUTE format('CREATE TRIGGER append_only_truncate BEFORE TRUNCATE ON %s '
+    -- Statement-level: refused even when no row matches.
+    EXECUTE format('CREATE TRIGGER append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON %s '
                    'FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change()', target);
     EXECUTE format('REVOKE UPDATE, DELETE, TRUNCATE ON %s FROM PUBLIC, benefitflow_app', target);
     EXECUTE format('GRANT SELECT, INSERT ON %s TO benefitflow_app', target);

@@ -1,0 +1,76 @@
+"""The test stack: a throwaway PostgreSQL (and, for e2e tests, Airflow services) on free ports.
+
+Everything runs for real; the stack is made once per session in a temporary folder and
+removed afterwards. Set BENEFITFLOW_KEEP_TEST_STACK=1 to keep the folder for a look.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from benefitflow.platform import postgres, services, stack
+from benefitflow.platform.instance import Instance
+
+_INSTANCE: Instance | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Create the instance and export its settings before anything imports Airflow or reads config."""
+    global _INSTANCE
+    home = Path(tempfile.mkdtemp(prefix="benefitflow-test-", dir="/tmp"))
+    home.chmod(0o755)  # the PostgreSQL server user must reach its data folder
+    _INSTANCE = Instance.throwaway(home)
+    os.environ.update(_INSTANCE.airflow_env())
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _INSTANCE is None:
+        return
+    for service in services.superset_services(_INSTANCE) + services.airflow_services(_INSTANCE):
+        services.stop(_INSTANCE, service.name)
+    postgres.stop(_INSTANCE)
+    if not os.environ.get("BENEFITFLOW_KEEP_TEST_STACK"):
+        shutil.rmtree(_INSTANCE.home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def instance() -> Instance:
+    assert _INSTANCE is not None
+    return _INSTANCE
+
+
+@pytest.fixture(scope="session")
+def database(instance: Instance) -> Instance:
+    """PostgreSQL with the platform's schemas, users and every dbt model built once."""
+    instance.inbox.mkdir(parents=True, exist_ok=True)
+    instance.outbox.mkdir(parents=True, exist_ok=True)
+    stack.prepare_database(instance)
+    stack.build_dbt(instance)
+    return instance
+
+
+@pytest.fixture(scope="session")
+def airflow_services(database: Instance) -> Iterator[Instance]:
+    stack.prepare_airflow(database)
+    stack.start_airflow(database)
+    yield database
+    for service in services.airflow_services(database):
+        services.stop(database, service.name)
+
+
+@pytest.fixture
+def inbox_file(database: Instance):
+    """Write a file into the test inbox; returns its path."""
+    def write(name: str, content: str | bytes) -> Path:
+        path = database.inbox / f"{uuid.uuid4().hex[:10]}-{name}"
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+        return path
+
+    return write

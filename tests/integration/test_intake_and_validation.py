@@ -1,0 +1,122 @@
+"""Intake and validation on a real PostgreSQL with the real GX suites."""
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from benefitflow import db, validation
+from benefitflow.config import EXPECTATIONS_DIR
+from benefitflow.selftest import SPEC
+from benefitflow.workflow import WorkflowError, intake_step, validate_step
+
+GOOD = "code,label,amount\nA1,first,10.50\nA2,second,0.25\n"
+
+
+def upload_row(upload_id: int) -> dict:
+    with db.transaction() as cur:
+        cur.execute("SELECT status, row_count, valid_row_count, invalid_row_count, message, stored_path"
+                    " FROM intake.uploads WHERE upload_id = %s", (upload_id,))
+        return dict(zip(("status", "rows", "valid", "invalid", "message", "stored_path"), cur.fetchone()))
+
+
+def latest_upload() -> dict:
+    with db.transaction() as cur:
+        cur.execute("SELECT max(upload_id) FROM intake.uploads")
+        return upload_row(cur.fetchone()[0])
+
+
+def run_intake(path: Path) -> dict:
+    return intake_step(spec=SPEC, file=path.name, user="maker", dag_id="test", run_id="r")
+
+
+@pytest.mark.parametrize("suite_file", sorted(EXPECTATIONS_DIR.glob("*.json")), ids=lambda p: p.name)
+def test_every_suite_loads_with_all_its_expectations(suite_file: Path) -> None:
+    declared = len(json.loads(suite_file.read_text())["expectations"])
+    assert len(validation.load_suite(suite_file.stem).expectations) == declared
+
+
+def test_a_suite_with_an_unknown_expectation_is_refused() -> None:
+    with pytest.raises(validation.SuiteError):
+        validation.suite_from_document({"name": "x", "expectations": [
+            {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "a"}},
+            {"type": "expect_column_values_to_be_bogus", "kwargs": {"column": "a"}},
+        ]})
+
+
+def test_a_good_file_is_recorded_staged_and_copied(database, inbox_file) -> None:
+    path = inbox_file("good.csv", GOOD)
+    upload = run_intake(path)
+    assert upload["row_count"] == 2
+    record = upload_row(upload["upload_id"])
+    assert record["status"] == "RECEIVED"
+    assert Path(record["stored_path"]).read_text() == GOOD
+    with db.transaction() as cur:
+        cur.execute(f"SELECT row_number, code, amount FROM intake.{upload['staged_table']} ORDER BY 1")
+        assert cur.fetchall() == [(1, "A1", "10.50"), (2, "A2", "0.25")]
+
+
+def test_the_same_file_is_refused_the_second_time(database, inbox_file) -> None:
+    content = "code,label,amount\nDUP1,x,1\n"
+    first = run_intake(inbox_file("once.csv", content))
+    with pytest.raises(WorkflowError, match=f"already uploaded as upload {first['upload_id']}"):
+        run_intake(inbox_file("again.csv", content))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"code,label,amount\nA1,x,1\nA2,y,2,extra\n", r"row 2 \(line 3\): more values than the header"),
+        (b"code,label,amount\nA1,x,1\nA2,y\n", r"row 2 \(line 3\): fewer values"),
+        (b"code,label,amount\nA1,x,1\nA2,caf\xe9,2\n", r"row 2 \(line 3\): not valid UTF-8"),
+        (b'code,label,amount\nA1,"never closed,1\n', r"quoted value is never closed|not a valid CSV row"),
+        (b"code,label,amount\n", "header but no rows"),
+        (b"code;label;amount\nA1;x;1\n", "separated by semicolon"),
+    ],
+)
+def test_a_malformed_file_is_refused_with_row_and_kept(database, inbox_file, content: bytes, message: str) -> None:
+    path = inbox_file("bad.csv", content)
+    with pytest.raises(WorkflowError, match=message) as error:
+        run_intake(path)
+    assert path.name in str(error.value)
+    record = latest_upload()
+    assert record["status"] == "INVALID"
+    assert Path(record["stored_path"]).read_bytes() == content  # the original is kept
+
+
+def test_validation_reports_every_failing_row_and_column(database, inbox_file) -> None:
+    rows = ["code,label,amount", "A1,ok,1.00", "bad code,ok,2", "A3,,3", "A1,dup,abc", "A5,\"'; DROP TABLE x; --\",4"]
+    upload = run_intake(inbox_file("mixed.csv", "\n".join(rows) + "\n"))
+    with pytest.raises(WorkflowError, match="4 of 5 rows are invalid") as error:
+        validate_step(upload=upload, suite="selftest", on_invalid_rows="reject_file", user="maker")
+    assert "mixed.csv" in str(error.value) and "Row 2, column code" in str(error.value)
+    with db.transaction() as cur:
+        cur.execute("SELECT row_number, column_name, rule FROM intake.row_errors WHERE upload_id = %s"
+                    " ORDER BY 1, 2, 3", (upload["upload_id"],))
+        errors = cur.fetchall()
+    assert (2, "code", "code:column_values_to_match_regex") in errors
+    assert (3, "label", "label:column_values_to_not_be_null") in errors
+    assert (4, "amount", "amount:column_values_to_match_regex") in errors
+    assert (1, "code", "code:column_values_to_be_unique") in errors and (4, "code", "code:column_values_to_be_unique") in errors
+    assert not any(row == 5 for row, _, _ in errors)  # a hostile string is just a label
+    record = latest_upload()
+    assert (record["status"], record["invalid"], record["valid"]) == ("INVALID", 4, 1)
+    report = validation_report(upload["upload_id"])
+    assert {"file", "row", "column", "rule", "value", "message", "severity"} <= set(report[0])
+    assert {r["file"] for r in report} == {Path(upload["file_name"]).name}
+
+
+def validation_report(upload_id: int) -> list[dict]:
+    with db.transaction() as cur:
+        cur.execute("SELECT error_report_path FROM intake.uploads WHERE upload_id = %s", (upload_id,))
+        path = Path(cur.fetchone()[0])
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_skip_invalid_rows_goes_on_with_the_valid_ones(database, inbox_file) -> None:
+    upload = run_intake(inbox_file("skip.csv", "code,label,amount\nS1,ok,1\nS2,,2\n"))
+    summary = validate_step(upload=upload, suite="selftest", on_invalid_rows="skip_invalid_rows", user="maker")
+    assert (summary["rows_in_file"], summary["valid_rows"], summary["invalid_rows"]) == (2, 1, 1)
+    assert latest_upload()["status"] == "WAITING_FOR_APPROVAL"
