@@ -1,0 +1,76 @@
+"""A small client for Airflow's REST API, as users' scripts would use it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+FINISHED = {"success", "failed"}
+
+
+@dataclass
+class AirflowClient:
+    base_url: str
+    username: str
+    password: str
+    _token: str | None = field(default=None, init=False)
+
+    def _headers(self) -> dict[str, str]:
+        if self._token is None:
+            response = requests.post(f"{self.base_url}/auth/token",
+                                     json={"username": self.username, "password": self.password}, timeout=30)
+            response.raise_for_status()
+            self._token = response.json()["access_token"]
+        return {"Authorization": f"Bearer {self._token}"}
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        return requests.request(method, f"{self.base_url}/api/v2{path}", headers=self._headers(), timeout=60, **kwargs)
+
+    def trigger(self, dag_id: str, conf: dict[str, Any]) -> requests.Response:
+        return self.request("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf})
+
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
+        response = self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
+        response.raise_for_status()
+        return {ti["task_id"]: ti["state"] for ti in response.json()["task_instances"]}
+
+    def wait_for_task_state(self, dag_id: str, run_id: str, task_id: str, states: set[str],
+                            timeout: float = 300) -> dict[str, str | None]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            current = self.task_states(dag_id, run_id)
+            if current.get(task_id) in states:
+                return current
+            if self.run_state(dag_id, run_id) in FINISHED:
+                raise AssertionError(f"run finished before {task_id} reached {states}: {current}")
+            time.sleep(0.5)
+        raise TimeoutError(f"{task_id} did not reach {states}: {self.task_states(dag_id, run_id)}")
+
+    def run_state(self, dag_id: str, run_id: str) -> str:
+        response = self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+        response.raise_for_status()
+        return response.json()["state"]
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 300) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self.run_state(dag_id, run_id)
+            if state in FINISHED:
+                return state
+            time.sleep(1)
+        raise TimeoutError(f"run {run_id} still {self.run_state(dag_id, run_id)}: {self.task_states(dag_id, run_id)}")
+
+    def hitl_path(self, dag_id: str, run_id: str, task_id: str = "approve") -> str:
+        return f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/-1/hitlDetails"
+
+    def answer(self, dag_id: str, run_id: str, option: str) -> requests.Response:
+        return self.request("PATCH", self.hitl_path(dag_id, run_id),
+                            json={"chosen_options": [option], "params_input": {}})
+
+    def pending_approvals(self) -> list[dict[str, Any]]:
+        response = self.request("GET", "/dags/~/dagRuns/~/hitlDetails", params={"response_received": "false"})
+        response.raise_for_status()
+        return response.json()["hitl_details"]

@@ -1,0 +1,132 @@
+"""The six steps through the running Airflow services, as a maker and a checker would use them."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from benefitflow import audit, db
+
+pytestmark = pytest.mark.e2e
+
+DAG_ID = "platform_selftest"
+PARKED = {"awaiting_input"}
+# Stack notes: answering within ~5 s of parking can hit Airflow 3.3.2's resume race.
+SAFE_WAIT_SECONDS = 10
+
+
+def selftest_file(inbox_file, rows: int = 3) -> str:
+    unique = uuid.uuid4().hex[:8].upper()
+    lines = ["code,label,amount"] + [f"{unique}-{i},row {i},{i}.25" for i in range(1, rows + 1)]
+    return inbox_file("selftest.csv", "\n".join(lines) + "\n").name
+
+
+def decisions_for(run_id: str) -> list[tuple]:
+    with db.transaction() as cur:
+        cur.execute("SELECT outcome, maker, checker, checker_group FROM ledger.decisions"
+                    " WHERE dag_id = %s AND run_id = %s ORDER BY decision_id", (DAG_ID, run_id))
+        return cur.fetchall()
+
+
+def committed_rows(run_id: str) -> int:
+    with db.transaction() as cur:
+        cur.execute("SELECT count(*) FROM ledger.selftest_records r JOIN ledger.commits c USING (commit_id)"
+                    " WHERE c.dag_id = %s AND c.run_id = %s", (DAG_ID, run_id))
+        return cur.fetchone()[0]
+
+
+def audit_actions(run_id: str) -> list[tuple]:
+    with db.transaction() as cur:
+        cur.execute("SELECT actor, action, outcome FROM ledger.audit_events WHERE object_id = %s ORDER BY event_id",
+                    (f"{DAG_ID}/{run_id}",))
+        return cur.fetchall()
+
+
+def start_run(airflow, inbox_file, rows: int = 3) -> str:
+    response = airflow("maker").trigger(DAG_ID, {"file": selftest_file(inbox_file, rows)})
+    assert response.status_code == 200, response.text
+    return response.json()["dag_run_id"]
+
+
+def test_checker_cannot_trigger_and_maker_cannot_answer(airflow) -> None:
+    response = airflow("checker").trigger(DAG_ID, {"file": "anything.csv"})
+    assert response.status_code == 403
+
+
+def test_maker_refused_then_checker_approves(airflow, inbox_file) -> None:
+    maker, checker = airflow("maker"), airflow("checker")
+    run_id = start_run(airflow, inbox_file, rows=3)
+    maker.wait_for_task_state(DAG_ID, run_id, "approve", PARKED)
+
+    pending = [p for p in checker.pending_approvals() if p["task_instance"]["dag_run_id"] == run_id]
+    assert len(pending) == 1
+    assert [u["name"] for u in pending[0]["assigned_users"]] == ["checker"]  # the maker is not assigned
+    assert "rows to append:** 3" in pending[0]["body"]
+
+    time.sleep(SAFE_WAIT_SECONDS)
+    refused = maker.answer(DAG_ID, run_id, "Approve")
+    assert refused.status_code == 403
+    assert committed_rows(run_id) == 0 and decisions_for(run_id) == []
+
+    approved = checker.answer(DAG_ID, run_id, "Approve")
+    assert approved.status_code == 200, approved.text
+    assert checker.wait_for_run(DAG_ID, run_id) == "success"
+
+    assert decisions_for(run_id) == [("APPROVED", "maker", "checker", "RegistryCheckers")]
+    assert committed_rows(run_id) == 3
+    assert ("checker", "selftest.decision", "APPROVED") in audit_actions(run_id)
+    with db.transaction() as cur:
+        assert audit.first_break(cur) is None
+        cur.execute("SELECT s.row_count, s.maker, s.checker FROM marts.mart_selftest_summary s"
+                    " JOIN ledger.commits c USING (upload_id) WHERE c.run_id = %s", (run_id,))
+        assert cur.fetchone() == (3, "maker", "checker")
+
+
+def test_checker_rejects_and_nothing_is_committed(airflow, inbox_file) -> None:
+    checker = airflow("checker")
+    run_id = start_run(airflow, inbox_file)
+    checker.wait_for_task_state(DAG_ID, run_id, "approve", PARKED)
+    time.sleep(SAFE_WAIT_SECONDS)
+    assert checker.answer(DAG_ID, run_id, "Reject").status_code == 200
+    assert checker.wait_for_run(DAG_ID, run_id) == "success"
+    states = checker.task_states(DAG_ID, run_id)
+    assert states["commit"] == "skipped" and states["published"] == "skipped"
+    assert decisions_for(run_id) == [("REJECTED", "maker", "checker", "RegistryCheckers")]
+    assert committed_rows(run_id) == 0
+    with db.transaction() as cur:
+        cur.execute("SELECT status FROM intake.uploads WHERE run_id = %s", (run_id,))
+        assert cur.fetchone()[0] == "REJECTED"
+
+
+def test_an_immediate_answer_is_neither_lost_nor_misreported(airflow, inbox_file) -> None:
+    checker = airflow("checker")
+    run_id = start_run(airflow, inbox_file, rows=2)
+    checker.wait_for_task_state(DAG_ID, run_id, "approve", PARKED)
+    assert checker.answer(DAG_ID, run_id, "Approve").status_code == 200  # no pause: the racy case
+    assert checker.wait_for_run(DAG_ID, run_id, timeout=400) == "success", checker.task_states(DAG_ID, run_id)
+    assert decisions_for(run_id) == [("APPROVED", "maker", "checker", "RegistryCheckers")]
+    assert committed_rows(run_id) == 2
+
+
+def test_an_invalid_file_stops_before_any_approval_request(airflow, inbox_file) -> None:
+    maker = airflow("maker")
+    name = inbox_file("bad.csv", "code,label,amount\nok-1,x,1\nBAD CODE,,-5\n").name
+    run_id = maker.trigger(DAG_ID, {"file": name}).json()["dag_run_id"]
+    assert maker.wait_for_run(DAG_ID, run_id) == "failed"
+    states = maker.task_states(DAG_ID, run_id)
+    assert states["validate"] == "failed" and states["approve"] in {"upstream_failed", None}
+    with db.transaction() as cur:
+        cur.execute("SELECT status, invalid_row_count, error_report_path FROM intake.uploads WHERE run_id = %s",
+                    (run_id,))
+        status, invalid, report = cur.fetchone()
+    assert (status, invalid) == ("INVALID", 2)
+    assert "BAD CODE" in open(report).read()
+
+
+def test_a_path_outside_the_inbox_is_refused(airflow) -> None:
+    maker = airflow("maker")
+    run_id = maker.trigger(DAG_ID, {"file": "../../etc/passwd"}).json()["dag_run_id"]
+    assert maker.wait_for_run(DAG_ID, run_id) == "failed"
+    assert maker.task_states(DAG_ID, run_id)["intake"] == "failed"
