@@ -16,7 +16,7 @@
 set -euo pipefail
 
 for name in POSTGRES_USER AIRFLOW_DB_PASSWORD SUPERSET_DB_PASSWORD BENEFITFLOW_OWNER_PASSWORD \
-            BENEFITFLOW_APP_PASSWORD BENEFITFLOW_READER_PASSWORD; do
+            BENEFITFLOW_APP_PASSWORD BENEFITFLOW_READER_PASSWORD AIRFLOW_READER_DB_PASSWORD; do
     value="${!name:-}"
     if [[ -z "$value" || "$value" == CHANGE_ME* ]]; then
         echo "postgres-init: $name is empty or still a placeholder (see deploy/compose.env.example)" >&2
@@ -31,12 +31,13 @@ run_psql() {
         --set superset_pw="$SUPERSET_DB_PASSWORD" \
         --set owner_pw="$BENEFITFLOW_OWNER_PASSWORD" \
         --set app_pw="$BENEFITFLOW_APP_PASSWORD" \
-        --set reader_pw="$BENEFITFLOW_READER_PASSWORD"
+        --set reader_pw="$BENEFITFLOW_READER_PASSWORD" \
+        --set airflow_reader_pw="$AIRFLOW_READER_DB_PASSWORD"
 }
 
 run_psql --dbname postgres <<'SQL'
 SELECT format('CREATE ROLE %I LOGIN', r)
-  FROM unnest(ARRAY['airflow', 'superset', 'benefitflow_owner', 'benefitflow_app', 'superset_reader']) AS r
+  FROM unnest(ARRAY['airflow', 'airflow_reader', 'superset', 'benefitflow_owner', 'benefitflow_app', 'superset_reader']) AS r
  WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r)
 \gexec
 ALTER ROLE airflow           LOGIN PASSWORD :'airflow_pw';
@@ -44,6 +45,7 @@ ALTER ROLE superset          LOGIN PASSWORD :'superset_pw';
 ALTER ROLE benefitflow_owner LOGIN PASSWORD :'owner_pw';
 ALTER ROLE benefitflow_app   LOGIN PASSWORD :'app_pw';
 ALTER ROLE superset_reader   LOGIN PASSWORD :'reader_pw';
+ALTER ROLE airflow_reader    LOGIN PASSWORD :'airflow_reader_pw';
 
 SELECT format('CREATE DATABASE %I OWNER %I', d.name, d.owner)
   FROM (VALUES ('airflow', 'airflow'), ('superset', 'superset'), ('benefitflow', 'benefitflow_owner'))
@@ -57,6 +59,13 @@ CREATE EXTENSION IF NOT EXISTS pg_trgm;
 REVOKE ALL ON DATABASE benefitflow FROM PUBLIC;
 GRANT CONNECT ON DATABASE benefitflow TO benefitflow_app, superset_reader;
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+GRANT TEMPORARY ON DATABASE benefitflow TO benefitflow_app;
+GRANT benefitflow_app TO benefitflow_owner;
+SQL
+
+run_psql --dbname airflow <<'SQL'
+REVOKE ALL ON DATABASE airflow FROM PUBLIC;
+GRANT CONNECT ON DATABASE airflow TO airflow_reader;
 SQL
 
 echo "postgres-init: databases airflow, superset, benefitflow and their users are ready"

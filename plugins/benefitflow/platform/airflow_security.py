@@ -14,7 +14,9 @@ where the JSON maps username -> {"password": ..., "roles": [...]}.
 from __future__ import annotations
 
 import json
+import os
 import sys
+from contextlib import closing
 from pathlib import Path
 
 CHECKER_ROLES = ("RegistryCheckers", "PaymentCheckers")
@@ -55,16 +57,40 @@ def sync_users(sm, users: dict[str, dict]) -> None:
         sm.reset_password(user.id, entry["password"])
 
 
-def main(users_file: str) -> None:
+def provision(users: dict[str, dict]) -> None:
     from airflow.providers.fab.auth_manager.cli_commands.utils import get_application_builder
 
-    users = json.loads(Path(users_file).read_text())
     with get_application_builder() as appbuilder:
         sm = appbuilder.sm
         sm.sync_roles()
         sync_roles(sm)
         sync_users(sm, users)
     print(f"roles {', '.join(['Maker', *CHECKER_ROLES])} and {len(users)} users in place")
+
+
+def provision_from_environment() -> None:
+    """For deployments on an external PostgreSQL (docker-compose): everything from env variables.
+
+    BENEFITFLOW_OWNER_DATABASE_URL migrates the platform schema; Airflow's own connection
+    (its owner) grants the directory reader; AIRFLOW_ADMIN_USERNAME/PASSWORD is the first admin.
+    """
+    import psycopg2
+    from psycopg2 import sql
+
+    from benefitflow import db
+    from benefitflow.platform.postgres import AIRFLOW_DIRECTORY_TABLES
+
+    print("migrations applied:", db.migrate(os.environ["BENEFITFLOW_OWNER_DATABASE_URL"]) or "none new")
+    airflow_url = os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace("+psycopg2", "")
+    with closing(psycopg2.connect(airflow_url)) as conn, conn, conn.cursor() as cur:
+        for table in AIRFLOW_DIRECTORY_TABLES:
+            cur.execute(sql.SQL("GRANT SELECT ON public.{} TO airflow_reader").format(sql.Identifier(table)))
+    provision({os.environ["AIRFLOW_ADMIN_USERNAME"]: {"password": os.environ["AIRFLOW_ADMIN_PASSWORD"],
+                                                       "roles": ["Admin"]}})
+
+
+def main(users_file: str) -> None:
+    provision(json.loads(Path(users_file).read_text()))
 
 
 if __name__ == "__main__":

@@ -29,9 +29,14 @@ def _print_welcome(instance: Instance) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="benefitflow")
-    parser.add_argument("command", choices=["up", "down", "status", "verify-audit"])
+    parser.add_argument("command", choices=["up", "down", "status", "verify-audit", "provision-airflow"])
     parser.add_argument("--no-superset", action="store_true", help="up: skip Superset")
     args = parser.parse_args(argv)
+    if args.command == "provision-airflow":  # docker-compose's airflow-init: settings from the environment
+        from benefitflow.platform.airflow_security import provision_from_environment
+
+        provision_from_environment()
+        return 0
     if args.command == "verify-audit" and os.environ.get("BENEFITFLOW_DATABASE_URL"):
         return verify_audit(os.environ["BENEFITFLOW_DATABASE_URL"])
     instance = Instance.default()
