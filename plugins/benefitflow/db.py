@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -22,21 +23,32 @@ def transaction(url: str | None = None) -> Iterator[psycopg2.extensions.cursor]:
             yield cur
 
 
+class MigrationError(RuntimeError):
+    pass
+
+
 def migrate(owner_url: str) -> list[str]:
-    """Apply the numbered SQL files in `sql/` not applied yet; return the names applied."""
+    """Apply the numbered SQL files in `sql/` not applied yet; return the names applied.
+
+    An applied migration must never change: a file whose checksum differs is refused.
+    """
     applied: list[str] = []
     with transaction(owner_url) as cur:
         cur.execute(
             "CREATE TABLE IF NOT EXISTS public.benefitflow_migrations ("
-            " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            " name text PRIMARY KEY, sha256 text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
         )
         cur.execute("SELECT pg_advisory_xact_lock(hashtext('benefitflow.migrate'))")
-        cur.execute("SELECT name FROM public.benefitflow_migrations")
-        done = {row[0] for row in cur.fetchall()}
+        cur.execute("SELECT name, sha256 FROM public.benefitflow_migrations")
+        done = dict(cur.fetchall())
         for path in sorted(MIGRATIONS_DIR.glob("[0-9][0-9][0-9]_*.sql")):
+            text = path.read_text()
+            checksum = hashlib.sha256(text.encode()).hexdigest()
             if path.name in done:
+                if done[path.name] != checksum:
+                    raise MigrationError(f"{path.name} changed after it was applied: add a new migration instead")
                 continue
-            cur.execute(path.read_text())
-            cur.execute("INSERT INTO public.benefitflow_migrations (name) VALUES (%s)", (path.name,))
+            cur.execute(text)
+            cur.execute("INSERT INTO public.benefitflow_migrations (name, sha256) VALUES (%s, %s)", (path.name, checksum))
             applied.append(path.name)
     return applied
