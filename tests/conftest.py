@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -28,6 +30,8 @@ def pytest_configure(config: pytest.Config) -> None:
     home.chmod(0o755)  # the PostgreSQL server user must reach its data folder
     _INSTANCE = Instance.throwaway(home)
     os.environ.update(_INSTANCE.airflow_env())
+    # A CI timeout or Ctrl-C sends SIGTERM: exit through pytest so the services are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

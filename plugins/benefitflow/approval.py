@@ -45,16 +45,19 @@ def policy_for(operation: str) -> dict[str, Any]:
 
 def render_body(operation: str, maker: str, summary: dict[str, Any]) -> str:
     """Markdown the checker reads on the Required actions page."""
-    lines = [f"**Operation:** {operation}", f"**Maker:** {maker}", ""]
+    lines = [f"**Operation:** {operation}  ", f"**Maker:** {maker} (cannot decide on this request)", ""]
     for key, value in summary.items():
+        label = key.replace("_", " ")
+        if isinstance(value, dict | list) and not value:
+            continue
         if isinstance(value, dict):
-            lines.append(f"**{key.replace('_', ' ')}:**")
-            lines.extend(f"- {inner}: {inner_value}" for inner, inner_value in value.items())
+            lines.append(f"- **{label}:**")
+            lines.extend(f"  - {inner}: {inner_value}" for inner, inner_value in value.items())
         elif isinstance(value, list):
-            lines.append(f"**{key.replace('_', ' ')}:**")
-            lines.extend(f"- {item}" for item in value)
+            lines.append(f"- **{label}:**")
+            lines.extend(f"  - {item}" for item in value)
         else:
-            lines.append(f"- **{key.replace('_', ' ')}:** {value}")
+            lines.append(f"- **{label}:** {value}")
     return "\n".join(lines)
 
 
@@ -85,7 +88,7 @@ class MakerCheckerApproval(ApprovalOperator):
         kwargs.setdefault("retry_delay", timedelta(seconds=5))
         super().__init__(
             task_id=task_id,
-            subject=f"Approve {operation}: run {{{{ run_id }}}}",
+            subject=f"Approve {operation}",
             body="(summary is filled in when the request is made)",
             defaults=[ApprovalOperator.REJECT],
             response_timeout=timedelta(hours=float(policy.get("response_timeout_hours", 168))),
@@ -104,7 +107,8 @@ class MakerCheckerApproval(ApprovalOperator):
         summary = context["ti"].xcom_pull(task_ids=self.summary_task_id) or {}
         earlier = self._earlier_answer(context)
         if earlier is not None:
-            self.log.info("Using the answer given to try %s of this request", earlier.try_number)
+            self.log.warning("Using the answer already given to this run by %s (an earlier try)",
+                             (earlier["responded_by_user"] or {}).get("name", "nobody: timed out"))
             return self.execute_complete(context, earlier)
         checkers = [p for p in directory.members_of(self.checker_group) if p.username != maker]
         if not checkers:
@@ -114,6 +118,7 @@ class MakerCheckerApproval(ApprovalOperator):
             )
         self.assigned_users = [person.as_hitl_user() for person in checkers]
         self.body = render_body(self.operation, maker, summary)
+        self.subject = f"Approve {self.operation}: {summary.get('file', context['run_id'])} (maker {maker})"
         self.log.info("Approval requested from %s", ", ".join(p.username for p in checkers))
         return super().execute(context)
 
@@ -121,19 +126,31 @@ class MakerCheckerApproval(ApprovalOperator):
         return context["dag_run"].triggering_user_name or SYSTEM_MAKER
 
     def _earlier_answer(self, context: Any) -> dict[str, Any] | None:
+        """On a retry: the answer already given to this run, so the checker is not asked twice.
+
+        Airflow 3.3.2's resume race can fail the task around the checker's answer. The
+        answer is then in the ledger (an earlier try recorded it), or still on this task
+        instance's request (Airflow wipes it when the request is written again), or in
+        Airflow's HITL history (when the try got a new id). A recorded decision is final:
+        deciding again takes a new run.
+        """
         ti = context["ti"]
         if ti.try_number <= 1:
             return None
-        found = directory.earlier_response(ti.dag_id, ti.run_id, ti.task_id)
+        with db.transaction() as cur:
+            recorded = decisions.latest_for_run(cur, ti.dag_id, ti.run_id)
+        if recorded is not None:
+            return {
+                "chosen_options": [self.APPROVE if recorded["outcome"] == "APPROVED" else self.REJECT],
+                "params_input": {},
+                "responded_at": recorded["decided_at"],
+                "responded_by_user": {"id": "", "name": recorded["checker"]} if recorded["checker"] else None,
+            }
+        found = directory.earlier_response(ti.id, ti.dag_id, ti.run_id, ti.task_id)
         if found is None:
             return None
-        return {
-            "chosen_options": found.chosen_options,
-            "params_input": {},
-            "responded_at": found.responded_at,
-            "responded_by_user": found.responded_by,
-            "try_number": found.try_number,
-        }
+        return {"chosen_options": found.chosen_options, "params_input": {}, "responded_at": found.responded_at,
+                "responded_by_user": found.responded_by}
 
     # -- answer -------------------------------------------------------------------------
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:

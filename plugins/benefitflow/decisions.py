@@ -67,12 +67,12 @@ def record(cur: psycopg2.extensions.cursor, decision: Decision) -> int:
 
 def latest_for_run(cur: psycopg2.extensions.cursor, dag_id: str, run_id: str) -> dict[str, Any] | None:
     cur.execute(
-        "SELECT decision_id, outcome, maker, checker FROM ledger.decisions"
+        "SELECT decision_id, outcome, maker, checker, decided_at FROM ledger.decisions"
         " WHERE dag_id = %s AND run_id = %s ORDER BY decision_id DESC LIMIT 1",
         (dag_id, run_id),
     )
     row = cur.fetchone()
-    return dict(zip(("decision_id", "outcome", "maker", "checker"), row)) if row else None
+    return dict(zip(("decision_id", "outcome", "maker", "checker", "decided_at"), row)) if row else None
 
 
 def require_approval(cur: psycopg2.extensions.cursor, dag_id: str, run_id: str) -> int:

@@ -56,19 +56,30 @@ def members_of(role: str) -> list[Person]:
         return [Person(str(user_id), username) for user_id, username in cur.fetchall()]
 
 
-def earlier_response(dag_id: str, run_id: str, task_id: str) -> EarlierResponse | None:
-    """A human answer given to an earlier try of this task (lost to Airflow's resume race)."""
+def earlier_response(ti_id: Any, dag_id: str, run_id: str, task_id: str) -> EarlierResponse | None:
+    """A human answer given to an earlier try of this task (lost to Airflow's resume race).
+
+    It is either still on this task instance's request (same id: Airflow wipes it when the
+    request is written again) or, when the try got a new id, in the HITL history.
+    """
     with _connect() as conn, conn.cursor() as cur:
         cur.execute(
-            "SELECT h.chosen_options, h.responded_by, h.responded_at, tih.try_number"
-            " FROM hitl_detail_history h"
-            " JOIN task_instance_history tih ON tih.task_instance_id = h.ti_history_id"
-            " WHERE tih.dag_id = %s AND tih.run_id = %s AND tih.task_id = %s AND tih.map_index = -1"
-            "   AND h.responded_at IS NOT NULL AND h.responded_by IS NOT NULL"
-            " ORDER BY tih.try_number DESC LIMIT 1",
-            (dag_id, run_id, task_id),
+            "SELECT chosen_options, responded_by, responded_at, 0 FROM hitl_detail"
+            " WHERE ti_id = %s AND responded_at IS NOT NULL AND responded_by IS NOT NULL",
+            (str(ti_id),),
         )
         row: Any = cur.fetchone()
+        if row is None:
+            cur.execute(
+                "SELECT h.chosen_options, h.responded_by, h.responded_at, tih.try_number"
+                " FROM hitl_detail_history h"
+                " JOIN task_instance_history tih ON tih.task_instance_id = h.ti_history_id"
+                " WHERE tih.dag_id = %s AND tih.run_id = %s AND tih.task_id = %s AND tih.map_index = -1"
+                "   AND h.responded_at IS NOT NULL AND h.responded_by IS NOT NULL"
+                " ORDER BY tih.try_number DESC LIMIT 1",
+                (dag_id, run_id, task_id),
+            )
+            row = cur.fetchone()
     if not row:
         return None
     return EarlierResponse(list(row[0]), dict(row[1]), row[2], int(row[3]))

@@ -137,7 +137,10 @@ def propose_step(*, workflow: UploadWorkflow, upload: dict[str, Any], validated:
     dbt_runner.run(["run", "--select", workflow.proposal_model], {"upload_id": int(upload["upload_id"])})
     with db.transaction() as cur:
         proposal = workflow.summarise(cur, int(upload["upload_id"]))
-    return {"upload_id": upload["upload_id"], "file": upload["file_name"], **validated, **proposal}
+    report = validated.get("error_report")
+    checks = {key: value for key, value in validated.items() if key != "error_report"}
+    return {"file": upload["file_name"], "upload_id": upload["upload_id"], **checks, **proposal,
+            "error_report": report}
 
 
 def commit_step(*, workflow: UploadWorkflow, dag_id: str, run_id: str, upload_id: int, user: str) -> dict[str, Any]:
@@ -173,7 +176,7 @@ def build_upload_dag(workflow: UploadWorkflow) -> DAG:
         schedule=None,
         start_date=datetime(2026, 1, 1),
         catchup=False,
-        max_active_runs=4,
+        max_active_runs=64,  # runs waiting for a checker hold no worker slot
         doc_md=workflow.doc_md,
         tags=["benefitflow", *workflow.tags],
         default_args={"owner": "benefitflow", "retries": 0},

@@ -100,7 +100,8 @@ def test_checker_rejects_and_nothing_is_committed(airflow, inbox_file) -> None:
         assert cur.fetchone()[0] == "REJECTED"
 
 
-def test_an_immediate_answer_is_neither_lost_nor_misreported(airflow, inbox_file) -> None:
+@pytest.mark.parametrize("attempt", [1, 2, 3])
+def test_an_immediate_answer_is_neither_lost_nor_misreported(airflow, inbox_file, attempt: int) -> None:
     checker = airflow("checker")
     run_id = start_run(airflow, inbox_file, rows=2)
     checker.wait_for_task_state(DAG_ID, run_id, "approve", PARKED)

@@ -213,7 +213,7 @@ def provision(instance: Instance) -> None:
 
 
 AIRFLOW_DIRECTORY_TABLES = (
-    "ab_user", "ab_role", "ab_user_role", "hitl_detail_history", "task_instance_history",
+    "ab_user", "ab_role", "ab_user_role", "hitl_detail", "hitl_detail_history", "task_instance_history",
 )
 
 
