@@ -15,8 +15,12 @@ if ! "$python" -m venv --help >/dev/null 2>&1 || ! "$python" -c 'import ensurepi
 fi
 rm -rf "$dir.tmp"
 "$python" -m venv "$dir.tmp"
-"$dir.tmp/bin/pip" install -q --disable-pip-version-check --upgrade pip wheel
-"$dir.tmp/bin/pip" install -q --disable-pip-version-check -r "$lock"
+quiet_pip() {  # this machine's pip config names index folders that may not exist: drop that noise
+  "$dir.tmp/bin/pip" install -q --disable-pip-version-check "$@" 2>&1 | { grep -v "is ignored: it is neither" || true; }
+  return "${PIPESTATUS[0]}"
+}
+quiet_pip --upgrade pip wheel
+quiet_pip -r "$lock"
 rm -rf "$dir"
 mv "$dir.tmp" "$dir"
 # venvs are not relocatable: fix the scripts' interpreter lines after the move.
