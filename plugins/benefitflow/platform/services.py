@@ -89,6 +89,7 @@ def stop(instance: Instance, name: str, grace_seconds: float = 20) -> bool:
             break
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
+            _reap(pid)
             try:
                 os.killpg(pid, 0)
             except ProcessLookupError:
@@ -99,6 +100,14 @@ def stop(instance: Instance, name: str, grace_seconds: float = 20) -> bool:
         break
     _pid_file(instance, name).unlink(missing_ok=True)
     return True
+
+
+def _reap(pid: int) -> None:
+    """Collect a stopped child of this process (the test suite starts services as children)."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
 
 
 def wait_for_http(url: str, timeout: float = 180, what: str = "service") -> None:
