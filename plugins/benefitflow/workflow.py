@@ -72,21 +72,29 @@ def intake_step(*, spec: FileSpec, file: str, user: str, dag_id: str, run_id: st
     return {"upload_id": upload.upload_id, "file_name": path.name, "staged_table": table, "row_count": row_count}
 
 
-def _mark_invalid(upload_id: int, user: str, message: str) -> None:
+def _mark_invalid(upload_id: int, user: str, message: str, *, status: str = "INVALID") -> None:
+    """Record why the upload stops: the user's file (INVALID) or the platform (FAILED)."""
     with db.transaction() as cur:
-        cur.execute(
-            "INSERT INTO intake.row_errors (upload_id, rule, message) VALUES (%s, 'file', %s)", (upload_id, message)
-        )
-        intake.set_status(cur, upload_id, "INVALID", message=message)
-        audit.record(cur, actor=user, action="upload.invalid", object_type="upload", object_id=upload_id,
-                     outcome="INVALID", details={"message": message})
+        if status == "INVALID":
+            cur.execute(
+                "INSERT INTO intake.row_errors (upload_id, rule, message) VALUES (%s, 'file', %s)", (upload_id, message)
+            )
+        intake.set_status(cur, upload_id, status, message=message)
+        audit.record(cur, actor=user, action=f"upload.{status.lower()}", object_type="upload", object_id=upload_id,
+                     outcome=status, details={"message": message})
 
 
 def validate_step(*, upload: dict[str, Any], suite: str, on_invalid_rows: str, user: str) -> dict[str, Any]:
     if on_invalid_rows not in ON_INVALID_ROWS:
         raise WorkflowError(f"on_invalid_rows must be one of {ON_INVALID_ROWS}, not {on_invalid_rows!r}")
     upload_id, file_name = upload["upload_id"], upload["file_name"]
-    results = validation.run_suite(config.database_url(), "intake", upload["staged_table"], validation.load_suite(suite))
+    try:
+        results = validation.run_suite(
+            config.database_url(), "intake", upload["staged_table"], validation.load_suite(suite)
+        )
+    except Exception as exc:
+        _mark_invalid(upload_id, user, f"validation could not run: {exc}", status="FAILED")
+        raise
     report_path = config.outbox() / "reports" / f"upload-{upload_id:08d}-errors.csv"
     with db.transaction() as cur:
         summary = validation.record_errors(cur, upload_id, results, upload["row_count"])

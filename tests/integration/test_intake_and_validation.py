@@ -120,3 +120,11 @@ def test_skip_invalid_rows_goes_on_with_the_valid_ones(database, inbox_file) -> 
     summary = validate_step(upload=upload, suite="selftest", on_invalid_rows="skip_invalid_rows", user="maker")
     assert (summary["rows_in_file"], summary["valid_rows"], summary["invalid_rows"]) == (2, 1, 1)
     assert latest_upload()["status"] == "WAITING_FOR_APPROVAL"
+
+
+def test_a_validation_that_cannot_run_marks_the_upload_failed(database, inbox_file) -> None:
+    upload = run_intake(inbox_file("nosuite.csv", "code,label,amount\nN1,x,1\n"))
+    with pytest.raises(FileNotFoundError):
+        validate_step(upload=upload, suite="no_such_suite", on_invalid_rows="reject_file", user="maker")
+    record = latest_upload()
+    assert record["status"] == "FAILED" and "validation could not run" in record["message"]
