@@ -24,7 +24,7 @@ import yaml
 from airflow.sdk.exceptions import AirflowFailException
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 
-from benefitflow import db, decisions, directory, intake
+from benefitflow import audit, db, decisions, directory, intake
 from benefitflow.decisions import Decision
 
 APPROVAL_GROUPS_FILE = Path(__file__).with_name("approval_groups.yaml")
@@ -119,6 +119,10 @@ class MakerCheckerApproval(ApprovalOperator):
         self.assigned_users = [person.as_hitl_user() for person in checkers]
         self.body = render_body(self.operation, maker, summary)
         self.subject = f"Approve {self.operation}: {summary.get('file', context['run_id'])} (maker {maker})"
+        with db.transaction() as cur:
+            audit.record(cur, actor=maker, action=f"{self.operation}.approval_requested", object_type="run",
+                         object_id=_run_object(context), outcome="WAITING",
+                         details={"group": self.checker_group, "assignees": [p.username for p in checkers]})
         self.log.info("Approval requested from %s", ", ".join(p.username for p in checkers))
         return super().execute(context)
 
@@ -179,17 +183,27 @@ class MakerCheckerApproval(ApprovalOperator):
             if latest and latest["outcome"] == outcome and latest["checker"] == responder:
                 return int(latest["decision_id"])  # this answer was recorded by an earlier try
             upload_id = summary.get("upload_id")
+            cur.execute(
+                "SELECT max(occurred_at) FROM ledger.audit_events WHERE object_type = 'run' AND object_id = %s"
+                " AND action = %s", (_run_object(context), f"{self.operation}.approval_requested"),
+            )
+            requested_at = cur.fetchone()[0]
             decision_id = decisions.record(
                 cur,
                 Decision(
                     operation=self.operation, dag_id=ti.dag_id, run_id=ti.run_id, maker=maker,
                     checker=responder, checker_group=self.checker_group, policy=self.policy,
                     outcome=outcome, reason=reason, upload_id=upload_id, summary=summary,
+                    requested_at=requested_at,
                 ),
             )
             if upload_id is not None and outcome != "APPROVED":
                 intake.set_status(cur, upload_id, "REJECTED", message=f"{outcome}: {reason or 'rejected by ' + str(responder)}")
             return decision_id
+
+
+def _run_object(context: Any) -> str:
+    return f"{context['ti'].dag_id}/{context['ti'].run_id}"
 
 
 _EVENT_KEYS = ("chosen_options", "params_input", "responded_at", "responded_by_user", "timedout")

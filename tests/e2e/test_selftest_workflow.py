@@ -76,7 +76,11 @@ def test_maker_refused_then_checker_approves(airflow, inbox_file) -> None:
 
     assert decisions_for(run_id) == [("APPROVED", "maker", "checker", "RegistryCheckers")]
     assert committed_rows(run_id) == 3
+    assert audit_actions(run_id)[:1] == [("maker", "selftest.approval_requested", "WAITING")]
     assert ("checker", "selftest.decision", "APPROVED") in audit_actions(run_id)
+    with db.transaction() as cur:
+        cur.execute("SELECT hours_to_decision FROM marts.mart_approvals WHERE run_id = %s", (run_id,))
+        assert cur.fetchone()[0] is not None
     with db.transaction() as cur:
         assert audit.first_break(cur) is None
         cur.execute("SELECT s.row_count, s.maker, s.checker FROM marts.mart_selftest_summary s"
