@@ -60,6 +60,9 @@ def intake_step(*, spec: FileSpec, file: str, user: str, dag_id: str, run_id: st
                 archive_dir=config.outbox() / "uploads", dag_id=dag_id, run_id=run_id,
             )
     except IntakeError as exc:
+        with db.transaction() as cur:  # refused before any upload record: the audit trail keeps the attempt
+            audit.record(cur, actor=user, action="upload.refused", object_type="file", object_id=file[:500],
+                         outcome="REFUSED", details={"reason": str(exc), "dag_id": dag_id, "run_id": run_id})
         raise WorkflowError(str(exc)) from exc
     try:
         header = intake.read_header(path, spec)

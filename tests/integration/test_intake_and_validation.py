@@ -60,8 +60,14 @@ def test_a_good_file_is_recorded_staged_and_copied(database, inbox_file) -> None
 def test_the_same_file_is_refused_the_second_time(database, inbox_file) -> None:
     content = "code,label,amount\nDUP1,x,1\n"
     first = run_intake(inbox_file("once.csv", content))
+    again = inbox_file("again.csv", content)
     with pytest.raises(WorkflowError, match=f"already uploaded as upload {first['upload_id']}"):
-        run_intake(inbox_file("again.csv", content))
+        run_intake(again)
+    with db.transaction() as cur:
+        cur.execute("SELECT outcome, details->>'reason' FROM ledger.audit_events WHERE action = 'upload.refused'"
+                    " AND object_id = %s", (again.name,))
+        outcome, reason = cur.fetchone()
+    assert outcome == "REFUSED" and "already uploaded" in reason
 
 
 @pytest.mark.parametrize(
