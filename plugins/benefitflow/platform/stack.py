@@ -60,8 +60,9 @@ def stop_all(instance: Instance) -> None:
     for name in names:
         if services.stop(instance, name):
             print(f"  stopped {name}")
-    postgres.stop(instance)
-    print("  stopped PostgreSQL")
+    if postgres.is_running(instance):
+        postgres.stop(instance)
+        print("  stopped PostgreSQL")
 
 
 def write_local_files(instance: Instance) -> None:
