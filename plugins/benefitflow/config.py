@@ -33,7 +33,3 @@ def inbox() -> Path:
 
 def outbox() -> Path:
     return Path(os.environ.get("BENEFITFLOW_OUTBOX", PROJECT_ROOT / "data" / "outbox")).resolve()
-
-
-def airflow_url() -> str:
-    return _required("AIRFLOW_URL").rstrip("/")
