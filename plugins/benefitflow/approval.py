@@ -104,12 +104,12 @@ class MakerCheckerApproval(ApprovalOperator):
     # -- request ------------------------------------------------------------------------
     def execute(self, context: Any) -> Any:
         maker = self._maker(context)
-        summary = context["ti"].xcom_pull(task_ids=self.summary_task_id) or {}
         earlier = self._earlier_answer(context)
         if earlier is not None:
             self.log.warning("Using the answer already given to this run by %s (an earlier try)",
                              (earlier["responded_by_user"] or {}).get("name", "nobody: timed out"))
             return self.execute_complete(context, earlier)
+        summary = context["ti"].xcom_pull(task_ids=self.summary_task_id) or {}
         checkers = [p for p in directory.members_of(self.checker_group) if p.username != maker]
         if not checkers:
             raise AirflowFailException(
@@ -183,11 +183,8 @@ class MakerCheckerApproval(ApprovalOperator):
             if latest and latest["outcome"] == outcome and latest["checker"] == responder:
                 return int(latest["decision_id"])  # this answer was recorded by an earlier try
             upload_id = summary.get("upload_id")
-            cur.execute(
-                "SELECT max(occurred_at) FROM ledger.audit_events WHERE object_type = 'run' AND object_id = %s"
-                " AND action = %s", (_run_object(context), f"{self.operation}.approval_requested"),
-            )
-            requested_at = cur.fetchone()[0]
+            requested_at = audit.last_time(cur, action=f"{self.operation}.approval_requested", object_type="run",
+                                           object_id=_run_object(context))
             decision_id = decisions.record(
                 cur,
                 Decision(

@@ -70,12 +70,12 @@ def intake_step(*, spec: FileSpec, file: str, user: str, dag_id: str, run_id: st
             table, row_count = intake.stage(cur, upload, header)
             intake.set_status(cur, upload.upload_id, "RECEIVED", staged_table=table, row_count=row_count)
     except IntakeError as exc:
-        _mark_invalid(upload.upload_id, user, str(exc))
+        _stop_upload(upload.upload_id, user, str(exc))
         raise WorkflowError(str(exc)) from exc
     return {"upload_id": upload.upload_id, "file_name": path.name, "staged_table": table, "row_count": row_count}
 
 
-def _mark_invalid(upload_id: int, user: str, message: str, *, status: str = "INVALID") -> None:
+def _stop_upload(upload_id: int, user: str, message: str, *, status: str = "INVALID") -> None:
     """Record why the upload stops: the user's file (INVALID) or the platform (FAILED)."""
     with db.transaction() as cur:
         if status == "INVALID":
@@ -96,7 +96,7 @@ def validate_step(*, upload: dict[str, Any], suite: str, on_invalid_rows: str, u
             config.database_url(), "intake", upload["staged_table"], validation.load_suite(suite)
         )
     except Exception as exc:
-        _mark_invalid(upload_id, user, f"validation could not run: {exc}", status="FAILED")
+        _stop_upload(upload_id, user, f"validation could not run: {exc}", status="FAILED")
         raise
     report_path = config.outbox() / "reports" / f"upload-{upload_id:08d}-errors.csv"
     with db.transaction() as cur:
@@ -148,10 +148,9 @@ def propose_step(*, workflow: UploadWorkflow, upload: dict[str, Any], validated:
     dbt_runner.run(["run", "--select", workflow.proposal_model], {"upload_id": int(upload["upload_id"])})
     with db.transaction() as cur:
         proposal = workflow.summarise(cur, int(upload["upload_id"]))
-    report = validated.get("error_report")
-    checks = {key: value for key, value in validated.items() if key != "error_report"}
-    return {"file": upload["file_name"], "upload_id": upload["upload_id"], **checks, **proposal,
-            "error_report": report}
+    summary = {"file": upload["file_name"], "upload_id": upload["upload_id"], **validated, **proposal}
+    summary["error_report"] = summary.pop("error_report")  # last: the checker reads the numbers first
+    return summary
 
 
 def commit_step(*, workflow: UploadWorkflow, dag_id: str, run_id: str, upload_id: int, user: str) -> dict[str, Any]:

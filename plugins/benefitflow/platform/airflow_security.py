@@ -75,16 +75,14 @@ def provision_from_environment() -> None:
     (its owner) grants the directory reader; AIRFLOW_ADMIN_USERNAME/PASSWORD is the first admin.
     """
     import psycopg2
-    from psycopg2 import sql
 
     from benefitflow import db
-    from benefitflow.platform.postgres import AIRFLOW_DIRECTORY_TABLES
+    from benefitflow.platform.postgres import grant_airflow_directory
 
     print("migrations applied:", db.migrate(os.environ["BENEFITFLOW_OWNER_DATABASE_URL"]) or "none new")
     airflow_url = os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace("+psycopg2", "")
     with closing(psycopg2.connect(airflow_url)) as conn, conn, conn.cursor() as cur:
-        for table in AIRFLOW_DIRECTORY_TABLES:
-            cur.execute(sql.SQL("GRANT SELECT ON public.{} TO airflow_reader").format(sql.Identifier(table)))
+        grant_airflow_directory(cur)
     provision({os.environ["AIRFLOW_ADMIN_USERNAME"]: {"password": os.environ["AIRFLOW_ADMIN_PASSWORD"],
                                                        "roles": ["Admin"]}})
 

@@ -37,8 +37,8 @@ def main(argv: list[str] | None = None) -> int:
 
         provision_from_environment()
         return 0
-    if args.command == "verify-audit" and os.environ.get("BENEFITFLOW_DATABASE_URL"):
-        return verify_audit(os.environ["BENEFITFLOW_DATABASE_URL"])
+    if args.command == "verify-audit":  # a script's own settings (.local/env) win over the installation's
+        return verify_audit(os.environ.get("BENEFITFLOW_DATABASE_URL") or Instance.default().app_database_url)
     instance = Instance.default()
     if args.command == "up":
         stack.up(instance, with_superset=not args.no_superset)
@@ -51,8 +51,6 @@ def main(argv: list[str] | None = None) -> int:
         for name, state in report.items():
             print(f"{name:<{width}}  {state}")
         return 0 if all(state != "stopped" for state in report.values()) else 3
-    elif args.command == "verify-audit":
-        return verify_audit(instance.app_database_url)
     return 0
 
 

@@ -152,13 +152,15 @@ def start(instance: Instance) -> None:
     )
 
 
-def stop(instance: Instance) -> None:
+def stop(instance: Instance) -> bool:
+    """Stop the cluster; False when it was not running."""
     if not is_running(instance):
-        return
+        return False
     subprocess.run(
         _as_server_user([str(bindir() / "pg_ctl"), "stop", "-D", str(instance.pgdata), "-m", "fast", "-w"]),
         check=True, capture_output=True,
     )
+    return True
 
 
 def superuser_connection(instance: Instance, database: str = "postgres"):
@@ -217,8 +219,10 @@ AIRFLOW_DIRECTORY_TABLES = (
 )
 
 
-def grant_airflow_directory(instance: Instance) -> None:
-    """After Airflow's migration: the reader may SELECT users, roles and earlier HITL answers only."""
-    with closing(superuser_connection(instance, "airflow")) as conn, conn.cursor() as cur:
-        for table in AIRFLOW_DIRECTORY_TABLES:
-            cur.execute(sql.SQL("GRANT SELECT ON public.{} TO airflow_reader").format(sql.Identifier(table)))
+def grant_airflow_directory(cur) -> None:
+    """After Airflow's migration: the reader may SELECT users, roles and earlier HITL answers only.
+
+    `cur` is on the airflow database, as its owner or a superuser.
+    """
+    for table in AIRFLOW_DIRECTORY_TABLES:
+        cur.execute(sql.SQL("GRANT SELECT ON public.{} TO airflow_reader").format(sql.Identifier(table)))

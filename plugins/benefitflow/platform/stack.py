@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
+from contextlib import closing
 
 from benefitflow import db
 from benefitflow.platform import postgres, services, superset_setup
@@ -33,7 +33,8 @@ def prepare_airflow(instance: Instance) -> None:
     env = instance.airflow_env()
     instance.airflow_home.mkdir(parents=True, exist_ok=True)
     run([str(services.AIRFLOW_BIN / "airflow"), "db", "migrate"], env, "airflow db migrate")
-    postgres.grant_airflow_directory(instance)
+    with closing(postgres.superuser_connection(instance, "airflow")) as conn, conn.cursor() as cur:
+        postgres.grant_airflow_directory(cur)
     users = {
         name: {"password": instance.user_password(name), "roles": roles}
         for name, roles in DEMO_USERS.items() if roles
@@ -60,8 +61,7 @@ def stop_all(instance: Instance) -> None:
     for name in names:
         if services.stop(instance, name):
             print(f"  stopped {name}")
-    if postgres.is_running(instance):
-        postgres.stop(instance)
+    if postgres.stop(instance):
         print("  stopped PostgreSQL")
 
 
