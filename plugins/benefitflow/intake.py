@@ -37,6 +37,7 @@ class FileSpec:
     required_columns: tuple[str, ...]
     optional_columns: tuple[str, ...] = ()
     allow_extra_columns: bool = False
+    aliases: tuple[tuple[str, str], ...] = ()  # (name users write, name used here), e.g. openIMIS's ("ID", "id")
 
     @property
     def known_columns(self) -> tuple[str, ...]:
@@ -90,6 +91,7 @@ def register(
     archive_dir: Path,
     dag_id: str | None = None,
     run_id: str | None = None,
+    mode: str | None = None,
 ) -> Upload:
     """Record the upload and keep a copy of the original; refuse a file seen before."""
     sha256, size = checksum(path)
@@ -106,8 +108,8 @@ def register(
         )
     cur.execute(
         "INSERT INTO intake.uploads (kind, plan_code, file_name, stored_path, sha256, size_bytes,"
-        " uploaded_by, dag_id, run_id) VALUES (%s, %s, %s, '', %s, %s, %s, %s, %s) RETURNING upload_id",
-        (kind, plan_code, path.name, sha256, size, user, dag_id, run_id),
+        " uploaded_by, dag_id, run_id, mode) VALUES (%s, %s, %s, '', %s, %s, %s, %s, %s, %s) RETURNING upload_id",
+        (kind, plan_code, path.name, sha256, size, user, dag_id, run_id, mode),
     )
     upload_id = int(cur.fetchone()[0])
     stored = archive_dir / f"{upload_id:08d}-{path.name}"
@@ -125,10 +127,12 @@ def read_header(path: Path, spec: FileSpec) -> list[str]:
     """Check the header line: encoding, delimiter, names; return the column names."""
     name = path.name
     with path.open("rb") as handle:
+        start = handle.read(1 << 16)
+        handle.seek(0)
         first_line = handle.readline()
     if not first_line.strip():
         raise IntakeError(f"file {name} is empty: expected a CSV header line ({','.join(spec.required_columns)})")
-    if b"\x00" in first_line:
+    if b"\x00" in start:
         raise IntakeError(f"file {name} is not a CSV text file (it contains binary data); expected UTF-8 CSV")
     try:
         text = first_line.decode("utf-8-sig")
@@ -138,7 +142,8 @@ def read_header(path: Path, spec: FileSpec) -> list[str]:
             "(with or without BOM) — other encodings such as Latin-1 or Windows-1252 are not accepted"
         ) from exc
     header = next(csv.reader([text]))
-    header = [column.strip() for column in header]
+    aliases = dict(spec.aliases)
+    header = [aliases.get(column.strip(), column.strip()) for column in header]
     if len(header) == 1:
         for delimiter, label in OTHER_DELIMITERS.items():
             if delimiter in header[0]:
@@ -185,8 +190,9 @@ def stage(cur: psycopg2.extensions.cursor, upload: Upload, header: list[str]) ->
     """COPY the file's rows into `intake.<table>` (all text, plus row_number); return table and count."""
     table = staged_table_name(upload)
     columns = sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in header)
+    # Unlogged: the original file is kept, so a crash loses nothing that cannot be staged again.
     cur.execute(
-        sql.SQL("CREATE TABLE intake.{} (row_number bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, {})").format(
+        sql.SQL("CREATE UNLOGGED TABLE intake.{} (row_number bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, {})").format(
             sql.Identifier(table), columns
         )
     )

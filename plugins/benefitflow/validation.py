@@ -111,10 +111,14 @@ def rule_message(expectation: dict[str, Any]) -> str:
 
 
 def record_errors(
-    cur: psycopg2.extensions.cursor, upload_id: int, results: list[dict[str, Any]], row_count: int
+    cur: psycopg2.extensions.cursor, upload_id: int, results: list[dict[str, Any]], schema: str, table: str
 ) -> ValidationSummary:
-    """Write every failing row of every failed expectation to intake.row_errors."""
-    summary = ValidationSummary(row_count=row_count, invalid_row_count=0)
+    """Write every failing row of every failed expectation to intake.row_errors.
+
+    The value reported is the one the user wrote: an expectation on a derived column
+    (say `dob__age`) names the column it comes from in `meta.report_column`.
+    """
+    summary = ValidationSummary(row_count=0, invalid_row_count=0)
     cur.execute("DELETE FROM intake.row_errors WHERE upload_id = %s", (upload_id,))
     for expectation in results:
         if expectation["success"]:
@@ -123,15 +127,17 @@ def record_errors(
         severity = config.get("severity") or "critical"
         rule, message = rule_name(expectation), rule_message(expectation)
         column = config["kwargs"].get("column")
+        reported = (config.get("meta") or {}).get("report_column") or column
         query = (expectation.get("result") or {}).get("unexpected_index_query")
         if column and query:
-            failing = sql.SQL(query.strip().rstrip(";"))
             cur.execute(
                 sql.SQL(
                     "INSERT INTO intake.row_errors (upload_id, row_number, column_name, rule, value, message, severity)"
-                    " SELECT %s, failing.row_number, %s, %s, failing.{}::text, %s, %s FROM ({}) AS failing"
-                ).format(sql.Identifier(column), failing),
-                (upload_id, column, rule, message, severity),
+                    " SELECT %s, checked.row_number, %s, %s, checked.{}::text, %s, %s"
+                    " FROM ({}) AS failing JOIN {}.{} AS checked ON checked.row_number = failing.row_number"
+                ).format(sql.Identifier(reported), sql.SQL(query.strip().rstrip(";")),
+                         sql.Identifier(schema), sql.Identifier(table)),
+                (upload_id, reported, rule, message, severity),
             )
             summary.errors_by_rule[rule] = cur.rowcount
         else:
@@ -139,18 +145,31 @@ def record_errors(
             cur.execute(
                 "INSERT INTO intake.row_errors (upload_id, row_number, column_name, rule, value, message, severity)"
                 " VALUES (%s, NULL, %s, %s, %s, %s, %s)",
-                (upload_id, column, rule, None if observed is None else str(observed), message, severity),
+                (upload_id, reported, rule, None if observed is None else str(observed), message, severity),
             )
             summary.errors_by_rule[rule] = 1
             if severity == "critical":
                 summary.blocking_file_errors.append(f"{rule}: {message} (observed {observed})")
+    return summary
+
+
+def count_invalid_rows(cur: psycopg2.extensions.cursor, upload_id: int) -> int:
+    """Rows with at least one blocking error (GX's and any SQL check's)."""
     cur.execute(
         "SELECT count(DISTINCT row_number) FROM intake.row_errors"
         " WHERE upload_id = %s AND row_number IS NOT NULL AND severity = 'critical'",
         (upload_id,),
     )
-    summary.invalid_row_count = int(cur.fetchone()[0])
-    return summary
+    return int(cur.fetchone()[0])
+
+
+def errors_by_rule(cur: psycopg2.extensions.cursor, upload_id: int, severity: str) -> dict[str, int]:
+    cur.execute(
+        "SELECT rule, count(*) FROM intake.row_errors WHERE upload_id = %s AND severity = %s"
+        " GROUP BY rule ORDER BY rule",
+        (upload_id, severity),
+    )
+    return dict(cur.fetchall())
 
 
 def write_error_report(cur: psycopg2.extensions.cursor, upload_id: int, file_name: str, target: Path) -> Path:

@@ -10,12 +10,13 @@ functions below take plain arguments so they are tested without Airflow.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import psycopg2.extensions
+from great_expectations.core import ExpectationSuite
 from airflow.sdk.exceptions import AirflowFailException
 from airflow.sdk import DAG, Asset, Param, task
 
@@ -27,20 +28,39 @@ from benefitflow.intake import FileSpec, IntakeError
 ON_INVALID_ROWS = ("reject_file", "skip_invalid_rows")
 MAX_ERRORS_IN_MESSAGE = 5
 
-Summarise = Callable[[psycopg2.extensions.cursor, int], dict[str, Any]]
-Commit = Callable[[psycopg2.extensions.cursor, int, int], int]
+Cursor = psycopg2.extensions.cursor
+Options = Mapping[str, Any]  # the run's parameters (file, on_invalid_rows, mode, ...)
+Summarise = Callable[[Cursor, int], dict[str, Any]]
+Commit = Callable[[Cursor, int, int], int]
+Prepare = Callable[[Cursor, dict[str, Any], Options], str]
+SuiteFor = Callable[[dict[str, Any], Options], ExpectationSuite]
+Check = Callable[[Cursor, dict[str, Any], Options], None]
+ProposalVars = Callable[[dict[str, Any], Options], dict[str, Any]]
 
 
 class WorkflowError(AirflowFailException):
     """Stops the run with a message for the user (no retry: the input is wrong, not the system)."""
 
 
+class CommitConflict(WorkflowError):
+    """The registry changed between proposal and commit in a way the proposal cannot survive."""
+
+
 @dataclass(frozen=True)
 class UploadWorkflow:
+    """A kind of upload. Fixed parts are values; parts that depend on the run are callables of its options.
+
+    spec: the file's columns (or a function of the options, e.g. of `mode`).
+    suite: a suite name in expectations/ (or a function building the suite for the upload).
+    prepare: optional; derives the table to validate from the staged one (typed values, checks).
+    check: optional; SQL checks GX cannot express (against the registry), writing intake.row_errors.
+    proposal_vars: optional; extra dbt vars for the proposal model.
+    """
+
     dag_id: str
     operation: str
-    spec: FileSpec
-    suite: str
+    spec: FileSpec | Callable[[Options], FileSpec]
+    suite: str | SuiteFor
     proposal_model: str
     summarise: Summarise
     commit: Commit
@@ -48,16 +68,27 @@ class UploadWorkflow:
     doc_md: str
     tags: tuple[str, ...] = ()
     extra_params: dict[str, Param] = field(default_factory=dict)
+    prepare: Prepare | None = None
+    check: Check | None = None
+    proposal_vars: ProposalVars | None = None
+
+    def spec_for(self, options: Options) -> FileSpec:
+        return self.spec if isinstance(self.spec, FileSpec) else self.spec(options)
+
+    def suite_for(self, upload: dict[str, Any], options: Options) -> ExpectationSuite:
+        return validation.load_suite(self.suite) if isinstance(self.suite, str) else self.suite(upload, options)
 
 
 # -- steps (plain functions) ---------------------------------------------------------------
-def intake_step(*, spec: FileSpec, file: str, user: str, dag_id: str, run_id: str, plan_code: str = "") -> dict[str, Any]:
+def intake_step(
+    *, spec: FileSpec, file: str, user: str, dag_id: str, run_id: str, plan_code: str = "", mode: str | None = None
+) -> dict[str, Any]:
     try:
         path = intake.resolve_in_inbox(file, config.inbox())
         with db.transaction() as cur:
             upload = intake.register(
                 cur, path=path, kind=spec.kind, plan_code=plan_code, user=user,
-                archive_dir=config.outbox() / "uploads", dag_id=dag_id, run_id=run_id,
+                archive_dir=config.outbox() / "uploads", dag_id=dag_id, run_id=run_id, mode=mode,
             )
     except IntakeError as exc:
         with db.transaction() as cur:  # refused before any upload record: the audit trail keeps the attempt
@@ -72,7 +103,8 @@ def intake_step(*, spec: FileSpec, file: str, user: str, dag_id: str, run_id: st
     except IntakeError as exc:
         _stop_upload(upload.upload_id, user, str(exc))
         raise WorkflowError(str(exc)) from exc
-    return {"upload_id": upload.upload_id, "file_name": path.name, "staged_table": table, "row_count": row_count}
+    return {"upload_id": upload.upload_id, "file_name": path.name, "staged_table": table, "row_count": row_count,
+            "header": header}
 
 
 def _stop_upload(upload_id: int, user: str, message: str, *, status: str = "INVALID") -> None:
@@ -87,20 +119,29 @@ def _stop_upload(upload_id: int, user: str, message: str, *, status: str = "INVA
                      outcome=status, details={"message": message})
 
 
-def validate_step(*, upload: dict[str, Any], suite: str, on_invalid_rows: str, user: str) -> dict[str, Any]:
+def validate_step(*, workflow: UploadWorkflow, upload: dict[str, Any], options: Options, user: str) -> dict[str, Any]:
+    on_invalid_rows = options.get("on_invalid_rows", "reject_file")
     if on_invalid_rows not in ON_INVALID_ROWS:
         raise WorkflowError(f"on_invalid_rows must be one of {ON_INVALID_ROWS}, not {on_invalid_rows!r}")
     upload_id, file_name = upload["upload_id"], upload["file_name"]
     try:
-        results = validation.run_suite(
-            config.database_url(), "intake", upload["staged_table"], validation.load_suite(suite)
-        )
+        table = upload["staged_table"]
+        if workflow.prepare is not None:
+            with db.transaction() as cur:
+                table = workflow.prepare(cur, upload, options)
+        results = validation.run_suite(config.database_url(), "intake", table, workflow.suite_for(upload, options))
     except Exception as exc:
         _stop_upload(upload_id, user, f"validation could not run: {exc}", status="FAILED")
         raise
     report_path = config.outbox() / "reports" / f"upload-{upload_id:08d}-errors.csv"
     with db.transaction() as cur:
-        summary = validation.record_errors(cur, upload_id, results, upload["row_count"])
+        summary = validation.record_errors(cur, upload_id, results, "intake", table)
+        if workflow.check is not None:
+            workflow.check(cur, upload, options)
+        summary.row_count = upload["row_count"]
+        summary.invalid_row_count = validation.count_invalid_rows(cur, upload_id)
+        summary.errors_by_rule = validation.errors_by_rule(cur, upload_id, "critical")
+        warnings = validation.errors_by_rule(cur, upload_id, "warning")
         validation.write_error_report(cur, upload_id, file_name, report_path)
         refusal = _refusal(summary, on_invalid_rows)
         status = "INVALID" if refusal else "WAITING_FOR_APPROVAL"
@@ -110,7 +151,8 @@ def validate_step(*, upload: dict[str, Any], suite: str, on_invalid_rows: str, u
         )
         first_errors = _first_errors(cur, upload_id)
         audit.record(cur, actor=user, action="upload.validated", object_type="upload", object_id=upload_id,
-                     outcome=status, details={"invalid_rows": summary.invalid_row_count, "rules": summary.errors_by_rule})
+                     outcome=status, details={"invalid_rows": summary.invalid_row_count,
+                                              "rules": summary.errors_by_rule, "warnings": warnings})
     if refusal:
         raise WorkflowError(f"file {file_name}: {refusal}. {first_errors} Full report: {report_path}")
     return {
@@ -118,6 +160,7 @@ def validate_step(*, upload: dict[str, Any], suite: str, on_invalid_rows: str, u
         "valid_rows": summary.valid_row_count,
         "invalid_rows": summary.invalid_row_count,
         "invalid_by_rule": summary.errors_by_rule,
+        "warnings_by_rule": warnings,
         "error_report": str(report_path),
     }
 
@@ -135,7 +178,7 @@ def _refusal(summary: validation.ValidationSummary, on_invalid_rows: str) -> str
 def _first_errors(cur: psycopg2.extensions.cursor, upload_id: int) -> str:
     cur.execute(
         "SELECT row_number, column_name, message, value FROM intake.row_errors WHERE upload_id = %s"
-        " ORDER BY row_number NULLS FIRST, column_name LIMIT %s",
+        " AND severity = 'critical' ORDER BY row_number NULLS FIRST, column_name LIMIT %s",
         (upload_id, MAX_ERRORS_IN_MESSAGE),
     )
     return " ".join(
@@ -144,8 +187,13 @@ def _first_errors(cur: psycopg2.extensions.cursor, upload_id: int) -> str:
     )
 
 
-def propose_step(*, workflow: UploadWorkflow, upload: dict[str, Any], validated: dict[str, Any]) -> dict[str, Any]:
-    dbt_runner.run(["run", "--select", workflow.proposal_model], {"upload_id": int(upload["upload_id"])})
+def propose_step(
+    *, workflow: UploadWorkflow, upload: dict[str, Any], validated: dict[str, Any], options: Options | None = None
+) -> dict[str, Any]:
+    variables = {"upload_id": int(upload["upload_id"])}
+    if workflow.proposal_vars is not None:
+        variables |= workflow.proposal_vars(upload, options or {})
+    dbt_runner.run(["run", "--select", workflow.proposal_model], variables)
     with db.transaction() as cur:
         proposal = workflow.summarise(cur, int(upload["upload_id"]))
     summary = {"file": upload["file_name"], "upload_id": upload["upload_id"], **validated, **proposal}
@@ -155,20 +203,25 @@ def propose_step(*, workflow: UploadWorkflow, upload: dict[str, Any], validated:
 
 def commit_step(*, workflow: UploadWorkflow, dag_id: str, run_id: str, upload_id: int, user: str) -> dict[str, Any]:
     """Append the approved proposal to the ledger in one transaction, with the decision it rests on."""
-    with db.transaction() as cur:
-        decision_id = decisions.require_approval(cur, dag_id, run_id)
-        cur.execute(
-            "INSERT INTO ledger.commits (operation, dag_id, run_id, decision_id, upload_id, row_count)"
-            " VALUES (%s, %s, %s, %s, %s, 0) RETURNING commit_id",
-            (workflow.operation, dag_id, run_id, decision_id, upload_id),
-        )
-        commit_id = int(cur.fetchone()[0])
-        appended = workflow.commit(cur, commit_id, upload_id)
-        cur.execute("SELECT invalid_row_count FROM intake.uploads WHERE upload_id = %s", (upload_id,))
-        invalid = cur.fetchone()[0] or 0
-        intake.set_status(cur, upload_id, "PARTIALLY_APPLIED" if invalid else "APPLIED")
-        audit.record(cur, actor=user, action=f"{workflow.operation}.commit", object_type="upload", object_id=upload_id,
-                     outcome="COMMITTED", details={"commit_id": commit_id, "decision_id": decision_id, "rows": appended})
+    try:
+        with db.transaction() as cur:
+            decision_id = decisions.require_approval(cur, dag_id, run_id)
+            cur.execute(
+                "INSERT INTO ledger.commits (operation, dag_id, run_id, decision_id, upload_id)"
+                " VALUES (%s, %s, %s, %s, %s) RETURNING commit_id",
+                (workflow.operation, dag_id, run_id, decision_id, upload_id),
+            )
+            commit_id = int(cur.fetchone()[0])
+            appended = workflow.commit(cur, commit_id, upload_id)
+            cur.execute("SELECT invalid_row_count FROM intake.uploads WHERE upload_id = %s", (upload_id,))
+            invalid = cur.fetchone()[0] or 0
+            intake.set_status(cur, upload_id, "PARTIALLY_APPLIED" if invalid else "APPLIED")
+            audit.record(cur, actor=user, action=f"{workflow.operation}.commit", object_type="upload",
+                         object_id=upload_id, outcome="COMMITTED",
+                         details={"commit_id": commit_id, "decision_id": decision_id, "rows": appended})
+    except CommitConflict as exc:
+        _stop_upload(upload_id, user, f"approved but not applied: {exc}", status="FAILED")
+        raise
     return {"commit_id": commit_id, "decision_id": decision_id, "rows": appended}
 
 
@@ -203,19 +256,19 @@ def build_upload_dag(workflow: UploadWorkflow) -> DAG:
 
         @task(task_id="intake")
         def intake_task(**context: Any) -> dict[str, Any]:
+            params = context["params"]
             return intake_step(
-                spec=workflow.spec, file=context["params"]["file"], user=maker_of(context),
-                dag_id=context["dag"].dag_id, run_id=context["run_id"],
+                spec=workflow.spec_for(params), file=params["file"], user=maker_of(context),
+                dag_id=context["dag"].dag_id, run_id=context["run_id"], mode=params.get("mode"),
             )
 
         @task(task_id="validate")
         def validate_task(upload: dict[str, Any], **context: Any) -> dict[str, Any]:
-            return validate_step(upload=upload, suite=workflow.suite,
-                                 on_invalid_rows=context["params"]["on_invalid_rows"], user=maker_of(context))
+            return validate_step(workflow=workflow, upload=upload, options=context["params"], user=maker_of(context))
 
         @task(task_id="propose")
-        def propose_task(upload: dict[str, Any], validated: dict[str, Any]) -> dict[str, Any]:
-            return propose_step(workflow=workflow, upload=upload, validated=validated)
+        def propose_task(upload: dict[str, Any], validated: dict[str, Any], **context: Any) -> dict[str, Any]:
+            return propose_step(workflow=workflow, upload=upload, validated=validated, options=context["params"])
 
         @task(task_id="commit")
         def commit_task(upload: dict[str, Any], **context: Any) -> dict[str, Any]:
@@ -241,3 +294,38 @@ def build_upload_dag(workflow: UploadWorkflow) -> DAG:
         )
         proposal >> approve >> committed >> publish >> published()
     return dag
+
+
+# -- the same steps without the scheduler (integration tests, `make bench`) -------------------
+def run_steps(
+    workflow: UploadWorkflow, *, file: str, options: Options, maker: str, checker: str | None, run_id: str,
+    on_step: Callable[[str, Callable[[], Any]], Any] = lambda _name, action: action(),
+) -> dict[str, Any]:
+    """intake → validate → propose → decision → commit → publish, as the DAG runs them.
+
+    The approval is recorded as `checker`'s decision (None: rejected by the checker group's
+    default). `on_step` wraps each step (the bench times them). Returns the proposal
+    summary and, when approved, the commit.
+    """
+    from benefitflow.approval import policy_for
+
+    dag_id = f"{workflow.dag_id}:direct"
+    upload = on_step("intake", lambda: intake_step(
+        spec=workflow.spec_for(options), file=file, user=maker, dag_id=dag_id, run_id=run_id,
+        mode=options.get("mode")))
+    validated = on_step("validate", lambda: validate_step(workflow=workflow, upload=upload, options=options, user=maker))
+    proposal = on_step("propose", lambda: propose_step(workflow=workflow, upload=upload, validated=validated,
+                                                       options=options))
+    outcome = "APPROVED" if checker else "REJECTED"
+    with db.transaction() as cur:
+        decisions.record(cur, decisions.Decision(
+            operation=workflow.operation, dag_id=dag_id, run_id=run_id, maker=maker, checker=checker,
+            checker_group=policy_for(workflow.operation)["group"], policy="any", outcome=outcome,
+            upload_id=int(upload["upload_id"]), summary=proposal))
+        if outcome != "APPROVED":
+            intake.set_status(cur, int(upload["upload_id"]), "REJECTED", message="rejected")
+            return {"proposal": proposal, "upload_id": upload["upload_id"]}
+    committed = on_step("commit", lambda: commit_step(workflow=workflow, dag_id=dag_id, run_id=run_id,
+                                                      upload_id=int(upload["upload_id"]), user=maker))
+    on_step("publish", lambda: dbt_runner.run(["run", "--select", "tag:publish"]))
+    return {"proposal": proposal, "upload_id": upload["upload_id"], "commit": committed}

@@ -11,7 +11,7 @@ from benefitflow.workflow import commit_step, intake_step, propose_step, validat
 def proposed_upload(inbox_file, name: str) -> int:
     upload = intake_step(spec=WORKFLOW.spec, file=inbox_file(name, f"code,label,amount\n{name[:8].upper()},x,2.50\n").name,
                          user="maker", dag_id="guard", run_id=name)
-    validated = validate_step(upload=upload, suite="selftest", on_invalid_rows="reject_file", user="maker")
+    validated = validate_step(workflow=WORKFLOW, upload=upload, options={"on_invalid_rows": "reject_file"}, user="maker")
     propose_step(workflow=WORKFLOW, upload=upload, validated=validated)
     return int(upload["upload_id"])
 

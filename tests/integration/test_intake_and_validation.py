@@ -2,13 +2,14 @@
 
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from benefitflow import db, validation
 from benefitflow.config import EXPECTATIONS_DIR
-from benefitflow.selftest import SPEC
+from benefitflow.selftest import SPEC, WORKFLOW
 from benefitflow.workflow import WorkflowError, intake_step, validate_step
 
 GOOD = "code,label,amount\nA1,first,10.50\nA2,second,0.25\n"
@@ -95,7 +96,7 @@ def test_validation_reports_every_failing_row_and_column(database, inbox_file) -
     rows = ["code,label,amount", "A1,ok,1.00", "bad code,ok,2", "A3,,3", "A1,dup,abc", "A5,\"'; DROP TABLE x; --\",4"]
     upload = run_intake(inbox_file("mixed.csv", "\n".join(rows) + "\n"))
     with pytest.raises(WorkflowError, match="4 of 5 rows are invalid") as error:
-        validate_step(upload=upload, suite="selftest", on_invalid_rows="reject_file", user="maker")
+        validate_step(workflow=WORKFLOW, upload=upload, options={"on_invalid_rows": "reject_file"}, user="maker")
     assert "mixed.csv" in str(error.value) and "Row 2, column code" in str(error.value)
     with db.transaction() as cur:
         cur.execute("SELECT row_number, column_name, rule FROM intake.row_errors WHERE upload_id = %s"
@@ -123,7 +124,7 @@ def validation_report(upload_id: int) -> list[dict]:
 
 def test_skip_invalid_rows_goes_on_with_the_valid_ones(database, inbox_file) -> None:
     upload = run_intake(inbox_file("skip.csv", "code,label,amount\nS1,ok,1\nS2,,2\n"))
-    summary = validate_step(upload=upload, suite="selftest", on_invalid_rows="skip_invalid_rows", user="maker")
+    summary = validate_step(workflow=WORKFLOW, upload=upload, options={"on_invalid_rows": "skip_invalid_rows"}, user="maker")
     assert (summary["rows_in_file"], summary["valid_rows"], summary["invalid_rows"]) == (2, 1, 1)
     assert latest_upload()["status"] == "WAITING_FOR_APPROVAL"
 
@@ -131,6 +132,7 @@ def test_skip_invalid_rows_goes_on_with_the_valid_ones(database, inbox_file) -> 
 def test_a_validation_that_cannot_run_marks_the_upload_failed(database, inbox_file) -> None:
     upload = run_intake(inbox_file("nosuite.csv", "code,label,amount\nN1,x,1\n"))
     with pytest.raises(FileNotFoundError):
-        validate_step(upload=upload, suite="no_such_suite", on_invalid_rows="reject_file", user="maker")
+        validate_step(workflow=replace(WORKFLOW, suite="no_such_suite"), upload=upload,
+                      options={"on_invalid_rows": "reject_file"}, user="maker")
     record = latest_upload()
     assert record["status"] == "FAILED" and "validation could not run" in record["message"]

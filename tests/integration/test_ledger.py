@@ -9,7 +9,8 @@ import pytest
 from benefitflow import audit, db
 from benefitflow.platform import cli, postgres
 
-LEDGER_TABLES = ["decisions", "commits", "audit_events", "selftest_records"]
+LEDGER_TABLES = ["decisions", "commits", "audit_events", "selftest_records", "registry_schemas", "households",
+                 "individual_versions"]
 
 
 def ledger_tables_in_database(cur) -> list[str]:

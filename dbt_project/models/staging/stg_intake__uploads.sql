@@ -1,8 +1,10 @@
 select
     upload_id,
     kind,
+    mode,
     nullif(plan_code, '') as plan_code,
     file_name,
+    stored_path,
     sha256,
     size_bytes,
     uploaded_by,

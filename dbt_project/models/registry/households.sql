@@ -1,0 +1,30 @@
+-- Households with their members counted, head and primary recipient, located where the head lives.
+{{ config(indexes=[{'columns': ['household_code'], 'unique': True}]) }}
+
+with members as (
+    select * from {{ ref('individuals') }} where household_code is not null
+),
+
+per_household as (
+    select
+        household_code,
+        count(*) as member_count,
+        (array_agg(individual_id) filter (where role = 'HEAD'))[1] as head_individual_id,
+        (array_agg(individual_id) filter (where recipient_type = 'PRIMARY'))[1] as primary_recipient_id,
+        (array_agg(location_code) filter (where role = 'HEAD'))[1] as location_code,
+        (array_agg(region) filter (where role = 'HEAD'))[1] as region
+    from members
+    group by household_code
+)
+
+select
+    households.household_id,
+    households.household_code,
+    households.created_at,
+    coalesce(per_household.member_count, 0) as member_count,
+    per_household.head_individual_id,
+    per_household.primary_recipient_id,
+    per_household.location_code,
+    per_household.region
+from {{ ref('stg_ledger__households') }} as households
+left join per_household using (household_code)

@@ -1,0 +1,47 @@
+-- The registry's current state: the latest approved version of every individual.
+{{ config(indexes=[
+    {'columns': ['individual_id'], 'unique': True},
+    {'columns': ['national_id']},
+    {'columns': ['household_code']},
+    {'columns': ['dob']},
+]) }}
+
+with versions as (
+    select * from {{ ref('stg_ledger__individual_versions') }}
+),
+
+latest as (
+    select distinct on (individual_id) *
+    from versions
+    order by individual_id, version desc
+),
+
+first_versions as (
+    select individual_id, recorded_at as registered_at, upload_id as registered_by_upload
+    from versions
+    where version = 1
+)
+
+select
+    latest.individual_id,
+    latest.version,
+    latest.first_name,
+    latest.last_name,
+    latest.dob,
+    latest.sex,
+    latest.national_id,
+    latest.location_code,
+    latest.location_name,
+    latest.region,
+    households.household_id,
+    latest.household_code,
+    latest.role,
+    latest.recipient_type,
+    latest.attributes,
+    first_versions.registered_at,
+    first_versions.registered_by_upload,
+    latest.recorded_at as updated_at,
+    latest.upload_id as last_upload_id
+from latest
+left join first_versions using (individual_id)
+left join {{ ref('stg_ledger__households') }} as households using (household_code)

@@ -1,0 +1,2 @@
+select household_id, household_code, commit_id, created_at
+from {{ source('ledger', 'households') }}

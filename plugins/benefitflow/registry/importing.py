@@ -1,0 +1,190 @@
+"""The `individuals_import` workflow: individuals and households from CSV into the registry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg2.extensions
+from airflow.sdk import Param
+from great_expectations.core import ExpectationSuite
+
+from benefitflow import validation
+from benefitflow.intake import FileSpec
+from benefitflow.registry import checks, schema
+from benefitflow.workflow import CommitConflict, Options, UploadWorkflow
+
+KIND = "individuals"
+MODES = ("create", "update")
+PROPOSAL = "proposals.individuals_import_proposal"
+
+
+def mode_of(options: Options) -> str:
+    mode = options.get("mode") or "create"
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+    return mode
+
+
+def spec_for(options: Options) -> FileSpec:
+    registry = schema.load()
+    if mode_of(options) == "update":
+        return FileSpec(kind=KIND, required_columns=(schema.ID_COLUMN,), optional_columns=tuple(registry.properties),
+                        aliases=(("ID", schema.ID_COLUMN),))
+    required = tuple(p.name for p in registry.properties.values() if p.required)
+    optional = tuple(p.name for p in registry.properties.values() if not p.required) + schema.HOUSEHOLD_COLUMNS
+    return FileSpec(kind=KIND, required_columns=required, optional_columns=optional)
+
+
+def checked_table(upload: dict[str, Any]) -> str:
+    return f"{upload['staged_table']}_checked"
+
+
+def prepare(cur: psycopg2.extensions.cursor, upload: dict[str, Any], options: Options) -> str:
+    registry = schema.load()
+    schema.record(cur, registry)
+    target = checked_table(upload)
+    cur.execute(schema.checked_table_sql(registry, upload["header"], upload["staged_table"], target))
+    cur.execute(f'CREATE INDEX ON intake."{target}" (row_number)')
+    cur.execute(f'ANALYZE intake."{target}"')
+    return target
+
+
+def suite_for(upload: dict[str, Any], options: Options) -> ExpectationSuite:
+    document = schema.suite_document(schema.load(), upload["header"], mode_of(options))
+    return validation.suite_from_document(document)
+
+
+def check(cur: psycopg2.extensions.cursor, upload: dict[str, Any], options: Options) -> None:
+    checks.run_all(cur, int(upload["upload_id"]), checked_table(upload), mode=mode_of(options),
+                   whole_households=options.get("on_invalid_rows") == "skip_invalid_rows")
+
+
+def proposal_vars(upload: dict[str, Any], options: Options) -> dict[str, Any]:
+    return {"mode": mode_of(options), "columns": list(upload["header"])}
+
+
+def summarise(cur: psycopg2.extensions.cursor, upload_id: int) -> dict[str, Any]:
+    cur.execute(
+        f"SELECT count(*) FILTER (WHERE action = 'create'), count(*) FILTER (WHERE action = 'update'),"
+        f" count(DISTINCT household_code) FILTER (WHERE household_is_new),"
+        f" count(DISTINCT household_code) FILTER (WHERE household_code IS NOT NULL AND NOT household_is_new)"
+        f" FROM {PROPOSAL} WHERE upload_id = %s",
+        (upload_id,),
+    )
+    created, updated, new_households, extended = cur.fetchone()
+    cur.execute(
+        "SELECT count(DISTINCT row_number) FROM intake.row_errors"
+        " WHERE upload_id = %s AND rule = 'likely_duplicate'", (upload_id,))
+    likely = cur.fetchone()[0]
+    cur.execute(
+        "SELECT row_number, value, message FROM intake.row_errors WHERE upload_id = %s AND rule = 'likely_duplicate'"
+        " ORDER BY row_number LIMIT 10", (upload_id,))
+    examples = [f"row {row}: {name} {message}" for row, name, message in cur.fetchall()]
+    return {"individuals_to_create": created, "individuals_to_update": updated,
+            "households_to_create": new_households, "households_to_extend": extended,
+            "likely_duplicates": likely, "likely_duplicates_first": examples}
+
+
+def commit(cur: psycopg2.extensions.cursor, commit_id: int, upload_id: int) -> int:
+    """Append the proposal: new households, then one new version per individual."""
+    cur.execute("SELECT pg_advisory_xact_lock(hashtext('benefitflow.registry'))")
+    _refuse_stale_updates(cur, upload_id)
+    _refuse_taken_national_ids(cur, upload_id)
+    cur.execute(
+        f"INSERT INTO ledger.households (household_code, commit_id)"
+        f" SELECT DISTINCT household_code, %s FROM {PROPOSAL} WHERE upload_id = %s AND household_is_new"
+        f" ON CONFLICT (household_code) DO NOTHING",
+        (commit_id, upload_id),
+    )
+    cur.execute(
+        f"INSERT INTO ledger.individual_versions (individual_id, version, commit_id, upload_id, row_number,"
+        f" first_name, last_name, dob, sex, national_id, location_code, location_name, region,"
+        f" household_code, role, recipient_type, attributes)"
+        f" SELECT individual_id, version, %s, upload_id, row_number, first_name, last_name, dob, sex, national_id,"
+        f" location_code, location_name, region, household_code, role, recipient_type, attributes"
+        f" FROM {PROPOSAL} WHERE upload_id = %s",
+        (commit_id, upload_id),
+    )
+    return cur.rowcount
+
+
+def _refuse_stale_updates(cur: psycopg2.extensions.cursor, upload_id: int) -> None:
+    cur.execute(
+        f"SELECT p.row_number, p.individual_id FROM {PROPOSAL} p"
+        f" WHERE p.upload_id = %s AND p.action = 'update' AND p.based_on_version <>"
+        f" (SELECT max(v.version) FROM ledger.individual_versions v WHERE v.individual_id = p.individual_id)"
+        f" ORDER BY p.row_number LIMIT 5",
+        (upload_id,),
+    )
+    if stale := cur.fetchall():
+        rows = ", ".join(f"row {row} (id {individual})" for row, individual in stale)
+        raise CommitConflict(f"the registry changed after the proposal for {rows}; upload the changes again")
+
+
+def _refuse_taken_national_ids(cur: psycopg2.extensions.cursor, upload_id: int) -> None:
+    """A national id committed by another upload since this one was validated."""
+    cur.execute(
+        f"WITH wanted AS (SELECT row_number, individual_id, national_id FROM {PROPOSAL}"
+        f"                WHERE upload_id = %s AND national_id IS NOT NULL),"
+        f" holders AS (SELECT DISTINCT ON (v.individual_id) v.individual_id, v.national_id"
+        f"             FROM ledger.individual_versions v"
+        f"             WHERE v.individual_id IN (SELECT individual_id FROM ledger.individual_versions"
+        f"                                       WHERE national_id IN (SELECT national_id FROM wanted))"
+        f"             ORDER BY v.individual_id, v.version DESC)"
+        f" SELECT w.row_number, w.national_id FROM wanted w"
+        f" JOIN holders h ON h.national_id = w.national_id AND h.individual_id <> w.individual_id"
+        f" ORDER BY w.row_number LIMIT 5",
+        (upload_id,),
+    )
+    if taken := cur.fetchall():
+        rows = ", ".join(f"row {row} ({national_id})" for row, national_id in taken)
+        raise CommitConflict(f"national ids committed by another upload in the meantime: {rows}")
+
+
+WORKFLOW = UploadWorkflow(
+    dag_id="individuals_import",
+    operation="individuals_import",
+    spec=spec_for,
+    suite=suite_for,
+    prepare=prepare,
+    check=check,
+    proposal_vars=proposal_vars,
+    proposal_model="individuals_import_proposal",
+    summarise=summarise,
+    commit=commit,
+    publish_asset="benefitflow://registry/individuals",
+    tags=("registry",),
+    extra_params={
+        "mode": Param("create", enum=list(MODES),
+                      description="create: new individuals (and households); update: rows carry `id` and only "
+                                  "the columns in the file change"),
+    },
+    doc_md="""
+### Import individuals and households into the social registry
+
+**Parameters**
+- `file` — a CSV in the inbox, UTF-8 (with or without BOM), comma-separated.
+- `mode` — `create` (new people) or `update` (each row has `id`, or openIMIS's `ID`; only the
+  columns present change; an unknown id is an error for that row).
+- `on_invalid_rows` — `reject_file` (default: any invalid row refuses the file) or
+  `skip_invalid_rows` (the valid rows go on; a household goes whole or not at all).
+
+**Columns** — the openIMIS individuals format as is: `first_name,last_name,dob,group_code,
+recipient_info,individual_role,location_name,location_code` and programme variables, plus `sex`,
+`national_id`, `phone`, `email`, `region`. Every column and rule comes from the registry schema
+(`plugins/benefitflow/registry/individual.schema.json`).
+
+**Steps**
+1. *intake* — header checked (unknown, missing, duplicated columns; encoding; delimiter), rows
+   copied into a staging table.
+2. *validate* — the GX suite generated from the schema (types, enums, ranges, patterns, real
+   dates, ages), then registry checks: national id already in the registry (blocks the row),
+   likely duplicates (similar name, same date of birth and location: shown to the checker),
+   one HEAD and one PRIMARY recipient per household (counting members already registered).
+   Every failing row is in the error report (outbox `reports/`).
+3. *propose* — dbt: individuals to create or update, households to create or extend.
+4. *approve* — a member of `RegistryCheckers` other than you.
+5. *commit* — new versions appended to the ledger; nothing changes before this.
+6. *publish* — dbt rebuilds `registry.individuals`, `registry.households` and the marts.
+""",
+)

@@ -1,0 +1,176 @@
+"""The synthetic registry file: its shape, household rules, and bad rows counted exactly as written."""
+
+import csv
+import re
+from collections import defaultdict
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import pytest
+
+from benefitflow.synthetic import (
+    DISABILITY_LEVELS,
+    EDUCATION_LEVELS,
+    FEMALE_FIRST_NAMES,
+    HEADER,
+    LAST_NAMES,
+    LOCATIONS,
+    MALE_FIRST_NAMES,
+    GeneratedFile,
+    write_registry_file,
+)
+
+TODAY = date(2026, 11, 24)
+ROWS = 2_000
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> GeneratedFile:
+    return write_registry_file(tmp_path_factory.mktemp("synthetic") / "registry.csv", ROWS, today=TODAY)
+
+
+@pytest.fixture(scope="module")
+def rows(generated: GeneratedFile) -> list[dict[str, str]]:
+    with generated.path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def age(dob: date) -> int:
+    return TODAY.year - dob.year - ((TODAY.month, TODAY.day) < (dob.month, dob.day))
+
+
+def broken_fields(row: dict[str, str]) -> list[str]:
+    """The fields of a row that break the registry's rules."""
+    broken = []
+    try:
+        dob = date.fromisoformat(row["dob"])
+        if dob > TODAY or age(dob) > 110:
+            broken.append("dob")
+    except ValueError:
+        broken.append("dob")
+    if row["educated_level"] not in EDUCATION_LEVELS:
+        broken.append("educated_level")
+    if not row["number_of_children"].isdigit() or int(row["number_of_children"]) > 12:
+        broken.append("number_of_children")
+    if not row["first_name"]:
+        broken.append("first_name")
+    if row["income"]:
+        try:
+            if not Decimal("0") <= Decimal(row["income"]) <= Decimal("50000"):
+                broken.append("income")
+        except InvalidOperation:
+            broken.append("income")
+    if row["sex"] not in ("F", "M", "O"):
+        broken.append("sex")
+    return broken
+
+
+def one_letter_apart(a: str, b: str) -> bool:
+    return len(a) == len(b) and sum(x != y for x, y in zip(a, b, strict=True)) == 1
+
+
+def is_near_copy(row: dict[str, str], other: dict[str, str]) -> bool:
+    """One name one letter off, the other name equal, and not the same national_id."""
+    if row["national_id"] and row["national_id"] == other["national_id"]:
+        return False
+    if row["last_name"] == other["last_name"]:
+        return one_letter_apart(row["first_name"], other["first_name"])
+    return row["first_name"] == other["first_name"] and one_letter_apart(row["last_name"], other["last_name"])
+
+
+def test_header_and_row_count(generated: GeneratedFile, rows: list[dict[str, str]]) -> None:
+    with generated.path.open(encoding="utf-8", newline="") as handle:
+        assert tuple(next(csv.reader(handle))) == HEADER
+    assert generated.rows == len(rows) == ROWS
+    assert b"\r" not in generated.path.read_bytes()
+
+
+def test_households_have_exactly_one_head_who_is_the_primary_recipient(
+        generated: GeneratedFile, rows: list[dict[str, str]]) -> None:
+    households: dict[str, list[dict[str, str]]] = defaultdict(list)
+    for row in rows:
+        households[row["group_code"]].append(row)
+    assert len(households) == generated.households
+    for code, members in households.items():
+        assert re.fullmatch(r"[A-Z0-9]{8}", code)
+        assert 1 <= len(members) <= 7
+        heads = [member for member in members if member["individual_role"] == "HEAD"]
+        assert len(heads) == 1 and heads[0]["recipient_info"] == "1"
+        assert [member["recipient_info"] for member in members].count("1") == 1
+        assert [member["recipient_info"] for member in members].count("2") <= 1
+        assert sum(member["individual_role"] == "SPOUSE" for member in members) <= 1
+        assert len({(member["location_code"], member["location_name"], member["region"]) for member in members}) == 1
+        assert 18 <= age(date.fromisoformat(heads[0]["dob"])) <= 85
+    secondary = sum("2" in {member["recipient_info"] for member in members} for members in households.values())
+    assert 0.1 < secondary / len(households) < 0.3
+
+
+def test_invalid_rows_are_counted_exactly_and_broken_in_one_field(
+        generated: GeneratedFile, rows: list[dict[str, str]]) -> None:
+    broken = [fields for fields in map(broken_fields, rows) if fields]
+    assert len(broken) == generated.invalid_rows == ROWS * 2 // 100
+    assert all(len(fields) == 1 for fields in broken)
+    assert {fields[0] for fields in broken} == {"dob", "educated_level", "number_of_children", "first_name",
+                                                "income", "sex"}
+    assert all(row["individual_role"] != "HEAD" for row in rows if broken_fields(row))
+
+
+def test_duplicate_national_ids_are_counted_exactly(generated: GeneratedFile, rows: list[dict[str, str]]) -> None:
+    seen: set[str] = set()
+    repeats = 0
+    for row in rows:
+        national_id = row["national_id"]
+        if national_id:
+            assert re.fullmatch(r"[A-Z0-9][A-Z0-9-]{4,19}", national_id)
+            repeats += national_id in seen
+            assert national_id not in seen or row["individual_role"] != "HEAD"
+            seen.add(national_id)
+    assert repeats == generated.duplicate_rows == ROWS // 100
+
+
+def test_likely_duplicates_are_counted_exactly(generated: GeneratedFile, rows: list[dict[str, str]]) -> None:
+    earlier: dict[tuple[str, str], list[dict[str, str]]] = defaultdict(list)
+    near_copies = 0
+    for row in rows:
+        same_place_and_birth = earlier[(row["dob"], row["location_code"])]
+        near_copies += any(is_near_copy(row, other) for other in same_place_and_birth)
+        same_place_and_birth.append(row)
+    assert near_copies == generated.likely_duplicate_rows == ROWS * 5 // 1000
+
+
+def test_valid_rows_hold_plausible_values(rows: list[dict[str, str]]) -> None:
+    locations = set(LOCATIONS)
+    for row in rows:
+        assert (row["location_name"], row["location_code"], row["region"]) in locations
+        assert re.fullmatch(r"[A-Za-z0-9._-]{1,30}", row["location_code"])
+        assert row["able_bodied"] in ("True", "False")
+        assert row["disability"] in DISABILITY_LEVELS + ("",)
+        assert row["phone"] == "" or re.fullmatch(r"\+[0-9]{9,12}", row["phone"])
+        assert row["email"] == "" or re.fullmatch(r"[a-z]+\.[a-z]+[0-9]+@example\.org", row["email"])
+        if broken_fields(row):
+            continue
+        assert 0 <= age(date.fromisoformat(row["dob"])) <= 110
+        assert row["income"] == "" or re.fullmatch(r"[0-9]+\.[0-9]{2}", row["income"])
+        if row["first_name"] in FEMALE_FIRST_NAMES:
+            assert row["sex"] in ("F", "O")
+        elif row["first_name"] in MALE_FIRST_NAMES:
+            assert row["sex"] in ("M", "O")
+
+
+def test_names_never_need_csv_quoting() -> None:
+    for value in FEMALE_FIRST_NAMES + MALE_FIRST_NAMES + LAST_NAMES + tuple(v for loc in LOCATIONS for v in loc):
+        assert not set(value) & set(',"\r\n'), value
+    assert not set(FEMALE_FIRST_NAMES) & set(MALE_FIRST_NAMES)
+
+
+def test_same_seed_gives_the_same_bytes(tmp_path: Path) -> None:
+    first = write_registry_file(tmp_path / "a.csv", 500, seed=7, today=TODAY)
+    second = write_registry_file(tmp_path / "b.csv", 500, seed=7, today=TODAY)
+    other = write_registry_file(tmp_path / "c.csv", 500, seed=8, today=TODAY)
+    assert first.path.read_bytes() == second.path.read_bytes() != other.path.read_bytes()
+
+
+def test_shares_out_of_range_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="shares"):
+        write_registry_file(tmp_path / "x.csv", 10, invalid_share=0.5)
