@@ -27,8 +27,12 @@ def test_every_dag_has_tags_owner_and_doc(dagbag: DagBag) -> None:
         assert all(task.owner == "benefitflow" for task in dag.tasks), dag_id
 
 
-def test_workflows_have_the_six_steps_in_order(dagbag: DagBag) -> None:
-    dag = dagbag.dags["platform_selftest"]
+WORKFLOW_DAGS = ["platform_selftest", "individuals_import"]
+
+
+@pytest.mark.parametrize("dag_id", WORKFLOW_DAGS)
+def test_workflows_have_the_six_steps_in_order(dagbag: DagBag, dag_id: str) -> None:
+    dag = dagbag.dags[dag_id]
     approve = dag.get_task("approve")
     assert isinstance(approve, MakerCheckerApproval)
     assert approve.defaults == ["Reject"]  # a timeout never approves
@@ -37,11 +41,25 @@ def test_workflows_have_the_six_steps_in_order(dagbag: DagBag) -> None:
     assert dag.get_task("propose").downstream_task_ids == {"approve"}
     assert approve.downstream_task_ids == {"commit"}
     publish = [t for t in dag.task_ids if t.startswith("publish.")]
-    assert "publish.mart_approvals_run" in publish
+    assert "publish.mart_approvals_run" in publish and "publish.individuals_run" in publish
     assert dag.get_task("published").outlets
 
 
-def test_trigger_form_validates_parameters(dagbag: DagBag) -> None:
-    params = dagbag.dags["platform_selftest"].params
+@pytest.mark.parametrize("dag_id", WORKFLOW_DAGS)
+def test_trigger_form_validates_parameters(dagbag: DagBag, dag_id: str) -> None:
+    params = dagbag.dags[dag_id].params
     assert params.get_param("on_invalid_rows").schema["enum"] == ["reject_file", "skip_invalid_rows"]
     assert params.get_param("file").schema["minLength"] == 1
+
+
+def test_individuals_import_has_the_issue_parameters(dagbag: DagBag) -> None:
+    params = dagbag.dags["individuals_import"].params
+    assert set(params.keys()) == {"file", "mode", "on_invalid_rows"}
+    assert params.get_param("mode").schema["enum"] == ["create", "update"]
+    assert params["on_invalid_rows"] == "reject_file"
+
+
+def test_registry_export_takes_a_filter_object_and_columns(dagbag: DagBag) -> None:
+    params = dagbag.dags["registry_export"].params
+    assert params.get_param("filter").schema["type"] == "object"
+    assert params.get_param("columns").schema["type"] == "array"
