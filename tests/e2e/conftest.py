@@ -1,10 +1,8 @@
-import time
-
 import pytest
 
-from tests.e2e.airflow_client import AirflowClient
+from benefitflow.platform.airflow_client import AirflowClient
 
-DAG_ID = "platform_selftest"
+DAG_IDS = ("platform_selftest", "individuals_import", "registry_export")
 
 
 @pytest.fixture(scope="session")
@@ -14,10 +12,6 @@ def airflow(airflow_services):
     def login(username: str) -> AirflowClient:
         return AirflowClient(airflow_services.airflow_url, username, airflow_services.user_password(username))
 
-    admin = login("admin")
-    deadline = time.monotonic() + 180
-    while admin.request("GET", f"/dags/{DAG_ID}").status_code != 200:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{DAG_ID} was not registered by the dag-processor")
-        time.sleep(1)
+    for dag_id in DAG_IDS:
+        login("admin").wait_for_dag(dag_id)
     return login

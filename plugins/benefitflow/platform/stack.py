@@ -7,7 +7,7 @@ import time
 from contextlib import closing
 
 from benefitflow import db
-from benefitflow.platform import postgres, services, superset_setup
+from benefitflow.platform import demo, postgres, services, superset_setup
 from benefitflow.platform.instance import DEMO_USERS, PROJECT_ROOT, Instance
 from benefitflow.platform.stack_tools import run
 
@@ -81,7 +81,7 @@ def write_local_files(instance: Instance) -> None:
     (instance.home / "airflow.env").chmod(0o600)
 
 
-def up(instance: Instance, *, with_superset: bool = True) -> None:
+def up(instance: Instance, *, with_superset: bool = True, with_demo: bool = True) -> None:
     started = time.monotonic()
     instance.inbox.mkdir(parents=True, exist_ok=True)
     instance.outbox.mkdir(parents=True, exist_ok=True)
@@ -96,6 +96,9 @@ def up(instance: Instance, *, with_superset: bool = True) -> None:
         superset_setup.prepare(instance)
         superset_setup.start(instance)
     write_local_files(instance)
+    if with_demo:
+        print("Demo data", flush=True)
+        demo.load(instance)
     print(f"Up in {time.monotonic() - started:.0f} s", flush=True)
 
 

@@ -248,8 +248,8 @@ def checked_table_sql(schema: RegistrySchema, header: list[str], staged: str, ch
                 sql.SQL("CASE WHEN p.{} IS NULL THEN NULL ELSE p.{} IS NOT NULL END AS {}").format(
                     column, value, sql.Identifier(f"{prop.name}__is_date")),
                 sql.SQL("(current_date - p.{}) AS {}").format(value, sql.Identifier(f"{prop.name}__days_old")),
-                sql.SQL("date_part('year', age(current_date, p.{}))::integer AS {}").format(
-                    value, sql.Identifier(f"{prop.name}__age")),
+                sql.SQL("CASE WHEN p.{0} <= current_date THEN date_part('year', age(current_date, p.{0}))::integer"
+                        " END AS {1}").format(value, sql.Identifier(f"{prop.name}__age")),
             ]
         elif prop.type in ("integer", "number"):
             pattern = INTEGER_PATTERN if prop.type == "integer" else NUMBER_PATTERN

@@ -1,4 +1,4 @@
-"""A small client for Airflow's REST API, as users' scripts would use it."""
+"""A small client for Airflow's REST API, as users' scripts would use it (demo data, end-to-end tests)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 import requests
 
 FINISHED = {"success", "failed"}
+SAFE_ANSWER_DELAY_SECONDS = 10
 
 
 @dataclass
@@ -28,6 +29,14 @@ class AirflowClient:
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         return requests.request(method, f"{self.base_url}/api/v2{path}", headers=self._headers(), timeout=60, **kwargs)
+
+    def wait_for_dag(self, dag_id: str, timeout: float = 180) -> None:
+        """Wait until the dag-processor has registered the DAG."""
+        deadline = time.monotonic() + timeout
+        while self.request("GET", f"/dags/{dag_id}").status_code != 200:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{dag_id} was not registered by the dag-processor within {timeout:.0f} s")
+            time.sleep(1)
 
     def trigger(self, dag_id: str, conf: dict[str, Any]) -> requests.Response:
         return self.request("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf})
@@ -69,6 +78,11 @@ class AirflowClient:
     def answer(self, dag_id: str, run_id: str, option: str) -> requests.Response:
         return self.request("PATCH", self.hitl_path(dag_id, run_id),
                             json={"chosen_options": [option], "params_input": {}})
+
+    def wait_until_parked(self, dag_id: str, run_id: str, task_id: str = "approve", timeout: float = 600) -> None:
+        """Wait for the approval request, then long enough to dodge Airflow 3.3.2's resume race (stack notes)."""
+        self.wait_for_task_state(dag_id, run_id, task_id, {"awaiting_input"}, timeout)
+        time.sleep(SAFE_ANSWER_DELAY_SECONDS)
 
     def pending_approvals(self) -> list[dict[str, Any]]:
         response = self.request("GET", "/dags/~/dagRuns/~/hitlDetails", params={"response_received": "false"})

@@ -1,0 +1,87 @@
+"""The registry workflows through the running Airflow services, as a maker and a checker use them."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+
+from benefitflow import db
+
+pytestmark = pytest.mark.e2e
+
+SAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "openimis-individuals-sample.csv"
+
+
+def query(statement: str, *args: object) -> list[tuple]:
+    with db.transaction() as cur:
+        cur.execute(statement, args)
+        return cur.fetchall()
+
+
+def test_the_openimis_sample_is_imported_with_approval(airflow, database) -> None:
+    maker, checker = airflow("maker"), airflow("checker")
+    shutil.copyfile(SAMPLE, database.inbox / SAMPLE.name)
+    response = maker.trigger("individuals_import", {"file": SAMPLE.name, "mode": "create"})
+    assert response.status_code == 200, response.text
+    run_id = response.json()["dag_run_id"]
+    maker.wait_until_parked("individuals_import", run_id)
+
+    (request,) = [p for p in checker.pending_approvals() if p["task_instance"]["dag_run_id"] == run_id]
+    body = request["body"]
+    for line in ("rows in file:** 100", "valid rows:** 100", "invalid rows:** 0", "individuals to create:** 100",
+                 "households to create:** 20", "likely duplicates:** 0", "error report:**"):
+        assert line in body, body
+    assert checker.answer("individuals_import", run_id, "Approve").status_code == 200
+    assert checker.wait_for_run("individuals_import", run_id) == "success"
+
+    (upload_id,) = query("SELECT upload_id FROM intake.uploads WHERE run_id = %s", run_id)[0]
+    assert query("SELECT count(*), count(DISTINCT household_code) FROM registry.individuals"
+                 " WHERE registered_by_upload = %s", upload_id) == [(100, 20)]
+    assert query("SELECT status, maker, checker, individuals_created FROM marts.mart_uploads WHERE upload_id = %s",
+                 upload_id) == [("APPLIED", "maker", "checker", 100)]
+    assert query("SELECT count(*) FROM marts.mart_registry_individuals m JOIN registry.individuals i"
+                 " USING (individual_id) WHERE i.registered_by_upload = %s AND m.able_bodied IS NOT NULL",
+                 upload_id) == [(100,)]
+
+
+def test_a_broken_file_fails_the_run_with_the_reason_and_is_kept(airflow, database) -> None:
+    maker = airflow("maker")
+    name = f"broken-{uuid.uuid4().hex[:6]}.csv"
+    (database.inbox / name).write_text("first_name,last_name,dob,shoe_size\nA,B,1990-01-01,42\n")
+    run_id = maker.trigger("individuals_import", {"file": name})
+    run_id = run_id.json()["dag_run_id"]
+    assert maker.wait_for_run("individuals_import", run_id) == "failed"
+    assert maker.task_states("individuals_import", run_id)["intake"] == "failed"
+    ((status, message, stored),) = query("SELECT status, message, stored_path FROM intake.uploads WHERE run_id = %s", run_id)
+    assert status == "INVALID" and "unknown column(s): shoe_size" in message and name in message
+    assert Path(stored).is_file()
+
+
+def test_registry_export_through_airflow_is_audited(airflow, database) -> None:
+    maker = airflow("maker")
+    document = {"all": [{"field": "educated_level", "op": "=", "value": "tertiary"},
+                        {"field": "age", "op": ">=", "value": 18}]}
+    response = maker.trigger("registry_export", {"filter": document, "columns": ["individual_id", "first_name", "age"]})
+    assert response.status_code == 200, response.text
+    run_id = response.json()["dag_run_id"]
+    assert maker.wait_for_run("registry_export", run_id) == "success"
+    ((actor, details),) = query("SELECT actor, details FROM ledger.audit_events WHERE action = 'registry.export'"
+                                " AND details->>'path' LIKE %s", f"%{run_id.replace(':', '_').replace('+', '_')}%")
+    assert actor == "maker" and details["filter"] == document
+    with open(details["path"], newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == details["rows"] > 0 and all(int(r["age"]) >= 18 for r in rows)
+    expected = query("SELECT count(*) FROM registry.individuals WHERE attributes->>'educated_level' = 'tertiary'"
+                     " AND date_part('year', age(current_date, dob)) >= 18")[0][0]
+    assert details["rows"] == expected
+
+
+def test_a_bad_filter_fails_the_export_with_a_clear_message(airflow) -> None:
+    maker = airflow("maker")
+    response = maker.trigger("registry_export", {"filter": {"all": [{"field": "salary", "op": ">", "value": 1}]}})
+    run_id = response.json()["dag_run_id"]
+    assert maker.wait_for_run("registry_export", run_id) == "failed"
