@@ -66,7 +66,7 @@ def schema_fields(json_schema: Mapping[str, Any], column: str = "attributes",
     source = sql.Identifier(table_alias, column) if table_alias else sql.Identifier(column)
     fields: dict[str, Field] = {}
     for name, definition in (json_schema.get("properties") or {}).items():
-        type_ = _schema_type(definition)
+        type_ = property_type(definition)
         text = sql.SQL("({} ->> {})").format(source, sql.Literal(name))
         expression = text if type_ == "string" else sql.SQL("{}::{}").format(text, sql.SQL(SQL_TYPES[type_]))
         enum = tuple(definition["enum"]) if "enum" in definition else None
@@ -74,14 +74,15 @@ def schema_fields(json_schema: Mapping[str, Any], column: str = "attributes",
     return fields
 
 
-def _schema_type(definition: Mapping[str, Any]) -> str:
+def property_type(definition: Mapping[str, Any]) -> str:
+    """The filter type of a JSON Schema property: string, date, integer, number or boolean."""
     declared = definition.get("type", "string")
     if isinstance(declared, list):
         declared = next((t for t in declared if t != "null"), "string")
     if declared == "string" and definition.get("format") == "date":
         return "date"
     if declared not in OPERATORS_BY_TYPE:
-        raise FilterError(f"schema type {declared!r} cannot be filtered on")
+        raise FilterError(f"schema type {declared!r} cannot be filtered on; use string, integer, number or boolean")
     return declared
 
 

@@ -59,9 +59,14 @@ def csv_file(inbox_file, name: str, rows: list[str], header: str = HEADER) -> Pa
 
 def test_the_openimis_sample_imports_as_is(database) -> None:
     assert SAMPLE.is_file(), f"the shared openIMIS sample is missing: {SAMPLE}"
-    # The exact bytes go through the running Airflow in tests/e2e; here the same rows as a Windows export.
-    target = database.inbox / f"{unique()}-openimis-individuals-sample.csv"
-    target.write_bytes(SAMPLE.read_bytes().replace(b"\n", b"\r\n"))
+    # The exact bytes go through the running Airflow in tests/e2e (same database): here the same rows as a
+    # Windows export, with household codes of their own.
+    tag = unique()
+    content = SAMPLE.read_text()
+    for code in {line.split(",")[3] for line in content.splitlines()[1:]}:
+        content = content.replace(f",{code},", f",{code}{tag},")
+    target = database.inbox / f"{tag}-openimis-individuals-sample.csv"
+    target.write_bytes(content.replace("\n", "\r\n").encode())
     result = run_import(target)
     proposal = result["proposal"]
     assert (proposal["rows_in_file"], proposal["valid_rows"], proposal["invalid_rows"]) == (100, 100, 0)
@@ -76,7 +81,7 @@ def test_the_openimis_sample_imports_as_is(database) -> None:
     assert {(role, recipient) for _, role, recipient in households} == {("HEAD", "PRIMARY")}
     michael = query("SELECT household_code, role, recipient_type, dob::text, attributes FROM registry.individuals"
                     " WHERE last_upload_id = %s AND first_name = 'Michael' AND last_name = 'Lloyd'", upload_id)
-    assert michael == [("QMLJIL", "HEAD", "PRIMARY", "1980-01-20",
+    assert michael == [(f"QMLJIL{tag}", "HEAD", "PRIMARY", "1980-01-20",
                         {"able_bodied": True, "educated_level": "primary", "number_of_children": 5})]
     assert query("SELECT status, valid_row_count FROM intake.uploads WHERE upload_id = %s", upload_id) == [("APPLIED", 100)]
     assert query("SELECT individuals_created FROM marts.mart_uploads WHERE upload_id = %s", upload_id) == [(100,)]

@@ -13,12 +13,7 @@
 with valid_rows as (
     select checked.*
     from intake.{{ checked }} as checked
-    where not exists (
-        select 1 from {{ source('intake', 'row_errors') }} as errors
-        where errors.upload_id = {{ upload_id | int }}
-          and errors.row_number = checked.row_number
-          and errors.severity = 'critical'
-    )
+    where {{ without_blocking_errors('checked', upload_id) }}
 )
     {%- if mode == 'create' %}
 select

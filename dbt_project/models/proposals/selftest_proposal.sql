@@ -12,12 +12,7 @@ select
     trim(staged.label) as label,
     round(staged.amount::numeric, 2)::numeric(14, 2) as amount
 from intake.{{ staged }} as staged
-where not exists (
-    select 1 from {{ source('intake', 'row_errors') }} as errors
-    where errors.upload_id = {{ upload_id | int }}
-      and errors.row_number = staged.row_number
-      and errors.severity = 'critical'
-)
+where {{ without_blocking_errors('staged', upload_id) }}
 {%- else %}
 select null::bigint as upload_id, null::bigint as row_number, null::text as code,
        null::text as label, null::numeric(14, 2) as amount

@@ -24,6 +24,8 @@ import jsonschema
 import psycopg2.extensions
 from psycopg2 import sql
 
+from benefitflow import filters
+
 DEFAULT_SCHEMA_FILE = Path(__file__).with_name("individual.schema.json")
 CORE_COLUMNS = ("first_name", "last_name", "dob", "sex", "national_id", "location_code", "location_name", "region")
 REQUIRED_CORE = ("first_name", "last_name", "dob")
@@ -120,14 +122,10 @@ def parse(document: dict[str, Any], where: str = "registry schema") -> RegistryS
 
 
 def _type_of(name: str, definition: dict[str, Any], where: str) -> str:
-    declared = definition.get("type", "string")
-    if isinstance(declared, list):
-        declared = next((t for t in declared if t != "null"), "string")
-    if declared == "string" and definition.get("format") == "date":
-        return "date"
-    if declared not in TYPES:
-        raise SchemaError(f"{where}: property {name!r} has type {declared!r}; use string, integer, number or boolean")
-    return declared
+    try:
+        return filters.property_type(definition)
+    except filters.FilterError as exc:
+        raise SchemaError(f"{where}: property {name!r}: {exc}") from exc
 
 
 def record(cur: psycopg2.extensions.cursor, schema: RegistrySchema) -> int:
