@@ -43,10 +43,18 @@ def policy_for(operation: str) -> dict[str, Any]:
         raise ValueError(f"no checker group configured for operation {operation!r} in {APPROVAL_GROUPS_FILE.name}") from exc
 
 
+# The checker reads the file and its numbers first, the report last (XCom does not keep key order).
+SUMMARY_FIRST = ("file", "upload_id", "rows_in_file", "valid_rows", "invalid_rows", "invalid_by_rule",
+                 "warnings_by_rule")
+SUMMARY_LAST = ("error_report",)
+
+
 def render_body(operation: str, maker: str, summary: dict[str, Any]) -> str:
     """Markdown the checker reads on the Required actions page."""
     lines = [f"**Operation:** {operation}  ", f"**Maker:** {maker} (cannot decide on this request)", ""]
-    for key, value in summary.items():
+    rank = {key: i for i, key in enumerate(SUMMARY_FIRST)} | {key: 1000 + i for i, key in enumerate(SUMMARY_LAST)}
+    ordered = sorted(summary.items(), key=lambda item: rank.get(item[0], len(SUMMARY_FIRST)))
+    for key, value in ordered:
         label = key.replace("_", " ")
         if isinstance(value, dict | list) and not value:
             continue

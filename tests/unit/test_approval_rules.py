@@ -46,3 +46,9 @@ def test_body_lists_the_summary() -> None:
     assert "**Maker:** maker" in body
     assert "rows in file" in body and "3" in body
     assert "code:unique: 2" in body
+
+
+def test_body_puts_the_file_and_counts_first_and_the_report_last() -> None:
+    summary = {"error_report": "/r.csv", "households_to_create": 2, "invalid_rows": 1, "file": "f.csv", "rows_in_file": 3}
+    labels = [line.split(":**")[0].lstrip("- *") for line in render_body("x", "maker", summary).splitlines()[3:]]
+    assert labels == ["file", "rows in file", "invalid rows", "households to create", "error report"]

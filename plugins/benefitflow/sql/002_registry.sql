@@ -4,8 +4,9 @@
 CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA public;
 
 -- A commit's size lives with its facts and in the audit trail; a count fixed before the
--- facts were appended was always 0.
-ALTER TABLE ledger.commits DROP COLUMN row_count;
+-- facts were appended was always 0. CASCADE drops only dbt's staging view over it, which
+-- the dbt build after the migrations recreates.
+ALTER TABLE ledger.commits DROP COLUMN row_count CASCADE;
 
 ALTER TABLE intake.uploads ADD COLUMN mode text;
 COMMENT ON COLUMN intake.uploads.mode IS 'create or update, for uploads that can do both';
