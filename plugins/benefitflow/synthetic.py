@@ -194,14 +194,18 @@ class GeneratedFile:
 
 def write_registry_file(path: Path, rows: int, *, seed: int = 20261124, invalid_share: float = 0.02,
                         duplicate_share: float = 0.01, likely_duplicate_share: float = 0.005,
-                        today: date | None = None) -> GeneratedFile:
-    """Write `rows` people (plus the header) to `path`; shares are of all rows, rounded to whole rows."""
+                        today: date | None = None, household_prefix: str = "HH") -> GeneratedFile:
+    """Write `rows` people (plus the header) to `path`; shares are of all rows, rounded to whole rows.
+
+    Household codes are `household_prefix` and a base-36 counter: files meant for the same
+    registry need different prefixes, or their households are the same households.
+    """
     shares = (invalid_share, duplicate_share, likely_duplicate_share)
     if rows < 0:
         raise ValueError(f"rows must not be negative, got {rows}")
     if min(shares) < 0 or sum(shares) > 0.25:
         raise ValueError(f"shares must be non-negative and together at most 0.25, got {shares}")
-    registry = _Registry(random.Random(seed), today or date.today(), rows, shares)
+    registry = _Registry(random.Random(seed), today or date.today(), rows, shares, household_prefix)
     with path.open("w", encoding="utf-8", newline="") as handle:
         handle.write(",".join(HEADER) + "\n")
         lines: list[str] = []
@@ -224,13 +228,13 @@ def _years_before(day: date, years: int) -> date:
         return day.replace(year=day.year - years, day=28)
 
 
-def _group_code(number: int) -> str:
-    """`HH` and the number in base 36, six digits: HH000001 ... HHZZZZZZ."""
+def _group_code(prefix: str, number: int) -> str:
+    """The prefix and the number in base 36, six digits: HH000001 ... HHZZZZZZ."""
     digits = ""
     while number:
         number, digit = divmod(number, 36)
         digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"[digit] + digits
-    return "HH" + digits.rjust(6, "0")
+    return prefix + digits.rjust(6, "0")
 
 
 def _age_range(relation: str, head_age: int) -> tuple[int, int]:
@@ -261,8 +265,10 @@ def _with_typo(name: str, rng: random.Random) -> str:
 class _Registry:
     """The generator's state: random source, date tables, pools of earlier people, running counts."""
 
-    def __init__(self, rng: random.Random, today: date, rows: int, shares: tuple[float, float, float]) -> None:
+    def __init__(self, rng: random.Random, today: date, rows: int, shares: tuple[float, float, float],
+                 household_prefix: str) -> None:
         self.rng = rng
+        self.household_prefix = household_prefix
         self.rows_made = 0
         self.households = 0
         self.people_numbered = 0
@@ -294,7 +300,7 @@ class _Registry:
         self.households += 1
         size = min(rng.choice(_HOUSEHOLD_SIZES), rows_left)
         location_index = rng.randrange(len(LOCATIONS))
-        place = (_group_code(self.households), *LOCATIONS[location_index])
+        place = (_group_code(self.household_prefix, self.households), *LOCATIONS[location_index])
         head_age = rng.randrange(18, 86)
         head_sex = "F" if rng.random() < 0.45 else "M"
         head_last = rng.choice(LAST_NAMES)

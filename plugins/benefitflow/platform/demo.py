@@ -38,7 +38,8 @@ def load_registry(instance: Instance) -> None:
     # A failed attempt keeps its checksum: the next one must be a different file.
     path = instance.inbox / DEMO_REGISTRY_FILE
     generated = write_registry_file(path, DEMO_REGISTRY_ROWS, seed=20260101 + len(earlier), today=DEMO_DATE,
-                                    invalid_share=0.0, duplicate_share=0.0, likely_duplicate_share=0.002)
+                                    invalid_share=0.0, duplicate_share=0.0, likely_duplicate_share=0.002,
+                                    household_prefix="DM")
     run_approved(instance, "individuals_import",
                  {"file": path.name, "mode": "create", "on_invalid_rows": "reject_file"})
     print(f"  demo registry: {generated.rows:,} individuals in {generated.households:,} households, "
