@@ -33,3 +33,9 @@ def inbox() -> Path:
 
 def outbox() -> Path:
     return Path(os.environ.get("BENEFITFLOW_OUTBOX", PROJECT_ROOT / "data" / "outbox")).resolve()
+
+
+def upload_file_url(upload_id: int, which: str) -> str:
+    """Where an Airflow user downloads an upload's `original` or `error-report` (see upload_files.py)."""
+    base = os.environ.get("AIRFLOW__API__BASE_URL", "").rstrip("/")
+    return f"{base}/benefitflow/uploads/{upload_id}/{which}"

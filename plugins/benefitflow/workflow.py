@@ -154,14 +154,15 @@ def validate_step(*, workflow: UploadWorkflow, upload: dict[str, Any], options: 
                      outcome=status, details={"invalid_rows": summary.invalid_row_count,
                                               "rules": summary.errors_by_rule, "warnings": warnings})
     if refusal:
-        raise WorkflowError(f"file {file_name}: {refusal}. {first_errors} Full report: {report_path}")
+        raise WorkflowError(f"file {file_name}: {refusal}. {first_errors} Full report: {report_path} "
+                            f"(download: {config.upload_file_url(upload_id, 'error-report')})")
     return {
         "rows_in_file": summary.row_count,
         "valid_rows": summary.valid_row_count,
         "invalid_rows": summary.invalid_row_count,
         "invalid_by_rule": summary.errors_by_rule,
         "warnings_by_rule": warnings,
-        "error_report": str(report_path),
+        "error_report": config.upload_file_url(upload_id, "error-report"),
     }
 
 

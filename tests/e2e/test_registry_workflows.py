@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import requests
 
 from benefitflow import db
 
@@ -47,6 +48,19 @@ def test_the_openimis_sample_is_imported_with_approval(airflow, database) -> Non
                  " USING (individual_id) WHERE i.registered_by_upload = %s AND m.able_bodied IS NOT NULL",
                  upload_id) == [(100,)]
 
+    original = download(checker, f"/benefitflow/uploads/{upload_id}/original")
+    assert original.status_code == 200 and original.content == SAMPLE.read_bytes()
+    report = download(maker, f"/benefitflow/uploads/{upload_id}/error-report")
+    assert report.status_code == 200 and report.text.startswith("file,row,column,rule,value,message")
+    assert query("SELECT actor FROM ledger.audit_events WHERE action = 'upload.download_original'"
+                 " AND object_id = %s", str(upload_id)) == [("checker",)]
+    assert requests.get(f"{maker.base_url}/benefitflow/uploads/{upload_id}/original", timeout=30).status_code == 401
+    assert download(maker, "/benefitflow/uploads/999999999/original").status_code == 404
+
+
+def download(client, path: str) -> requests.Response:
+    return requests.get(f"{client.base_url}{path}", headers=client._headers(), timeout=30)
+
 
 def test_a_broken_file_fails_the_run_with_the_reason_and_is_kept(airflow, database) -> None:
     maker = airflow("maker")
@@ -59,6 +73,8 @@ def test_a_broken_file_fails_the_run_with_the_reason_and_is_kept(airflow, databa
     ((status, message, stored),) = query("SELECT status, message, stored_path FROM intake.uploads WHERE run_id = %s", run_id)
     assert status == "INVALID" and "unknown column(s): shoe_size" in message and name in message
     assert Path(stored).is_file()
+    (upload_id,) = query("SELECT upload_id FROM intake.uploads WHERE run_id = %s", run_id)[0]
+    assert download(maker, f"/benefitflow/uploads/{upload_id}/original").content == (database.inbox / name).read_bytes()
 
 
 def test_registry_export_through_airflow_is_audited(airflow, database) -> None:
