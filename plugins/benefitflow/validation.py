@@ -11,15 +11,15 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import great_expectations as gx
 import psycopg2.extensions
-from great_expectations.core import ExpectationSuite
-from great_expectations.data_context.types.base import ProgressBarsConfig
 from psycopg2 import sql
 
 from benefitflow.config import EXPECTATIONS_DIR
+
+if TYPE_CHECKING:  # GX takes ~3 s to import: DAG files import this module, only tasks need GX
+    from great_expectations.core import ExpectationSuite
 
 logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
@@ -51,6 +51,8 @@ def load_suite(name: str) -> ExpectationSuite:
 
 
 def suite_from_document(document: dict[str, Any]) -> ExpectationSuite:
+    from great_expectations.core import ExpectationSuite
+
     declared = len(document.get("expectations", []))
     try:
         suite = ExpectationSuite(**document)
@@ -69,6 +71,9 @@ def _sqlalchemy_url(database_url: str) -> str:
 
 def run_suite(database_url: str, schema: str, table: str, suite: ExpectationSuite) -> list[dict[str, Any]]:
     """Run the suite on the whole table; return GX's per-expectation results as dicts."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     source = context.data_sources.add_postgres("benefitflow", connection_string=_sqlalchemy_url(database_url))

@@ -13,10 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg2.extensions
-from great_expectations.core import ExpectationSuite
 from airflow.sdk.exceptions import AirflowFailException
 from airflow.sdk import DAG, Asset, Param, task
 
@@ -24,6 +23,9 @@ from benefitflow import audit, config, db, decisions, intake, validation
 from benefitflow import dbt_runner
 from benefitflow.approval import MakerCheckerApproval
 from benefitflow.intake import FileSpec, IntakeError
+
+if TYPE_CHECKING:  # GX is imported by the tasks that validate, not when the DAG is parsed
+    from great_expectations.core import ExpectationSuite
 
 ON_INVALID_ROWS = ("reject_file", "skip_invalid_rows")
 MAX_ERRORS_IN_MESSAGE = 5
@@ -33,7 +35,7 @@ Options = Mapping[str, Any]  # the run's parameters (file, on_invalid_rows, mode
 Summarise = Callable[[Cursor, int], dict[str, Any]]
 Commit = Callable[[Cursor, int, int], int]
 Prepare = Callable[[Cursor, dict[str, Any], Options], str]
-SuiteFor = Callable[[dict[str, Any], Options], ExpectationSuite]
+SuiteFor = Callable[[dict[str, Any], Options], "ExpectationSuite"]
 Check = Callable[[Cursor, dict[str, Any], Options], None]
 ProposalVars = Callable[[dict[str, Any], Options], dict[str, Any]]
 

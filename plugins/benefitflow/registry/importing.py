@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg2.extensions
 from airflow.sdk import Param
-from great_expectations.core import ExpectationSuite
 
 from benefitflow import validation
 from benefitflow.intake import FileSpec
 from benefitflow.registry import checks, schema
 from benefitflow.workflow import CommitConflict, Options, UploadWorkflow
+
+if TYPE_CHECKING:  # GX is imported by the tasks that validate, not when the DAG is parsed
+    from great_expectations.core import ExpectationSuite
 
 KIND = "individuals"
 MODES = ("create", "update")
