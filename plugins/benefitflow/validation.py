@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,12 +28,15 @@ class SuiteError(RuntimeError):
     """A suite file that does not load completely (a defect in the platform, not in the upload)."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class ValidationSummary:
+    """What validation found, counted from intake.row_errors (GX's errors and any SQL check's)."""
+
     row_count: int
     invalid_row_count: int
-    errors_by_rule: dict[str, int] = field(default_factory=dict)
-    blocking_file_errors: list[str] = field(default_factory=list)
+    errors_by_rule: dict[str, int]
+    warnings_by_rule: dict[str, int]
+    blocking_file_errors: list[str]
 
     @property
     def valid_row_count(self) -> int:
@@ -117,13 +120,14 @@ def rule_message(expectation: dict[str, Any]) -> str:
 
 def record_errors(
     cur: psycopg2.extensions.cursor, upload_id: int, results: list[dict[str, Any]], schema: str, table: str
-) -> ValidationSummary:
+) -> list[str]:
     """Write every failing row of every failed expectation to intake.row_errors.
 
     The value reported is the one the user wrote: an expectation on a derived column
-    (say `dob__age`) names the column it comes from in `meta.report_column`.
+    (say `dob__age`) names the column it comes from in `meta.report_column`. Returns the
+    blocking errors that concern the file as a whole (not a row).
     """
-    summary = ValidationSummary(row_count=0, invalid_row_count=0)
+    blocking_file_errors: list[str] = []
     cur.execute("DELETE FROM intake.row_errors WHERE upload_id = %s", (upload_id,))
     for expectation in results:
         if expectation["success"]:
@@ -144,7 +148,6 @@ def record_errors(
                          sql.Identifier(schema), sql.Identifier(table)),
                 (upload_id, reported, rule, message, severity),
             )
-            summary.errors_by_rule[rule] = cur.rowcount
         else:
             observed = (expectation.get("result") or {}).get("observed_value")
             cur.execute(
@@ -152,29 +155,30 @@ def record_errors(
                 " VALUES (%s, NULL, %s, %s, %s, %s, %s)",
                 (upload_id, reported, rule, None if observed is None else str(observed), message, severity),
             )
-            summary.errors_by_rule[rule] = 1
             if severity == "critical":
-                summary.blocking_file_errors.append(f"{rule}: {message} (observed {observed})")
-    return summary
+                blocking_file_errors.append(f"{rule}: {message} (observed {observed})")
+    return blocking_file_errors
 
 
-def count_invalid_rows(cur: psycopg2.extensions.cursor, upload_id: int) -> int:
-    """Rows with at least one blocking error (GX's and any SQL check's)."""
+def summarise(
+    cur: psycopg2.extensions.cursor, upload_id: int, row_count: int, blocking_file_errors: list[str]
+) -> ValidationSummary:
+    """Count the upload's recorded errors: rows blocked, errors and warnings by rule."""
     cur.execute(
-        "SELECT count(DISTINCT row_number) FROM intake.row_errors"
-        " WHERE upload_id = %s AND row_number IS NOT NULL AND severity = 'critical'",
+        "SELECT count(DISTINCT row_number) FILTER (WHERE row_number IS NOT NULL AND severity = 'critical')"
+        " FROM intake.row_errors WHERE upload_id = %s",
         (upload_id,),
     )
-    return int(cur.fetchone()[0])
-
-
-def errors_by_rule(cur: psycopg2.extensions.cursor, upload_id: int, severity: str) -> dict[str, int]:
+    invalid = int(cur.fetchone()[0])
     cur.execute(
-        "SELECT rule, count(*) FROM intake.row_errors WHERE upload_id = %s AND severity = %s"
-        " GROUP BY rule ORDER BY rule",
-        (upload_id, severity),
+        "SELECT severity, rule, count(*) FROM intake.row_errors WHERE upload_id = %s AND severity IN"
+        " ('critical', 'warning') GROUP BY severity, rule ORDER BY rule",
+        (upload_id,),
     )
-    return dict(cur.fetchall())
+    by_rule: dict[str, dict[str, int]] = {"critical": {}, "warning": {}}
+    for severity, rule, count in cur.fetchall():
+        by_rule[severity][rule] = count
+    return ValidationSummary(row_count, invalid, by_rule["critical"], by_rule["warning"], blocking_file_errors)
 
 
 def write_error_report(cur: psycopg2.extensions.cursor, upload_id: int, file_name: str, target: Path) -> Path:

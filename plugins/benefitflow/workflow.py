@@ -137,13 +137,10 @@ def validate_step(*, workflow: UploadWorkflow, upload: dict[str, Any], options: 
         raise
     report_path = config.outbox() / "reports" / f"upload-{upload_id:08d}-errors.csv"
     with db.transaction() as cur:
-        summary = validation.record_errors(cur, upload_id, results, "intake", table)
+        blocking_file_errors = validation.record_errors(cur, upload_id, results, "intake", table)
         if workflow.check is not None:
             workflow.check(cur, upload, options)
-        summary.row_count = upload["row_count"]
-        summary.invalid_row_count = validation.count_invalid_rows(cur, upload_id)
-        summary.errors_by_rule = validation.errors_by_rule(cur, upload_id, "critical")
-        warnings = validation.errors_by_rule(cur, upload_id, "warning")
+        summary = validation.summarise(cur, upload_id, upload["row_count"], blocking_file_errors)
         validation.write_error_report(cur, upload_id, file_name, report_path)
         refusal = _refusal(summary, on_invalid_rows)
         status = "INVALID" if refusal else "WAITING_FOR_APPROVAL"
@@ -154,7 +151,7 @@ def validate_step(*, workflow: UploadWorkflow, upload: dict[str, Any], options: 
         first_errors = _first_errors(cur, upload_id)
         audit.record(cur, actor=user, action="upload.validated", object_type="upload", object_id=upload_id,
                      outcome=status, details={"invalid_rows": summary.invalid_row_count,
-                                              "rules": summary.errors_by_rule, "warnings": warnings})
+                                              "rules": summary.errors_by_rule, "warnings": summary.warnings_by_rule})
     if refusal:
         raise WorkflowError(f"file {file_name}: {refusal}. {first_errors} Full report: {report_path} "
                             f"(download: {config.upload_file_url(upload_id, 'error-report')})")
@@ -163,7 +160,7 @@ def validate_step(*, workflow: UploadWorkflow, upload: dict[str, Any], options: 
         "valid_rows": summary.valid_row_count,
         "invalid_rows": summary.invalid_row_count,
         "invalid_by_rule": summary.errors_by_rule,
-        "warnings_by_rule": warnings,
+        "warnings_by_rule": summary.warnings_by_rule,
         "error_report": config.upload_file_url(upload_id, "error-report"),
     }
 
