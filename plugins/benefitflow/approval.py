@@ -24,7 +24,7 @@ import yaml
 from airflow.sdk.exceptions import AirflowFailException
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 
-from benefitflow import audit, db, decisions, directory, intake
+from benefitflow import audit, db, decisions, directory
 from benefitflow.decisions import Decision
 
 APPROVAL_GROUPS_FILE = Path(__file__).with_name("approval_groups.yaml")
@@ -202,8 +202,6 @@ class MakerCheckerApproval(ApprovalOperator):
                     requested_at=requested_at,
                 ),
             )
-            if upload_id is not None and outcome != "APPROVED":
-                intake.set_status(cur, upload_id, "REJECTED", message=f"{outcome}: {reason or 'rejected by ' + str(responder)}")
             return decision_id
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import psycopg2.extensions
 
-from benefitflow import audit
+from benefitflow import audit, intake
 
 OUTCOMES = ("APPROVED", "REJECTED", "REFUSED", "TIMED_OUT")
 
@@ -35,7 +35,10 @@ class Decision:
 
 
 def record(cur: psycopg2.extensions.cursor, decision: Decision) -> int:
-    """Append the decision and its audit event (same transaction); return the decision id."""
+    """Append the decision and its audit event (same transaction); return the decision id.
+
+    An upload the decision does not approve is REJECTED from then on, with the reason.
+    """
     if decision.outcome not in OUTCOMES:
         raise ValueError(f"unknown outcome {decision.outcome!r}")
     cur.execute(
@@ -62,6 +65,9 @@ def record(cur: psycopg2.extensions.cursor, decision: Decision) -> int:
             "upload_id": decision.upload_id,
         },
     )
+    if decision.upload_id is not None and decision.outcome != "APPROVED":
+        why = decision.reason or f"rejected by {decision.checker}"
+        intake.set_status(cur, decision.upload_id, "REJECTED", message=f"{decision.outcome}: {why}")
     return decision_id
 
 

@@ -320,9 +320,8 @@ def run_steps(
             operation=workflow.operation, dag_id=dag_id, run_id=run_id, maker=maker, checker=checker,
             checker_group=policy_for(workflow.operation)["group"], policy="any", outcome=outcome,
             upload_id=int(upload["upload_id"]), summary=proposal))
-        if outcome != "APPROVED":
-            intake.set_status(cur, int(upload["upload_id"]), "REJECTED", message="rejected")
-            return {"proposal": proposal, "upload_id": upload["upload_id"]}
+    if outcome != "APPROVED":
+        return {"proposal": proposal, "upload_id": upload["upload_id"]}
     committed = on_step("commit", lambda: commit_step(workflow=workflow, dag_id=dag_id, run_id=run_id,
                                                       upload_id=int(upload["upload_id"]), user=maker))
     on_step("publish", lambda: dbt_runner.run(["run", "--select", "tag:publish"]))
