@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from airflow.sdk.exceptions import AirflowFailException
 from airflow.providers.standard.operators.hitl import ApprovalOperator
+from airflow.sdk.exceptions import AirflowFailException
 
 from benefitflow import audit, db, decisions, directory
 from benefitflow.decisions import Decision

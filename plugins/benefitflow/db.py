@@ -18,9 +18,8 @@ MIGRATIONS_DIR = Path(__file__).parent / "sql"
 @contextmanager
 def transaction(url: str | None = None) -> Iterator[psycopg2.extensions.cursor]:
     """One transaction: committed when the block ends, rolled back on any error."""
-    with closing(psycopg2.connect(url or config.database_url())) as conn:
-        with conn, conn.cursor() as cur:
-            yield cur
+    with closing(psycopg2.connect(url or config.database_url())) as conn, conn, conn.cursor() as cur:
+        yield cur
 
 
 class MigrationError(RuntimeError):

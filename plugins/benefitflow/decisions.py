@@ -78,7 +78,7 @@ def latest_for_run(cur: psycopg2.extensions.cursor, dag_id: str, run_id: str) ->
         (dag_id, run_id),
     )
     row = cur.fetchone()
-    return dict(zip(("decision_id", "outcome", "maker", "checker", "decided_at"), row)) if row else None
+    return dict(zip(("decision_id", "outcome", "maker", "checker", "decided_at"), row, strict=True)) if row else None
 
 
 def require_approval(cur: psycopg2.extensions.cursor, dag_id: str, run_id: str) -> int:

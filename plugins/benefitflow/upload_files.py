@@ -17,6 +17,7 @@ from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
 from airflow.api_fastapi.core_api.security import GetUserDep
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import FileResponse
+from psycopg2 import sql
 
 from benefitflow import audit, config, db
 
@@ -30,8 +31,8 @@ def download(upload_id: int, which: str, user: GetUserDep) -> FileResponse:
     if which not in COLUMNS:
         raise HTTPException(404, f"no such file kind {which!r}: use original or error-report")
     with db.transaction() as cur:
-        cur.execute(f"SELECT dag_id, file_name, {COLUMNS[which]} FROM intake.uploads WHERE upload_id = %s",
-                    (upload_id,))
+        cur.execute(sql.SQL("SELECT dag_id, file_name, {} FROM intake.uploads WHERE upload_id = %s").format(
+            sql.Identifier(COLUMNS[which])), (upload_id,))
         found = cur.fetchone()
         if found is None:
             raise HTTPException(404, f"no upload {upload_id}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -127,7 +128,7 @@ def test_an_invalid_file_stops_before_any_approval_request(airflow, inbox_file) 
                     (run_id,))
         status, invalid, report = cur.fetchone()
     assert (status, invalid) == ("INVALID", 2)
-    assert "BAD CODE" in open(report).read()
+    assert "BAD CODE" in Path(report).read_text()
 
 
 def test_a_path_outside_the_inbox_is_refused(airflow) -> None:

@@ -19,7 +19,7 @@ def upload_row(upload_id: int) -> dict:
     with db.transaction() as cur:
         cur.execute("SELECT status, row_count, valid_row_count, invalid_row_count, message, stored_path"
                     " FROM intake.uploads WHERE upload_id = %s", (upload_id,))
-        return dict(zip(("status", "rows", "valid", "invalid", "message", "stored_path"), cur.fetchone()))
+        return dict(zip(("status", "rows", "valid", "invalid", "message", "stored_path"), cur.fetchone(), strict=True))
 
 
 def latest_upload() -> dict:

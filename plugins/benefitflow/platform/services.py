@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -104,10 +105,8 @@ def stop(instance: Instance, name: str, grace_seconds: float = 20) -> bool:
 
 def _reap(pid: int) -> None:
     """Collect a stopped child of this process (the test suite starts services as children)."""
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def wait_for_http(url: str, timeout: float = 180, what: str = "service") -> None:

@@ -197,7 +197,7 @@ def _property_expectations(prop: Property, *, required: bool) -> list[dict[str, 
                              regex=pattern))
         low, high = definition.get("minimum"), definition.get("maximum")
         if low is not None or high is not None:
-            found.append(_expect("between", f"{name}__value", f"outside the range {low} to {high}",
+            found.append(_expect("between", typed_column(prop), f"outside the range {low} to {high}",
                                  min_value=low, max_value=high, report=name))
     elif prop.type == "boolean":
         found.append(_expect("match_regex", name, "not true or false (true/false, yes/no, 1/0)", regex=BOOLEAN_PATTERN))
@@ -240,8 +240,8 @@ def checked_table_sql(schema: RegistrySchema, header: list[str], staged: str, ch
     for prop in schema.properties.values():
         column = sql.Identifier(prop.name)
         if prop.type == "date":
-            typed.append(sql.SQL("intake.parse_iso_date(t.{}) AS {}").format(column, sql.Identifier(f"{prop.name}__date")))
-            value = sql.Identifier(f"{prop.name}__date")
+            value = sql.Identifier(typed_column(prop))
+            typed.append(sql.SQL("intake.parse_iso_date(t.{}) AS {}").format(column, value))
             derived += [
                 sql.SQL("CASE WHEN p.{} IS NULL THEN NULL ELSE p.{} IS NOT NULL END AS {}").format(
                     column, value, sql.Identifier(f"{prop.name}__is_date")),
@@ -252,13 +252,13 @@ def checked_table_sql(schema: RegistrySchema, header: list[str], staged: str, ch
         elif prop.type in ("integer", "number"):
             pattern = INTEGER_PATTERN if prop.type == "integer" else NUMBER_PATTERN
             typed.append(sql.SQL("CASE WHEN t.{0} ~ {1} THEN t.{0}::numeric END AS {2}").format(
-                column, sql.Literal(pattern), sql.Identifier(f"{prop.name}__value")))
+                column, sql.Literal(pattern), sql.Identifier(typed_column(prop))))
         elif prop.type == "boolean":
             typed.append(sql.SQL("CASE WHEN lower(t.{0}) IN ('true', 'yes', '1') THEN true"
                                  " WHEN lower(t.{0}) IN ('false', 'no', '0') THEN false END AS {1}").format(
-                column, sql.Identifier(f"{prop.name}__value")))
+                column, sql.Identifier(typed_column(prop))))
     attributes = sql.SQL("jsonb_strip_nulls(jsonb_build_object({}))").format(sql.SQL(", ").join(
-        sql.SQL("{}, p.{}").format(sql.Literal(p.name), sql.Identifier(_typed_name(p))) for p in schema.variables
+        sql.SQL("{}, p.{}").format(sql.Literal(p.name), sql.Identifier(typed_column(p))) for p in schema.variables
     )) if schema.variables else sql.SQL("'{}'::jsonb")
     return sql.SQL(
         "CREATE UNLOGGED TABLE intake.{checked} AS"
@@ -276,6 +276,10 @@ def checked_table_sql(schema: RegistrySchema, header: list[str], staged: str, ch
     )
 
 
-def _typed_name(prop: Property) -> str:
-    return {"date": f"{prop.name}__date", "integer": f"{prop.name}__value", "number": f"{prop.name}__value",
-            "boolean": f"{prop.name}__value"}.get(prop.type, prop.name)
+def typed_column(prop: Property) -> str:
+    """The checked table's column holding the property's typed value (text stays in the column itself)."""
+    if prop.type == "date":
+        return f"{prop.name}__date"
+    if prop.type in ("integer", "number", "boolean"):
+        return f"{prop.name}__value"
+    return prop.name

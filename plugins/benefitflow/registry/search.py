@@ -6,7 +6,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +20,9 @@ from benefitflow.registry import schema
 
 INDIVIDUAL = "i"
 HOUSEHOLD = "h"
-TEXT_COLUMNS = ("first_name", "last_name", "sex", "national_id", "location_code", "location_name", "region",
-                "household_code", "role", "recipient_type")
+PERSON_COLUMNS = tuple(c for c in schema.CORE_COLUMNS if c != "dob")
+HOUSEHOLD_MEMBERSHIP = ("household_code", "role", "recipient_type")
+TEXT_COLUMNS = (*PERSON_COLUMNS, *HOUSEHOLD_MEMBERSHIP)
 FROM_REGISTRY = sql.SQL("registry.individuals AS i LEFT JOIN registry.households AS h USING (household_code)")
 
 
@@ -52,8 +53,8 @@ def count(cur: psycopg2.extensions.cursor, document: Any) -> int:
 
 
 def default_columns() -> list[str]:
-    return ["individual_id", *TEXT_COLUMNS[:7], "dob", "household_code", "role", "recipient_type",
-            "household_size", *(p.name for p in schema.load().variables)]
+    return ["individual_id", *PERSON_COLUMNS, "dob", *HOUSEHOLD_MEMBERSHIP, "household_size",
+            *(p.name for p in schema.load().variables)]
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ def export(
         raise ExportError(f"filter: {exc}") from exc
     chosen = _columns(columns or default_columns(), catalogue)
     target_dir.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = target_dir / f"registry-{stamp}-{re.sub(r'[^A-Za-z0-9_.-]', '_', label)[:80]}-{uuid.uuid4().hex[:6]}.csv"
     select = sql.SQL(", ").join(sql.SQL("{} AS {}").format(catalogue[c].expression, sql.Identifier(c)) for c in chosen)
     query = sql.SQL("COPY (SELECT {} FROM {} WHERE {} ORDER BY i.individual_id) TO STDOUT WITH (FORMAT csv, HEADER true)")
