@@ -183,6 +183,17 @@ def staged_table_name(upload: Upload) -> str:
     return f"stage_{re.sub(r'[^a-z0-9_]', '_', upload.kind.lower())}_{upload.upload_id}"
 
 
+def drop_staged(cur: psycopg2.extensions.cursor, staged_table: str) -> None:
+    """Drop an upload's staged rows and the tables derived from them (`<staged>_*`); the original file stays."""
+    cur.execute(
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'intake'"
+        " AND (tablename = %(t)s OR left(tablename, length(%(t)s) + 1) = %(t)s || '_')",
+        {"t": staged_table},
+    )
+    for (name,) in cur.fetchall():
+        cur.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier("intake", name)))
+
+
 _COPY_LINE = re.compile(r"line (\d+)")
 
 

@@ -16,11 +16,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import psycopg2.extensions
-from airflow.sdk.exceptions import AirflowFailException
 from airflow.sdk import DAG, Asset, Param, task
+from airflow.sdk.exceptions import AirflowFailException
 
-from benefitflow import audit, config, db, decisions, intake, validation
-from benefitflow import dbt_runner
+from benefitflow import audit, config, db, dbt_runner, decisions, intake, validation
 from benefitflow.approval import MakerCheckerApproval
 from benefitflow.intake import FileSpec, IntakeError
 
@@ -149,6 +148,8 @@ def validate_step(*, workflow: UploadWorkflow, upload: dict[str, Any], options: 
             invalid_row_count=summary.invalid_row_count, error_report_path=str(report_path),
         )
         first_errors = _first_errors(cur, upload_id)
+        if refusal:
+            intake.drop_staged(cur, upload["staged_table"])
         audit.record(cur, actor=user, action="upload.validated", object_type="upload", object_id=upload_id,
                      outcome=status, details={"invalid_rows": summary.invalid_row_count,
                                               "rules": summary.errors_by_rule, "warnings": summary.warnings_by_rule})
@@ -196,6 +197,7 @@ def propose_step(
     dbt_runner.run(["run", "--select", workflow.proposal_model], variables)
     with db.transaction() as cur:
         proposal = workflow.summarise(cur, int(upload["upload_id"]))
+        intake.drop_staged(cur, upload["staged_table"])  # the proposal holds all the commit needs
     return {"file": upload["file_name"], "upload_id": upload["upload_id"], **validated, **proposal}
 
 

@@ -221,7 +221,7 @@ def test_household_rules_count_the_file_and_the_registry(database, inbox_file) -
     assert {"household:more_than_one_head", "household:more_than_one_primary_recipient"} <= upload_errors
 
     headless = [line.replace(",1,HEAD,", ",1,SPOUSE,") for line in household(f"H{unique()}")]
-    with pytest.raises(WorkflowError, match="has no HEAD"):
+    with pytest.raises(WorkflowError, match="would have no HEAD"):
         run_import(csv_file(inbox_file, "headless.csv", headless))
 
 
@@ -245,6 +245,22 @@ def test_rejection_leaves_the_registry_untouched(database, inbox_file) -> None:
     assert query("SELECT status FROM intake.uploads WHERE upload_id = %s", result["upload_id"]) == [("REJECTED",)]
 
 
+def staging_tables(upload_id: int) -> list[tuple]:
+    return query("SELECT tablename FROM pg_tables WHERE schemaname = 'intake' AND tablename LIKE %s",
+                 f"stage\\_individuals\\_{upload_id}%")
+
+
+def test_staging_tables_are_dropped_once_proposed_or_refused(database, inbox_file) -> None:
+    proposed = run_import(csv_file(inbox_file, "staged.csv", household(f"H{unique()}")), checker=None)
+    assert staging_tables(proposed["upload_id"]) == []
+    broken = household(f"H{unique()}")
+    broken[0] = broken[0].replace("1980-03-04", "1980-02-30")
+    with pytest.raises(WorkflowError, match="not a real date"):
+        run_import(csv_file(inbox_file, "staged-broken.csv", broken))
+    assert staging_tables(latest_upload_id()) == []
+    assert query("SELECT status FROM intake.uploads WHERE upload_id = %s", latest_upload_id()) == [("INVALID",)]
+
+
 def test_update_changes_only_the_given_columns(database, inbox_file) -> None:
     tag = unique()
     header = "first_name,last_name,dob,national_id,number_of_children,educated_level"
@@ -262,6 +278,45 @@ def test_update_changes_only_the_given_columns(database, inbox_file) -> None:
     run_import(cleared, mode="update")
     assert query("SELECT attributes FROM registry.individuals WHERE individual_id = %s", individual_id) == [
         ({"number_of_children": 4},)]
+
+
+def members(code: str) -> dict[str, tuple]:
+    rows = query("SELECT first_name, individual_id, role, recipient_type FROM registry.individuals"
+                 " WHERE household_code = %s", code)
+    return {name: (str(individual_id), role, recipient) for name, individual_id, role, recipient in rows}
+
+
+def test_an_update_moves_people_between_households_keeping_the_rules(database, inbox_file) -> None:
+    first, second = f"H{unique()}", f"H{unique()}"
+    run_import(csv_file(inbox_file, "two-households.csv", household(first) + household(second)))
+    amina, musa, zara = (members(first)[name][0] for name in ("Amina", "Musa", "Zara"))
+
+    moved = run_import(csv_file(inbox_file, "move.csv", [f"{zara},{second}"], "id,group_code"), mode="update")
+    assert (moved["proposal"]["households_to_create"], moved["proposal"]["households_to_extend"]) == (0, 1)
+    assert set(members(first)) == {"Amina", "Musa"}
+    assert members(second)["Zara"][1:] == ("DAUGHTER", None)
+
+    swapped = csv_file(inbox_file, "swap.csv", [f"{amina},SPOUSE,2", f"{musa},HEAD,1"],
+                       "id,individual_role,recipient_info")
+    assert run_import(swapped, mode="update")["proposal"]["households_to_extend"] == 0
+    assert members(first) == {"Amina": (amina, "SPOUSE", "SECONDARY"), "Musa": (musa, "HEAD", "PRIMARY")}
+
+    with pytest.raises(WorkflowError, match=f"household {second} would have 2 heads"):
+        run_import(csv_file(inbox_file, "head-leaves.csv", [f"{musa},{second}"], "id,group_code"), mode="update")
+    assert {(rule, column) for _, column, rule in errors(latest_upload_id())} == {
+        ("household:more_than_one_head", "individual_role"), ("household:no_head", "individual_role"),
+        ("household:more_than_one_primary_recipient", "recipient_info"),
+        ("household:no_primary_recipient", "recipient_info")}
+    assert query("SELECT message FROM intake.row_errors WHERE upload_id = %s AND rule = 'household:no_head'",
+                 latest_upload_id()) == [(f"household {first} would have no HEAD (in this file or in the registry)",)]
+
+    with pytest.raises(WorkflowError, match="to leave a household"):
+        run_import(csv_file(inbox_file, "leave-with-role.csv", [f"{amina},"], "id,group_code"), mode="update")
+    left = csv_file(inbox_file, "leave.csv", [f"{amina},,,"], "id,group_code,individual_role,recipient_info")
+    run_import(left, mode="update")
+    assert set(members(first)) == {"Musa"}
+    assert query("SELECT household_code, role, recipient_type FROM registry.individuals WHERE individual_id = %s",
+                 amina) == [(None, None, None)]
 
 
 def test_an_update_approved_after_the_record_changed_is_not_applied(database, inbox_file) -> None:

@@ -10,28 +10,57 @@ from __future__ import annotations
 import psycopg2.extensions
 from psycopg2 import sql
 
+from benefitflow.registry.schema import HOUSEHOLD_COLUMNS
+
 LIKELY_DUPLICATE_SIMILARITY = 0.6  # pg_trgm similarity of "first last", with the same dob and location
 
 _INSERT = "INSERT INTO intake.row_errors (upload_id, row_number, column_name, rule, value, message, severity) "
 
 
-def run_all(cur: psycopg2.extensions.cursor, upload_id: int, checked: str, *, mode: str, whole_households: bool) -> None:
+def run_all(cur: psycopg2.extensions.cursor, upload_id: int, checked: str, *, mode: str, header: list[str],
+            whole_households: bool) -> None:
     table = sql.Identifier(checked)
     if mode == "update":
         _run(cur, UNKNOWN_IDS, upload_id, table)
     _run(cur, NATIONAL_ID_TAKEN, upload_id, table)
     _run(cur, LIKELY_DUPLICATES_IN_REGISTRY, upload_id, table, similarity=LIKELY_DUPLICATE_SIMILARITY)
     _run(cur, LIKELY_DUPLICATES_IN_FILE, upload_id, table, similarity=LIKELY_DUPLICATE_SIMILARITY)
-    if mode == "create":
-        for check in HOUSEHOLD_RULES:
-            _run(cur, check, upload_id, table)
-        if whole_households:
-            _run(cur, HOUSEHOLD_INCOMPLETE, upload_id, table)
+    if mode == "update" and not set(HOUSEHOLD_COLUMNS) & set(header):
+        return
+    _collect_households(cur, table, mode, header)
+    for check in HOUSEHOLD_RULES:
+        _run(cur, check, upload_id, table)
+    if whole_households:
+        _run(cur, HOUSEHOLD_INCOMPLETE, upload_id, table)
 
 
 def _run(cur: psycopg2.extensions.cursor, query: str, upload_id: int, table: sql.Identifier, **literals: object) -> None:
     values = {name: sql.Literal(value) for name, value in literals.items()}
     cur.execute(sql.SQL(_INSERT + query).format(upload=sql.Literal(upload_id), checked=table, **values))
+
+
+def _collect_households(cur: psycopg2.extensions.cursor, table: sql.Identifier, mode: str, header: list[str]) -> None:
+    """Two temporary tables the household rules read (dropped at commit).
+
+    `upload_members`: each row's household, role and recipient type once the upload is
+    applied: the file's value, or in update mode the registry's when the file does not carry
+    the column; with the household the person leaves, if any. `upload_households`: every
+    household the upload touches, counted with the registry members the file leaves alone.
+    """
+    def effective(column: str, file_value: str, registry_value: str) -> sql.SQL:
+        return sql.SQL(file_value if mode == "create" or column in header else registry_value)
+
+    cur.execute(sql.SQL(_UPLOAD_MEMBERS).format(
+        checked=table,
+        group_code=effective("group_code", "c.group_code", "r.household_code"),
+        role=effective("individual_role", "c.role", "r.role"),
+        role_value=effective("individual_role", "c.individual_role", "r.role"),
+        recipient_type=effective("recipient_info", "c.recipient_type", "r.recipient_type"),
+        recipient_value=effective("recipient_info", "c.recipient_info", _RECIPIENT_INFO.format("r.recipient_type")),
+        registry_match=sql.SQL("r.individual_id = c.individual_id" if mode == "update" else "false"),
+    ))
+    cur.execute(_UPLOAD_HOUSEHOLDS)
+    cur.execute("ANALYZE upload_members; ANALYZE upload_households")
 
 
 UNKNOWN_IDS = """
@@ -83,84 +112,105 @@ WHERE similarity({_FULL_NAME.format('a')}, {_FULL_NAME.format('b')}) >= {{simila
 ORDER BY b.row_number, a.row_number
 """
 
-# Households: the file's members counted together with the members already in the registry.
-_HOUSEHOLDS = """
-WITH in_file AS (
-    SELECT group_code,
-           count(*) FILTER (WHERE role = 'HEAD') AS heads,
-           count(*) FILTER (WHERE recipient_type = 'PRIMARY') AS primaries,
-           string_agg(row_number::text, ', ' ORDER BY row_number) FILTER (WHERE role = 'HEAD') AS head_rows,
-           string_agg(row_number::text, ', ' ORDER BY row_number) FILTER (WHERE recipient_type = 'PRIMARY')
-               AS primary_rows
-    FROM intake.{checked} WHERE group_code IS NOT NULL GROUP BY group_code
-), in_registry AS (
-    SELECT household_code AS group_code,
-           count(*) FILTER (WHERE role = 'HEAD') AS heads,
-           count(*) FILTER (WHERE recipient_type = 'PRIMARY') AS primaries
-    FROM registry.individuals WHERE household_code IN (SELECT group_code FROM in_file) GROUP BY household_code
-), households AS (
-    SELECT f.group_code, f.heads + coalesce(r.heads, 0) AS heads, f.primaries + coalesce(r.primaries, 0) AS primaries,
-           f.head_rows, f.primary_rows, coalesce(r.heads, 0) AS registry_heads,
-           coalesce(r.primaries, 0) AS registry_primaries
-    FROM in_file f LEFT JOIN in_registry r USING (group_code)
+_RECIPIENT_INFO = "CASE {0} WHEN 'PRIMARY' THEN '1' WHEN 'SECONDARY' THEN '2' END"
+
+_UPLOAD_MEMBERS = """
+CREATE TEMPORARY TABLE upload_members ON COMMIT DROP AS
+SELECT c.row_number, c.individual_id, {group_code} AS group_code, {role} AS role, {role_value} AS role_value,
+       {recipient_type} AS recipient_type, {recipient_value} AS recipient_value,
+       r.household_code AS previous_group_code
+FROM intake.{checked} c
+LEFT JOIN registry.individuals r ON {registry_match}
+"""
+
+_UPLOAD_HOUSEHOLDS = """
+CREATE TEMPORARY TABLE upload_households ON COMMIT DROP AS
+WITH touched AS (
+    SELECT group_code FROM upload_members WHERE group_code IS NOT NULL
+    UNION SELECT previous_group_code FROM upload_members WHERE previous_group_code IS NOT NULL
+), members AS (
+    SELECT group_code, role, recipient_type, row_number FROM upload_members WHERE group_code IS NOT NULL
+    UNION ALL
+    SELECT r.household_code, r.role, r.recipient_type, NULL FROM registry.individuals r
+    WHERE r.household_code IN (SELECT group_code FROM touched)
+      AND NOT EXISTS (SELECT 1 FROM upload_members m WHERE m.individual_id = r.individual_id)
 )
+SELECT group_code,
+       count(*) FILTER (WHERE role = 'HEAD') AS heads,
+       count(*) FILTER (WHERE recipient_type = 'PRIMARY') AS primaries,
+       count(*) FILTER (WHERE role = 'HEAD' AND row_number IS NULL) AS registry_heads,
+       count(*) FILTER (WHERE recipient_type = 'PRIMARY' AND row_number IS NULL) AS registry_primaries,
+       string_agg(row_number::text, ', ' ORDER BY row_number) FILTER (WHERE role = 'HEAD') AS head_rows,
+       string_agg(row_number::text, ', ' ORDER BY row_number) FILTER (WHERE recipient_type = 'PRIMARY')
+           AS primary_rows
+FROM members GROUP BY group_code
+"""
+
+# Rows that join a household or leave one: a household left without its HEAD is reported on the row that leaves.
+_ROWS_OF_HOUSEHOLD = """
+FROM (SELECT DISTINCT m.row_number, m.role_value, m.recipient_value, h.*
+      FROM upload_members m
+      JOIN upload_households h ON h.group_code IN (m.group_code, m.previous_group_code)) t
 """
 
 HOUSEHOLD_RULES = (
-    _HOUSEHOLDS + """
-SELECT {upload}, c.row_number, 'individual_role', 'household:more_than_one_head', c.individual_role,
+    """
+SELECT {upload}, m.row_number, 'individual_role', 'household:more_than_one_head', m.role_value,
        format('household %s would have %s heads (rows %s%s); a household has one HEAD', h.group_code, h.heads,
               h.head_rows, CASE WHEN h.registry_heads > 0 THEN ' and one already in the registry' ELSE '' END),
        'critical'
-FROM intake.{checked} c JOIN households h USING (group_code)
-WHERE c.role = 'HEAD' AND h.heads > 1
+FROM upload_members m JOIN upload_households h USING (group_code)
+WHERE m.role = 'HEAD' AND h.heads > 1
 """,
-    _HOUSEHOLDS + """
-SELECT {upload}, c.row_number, 'individual_role', 'household:no_head', c.individual_role,
-       format('household %s has no HEAD (in this file or in the registry)', h.group_code), 'critical'
-FROM intake.{checked} c JOIN households h USING (group_code)
-WHERE h.heads = 0
+    """
+SELECT {upload}, t.row_number, 'individual_role', 'household:no_head', t.role_value,
+       format('household %s would have no HEAD (in this file or in the registry)', t.group_code), 'critical'
+""" + _ROWS_OF_HOUSEHOLD + """
+WHERE t.heads = 0
 """,
-    _HOUSEHOLDS + """
-SELECT {upload}, c.row_number, 'recipient_info', 'household:more_than_one_primary_recipient', c.recipient_info,
+    """
+SELECT {upload}, m.row_number, 'recipient_info', 'household:more_than_one_primary_recipient', m.recipient_value,
        format('household %s would have %s primary recipients (rows %s%s); a household has one', h.group_code,
               h.primaries, h.primary_rows,
               CASE WHEN h.registry_primaries > 0 THEN ' and one already in the registry' ELSE '' END),
        'critical'
-FROM intake.{checked} c JOIN households h USING (group_code)
-WHERE c.recipient_type = 'PRIMARY' AND h.primaries > 1
-""",
-    _HOUSEHOLDS + """
-SELECT {upload}, c.row_number, 'recipient_info', 'household:no_primary_recipient', c.recipient_info,
-       format('household %s has no primary recipient (recipient_info 1)', h.group_code), 'critical'
-FROM intake.{checked} c JOIN households h USING (group_code)
-WHERE h.primaries = 0
+FROM upload_members m JOIN upload_households h USING (group_code)
+WHERE m.recipient_type = 'PRIMARY' AND h.primaries > 1
 """,
     """
-SELECT {upload}, row_number, 'individual_role', 'household:role_required', individual_role,
+SELECT {upload}, t.row_number, 'recipient_info', 'household:no_primary_recipient', t.recipient_value,
+       format('household %s would have no primary recipient (recipient_info 1)', t.group_code), 'critical'
+""" + _ROWS_OF_HOUSEHOLD + """
+WHERE t.primaries = 0
+""",
+    """
+SELECT {upload}, row_number, 'individual_role', 'household:role_required', role_value,
        'a household member needs an individual_role', 'critical'
-FROM intake.{checked} WHERE group_code IS NOT NULL AND role IS NULL
+FROM upload_members WHERE group_code IS NOT NULL AND role IS NULL
 """,
     """
-SELECT {upload}, row_number, 'group_code', 'household:group_code_required', group_code,
-       'an individual_role or recipient_info needs a group_code (the household)', 'critical'
-FROM intake.{checked} WHERE group_code IS NULL AND (role IS NOT NULL OR recipient_type IS NOT NULL)
+SELECT {upload}, row_number, 'group_code', 'household:group_code_required', NULL,
+       'an individual_role or recipient_info needs a group_code (the household); to leave a household, clear '
+       'individual_role and recipient_info too', 'critical'
+FROM upload_members WHERE group_code IS NULL AND (role IS NOT NULL OR recipient_type IS NOT NULL)
 """,
 )
 
 # With skip_invalid_rows a household is imported whole or not at all.
 HOUSEHOLD_INCOMPLETE = """
 WITH invalid AS (
-    SELECT DISTINCT c.group_code, c.row_number
-    FROM intake.{checked} c
-    JOIN intake.row_errors e ON e.upload_id = {upload} AND e.row_number = c.row_number AND e.severity = 'critical'
-    WHERE c.group_code IS NOT NULL
+    SELECT DISTINCT m.row_number, household.code
+    FROM upload_members m
+    CROSS JOIN LATERAL (VALUES (m.group_code), (m.previous_group_code)) AS household (code)
+    JOIN intake.row_errors e ON e.upload_id = {upload} AND e.row_number = m.row_number AND e.severity = 'critical'
+    WHERE household.code IS NOT NULL
 ), households AS (
-    SELECT group_code, string_agg(row_number::text, ', ' ORDER BY row_number) AS rows FROM invalid GROUP BY group_code
+    SELECT code, string_agg(row_number::text, ', ' ORDER BY row_number) AS rows FROM invalid GROUP BY code
 )
-SELECT {upload}, c.row_number, 'group_code', 'household:incomplete', c.group_code,
-       format('household %s is imported whole or not at all, and row(s) %s of it are invalid', h.group_code, h.rows),
+SELECT DISTINCT ON (m.row_number) {upload}, m.row_number, 'group_code', 'household:incomplete', m.group_code,
+       format('household %s is imported whole or not at all, and row(s) %s of it are invalid', h.code, h.rows),
        'critical'
-FROM intake.{checked} c JOIN households h USING (group_code)
-WHERE c.row_number NOT IN (SELECT row_number FROM invalid)
+FROM upload_members m JOIN households h ON h.code IN (m.group_code, m.previous_group_code)
+WHERE m.row_number NOT IN (SELECT row_number FROM invalid)
+ORDER BY m.row_number, h.code
 """

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg2.extensions
 from airflow.sdk import Param
+from psycopg2 import sql
 
 from benefitflow import validation
 from benefitflow.intake import FileSpec
@@ -30,7 +31,8 @@ def mode_of(options: Options) -> str:
 def spec_for(options: Options) -> FileSpec:
     registry = schema.load()
     if mode_of(options) == "update":
-        return FileSpec(kind=KIND, required_columns=(schema.ID_COLUMN,), optional_columns=tuple(registry.properties),
+        return FileSpec(kind=KIND, required_columns=(schema.ID_COLUMN,),
+                        optional_columns=(*registry.properties, *schema.HOUSEHOLD_COLUMNS),
                         aliases=(("ID", schema.ID_COLUMN),))
     required = tuple(p.name for p in registry.properties.values() if p.required)
     optional = tuple(p.name for p in registry.properties.values() if not p.required) + schema.HOUSEHOLD_COLUMNS
@@ -46,8 +48,9 @@ def prepare(cur: psycopg2.extensions.cursor, upload: dict[str, Any], options: Op
     schema.record(cur, registry)
     target = checked_table(upload)
     cur.execute(schema.checked_table_sql(registry, upload["header"], upload["staged_table"], target))
-    cur.execute(f'CREATE INDEX ON intake."{target}" (row_number)')
-    cur.execute(f'ANALYZE intake."{target}"')
+    table = sql.Identifier("intake", target)
+    cur.execute(sql.SQL("CREATE INDEX ON {} (row_number)").format(table))
+    cur.execute(sql.SQL("ANALYZE {}").format(table))
     return target
 
 
@@ -58,6 +61,7 @@ def suite_for(upload: dict[str, Any], options: Options) -> ExpectationSuite:
 
 def check(cur: psycopg2.extensions.cursor, upload: dict[str, Any], options: Options) -> None:
     checks.run_all(cur, int(upload["upload_id"]), checked_table(upload), mode=mode_of(options),
+                   header=list(upload["header"]),
                    whole_households=options.get("on_invalid_rows") == "skip_invalid_rows")
 
 
@@ -69,7 +73,8 @@ def summarise(cur: psycopg2.extensions.cursor, upload_id: int) -> dict[str, Any]
     cur.execute(
         f"SELECT count(*) FILTER (WHERE action = 'create'), count(*) FILTER (WHERE action = 'update'),"
         f" count(DISTINCT household_code) FILTER (WHERE household_is_new),"
-        f" count(DISTINCT household_code) FILTER (WHERE household_code IS NOT NULL AND NOT household_is_new)"
+        f" count(DISTINCT household_code) FILTER (WHERE NOT household_is_new"
+        f"                                        AND household_code IS DISTINCT FROM previous_household_code)"
         f" FROM {PROPOSAL} WHERE upload_id = %s",
         (upload_id,),
     )
@@ -167,7 +172,9 @@ WORKFLOW = UploadWorkflow(
 **Parameters**
 - `file` — a CSV in the inbox, UTF-8 (with or without BOM), comma-separated.
 - `mode` — `create` (new people) or `update` (each row has `id`, or openIMIS's `ID`; only the
-  columns present change; an unknown id is an error for that row).
+  columns present change; an unknown id is an error for that row). An update may move people
+  between households (`group_code`, `individual_role`, `recipient_info`); both households must
+  still have one HEAD and one primary recipient.
 - `on_invalid_rows` — `reject_file` (default: any invalid row refuses the file) or
   `skip_invalid_rows` (the valid rows go on; a household goes whole or not at all).
 
