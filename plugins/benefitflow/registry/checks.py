@@ -146,11 +146,16 @@ SELECT group_code,
 FROM members GROUP BY group_code
 """
 
+# Each row with the households it touches: the one it is in after the upload, and the one it leaves.
+_RELATED = """
+CROSS JOIN LATERAL (VALUES (m.group_code), (nullif(m.previous_group_code, m.group_code))) AS related (group_code)
+"""
+
 # Rows that join a household or leave one: a household left without its HEAD is reported on the row that leaves.
 _ROWS_OF_HOUSEHOLD = """
-FROM (SELECT DISTINCT m.row_number, m.role_value, m.recipient_value, h.*
-      FROM upload_members m
-      JOIN upload_households h ON h.group_code IN (m.group_code, m.previous_group_code)) t
+FROM (SELECT m.row_number, m.role_value, m.recipient_value, h.*
+      FROM upload_members m""" + _RELATED + """
+      JOIN upload_households h ON h.group_code = related.group_code) t
 """
 
 HOUSEHOLD_RULES = (
@@ -199,18 +204,18 @@ FROM upload_members WHERE group_code IS NULL AND (role IS NOT NULL OR recipient_
 # With skip_invalid_rows a household is imported whole or not at all.
 HOUSEHOLD_INCOMPLETE = """
 WITH invalid AS (
-    SELECT DISTINCT m.row_number, household.code
-    FROM upload_members m
-    CROSS JOIN LATERAL (VALUES (m.group_code), (m.previous_group_code)) AS household (code)
+    SELECT DISTINCT m.row_number, related.group_code
+    FROM upload_members m""" + _RELATED + """
     JOIN intake.row_errors e ON e.upload_id = {upload} AND e.row_number = m.row_number AND e.severity = 'critical'
-    WHERE household.code IS NOT NULL
+    WHERE related.group_code IS NOT NULL
 ), households AS (
-    SELECT code, string_agg(row_number::text, ', ' ORDER BY row_number) AS rows FROM invalid GROUP BY code
+    SELECT group_code, string_agg(row_number::text, ', ' ORDER BY row_number) AS rows FROM invalid GROUP BY group_code
 )
 SELECT DISTINCT ON (m.row_number) {upload}, m.row_number, 'group_code', 'household:incomplete', m.group_code,
-       format('household %s is imported whole or not at all, and row(s) %s of it are invalid', h.code, h.rows),
+       format('household %s is imported whole or not at all, and row(s) %s of it are invalid', h.group_code, h.rows),
        'critical'
-FROM upload_members m JOIN households h ON h.code IN (m.group_code, m.previous_group_code)
-WHERE m.row_number NOT IN (SELECT row_number FROM invalid)
-ORDER BY m.row_number, h.code
+FROM upload_members m""" + _RELATED + """
+JOIN households h ON h.group_code = related.group_code
+WHERE NOT EXISTS (SELECT 1 FROM invalid i WHERE i.row_number = m.row_number)
+ORDER BY m.row_number, h.group_code
 """
