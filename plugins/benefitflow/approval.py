@@ -44,8 +44,8 @@ def policy_for(operation: str) -> dict[str, Any]:
 
 
 # The checker reads the file and its numbers first, the report last (XCom does not keep key order).
-SUMMARY_FIRST = ("file", "upload_id", "rows_in_file", "valid_rows", "invalid_rows", "invalid_by_rule",
-                 "warnings_by_rule")
+SUMMARY_FIRST = ("file", "request", "upload_id", "request_id", "rows_in_file", "valid_rows", "invalid_rows",
+                 "invalid_by_rule", "warnings_by_rule")
 SUMMARY_LAST = ("error_report",)
 
 
@@ -126,7 +126,8 @@ class MakerCheckerApproval(ApprovalOperator):
             )
         self.assigned_users = [person.as_hitl_user() for person in checkers]
         self.body = render_body(self.operation, maker, summary)
-        self.subject = f"Approve {self.operation}: {summary.get('file', context['run_id'])} (maker {maker})"
+        what = summary.get("file") or summary.get("request") or context["run_id"]
+        self.subject = f"Approve {self.operation}: {what} (maker {maker})"
         with db.transaction() as cur:
             audit.record(cur, actor=maker, action=f"{self.operation}.approval_requested", object_type="run",
                          object_id=_run_object(context), outcome="WAITING",
@@ -190,7 +191,6 @@ class MakerCheckerApproval(ApprovalOperator):
             latest = decisions.latest_for_run(cur, ti.dag_id, ti.run_id)
             if latest and latest["outcome"] == outcome and latest["checker"] == responder:
                 return int(latest["decision_id"])  # this answer was recorded by an earlier try
-            upload_id = summary.get("upload_id")
             requested_at = audit.last_time(cur, action=f"{self.operation}.approval_requested", object_type="run",
                                            object_id=_run_object(context))
             decision_id = decisions.record(
@@ -198,7 +198,8 @@ class MakerCheckerApproval(ApprovalOperator):
                 Decision(
                     operation=self.operation, dag_id=ti.dag_id, run_id=ti.run_id, maker=maker,
                     checker=responder, checker_group=self.checker_group, policy=self.policy,
-                    outcome=outcome, reason=reason, upload_id=upload_id, summary=summary,
+                    outcome=outcome, reason=reason, upload_id=summary.get("upload_id"),
+                    request_id=summary.get("request_id"), summary=summary,
                     requested_at=requested_at,
                 ),
             )

@@ -30,6 +30,7 @@ class Decision:
     outcome: str
     reason: str | None = None
     upload_id: int | None = None
+    request_id: int | None = None
     requested_at: datetime | None = None
     summary: dict[str, Any] | None = None
 
@@ -37,16 +38,17 @@ class Decision:
 def record(cur: psycopg2.extensions.cursor, decision: Decision) -> int:
     """Append the decision and its audit event (same transaction); return the decision id.
 
-    An upload the decision does not approve is REJECTED from then on, with the reason.
+    An upload or request the decision does not approve is REJECTED from then on, with the reason.
     """
     if decision.outcome not in OUTCOMES:
         raise ValueError(f"unknown outcome {decision.outcome!r}")
     cur.execute(
-        "INSERT INTO ledger.decisions (operation, dag_id, run_id, upload_id, maker, checker, checker_group,"
-        " policy, outcome, reason, summary, requested_at)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s) RETURNING decision_id",
+        "INSERT INTO ledger.decisions (operation, dag_id, run_id, upload_id, request_id, maker, checker,"
+        " checker_group, policy, outcome, reason, summary, requested_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s) RETURNING decision_id",
         (
-            decision.operation, decision.dag_id, decision.run_id, decision.upload_id, decision.maker,
+            decision.operation, decision.dag_id, decision.run_id, decision.upload_id, decision.request_id,
+            decision.maker,
             decision.checker, decision.checker_group, decision.policy, decision.outcome, decision.reason,
             json.dumps(decision.summary or {}, default=str), decision.requested_at,
         ),
@@ -62,12 +64,15 @@ def record(cur: psycopg2.extensions.cursor, decision: Decision) -> int:
         details={
             "decision_id": decision_id, "maker": decision.maker, "checker": decision.checker,
             "group": decision.checker_group, "policy": decision.policy, "reason": decision.reason,
-            "upload_id": decision.upload_id,
+            "upload_id": decision.upload_id, "request_id": decision.request_id,
         },
     )
-    if decision.upload_id is not None and decision.outcome != "APPROVED":
-        why = decision.reason or f"rejected by {decision.checker}"
-        intake.set_status(cur, decision.upload_id, "REJECTED", message=f"{decision.outcome}: {why}")
+    if decision.outcome != "APPROVED":
+        why = f"{decision.outcome}: {decision.reason or f'rejected by {decision.checker}'}"
+        if decision.upload_id is not None:
+            intake.set_status(cur, decision.upload_id, "REJECTED", message=why)
+        if decision.request_id is not None:
+            intake.set_request_status(cur, decision.request_id, "REJECTED", message=why)
     return decision_id
 
 

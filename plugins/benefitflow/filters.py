@@ -132,6 +132,7 @@ class _Compiler:
             known = ", ".join(sorted(self.fields))
             raise FilterError(f"{path}: unknown field {str(name)[:80]!r} (known fields: {known})")
         field = self.fields[name]
+        value_path = f"{path}.value (field {name!r})"
         allowed = OPERATORS_BY_TYPE[field.type]
         if op not in allowed:
             raise FilterError(f"{path}: operator {str(op)[:20]!r} is not allowed for {field.type} field "
@@ -146,16 +147,16 @@ class _Compiler:
         if op in ("in", "not in"):
             if not isinstance(value, list) or not value or len(value) > MAX_LIST:
                 raise FilterError(f"{path}: {op!r} needs a list of 1 to {MAX_LIST} values")
-            literals = [self.literal(field, item, f"{path}.value[{i}]") for i, item in enumerate(value)]
+            literals = [self.literal(field, item, f"{path}.value[{i}] (field {name!r})") for i, item in enumerate(value)]
             template = "({} IN ({}))" if op == "in" else "({} NOT IN ({}))"
             return sql.SQL(template).format(field.expression, sql.SQL(", ").join(literals))
         if op in ("contains", "starts with"):
-            text = self.text(value, f"{path}.value")
+            text = self.text(value, value_path)
             pattern = _escape_like(text)
             pattern = f"%{pattern}%" if op == "contains" else f"{pattern}%"
             return sql.SQL("({} ILIKE {} ESCAPE '\\')").format(field.expression, sql.Literal(pattern))
         operator = sql.SQL("<>" if op == "!=" else op)
-        return sql.SQL("({} {} {})").format(field.expression, operator, self.literal(field, value, f"{path}.value"))
+        return sql.SQL("({} {} {})").format(field.expression, operator, self.literal(field, value, value_path))
 
     def text(self, value: Any, path: str) -> str:
         if not isinstance(value, str):

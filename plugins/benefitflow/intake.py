@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import re
 import shutil
 from dataclasses import dataclass
@@ -259,4 +260,36 @@ def set_status(
     cur.execute(
         sql.SQL("UPDATE intake.uploads SET {} WHERE upload_id = %s").format(sql.SQL(", ").join(assignments)),
         [*values, upload_id],
+    )
+
+
+# -- requests: operations asked for from a trigger form (no file, or a file as one parameter) --
+class RequestError(ValueError):
+    """A request's parameters that cannot be carried out (the message is for the maker)."""
+
+
+def register_request(
+    cur: psycopg2.extensions.cursor, *, kind: str, plan_code: str, parameters: dict[str, object], user: str,
+    dag_id: str, run_id: str,
+) -> int:
+    """Record what the maker asked for, as given; return the request id."""
+    cur.execute(
+        "INSERT INTO intake.requests (kind, plan_code, parameters, requested_by, dag_id, run_id)"
+        " VALUES (%s, %s, %s, %s, %s, %s) RETURNING request_id",
+        (kind, plan_code, json.dumps(parameters, default=str), user, dag_id, run_id),
+    )
+    request_id = int(cur.fetchone()[0])
+    audit.record(cur, actor=user, action="request.received", object_type="request", object_id=request_id,
+                 outcome="RECEIVED", details={"kind": kind, "plan": plan_code, "parameters": parameters})
+    return request_id
+
+
+def set_request_status(
+    cur: psycopg2.extensions.cursor, request_id: int, status: str, *, message: str | None = None,
+    document: object | None = None,
+) -> None:
+    cur.execute(
+        "UPDATE intake.requests SET status = %s, message = coalesce(%s, message),"
+        " document = coalesce(%s::jsonb, document), updated_at = now() WHERE request_id = %s",
+        (status, message, None if document is None else json.dumps(document, default=str), request_id),
     )

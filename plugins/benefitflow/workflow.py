@@ -205,13 +205,7 @@ def commit_step(*, workflow: UploadWorkflow, dag_id: str, run_id: str, upload_id
     """Append the approved proposal to the ledger in one transaction, with the decision it rests on."""
     try:
         with db.transaction() as cur:
-            decision_id = decisions.require_approval(cur, dag_id, run_id)
-            cur.execute(
-                "INSERT INTO ledger.commits (operation, dag_id, run_id, decision_id, upload_id)"
-                " VALUES (%s, %s, %s, %s, %s) RETURNING commit_id",
-                (workflow.operation, dag_id, run_id, decision_id, upload_id),
-            )
-            commit_id = int(cur.fetchone()[0])
+            decision_id, commit_id = append_commit(cur, workflow.operation, dag_id, run_id, upload_id=upload_id)
             appended = workflow.commit(cur, commit_id, upload_id)
             cur.execute("SELECT invalid_row_count FROM intake.uploads WHERE upload_id = %s", (upload_id,))
             invalid = cur.fetchone()[0] or 0
@@ -225,15 +219,26 @@ def commit_step(*, workflow: UploadWorkflow, dag_id: str, run_id: str, upload_id
     return {"commit_id": commit_id, "decision_id": decision_id, "rows": appended}
 
 
+def append_commit(
+    cur: Cursor, operation: str, dag_id: str, run_id: str, *, upload_id: int | None = None,
+    request_id: int | None = None,
+) -> tuple[int, int]:
+    """The commit record for an approved run (refused without an approval); return decision and commit ids."""
+    decision_id = decisions.require_approval(cur, dag_id, run_id)
+    cur.execute(
+        "INSERT INTO ledger.commits (operation, dag_id, run_id, decision_id, upload_id, request_id)"
+        " VALUES (%s, %s, %s, %s, %s, %s) RETURNING commit_id",
+        (operation, dag_id, run_id, decision_id, upload_id, request_id),
+    )
+    return decision_id, int(cur.fetchone()[0])
+
+
 # -- the DAG ---------------------------------------------------------------------------------
 def maker_of(context: dict[str, Any]) -> str:
     return context["dag_run"].triggering_user_name or "system"
 
 
 def build_upload_dag(workflow: UploadWorkflow) -> DAG:
-    from cosmos import DbtTaskGroup, RenderConfig
-    from cosmos.constants import LoadMode, TestBehavior
-
     with DAG(
         dag_id=workflow.dag_id,
         schedule=None,
@@ -275,25 +280,30 @@ def build_upload_dag(workflow: UploadWorkflow) -> DAG:
             return commit_step(workflow=workflow, dag_id=context["dag"].dag_id, run_id=context["run_id"],
                                upload_id=int(upload["upload_id"]), user=maker_of(context))
 
-        @task(task_id="published", outlets=[Asset(workflow.publish_asset)])
-        def published() -> None:
-            """Marks the derived state as refreshed: downstream DAGs scheduled on the asset run."""
-
         upload = intake_task()
-        validated = validate_task(upload)
-        proposal = propose_task(upload, validated)
-        approve = MakerCheckerApproval(operation=workflow.operation)
-        committed = commit_task(upload)
-        publish = DbtTaskGroup(
-            group_id="publish",
-            render_config=RenderConfig(
-                load_method=LoadMode.AUTOMATIC, select=["tag:publish"], test_behavior=TestBehavior.AFTER_ALL,
-            ),
-            default_args={"retries": 1},
-            **dbt_runner.cosmos_configs(),
-        )
-        proposal >> approve >> committed >> publish >> published()
+        proposal = propose_task(upload, validate_task(upload))
+        approve_commit_publish(workflow.operation, workflow.publish_asset, proposal, commit_task(upload))
     return dag
+
+
+def approve_commit_publish(operation: str, publish_asset: str, proposal: Any, committed: Any) -> None:
+    """The second half of every workflow: the checker's decision, the commit, dbt's rebuild, the asset event."""
+    from cosmos import DbtTaskGroup, RenderConfig
+    from cosmos.constants import LoadMode, TestBehavior
+
+    @task(task_id="published", outlets=[Asset(publish_asset)])
+    def published() -> None:
+        """Marks the derived state as refreshed: downstream DAGs scheduled on the asset run."""
+
+    publish = DbtTaskGroup(
+        group_id="publish",
+        render_config=RenderConfig(
+            load_method=LoadMode.AUTOMATIC, select=["tag:publish"], test_behavior=TestBehavior.AFTER_ALL,
+        ),
+        default_args={"retries": 1},
+        **dbt_runner.cosmos_configs(),
+    )
+    proposal >> MakerCheckerApproval(operation=operation) >> committed >> publish >> published()
 
 
 # -- the same steps without the scheduler (integration tests, `make bench`) -------------------

@@ -1,2 +1,2 @@
-select commit_id, operation, dag_id, run_id, decision_id, upload_id, committed_at
+select commit_id, operation, dag_id, run_id, decision_id, upload_id, request_id, committed_at
 from {{ source('ledger', 'commits') }}

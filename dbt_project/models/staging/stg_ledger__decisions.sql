@@ -4,6 +4,7 @@ select
     dag_id,
     run_id,
     upload_id,
+    request_id,
     maker,
     checker,
     checker_group,

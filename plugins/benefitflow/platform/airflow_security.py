@@ -7,6 +7,7 @@ where the JSON maps username -> {"password": ..., "roles": [...]}.
 |-------------------|--------------------------------------------------------------------------|
 | Maker             | trigger workflows, read runs, logs and reports; not answer approvals      |
 | RegistryCheckers  | answer approval requests; read; not trigger runs                          |
+| ProgrammeCheckers | same, for plans, enrolment and beneficiary statuses                       |
 | PaymentCheckers   | same, for payment operations                                              |
 | Viewer, Admin     | Airflow's own                                                             |
 """
@@ -19,7 +20,7 @@ import sys
 from contextlib import closing
 from pathlib import Path
 
-CHECKER_ROLES = ("RegistryCheckers", "PaymentCheckers")
+CHECKER_ROLES = ("RegistryCheckers", "ProgrammeCheckers", "PaymentCheckers")
 
 
 def role_permissions(sm) -> dict[str, set[tuple[str, str]]]:

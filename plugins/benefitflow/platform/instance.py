@@ -23,7 +23,7 @@ DEMO_USERS: dict[str, list[str]] = {
     "admin": ["Admin"],
     "maker": ["Maker"],
     "maker2": ["Maker"],
-    "checker": ["RegistryCheckers"],
+    "checker": ["RegistryCheckers", "ProgrammeCheckers"],
     "payment_checker": ["PaymentCheckers"],
     "manager": [],
 }

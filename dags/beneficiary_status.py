@@ -1,0 +1,6 @@
+"""Airflow DAG `beneficiary_status`: change the status of beneficiaries chosen by criteria, within the transition table."""
+
+from benefitflow.programmes.status import STATUS
+from benefitflow.request_workflow import build_request_dag
+
+dag = build_request_dag(STATUS)

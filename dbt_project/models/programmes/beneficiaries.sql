@@ -1,0 +1,37 @@
+-- Every beneficiary of every plan as its latest approved version says.
+{{ config(indexes=[
+    {'columns': ['beneficiary_id'], 'unique': True},
+    {'columns': ['plan_code', 'status']},
+    {'columns': ['individual_id']},
+    {'columns': ['household_code']},
+]) }}
+
+with versions as (
+    select * from {{ ref('stg_ledger__beneficiary_versions') }}
+),
+
+latest as (
+    select distinct on (beneficiary_id) *
+    from versions
+    order by beneficiary_id, version desc
+),
+
+enrolments as (
+    select beneficiary_id, recorded_at as enrolled_at, status as enrolled_as
+    from versions
+    where version = 1
+)
+
+select
+    latest.beneficiary_id,
+    latest.plan_code,
+    latest.individual_id,
+    latest.household_code,
+    latest.status,
+    latest.version,
+    latest.attributes,
+    enrolments.enrolled_at,
+    enrolments.enrolled_as,
+    latest.recorded_at as updated_at
+from latest
+join enrolments using (beneficiary_id)

@@ -1,0 +1,181 @@
+"""The `benefit_plan_define` and `benefit_plan_close` workflows: plans versioned in the ledger."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import psycopg2.extensions
+import yaml
+from airflow.sdk import Param
+
+from benefitflow import config, intake
+from benefitflow.intake import IntakeError, RequestError
+from benefitflow.programmes import plans, status
+from benefitflow.request_workflow import Options, RequestWorkflow
+from benefitflow.workflow import CommitConflict
+
+MAX_PLAN_FILE_BYTES = 1 << 20
+DEFINITION = "proposals.plan_define_proposal"
+
+
+def document_from(options: Options) -> Any:
+    """The plan document of the trigger form: the `plan` object, or a YAML/JSON `file` in the inbox."""
+    given, file = options.get("plan") or {}, (options.get("file") or "").strip()
+    if given and file:
+        raise RequestError("give the plan either as `plan` (a JSON object) or as `file`, not both")
+    if given:
+        return given
+    if not file:
+        raise RequestError("give the plan as `plan` (a JSON object) or as `file` (YAML or JSON in the inbox)")
+    try:
+        path = intake.resolve_in_inbox(file, config.inbox())
+    except IntakeError as exc:
+        raise RequestError(str(exc)) from exc
+    if path.stat().st_size > MAX_PLAN_FILE_BYTES:
+        raise RequestError(f"file {path.name}: larger than {MAX_PLAN_FILE_BYTES} bytes; a plan document is small")
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise RequestError(f"file {path.name}: not a YAML or JSON document ({exc})") from exc
+    return json.loads(json.dumps(loaded, default=str))  # YAML dates become the ISO strings the schema expects
+
+
+def validate_definition(cur: psycopg2.extensions.cursor, request_id: int, options: Options, user: str) -> dict[str, Any]:
+    plan = plans.validate_document(document_from(options))
+    existing = plans.current(cur, plan.code)
+    if existing is None:
+        return {"plan": plan.code, "version": 1, "based_on_version": None, "changes": ["new plan"],
+                "document": plan.document}
+    if existing.plan.code != plan.code:
+        raise RequestError(f"plan code {plan.code!r} differs only in case from the existing plan {existing.plan.code!r}")
+    if existing.status == "CLOSED":
+        raise RequestError(f"plan {plan.code} is closed; a closed plan is not redefined")
+    if existing.plan.type != plan.type:
+        raise RequestError(f"plan {plan.code} is a {existing.plan.type} plan; its type cannot change")
+    changes = sorted(key for key in {*existing.plan.document, *plan.document}
+                     if existing.plan.document.get(key) != plan.document.get(key))
+    if not changes:
+        raise RequestError(f"plan {plan.code}: identical to version {existing.version}; nothing to change")
+    return {"plan": plan.code, "version": existing.version + 1, "based_on_version": existing.version,
+            "changes": changes, "document": plan.document}
+
+
+def summarise_definition(cur: psycopg2.extensions.cursor, request_id: int) -> dict[str, Any]:
+    cur.execute(f"SELECT plan_code, version, name, plan_type FROM {DEFINITION} WHERE request_id = %s", (request_id,))
+    code, version, name, plan_type = cur.fetchone()
+    return {"plan_version": f"{code} version {version}: {name} ({plan_type})"}
+
+
+def commit_definition(cur: psycopg2.extensions.cursor, commit_id: int, request_id: int) -> int:
+    lock_plans(cur)
+    cur.execute(f"SELECT plan_code, based_on_version FROM {DEFINITION} WHERE request_id = %s", (request_id,))
+    code, based_on = cur.fetchone()
+    refuse_if_moved_on(cur, code, based_on)
+    cur.execute(
+        f"INSERT INTO ledger.plan_versions (plan_code, version, commit_id, name, plan_type, valid_from, valid_to,"
+        f" max_beneficiaries, currency, status, document)"
+        f" SELECT plan_code, version, %s, name, plan_type, valid_from, valid_to, max_beneficiaries, currency,"
+        f" 'ACTIVE', document FROM {DEFINITION} WHERE request_id = %s",
+        (commit_id, request_id),
+    )
+    return cur.rowcount
+
+
+def lock_plans(cur: psycopg2.extensions.cursor) -> None:
+    cur.execute("SELECT pg_advisory_xact_lock(hashtext('benefitflow.plans'))")
+
+
+def refuse_if_moved_on(cur: psycopg2.extensions.cursor, code: str, based_on: int | None) -> None:
+    found = plans.current(cur, code)
+    latest = found.version if found else None
+    if latest != based_on:
+        raise CommitConflict(f"plan {code} changed after the proposal (now version {latest}); ask again")
+
+
+# -- closing ----------------------------------------------------------------------------------
+def validate_closing(cur: psycopg2.extensions.cursor, request_id: int, options: Options, user: str) -> dict[str, Any]:
+    found = plans.require_active(cur, options.get("plan"))
+    reason = status.reason_of(options)
+    cur.execute(
+        "INSERT INTO intake.request_selection (request_id, beneficiary_id)"
+        " SELECT %s, beneficiary_id FROM programmes.beneficiaries WHERE plan_code = %s AND status <> 'GRADUATED'",
+        (request_id, found.plan.code),
+    )
+    return {"plan": found.plan.code, "based_on_version": found.version, "status": "GRADUATED", "reason": reason,
+            "beneficiaries_selected": cur.rowcount}
+
+
+def commit_closing(cur: psycopg2.extensions.cursor, commit_id: int, request_id: int) -> int:
+    lock_plans(cur)
+    cur.execute("SELECT document->>'plan', (document->>'based_on_version')::int FROM intake.requests"
+                " WHERE request_id = %s", (request_id,))
+    code, based_on = cur.fetchone()
+    refuse_if_moved_on(cur, code, based_on)
+    cur.execute(
+        "INSERT INTO ledger.plan_versions (plan_code, version, commit_id, name, plan_type, valid_from, valid_to,"
+        " max_beneficiaries, currency, status, document)"
+        " SELECT plan_code, version + 1, %s, name, plan_type, valid_from, valid_to, max_beneficiaries, currency,"
+        " 'CLOSED', document FROM ledger.plan_versions WHERE plan_code = %s AND version = %s",
+        (commit_id, code, based_on),
+    )
+    return status.commit_changes(cur, commit_id, request_id)
+
+
+PLAN_ASSET = "benefitflow://programmes/plans"
+
+DEFINE = RequestWorkflow(
+    dag_id="benefit_plan_define",
+    operation="benefit_plan_define",
+    params={
+        "plan": Param({}, type="object", description="The plan document as a JSON object (or leave empty and give `file`)"),
+        "file": Param("", type="string", maxLength=500, description="A YAML or JSON plan document in the inbox"),
+    },
+    validate=validate_definition,
+    proposal_model="plan_define_proposal",
+    summarise=summarise_definition,
+    commit=commit_definition,
+    publish_asset=PLAN_ASSET,
+    plan_of=lambda options: str((options.get("plan") or {}).get("code") or options.get("file") or ""),
+    describe=lambda options: f"plan {(options.get('plan') or {}).get('code') or options.get('file') or '?'}",
+    tags=("programmes",),
+    doc_md="""
+### Define a benefit plan, or a new version of one
+
+**Parameters** — `plan`: the document as a JSON object; or `file`: a YAML/JSON document in the inbox.
+
+The document (schema: `plugins/benefitflow/programmes/plan.schema.json`): `code`, `name`,
+`type` (`INDIVIDUAL` or `GROUP` — households), `description`, `institution`, `valid_from`,
+`valid_to`, `max_beneficiaries`, `currency`, `payment_frequency`, `beneficiary_data_schema`
+(a JSON Schema of the programme's variables), `default_criteria` (`POTENTIAL` / `ACTIVE`:
+filters in the registry's filter language) and `entitlement` (`fixed_amount`, `per_member`,
+`top_ups`, `cap`, `transaction_limit`; amounts as strings such as `"1500.00"`).
+
+A code that exists makes a new version (its type cannot change; a closed plan is not
+redefined). Every problem is reported with its path; nothing changes until a member of
+`ProgrammeCheckers` other than you approves.
+""",
+)
+
+CLOSE = RequestWorkflow(
+    dag_id="benefit_plan_close",
+    operation="benefit_plan_close",
+    params={
+        "plan": Param("", type="string", minLength=1, maxLength=30, description="The plan's code"),
+        "reason": Param("", type="string", minLength=1, maxLength=500, description="Why the plan closes"),
+    },
+    validate=validate_closing,
+    proposal_model="beneficiary_status_proposal",
+    summarise=status.summarise_changes,
+    commit=commit_closing,
+    publish_asset=PLAN_ASSET,
+    describe=lambda options: f"close plan {options.get('plan')}",
+    tags=("programmes",),
+    doc_md="""
+### Close a benefit plan
+
+Every beneficiary of the plan not yet graduated becomes GRADUATED (POTENTIAL ones as "not
+taken up"), with your `reason`, and the plan's new version is CLOSED. A member of
+`ProgrammeCheckers` other than you approves.
+""",
+)

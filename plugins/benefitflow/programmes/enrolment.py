@@ -1,0 +1,121 @@
+"""The `enrolment` workflow: individuals (INDIVIDUAL plans) or households (GROUP plans) by criteria."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import psycopg2.errors
+import psycopg2.extensions
+from airflow.sdk import Param
+from psycopg2 import sql
+
+from benefitflow import filters
+from benefitflow.filters import FilterError
+from benefitflow.intake import RequestError
+from benefitflow.programmes import plans
+from benefitflow.programmes.define import lock_plans
+from benefitflow.request_workflow import Options, RequestWorkflow
+from benefitflow.workflow import CommitConflict
+
+PROPOSAL = "proposals.enrolment_proposal"
+
+
+def validate_enrolment(cur: psycopg2.extensions.cursor, request_id: int, options: Options, user: str) -> dict[str, Any]:
+    found = plans.require_active(cur, options.get("plan"))
+    plan = found.plan
+    target = options.get("target_status")
+    if target not in plans.ENROLMENT_STATUSES:
+        raise RequestError(f"target_status must be POTENTIAL or ACTIVE, not {str(target)[:40]!r}")
+    if not plan.is_current_on(date.today()):
+        raise RequestError(f"plan {plan.code} is not in force today (valid {plan.document['valid_from']} to "
+                           f"{plan.document.get('valid_to') or 'open'})")
+    criteria = options.get("criteria") or plan.default_criteria(target)
+    if criteria is None:
+        raise RequestError(f"no criteria given and plan {plan.code} has no default criteria for {target}; "
+                           'give criteria ({"all": []} selects everyone)')
+    try:
+        condition = filters.compile_filter(criteria, plans.enrolment_fields())
+    except FilterError as exc:
+        raise RequestError(f"criteria: {exc}") from exc
+    who = sql.SQL("h.household_code" if plan.type == "GROUP" else "i.individual_id")
+    cur.execute(
+        sql.SQL("INSERT INTO intake.request_selection (request_id, {column}) SELECT {request}, {who}"
+                " FROM {rows} WHERE {condition}").format(
+            column=sql.Identifier("household_code" if plan.type == "GROUP" else "individual_id"),
+            request=sql.Literal(request_id), who=who, rows=plans.registry_rows(plan.type), condition=condition),
+    )
+    return {"plan": plan.code, "plan_type": plan.type, "target_status": target, "criteria": criteria,
+            "max_beneficiaries": plan.max_beneficiaries, "matching": cur.rowcount}
+
+
+def summarise_enrolment(cur: psycopg2.extensions.cursor, request_id: int) -> dict[str, Any]:
+    cur.execute(
+        f"SELECT count(*) FILTER (WHERE already_enrolled), count(*) FILTER (WHERE to_enrol),"
+        f" count(*) FILTER (WHERE over_capacity) FROM {PROPOSAL} WHERE request_id = %s", (request_id,))
+    already, added, over = cur.fetchone()
+    return {"already_enrolled": already, "would_be_added": added, "over_max_beneficiaries": over,
+            "projected_cost_per_cycle": "computed once payments exist (issue 5)"}
+
+
+def commit_enrolment(cur: psycopg2.extensions.cursor, commit_id: int, request_id: int) -> int:
+    """Enrol the approved candidates; refuse if capacity or enrolments moved on since the proposal."""
+    lock_plans(cur)
+    cur.execute("SELECT document->>'plan', (document->>'max_beneficiaries')::int FROM intake.requests"
+                " WHERE request_id = %s", (request_id,))
+    code, capacity = cur.fetchone()
+    cur.execute(f"SELECT count(*) FROM {PROPOSAL} WHERE request_id = %s AND to_enrol", (request_id,))
+    adding = cur.fetchone()[0]
+    cur.execute("SELECT count(*) FROM ledger.beneficiary_versions WHERE plan_code = %s AND version = 1", (code,))
+    enrolled = cur.fetchone()[0]
+    if capacity is not None and enrolled + adding > capacity:
+        raise CommitConflict(f"plan {code} now has {enrolled} beneficiaries; adding {adding} would exceed "
+                             f"max_beneficiaries {capacity}")
+    cur.execute("SAVEPOINT enrol")
+    try:
+        cur.execute(
+            f"INSERT INTO ledger.beneficiary_versions (beneficiary_id, version, plan_code, individual_id, household_code,"
+            f" status, reason, commit_id)"
+            f" SELECT beneficiary_id, 1, plan_code, individual_id, household_code, status, 'enrolment', %s"
+            f" FROM {PROPOSAL} WHERE request_id = %s AND to_enrol",
+            (commit_id, request_id),
+        )
+    except psycopg2.errors.UniqueViolation as exc:
+        cur.execute("ROLLBACK TO SAVEPOINT enrol")
+        raise CommitConflict(f"some candidates were enrolled in plan {code} by another run since the proposal; "
+                             "ask again") from exc
+    return cur.rowcount
+
+
+ENROLMENT = RequestWorkflow(
+    dag_id="enrolment",
+    operation="enrolment",
+    params={
+        "plan": Param("", type="string", minLength=1, maxLength=30, description="The plan's code"),
+        "target_status": Param("POTENTIAL", enum=list(plans.ENROLMENT_STATUSES),
+                               description="Status the new beneficiaries get"),
+        "criteria": Param({}, type="object",
+                          description="Who is eligible (filter language); empty: the plan's default criteria for "
+                                      "the target status"),
+    },
+    validate=validate_enrolment,
+    proposal_model="enrolment_proposal",
+    summarise=summarise_enrolment,
+    commit=commit_enrolment,
+    publish_asset="benefitflow://programmes/beneficiaries",
+    describe=lambda options: f"enrol into {options.get('plan')} as {options.get('target_status')}",
+    tags=("programmes",),
+    doc_md="""
+### Enrol eligible people (or households) into a plan
+
+**Parameters** — `plan` (code), `target_status` (POTENTIAL or ACTIVE), `criteria` (the filter
+language over registry fields; empty: the plan's `default_criteria` for that status).
+
+An INDIVIDUAL plan enrols individuals; a GROUP plan enrols households, and its criteria are
+evaluated on the household's head (with `household_size` for the household). Criteria naming
+an unknown field, an unknown operator or a value of the wrong type fail the run before any
+checker is asked. The checker sees how many match, how many are already enrolled, how many
+would be added and how many exceed `max_beneficiaries` (those are not enrolled: the first
+candidates by id fill the places left). A member of `ProgrammeCheckers` other than you approves.
+""",
+)

@@ -1,0 +1,219 @@
+"""Benefit plans: the document, its validation, and the fields a plan's criteria may name.
+
+A plan document (see `plan.schema.json`) is checked in two passes: its shape against the
+JSON Schema (every problem named by its path), then what a schema cannot say: real and
+ordered dates, a beneficiary data schema that is itself a valid JSON Schema with safe,
+filterable variables that do not shadow registry fields, and criteria (default criteria,
+entitlement conditions) that compile against the fields they will be evaluated on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import psycopg2.extensions
+from psycopg2 import sql
+
+from benefitflow import filters
+from benefitflow.filters import Field, FilterError
+from benefitflow.intake import RequestError
+from benefitflow.registry import schema as registry_schema
+from benefitflow.registry import search
+
+PLAN_SCHEMA_FILE = Path(__file__).with_name("plan.schema.json")
+STATUSES = ("POTENTIAL", "ACTIVE", "SUSPENDED", "GRADUATED")
+ENROLMENT_STATUSES = ("POTENTIAL", "ACTIVE")
+BENEFICIARY = "b"
+RESERVED_VARIABLES = ("status", "beneficiary_id", "plan_code", "attributes")
+
+
+class PlanError(RequestError):
+    """A plan document, or a request about a plan, that cannot be accepted (the message is for the maker)."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    document: dict[str, Any]
+
+    @property
+    def code(self) -> str:
+        return str(self.document["code"])
+
+    @property
+    def type(self) -> str:
+        return str(self.document["type"])
+
+    @property
+    def variables_schema(self) -> dict[str, Any]:
+        return dict(self.document.get("beneficiary_data_schema") or {})
+
+    @property
+    def max_beneficiaries(self) -> int | None:
+        return self.document.get("max_beneficiaries")
+
+    def default_criteria(self, status: str) -> dict[str, Any] | None:
+        return (self.document.get("default_criteria") or {}).get(status)
+
+    def is_current_on(self, day: date) -> bool:
+        valid_to = self.document.get("valid_to")
+        return date.fromisoformat(self.document["valid_from"]) <= day and (
+            valid_to is None or day <= date.fromisoformat(valid_to))
+
+
+@cache
+def _plan_validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(json.loads(PLAN_SCHEMA_FILE.read_text()))
+
+
+def validate_document(document: Any) -> Plan:
+    """The plan, or PlanError listing every problem found."""
+    if not isinstance(document, dict):
+        raise PlanError("a plan document is a JSON object (or a YAML mapping)")
+    shape = sorted(_plan_validator().iter_errors(document), key=lambda e: [str(p) for p in e.absolute_path])
+    if shape:
+        raise PlanError("; ".join(_describe(error) for error in shape[:10]))
+    plan = Plan(document)
+    problems = _date_problems(document) + _variables_problems(plan.variables_schema)
+    if not problems:
+        problems = _criteria_problems(plan)
+    if problems:
+        raise PlanError("; ".join(problems))
+    return plan
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    where = ".".join(str(p) for p in error.absolute_path) or "the document"
+    if error.validator == "additionalProperties":
+        return f"{where}: {error.message}"
+    if error.validator == "pattern" and "amount" in str(error.schema.get("description", "")):
+        return f"{where}: {error.instance!r} is not an amount (a non-negative decimal string such as \"1500.00\")"
+    if error.validator == "anyOf" and where.endswith("entitlement"):
+        return f"{where}: needs at least one amount: fixed_amount, per_member or top_ups"
+    return f"{where}: {error.message}"
+
+
+def _date_problems(document: Mapping[str, Any]) -> list[str]:
+    problems, days = [], {}
+    for key in ("valid_from", "valid_to"):
+        if document.get(key) is None:
+            continue
+        try:
+            days[key] = date.fromisoformat(document[key])
+        except ValueError:
+            problems.append(f"{key}: {document[key]!r} is not a real date (YYYY-MM-DD)")
+    if len(days) == 2 and days["valid_to"] < days["valid_from"]:
+        problems.append(f"valid_to {days['valid_to']} is before valid_from {days['valid_from']}")
+    return problems
+
+
+def _variables_problems(variables: Mapping[str, Any]) -> list[str]:
+    if not variables:
+        return []
+    try:
+        jsonschema.Draft202012Validator.check_schema(variables)
+    except jsonschema.SchemaError as exc:
+        return [f"beneficiary_data_schema: not a valid JSON Schema ({exc.message})"]
+    problems = []
+    registry_fields = set(search.fields())
+    for name, definition in (variables.get("properties") or {}).items():
+        if not registry_schema.NAME.match(name):
+            problems.append(f"beneficiary_data_schema: variable name {name!r} must match {registry_schema.NAME.pattern}")
+        elif name in RESERVED_VARIABLES or name in registry_fields:
+            problems.append(f"beneficiary_data_schema: {name!r} is already a registry or beneficiary field")
+        else:
+            try:
+                filters.property_type(definition)
+            except FilterError as exc:
+                problems.append(f"beneficiary_data_schema: variable {name!r}: {exc}")
+    return problems
+
+
+def _criteria_problems(plan: Plan) -> list[str]:
+    problems = []
+    for status, criteria in (plan.document.get("default_criteria") or {}).items():
+        problems += _compile_problem(f"default_criteria.{status}", criteria, enrolment_fields())
+    entitlement = plan.document.get("entitlement") or {}
+    if "criteria" in (entitlement.get("per_member") or {}):
+        problems += _compile_problem("entitlement.per_member.criteria", entitlement["per_member"]["criteria"],
+                                     search.fields())
+    for index, top_up in enumerate(entitlement.get("top_ups") or []):
+        problems += _compile_problem(f"entitlement.top_ups[{index}].criteria", top_up["criteria"],
+                                     beneficiary_fields(plan))
+    return problems
+
+
+def _compile_problem(where: str, criteria: Any, fields: Mapping[str, Field]) -> list[str]:
+    try:
+        filters.compile_filter(criteria, fields)
+    except FilterError as exc:
+        return [f"{where}: {exc}"]
+    return []
+
+
+# -- the fields criteria may name ---------------------------------------------------------------
+def enrolment_fields() -> dict[str, Field]:
+    """Enrolment criteria name registry fields; for a GROUP plan they are the household head's."""
+    return search.fields()
+
+
+def beneficiary_fields(plan: Plan) -> dict[str, Field]:
+    """A plan's beneficiaries: registry fields, status, and the plan's own variables."""
+    catalogue = dict(search.fields())
+    catalogue["status"] = Field("status", "string", sql.Identifier(BENEFICIARY, "status"), STATUSES)
+    catalogue["beneficiary_id"] = Field("beneficiary_id", "string", sql.SQL("b.beneficiary_id::text"))
+    catalogue.update(filters.schema_fields(plan.variables_schema, "attributes", table_alias=BENEFICIARY))
+    return catalogue
+
+
+def registry_rows(plan_type: str) -> sql.Composable:
+    """FROM clause of what a plan enrols, with the aliases the fields use (i: person, h: household)."""
+    if plan_type == "GROUP":
+        return sql.SQL("registry.households AS h LEFT JOIN registry.individuals AS i"
+                       " ON i.individual_id = h.head_individual_id")
+    return search.FROM_REGISTRY
+
+
+def beneficiary_rows(plan_type: str) -> sql.Composable:
+    """FROM clause of a plan's current beneficiaries with their registry record (aliases b, i, h)."""
+    if plan_type == "GROUP":
+        return sql.SQL("programmes.beneficiaries AS b JOIN registry.households AS h USING (household_code)"
+                       " LEFT JOIN registry.individuals AS i ON i.individual_id = h.head_individual_id")
+    return sql.SQL("programmes.beneficiaries AS b JOIN registry.individuals AS i USING (individual_id)"
+                   " LEFT JOIN registry.households AS h ON h.household_code = i.household_code")
+
+
+# -- plans in the ledger --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PlanVersion:
+    plan: Plan
+    version: int
+    status: str
+
+
+def current(cur: psycopg2.extensions.cursor, code: str) -> PlanVersion | None:
+    """The latest approved version of the plan with this code (codes are compared without case)."""
+    cur.execute(
+        "SELECT document, version, status FROM ledger.plan_versions WHERE lower(plan_code) = lower(%s)"
+        " ORDER BY version DESC LIMIT 1",
+        (code,),
+    )
+    found = cur.fetchone()
+    return PlanVersion(Plan(found[0]), int(found[1]), found[2]) if found else None
+
+
+def require_active(cur: psycopg2.extensions.cursor, code: Any) -> PlanVersion:
+    if not isinstance(code, str) or not code.strip():
+        raise PlanError("name the plan by its code")
+    found = current(cur, code.strip())
+    if found is None or found.plan.code != code.strip():
+        raise PlanError(f"no benefit plan with code {code.strip()[:40]!r}")
+    if found.status != "ACTIVE":
+        raise PlanError(f"plan {found.plan.code} is {found.status.lower()}")
+    return found

@@ -1,0 +1,129 @@
+"""The `beneficiary_status` workflow: status changes by criteria, within the transition table.
+
+Allowed changes are the rows of `ledger.beneficiary_status_transitions` (also enforced by a
+trigger on the ledger). A beneficiary for whom the change is not allowed is reported to the
+checker and left as it is; the others change together, with the reason, maker and checker.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg2.extensions
+from airflow.sdk import Param
+from psycopg2 import sql
+
+from benefitflow import filters
+from benefitflow.filters import FilterError
+from benefitflow.intake import RequestError
+from benefitflow.programmes import plans
+from benefitflow.request_workflow import Options, RequestWorkflow
+from benefitflow.workflow import CommitConflict
+
+TARGET_STATUSES = ("ACTIVE", "SUSPENDED", "GRADUATED")
+PROPOSAL = "proposals.beneficiary_status_proposal"
+MAX_REASON = 500
+
+
+def reason_of(options: Options) -> str:
+    reason = options.get("reason")
+    if not isinstance(reason, str) or not reason.strip():
+        raise RequestError("give a reason: it is kept with every change")
+    if len(reason) > MAX_REASON:
+        raise RequestError(f"the reason is longer than {MAX_REASON} characters")
+    return reason.strip()
+
+
+def validate_change(cur: psycopg2.extensions.cursor, request_id: int, options: Options, user: str) -> dict[str, Any]:
+    found = plans.require_active(cur, options.get("plan"))
+    target = options.get("status")
+    if target not in TARGET_STATUSES:
+        raise RequestError(f"status must be one of {', '.join(TARGET_STATUSES)}, not {str(target)[:40]!r}")
+    reason = reason_of(options)
+    criteria = options.get("criteria") or {}
+    if options.get("file"):
+        raise RequestError("choosing beneficiaries by `file` is not available yet; use `criteria`")
+    if not criteria:
+        raise RequestError("give `criteria` choosing the beneficiaries (for instance "
+                           '{"all": [{"field": "status", "op": "=", "value": "POTENTIAL"}]})')
+    try:
+        condition = filters.compile_filter(criteria, plans.beneficiary_fields(found.plan))
+    except FilterError as exc:
+        raise RequestError(f"criteria: {exc}") from exc
+    cur.execute(
+        sql.SQL("INSERT INTO intake.request_selection (request_id, beneficiary_id)"
+                " SELECT {request}, b.beneficiary_id FROM {rows} WHERE b.plan_code = {plan} AND {condition}").format(
+            request=sql.Literal(request_id), rows=plans.beneficiary_rows(found.plan.type),
+            plan=sql.Literal(found.plan.code), condition=condition),
+    )
+    return {"plan": found.plan.code, "status": target, "reason": reason, "criteria": criteria,
+            "beneficiaries_selected": cur.rowcount}
+
+
+def summarise_changes(cur: psycopg2.extensions.cursor, request_id: int) -> dict[str, Any]:
+    cur.execute(
+        f"SELECT count(*) FILTER (WHERE allowed), count(*) FILTER (WHERE NOT allowed) FROM {PROPOSAL}"
+        f" WHERE request_id = %s", (request_id,))
+    allowed, refused = cur.fetchone()
+    cur.execute(
+        f"SELECT from_status || ' → ' || to_status, count(*) FROM {PROPOSAL} WHERE request_id = %s AND allowed"
+        f" GROUP BY 1 ORDER BY 1", (request_id,))
+    changes = dict(cur.fetchall())
+    cur.execute(
+        f"SELECT refusal, count(*) FROM {PROPOSAL} WHERE request_id = %s AND NOT allowed GROUP BY 1 ORDER BY 1",
+        (request_id,))
+    return {"beneficiaries_changing": allowed, "changes": changes, "beneficiaries_left_as_they_are": refused,
+            "not_allowed": dict(cur.fetchall())}
+
+
+def commit_changes(cur: psycopg2.extensions.cursor, commit_id: int, request_id: int) -> int:
+    """Append a new version for every allowed change; refuse if any of them moved on since the proposal."""
+    cur.execute(
+        f"SELECT p.beneficiary_id FROM {PROPOSAL} p WHERE p.request_id = %s AND p.allowed AND p.based_on_version <>"
+        f" (SELECT max(v.version) FROM ledger.beneficiary_versions v WHERE v.beneficiary_id = p.beneficiary_id)"
+        f" LIMIT 5", (request_id,))
+    if stale := [str(row[0]) for row in cur.fetchall()]:
+        raise CommitConflict(f"beneficiaries changed after the proposal: {', '.join(stale)}; ask again")
+    cur.execute(
+        f"INSERT INTO ledger.beneficiary_versions (beneficiary_id, version, plan_code, individual_id, household_code,"
+        f" status, attributes, reason, commit_id)"
+        f" SELECT p.beneficiary_id, p.version, p.plan_code, p.individual_id, p.household_code, p.to_status,"
+        f" p.attributes, r.document->>'reason', %s"
+        f" FROM {PROPOSAL} p JOIN intake.requests r USING (request_id) WHERE p.request_id = %s AND p.allowed",
+        (commit_id, request_id),
+    )
+    return cur.rowcount
+
+
+STATUS = RequestWorkflow(
+    dag_id="beneficiary_status",
+    operation="beneficiary_status",
+    params={
+        "plan": Param("", type="string", minLength=1, maxLength=30, description="The plan's code"),
+        "status": Param("ACTIVE", enum=list(TARGET_STATUSES), description="The new status"),
+        "reason": Param("", type="string", minLength=1, maxLength=MAX_REASON, description="Why (kept with each change)"),
+        "criteria": Param({}, type="object", description='Which beneficiaries, e.g. {"all": [{"field": "status", '
+                                                          '"op": "=", "value": "POTENTIAL"}, {"field": "region", '
+                                                          '"op": "=", "value": "North"}]}'),
+        "file": Param("", type="string", maxLength=500, description="(not available yet) a CSV of ids in the inbox"),
+    },
+    validate=validate_change,
+    proposal_model="beneficiary_status_proposal",
+    summarise=summarise_changes,
+    commit=commit_changes,
+    publish_asset="benefitflow://programmes/beneficiaries",
+    describe=lambda options: f"{options.get('plan')}: to {options.get('status')}",
+    tags=("programmes",),
+    doc_md="""
+### Change the status of a plan's beneficiaries
+
+**Parameters** — `plan` (code), `status` (the new one: ACTIVE, SUSPENDED or GRADUATED),
+`reason` (kept with every change), `criteria` (which beneficiaries: the filter language over
+registry fields, `status`, `beneficiary_id` and the plan's own variables).
+
+Allowed: POTENTIAL→ACTIVE, ACTIVE→SUSPENDED, SUSPENDED→ACTIVE, ACTIVE or SUSPENDED→GRADUATED,
+POTENTIAL→GRADUATED ("not taken up"). Beneficiaries for whom the change is not allowed are
+counted in the approval request and left as they are. A member of `ProgrammeCheckers` other
+than you approves.
+""",
+)

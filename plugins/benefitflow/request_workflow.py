@@ -1,0 +1,176 @@
+"""The same six steps for operations asked for from a trigger form rather than with a file.
+
+    intake -> validate -> propose -> approve -> commit -> publish
+    (record)  (compile)   (dbt)      (HITL)     (ledger)  (dbt via Cosmos + asset event)
+
+intake records the parameters as given (`intake.requests`); validate checks them (a plan
+document, criteria compiled against whitelisted fields) and may write the set they select
+into `intake.request_selection`; propose runs the dbt proposal model with the request id;
+the rest is the upload workflows' approval, commit and publish.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg2.extensions
+from airflow.sdk import DAG, Param, task
+
+from benefitflow import audit, db, dbt_runner, decisions, intake
+from benefitflow.intake import RequestError
+from benefitflow.workflow import CommitConflict, WorkflowError, append_commit, approve_commit_publish, maker_of
+
+Cursor = psycopg2.extensions.cursor
+Options = Mapping[str, Any]
+Validate = Callable[[Cursor, int, Options, str], dict[str, Any]]
+Summarise = Callable[[Cursor, int], dict[str, Any]]
+Commit = Callable[[Cursor, int, int], int]
+
+
+@dataclass(frozen=True)
+class RequestWorkflow:
+    """A kind of request.
+
+    validate(cur, request_id, options, user) checks the parameters, raising RequestError, and
+    returns what the checker should see of them, kept as the request's document: the proposal
+    model (run with the request id as its only var) reads what it needs from there.
+    """
+
+    dag_id: str
+    operation: str
+    params: dict[str, Param]
+    validate: Validate
+    proposal_model: str
+    summarise: Summarise
+    commit: Commit
+    publish_asset: str
+    doc_md: str
+    plan_of: Callable[[Options], str] = lambda options: str(options.get("plan") or "")
+    tags: tuple[str, ...] = ()
+    describe: Callable[[Options], str] = lambda options: ""
+
+
+# -- steps (plain functions) ---------------------------------------------------------------
+def intake_step(*, workflow: RequestWorkflow, options: Options, user: str, dag_id: str, run_id: str) -> dict[str, Any]:
+    with db.transaction() as cur:
+        request_id = intake.register_request(
+            cur, kind=workflow.operation, plan_code=workflow.plan_of(options)[:100], parameters=dict(options),
+            user=user, dag_id=dag_id, run_id=run_id,
+        )
+    return {"request_id": request_id, "request": workflow.describe(options) or f"{workflow.operation} {request_id}"}
+
+
+def validate_step(*, workflow: RequestWorkflow, request: dict[str, Any], options: Options, user: str) -> dict[str, Any]:
+    request_id = int(request["request_id"])
+    try:
+        with db.transaction() as cur:
+            validated = workflow.validate(cur, request_id, options, user)
+            intake.set_request_status(cur, request_id, "RECEIVED", document=validated)
+    except RequestError as exc:
+        _stop(request_id, user, str(exc), status="INVALID")
+        raise WorkflowError(f"{request['request']}: {exc}") from exc
+    return validated
+
+
+def propose_step(*, workflow: RequestWorkflow, request: dict[str, Any], validated: dict[str, Any]) -> dict[str, Any]:
+    request_id = int(request["request_id"])
+    dbt_runner.run(["run", "--select", workflow.proposal_model], {"request_id": request_id})
+    with db.transaction() as cur:
+        proposal = workflow.summarise(cur, request_id)
+        cur.execute("DELETE FROM intake.request_selection WHERE request_id = %s", (request_id,))
+        intake.set_request_status(cur, request_id, "WAITING_FOR_APPROVAL")
+    return {**request, **validated, **proposal}
+
+
+def commit_step(*, workflow: RequestWorkflow, dag_id: str, run_id: str, request_id: int, user: str) -> dict[str, Any]:
+    """Append the approved proposal to the ledger in one transaction, with the decision it rests on."""
+    try:
+        with db.transaction() as cur:
+            decision_id, commit_id = append_commit(cur, workflow.operation, dag_id, run_id, request_id=request_id)
+            appended = workflow.commit(cur, commit_id, request_id)
+            intake.set_request_status(cur, request_id, "APPLIED")
+            audit.record(cur, actor=user, action=f"{workflow.operation}.commit", object_type="request",
+                         object_id=request_id, outcome="COMMITTED",
+                         details={"commit_id": commit_id, "decision_id": decision_id, "rows": appended})
+    except CommitConflict as exc:
+        _stop(request_id, user, f"approved but not applied: {exc}", status="FAILED")
+        raise
+    return {"commit_id": commit_id, "decision_id": decision_id, "rows": appended}
+
+
+def _stop(request_id: int, user: str, message: str, *, status: str) -> None:
+    with db.transaction() as cur:
+        intake.set_request_status(cur, request_id, status, message=message)
+        audit.record(cur, actor=user, action=f"request.{status.lower()}", object_type="request",
+                     object_id=request_id, outcome=status, details={"message": message})
+
+
+# -- the DAG ---------------------------------------------------------------------------------
+def build_request_dag(workflow: RequestWorkflow) -> DAG:
+    with DAG(
+        dag_id=workflow.dag_id,
+        schedule=None,
+        start_date=datetime(2026, 1, 1),
+        catchup=False,
+        max_active_runs=64,
+        doc_md=workflow.doc_md,
+        tags=["benefitflow", *workflow.tags],
+        default_args={"owner": "benefitflow", "retries": 0},
+        params=workflow.params,
+        render_template_as_native_obj=True,
+    ) as dag:
+
+        @task(task_id="intake")
+        def intake_task(**context: Any) -> dict[str, Any]:
+            return intake_step(workflow=workflow, options=context["params"], user=maker_of(context),
+                               dag_id=context["dag"].dag_id, run_id=context["run_id"])
+
+        @task(task_id="validate")
+        def validate_task(request: dict[str, Any], **context: Any) -> dict[str, Any]:
+            return validate_step(workflow=workflow, request=request, options=context["params"], user=maker_of(context))
+
+        @task(task_id="propose")
+        def propose_task(request: dict[str, Any], validated: dict[str, Any]) -> dict[str, Any]:
+            return propose_step(workflow=workflow, request=request, validated=validated)
+
+        @task(task_id="commit")
+        def commit_task(request: dict[str, Any], **context: Any) -> dict[str, Any]:
+            return commit_step(workflow=workflow, dag_id=context["dag"].dag_id, run_id=context["run_id"],
+                               request_id=int(request["request_id"]), user=maker_of(context))
+
+        request = intake_task()
+        proposal = propose_task(request, validate_task(request))
+        approve_commit_publish(workflow.operation, workflow.publish_asset, proposal, commit_task(request))
+    return dag
+
+
+# -- the same steps without the scheduler (integration tests, `make bench`) -------------------
+def run_steps(
+    workflow: RequestWorkflow, *, options: Options, maker: str, checker: str | None, run_id: str,
+    on_step: Callable[[str, Callable[[], Any]], Any] = lambda _name, action: action(),
+) -> dict[str, Any]:
+    """intake → validate → propose → decision → commit → publish, as the DAG runs them."""
+    from benefitflow.approval import policy_for
+
+    dag_id = f"{workflow.dag_id}:direct"
+    request = on_step("intake", lambda: intake_step(workflow=workflow, options=options, user=maker, dag_id=dag_id,
+                                                    run_id=run_id))
+    validated = on_step("validate", lambda: validate_step(workflow=workflow, request=request, options=options,
+                                                          user=maker))
+    proposal = on_step("propose", lambda: propose_step(workflow=workflow, request=request, validated=validated))
+    request_id = int(request["request_id"])
+    outcome = "APPROVED" if checker else "REJECTED"
+    with db.transaction() as cur:
+        decisions.record(cur, decisions.Decision(
+            operation=workflow.operation, dag_id=dag_id, run_id=run_id, maker=maker, checker=checker,
+            checker_group=policy_for(workflow.operation)["group"], policy="any", outcome=outcome,
+            request_id=request_id, summary=proposal))
+    if outcome != "APPROVED":
+        return {"proposal": proposal, "request_id": request_id}
+    committed = on_step("commit", lambda: commit_step(workflow=workflow, dag_id=dag_id, run_id=run_id,
+                                                      request_id=request_id, user=maker))
+    on_step("publish", lambda: dbt_runner.run(["run", "--select", "tag:publish"]))
+    return {"proposal": proposal, "request_id": request_id, "commit": committed}

@@ -1,0 +1,249 @@
+"""Plans, enrolment and status changes on a real PostgreSQL with real dbt: each rule with small data."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import psycopg2
+import pytest
+
+from benefitflow import db
+from benefitflow.programmes.define import CLOSE, DEFINE
+from benefitflow.programmes.enrolment import ENROLMENT
+from benefitflow.programmes.status import STATUS
+from benefitflow.registry.importing import WORKFLOW as INDIVIDUALS
+from benefitflow.request_workflow import RequestWorkflow, run_steps
+from benefitflow.workflow import WorkflowError
+from benefitflow.workflow import run_steps as run_upload
+
+HEADER = "first_name,last_name,dob,sex,group_code,recipient_info,individual_role,region,disability"
+
+
+def run(workflow: RequestWorkflow, checker: str | None = "checker", **options: Any) -> dict:
+    return run_steps(workflow, options=options, maker="maker", checker=checker, run_id=uuid.uuid4().hex)
+
+
+def query(statement: str, *args: object) -> list[tuple]:
+    with db.transaction() as cur:
+        cur.execute(statement, args)
+        return cur.fetchall()
+
+
+def tag() -> str:
+    return uuid.uuid4().hex[:6].upper()
+
+
+def plan_document(code: str, **changes: Any) -> dict[str, Any]:
+    return {"code": code, "name": f"Plan {code}", "type": "INDIVIDUAL", "valid_from": "2026-01-01",
+            "valid_to": "2027-12-31", "currency": "KES", "payment_frequency": "MONTHLY",
+            "beneficiary_data_schema": {"type": "object", "properties": {
+                "school": {"type": "string", "maxLength": 80}, "grade": {"type": "integer", "minimum": 1}}},
+            "default_criteria": {"POTENTIAL": {"all": [{"field": "sex", "op": "=", "value": "F"}]}},
+            "entitlement": {"fixed_amount": "1500.00", "top_ups": [
+                {"criteria": {"all": [{"field": "disability", "op": "=", "value": "severe"}]}, "amount": "500.00"}]},
+            **changes}
+
+
+@pytest.fixture(scope="module")
+def region(database, tmp_path_factory) -> str:
+    """A region of its own: four households of three (women heads), registered through the import."""
+    name = f"R{tag()}"
+    rows = []
+    for household in range(4):
+        code, surname = f"P{tag()}", f"Mwangi{tag()}"
+        rows += [f"Wanjiru,{surname},1980-01-0{household + 1},F,{code},1,HEAD,{name},{'severe' if household == 0 else 'none'}",
+                 f"Kamau,{surname},1978-02-0{household + 1},M,{code},2,SPOUSE,{name},none",
+                 f"Njeri,{surname},2016-03-0{household + 1},F,{code},0,DAUGHTER,{name},none"]
+    from benefitflow import config
+
+    path = config.inbox() / f"programme-people-{name}.csv"
+    path.write_text("\n".join([HEADER, *rows]) + "\n")
+    run_upload(INDIVIDUALS, file=path.name, options={"mode": "create"}, maker="maker", checker="checker",
+               run_id=uuid.uuid4().hex)
+    return name
+
+
+def in_region(name: str) -> dict[str, Any]:
+    return {"field": "region", "op": "=", "value": name}
+
+
+def beneficiaries(code: str) -> dict[str, int]:
+    return dict(query("SELECT status, count(*) FROM programmes.beneficiaries WHERE plan_code = %s GROUP BY 1", code))
+
+
+def test_a_plan_is_defined_then_versioned(database) -> None:
+    code = f"CT-{tag()}"
+    result = run(DEFINE, plan=plan_document(code))
+    assert result["proposal"]["plan_version"] == f"{code} version 1: Plan {code} (INDIVIDUAL)"
+    assert query("SELECT version, plan_type, status, currency FROM programmes.benefit_plans WHERE plan_code = %s",
+                 code) == [(1, "INDIVIDUAL", "ACTIVE", "KES")]
+
+    changed = run(DEFINE, plan=plan_document(code, name="Cash transfer", max_beneficiaries=1000))
+    assert changed["proposal"]["changes"] == ["max_beneficiaries", "name"]
+    assert query("SELECT version, name, max_beneficiaries FROM programmes.benefit_plans WHERE plan_code = %s",
+                 code) == [(2, "Cash transfer", 1000)]
+    assert [v for (v,) in query("SELECT version FROM ledger.plan_versions WHERE plan_code = %s ORDER BY 1", code)] == [1, 2]
+
+    for document, message in [
+        (plan_document(code, name="Cash transfer", max_beneficiaries=1000), "identical to version 2"),
+        (plan_document(code, type="GROUP"), "its type cannot change"),
+        (plan_document(code.lower()), "differs only in case"),
+    ]:
+        with pytest.raises(WorkflowError, match=message):
+            run(DEFINE, plan=document)
+    assert query("SELECT count(*) FROM ledger.plan_versions WHERE plan_code = %s", code) == [(2,)]
+
+
+def test_a_plan_file_in_yaml_is_accepted(database, inbox_file) -> None:
+    code = f"HH-{tag()}"
+    path = inbox_file(f"{code}.yaml", f"""
+code: {code}
+name: Household grant
+type: GROUP
+valid_from: 2026-01-01
+currency: KES
+max_beneficiaries: 3
+default_criteria:
+  ACTIVE: {{all: [{{field: household_size, op: ">=", value: 3}}]}}
+entitlement:
+  fixed_amount: "2000.00"
+  per_member: {{amount: "300.00", criteria: {{all: [{{field: age, op: "<", value: 18}}]}}, max_members: 5}}
+""")
+    run(DEFINE, file=path.name)
+    assert query("SELECT plan_type, max_beneficiaries, valid_from::text FROM programmes.benefit_plans"
+                 " WHERE plan_code = %s", code) == [("GROUP", 3, "2026-01-01")]
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"colour": "red"}, "Additional properties are not allowed"),
+    ({"type": "FAMILY"}, "type: 'FAMILY' is not one of"),
+    ({"valid_from": "2026-02-30"}, "valid_from: '2026-02-30' is not a real date"),
+    ({"valid_to": "2025-01-01"}, "valid_to 2025-01-01 is before valid_from"),
+    ({"currency": "kes"}, "currency"),
+    ({"max_beneficiaries": 0}, "max_beneficiaries"),
+    ({"beneficiary_data_schema": {"type": "object", "properties": {"x": {"type": "strange"}}}}, "not a valid JSON Schema"),
+    ({"beneficiary_data_schema": {"properties": {"region": {"type": "string"}}}}, "already a registry or beneficiary field"),
+    ({"beneficiary_data_schema": {"properties": {"Bad Name": {"type": "string"}}}}, "must match"),
+    ({"default_criteria": {"ACTIVE": {"all": [{"field": "salary", "op": "=", "value": 1}]}}},
+     "default_criteria.ACTIVE: .*salary"),
+    ({"default_criteria": {"ACTIVE": {"all": [{"field": "age", "op": "~", "value": 1}]}}}, "default_criteria.ACTIVE"),
+    ({"default_criteria": {"ACTIVE": {"all": [{"field": "age", "op": ">", "value": "old"}]}}}, "default_criteria.ACTIVE"),
+    ({"entitlement": {"fixed_amount": "-5"}}, "entitlement.fixed_amount: '-5' is not an amount"),
+    ({"entitlement": {"cap": "100"}}, "needs at least one amount"),
+    ({"entitlement": {"fixed_amount": "1", "bonus": "2"}}, "Additional properties"),
+    ({"entitlement": {"top_ups": [{"criteria": {"all": [{"field": "grade", "op": ">", "value": "x"}]}, "amount": "5"}]}},
+     r"entitlement.top_ups\[0\].criteria"),
+])
+def test_an_invalid_plan_gets_a_clear_error_and_changes_nothing(database, change: dict, message: str) -> None:
+    code = f"BAD-{tag()}"
+    with pytest.raises(WorkflowError, match=message):
+        run(DEFINE, plan=plan_document(code, **change))
+    assert query("SELECT count(*) FROM ledger.plan_versions WHERE plan_code = %s", code) == [(0,)]
+    assert query("SELECT status FROM intake.requests WHERE plan_code = %s", code) == [("INVALID",)]
+
+
+def test_enrolment_by_criteria_counts_and_respects_capacity(database, region: str) -> None:
+    code = f"EN-{tag()}"
+    run(DEFINE, plan=plan_document(code, max_beneficiaries=6))
+    women = {"all": [in_region(region), {"field": "sex", "op": "=", "value": "F"}, {"field": "age", "op": ">=", "value": 18}]}
+    first = run(ENROLMENT, plan=code, target_status="ACTIVE", criteria=women)["proposal"]
+    assert (first["matching"], first["already_enrolled"], first["would_be_added"], first["over_max_beneficiaries"]) == (4, 0, 4, 0)
+    assert beneficiaries(code) == {"ACTIVE": 4}
+
+    everyone = run(ENROLMENT, plan=code, target_status="POTENTIAL", criteria={"all": [in_region(region)]})["proposal"]
+    assert (everyone["matching"], everyone["already_enrolled"], everyone["would_be_added"],
+            everyone["over_max_beneficiaries"]) == (12, 4, 2, 6)
+    assert beneficiaries(code) == {"ACTIVE": 4, "POTENTIAL": 2}
+
+
+def test_enrolment_uses_the_default_criteria_and_refuses_bad_ones(database, region: str) -> None:
+    code = f"DF-{tag()}"
+    run(DEFINE, plan=plan_document(code, default_criteria={"POTENTIAL": {"all": [in_region(region), {
+        "field": "role", "op": "=", "value": "DAUGHTER"}]}}))
+    assert run(ENROLMENT, plan=code, target_status="POTENTIAL")["proposal"]["would_be_added"] == 4
+    for options, message in [
+        ({"target_status": "ACTIVE"}, "no default criteria for ACTIVE"),
+        ({"target_status": "POTENTIAL", "criteria": {"all": [{"field": "salary", "op": ">", "value": 1}]}}, "salary"),
+        ({"target_status": "POTENTIAL", "criteria": {"all": [{"field": "age", "op": "LIKE", "value": 1}]}}, "LIKE"),
+        ({"target_status": "POTENTIAL", "criteria": {"all": [{"field": "age", "op": ">", "value": "1'; DROP"}]}}, "age"),
+        ({"target_status": "SUSPENDED"}, "target_status must be POTENTIAL or ACTIVE"),
+    ]:
+        with pytest.raises(WorkflowError, match=message):
+            run(ENROLMENT, plan=code, **options)
+    with pytest.raises(WorkflowError, match="no benefit plan"):
+        run(ENROLMENT, plan="NOPE-" + tag(), target_status="ACTIVE", criteria={"all": []})
+    assert beneficiaries(code) == {"POTENTIAL": 4}
+
+
+def test_a_group_plan_enrols_households(database, region: str) -> None:
+    code = f"GR-{tag()}"
+    run(DEFINE, plan=plan_document(code, type="GROUP", beneficiary_data_schema={}, entitlement={"fixed_amount": "10"},
+                                   default_criteria={}))
+    proposal = run(ENROLMENT, plan=code, target_status="ACTIVE", criteria={"all": [
+        in_region(region), {"field": "household_size", "op": ">=", "value": 3}]})["proposal"]
+    assert proposal["would_be_added"] == 4
+    assert query("SELECT count(*), count(household_code), count(individual_id) FROM programmes.beneficiaries"
+                 " WHERE plan_code = %s", code) == [(4, 4, 0)]
+
+
+def test_status_changes_follow_the_transition_table_and_keep_history(database, region: str) -> None:
+    code = f"ST-{tag()}"
+    run(DEFINE, plan=plan_document(code))
+    run(ENROLMENT, plan=code, target_status="POTENTIAL", criteria={"all": [in_region(region)]})
+    heads = {"all": [{"field": "role", "op": "=", "value": "HEAD"}]}
+    taken_up = run(STATUS, plan=code, status="ACTIVE", reason="took up the benefit", criteria=heads)["proposal"]
+    assert (taken_up["beneficiaries_changing"], taken_up["changes"]) == (4, {"POTENTIAL → ACTIVE": 4})
+
+    run(STATUS, plan=code, status="GRADUATED", reason="moved away",
+        criteria={"all": [{"field": "role", "op": "=", "value": "SPOUSE"}]})
+    again = run(STATUS, plan=code, status="ACTIVE", reason="back", criteria={"any": [
+        {"field": "status", "op": "=", "value": "GRADUATED"}, {"field": "role", "op": "=", "value": "HEAD"}]})["proposal"]
+    assert again["beneficiaries_changing"] == 0
+    assert again["not_allowed"] == {"GRADUATED cannot become ACTIVE": 4, "already ACTIVE": 4}
+    assert beneficiaries(code) == {"ACTIVE": 4, "GRADUATED": 4, "POTENTIAL": 4}
+
+    history = query(
+        "SELECT h.from_status, h.to_status, h.reason, h.maker, h.checker FROM programmes.beneficiary_status_history h"
+        " JOIN registry.individuals i USING (individual_id) WHERE h.plan_code = %s AND i.role = 'HEAD'"
+        " ORDER BY h.version", code)
+    assert set(history) == {(None, "POTENTIAL", "enrolment", "maker", "checker"),
+                            ("POTENTIAL", "ACTIVE", "took up the benefit", "maker", "checker")}
+    with pytest.raises(WorkflowError, match="give a reason"):
+        run(STATUS, plan=code, status="SUSPENDED", reason=" ", criteria=heads)
+
+
+def test_closing_a_plan_graduates_everyone_and_closes_it(database, region: str) -> None:
+    code = f"CL-{tag()}"
+    run(DEFINE, plan=plan_document(code))
+    run(ENROLMENT, plan=code, target_status="POTENTIAL", criteria={"all": [in_region(region)]})
+    run(STATUS, plan=code, status="ACTIVE", reason="took up",
+        criteria={"all": [{"field": "role", "op": "=", "value": "HEAD"}]})
+    closed = run(CLOSE, plan=code, reason="programme ended")["proposal"]
+    assert closed["changes"] == {"ACTIVE → GRADUATED": 4, "POTENTIAL → GRADUATED": 8}
+    assert beneficiaries(code) == {"GRADUATED": 12}
+    assert query("SELECT status, version FROM programmes.benefit_plans WHERE plan_code = %s", code) == [("CLOSED", 2)]
+    with pytest.raises(WorkflowError, match="is closed"):
+        run(ENROLMENT, plan=code, target_status="ACTIVE", criteria={"all": []})
+    with pytest.raises(WorkflowError, match="is closed"):
+        run(DEFINE, plan=plan_document(code, name="again"))
+
+
+def test_a_rejected_request_changes_nothing(database, region: str) -> None:
+    code = f"RJ-{tag()}"
+    rejected = run(DEFINE, checker=None, plan=plan_document(code))
+    assert query("SELECT count(*) FROM ledger.plan_versions WHERE plan_code = %s", code) == [(0,)]
+    assert query("SELECT status FROM intake.requests WHERE request_id = %s", rejected["request_id"]) == [("REJECTED",)]
+
+
+def test_the_ledger_refuses_a_forbidden_transition_whoever_writes_it(database, region: str) -> None:
+    code = f"LG-{tag()}"
+    run(DEFINE, plan=plan_document(code))
+    run(ENROLMENT, plan=code, target_status="POTENTIAL", criteria={"all": [in_region(region)]})
+    (beneficiary_id, commit_id), *_ = query("SELECT beneficiary_id, commit_id FROM ledger.beneficiary_versions"
+                                            " WHERE plan_code = %s", code)
+    with pytest.raises(psycopg2.Error, match="not in ledger.beneficiary_status_transitions"), \
+            db.transaction(database.owner_database_url) as cur:
+        cur.execute("INSERT INTO ledger.beneficiary_versions (beneficiary_id, version, plan_code, individual_id, status,"
+                    " commit_id) SELECT beneficiary_id, 2, plan_code, individual_id, 'SUSPENDED', commit_id"
+                    " FROM ledger.beneficiary_versions WHERE beneficiary_id = %s", (beneficiary_id,))
