@@ -27,7 +27,9 @@ def test_every_dag_has_tags_owner_and_doc(dagbag: DagBag) -> None:
         assert all(task.owner == "benefitflow" for task in dag.tasks), dag_id
 
 
-WORKFLOW_DAGS = ["platform_selftest", "individuals_import"]
+UPLOAD_DAGS = ["platform_selftest", "individuals_import"]
+REQUEST_DAGS = ["benefit_plan_define", "benefit_plan_close", "enrolment", "beneficiary_status"]
+WORKFLOW_DAGS = UPLOAD_DAGS + REQUEST_DAGS
 
 
 @pytest.mark.parametrize("dag_id", WORKFLOW_DAGS)
@@ -45,7 +47,7 @@ def test_workflows_have_the_six_steps_in_order(dagbag: DagBag, dag_id: str) -> N
     assert dag.get_task("published").outlets
 
 
-@pytest.mark.parametrize("dag_id", WORKFLOW_DAGS)
+@pytest.mark.parametrize("dag_id", UPLOAD_DAGS)
 def test_trigger_form_validates_parameters(dagbag: DagBag, dag_id: str) -> None:
     params = dagbag.dags[dag_id].params
     assert params.get_param("on_invalid_rows").schema["enum"] == ["reject_file", "skip_invalid_rows"]
@@ -63,3 +65,20 @@ def test_registry_export_takes_a_filter_object_and_columns(dagbag: DagBag) -> No
     params = dagbag.dags["registry_export"].params
     assert params.get_param("filter").schema["type"] == "object"
     assert params.get_param("columns").schema["type"] == "array"
+
+
+@pytest.mark.parametrize(("dag_id", "parameters"), [
+    ("benefit_plan_define", {"plan", "file"}),
+    ("benefit_plan_close", {"plan", "reason"}),
+    ("enrolment", {"plan", "target_status", "criteria"}),
+    ("beneficiary_status", {"plan", "status", "reason", "criteria", "file"}),
+])
+def test_programme_workflows_have_the_issue_parameters(dagbag: DagBag, dag_id: str, parameters: set[str]) -> None:
+    params = dagbag.dags[dag_id].params
+    assert set(params.keys()) == parameters
+    if "criteria" in parameters:
+        assert params.get_param("criteria").schema["type"] == "object"
+
+
+def test_enrolment_targets_potential_or_active(dagbag: DagBag) -> None:
+    assert dagbag.dags["enrolment"].params.get_param("target_status").schema["enum"] == ["POTENTIAL", "ACTIVE"]
