@@ -51,6 +51,8 @@ class RequestWorkflow:
     plan_of: Callable[[Options], str] = lambda options: str(options.get("plan") or "")
     tags: tuple[str, ...] = ()
     describe: Callable[[Options], str] = lambda options: ""
+    # What dbt rebuilds after the commit: the programme models, what derives from them, and the approvals.
+    publish: tuple[str, ...] = ("tag:programmes+", "mart_approvals")
 
 
 # -- steps (plain functions) ---------------------------------------------------------------
@@ -143,7 +145,8 @@ def build_request_dag(workflow: RequestWorkflow) -> DAG:
 
         request = intake_task()
         proposal = propose_task(request, validate_task(request))
-        approve_commit_publish(workflow.operation, workflow.publish_asset, proposal, commit_task(request))
+        approve_commit_publish(workflow.operation, workflow.publish_asset, proposal, commit_task(request),
+                               workflow.publish)
     return dag
 
 
@@ -172,5 +175,5 @@ def run_steps(
         return {"proposal": proposal, "request_id": request_id}
     committed = on_step("commit", lambda: commit_step(workflow=workflow, dag_id=dag_id, run_id=run_id,
                                                       request_id=request_id, user=maker))
-    on_step("publish", lambda: dbt_runner.run(["run", "--select", "tag:publish"]))
+    on_step("publish", lambda: dbt_runner.run(["run", "--select", *workflow.publish]))
     return {"proposal": proposal, "request_id": request_id, "commit": committed}

@@ -286,7 +286,12 @@ def build_upload_dag(workflow: UploadWorkflow) -> DAG:
     return dag
 
 
-def approve_commit_publish(operation: str, publish_asset: str, proposal: Any, committed: Any) -> None:
+PUBLISH_ALL = ("tag:publish",)
+
+
+def approve_commit_publish(
+    operation: str, publish_asset: str, proposal: Any, committed: Any, publish: tuple[str, ...] = PUBLISH_ALL,
+) -> None:
     """The second half of every workflow: the checker's decision, the commit, dbt's rebuild, the asset event."""
     from cosmos import DbtTaskGroup, RenderConfig
     from cosmos.constants import LoadMode, TestBehavior
@@ -295,15 +300,15 @@ def approve_commit_publish(operation: str, publish_asset: str, proposal: Any, co
     def published() -> None:
         """Marks the derived state as refreshed: downstream DAGs scheduled on the asset run."""
 
-    publish = DbtTaskGroup(
+    rebuild = DbtTaskGroup(
         group_id="publish",
         render_config=RenderConfig(
-            load_method=LoadMode.AUTOMATIC, select=["tag:publish"], test_behavior=TestBehavior.AFTER_ALL,
+            load_method=LoadMode.AUTOMATIC, select=list(publish), test_behavior=TestBehavior.AFTER_ALL,
         ),
         default_args={"retries": 1},
         **dbt_runner.cosmos_configs(),
     )
-    proposal >> MakerCheckerApproval(operation=operation) >> committed >> publish >> published()
+    proposal >> MakerCheckerApproval(operation=operation) >> committed >> rebuild >> published()
 
 
 # -- the same steps without the scheduler (integration tests, `make bench`) -------------------

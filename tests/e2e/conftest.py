@@ -2,7 +2,8 @@ import pytest
 
 from benefitflow.platform.airflow_client import AirflowClient
 
-DAG_IDS = ("platform_selftest", "individuals_import", "registry_export")
+DAG_IDS = ("platform_selftest", "individuals_import", "registry_export", "benefit_plan_define", "enrolment",
+           "beneficiary_status", "benefit_plan_close")
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,7 @@ class DemoError(RuntimeError):
 
 def load(instance: Instance) -> None:
     load_registry(instance)
+    load_programmes(instance)
 
 
 def load_registry(instance: Instance) -> None:
@@ -46,19 +47,78 @@ def load_registry(instance: Instance) -> None:
           "imported by maker, approved by checker")
 
 
+# Two plans a newcomer can look at: who is in them, in which status, and why.
+DEMO_PLANS: list[dict[str, object]] = [
+    {"code": "DEMO-OAG", "name": "Old-age grant (demo)", "type": "INDIVIDUAL", "valid_from": "2026-01-01",
+     "currency": "KES", "payment_frequency": "MONTHLY", "max_beneficiaries": 2000,
+     "institution": "Ministry of Social Protection",
+     "description": "A monthly grant for people aged 60 and over.",
+     "beneficiary_data_schema": {"type": "object", "properties": {
+         "pension_number": {"type": "string", "maxLength": 20}}},
+     "default_criteria": {"ACTIVE": {"all": [{"field": "age", "op": ">=", "value": 60}]}},
+     "entitlement": {"fixed_amount": "2000.00", "top_ups": [
+         {"criteria": {"all": [{"field": "disability", "op": "=", "value": "severe"}]}, "amount": "500.00"}]}},
+    {"code": "DEMO-HCT", "name": "Household cash transfer (demo)", "type": "GROUP", "valid_from": "2026-01-01",
+     "currency": "KES", "payment_frequency": "MONTHLY", "max_beneficiaries": 800,
+     "description": "Households of five or more; an amount per child.",
+     "default_criteria": {"POTENTIAL": {"all": [{"field": "household_size", "op": ">=", "value": 5}]}},
+     "entitlement": {"fixed_amount": "1500.00", "per_member": {
+         "amount": "300.00", "criteria": {"all": [{"field": "age", "op": "<", "value": 18}]}, "max_members": 5},
+         "cap": "3500.00"}},
+]
+DEMO_ENROLMENTS: list[dict[str, object]] = [
+    {"plan": "DEMO-OAG", "target_status": "ACTIVE", "criteria": {}},
+    {"plan": "DEMO-HCT", "target_status": "POTENTIAL", "criteria": {}},
+]
+DEMO_STATUS_CHANGES: list[dict[str, object]] = [
+    {"plan": "DEMO-HCT", "status": "ACTIVE", "reason": "registered at the pay point",
+     "criteria": {"all": [{"field": "region", "op": "in", "value": ["North", "East"]}]}},
+    {"plan": "DEMO-OAG", "status": "SUSPENDED", "reason": "life certificate not renewed",
+     "criteria": {"all": [{"field": "age", "op": ">=", "value": 90}]}},
+    {"plan": "DEMO-OAG", "status": "GRADUATED", "reason": "moved abroad",
+     "criteria": {"all": [{"field": "region", "op": "=", "value": "West"}, {"field": "sex", "op": "=", "value": "M"}]}},
+]
+
+
+def load_programmes(instance: Instance) -> None:
+    with db.transaction(instance.app_database_url) as cur:
+        cur.execute("SELECT count(DISTINCT plan_code) FROM ledger.beneficiary_versions WHERE plan_code LIKE 'DEMO-%%'")
+        if cur.fetchone()[0] == len(DEMO_PLANS):
+            print("  demo plans: already loaded")
+            return
+        cur.execute("SELECT plan_code FROM ledger.plan_versions WHERE plan_code LIKE 'DEMO-%%'")
+        defined = {code for (code,) in cur.fetchall()}
+    run_approved_together(instance, "benefit_plan_define",
+                          [{"plan": plan} for plan in DEMO_PLANS if plan["code"] not in defined])
+    run_approved_together(instance, "enrolment", DEMO_ENROLMENTS)
+    for change in DEMO_STATUS_CHANGES:  # in order: each one reads the statuses the last one left
+        run_approved_together(instance, "beneficiary_status", [change])
+    print(f"  demo plans: {', '.join(str(p['code']) for p in DEMO_PLANS)} defined, enrolled and moved through "
+          "statuses by maker, approved by checker")
+
+
 def run_approved(instance: Instance, dag_id: str, conf: dict[str, object]) -> str:
+    return run_approved_together(instance, dag_id, [conf])[0]
+
+
+def run_approved_together(instance: Instance, dag_id: str, confs: list[dict[str, object]]) -> list[str]:
+    """Trigger one run per conf as the maker, approve each as the checker, wait until all succeed."""
     maker = AirflowClient(instance.airflow_url, "maker", instance.user_password("maker"))
     checker = AirflowClient(instance.airflow_url, "checker", instance.user_password("checker"))
     maker.wait_for_dag(dag_id)
-    response = maker.trigger(dag_id, conf)
-    if response.status_code != 200:
-        raise DemoError(f"triggering {dag_id} failed: {response.status_code} {response.text[:300]}")
-    run_id = response.json()["dag_run_id"]
-    maker.wait_until_parked(dag_id, run_id)
-    answer = checker.answer(dag_id, run_id, "Approve")
-    if answer.status_code != 200:
-        raise DemoError(f"approving {dag_id} run {run_id} failed: {answer.status_code} {answer.text[:300]}")
-    state = maker.wait_for_run(dag_id, run_id, timeout=900)
-    if state != "success":
-        raise DemoError(f"{dag_id} run {run_id} ended {state}: {maker.task_states(dag_id, run_id)}")
-    return run_id
+    run_ids = []
+    for conf in confs:
+        response = maker.trigger(dag_id, conf)
+        if response.status_code != 200:
+            raise DemoError(f"triggering {dag_id} failed: {response.status_code} {response.text[:300]}")
+        run_ids.append(response.json()["dag_run_id"])
+    for run_id in run_ids:
+        maker.wait_until_parked(dag_id, run_id)
+        answer = checker.answer(dag_id, run_id, "Approve")
+        if answer.status_code != 200:
+            raise DemoError(f"approving {dag_id} run {run_id} failed: {answer.status_code} {answer.text[:300]}")
+    for run_id in run_ids:
+        state = maker.wait_for_run(dag_id, run_id, timeout=900)
+        if state != "success":
+            raise DemoError(f"{dag_id} run {run_id} ended {state}: {maker.task_states(dag_id, run_id)}")
+    return run_ids
