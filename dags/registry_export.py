@@ -5,7 +5,8 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, task
 
-from benefitflow.registry.export_task import export_registry
+from benefitflow.export_task import run_export
+from benefitflow.registry import search
 
 with DAG(
     dag_id="registry_export",
@@ -42,7 +43,7 @@ with a message saying where.
 
     @task(task_id="export")
     def export(**context: Any) -> dict[str, Any]:
-        return export_registry(context["params"], user=context["dag_run"].triggering_user_name or "system",
-                               label=context["run_id"])
+        return run_export(lambda _cur, _params: search.source(), context["params"],
+                          user=context["dag_run"].triggering_user_name or "system", label=context["run_id"])
 
     export()

@@ -94,6 +94,7 @@ def commit_step(*, workflow: RequestWorkflow, dag_id: str, run_id: str, request_
             decision_id, commit_id = append_commit(cur, workflow.operation, dag_id, run_id, request_id=request_id)
             appended = workflow.commit(cur, commit_id, request_id)
             intake.set_request_status(cur, request_id, "APPLIED")
+            _apply_request_upload(cur, request_id)
             audit.record(cur, actor=user, action=f"{workflow.operation}.commit", object_type="request",
                          object_id=request_id, outcome="COMMITTED",
                          details={"commit_id": commit_id, "decision_id": decision_id, "rows": appended})
@@ -101,6 +102,14 @@ def commit_step(*, workflow: RequestWorkflow, dag_id: str, run_id: str, request_
         _stop(request_id, user, f"approved but not applied: {exc}", status="FAILED")
         raise
     return {"commit_id": commit_id, "decision_id": decision_id, "rows": appended}
+
+
+def _apply_request_upload(cur: Cursor, request_id: int) -> None:
+    """A file given as a parameter (e.g. a list of ids) is applied with its request."""
+    cur.execute("SELECT (document->>'upload_id')::bigint FROM intake.requests WHERE request_id = %s", (request_id,))
+    upload_id = cur.fetchone()[0]
+    if upload_id is not None:
+        intake.set_status(cur, upload_id, "APPLIED")
 
 
 def _stop(request_id: int, user: str, message: str, *, status: str) -> None:
@@ -170,7 +179,7 @@ def run_steps(
         decisions.record(cur, decisions.Decision(
             operation=workflow.operation, dag_id=dag_id, run_id=run_id, maker=maker, checker=checker,
             checker_group=policy_for(workflow.operation)["group"], policy="any", outcome=outcome,
-            request_id=request_id, summary=proposal))
+            request_id=request_id, upload_id=proposal.get("upload_id"), summary=proposal))
     if outcome != "APPROVED":
         return {"proposal": proposal, "request_id": request_id}
     committed = on_step("commit", lambda: commit_step(workflow=workflow, dag_id=dag_id, run_id=run_id,

@@ -62,8 +62,9 @@ def test_individuals_import_has_the_issue_parameters(dagbag: DagBag) -> None:
     assert params["on_invalid_rows"] == "reject_file"
 
 
-def test_registry_export_takes_a_filter_object_and_columns(dagbag: DagBag) -> None:
-    params = dagbag.dags["registry_export"].params
+@pytest.mark.parametrize("dag_id", ["registry_export", "beneficiaries_export"])
+def test_exports_take_a_filter_object_and_columns(dagbag: DagBag, dag_id: str) -> None:
+    params = dagbag.dags[dag_id].params
     assert params.get_param("filter").schema["type"] == "object"
     assert params.get_param("columns").schema["type"] == "array"
 

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import csv
 import uuid
 from typing import Any
 
 import psycopg2
 import pytest
 
-from benefitflow import db
+from benefitflow import db, exports
+from benefitflow.exports import ExportError
 from benefitflow.programmes.define import CLOSE, DEFINE
 from benefitflow.programmes.enrolment import ENROLMENT
+from benefitflow.programmes.export import beneficiaries_of
+from benefitflow.programmes.plans import PlanError
 from benefitflow.programmes.status import STATUS
 from benefitflow.registry.importing import WORKFLOW as INDIVIDUALS
 from benefitflow.request_workflow import RequestWorkflow, run_steps
@@ -247,3 +251,57 @@ def test_the_ledger_refuses_a_forbidden_transition_whoever_writes_it(database, r
         cur.execute("INSERT INTO ledger.beneficiary_versions (beneficiary_id, version, plan_code, individual_id, status,"
                     " commit_id) SELECT beneficiary_id, 2, plan_code, individual_id, 'SUSPENDED', commit_id"
                     " FROM ledger.beneficiary_versions WHERE beneficiary_id = %s", (beneficiary_id,))
+
+
+def test_a_plans_beneficiaries_are_exported_with_a_filter_and_audited(database, region: str) -> None:
+    code = f"EX-{tag()}"
+    run(DEFINE, plan=plan_document(code))
+    run(ENROLMENT, plan=code, target_status="POTENTIAL", criteria={"all": [in_region(region)]})
+    run(STATUS, plan=code, status="ACTIVE", reason="took up",
+        criteria={"all": [{"field": "role", "op": "=", "value": "HEAD"}]})
+    with db.transaction() as cur:
+        source = beneficiaries_of(cur, {"plan": code})
+        done = exports.export(cur, source, document={"all": [{"field": "status", "op": "=", "value": "ACTIVE"}]},
+                              columns=None, target_dir=database.outbox / "exports", user="maker", label="t")
+    with done.path.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == done.rows == 4
+    assert {row["status"] for row in rows} == {"ACTIVE"} and {row["region"] for row in rows} == {region}
+    assert list(rows[0])[:3] == ["beneficiary_id", "status", "individual_id"] and "school" in rows[0]
+    assert query("SELECT actor, details->>'rows' FROM ledger.audit_events WHERE action = 'beneficiaries.export'"
+                 " AND object_id = %s", done.path.name) == [("maker", "4")]
+    with pytest.raises(ExportError, match="unknown column"), db.transaction() as cur:
+        exports.export(cur, beneficiaries_of(cur, {"plan": code}), document={}, columns=["salary"],
+                       target_dir=database.outbox / "exports", user="maker", label="t")
+    with pytest.raises(PlanError, match="no benefit plan"), db.transaction() as cur:
+        beneficiaries_of(cur, {"plan": "NOPE"})
+
+
+def test_a_file_of_ids_chooses_whose_status_changes(database, region: str, inbox_file) -> None:
+    code = f"IDS-{tag()}"
+    run(DEFINE, plan=plan_document(code))
+    run(ENROLMENT, plan=code, target_status="POTENTIAL", criteria={"all": [in_region(region)]})
+    heads = [str(i) for (i,) in query("SELECT individual_id FROM registry.individuals WHERE region = %s"
+                                      " AND role = 'HEAD' ORDER BY 1", region)]
+    ids = inbox_file(f"{code}-take-up.csv", "individual_id\n" + "\n".join(heads[:2]) + "\n")
+    result = run(STATUS, plan=code, status="ACTIVE", reason="came to the pay point", file=ids.name)
+    assert (result["proposal"]["rows_in_file"], result["proposal"]["beneficiaries_changing"]) == (2, 2)
+    assert beneficiaries(code) == {"ACTIVE": 2, "POTENTIAL": 10}
+    assert query("SELECT status FROM intake.uploads WHERE upload_id = %s", result["proposal"]["upload_id"]) == [
+        ("APPLIED",)]
+
+    stranger = str(uuid.uuid4())
+    unknown = inbox_file(f"{code}-unknown.csv", f"individual_id\n{heads[2]}\n{stranger}\nnot-an-id\n")
+    with pytest.raises(WorkflowError, match=rf"{unknown.name}: ids that name no beneficiary of plan {code} \(rows 2, 3"):
+        run(STATUS, plan=code, status="ACTIVE", reason="x", file=unknown.name)
+    ((upload_id, status),) = query("SELECT upload_id, status FROM intake.uploads WHERE file_name = %s", unknown.name)
+    assert status == "INVALID"
+    assert query("SELECT row_number, column_name, value FROM intake.row_errors WHERE upload_id = %s ORDER BY 1",
+                 upload_id) == [(2, "individual_id", stranger), (3, "individual_id", "not-an-id")]
+    assert beneficiaries(code) == {"ACTIVE": 2, "POTENTIAL": 10}
+
+    households = inbox_file(f"{code}-households.csv", "household_code\nH1\n")
+    with pytest.raises(WorkflowError, match="needs one id column"):
+        run(STATUS, plan=code, status="ACTIVE", reason="x", file=households.name)
+    with pytest.raises(WorkflowError, match="one of the two"):
+        run(STATUS, plan=code, status="ACTIVE", reason="x", file=ids.name, criteria={"all": []})

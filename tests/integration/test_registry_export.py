@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from benefitflow import db
+from benefitflow.exports import ExportError
 from benefitflow.registry import search
 from benefitflow.registry.importing import WORKFLOW
 from benefitflow.workflow import run_steps
@@ -78,7 +79,7 @@ def test_every_export_is_in_the_audit_trail(database, family) -> None:
 )
 def test_a_bad_request_is_a_clear_error_and_writes_nothing(database, family, document, columns, message) -> None:
     before = set((database.outbox / "exports").glob("*.csv")) if (database.outbox / "exports").exists() else set()
-    with pytest.raises(search.ExportError, match=message):
+    with pytest.raises(ExportError, match=message):
         run_export(database, document, columns)
     assert set((database.outbox / "exports").glob("*.csv")) == before
 

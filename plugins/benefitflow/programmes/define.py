@@ -41,14 +41,17 @@ def document_from(options: Options) -> Any:
     return json.loads(json.dumps(loaded, default=str))  # YAML dates become the ISO strings the schema expects
 
 
-def validate_definition(cur: psycopg2.extensions.cursor, request_id: int, options: Options, user: str) -> dict[str, Any]:
+def validate_definition(
+    cur: psycopg2.extensions.cursor, request_id: int, options: Options, user: str,
+) -> dict[str, Any]:
     plan = plans.validate_document(document_from(options))
     existing = plans.current(cur, plan.code)
     if existing is None:
         return {"plan": plan.code, "version": 1, "based_on_version": None, "changes": ["new plan"],
                 "document": plan.document}
     if existing.plan.code != plan.code:
-        raise RequestError(f"plan code {plan.code!r} differs only in case from the existing plan {existing.plan.code!r}")
+        raise RequestError(f"plan code {plan.code!r} differs only in case from the existing plan "
+                           f"{existing.plan.code!r}")
     if existing.status == "CLOSED":
         raise RequestError(f"plan {plan.code} is closed; a closed plan is not redefined")
     if existing.plan.type != plan.type:
@@ -128,7 +131,8 @@ DEFINE = RequestWorkflow(
     dag_id="benefit_plan_define",
     operation="benefit_plan_define",
     params={
-        "plan": Param({}, type="object", description="The plan document as a JSON object (or leave empty and give `file`)"),
+        "plan": Param({}, type="object",
+                      description="The plan document as a JSON object (or leave empty and give `file`)"),
         "file": Param("", type="string", maxLength=500, description="A YAML or JSON plan document in the inbox"),
     },
     validate=validate_definition,

@@ -74,8 +74,8 @@ def commit_enrolment(cur: psycopg2.extensions.cursor, commit_id: int, request_id
     cur.execute("SAVEPOINT enrol")
     try:
         cur.execute(
-            f"INSERT INTO ledger.beneficiary_versions (beneficiary_id, version, plan_code, individual_id, household_code,"
-            f" status, reason, commit_id)"
+            f"INSERT INTO ledger.beneficiary_versions (beneficiary_id, version, plan_code, individual_id,"
+            f" household_code, status, reason, commit_id)"
             f" SELECT beneficiary_id, 1, plan_code, individual_id, household_code, status, 'enrolment', %s"
             f" FROM {PROPOSAL} WHERE request_id = %s AND to_enrol",
             (commit_id, request_id),

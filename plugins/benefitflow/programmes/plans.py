@@ -124,7 +124,8 @@ def _variables_problems(variables: Mapping[str, Any]) -> list[str]:
     registry_fields = set(search.fields())
     for name, definition in (variables.get("properties") or {}).items():
         if not registry_schema.NAME.match(name):
-            problems.append(f"beneficiary_data_schema: variable name {name!r} must match {registry_schema.NAME.pattern}")
+            problems.append(f"beneficiary_data_schema: variable name {name!r} must match "
+                            f"{registry_schema.NAME.pattern}")
         elif name in RESERVED_VARIABLES or name in registry_fields:
             problems.append(f"beneficiary_data_schema: {name!r} is already a registry or beneficiary field")
         else:
@@ -208,12 +209,18 @@ def current(cur: psycopg2.extensions.cursor, code: str) -> PlanVersion | None:
     return PlanVersion(Plan(found[0]), int(found[1]), found[2]) if found else None
 
 
-def require_active(cur: psycopg2.extensions.cursor, code: Any) -> PlanVersion:
+def require(cur: psycopg2.extensions.cursor, code: Any) -> PlanVersion:
+    """The plan with exactly this code, or PlanError."""
     if not isinstance(code, str) or not code.strip():
         raise PlanError("name the plan by its code")
     found = current(cur, code.strip())
     if found is None or found.plan.code != code.strip():
         raise PlanError(f"no benefit plan with code {code.strip()[:40]!r}")
+    return found
+
+
+def require_active(cur: psycopg2.extensions.cursor, code: Any) -> PlanVersion:
+    found = require(cur, code)
     if found.status != "ACTIVE":
         raise PlanError(f"plan {found.plan.code} is {found.status.lower()}")
     return found

@@ -16,7 +16,7 @@ from psycopg2 import sql
 from benefitflow import filters
 from benefitflow.filters import FilterError
 from benefitflow.intake import RequestError
-from benefitflow.programmes import plans
+from benefitflow.programmes import id_files, plans
 from benefitflow.request_workflow import Options, RequestWorkflow
 from benefitflow.workflow import CommitConflict
 
@@ -40,12 +40,13 @@ def validate_change(cur: psycopg2.extensions.cursor, request_id: int, options: O
     if target not in TARGET_STATUSES:
         raise RequestError(f"status must be one of {', '.join(TARGET_STATUSES)}, not {str(target)[:40]!r}")
     reason = reason_of(options)
-    criteria = options.get("criteria") or {}
-    if options.get("file"):
-        raise RequestError("choosing beneficiaries by `file` is not available yet; use `criteria`")
-    if not criteria:
-        raise RequestError("give `criteria` choosing the beneficiaries (for instance "
-                           '{"all": [{"field": "status", "op": "=", "value": "POTENTIAL"}]})')
+    criteria, file = options.get("criteria") or {}, (options.get("file") or "").strip()
+    if bool(criteria) == bool(file):
+        raise RequestError("choose the beneficiaries by `criteria` (a filter) or by `file` (a CSV of ids), one of "
+                           'the two; for instance {"all": [{"field": "status", "op": "=", "value": "POTENTIAL"}]}')
+    chosen = {"plan": found.plan.code, "status": target, "reason": reason}
+    if file:
+        return chosen | id_files.select_from_file(cur, request_id, found.plan, file, user)
     try:
         condition = filters.compile_filter(criteria, plans.beneficiary_fields(found.plan))
     except FilterError as exc:
@@ -56,8 +57,7 @@ def validate_change(cur: psycopg2.extensions.cursor, request_id: int, options: O
             request=sql.Literal(request_id), rows=plans.beneficiary_rows(found.plan.type),
             plan=sql.Literal(found.plan.code), condition=condition),
     )
-    return {"plan": found.plan.code, "status": target, "reason": reason, "criteria": criteria,
-            "beneficiaries_selected": cur.rowcount}
+    return chosen | {"criteria": criteria, "beneficiaries_selected": cur.rowcount}
 
 
 def summarise_changes(cur: psycopg2.extensions.cursor, request_id: int) -> dict[str, Any]:
@@ -101,11 +101,14 @@ STATUS = RequestWorkflow(
     params={
         "plan": Param("", type="string", minLength=1, maxLength=30, description="The plan's code"),
         "status": Param("ACTIVE", enum=list(TARGET_STATUSES), description="The new status"),
-        "reason": Param("", type="string", minLength=1, maxLength=MAX_REASON, description="Why (kept with each change)"),
+        "reason": Param("", type="string", minLength=1, maxLength=MAX_REASON,
+                        description="Why (kept with each change)"),
         "criteria": Param({}, type="object", description='Which beneficiaries, e.g. {"all": [{"field": "status", '
                                                           '"op": "=", "value": "POTENTIAL"}, {"field": "region", '
                                                           '"op": "=", "value": "North"}]}'),
-        "file": Param("", type="string", maxLength=500, description="(not available yet) a CSV of ids in the inbox"),
+        "file": Param("", type="string", maxLength=500,
+                      description="Or: a CSV in the inbox with one column beneficiary_id, individual_id (INDIVIDUAL "
+                                  "plans) or household_code (GROUP plans)"),
     },
     validate=validate_change,
     proposal_model="beneficiary_status_proposal",
@@ -118,8 +121,10 @@ STATUS = RequestWorkflow(
 ### Change the status of a plan's beneficiaries
 
 **Parameters** — `plan` (code), `status` (the new one: ACTIVE, SUSPENDED or GRADUATED),
-`reason` (kept with every change), `criteria` (which beneficiaries: the filter language over
-registry fields, `status`, `beneficiary_id` and the plan's own variables).
+`reason` (kept with every change), and which beneficiaries: `criteria` (the filter language over
+registry fields, `status`, `beneficiary_id` and the plan's own variables) or `file` (a CSV in
+the inbox with one column `beneficiary_id`, `individual_id` or — GROUP plans — `household_code`;
+an id naming nobody in the plan refuses the file, every such row in the error report).
 
 Allowed: POTENTIAL→ACTIVE, ACTIVE→SUSPENDED, SUSPENDED→ACTIVE, ACTIVE or SUSPENDED→GRADUATED,
 POTENTIAL→GRADUATED ("not taken up"). Beneficiaries for whom the change is not allowed are
