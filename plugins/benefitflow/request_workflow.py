@@ -21,7 +21,9 @@ from airflow.sdk import DAG, Param, task
 
 from benefitflow import audit, db, dbt_runner, decisions, intake
 from benefitflow.intake import RequestError
-from benefitflow.workflow import CommitConflict, WorkflowError, append_commit, approve_commit_publish, maker_of
+from benefitflow.workflow import (
+    CommitConflict, WorkflowError, append_commit, approve_commit_publish, maker_of, publish,
+)
 
 Cursor = psycopg2.extensions.cursor
 Options = Mapping[str, Any]
@@ -184,5 +186,5 @@ def run_steps(
         return {"proposal": proposal, "request_id": request_id}
     committed = on_step("commit", lambda: commit_step(workflow=workflow, dag_id=dag_id, run_id=run_id,
                                                       request_id=request_id, user=maker))
-    on_step("publish", lambda: dbt_runner.run(["run", "--select", *workflow.publish]))
+    on_step("publish", lambda: publish(workflow.publish))
     return {"proposal": proposal, "request_id": request_id, "commit": committed}

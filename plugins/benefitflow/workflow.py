@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # GX is imported by the tasks that validate, not when the DAG
     from great_expectations.core import ExpectationSuite
 
 ON_INVALID_ROWS = ("reject_file", "skip_invalid_rows")
+NEVER_PUBLISHED = ("tag:propose",)  # proposals are built by their own run's propose step, never by a publish
 MAX_ERRORS_IN_MESSAGE = 5
 
 Cursor = psycopg2.extensions.cursor
@@ -72,6 +73,8 @@ class UploadWorkflow:
     prepare: Prepare | None = None
     check: Check | None = None
     proposal_vars: ProposalVars | None = None
+    plan_of: Callable[[Options], str] = lambda options: ""  # the plan an upload is for, if any
+    publish: tuple[str, ...] = ("tag:publish",)  # what dbt rebuilds after the commit
 
     def spec_for(self, options: Options) -> FileSpec:
         return self.spec if isinstance(self.spec, FileSpec) else self.spec(options)
@@ -265,6 +268,7 @@ def build_upload_dag(workflow: UploadWorkflow) -> DAG:
             return intake_step(
                 spec=workflow.spec_for(params), file=params["file"], user=maker_of(context),
                 dag_id=context["dag"].dag_id, run_id=context["run_id"], mode=params.get("mode"),
+                plan_code=workflow.plan_of(params),
             )
 
         @task(task_id="validate")
@@ -282,15 +286,13 @@ def build_upload_dag(workflow: UploadWorkflow) -> DAG:
 
         upload = intake_task()
         proposal = propose_task(upload, validate_task(upload))
-        approve_commit_publish(workflow.operation, workflow.publish_asset, proposal, commit_task(upload))
+        approve_commit_publish(workflow.operation, workflow.publish_asset, proposal, commit_task(upload),
+                               workflow.publish)
     return dag
 
 
-PUBLISH_ALL = ("tag:publish",)
-
-
 def approve_commit_publish(
-    operation: str, publish_asset: str, proposal: Any, committed: Any, publish: tuple[str, ...] = PUBLISH_ALL,
+    operation: str, publish_asset: str, proposal: Any, committed: Any, publish: tuple[str, ...],
 ) -> None:
     """The second half of every workflow: the checker's decision, the commit, dbt's rebuild, the asset event."""
     from cosmos import DbtTaskGroup, RenderConfig
@@ -303,7 +305,8 @@ def approve_commit_publish(
     rebuild = DbtTaskGroup(
         group_id="publish",
         render_config=RenderConfig(
-            load_method=LoadMode.AUTOMATIC, select=list(publish), test_behavior=TestBehavior.AFTER_ALL,
+            load_method=LoadMode.AUTOMATIC, select=list(publish), exclude=list(NEVER_PUBLISHED),
+            test_behavior=TestBehavior.AFTER_ALL,
         ),
         default_args={"retries": 1},
         **dbt_runner.cosmos_configs(),
@@ -327,7 +330,7 @@ def run_steps(
     dag_id = f"{workflow.dag_id}:direct"
     upload = on_step("intake", lambda: intake_step(
         spec=workflow.spec_for(options), file=file, user=maker, dag_id=dag_id, run_id=run_id,
-        mode=options.get("mode")))
+        mode=options.get("mode"), plan_code=workflow.plan_of(options)))
     validated = on_step("validate", lambda: validate_step(workflow=workflow, upload=upload, options=options, user=maker))
     proposal = on_step("propose", lambda: propose_step(workflow=workflow, upload=upload, validated=validated,
                                                        options=options))
@@ -341,5 +344,10 @@ def run_steps(
         return {"proposal": proposal, "upload_id": upload["upload_id"]}
     committed = on_step("commit", lambda: commit_step(workflow=workflow, dag_id=dag_id, run_id=run_id,
                                                       upload_id=int(upload["upload_id"]), user=maker))
-    on_step("publish", lambda: dbt_runner.run(["run", "--select", "tag:publish"]))
+    on_step("publish", lambda: publish(workflow.publish))
     return {"proposal": proposal, "upload_id": upload["upload_id"], "commit": committed}
+
+
+def publish(selection: tuple[str, ...]) -> None:
+    """What the publish task group runs, in this process."""
+    dbt_runner.run(["run", "--select", *selection, "--exclude", *NEVER_PUBLISHED])

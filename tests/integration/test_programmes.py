@@ -14,6 +14,7 @@ from benefitflow.exports import ExportError
 from benefitflow.programmes.define import CLOSE, DEFINE
 from benefitflow.programmes.enrolment import ENROLMENT
 from benefitflow.programmes.export import beneficiaries_of
+from benefitflow.programmes.importing import WORKFLOW as BENEFICIARIES
 from benefitflow.programmes.plans import PlanError
 from benefitflow.programmes.status import STATUS
 from benefitflow.registry.importing import WORKFLOW as INDIVIDUALS
@@ -305,3 +306,56 @@ def test_a_file_of_ids_chooses_whose_status_changes(database, region: str, inbox
         run(STATUS, plan=code, status="ACTIVE", reason="x", file=households.name)
     with pytest.raises(WorkflowError, match="one of the two"):
         run(STATUS, plan=code, status="ACTIVE", reason="x", file=ids.name, criteria={"all": []})
+
+
+def run_import(path, **options: Any) -> dict:
+    return run_upload(BENEFICIARIES, file=path.name, options={"on_invalid_rows": "reject_file", **options},
+                      maker="maker", checker="checker", run_id=uuid.uuid4().hex)
+
+
+def test_beneficiaries_are_imported_with_the_plans_variables(database, region: str, inbox_file) -> None:
+    code = f"BI-{tag()}"
+    run(DEFINE, plan=plan_document(code, max_beneficiaries=3))
+    people = [str(i) for (i,) in query("SELECT individual_id FROM registry.individuals WHERE region = %s"
+                                       " ORDER BY individual_id", region)]
+    good = inbox_file(f"{code}.csv", "individual_id,status,school,grade\n"
+                      f"{people[0]},ACTIVE,Hill School,3\n{people[1]},,,\n")
+    result = run_import(good, plan=code, mode="create")
+    assert (result["proposal"]["beneficiaries_to_enrol"], result["proposal"]["of_which_active"]) == (2, 1)
+    assert query("SELECT status, attributes FROM programmes.beneficiaries WHERE plan_code = %s ORDER BY status",
+                 code) == [("ACTIVE", {"school": "Hill School", "grade": 3}), ("POTENTIAL", {})]
+    assert query("SELECT plan_code, status FROM intake.uploads WHERE upload_id = %s", result["upload_id"]) == [
+        (code, "APPLIED")]
+
+    stranger = uuid.uuid4()
+    bad = inbox_file(f"{code}-bad.csv", "individual_id,grade\n"
+                     f"{people[0]},4\n{stranger},1\n{people[2]},zero\n{people[3]},2\n{people[4]},2\n")
+    with pytest.raises(WorkflowError, match="rows are invalid"):
+        run_import(bad, plan=code, mode="create")
+    rules = {(row, rule) for row, rule in query("SELECT row_number, rule FROM intake.row_errors WHERE upload_id ="
+                                                " (SELECT max(upload_id) FROM intake.uploads)")}
+    assert rules == {(1, "beneficiary:already_enrolled"), (2, "individual_id:unknown"),
+                     (3, "grade:column_values_to_match_regex"), (5, "plan:max_beneficiaries")}
+    assert query("SELECT count(*) FROM programmes.beneficiaries WHERE plan_code = %s", code) == [(2,)]
+
+    (active_id,) = query("SELECT beneficiary_id FROM programmes.beneficiaries WHERE plan_code = %s"
+                         " AND status = 'ACTIVE'", code)[0]
+    update = inbox_file(f"{code}-update.csv", f"id,grade\n{active_id},4\n{uuid.uuid4()},1\n")
+    updated = run_import(update, plan=code, mode="update", on_invalid_rows="skip_invalid_rows")
+    assert updated["proposal"]["beneficiaries_to_update"] == 1
+    assert query("SELECT version, status, attributes FROM programmes.beneficiaries WHERE beneficiary_id = %s",
+                 active_id) == [(2, "ACTIVE", {"school": "Hill School", "grade": 4})]
+
+
+def test_a_group_plans_beneficiaries_are_households(database, region: str, inbox_file) -> None:
+    code = f"BG-{tag()}"
+    run(DEFINE, plan=plan_document(code, type="GROUP", beneficiary_data_schema={}, default_criteria={},
+                                   entitlement={"fixed_amount": "10"}))
+    households = [h for (h,) in query("SELECT DISTINCT household_code FROM registry.individuals WHERE region = %s"
+                                      " ORDER BY 1", region)]
+    path = inbox_file(f"{code}.csv", "group_code\n" + "\n".join(households[:2]) + "\n")
+    run_import(path, plan=code, mode="create")
+    assert query("SELECT count(*), count(household_code) FROM programmes.beneficiaries WHERE plan_code = %s",
+                 code) == [(2, 2)]
+    with pytest.raises(WorkflowError, match="plan: no benefit plan"):
+        run_import(path, plan="NOPE", mode="create")

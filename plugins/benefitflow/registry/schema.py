@@ -146,7 +146,7 @@ def suite_document(schema: RegistrySchema, header: list[str], mode: str) -> dict
     expectations: list[dict[str, Any]] = []
     present = [p for p in schema.properties.values() if p.name in header]
     for prop in present:
-        expectations += _property_expectations(prop, required=prop.required)
+        expectations += property_expectations(prop, required=prop.required)
     if mode == "update":
         expectations += [
             _expect("not_null", ID_COLUMN, "the id of the individual to update is required"),
@@ -166,7 +166,7 @@ def suite_document(schema: RegistrySchema, header: list[str], mode: str) -> dict
             "meta": {"generated_from": "registry schema", "schema_sha256": schema.sha256}}
 
 
-def _property_expectations(prop: Property, *, required: bool) -> list[dict[str, Any]]:
+def property_expectations(prop: Property, *, required: bool) -> list[dict[str, Any]]:
     name, definition = prop.name, prop.definition
     found: list[dict[str, Any]] = []
     if required:
@@ -224,25 +224,41 @@ def _expect(kind: str, column: str, message: str, *, report: str | None = None, 
 
 # -- from staged text to typed values ---------------------------------------------------------
 def checked_table_sql(schema: RegistrySchema, header: list[str], staged: str, checked: str) -> sql.Composed:
+    """CREATE the checked table of an individuals upload (see `typed_table_sql`), with id, role and recipient."""
+    return typed_table_sql(
+        list(schema.properties.values()), schema.variables, header, staged, checked,
+        text_columns=[*schema.properties, *HOUSEHOLD_COLUMNS, ID_COLUMN],
+        derived=[
+            sql.SQL("CASE WHEN p.id ~ {} THEN p.id::uuid END AS individual_id").format(sql.Literal(UUID_PATTERN)),
+            sql.SQL("upper(p.individual_role) AS role"),
+            sql.SQL("CASE p.recipient_info WHEN '1' THEN 'PRIMARY' WHEN '2' THEN 'SECONDARY' END AS recipient_type"),
+        ],
+    )
+
+
+def typed_table_sql(
+    properties: list[Property], variables: list[Property], header: list[str], staged: str, checked: str, *,
+    text_columns: list[str], derived: list[sql.Composable],
+) -> sql.Composed:
     """CREATE the checked table: trimmed text of every known column, typed values, derived checks.
 
-    Every schema property gets a column (NULL when the file does not carry it), so the
-    proposal reads one shape whatever the file's columns are.
+    Every column of `text_columns` is there (NULL when the file does not carry it), so the
+    proposal reads one shape whatever the file's columns are; `variables` are gathered, typed,
+    in `attributes`; `derived` are more expressions over the typed row `p`.
     """
-    text_columns = [*schema.properties, *HOUSEHOLD_COLUMNS, ID_COLUMN]
     trimmed = sql.SQL(", ").join(
         sql.SQL("nullif(btrim(s.{0}), '') AS {0}").format(sql.Identifier(c)) if c in header
         else sql.SQL("NULL::text AS {}").format(sql.Identifier(c))
         for c in text_columns
     )
     typed: list[sql.Composable] = []
-    derived: list[sql.Composable] = []
-    for prop in schema.properties.values():
+    checks: list[sql.Composable] = []
+    for prop in properties:
         column = sql.Identifier(prop.name)
         if prop.type == "date":
             value = sql.Identifier(typed_column(prop))
             typed.append(sql.SQL("intake.parse_iso_date(t.{}) AS {}").format(column, value))
-            derived += [
+            checks += [
                 sql.SQL("CASE WHEN p.{} IS NULL THEN NULL ELSE p.{} IS NOT NULL END AS {}").format(
                     column, value, sql.Identifier(f"{prop.name}__is_date")),
                 sql.SQL("(current_date - p.{}) AS {}").format(value, sql.Identifier(f"{prop.name}__days_old")),
@@ -258,21 +274,16 @@ def checked_table_sql(schema: RegistrySchema, header: list[str], staged: str, ch
                                  " WHEN lower(t.{0}) IN ('false', 'no', '0') THEN false END AS {1}").format(
                 column, sql.Identifier(typed_column(prop))))
     attributes = sql.SQL("jsonb_strip_nulls(jsonb_build_object({}))").format(sql.SQL(", ").join(
-        sql.SQL("{}, p.{}").format(sql.Literal(p.name), sql.Identifier(typed_column(p))) for p in schema.variables
-    )) if schema.variables else sql.SQL("'{}'::jsonb")
+        sql.SQL("{}, p.{}").format(sql.Literal(p.name), sql.Identifier(typed_column(p))) for p in variables
+    )) if variables else sql.SQL("'{}'::jsonb")
     return sql.SQL(
         "CREATE UNLOGGED TABLE intake.{checked} AS"
-        " SELECT p.*, {derived}"
-        "   CASE WHEN p.id ~ {uuid} THEN p.id::uuid END AS individual_id,"
-        "   upper(p.individual_role) AS role,"
-        "   CASE p.recipient_info WHEN '1' THEN 'PRIMARY' WHEN '2' THEN 'SECONDARY' END AS recipient_type,"
-        "   {attributes} AS attributes"
+        " SELECT p.*, {computed}"
         " FROM (SELECT t.*{typed} FROM (SELECT s.row_number, {trimmed} FROM intake.{staged} s) t) p"
     ).format(
         checked=sql.Identifier(checked), staged=sql.Identifier(staged), trimmed=trimmed,
         typed=sql.SQL("").join(sql.SQL(", ") + t for t in typed),
-        derived=sql.SQL("").join(d + sql.SQL(", ") for d in derived),
-        uuid=sql.Literal(UUID_PATTERN), attributes=attributes,
+        computed=sql.SQL(", ").join([*checks, *derived, sql.SQL("{} AS attributes").format(attributes)]),
     )
 
 

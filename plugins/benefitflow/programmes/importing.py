@@ -1,0 +1,275 @@
+"""The `beneficiaries_import` workflow: a plan's beneficiaries from CSV, checked against the plan's schema.
+
+create: each row names a registered person (`individual_id`, INDIVIDUAL plans) or household
+(`household_code`, GROUP plans) and gives the plan's variables and, optionally, the status
+(POTENTIAL, the default, or ACTIVE). update: each row carries the beneficiary's `id`; only
+the plan variables in the file change.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import psycopg2.errors
+import psycopg2.extensions
+from airflow.sdk import Param
+from psycopg2 import sql
+
+from benefitflow import db, filters, validation
+from benefitflow.intake import FileSpec
+from benefitflow.programmes import plans
+from benefitflow.programmes.define import lock_plans
+from benefitflow.registry import schema
+from benefitflow.workflow import CommitConflict, Options, UploadWorkflow, WorkflowError
+
+if TYPE_CHECKING:  # GX is imported by the tasks that validate, not when the DAG is parsed
+    from great_expectations.core import ExpectationSuite
+
+KIND = "beneficiaries"
+MODES = ("create", "update")
+PROPOSAL = "proposals.beneficiaries_import_proposal"
+MEMBER_COLUMN = {"INDIVIDUAL": "individual_id", "GROUP": "household_code"}
+STATUS_COLUMN = "status"
+ID_COLUMN = "id"
+
+
+def mode_of(options: Options) -> str:
+    mode = options.get("mode") or "create"
+    if mode not in MODES:
+        raise WorkflowError(f"mode must be one of {MODES}, not {str(mode)[:20]!r}")
+    return mode
+
+
+def plan_of(options: Options) -> plans.Plan:
+    try:
+        with db.transaction() as cur:
+            return plans.require_active(cur, options.get("plan")).plan
+    except plans.PlanError as exc:
+        raise WorkflowError(f"plan: {exc}") from exc
+
+
+def variables_of(plan: plans.Plan) -> list[schema.Property]:
+    variables = plan.variables_schema
+    required = set(variables.get("required") or [])
+    return [schema.Property(name, filters.property_type(definition), definition, name in required)
+            for name, definition in (variables.get("properties") or {}).items()]
+
+
+def spec_for(options: Options) -> FileSpec:
+    plan = plan_of(options)
+    variables = variables_of(plan)
+    if mode_of(options) == "update":
+        return FileSpec(kind=KIND, required_columns=(ID_COLUMN,), optional_columns=tuple(v.name for v in variables),
+                        aliases=(("beneficiary_id", ID_COLUMN),))
+    member = MEMBER_COLUMN[plan.type]
+    return FileSpec(kind=KIND, required_columns=(member, *(v.name for v in variables if v.required)),
+                    optional_columns=(STATUS_COLUMN, *(v.name for v in variables if not v.required)),
+                    aliases=(("group_code", "household_code"),) if plan.type == "GROUP" else ())
+
+
+def checked_table(upload: dict[str, Any]) -> str:
+    return f"{upload['staged_table']}_checked"
+
+
+def prepare(cur: psycopg2.extensions.cursor, upload: dict[str, Any], options: Options) -> str:
+    variables = variables_of(plan_of(options))
+    target = checked_table(upload)
+    uuid = sql.Literal(schema.UUID_PATTERN)
+    cur.execute(schema.typed_table_sql(
+        variables, variables, upload["header"], upload["staged_table"], target,
+        text_columns=[*(v.name for v in variables), ID_COLUMN, "individual_id", "household_code", STATUS_COLUMN],
+        derived=[sql.SQL("CASE WHEN p.id ~ {} THEN p.id::uuid END AS beneficiary_id").format(uuid),
+                 sql.SQL("CASE WHEN p.individual_id ~ {} THEN p.individual_id::uuid END AS person_id").format(uuid),
+                 sql.SQL("coalesce(upper(p.status), 'POTENTIAL') AS initial_status")],
+    ))
+    table = sql.Identifier("intake", target)
+    cur.execute(sql.SQL("CREATE INDEX ON {} (row_number)").format(table))
+    cur.execute(sql.SQL("ANALYZE {}").format(table))
+    return target
+
+
+def suite_for(upload: dict[str, Any], options: Options) -> ExpectationSuite:
+    plan, mode, header = plan_of(options), mode_of(options), upload["header"]
+    expectations: list[dict[str, Any]] = []
+    for variable in variables_of(plan):
+        if variable.name in header:
+            expectations += schema.property_expectations(variable, required=variable.required and mode == "create")
+    if mode == "update":
+        identity = [(ID_COLUMN, "the id of the beneficiary to update is required", schema.UUID_PATTERN)]
+    elif plan.type == "GROUP":
+        identity = [("household_code", "the household's code is required", schema.GROUP_CODE_PATTERN)]
+    else:
+        identity = [("individual_id", "the individual's id is required", schema.UUID_PATTERN)]
+    for column, message, pattern in identity:
+        expectations += [
+            _expect("expect_column_values_to_not_be_null", column, message),
+            _expect("expect_column_values_to_match_regex", column, "not a valid id", regex=pattern),
+            _expect("expect_column_values_to_be_unique", column, "appears more than once in the file"),
+        ]
+    if STATUS_COLUMN in header:
+        expectations.append(_expect("expect_column_values_to_be_in_set", STATUS_COLUMN,
+                                    "an imported beneficiary is POTENTIAL or ACTIVE",
+                                    value_set=["POTENTIAL", "ACTIVE", "potential", "active"]))
+    return validation.suite_from_document({"name": f"beneficiaries_{mode}", "expectations": expectations})
+
+
+def _expect(kind: str, column: str, message: str, **kwargs: Any) -> dict[str, Any]:
+    return {"type": kind, "kwargs": {"column": column, **kwargs}, "meta": {"message": message}}
+
+
+def check(cur: psycopg2.extensions.cursor, upload: dict[str, Any], options: Options) -> None:
+    plan, mode = plan_of(options), mode_of(options)
+    parts = {"upload": sql.Literal(int(upload["upload_id"])), "checked": sql.Identifier(checked_table(upload)),
+             "plan": sql.Literal(plan.code)}
+    if mode == "update":
+        _run(cur, UNKNOWN_BENEFICIARY, parts)
+        return
+    if plan.type == "GROUP":
+        _run(cur, UNKNOWN_HOUSEHOLD, parts)
+        _run(cur, ALREADY_ENROLLED, parts | {"column": sql.Literal("household_code"),
+                                             "member": sql.SQL("c.household_code"),
+                                             "match": sql.SQL("b.household_code = c.household_code")})
+    else:
+        _run(cur, UNKNOWN_INDIVIDUAL, parts)
+        _run(cur, ALREADY_ENROLLED, parts | {"column": sql.Literal("individual_id"), "member": sql.SQL("c.individual_id"),
+                                             "match": sql.SQL("b.individual_id = c.person_id")})
+    if plan.max_beneficiaries is not None:
+        _run(cur, OVER_CAPACITY, parts | {"capacity": sql.Literal(plan.max_beneficiaries)})
+
+
+def _run(cur: psycopg2.extensions.cursor, query: str, parts: dict[str, sql.Composable]) -> None:
+    cur.execute(sql.SQL(_INSERT + query).format(**parts))
+
+
+_INSERT = "INSERT INTO intake.row_errors (upload_id, row_number, column_name, rule, value, message, severity) "
+
+UNKNOWN_INDIVIDUAL = """
+SELECT {upload}, c.row_number, 'individual_id', 'individual_id:unknown', c.individual_id,
+       'no individual with this id in the registry (register the person first)', 'critical'
+FROM intake.{checked} c
+WHERE c.person_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM registry.individuals i WHERE i.individual_id = c.person_id)
+"""
+
+UNKNOWN_HOUSEHOLD = """
+SELECT {upload}, c.row_number, 'household_code', 'household_code:unknown', c.household_code,
+       'no household with this code in the registry (register it first)', 'critical'
+FROM intake.{checked} c
+WHERE c.household_code IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM registry.households h WHERE h.household_code = c.household_code)
+"""
+
+ALREADY_ENROLLED = """
+SELECT {upload}, c.row_number, {column}, 'beneficiary:already_enrolled', {member},
+       format('already a beneficiary of plan %s (id %s, %s)', b.plan_code, b.beneficiary_id, b.status), 'critical'
+FROM intake.{checked} c
+JOIN programmes.beneficiaries b ON b.plan_code = {plan} AND {match}
+"""
+
+UNKNOWN_BENEFICIARY = """
+SELECT {upload}, c.row_number, 'id', 'id:unknown_beneficiary', c.id,
+       format('no beneficiary of plan %s with this id', {plan}), 'critical'
+FROM intake.{checked} c
+WHERE c.beneficiary_id IS NOT NULL AND NOT EXISTS (
+    SELECT 1 FROM programmes.beneficiaries b WHERE b.beneficiary_id = c.beneficiary_id AND b.plan_code = {plan})
+"""
+
+# Rows beyond the places left (in file order), among the rows otherwise valid.
+OVER_CAPACITY = """
+SELECT {upload}, ranked.row_number, NULL, 'plan:max_beneficiaries', NULL,
+       format('plan %s would exceed its max_beneficiaries (%s)', {plan}, {capacity}), 'critical'
+FROM (
+    SELECT c.row_number, row_number() OVER (ORDER BY c.row_number) AS place
+    FROM intake.{checked} c
+    WHERE NOT EXISTS (SELECT 1 FROM intake.row_errors e
+                      WHERE e.upload_id = {upload} AND e.row_number = c.row_number AND e.severity = 'critical')
+) ranked
+WHERE ranked.place > {capacity} - (SELECT count(*) FROM programmes.beneficiaries WHERE plan_code = {plan})
+"""
+
+
+def proposal_vars(upload: dict[str, Any], options: Options) -> dict[str, Any]:
+    plan = plan_of(options)
+    return {"mode": mode_of(options), "columns": list(upload["header"]), "plan_type": plan.type}
+
+
+def summarise(cur: psycopg2.extensions.cursor, upload_id: int) -> dict[str, Any]:
+    cur.execute(
+        f"SELECT count(*) FILTER (WHERE version = 1), count(*) FILTER (WHERE version > 1),"
+        f" count(*) FILTER (WHERE version = 1 AND status = 'ACTIVE') FROM {PROPOSAL} WHERE upload_id = %s",
+        (upload_id,))
+    enrolled, updated, active = cur.fetchone()
+    return {"beneficiaries_to_enrol": enrolled, "of_which_active": active, "beneficiaries_to_update": updated}
+
+
+def commit(cur: psycopg2.extensions.cursor, commit_id: int, upload_id: int) -> int:
+    lock_plans(cur)
+    cur.execute(
+        f"SELECT p.row_number FROM {PROPOSAL} p WHERE p.upload_id = %s AND p.version > 1 AND p.version - 1 <>"
+        f" (SELECT max(v.version) FROM ledger.beneficiary_versions v WHERE v.beneficiary_id = p.beneficiary_id)"
+        f" ORDER BY 1 LIMIT 5", (upload_id,))
+    if stale := [str(row) for (row,) in cur.fetchall()]:
+        raise CommitConflict(f"beneficiaries changed after the proposal (rows {', '.join(stale)}); upload again")
+    cur.execute(
+        "SELECT u.plan_code, (SELECT max_beneficiaries FROM programmes.benefit_plans b WHERE b.plan_code = u.plan_code)"
+        " FROM intake.uploads u WHERE u.upload_id = %s", (upload_id,))
+    code, capacity = cur.fetchone()
+    cur.execute(f"SELECT count(*) FROM {PROPOSAL} WHERE upload_id = %s AND version = 1", (upload_id,))
+    adding = cur.fetchone()[0]
+    cur.execute("SELECT count(*) FROM ledger.beneficiary_versions WHERE plan_code = %s AND version = 1", (code,))
+    if capacity is not None and cur.fetchone()[0] + adding > capacity:
+        raise CommitConflict(f"plan {code} would exceed max_beneficiaries {capacity}; upload again")
+    cur.execute("SAVEPOINT import")
+    try:
+        cur.execute(
+            f"INSERT INTO ledger.beneficiary_versions (beneficiary_id, version, plan_code, individual_id,"
+            f" household_code, status, attributes, reason, commit_id, upload_id, row_number)"
+            f" SELECT beneficiary_id, version, plan_code, individual_id, household_code, status, attributes,"
+            f" reason, %s, upload_id, row_number FROM {PROPOSAL} WHERE upload_id = %s",
+            (commit_id, upload_id))
+    except psycopg2.errors.UniqueViolation as exc:
+        cur.execute("ROLLBACK TO SAVEPOINT import")
+        raise CommitConflict(f"some rows were enrolled in plan {code} by another run since the proposal; "
+                             "upload again") from exc
+    return cur.rowcount
+
+
+WORKFLOW = UploadWorkflow(
+    dag_id="beneficiaries_import",
+    operation="beneficiaries_import",
+    spec=spec_for,
+    suite=suite_for,
+    prepare=prepare,
+    check=check,
+    proposal_vars=proposal_vars,
+    proposal_model="beneficiaries_import_proposal",
+    summarise=summarise,
+    commit=commit,
+    publish_asset="benefitflow://programmes/beneficiaries",
+    publish=("tag:programmes+", "mart_approvals", "mart_uploads"),
+    plan_of=lambda options: str(options.get("plan") or ""),
+    tags=("programmes",),
+    extra_params={
+        "plan": Param("", type="string", minLength=1, maxLength=30, description="The plan's code"),
+        "mode": Param("create", enum=list(MODES),
+                      description="create: enrol the people (or households) the rows name; update: rows carry the "
+                                  "beneficiary `id` and only the plan variables in the file change"),
+    },
+    doc_md="""
+### Import a plan's beneficiaries from CSV
+
+**Parameters**
+- `plan` — the plan's code.
+- `file` — a CSV in the inbox, UTF-8 (with or without BOM), comma-separated.
+- `mode` — `create`: each row names a registered person by `individual_id` (INDIVIDUAL plans)
+  or a household by `household_code` / `group_code` (GROUP plans), with the plan's variables and
+  optionally `status` (POTENTIAL, the default, or ACTIVE); `update`: each row carries the
+  beneficiary's `id` and only the plan variables in the file change.
+- `on_invalid_rows` — `reject_file` (default) or `skip_invalid_rows`.
+
+**Checks** — the GX suite is generated from the plan's `beneficiary_data_schema` (types, enums,
+ranges, patterns, required variables); then: the person or household must be in the registry
+and not already in the plan, `max_beneficiaries` is never exceeded (rows beyond it are
+refused, in file order), an update's `id` must be a beneficiary of the plan. Every failing row
+is in the error report. A member of `ProgrammeCheckers` other than you approves.
+""",
+)
