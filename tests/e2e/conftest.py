@@ -3,7 +3,7 @@ import pytest
 from benefitflow.platform.airflow_client import AirflowClient
 
 DAG_IDS = ("platform_selftest", "individuals_import", "registry_export", "benefit_plan_define", "enrolment",
-           "beneficiary_status", "benefit_plan_close")
+           "beneficiary_status", "benefit_plan_close", "beneficiaries_import", "beneficiaries_export")
 
 
 @pytest.fixture(scope="session")

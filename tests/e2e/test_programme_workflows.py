@@ -77,6 +77,29 @@ def test_a_plan_is_defined_people_enrolled_and_statuses_changed(airflow, region:
                  " WHERE plan_code = %s AND from_status = 'POTENTIAL'", code) == [("maker", "checker", "took up")]
 
 
+def test_beneficiaries_are_imported_into_a_plan_and_exported(airflow, database, region: str) -> None:
+    maker, checker = airflow("maker"), airflow("checker")
+    code = f"E2E-{uuid.uuid4().hex[:6].upper()}"
+    run_request(DEFINE, options={"plan": {"code": code, "name": "School grant", "type": "INDIVIDUAL",
+                                          "valid_from": "2026-01-01", "currency": "KES",
+                                          "beneficiary_data_schema": {"properties": {"grade": {"type": "integer"}}}}},
+                maker="maker", checker="checker", run_id=uuid.uuid4().hex)  # set up directly: not under test here
+    (child,) = query("SELECT individual_id FROM registry.individuals WHERE region = %s AND role = 'SON' LIMIT 1",
+                     region)[0]
+    (database.inbox / f"{code}.csv").write_text(f"individual_id,status,grade\n{child},ACTIVE,5\n")
+    approved_run(maker, checker, "beneficiaries_import", {"plan": code, "file": f"{code}.csv", "mode": "create"},
+                 ["rows in file:** 1", "beneficiaries to enrol:** 1", "of which active:** 1"])
+    assert query("SELECT status, attributes FROM programmes.beneficiaries WHERE plan_code = %s", code) == [
+        ("ACTIVE", {"grade": 5})]
+
+    run_id = maker.trigger("beneficiaries_export", {"plan": code, "filter": {"all": [
+        {"field": "grade", "op": ">=", "value": 5}]}, "columns": ["beneficiary_id", "status", "grade"]}).json()["dag_run_id"]
+    assert maker.wait_for_run("beneficiaries_export", run_id) == "success"
+    ((details,),) = query("SELECT details FROM ledger.audit_events WHERE action = 'beneficiaries.export'"
+                          " AND actor = 'maker' AND details->'parameters'->>'plan' = %s", code)
+    assert details["rows"] == 1 and details["columns"] == ["beneficiary_id", "status", "grade"]
+
+
 def test_bad_criteria_fail_the_run_before_any_checker_is_asked(airflow, region: str) -> None:
     maker = airflow("maker")
     code = f"E2E-{uuid.uuid4().hex[:6].upper()}"
