@@ -13,16 +13,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import psycopg2.extensions
 from airflow.sdk import DAG, Param, task
 
-from benefitflow import audit, db, dbt_runner, decisions, intake
+from benefitflow import audit, db, dbt_runner, intake
 from benefitflow.intake import RequestError
 from benefitflow.workflow import (
-    CommitConflict, WorkflowError, append_commit, approve_commit_publish, maker_of, publish,
+    CommitConflict,
+    WorkflowError,
+    append_commit,
+    approve_commit_publish,
+    maker_of,
+    publish,
+    record_direct_decision,
+    workflow_dag,
 )
 
 Cursor = psycopg2.extensions.cursor
@@ -123,18 +129,7 @@ def _stop(request_id: int, user: str, message: str, *, status: str) -> None:
 
 # -- the DAG ---------------------------------------------------------------------------------
 def build_request_dag(workflow: RequestWorkflow) -> DAG:
-    with DAG(
-        dag_id=workflow.dag_id,
-        schedule=None,
-        start_date=datetime(2026, 1, 1),
-        catchup=False,
-        max_active_runs=64,
-        doc_md=workflow.doc_md,
-        tags=["benefitflow", *workflow.tags],
-        default_args={"owner": "benefitflow", "retries": 0},
-        params=workflow.params,
-        render_template_as_native_obj=True,
-    ) as dag:
+    with workflow_dag(workflow.dag_id, workflow.doc_md, workflow.tags, workflow.params) as dag:
 
         @task(task_id="intake")
         def intake_task(**context: Any) -> dict[str, Any]:
@@ -167,8 +162,6 @@ def run_steps(
     on_step: Callable[[str, Callable[[], Any]], Any] = lambda _name, action: action(),
 ) -> dict[str, Any]:
     """intake → validate → propose → decision → commit → publish, as the DAG runs them."""
-    from benefitflow.approval import policy_for
-
     dag_id = f"{workflow.dag_id}:direct"
     request = on_step("intake", lambda: intake_step(workflow=workflow, options=options, user=maker, dag_id=dag_id,
                                                     run_id=run_id))
@@ -176,13 +169,8 @@ def run_steps(
                                                           user=maker))
     proposal = on_step("propose", lambda: propose_step(workflow=workflow, request=request, validated=validated))
     request_id = int(request["request_id"])
-    outcome = "APPROVED" if checker else "REJECTED"
-    with db.transaction() as cur:
-        decisions.record(cur, decisions.Decision(
-            operation=workflow.operation, dag_id=dag_id, run_id=run_id, maker=maker, checker=checker,
-            checker_group=policy_for(workflow.operation)["group"], policy="any", outcome=outcome,
-            request_id=request_id, upload_id=proposal.get("upload_id"), summary=proposal))
-    if outcome != "APPROVED":
+    if not record_direct_decision(workflow.operation, dag_id, run_id, maker, checker, proposal,
+                                  upload_id=proposal.get("upload_id"), request_id=request_id):
         return {"proposal": proposal, "request_id": request_id}
     committed = on_step("commit", lambda: commit_step(workflow=workflow, dag_id=dag_id, run_id=run_id,
                                                       request_id=request_id, user=maker))

@@ -241,26 +241,22 @@ def maker_of(context: dict[str, Any]) -> str:
     return context["dag_run"].triggering_user_name or "system"
 
 
+def workflow_dag(dag_id: str, doc_md: str, tags: tuple[str, ...], params: dict[str, Param]) -> DAG:
+    """A workflow DAG: triggered by a maker; many runs at once (a run waiting for a checker holds no slot)."""
+    return DAG(dag_id=dag_id, schedule=None, start_date=datetime(2026, 1, 1), catchup=False, max_active_runs=64,
+               doc_md=doc_md, tags=["benefitflow", *tags], default_args={"owner": "benefitflow", "retries": 0},
+               params=params, render_template_as_native_obj=True)
+
+
 def build_upload_dag(workflow: UploadWorkflow) -> DAG:
-    with DAG(
-        dag_id=workflow.dag_id,
-        schedule=None,
-        start_date=datetime(2026, 1, 1),
-        catchup=False,
-        max_active_runs=64,  # runs waiting for a checker hold no worker slot
-        doc_md=workflow.doc_md,
-        tags=["benefitflow", *workflow.tags],
-        default_args={"owner": "benefitflow", "retries": 0},
-        params={
-            "file": Param("", type="string", minLength=1, maxLength=500,
-                          description="CSV file name in the inbox (a path inside it is allowed)"),
-            "on_invalid_rows": Param("reject_file", enum=list(ON_INVALID_ROWS),
-                                     description="reject_file: any invalid row refuses the file; "
-                                                 "skip_invalid_rows: continue with the valid rows"),
-            **workflow.extra_params,
-        },
-        render_template_as_native_obj=True,
-    ) as dag:
+    with workflow_dag(workflow.dag_id, workflow.doc_md, workflow.tags, {
+        "file": Param("", type="string", minLength=1, maxLength=500,
+                      description="CSV file name in the inbox (a path inside it is allowed)"),
+        "on_invalid_rows": Param("reject_file", enum=list(ON_INVALID_ROWS),
+                                 description="reject_file: any invalid row refuses the file; "
+                                             "skip_invalid_rows: continue with the valid rows"),
+        **workflow.extra_params,
+    }) as dag:
 
         @task(task_id="intake")
         def intake_task(**context: Any) -> dict[str, Any]:
@@ -325,27 +321,37 @@ def run_steps(
     default). `on_step` wraps each step (the bench times them). Returns the proposal
     summary and, when approved, the commit.
     """
-    from benefitflow.approval import policy_for
-
     dag_id = f"{workflow.dag_id}:direct"
     upload = on_step("intake", lambda: intake_step(
         spec=workflow.spec_for(options), file=file, user=maker, dag_id=dag_id, run_id=run_id,
         mode=options.get("mode"), plan_code=workflow.plan_of(options)))
-    validated = on_step("validate", lambda: validate_step(workflow=workflow, upload=upload, options=options, user=maker))
+    validated = on_step("validate", lambda: validate_step(workflow=workflow, upload=upload, options=options,
+                                                          user=maker))
     proposal = on_step("propose", lambda: propose_step(workflow=workflow, upload=upload, validated=validated,
                                                        options=options))
-    outcome = "APPROVED" if checker else "REJECTED"
-    with db.transaction() as cur:
-        decisions.record(cur, decisions.Decision(
-            operation=workflow.operation, dag_id=dag_id, run_id=run_id, maker=maker, checker=checker,
-            checker_group=policy_for(workflow.operation)["group"], policy="any", outcome=outcome,
-            upload_id=int(upload["upload_id"]), summary=proposal))
-    if outcome != "APPROVED":
+    if not record_direct_decision(workflow.operation, dag_id, run_id, maker, checker, proposal,
+                                  upload_id=int(upload["upload_id"])):
         return {"proposal": proposal, "upload_id": upload["upload_id"]}
     committed = on_step("commit", lambda: commit_step(workflow=workflow, dag_id=dag_id, run_id=run_id,
                                                       upload_id=int(upload["upload_id"]), user=maker))
     on_step("publish", lambda: publish(workflow.publish))
     return {"proposal": proposal, "upload_id": upload["upload_id"], "commit": committed}
+
+
+def record_direct_decision(
+    operation: str, dag_id: str, run_id: str, maker: str, checker: str | None, summary: dict[str, Any], *,
+    upload_id: int | None = None, request_id: int | None = None,
+) -> bool:
+    """`checker`'s approval (None: a rejection) of a run made without the scheduler; True when approved."""
+    from benefitflow.approval import policy_for
+
+    outcome = "APPROVED" if checker else "REJECTED"
+    with db.transaction() as cur:
+        decisions.record(cur, decisions.Decision(
+            operation=operation, dag_id=dag_id, run_id=run_id, maker=maker, checker=checker,
+            checker_group=policy_for(operation)["group"], policy="any", outcome=outcome, upload_id=upload_id,
+            request_id=request_id, summary=summary))
+    return outcome == "APPROVED"
 
 
 def publish(selection: tuple[str, ...]) -> None:

@@ -359,3 +359,25 @@ def test_a_group_plans_beneficiaries_are_households(database, region: str, inbox
                  code) == [(2, 2)]
     with pytest.raises(WorkflowError, match="plan: no benefit plan"):
         run_import(path, plan="NOPE", mode="create")
+
+
+def test_an_enrolment_approved_after_the_plan_filled_up_is_not_applied(database, region: str) -> None:
+    from benefitflow.request_workflow import commit_step, intake_step, propose_step, validate_step
+    from benefitflow.workflow import CommitConflict, record_direct_decision
+
+    code = f"FU-{tag()}"
+    run(DEFINE, plan=plan_document(code, max_beneficiaries=4))
+    options = {"plan": code, "target_status": "ACTIVE", "criteria": {"all": [in_region(region), {
+        "field": "role", "op": "=", "value": "HEAD"}]}}
+    request = intake_step(workflow=ENROLMENT, options=options, user="maker", dag_id="late", run_id="a")
+    validated = validate_step(workflow=ENROLMENT, request=request, options=options, user="maker")
+    proposal = propose_step(workflow=ENROLMENT, request=request, validated=validated)
+    assert proposal["would_be_added"] == 4
+    run(ENROLMENT, plan=code, target_status="POTENTIAL", criteria={"all": [in_region(region), {
+        "field": "role", "op": "=", "value": "SPOUSE"}]})  # another run fills the plan meanwhile
+    assert record_direct_decision("enrolment", "late", "a", "maker", "checker", proposal,
+                                  request_id=request["request_id"])
+    with pytest.raises(CommitConflict, match="would exceed max_beneficiaries 4"):
+        commit_step(workflow=ENROLMENT, dag_id="late", run_id="a", request_id=request["request_id"], user="maker")
+    assert beneficiaries(code) == {"POTENTIAL": 4}
+    assert query("SELECT status FROM intake.requests WHERE request_id = %s", request["request_id"]) == [("FAILED",)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import psycopg2.errors
 import psycopg2.extensions
 import yaml
 from airflow.sdk import Param
@@ -87,6 +88,28 @@ def commit_definition(cur: psycopg2.extensions.cursor, commit_id: int, request_i
 
 def lock_plans(cur: psycopg2.extensions.cursor) -> None:
     cur.execute("SELECT pg_advisory_xact_lock(hashtext('benefitflow.plans'))")
+
+
+def append_beneficiaries(
+    cur: psycopg2.extensions.cursor, code: str, enrolling: int, insert: str, parameters: tuple[object, ...],
+) -> int:
+    """Run `insert` (beneficiary versions, `enrolling` of them new) unless the plan's max_beneficiaries
+    would be exceeded or a person was enrolled by another run since the proposal."""
+    lock_plans(cur)
+    found = plans.current(cur, code)
+    capacity = found.plan.max_beneficiaries if found else None
+    cur.execute("SELECT count(*) FROM ledger.beneficiary_versions WHERE plan_code = %s AND version = 1", (code,))
+    enrolled = cur.fetchone()[0]
+    if capacity is not None and enrolled + enrolling > capacity:
+        raise CommitConflict(f"plan {code} now has {enrolled} beneficiaries; {enrolling} more would exceed "
+                             f"max_beneficiaries {capacity}; ask again")
+    cur.execute("SAVEPOINT enrol")
+    try:
+        cur.execute(insert, parameters)
+    except psycopg2.errors.UniqueViolation as exc:
+        cur.execute("ROLLBACK TO SAVEPOINT enrol")
+        raise CommitConflict(f"some were enrolled in plan {code} by another run since the proposal; ask again") from exc
+    return cur.rowcount
 
 
 def refuse_if_moved_on(cur: psycopg2.extensions.cursor, code: str, based_on: int | None) -> None:

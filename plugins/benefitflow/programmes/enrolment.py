@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-import psycopg2.errors
 import psycopg2.extensions
 from airflow.sdk import Param
 from psycopg2 import sql
@@ -14,9 +13,8 @@ from benefitflow import filters
 from benefitflow.filters import FilterError
 from benefitflow.intake import RequestError
 from benefitflow.programmes import plans
-from benefitflow.programmes.define import lock_plans
+from benefitflow.programmes.define import append_beneficiaries
 from benefitflow.request_workflow import Options, RequestWorkflow
-from benefitflow.workflow import CommitConflict
 
 PROPOSAL = "proposals.enrolment_proposal"
 
@@ -60,31 +58,17 @@ def summarise_enrolment(cur: psycopg2.extensions.cursor, request_id: int) -> dic
 
 def commit_enrolment(cur: psycopg2.extensions.cursor, commit_id: int, request_id: int) -> int:
     """Enrol the approved candidates; refuse if capacity or enrolments moved on since the proposal."""
-    lock_plans(cur)
-    cur.execute("SELECT document->>'plan', (document->>'max_beneficiaries')::int FROM intake.requests"
-                " WHERE request_id = %s", (request_id,))
-    code, capacity = cur.fetchone()
-    cur.execute(f"SELECT count(*) FROM {PROPOSAL} WHERE request_id = %s AND to_enrol", (request_id,))
-    adding = cur.fetchone()[0]
-    cur.execute("SELECT count(*) FROM ledger.beneficiary_versions WHERE plan_code = %s AND version = 1", (code,))
-    enrolled = cur.fetchone()[0]
-    if capacity is not None and enrolled + adding > capacity:
-        raise CommitConflict(f"plan {code} now has {enrolled} beneficiaries; adding {adding} would exceed "
-                             f"max_beneficiaries {capacity}")
-    cur.execute("SAVEPOINT enrol")
-    try:
-        cur.execute(
-            f"INSERT INTO ledger.beneficiary_versions (beneficiary_id, version, plan_code, individual_id,"
-            f" household_code, status, reason, commit_id)"
-            f" SELECT beneficiary_id, 1, plan_code, individual_id, household_code, status, 'enrolment', %s"
-            f" FROM {PROPOSAL} WHERE request_id = %s AND to_enrol",
-            (commit_id, request_id),
-        )
-    except psycopg2.errors.UniqueViolation as exc:
-        cur.execute("ROLLBACK TO SAVEPOINT enrol")
-        raise CommitConflict(f"some candidates were enrolled in plan {code} by another run since the proposal; "
-                             "ask again") from exc
-    return cur.rowcount
+    cur.execute(f"SELECT r.document->>'plan', (SELECT count(*) FROM {PROPOSAL} p WHERE p.request_id = r.request_id"
+                f" AND p.to_enrol) FROM intake.requests r WHERE r.request_id = %s", (request_id,))
+    code, enrolling = cur.fetchone()
+    return append_beneficiaries(
+        cur, code, enrolling,
+        f"INSERT INTO ledger.beneficiary_versions (beneficiary_id, version, plan_code, individual_id,"
+        f" household_code, status, reason, commit_id)"
+        f" SELECT beneficiary_id, 1, plan_code, individual_id, household_code, status, 'enrolment', %s"
+        f" FROM {PROPOSAL} WHERE request_id = %s AND to_enrol",
+        (commit_id, request_id),
+    )
 
 
 ENROLMENT = RequestWorkflow(

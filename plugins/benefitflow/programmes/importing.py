@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import psycopg2.errors
 import psycopg2.extensions
 from airflow.sdk import Param
 from psycopg2 import sql
@@ -18,7 +17,7 @@ from psycopg2 import sql
 from benefitflow import db, filters, validation
 from benefitflow.intake import FileSpec
 from benefitflow.programmes import plans
-from benefitflow.programmes.define import lock_plans
+from benefitflow.programmes.define import append_beneficiaries
 from benefitflow.registry import schema
 from benefitflow.workflow import CommitConflict, Options, UploadWorkflow, WorkflowError
 
@@ -131,7 +130,8 @@ def check(cur: psycopg2.extensions.cursor, upload: dict[str, Any], options: Opti
                                              "match": sql.SQL("b.household_code = c.household_code")})
     else:
         _run(cur, UNKNOWN_INDIVIDUAL, parts)
-        _run(cur, ALREADY_ENROLLED, parts | {"column": sql.Literal("individual_id"), "member": sql.SQL("c.individual_id"),
+        _run(cur, ALREADY_ENROLLED, parts | {"column": sql.Literal("individual_id"),
+                                             "member": sql.SQL("c.individual_id"),
                                              "match": sql.SQL("b.individual_id = c.person_id")})
     if plan.max_beneficiaries is not None:
         _run(cur, OVER_CAPACITY, parts | {"capacity": sql.Literal(plan.max_beneficiaries)})
@@ -202,35 +202,23 @@ def summarise(cur: psycopg2.extensions.cursor, upload_id: int) -> dict[str, Any]
 
 
 def commit(cur: psycopg2.extensions.cursor, commit_id: int, upload_id: int) -> int:
-    lock_plans(cur)
     cur.execute(
         f"SELECT p.row_number FROM {PROPOSAL} p WHERE p.upload_id = %s AND p.version > 1 AND p.version - 1 <>"
         f" (SELECT max(v.version) FROM ledger.beneficiary_versions v WHERE v.beneficiary_id = p.beneficiary_id)"
         f" ORDER BY 1 LIMIT 5", (upload_id,))
     if stale := [str(row) for (row,) in cur.fetchall()]:
         raise CommitConflict(f"beneficiaries changed after the proposal (rows {', '.join(stale)}); upload again")
-    cur.execute(
-        "SELECT u.plan_code, (SELECT max_beneficiaries FROM programmes.benefit_plans b WHERE b.plan_code = u.plan_code)"
-        " FROM intake.uploads u WHERE u.upload_id = %s", (upload_id,))
-    code, capacity = cur.fetchone()
-    cur.execute(f"SELECT count(*) FROM {PROPOSAL} WHERE upload_id = %s AND version = 1", (upload_id,))
-    adding = cur.fetchone()[0]
-    cur.execute("SELECT count(*) FROM ledger.beneficiary_versions WHERE plan_code = %s AND version = 1", (code,))
-    if capacity is not None and cur.fetchone()[0] + adding > capacity:
-        raise CommitConflict(f"plan {code} would exceed max_beneficiaries {capacity}; upload again")
-    cur.execute("SAVEPOINT import")
-    try:
-        cur.execute(
-            f"INSERT INTO ledger.beneficiary_versions (beneficiary_id, version, plan_code, individual_id,"
-            f" household_code, status, attributes, reason, commit_id, upload_id, row_number)"
-            f" SELECT beneficiary_id, version, plan_code, individual_id, household_code, status, attributes,"
-            f" reason, %s, upload_id, row_number FROM {PROPOSAL} WHERE upload_id = %s",
-            (commit_id, upload_id))
-    except psycopg2.errors.UniqueViolation as exc:
-        cur.execute("ROLLBACK TO SAVEPOINT import")
-        raise CommitConflict(f"some rows were enrolled in plan {code} by another run since the proposal; "
-                             "upload again") from exc
-    return cur.rowcount
+    cur.execute(f"SELECT u.plan_code, count(p.*) FILTER (WHERE p.version = 1) FROM intake.uploads u"
+                f" LEFT JOIN {PROPOSAL} p USING (upload_id) WHERE u.upload_id = %s GROUP BY 1", (upload_id,))
+    code, enrolling = cur.fetchone()
+    return append_beneficiaries(
+        cur, code, enrolling,
+        f"INSERT INTO ledger.beneficiary_versions (beneficiary_id, version, plan_code, individual_id,"
+        f" household_code, status, attributes, reason, commit_id, upload_id, row_number)"
+        f" SELECT beneficiary_id, version, plan_code, individual_id, household_code, status, attributes,"
+        f" reason, %s, upload_id, row_number FROM {PROPOSAL} WHERE upload_id = %s",
+        (commit_id, upload_id),
+    )
 
 
 WORKFLOW = UploadWorkflow(
