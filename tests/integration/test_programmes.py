@@ -381,3 +381,42 @@ def test_an_enrolment_approved_after_the_plan_filled_up_is_not_applied(database,
         commit_step(workflow=ENROLMENT, dag_id="late", run_id="a", request_id=request["request_id"], user="maker")
     assert beneficiaries(code) == {"POTENTIAL": 4}
     assert query("SELECT status FROM intake.requests WHERE request_id = %s", request["request_id"]) == [("FAILED",)]
+
+
+def test_new_people_in_a_beneficiaries_file_join_the_registry(database, region: str, inbox_file) -> None:
+    code = f"NP-{tag()}"
+    run(DEFINE, plan=plan_document(code))
+    (known,) = query("SELECT individual_id FROM registry.individuals WHERE region = %s AND role = 'SPOUSE'"
+                     " ORDER BY 1 LIMIT 1", region)[0]
+    household, surname = f"N{tag()}", f"Chebet{tag()}"
+    header = "individual_id,first_name,last_name,dob,sex,group_code,recipient_info,individual_role,region,grade"
+    path = inbox_file(f"{code}.csv", "\n".join([
+        header,
+        f"{known},,,,,,,,,2",
+        f"{'':s},Faith,{surname},2012-04-04,F,{household},1,HEAD,{region},6",
+        f",Brian,{surname},2014-05-05,M,{household},0,SON,{region},4",
+    ]) + "\n")
+    result = run_import(path, plan=code, mode="create")
+    proposal = result["proposal"]
+    assert (proposal["beneficiaries_to_enrol"], proposal["new_people_to_register"],
+            proposal["new_households_to_register"]) == (3, 2, 1)
+    registered = query("SELECT first_name, role, registered_by_upload FROM registry.individuals"
+                       " WHERE household_code = %s ORDER BY 1", household)
+    assert registered == [("Brian", "SON", result["upload_id"]), ("Faith", "HEAD", result["upload_id"])]
+    assert query("SELECT count(*) FROM programmes.beneficiaries b JOIN registry.individuals i USING (individual_id)"
+                 " WHERE b.plan_code = %s AND (i.household_code = %s OR i.individual_id = %s)",
+                 code, household, known) == [(3,)]
+
+    broken = inbox_file(f"{code}-broken.csv", "\n".join([
+        header,
+        f"{known},Again,{surname},1990-01-01,F,,,,,1",
+        f",Nodob,{surname},,F,,,,{region},1",
+        f",Grace,{surname},2013-02-30,F,,,,{region},1",
+    ]) + "\n")
+    with pytest.raises(WorkflowError, match="3 of 3 rows are invalid"):
+        run_import(broken, plan=code, mode="create")
+    rules = {(row, rule) for row, rule in query("SELECT row_number, rule FROM intake.row_errors WHERE upload_id ="
+                                                " (SELECT max(upload_id) FROM intake.uploads)")}
+    assert {(1, "person:named_twice"), (2, "person:new_person_incomplete"),
+            (3, "dob__is_date:column_values_to_be_in_set")} <= rules
+    assert query("SELECT count(*) FROM registry.individuals WHERE last_name = %s", surname) == [(2,)]

@@ -1,13 +1,25 @@
-{#- What committing a beneficiaries upload would append: one beneficiary version per valid row.
-    create: a new beneficiary of the upload's plan (id assigned here), the person or household the row names.
+{#- What committing a beneficiaries upload would append: one beneficiary version per valid row, and the
+    new people (with new households) an INDIVIDUAL plan's file registers.
+    create: a new beneficiary of the upload's plan (id assigned here), the person or household the row
+    names, or a new person (id assigned here too).
     update: the current version with the file's plan variables replaced.
     Vars (set by the workflow, never user text): upload_id, mode, columns (the validated header), plan_type. -#}
-{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='upload_id') }}
+{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='upload_id',
+          on_schema_change='append_new_columns') }}
 
 {%- set upload_id = var('upload_id') %}
 {%- set mode = var('mode') %}
 {%- set given = var('columns') %}
 {%- set identity = ['id', 'individual_id', 'household_code', 'status'] %}
+{%- set person = ['first_name', 'last_name', 'sex', 'national_id', 'location_code', 'location_name', 'region'] %}
+{%- set no_new_person %}
+    false as person_is_new,
+    {%- for column in person %}
+    null::text as {{ column }},
+    {%- endfor %}
+    null::date as dob, null::text as member_household_code, null::text as role, null::text as recipient_type,
+    null::jsonb as person_attributes, false as household_is_new
+{%- endset %}
 {%- if upload_id is not none %}
     {%- set checked = 'stage_beneficiaries_' ~ (upload_id | int) ~ '_checked' %}
 with valid_rows as (
@@ -19,24 +31,55 @@ with valid_rows as (
 upload as (
     select upload_id, plan_code from {{ ref('stg_intake__uploads') }} where upload_id = {{ upload_id | int }}
 )
-    {%- if mode == 'create' %}
+    {%- if mode == 'create' and var('plan_type') == 'GROUP' %}
 select
     upload.upload_id,
     valid_rows.row_number,
     gen_random_uuid() as beneficiary_id,
     1 as version,
     upload.plan_code,
-    {%- if var('plan_type') == 'GROUP' %}
     null::uuid as individual_id,
     valid_rows.household_code,
-    {%- else %}
-    valid_rows.person_id as individual_id,
-    null::text as household_code,
-    {%- endif %}
     valid_rows.initial_status as status,
-    valid_rows.attributes,
-    'import'::text as reason
+    valid_rows.plan_attributes as attributes,
+    'import'::text as reason,
+    {{ no_new_person }}
 from valid_rows
+cross join upload
+    {%- elif mode == 'create' %},
+
+people as (
+    select
+        valid_rows.*,
+        valid_rows.person_id is null as person_is_new,
+        coalesce(valid_rows.person_id, gen_random_uuid()) as the_person_id
+    from valid_rows
+)
+
+select
+    upload.upload_id,
+    people.row_number,
+    gen_random_uuid() as beneficiary_id,
+    1 as version,
+    upload.plan_code,
+    people.the_person_id as individual_id,
+    null::text as household_code,
+    people.initial_status as status,
+    people.plan_attributes as attributes,
+    'import'::text as reason,
+    people.person_is_new,
+    {%- for column in person %}
+    people.{{ column }},
+    {%- endfor %}
+    people.dob__date as dob,
+    people.group_code as member_household_code,
+    people.role,
+    people.recipient_type,
+    people.attributes as person_attributes,
+    (people.person_is_new and people.group_code is not null and not exists (
+        select 1 from {{ ref('households') }} as existing where existing.household_code = people.group_code
+    )) as household_is_new
+from people
 cross join upload
     {%- else %}
     {%- set variables = given | reject('in', identity) | list %}
@@ -50,8 +93,9 @@ select
     current_version.household_code,
     current_version.status,
     (current_version.attributes - array[{% for name in variables %}'{{ name }}'{{ ', ' if not loop.last }}{% endfor %}]::text[])
-        || valid_rows.attributes as attributes,
-    'data update'::text as reason
+        || valid_rows.plan_attributes as attributes,
+    'data update'::text as reason,
+    {{ no_new_person }}
 from valid_rows
 cross join upload
 join {{ ref('beneficiaries') }} as current_version on current_version.beneficiary_id = valid_rows.beneficiary_id
@@ -60,6 +104,7 @@ join {{ ref('beneficiaries') }} as current_version on current_version.beneficiar
 select
     null::bigint as upload_id, null::bigint as row_number, null::uuid as beneficiary_id, null::integer as version,
     null::text as plan_code, null::uuid as individual_id, null::text as household_code, null::text as status,
-    null::jsonb as attributes, null::text as reason
+    null::jsonb as attributes, null::text as reason,
+    {{ no_new_person }}
 where false
 {%- endif %}

@@ -1,9 +1,10 @@
 """The `beneficiaries_import` workflow: a plan's beneficiaries from CSV, checked against the plan's schema.
 
 create: each row names a registered person (`individual_id`, INDIVIDUAL plans) or household
-(`household_code`, GROUP plans) and gives the plan's variables and, optionally, the status
-(POTENTIAL, the default, or ACTIVE). update: each row carries the beneficiary's `id`; only
-the plan variables in the file change.
+(`household_code`, GROUP plans), or — INDIVIDUAL plans — describes a new person with the
+registry's columns (checked like an individuals upload, registered in the same commit); it
+gives the plan's variables and, optionally, the status (POTENTIAL, the default, or ACTIVE).
+update: each row carries the beneficiary's `id`; only the plan variables in the file change.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from benefitflow import db, filters, validation
 from benefitflow.intake import FileSpec
 from benefitflow.programmes import plans
 from benefitflow.programmes.define import append_beneficiaries
-from benefitflow.registry import schema
+from benefitflow.registry import checks, schema
+from benefitflow.registry import importing as registry_importing
 from benefitflow.workflow import CommitConflict, Options, UploadWorkflow, WorkflowError
 
 if TYPE_CHECKING:  # GX is imported by the tasks that validate, not when the DAG is parsed
@@ -60,36 +62,61 @@ def spec_for(options: Options) -> FileSpec:
     if mode_of(options) == "update":
         return FileSpec(kind=KIND, required_columns=(ID_COLUMN,), optional_columns=tuple(v.name for v in variables),
                         aliases=(("beneficiary_id", ID_COLUMN),))
-    member = MEMBER_COLUMN[plan.type]
-    return FileSpec(kind=KIND, required_columns=(member, *(v.name for v in variables if v.required)),
-                    optional_columns=(STATUS_COLUMN, *(v.name for v in variables if not v.required)),
-                    aliases=(("group_code", "household_code"),) if plan.type == "GROUP" else ())
+    required = tuple(v.name for v in variables if v.required)
+    optional = (STATUS_COLUMN, *(v.name for v in variables if not v.required))
+    if plan.type == "GROUP":
+        return FileSpec(kind=KIND, required_columns=("household_code", *required), optional_columns=optional,
+                        aliases=(("group_code", "household_code"),))
+    # A row names a registered person by individual_id, or describes a new one (added to the registry).
+    people = (*schema.load().properties, *schema.HOUSEHOLD_COLUMNS)
+    return FileSpec(kind=KIND, required_columns=required, optional_columns=("individual_id", *people, *optional))
 
 
 def checked_table(upload: dict[str, Any]) -> str:
     return f"{upload['staged_table']}_checked"
 
 
+def people_table(upload: dict[str, Any]) -> str:
+    return f"{upload['staged_table']}_people"
+
+
 def prepare(cur: psycopg2.extensions.cursor, upload: dict[str, Any], options: Options) -> str:
-    variables = variables_of(plan_of(options))
+    """The checked table (plan variables typed, and new people's columns); for new people, a registry-shaped one."""
+    plan, header = plan_of(options), upload["header"]
+    variables = variables_of(plan)
+    registry = schema.load()
+    people = list(registry.properties.values()) if plan.type == "INDIVIDUAL" and mode_of(options) == "create" else []
     target = checked_table(upload)
     uuid = sql.Literal(schema.UUID_PATTERN)
     cur.execute(schema.typed_table_sql(
-        variables, variables, upload["header"], upload["staged_table"], target,
-        text_columns=[*(v.name for v in variables), ID_COLUMN, "individual_id", "household_code", STATUS_COLUMN],
+        [*people, *variables], registry.variables if people else [], header, upload["staged_table"], target,
+        text_columns=[*(p.name for p in people), *(schema.HOUSEHOLD_COLUMNS if people else ()),
+                      *(v.name for v in variables), ID_COLUMN, "individual_id", "household_code", STATUS_COLUMN],
         derived=[sql.SQL("CASE WHEN p.id ~ {} THEN p.id::uuid END AS beneficiary_id").format(uuid),
                  sql.SQL("CASE WHEN p.individual_id ~ {} THEN p.individual_id::uuid END AS person_id").format(uuid),
-                 sql.SQL("coalesce(upper(p.status), 'POTENTIAL') AS initial_status")],
+                 sql.SQL("coalesce(upper(p.status), 'POTENTIAL') AS initial_status"),
+                 *(schema.person_columns()[1:] if people else []),
+                 sql.SQL("{} AS plan_attributes").format(schema.attributes_sql(variables))],
     ))
-    table = sql.Identifier("intake", target)
+    _index(cur, target)
+    if people:
+        rows = sql.SQL("s.individual_id IS NULL" if "individual_id" in header else "TRUE")
+        cur.execute(schema.checked_table_sql(registry, header, upload["staged_table"], people_table(upload), rows))
+        _index(cur, people_table(upload))
+    return target
+
+
+def _index(cur: psycopg2.extensions.cursor, name: str) -> None:
+    table = sql.Identifier("intake", name)
     cur.execute(sql.SQL("CREATE INDEX ON {} (row_number)").format(table))
     cur.execute(sql.SQL("ANALYZE {}").format(table))
-    return target
 
 
 def suite_for(upload: dict[str, Any], options: Options) -> ExpectationSuite:
     plan, mode, header = plan_of(options), mode_of(options), upload["header"]
     expectations: list[dict[str, Any]] = []
+    if plan.type == "INDIVIDUAL" and mode == "create":
+        expectations += schema.suite_document(schema.load(), header, "create", people_may_exist=True)["expectations"]
     for variable in variables_of(plan):
         if variable.name in header:
             expectations += schema.property_expectations(variable, required=variable.required and mode == "create")
@@ -97,14 +124,13 @@ def suite_for(upload: dict[str, Any], options: Options) -> ExpectationSuite:
         identity = [(ID_COLUMN, "the id of the beneficiary to update is required", schema.UUID_PATTERN)]
     elif plan.type == "GROUP":
         identity = [("household_code", "the household's code is required", schema.GROUP_CODE_PATTERN)]
-    else:
-        identity = [("individual_id", "the individual's id is required", schema.UUID_PATTERN)]
+    else:  # optional: a row without individual_id describes a new person
+        identity = [("individual_id", "", schema.UUID_PATTERN)] if "individual_id" in header else []
     for column, message, pattern in identity:
         expectations += [
-            _expect("expect_column_values_to_not_be_null", column, message),
             _expect("expect_column_values_to_match_regex", column, "not a valid id", regex=pattern),
             _expect("expect_column_values_to_be_unique", column, "appears more than once in the file"),
-        ]
+        ] + ([_expect("expect_column_values_to_not_be_null", column, message)] if message else [])
     if STATUS_COLUMN in header:
         expectations.append(_expect("expect_column_values_to_be_in_set", STATUS_COLUMN,
                                     "an imported beneficiary is POTENTIAL or ACTIVE",
@@ -133,6 +159,10 @@ def check(cur: psycopg2.extensions.cursor, upload: dict[str, Any], options: Opti
         _run(cur, ALREADY_ENROLLED, parts | {"column": sql.Literal("individual_id"),
                                              "member": sql.SQL("c.individual_id"),
                                              "match": sql.SQL("b.individual_id = c.person_id")})
+        _run(cur, PERSON_NAMED_TWICE, parts)
+        _run(cur, NEW_PERSON_INCOMPLETE, parts)
+        checks.run_all(cur, int(upload["upload_id"]), people_table(upload), mode="create", header=upload["header"],
+                       whole_households=options.get("on_invalid_rows") == "skip_invalid_rows")
     if plan.max_beneficiaries is not None:
         _run(cur, OVER_CAPACITY, parts | {"capacity": sql.Literal(plan.max_beneficiaries)})
 
@@ -148,6 +178,23 @@ SELECT {upload}, c.row_number, 'individual_id', 'individual_id:unknown', c.indiv
        'no individual with this id in the registry (register the person first)', 'critical'
 FROM intake.{checked} c
 WHERE c.person_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM registry.individuals i WHERE i.individual_id = c.person_id)
+"""
+
+PERSON_NAMED_TWICE = """
+SELECT {upload}, c.row_number, 'individual_id', 'person:named_twice', c.individual_id,
+       'a row names a registered person (individual_id) or describes a new one (first_name, last_name, dob, ...), '
+       'not both', 'critical'
+FROM intake.{checked} c
+WHERE c.individual_id IS NOT NULL AND (c.first_name IS NOT NULL OR c.last_name IS NOT NULL OR c.dob IS NOT NULL
+                                       OR c.group_code IS NOT NULL)
+"""
+
+NEW_PERSON_INCOMPLETE = """
+SELECT {upload}, c.row_number, 'individual_id', 'person:new_person_incomplete', NULL,
+       'a new person needs first_name, last_name and dob (or give the individual_id of a registered person)',
+       'critical'
+FROM intake.{checked} c
+WHERE c.individual_id IS NULL AND (c.first_name IS NULL OR c.last_name IS NULL OR c.dob IS NULL)
 """
 
 UNKNOWN_HOUSEHOLD = """
@@ -198,16 +245,25 @@ def summarise(cur: psycopg2.extensions.cursor, upload_id: int) -> dict[str, Any]
         f" count(*) FILTER (WHERE version = 1 AND status = 'ACTIVE') FROM {PROPOSAL} WHERE upload_id = %s",
         (upload_id,))
     enrolled, updated, active = cur.fetchone()
-    return {"beneficiaries_to_enrol": enrolled, "of_which_active": active, "beneficiaries_to_update": updated}
+    cur.execute(f"SELECT count(*) FILTER (WHERE person_is_new), count(DISTINCT member_household_code)"
+                f" FILTER (WHERE household_is_new) FROM {PROPOSAL} WHERE upload_id = %s", (upload_id,))
+    new_people, new_households = cur.fetchone()
+    cur.execute("SELECT count(DISTINCT row_number) FROM intake.row_errors"
+                " WHERE upload_id = %s AND rule = 'likely_duplicate'", (upload_id,))
+    return {"beneficiaries_to_enrol": enrolled, "of_which_active": active, "beneficiaries_to_update": updated,
+            "new_people_to_register": new_people, "new_households_to_register": new_households,
+            "likely_duplicates": cur.fetchone()[0]}
 
 
 def commit(cur: psycopg2.extensions.cursor, commit_id: int, upload_id: int) -> int:
+    """Register the new people (and their new households), then append the beneficiaries."""
     cur.execute(
         f"SELECT p.row_number FROM {PROPOSAL} p WHERE p.upload_id = %s AND p.version > 1 AND p.version - 1 <>"
         f" (SELECT max(v.version) FROM ledger.beneficiary_versions v WHERE v.beneficiary_id = p.beneficiary_id)"
         f" ORDER BY 1 LIMIT 5", (upload_id,))
     if stale := [str(row) for (row,) in cur.fetchall()]:
         raise CommitConflict(f"beneficiaries changed after the proposal (rows {', '.join(stale)}); upload again")
+    _register_new_people(cur, commit_id, upload_id)
     cur.execute(f"SELECT u.plan_code, count(p.*) FILTER (WHERE p.version = 1) FROM intake.uploads u"
                 f" LEFT JOIN {PROPOSAL} p USING (upload_id) WHERE u.upload_id = %s GROUP BY 1", (upload_id,))
     code, enrolling = cur.fetchone()
@@ -219,6 +275,26 @@ def commit(cur: psycopg2.extensions.cursor, commit_id: int, upload_id: int) -> i
         f" reason, %s, upload_id, row_number FROM {PROPOSAL} WHERE upload_id = %s",
         (commit_id, upload_id),
     )
+
+
+def _register_new_people(cur: psycopg2.extensions.cursor, commit_id: int, upload_id: int) -> None:
+    cur.execute(f"SELECT count(*) FROM {PROPOSAL} WHERE upload_id = %s AND person_is_new", (upload_id,))
+    if not cur.fetchone()[0]:
+        return
+    registry_importing.lock_registry(cur)
+    registry_importing.refuse_taken_national_ids(cur, upload_id, PROPOSAL)
+    cur.execute(
+        f"INSERT INTO ledger.households (household_code, commit_id) SELECT DISTINCT member_household_code, %s"
+        f" FROM {PROPOSAL} WHERE upload_id = %s AND household_is_new ON CONFLICT (household_code) DO NOTHING",
+        (commit_id, upload_id))
+    cur.execute(
+        f"INSERT INTO ledger.individual_versions (individual_id, version, commit_id, upload_id, row_number,"
+        f" first_name, last_name, dob, sex, national_id, location_code, location_name, region, household_code,"
+        f" role, recipient_type, attributes)"
+        f" SELECT individual_id, 1, %s, upload_id, row_number, first_name, last_name, dob, sex, national_id,"
+        f" location_code, location_name, region, member_household_code, role, recipient_type, person_attributes"
+        f" FROM {PROPOSAL} WHERE upload_id = %s AND person_is_new",
+        (commit_id, upload_id))
 
 
 WORKFLOW = UploadWorkflow(
@@ -233,7 +309,7 @@ WORKFLOW = UploadWorkflow(
     summarise=summarise,
     commit=commit,
     publish_asset="benefitflow://programmes/beneficiaries",
-    publish=("tag:programmes+", "mart_approvals", "mart_uploads"),
+    # New people join the registry too: everything is rebuilt.
     plan_of=lambda options: str(options.get("plan") or ""),
     tags=("programmes",),
     extra_params={

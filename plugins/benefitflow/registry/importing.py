@@ -94,9 +94,9 @@ def summarise(cur: psycopg2.extensions.cursor, upload_id: int) -> dict[str, Any]
 
 def commit(cur: psycopg2.extensions.cursor, commit_id: int, upload_id: int) -> int:
     """Append the proposal: new households, then one new version per individual."""
-    cur.execute("SELECT pg_advisory_xact_lock(hashtext('benefitflow.registry'))")
+    lock_registry(cur)
     _refuse_stale_updates(cur, upload_id)
-    _refuse_taken_national_ids(cur, upload_id)
+    refuse_taken_national_ids(cur, upload_id)
     cur.execute(
         f"INSERT INTO ledger.households (household_code, commit_id)"
         f" SELECT DISTINCT household_code, %s FROM {PROPOSAL} WHERE upload_id = %s AND household_is_new"
@@ -115,6 +115,10 @@ def commit(cur: psycopg2.extensions.cursor, commit_id: int, upload_id: int) -> i
     return cur.rowcount
 
 
+def lock_registry(cur: psycopg2.extensions.cursor) -> None:
+    cur.execute("SELECT pg_advisory_xact_lock(hashtext('benefitflow.registry'))")
+
+
 def _refuse_stale_updates(cur: psycopg2.extensions.cursor, upload_id: int) -> None:
     cur.execute(
         f"SELECT p.row_number, p.individual_id FROM {PROPOSAL} p"
@@ -128,10 +132,10 @@ def _refuse_stale_updates(cur: psycopg2.extensions.cursor, upload_id: int) -> No
         raise CommitConflict(f"the registry changed after the proposal for {rows}; upload the changes again")
 
 
-def _refuse_taken_national_ids(cur: psycopg2.extensions.cursor, upload_id: int) -> None:
+def refuse_taken_national_ids(cur: psycopg2.extensions.cursor, upload_id: int, proposal: str = PROPOSAL) -> None:
     """A national id committed by another upload since this one was validated."""
     cur.execute(
-        f"WITH wanted AS (SELECT row_number, individual_id, national_id FROM {PROPOSAL}"
+        f"WITH wanted AS (SELECT row_number, individual_id, national_id FROM {proposal}"
         f"                WHERE upload_id = %s AND national_id IS NOT NULL),"
         f" holders AS (SELECT DISTINCT ON (v.individual_id) v.individual_id, v.national_id"
         f"             FROM ledger.individual_versions v"

@@ -141,12 +141,17 @@ def record(cur: psycopg2.extensions.cursor, schema: RegistrySchema) -> int:
 
 
 # -- the GX suite for one upload -------------------------------------------------------------
-def suite_document(schema: RegistrySchema, header: list[str], mode: str) -> dict[str, Any]:
-    """Expectations for the columns this file carries, run on the checked table (see `checked_table_sql`)."""
+def suite_document(schema: RegistrySchema, header: list[str], mode: str, *,
+                   people_may_exist: bool = False) -> dict[str, Any]:
+    """Expectations for the columns this file carries, run on the checked table (see `checked_table_sql`).
+
+    people_may_exist: rows may name a registered person by `id` instead (a beneficiaries file),
+    so no person column is required here (a SQL check requires them of new people).
+    """
     expectations: list[dict[str, Any]] = []
     present = [p for p in schema.properties.values() if p.name in header]
     for prop in present:
-        expectations += property_expectations(prop, required=prop.required)
+        expectations += property_expectations(prop, required=prop.required and not people_may_exist)
     if mode == "update":
         expectations += [
             _expect("not_null", ID_COLUMN, "the id of the individual to update is required"),
@@ -223,28 +228,35 @@ def _expect(kind: str, column: str, message: str, *, report: str | None = None, 
 
 
 # -- from staged text to typed values ---------------------------------------------------------
-def checked_table_sql(schema: RegistrySchema, header: list[str], staged: str, checked: str) -> sql.Composed:
+def checked_table_sql(
+    schema: RegistrySchema, header: list[str], staged: str, checked: str, rows: sql.Composable = sql.SQL("TRUE"),
+) -> sql.Composed:
     """CREATE the checked table of an individuals upload (see `typed_table_sql`), with id, role and recipient."""
     return typed_table_sql(
         list(schema.properties.values()), schema.variables, header, staged, checked,
-        text_columns=[*schema.properties, *HOUSEHOLD_COLUMNS, ID_COLUMN],
-        derived=[
-            sql.SQL("CASE WHEN p.id ~ {} THEN p.id::uuid END AS individual_id").format(sql.Literal(UUID_PATTERN)),
-            sql.SQL("upper(p.individual_role) AS role"),
-            sql.SQL("CASE p.recipient_info WHEN '1' THEN 'PRIMARY' WHEN '2' THEN 'SECONDARY' END AS recipient_type"),
-        ],
+        text_columns=[*schema.properties, *HOUSEHOLD_COLUMNS, ID_COLUMN], derived=person_columns(), rows=rows,
     )
+
+
+def person_columns() -> list[sql.Composable]:
+    """The checked row's person id (from `id`), role and recipient type: what registry checks read."""
+    return [
+        sql.SQL("CASE WHEN p.id ~ {} THEN p.id::uuid END AS individual_id").format(sql.Literal(UUID_PATTERN)),
+        sql.SQL("upper(p.individual_role) AS role"),
+        sql.SQL("CASE p.recipient_info WHEN '1' THEN 'PRIMARY' WHEN '2' THEN 'SECONDARY' END AS recipient_type"),
+    ]
 
 
 def typed_table_sql(
     properties: list[Property], variables: list[Property], header: list[str], staged: str, checked: str, *,
-    text_columns: list[str], derived: list[sql.Composable],
+    text_columns: list[str], derived: list[sql.Composable], rows: sql.Composable = sql.SQL("TRUE"),
 ) -> sql.Composed:
     """CREATE the checked table: trimmed text of every known column, typed values, derived checks.
 
     Every column of `text_columns` is there (NULL when the file does not carry it), so the
     proposal reads one shape whatever the file's columns are; `variables` are gathered, typed,
-    in `attributes`; `derived` are more expressions over the typed row `p`.
+    in `attributes`; `derived` are more expressions over the typed row `p`; `rows` chooses the
+    staged rows `s` to check (all by default).
     """
     trimmed = sql.SQL(", ").join(
         sql.SQL("nullif(btrim(s.{0}), '') AS {0}").format(sql.Identifier(c)) if c in header
@@ -273,18 +285,24 @@ def typed_table_sql(
             typed.append(sql.SQL("CASE WHEN lower(t.{0}) IN ('true', 'yes', '1') THEN true"
                                  " WHEN lower(t.{0}) IN ('false', 'no', '0') THEN false END AS {1}").format(
                 column, sql.Identifier(typed_column(prop))))
-    attributes = sql.SQL("jsonb_strip_nulls(jsonb_build_object({}))").format(sql.SQL(", ").join(
-        sql.SQL("{}, p.{}").format(sql.Literal(p.name), sql.Identifier(typed_column(p))) for p in variables
-    )) if variables else sql.SQL("'{}'::jsonb")
+    attributes = attributes_sql(variables)
     return sql.SQL(
         "CREATE UNLOGGED TABLE intake.{checked} AS"
         " SELECT p.*, {computed}"
-        " FROM (SELECT t.*{typed} FROM (SELECT s.row_number, {trimmed} FROM intake.{staged} s) t) p"
+        " FROM (SELECT t.*{typed} FROM (SELECT s.row_number, {trimmed} FROM intake.{staged} s WHERE {rows}) t) p"
     ).format(
-        checked=sql.Identifier(checked), staged=sql.Identifier(staged), trimmed=trimmed,
+        checked=sql.Identifier(checked), staged=sql.Identifier(staged), trimmed=trimmed, rows=rows,
         typed=sql.SQL("").join(sql.SQL(", ") + t for t in typed),
         computed=sql.SQL(", ").join([*checks, *derived, sql.SQL("{} AS attributes").format(attributes)]),
     )
+
+
+def attributes_sql(variables: list[Property]) -> sql.Composable:
+    """The typed values of `variables` in the checked row `p`, as one jsonb object (nulls left out)."""
+    if not variables:
+        return sql.SQL("'{}'::jsonb")
+    return sql.SQL("jsonb_strip_nulls(jsonb_build_object({}))").format(sql.SQL(", ").join(
+        sql.SQL("{}, p.{}").format(sql.Literal(p.name), sql.Identifier(typed_column(p))) for p in variables))
 
 
 def typed_column(prop: Property) -> str:
