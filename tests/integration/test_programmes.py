@@ -154,6 +154,7 @@ def test_enrolment_by_criteria_counts_and_respects_capacity(database, region: st
     women = {"all": [in_region(region), {"field": "sex", "op": "=", "value": "F"}, {"field": "age", "op": ">=", "value": 18}]}
     first = run(ENROLMENT, plan=code, target_status="ACTIVE", criteria=women)["proposal"]
     assert (first["matching"], first["already_enrolled"], first["would_be_added"], first["over_max_beneficiaries"]) == (4, 0, 4, 0)
+    assert first["projected_cost_per_cycle"] == "6,500.00 KES"  # 4 × 1500.00, one severe disability + 500.00
     assert beneficiaries(code) == {"ACTIVE": 4}
 
     everyone = run(ENROLMENT, plan=code, target_status="POTENTIAL", criteria={"all": [in_region(region)]})["proposal"]
@@ -183,11 +184,13 @@ def test_enrolment_uses_the_default_criteria_and_refuses_bad_ones(database, regi
 
 def test_a_group_plan_enrols_households(database, region: str) -> None:
     code = f"GR-{tag()}"
-    run(DEFINE, plan=plan_document(code, type="GROUP", beneficiary_data_schema={}, entitlement={"fixed_amount": "10"},
-                                   default_criteria={}))
+    children = {"amount": "5.25", "criteria": {"all": [{"field": "age", "op": "<", "value": 18}]}}
+    run(DEFINE, plan=plan_document(code, type="GROUP", beneficiary_data_schema={}, default_criteria={},
+                                   entitlement={"fixed_amount": "10", "per_member": children}))
     proposal = run(ENROLMENT, plan=code, target_status="ACTIVE", criteria={"all": [
         in_region(region), {"field": "household_size", "op": ">=", "value": 3}]})["proposal"]
     assert proposal["would_be_added"] == 4
+    assert proposal["projected_cost_per_cycle"] == "61.00 KES"  # 4 × (10.00 + one child × 5.25)
     assert query("SELECT count(*), count(household_code), count(individual_id) FROM programmes.beneficiaries"
                  " WHERE plan_code = %s", code) == [(4, 4, 0)]
 

@@ -1,8 +1,9 @@
 {#- Who an enrolment request would enrol: every candidate its criteria selected, with whether it is
-    already in the plan, and whether it is beyond the plan's max_beneficiaries (the places left go to
-    the first candidates by id). The plan and target status come from the request's validated document.
+    already in the plan, whether it is beyond the plan's max_beneficiaries (the places left go to
+    the first candidates by id), and what the plan's entitlement rule would give it per cycle. The plan and target status come from the request's validated document.
     Vars (set by the workflow): request_id. -#}
-{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='request_id') }}
+{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='request_id',
+          on_schema_change='append_new_columns') }}
 
 {%- set request_id = var('request_id') %}
 
@@ -13,7 +14,7 @@ with request as (
 ),
 
 plan as (
-    select distinct on (versions.plan_code) versions.plan_code, versions.max_beneficiaries
+    select distinct on (versions.plan_code) versions.plan_code, versions.max_beneficiaries, versions.document
     from {{ ref('stg_ledger__plan_versions') }} as versions
     join request using (plan_code)
     order by versions.plan_code, versions.version desc
@@ -36,6 +37,8 @@ candidates as (
         selection.request_id,
         selection.individual_id,
         selection.household_code,
+        selection.counted_members,
+        selection.top_ups,
         (enrolled_individual.individual_id is not null or enrolled_household.household_code is not null)
             as already_enrolled
     from {{ source('intake', 'request_selection') }} as selection
@@ -70,6 +73,8 @@ select
     request.target_status as status,
     marked.already_enrolled,
     marked.over_capacity,
-    not marked.already_enrolled and not marked.over_capacity as to_enrol
+    not marked.already_enrolled and not marked.over_capacity as to_enrol,
+    {{ entitlement_amount('plan.document', 'marked.counted_members', 'marked.top_ups') }} as projected_amount
 from marked
 join request using (request_id)
+cross join plan

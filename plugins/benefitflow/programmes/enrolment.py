@@ -37,11 +37,16 @@ def validate_enrolment(cur: psycopg2.extensions.cursor, request_id: int, options
     except FilterError as exc:
         raise RequestError(f"criteria: {exc}") from exc
     who = sql.SQL("h.household_code" if plan.type == "GROUP" else "i.individual_id")
+    member_counts, counted, top_ups = plans.entitlement_facts(plan, plans.candidate_fields(plan))
     cur.execute(
-        sql.SQL("INSERT INTO intake.request_selection (request_id, {column}) SELECT {request}, {who}"
-                " FROM {rows} WHERE {condition}").format(
-            column=sql.Identifier("household_code" if plan.type == "GROUP" else "individual_id"),
-            request=sql.Literal(request_id), who=who, rows=plans.registry_rows(plan.type), condition=condition),
+        sql.SQL("{member_counts} INSERT INTO intake.request_selection (request_id, {column}, counted_members, top_ups)"
+                " SELECT {request}, {who}, {counted}, {top_ups} FROM {rows}"
+                " LEFT JOIN member_counts ON member_counts.household_code = h.household_code"
+                " WHERE {condition}").format(
+            member_counts=member_counts, column=sql.Identifier("household_code" if plan.type == "GROUP" else
+                                                               "individual_id"),
+            request=sql.Literal(request_id), who=who, counted=counted, top_ups=top_ups,
+            rows=plans.registry_rows(plan.type), condition=condition),
     )
     return {"plan": plan.code, "plan_type": plan.type, "target_status": target, "criteria": criteria,
             "max_beneficiaries": plan.max_beneficiaries, "matching": cur.rowcount}
@@ -52,8 +57,12 @@ def summarise_enrolment(cur: psycopg2.extensions.cursor, request_id: int) -> dic
         f"SELECT count(*) FILTER (WHERE already_enrolled), count(*) FILTER (WHERE to_enrol),"
         f" count(*) FILTER (WHERE over_capacity) FROM {PROPOSAL} WHERE request_id = %s", (request_id,))
     already, added, over = cur.fetchone()
+    cur.execute(f"SELECT coalesce(sum(p.projected_amount) FILTER (WHERE p.to_enrol), 0), min(v.currency)"
+                f" FROM {PROPOSAL} p JOIN programmes.benefit_plans v USING (plan_code) WHERE p.request_id = %s",
+                (request_id,))
+    cost, currency = cur.fetchone()
     return {"already_enrolled": already, "would_be_added": added, "over_max_beneficiaries": over,
-            "projected_cost_per_cycle": "computed once payments exist (issue 5)"}
+            "projected_cost_per_cycle": f"{cost:,.2f} {currency or ''}".strip()}
 
 
 def commit_enrolment(cur: psycopg2.extensions.cursor, commit_id: int, request_id: int) -> int:
@@ -99,7 +108,8 @@ An INDIVIDUAL plan enrols individuals; a GROUP plan enrols households, and its c
 evaluated on the household's head (with `household_size` for the household). Criteria naming
 an unknown field, an unknown operator or a value of the wrong type fail the run before any
 checker is asked. The checker sees how many match, how many are already enrolled, how many
-would be added and how many exceed `max_beneficiaries` (those are not enrolled: the first
-candidates by id fill the places left). A member of `ProgrammeCheckers` other than you approves.
+would be added, how many exceed `max_beneficiaries` (those are not enrolled: the first
+candidates by id fill the places left), and the projected cost per payment cycle under the
+plan's entitlement rule. A member of `ProgrammeCheckers` other than you approves.
 """,
 )

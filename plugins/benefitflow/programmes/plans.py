@@ -173,6 +173,42 @@ def beneficiary_fields(plan: Plan) -> dict[str, Field]:
     return catalogue
 
 
+def candidate_fields(plan: Plan) -> dict[str, Field]:
+    """Fields of someone not yet enrolled: registry fields; beneficiary fields exist but have no value yet."""
+    catalogue = dict(enrolment_fields())
+    for name, field in beneficiary_fields(plan).items():
+        catalogue.setdefault(name, Field(name, field.type, sql.SQL("NULL::{}").format(
+            sql.SQL(filters.SQL_TYPES[field.type])), field.enum))
+    return catalogue
+
+
+# -- what the entitlement rule needs to know of each selected row --------------------------------
+def entitlement_facts(plan: Plan, fields: Mapping[str, Field]) -> tuple[sql.Composable, sql.Composable,
+                                                                        sql.Composable]:
+    """(a WITH clause, counted members, matching top-ups) for rows with aliases i (person) and h (household).
+
+    counted members: the household's members the per-member criteria select (a person without a
+    household counts alone); matching top-ups: the 0-based positions of the top-ups whose criteria
+    the row meets, `fields` naming what those criteria may read.
+    """
+    rule = plan.document.get("entitlement") or {}
+    per_member = rule.get("per_member")
+    if per_member is None:
+        counts, counted = sql.SQL("SELECT NULL::text AS household_code, 0::bigint AS n WHERE false"), sql.SQL("NULL")
+    else:
+        member = filters.compile_filter(per_member.get("criteria") or {}, search.fields())
+        counts = sql.SQL("SELECT i.household_code, count(*) AS n FROM {} WHERE i.household_code IS NOT NULL"
+                         " AND {} GROUP BY i.household_code").format(search.FROM_REGISTRY, member)
+        counted = sql.SQL("CASE WHEN h.household_code IS NULL THEN CASE WHEN {} THEN 1 ELSE 0 END"
+                          " ELSE coalesce(member_counts.n, 0) END").format(member)
+    matches = [sql.SQL("CASE WHEN {} THEN {} END").format(filters.compile_filter(top_up["criteria"], fields),
+                                                            sql.Literal(position))
+               for position, top_up in enumerate(rule.get("top_ups") or [])]
+    top_ups = sql.SQL("to_jsonb(array_remove(ARRAY[{}]::integer[], NULL))").format(sql.SQL(", ").join(matches)) \
+        if matches else sql.SQL("'[]'::jsonb")
+    return sql.SQL("WITH member_counts AS ({})").format(counts), counted, top_ups
+
+
 def registry_rows(plan_type: str) -> sql.Composable:
     """FROM clause of what a plan enrols, with the aliases the fields use (i: person, h: household)."""
     if plan_type == "GROUP":
