@@ -40,6 +40,7 @@ INTEGER_PATTERN = "^-?[0-9]{1,15}$"
 NUMBER_PATTERN = "^-?[0-9]{1,15}([.][0-9]{1,6})?$"
 BOOLEAN_PATTERN = "^(true|True|TRUE|false|False|FALSE|yes|Yes|YES|no|No|NO|1|0)$"
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
+ALL_ROWS = sql.SQL("TRUE")
 TYPES = {"string": "text", "date": "date", "integer": "integer", "number": "numeric", "boolean": "boolean"}
 
 
@@ -194,8 +195,9 @@ def property_expectations(prop: Property, *, required: bool) -> list[dict[str, A
                              value_set=[True], report=name))
         found.append(_expect("between", f"{name}__days_old", "is in the future", min_value=0, report=name))
         if age_range := definition.get("x-age-range"):
-            found.append(_expect("between", f"{name}__age", f"gives an age outside {age_range[0]} to {age_range[1]} years",
-                                 min_value=age_range[0], max_value=age_range[1], report=name))
+            low, high = age_range
+            found.append(_expect("between", f"{name}__age", f"gives an age outside {low} to {high} years",
+                                 min_value=low, max_value=high, report=name))
     elif prop.type in ("integer", "number"):
         pattern = INTEGER_PATTERN if prop.type == "integer" else NUMBER_PATTERN
         found.append(_expect("match_regex", name, f"not {'a whole number' if prop.type == 'integer' else 'a number'}",
@@ -229,7 +231,7 @@ def _expect(kind: str, column: str, message: str, *, report: str | None = None, 
 
 # -- from staged text to typed values ---------------------------------------------------------
 def checked_table_sql(
-    schema: RegistrySchema, header: list[str], staged: str, checked: str, rows: sql.Composable = sql.SQL("TRUE"),
+    schema: RegistrySchema, header: list[str], staged: str, checked: str, rows: sql.Composable = ALL_ROWS,
 ) -> sql.Composed:
     """CREATE the checked table of an individuals upload (see `typed_table_sql`), with id, role and recipient."""
     return typed_table_sql(
@@ -249,7 +251,7 @@ def person_columns() -> list[sql.Composable]:
 
 def typed_table_sql(
     properties: list[Property], variables: list[Property], header: list[str], staged: str, checked: str, *,
-    text_columns: list[str], derived: list[sql.Composable], rows: sql.Composable = sql.SQL("TRUE"),
+    text_columns: list[str], derived: list[sql.Composable], rows: sql.Composable = ALL_ROWS,
 ) -> sql.Composed:
     """CREATE the checked table: trimmed text of every known column, typed values, derived checks.
 
