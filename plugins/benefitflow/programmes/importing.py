@@ -29,7 +29,6 @@ if TYPE_CHECKING:  # GX is imported by the tasks that validate, not when the DAG
 KIND = "beneficiaries"
 MODES = ("create", "update")
 PROPOSAL = "proposals.beneficiaries_import_proposal"
-MEMBER_COLUMN = {"INDIVIDUAL": "individual_id", "GROUP": "household_code"}
 STATUS_COLUMN = "status"
 ID_COLUMN = "id"
 
@@ -128,18 +127,14 @@ def suite_for(upload: dict[str, Any], options: Options) -> ExpectationSuite:
         identity = [("individual_id", "", schema.UUID_PATTERN)] if "individual_id" in header else []
     for column, message, pattern in identity:
         expectations += [
-            _expect("expect_column_values_to_match_regex", column, "not a valid id", regex=pattern),
-            _expect("expect_column_values_to_be_unique", column, "appears more than once in the file"),
-        ] + ([_expect("expect_column_values_to_not_be_null", column, message)] if message else [])
+            schema.expectation("match_regex", column, "not a valid id", regex=pattern),
+            schema.expectation("unique", column, "appears more than once in the file"),
+        ] + ([schema.expectation("not_null", column, message)] if message else [])
     if STATUS_COLUMN in header:
-        expectations.append(_expect("expect_column_values_to_be_in_set", STATUS_COLUMN,
-                                    "an imported beneficiary is POTENTIAL or ACTIVE",
-                                    value_set=["POTENTIAL", "ACTIVE", "potential", "active"]))
+        expectations.append(schema.expectation("in_set", STATUS_COLUMN,
+                                               "an imported beneficiary is POTENTIAL or ACTIVE",
+                                               value_set=["POTENTIAL", "ACTIVE", "potential", "active"]))
     return validation.suite_from_document({"name": f"beneficiaries_{mode}", "expectations": expectations})
-
-
-def _expect(kind: str, column: str, message: str, **kwargs: Any) -> dict[str, Any]:
-    return {"type": kind, "kwargs": {"column": column, **kwargs}, "meta": {"message": message}}
 
 
 def check(cur: psycopg2.extensions.cursor, upload: dict[str, Any], options: Options) -> None:

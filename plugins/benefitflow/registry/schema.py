@@ -155,18 +155,19 @@ def suite_document(schema: RegistrySchema, header: list[str], mode: str, *,
         expectations += property_expectations(prop, required=prop.required and not people_may_exist)
     if mode == "update":
         expectations += [
-            _expect("not_null", ID_COLUMN, "the id of the individual to update is required"),
-            _expect("match_regex", ID_COLUMN, "not an individual id (a UUID)", regex=UUID_PATTERN),
-            _expect("unique", ID_COLUMN, "the same individual appears more than once in the file"),
+            expectation("not_null", ID_COLUMN, "the id of the individual to update is required"),
+            expectation("match_regex", ID_COLUMN, "not an individual id (a UUID)", regex=UUID_PATTERN),
+            expectation("unique", ID_COLUMN, "the same individual appears more than once in the file"),
         ]
     if "group_code" in header:
-        expectations.append(_expect("match_regex", "group_code", "not a household code (1-30 letters, digits, . _ -)",
-                                    regex=GROUP_CODE_PATTERN))
+        expectations.append(expectation("match_regex", "group_code",
+                                        "not a household code (1-30 letters, digits, . _ -)",
+                                        regex=GROUP_CODE_PATTERN))
     if "recipient_info" in header:
-        expectations.append(_expect("in_set", "recipient_info", "recipient_info must be 1 (primary), 2 (secondary) "
+        expectations.append(expectation("in_set", "recipient_info", "recipient_info must be 1 (primary), 2 (secondary) "
                                     "or 0/empty (none)", value_set=list(RECIPIENT_INFO)))
     if "individual_role" in header:
-        expectations.append(_expect("in_set", "individual_role", f"not a household role ({', '.join(ROLES)})",
+        expectations.append(expectation("in_set", "individual_role", f"not a household role ({', '.join(ROLES)})",
                                     value_set=list(ROLES)))
     return {"name": f"individuals_{mode}", "expectations": expectations,
             "meta": {"generated_from": "registry schema", "schema_sha256": schema.sha256}}
@@ -176,38 +177,39 @@ def property_expectations(prop: Property, *, required: bool) -> list[dict[str, A
     name, definition = prop.name, prop.definition
     found: list[dict[str, Any]] = []
     if required:
-        found.append(_expect("not_null", name, "a value is required"))
+        found.append(expectation("not_null", name, "a value is required"))
     if prop.type == "string":
         if "minLength" in definition or "maxLength" in definition:
-            found.append(_expect("lengths_between", name, f"length must be {definition.get('minLength', 0)} to "
+            found.append(expectation("lengths_between", name, f"length must be {definition.get('minLength', 0)} to "
                                  f"{definition.get('maxLength', 'any')} characters",
                                  min_value=definition.get("minLength"), max_value=definition.get("maxLength")))
         if "pattern" in definition:
-            found.append(_expect("match_regex", name, f"does not match the expected format {definition['pattern']}",
+            found.append(expectation("match_regex", name, f"does not match the expected format {definition['pattern']}",
                                  regex=definition["pattern"]))
         if "enum" in definition:
-            found.append(_expect("in_set", name, f"must be one of {', '.join(map(str, definition['enum']))}",
+            found.append(expectation("in_set", name, f"must be one of {', '.join(map(str, definition['enum']))}",
                                  value_set=list(definition["enum"])))
         if definition.get("x-unique"):
-            found.append(_expect("unique", name, "the same value appears more than once in the file"))
+            found.append(expectation("unique", name, "the same value appears more than once in the file"))
     elif prop.type == "date":
-        found.append(_expect("in_set", f"{name}__is_date", "not a real date (expected YYYY-MM-DD)",
+        found.append(expectation("in_set", f"{name}__is_date", "not a real date (expected YYYY-MM-DD)",
                              value_set=[True], report=name))
-        found.append(_expect("between", f"{name}__days_old", "is in the future", min_value=0, report=name))
+        found.append(expectation("between", f"{name}__days_old", "is in the future", min_value=0, report=name))
         if age_range := definition.get("x-age-range"):
             low, high = age_range
-            found.append(_expect("between", f"{name}__age", f"gives an age outside {low} to {high} years",
+            found.append(expectation("between", f"{name}__age", f"gives an age outside {low} to {high} years",
                                  min_value=low, max_value=high, report=name))
     elif prop.type in ("integer", "number"):
         pattern = INTEGER_PATTERN if prop.type == "integer" else NUMBER_PATTERN
-        found.append(_expect("match_regex", name, f"not {'a whole number' if prop.type == 'integer' else 'a number'}",
-                             regex=pattern))
+        kind = "a whole number" if prop.type == "integer" else "a number"
+        found.append(expectation("match_regex", name, f"not {kind}", regex=pattern))
         low, high = definition.get("minimum"), definition.get("maximum")
         if low is not None or high is not None:
-            found.append(_expect("between", typed_column(prop), f"outside the range {low} to {high}",
+            found.append(expectation("between", typed_column(prop), f"outside the range {low} to {high}",
                                  min_value=low, max_value=high, report=name))
     elif prop.type == "boolean":
-        found.append(_expect("match_regex", name, "not true or false (true/false, yes/no, 1/0)", regex=BOOLEAN_PATTERN))
+        found.append(expectation("match_regex", name, "not true or false (true/false, yes/no, 1/0)",
+                                 regex=BOOLEAN_PATTERN))
     return found
 
 
@@ -221,7 +223,9 @@ _EXPECTATION_TYPES = {
 }
 
 
-def _expect(kind: str, column: str, message: str, *, report: str | None = None, **kwargs: Any) -> dict[str, Any]:
+def expectation(kind: str, column: str, message: str, *, report: str | None = None,
+                **kwargs: Any) -> dict[str, Any]:
+    """One GX expectation of a generated suite: `kind` is a key of _EXPECTATION_TYPES; the message is the user's."""
     meta: dict[str, Any] = {"message": message}
     if report:
         meta["report_column"] = report
