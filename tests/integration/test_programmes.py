@@ -364,6 +364,57 @@ def test_a_group_plans_beneficiaries_are_households(database, region: str, inbox
         run_import(path, plan="NOPE", mode="create")
 
 
+def test_new_households_in_a_group_plans_file_join_the_registry(database, region: str, inbox_file) -> None:
+    code = f"NH-{tag()}"
+    run(DEFINE, plan=plan_document(code, type="GROUP", default_criteria={}, entitlement={"fixed_amount": "10"},
+                                   beneficiary_data_schema={"type": "object", "required": ["village"],
+                                                            "properties": {"village": {"type": "string"}}}))
+    registered = [h for (h,) in query("SELECT DISTINCT household_code FROM registry.individuals WHERE region = %s"
+                                      " ORDER BY 1", region)]
+    new, surname = f"H{tag()}", f"Achieng{tag()}"
+    header = "group_code,first_name,last_name,dob,sex,individual_role,recipient_info,region,village,status"
+    path = inbox_file(f"{code}.csv", "\n".join([
+        header,
+        f"{registered[0]},,,,,,,,Kilima,ACTIVE",
+        f"{new},Akinyi,{surname},1985-01-01,F,HEAD,1,{region},Ziwani,",
+        f"{new},Otieno,{surname},1983-01-01,M,SPOUSE,2,{region},,",
+        f"{new},Baraka,{surname},2015-01-01,M,SON,0,{region},,",
+    ]) + "\n")
+    result = run_import(path, plan=code, mode="create")
+    proposal = result["proposal"]
+    assert (proposal["beneficiaries_to_enrol"], proposal["new_people_to_register"],
+            proposal["new_households_to_register"]) == (2, 3, 1)
+    assert query("SELECT first_name, role, recipient_type FROM registry.individuals WHERE household_code = %s"
+                 " ORDER BY 1", new) == [("Akinyi", "HEAD", "PRIMARY"), ("Baraka", "SON", None),
+                                         ("Otieno", "SPOUSE", "SECONDARY")]
+    assert query("SELECT household_code, status, attributes FROM programmes.beneficiaries WHERE plan_code = %s"
+                 " ORDER BY status", code) == [(registered[0], "ACTIVE", {"village": "Kilima"}),
+                                               (new, "POTENTIAL", {"village": "Ziwani"})]
+
+    broken = inbox_file(f"{code}-broken.csv", "\n".join([
+        header,
+        f"{registered[1]},Extra,{surname},1990-01-01,F,,,{region},V,",
+        f"{registered[2]},,,,,,,,V,",
+        f"{registered[2]},,,,,,,,V,",
+        f"NOPE{tag()},,,,,,,,V,",
+        f"{new}2,Mary,{surname},1980-01-01,F,HEAD,1,{region},,",
+        f"{new}2,John,{surname},1979-01-01,M,SPOUSE,2,{region},V,",
+        f"{new}3,,{surname},1979-01-01,M,HEAD,1,{region},V,",
+        f"{new}4,Ann,{surname},1990-01-01,F,SPOUSE,1,{region},,",
+        f"{registered[0]},,,,,,,,V,",
+    ]) + "\n")
+    with pytest.raises(WorkflowError, match="9 of 9 rows are invalid"):
+        run_import(broken, plan=code, mode="create")
+    rules = {(row, rule) for row, rule in query("SELECT row_number, rule FROM intake.row_errors WHERE upload_id ="
+                                                " (SELECT max(upload_id) FROM intake.uploads)")}
+    assert {(1, "household:already_registered"), (2, "household_code:named_twice"),
+            (3, "household_code:named_twice"), (4, "household_code:unknown"), (5, "village:required"),
+            (6, "household:variables_on_a_members_row"), (7, "person:new_person_incomplete"),
+            (8, "household:no_head"), (9, "beneficiary:already_enrolled")} <= rules
+    assert query("SELECT count(*) FROM registry.individuals WHERE last_name = %s", surname) == [(3,)]
+    assert beneficiaries(code) == {"ACTIVE": 1, "POTENTIAL": 1}
+
+
 def test_an_enrolment_approved_after_the_plan_filled_up_is_not_applied(database, region: str) -> None:
     from benefitflow.request_workflow import commit_step, intake_step, propose_step, validate_step
     from benefitflow.workflow import CommitConflict, record_direct_decision

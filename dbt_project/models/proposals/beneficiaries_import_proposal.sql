@@ -1,7 +1,8 @@
-{#- What committing a beneficiaries upload would append: one beneficiary version per valid row, and the
-    new people (with new households) an INDIVIDUAL plan's file registers.
-    create: a new beneficiary of the upload's plan (id assigned here), the person or household the row
-    names, or a new person (id assigned here too).
+{#- What committing a beneficiaries upload would append: one beneficiary version per beneficiary row, and
+    the new people (with new households) the file registers (person_is_new, their id in person_id).
+    create: a new beneficiary of the upload's plan (id assigned here): the person or household the row
+    names, or a new person (INDIVIDUAL plans), or a new household described by its members' rows, the
+    HEAD's row being the beneficiary's (GROUP plans; the other members' rows have no beneficiary_id).
     update: the current version with the file's plan variables replaced.
     Vars (set by the workflow, never user text): upload_id, mode, columns (the validated header), plan_type. -#}
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='upload_id',
@@ -14,6 +15,7 @@
 {%- set person = ['first_name', 'last_name', 'sex', 'national_id', 'location_code', 'location_name', 'region'] %}
 {%- set no_new_person %}
     false as person_is_new,
+    null::uuid as person_id,
     {%- for column in person %}
     null::text as {{ column }},
     {%- endfor %}
@@ -35,15 +37,25 @@ upload as (
 select
     upload.upload_id,
     valid_rows.row_number,
-    gen_random_uuid() as beneficiary_id,
-    1 as version,
+    case when valid_rows.beneficiary_row then gen_random_uuid() end as beneficiary_id,
+    case when valid_rows.beneficiary_row then 1 end as version,
     upload.plan_code,
     null::uuid as individual_id,
-    valid_rows.household_code,
+    case when valid_rows.beneficiary_row then valid_rows.household_code end as household_code,
     valid_rows.initial_status as status,
     valid_rows.plan_attributes as attributes,
     'import'::text as reason,
-    {{ no_new_person }}
+    not valid_rows.household_is_registered as person_is_new,
+    case when not valid_rows.household_is_registered then gen_random_uuid() end as person_id,
+    {%- for column in person %}
+    valid_rows.{{ column }},
+    {%- endfor %}
+    valid_rows.dob__date as dob,
+    case when not valid_rows.household_is_registered then valid_rows.household_code end as member_household_code,
+    valid_rows.role,
+    valid_rows.recipient_type,
+    valid_rows.attributes as person_attributes,
+    not valid_rows.household_is_registered as household_is_new
 from valid_rows
 cross join upload
     {%- elif mode == 'create' %},
@@ -68,6 +80,7 @@ select
     people.plan_attributes as attributes,
     'import'::text as reason,
     people.person_is_new,
+    case when people.person_is_new then people.the_person_id end as person_id,
     {%- for column in person %}
     people.{{ column }},
     {%- endfor %}

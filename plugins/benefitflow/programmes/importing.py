@@ -1,9 +1,10 @@
 """The `beneficiaries_import` workflow: a plan's beneficiaries from CSV, checked against the plan's schema.
 
 create: each row names a registered person (`individual_id`, INDIVIDUAL plans) or household
-(`household_code`, GROUP plans), or — INDIVIDUAL plans — describes a new person with the
-registry's columns (checked like an individuals upload, registered in the same commit); it
-gives the plan's variables and, optionally, the status (POTENTIAL, the default, or ACTIVE).
+(`household_code`, GROUP plans), or describes a new person with the registry's columns — checked
+like an individuals upload and registered in the same commit. In a GROUP plan a new household is
+described by its members' rows (same `household_code`); its HEAD's row is the beneficiary's and
+carries the plan's variables and, optionally, the status (POTENTIAL, the default, or ACTIVE).
 update: each row carries the beneficiary's `id`; only the plan variables in the file change.
 """
 
@@ -31,6 +32,8 @@ MODES = ("create", "update")
 PROPOSAL = "proposals.beneficiaries_import_proposal"
 STATUS_COLUMN = "status"
 ID_COLUMN = "id"
+MEMBER_COLUMNS = ("recipient_info", "individual_role")  # a GROUP file's household_code is the group_code
+REGISTERED_HOUSEHOLD = "EXISTS (SELECT 1 FROM registry.households h WHERE h.household_code = {})"
 
 
 def mode_of(options: Options) -> str:
@@ -63,12 +66,14 @@ def spec_for(options: Options) -> FileSpec:
                         aliases=(("beneficiary_id", ID_COLUMN),))
     required = tuple(v.name for v in variables if v.required)
     optional = (STATUS_COLUMN, *(v.name for v in variables if not v.required))
-    if plan.type == "GROUP":
-        return FileSpec(kind=KIND, required_columns=("household_code", *required), optional_columns=optional,
+    people = tuple(schema.load().properties)
+    if plan.type == "GROUP":  # a row names a registered household, or is a member of a new one
+        return FileSpec(kind=KIND, required_columns=("household_code", *required),
+                        optional_columns=(*people, *MEMBER_COLUMNS, *optional),
                         aliases=(("group_code", "household_code"),))
     # A row names a registered person by individual_id, or describes a new one (added to the registry).
-    people = (*schema.load().properties, *schema.HOUSEHOLD_COLUMNS)
-    return FileSpec(kind=KIND, required_columns=required, optional_columns=("individual_id", *people, *optional))
+    return FileSpec(kind=KIND, required_columns=required,
+                    optional_columns=("individual_id", *people, *schema.HOUSEHOLD_COLUMNS, *optional))
 
 
 def checked_table(upload: dict[str, Any]) -> str:
@@ -84,7 +89,8 @@ def prepare(cur: psycopg2.extensions.cursor, upload: dict[str, Any], options: Op
     plan, header = plan_of(options), upload["header"]
     variables = variables_of(plan)
     registry = schema.load()
-    people = list(registry.properties.values()) if plan.type == "INDIVIDUAL" and mode_of(options) == "create" else []
+    creating = mode_of(options) == "create"
+    people = list(registry.properties.values()) if creating else []
     target = checked_table(upload)
     uuid = sql.Literal(schema.UUID_PATTERN)
     cur.execute(schema.typed_table_sql(
@@ -95,14 +101,30 @@ def prepare(cur: psycopg2.extensions.cursor, upload: dict[str, Any], options: Op
                  sql.SQL("CASE WHEN p.individual_id ~ {} THEN p.individual_id::uuid END AS person_id").format(uuid),
                  sql.SQL("coalesce(upper(p.status), 'POTENTIAL') AS initial_status"),
                  *(schema.person_columns()[1:] if people else []),
+                 *_row_kind(plan, creating),
                  sql.SQL("{} AS plan_attributes").format(schema.attributes_sql(variables))],
     ))
     _index(cur, target)
-    if people:
+    if not people:
+        return target
+    if plan.type == "GROUP":  # the members of households not yet registered
+        rows = sql.SQL(REGISTERED_HOUSEHOLD).format(sql.SQL("nullif(btrim(s.household_code), '')"))
+        cur.execute(schema.checked_table_sql(registry, header, upload["staged_table"], people_table(upload),
+                                             sql.SQL("NOT ") + rows, sources={"group_code": "household_code"}))
+    else:
         rows = sql.SQL("s.individual_id IS NULL" if "individual_id" in header else "TRUE")
         cur.execute(schema.checked_table_sql(registry, header, upload["staged_table"], people_table(upload), rows))
-        _index(cur, people_table(upload))
+    _index(cur, people_table(upload))
     return target
+
+
+def _row_kind(plan: plans.Plan, creating: bool) -> list[sql.Composable]:
+    """Whether the row's household is registered, and whether the row is a beneficiary's (not only a member's)."""
+    if plan.type == "GROUP" and creating:
+        registered = sql.SQL(REGISTERED_HOUSEHOLD).format(sql.SQL("p.household_code"))
+        return [sql.SQL("{} AS household_is_registered").format(registered),
+                sql.SQL("({} OR upper(p.individual_role) = 'HEAD') AS beneficiary_row").format(registered)]
+    return [sql.SQL("NULL::boolean AS household_is_registered"), sql.SQL("TRUE AS beneficiary_row")]
 
 
 def _index(cur: psycopg2.extensions.cursor, name: str) -> None:
@@ -114,11 +136,13 @@ def _index(cur: psycopg2.extensions.cursor, name: str) -> None:
 def suite_for(upload: dict[str, Any], options: Options) -> ExpectationSuite:
     plan, mode, header = plan_of(options), mode_of(options), upload["header"]
     expectations: list[dict[str, Any]] = []
-    if plan.type == "INDIVIDUAL" and mode == "create":
+    if mode == "create":
         expectations += schema.suite_document(schema.load(), header, "create", people_may_exist=True)["expectations"]
+    # In a GROUP file only the beneficiary's rows carry the plan variables: a SQL check requires them.
+    variables_required = mode == "create" and plan.type == "INDIVIDUAL"
     for variable in variables_of(plan):
         if variable.name in header:
-            expectations += schema.property_expectations(variable, required=variable.required and mode == "create")
+            expectations += schema.property_expectations(variable, required=variable.required and variables_required)
     if mode == "update":
         identity = [(ID_COLUMN, "the id of the beneficiary to update is required", schema.UUID_PATTERN)]
     elif plan.type == "GROUP":
@@ -126,10 +150,11 @@ def suite_for(upload: dict[str, Any], options: Options) -> ExpectationSuite:
     else:  # optional: a row without individual_id describes a new person
         identity = [("individual_id", "", schema.UUID_PATTERN)] if "individual_id" in header else []
     for column, message, pattern in identity:
-        expectations += [
-            schema.expectation("match_regex", column, "not a valid id", regex=pattern),
-            schema.expectation("unique", column, "appears more than once in the file"),
-        ] + ([schema.expectation("not_null", column, message)] if message else [])
+        expectations.append(schema.expectation("match_regex", column, "not a valid id", regex=pattern))
+        if message:
+            expectations.append(schema.expectation("not_null", column, message))
+        if column != "household_code":  # a new household's members share it (a SQL check covers registered ones)
+            expectations.append(schema.expectation("unique", column, "appears more than once in the file"))
     if STATUS_COLUMN in header:
         expectations.append(schema.expectation("in_set", STATUS_COLUMN,
                                                "an imported beneficiary is POTENTIAL or ACTIVE",
@@ -140,26 +165,41 @@ def suite_for(upload: dict[str, Any], options: Options) -> ExpectationSuite:
 def check(cur: psycopg2.extensions.cursor, upload: dict[str, Any], options: Options) -> None:
     plan, mode = plan_of(options), mode_of(options)
     parts = {"upload": sql.Literal(int(upload["upload_id"])), "checked": sql.Identifier(checked_table(upload)),
-             "plan": sql.Literal(plan.code)}
+             "plan": sql.Literal(plan.code), "described": _describes_a_person(plan)}
     if mode == "update":
         _run(cur, UNKNOWN_BENEFICIARY, parts)
         return
     if plan.type == "GROUP":
         _run(cur, UNKNOWN_HOUSEHOLD, parts)
+        _run(cur, REGISTERED_HOUSEHOLD_DESCRIBED, parts)
+        _run(cur, REGISTERED_HOUSEHOLD_TWICE, parts)
         _run(cur, ALREADY_ENROLLED, parts | {"column": sql.Literal("household_code"),
                                              "member": sql.SQL("c.household_code"),
                                              "match": sql.SQL("b.household_code = c.household_code")})
+        _run(cur, NEW_PERSON_INCOMPLETE, parts | {"new_person": sql.SQL("NOT c.household_is_registered AND {}")
+                                                  .format(parts["described"])})
+        _run(cur, VARIABLES_ON_A_MEMBERS_ROW, parts)
+        for variable in variables_of(plan):
+            if variable.required:
+                _run(cur, VARIABLE_MISSING, parts | {"name": sql.Literal(variable.name),
+                                                     "variable": sql.Identifier(variable.name)})
     else:
         _run(cur, UNKNOWN_INDIVIDUAL, parts)
         _run(cur, ALREADY_ENROLLED, parts | {"column": sql.Literal("individual_id"),
                                              "member": sql.SQL("c.individual_id"),
                                              "match": sql.SQL("b.individual_id = c.person_id")})
         _run(cur, PERSON_NAMED_TWICE, parts)
-        _run(cur, NEW_PERSON_INCOMPLETE, parts)
-        checks.run_all(cur, int(upload["upload_id"]), people_table(upload), mode="create", header=upload["header"],
-                       whole_households=options.get("on_invalid_rows") == "skip_invalid_rows")
+        _run(cur, NEW_PERSON_INCOMPLETE, parts | {"new_person": sql.SQL("c.individual_id IS NULL")})
+    checks.run_all(cur, int(upload["upload_id"]), people_table(upload), mode="create", header=upload["header"],
+                   whole_households=options.get("on_invalid_rows") == "skip_invalid_rows")
     if plan.max_beneficiaries is not None:
         _run(cur, OVER_CAPACITY, parts | {"capacity": sql.Literal(plan.max_beneficiaries)})
+
+
+def _describes_a_person(plan: plans.Plan) -> sql.Composable:
+    """The row gives any of the registry's person columns (a GROUP file's household_code is not one)."""
+    columns = [*schema.load().properties, *(MEMBER_COLUMNS if plan.type == "GROUP" else schema.HOUSEHOLD_COLUMNS)]
+    return sql.SQL("num_nonnulls({}) > 0").format(sql.SQL(", ").join(sql.Identifier("c", c) for c in columns))
 
 
 def _run(cur: psycopg2.extensions.cursor, query: str, parts: dict[str, sql.Composable]) -> None:
@@ -180,24 +220,54 @@ SELECT {upload}, c.row_number, 'individual_id', 'person:named_twice', c.individu
        'a row names a registered person (individual_id) or describes a new one (first_name, last_name, dob, ...), '
        'not both', 'critical'
 FROM intake.{checked} c
-WHERE c.individual_id IS NOT NULL AND (c.first_name IS NOT NULL OR c.last_name IS NOT NULL OR c.dob IS NOT NULL
-                                       OR c.group_code IS NOT NULL)
+WHERE c.individual_id IS NOT NULL AND {described}
 """
 
 NEW_PERSON_INCOMPLETE = """
 SELECT {upload}, c.row_number, 'individual_id', 'person:new_person_incomplete', NULL,
-       'a new person needs first_name, last_name and dob (or give the individual_id of a registered person)',
+       'a new person needs first_name, last_name and dob (or name a registered person or household)',
        'critical'
 FROM intake.{checked} c
-WHERE c.individual_id IS NULL AND (c.first_name IS NULL OR c.last_name IS NULL OR c.dob IS NULL)
+WHERE {new_person} AND (c.first_name IS NULL OR c.last_name IS NULL OR c.dob IS NULL)
 """
 
 UNKNOWN_HOUSEHOLD = """
 SELECT {upload}, c.row_number, 'household_code', 'household_code:unknown', c.household_code,
-       'no household with this code in the registry (register it first)', 'critical'
+       'no household with this code in the registry: register it first, or describe its members '
+       '(first_name, last_name, dob, individual_role, recipient_info)', 'critical'
 FROM intake.{checked} c
-WHERE c.household_code IS NOT NULL
-  AND NOT EXISTS (SELECT 1 FROM registry.households h WHERE h.household_code = c.household_code)
+WHERE c.household_code IS NOT NULL AND NOT c.household_is_registered AND NOT {described}
+"""
+
+REGISTERED_HOUSEHOLD_DESCRIBED = """
+SELECT {upload}, c.row_number, 'household_code', 'household:already_registered', c.household_code,
+       'this household is registered: its row gives only the plan variables (add or change members with '
+       'individuals_import)', 'critical'
+FROM intake.{checked} c
+WHERE c.household_is_registered AND {described}
+"""
+
+REGISTERED_HOUSEHOLD_TWICE = """
+SELECT {upload}, c.row_number, 'household_code', 'household_code:named_twice', c.household_code,
+       format('household %s is named on more than one row (rows %s)', c.household_code, t.rows), 'critical'
+FROM intake.{checked} c
+JOIN (SELECT household_code, string_agg(row_number::text, ', ' ORDER BY row_number) AS rows
+      FROM intake.{checked} WHERE household_is_registered GROUP BY household_code HAVING count(*) > 1) t
+  USING (household_code)
+"""
+
+VARIABLES_ON_A_MEMBERS_ROW = """
+SELECT {upload}, c.row_number, NULL, 'household:variables_on_a_members_row', NULL,
+       format('plan variables and status of new household %s go on its HEAD''s row only', c.household_code),
+       'critical'
+FROM intake.{checked} c
+WHERE NOT c.beneficiary_row AND (c.plan_attributes <> '{{}}'::jsonb OR c.status IS NOT NULL)
+"""
+
+VARIABLE_MISSING = """
+SELECT {upload}, c.row_number, {name}, {name} || ':required', NULL, 'a value is required', 'critical'
+FROM intake.{checked} c
+WHERE c.beneficiary_row AND c.{variable} IS NULL
 """
 
 ALREADY_ENROLLED = """
@@ -215,17 +285,25 @@ WHERE c.beneficiary_id IS NOT NULL AND NOT EXISTS (
     SELECT 1 FROM programmes.beneficiaries b WHERE b.beneficiary_id = c.beneficiary_id AND b.plan_code = {plan})
 """
 
-# Rows beyond the places left (in file order), among the rows otherwise valid.
+# Beneficiaries beyond the places left (in file order), among the rows otherwise valid; with the
+# other rows of a new household whose HEAD is refused.
 OVER_CAPACITY = """
-SELECT {upload}, ranked.row_number, NULL, 'plan:max_beneficiaries', NULL,
+WITH refused AS (
+    SELECT ranked.row_number, ranked.household_code
+    FROM (
+        SELECT c.row_number, c.household_code, row_number() OVER (ORDER BY c.row_number) AS place
+        FROM intake.{checked} c
+        WHERE c.beneficiary_row AND NOT EXISTS (
+            SELECT 1 FROM intake.row_errors e
+            WHERE e.upload_id = {upload} AND e.row_number = c.row_number AND e.severity = 'critical')
+    ) ranked
+    WHERE ranked.place > {capacity} - (SELECT count(*) FROM programmes.beneficiaries WHERE plan_code = {plan})
+)
+SELECT {upload}, c.row_number, NULL, 'plan:max_beneficiaries', NULL,
        format('plan %s would exceed its max_beneficiaries (%s)', {plan}, {capacity}), 'critical'
-FROM (
-    SELECT c.row_number, row_number() OVER (ORDER BY c.row_number) AS place
-    FROM intake.{checked} c
-    WHERE NOT EXISTS (SELECT 1 FROM intake.row_errors e
-                      WHERE e.upload_id = {upload} AND e.row_number = c.row_number AND e.severity = 'critical')
-) ranked
-WHERE ranked.place > {capacity} - (SELECT count(*) FROM programmes.beneficiaries WHERE plan_code = {plan})
+FROM intake.{checked} c
+WHERE c.row_number IN (SELECT row_number FROM refused)
+   OR (NOT c.household_is_registered AND c.household_code IN (SELECT household_code FROM refused))
 """
 
 
@@ -267,7 +345,7 @@ def commit(cur: psycopg2.extensions.cursor, commit_id: int, upload_id: int) -> i
         f"INSERT INTO ledger.beneficiary_versions (beneficiary_id, version, plan_code, individual_id,"
         f" household_code, status, attributes, reason, commit_id, upload_id, row_number)"
         f" SELECT beneficiary_id, version, plan_code, individual_id, household_code, status, attributes,"
-        f" reason, %s, upload_id, row_number FROM {PROPOSAL} WHERE upload_id = %s",
+        f" reason, %s, upload_id, row_number FROM {PROPOSAL} WHERE upload_id = %s AND beneficiary_id IS NOT NULL",
         (commit_id, upload_id),
     )
 
@@ -277,16 +355,21 @@ def _register_new_people(cur: psycopg2.extensions.cursor, commit_id: int, upload
     if not cur.fetchone()[0]:
         return
     registry_importing.lock_registry(cur)
-    registry_importing.refuse_taken_national_ids(cur, upload_id, PROPOSAL)
+    registry_importing.refuse_taken_national_ids(cur, upload_id, PROPOSAL, person="person_id")
+    cur.execute(
+        f"SELECT DISTINCT p.member_household_code FROM {PROPOSAL} p JOIN ledger.households h"
+        f" ON h.household_code = p.member_household_code WHERE p.upload_id = %s AND p.household_is_new"
+        f" ORDER BY 1 LIMIT 5", (upload_id,))
+    if taken := [code for (code,) in cur.fetchall()]:
+        raise CommitConflict(f"households registered by another upload in the meantime: {', '.join(taken)}")
     cur.execute(
         f"INSERT INTO ledger.households (household_code, commit_id) SELECT DISTINCT member_household_code, %s"
-        f" FROM {PROPOSAL} WHERE upload_id = %s AND household_is_new ON CONFLICT (household_code) DO NOTHING",
-        (commit_id, upload_id))
+        f" FROM {PROPOSAL} WHERE upload_id = %s AND household_is_new", (commit_id, upload_id))
     cur.execute(
         f"INSERT INTO ledger.individual_versions (individual_id, version, commit_id, upload_id, row_number,"
         f" first_name, last_name, dob, sex, national_id, location_code, location_name, region, household_code,"
         f" role, recipient_type, attributes)"
-        f" SELECT individual_id, 1, %s, upload_id, row_number, first_name, last_name, dob, sex, national_id,"
+        f" SELECT person_id, 1, %s, upload_id, row_number, first_name, last_name, dob, sex, national_id,"
         f" location_code, location_name, region, member_household_code, role, recipient_type, person_attributes"
         f" FROM {PROPOSAL} WHERE upload_id = %s AND person_is_new",
         (commit_id, upload_id))
@@ -321,14 +404,19 @@ WORKFLOW = UploadWorkflow(
 - `file` — a CSV in the inbox, UTF-8 (with or without BOM), comma-separated.
 - `mode` — `create`: each row names a registered person by `individual_id` (INDIVIDUAL plans)
   or a household by `household_code` / `group_code` (GROUP plans), with the plan's variables and
-  optionally `status` (POTENTIAL, the default, or ACTIVE); `update`: each row carries the
-  beneficiary's `id` and only the plan variables in the file change.
+  optionally `status` (POTENTIAL, the default, or ACTIVE). People and households not yet in the
+  registry are described with the registry's columns (`first_name`, `last_name`, `dob`, `sex`,
+  `region`, ..., `individual_role`, `recipient_info`) and registered in the same commit; a new
+  household's members share its `group_code`, and its HEAD's row carries the plan's variables.
+  `update`: each row carries the beneficiary's `id` and only the plan variables in the file change.
 - `on_invalid_rows` — `reject_file` (default) or `skip_invalid_rows`.
 
 **Checks** — the GX suite is generated from the plan's `beneficiary_data_schema` (types, enums,
-ranges, patterns, required variables); then: the person or household must be in the registry
-and not already in the plan, `max_beneficiaries` is never exceeded (rows beyond it are
-refused, in file order), an update's `id` must be a beneficiary of the plan. Every failing row
-is in the error report. A member of `ProgrammeCheckers` other than you approves.
+ranges, patterns, required variables) and, for new people, the registry's; then: a named person
+or household must be in the registry and not already in the plan, new people get the registry's
+checks (national id, likely duplicates, one HEAD and one primary recipient per household),
+`max_beneficiaries` is never exceeded (rows beyond it are refused, in file order), an update's
+`id` must be a beneficiary of the plan. Every failing row is in the error report. A member of
+`ProgrammeCheckers` other than you approves.
 """,
 )

@@ -132,10 +132,11 @@ def _refuse_stale_updates(cur: psycopg2.extensions.cursor, upload_id: int) -> No
         raise CommitConflict(f"the registry changed after the proposal for {rows}; upload the changes again")
 
 
-def refuse_taken_national_ids(cur: psycopg2.extensions.cursor, upload_id: int, proposal: str = PROPOSAL) -> None:
-    """A national id committed by another upload since this one was validated."""
+def refuse_taken_national_ids(cur: psycopg2.extensions.cursor, upload_id: int, proposal: str = PROPOSAL,
+                              person: str = "individual_id") -> None:
+    """A national id committed by another upload since this one was validated (`person`: the proposal's id column)."""
     cur.execute(
-        f"WITH wanted AS (SELECT row_number, individual_id, national_id FROM {proposal}"
+        f"WITH wanted AS (SELECT row_number, {person} AS individual_id, national_id FROM {proposal}"
         f"                WHERE upload_id = %s AND national_id IS NOT NULL),"
         f" holders AS (SELECT DISTINCT ON (v.individual_id) v.individual_id, v.national_id"
         f"             FROM ledger.individual_versions v"

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -236,11 +237,13 @@ def expectation(kind: str, column: str, message: str, *, report: str | None = No
 # -- from staged text to typed values ---------------------------------------------------------
 def checked_table_sql(
     schema: RegistrySchema, header: list[str], staged: str, checked: str, rows: sql.Composable = ALL_ROWS,
+    sources: Mapping[str, str] | None = None,
 ) -> sql.Composed:
     """CREATE the checked table of an individuals upload (see `typed_table_sql`), with id, role and recipient."""
     return typed_table_sql(
         list(schema.properties.values()), schema.variables, header, staged, checked,
         text_columns=[*schema.properties, *HOUSEHOLD_COLUMNS, ID_COLUMN], derived=person_columns(), rows=rows,
+        sources=sources,
     )
 
 
@@ -256,17 +259,20 @@ def person_columns() -> list[sql.Composable]:
 def typed_table_sql(
     properties: list[Property], variables: list[Property], header: list[str], staged: str, checked: str, *,
     text_columns: list[str], derived: list[sql.Composable], rows: sql.Composable = ALL_ROWS,
+    sources: Mapping[str, str] | None = None,
 ) -> sql.Composed:
     """CREATE the checked table: trimmed text of every known column, typed values, derived checks.
 
     Every column of `text_columns` is there (NULL when the file does not carry it), so the
     proposal reads one shape whatever the file's columns are; `variables` are gathered, typed,
     in `attributes`; `derived` are more expressions over the typed row `p`; `rows` chooses the
-    staged rows `s` to check (all by default).
+    staged rows `s` to check (all by default); `sources` names the staged column a text column
+    is read from when the names differ.
     """
+    sources = sources or {}
     trimmed = sql.SQL(", ").join(
-        sql.SQL("nullif(btrim(s.{0}), '') AS {0}").format(sql.Identifier(c)) if c in header
-        else sql.SQL("NULL::text AS {}").format(sql.Identifier(c))
+        sql.SQL("nullif(btrim(s.{}), '') AS {}").format(sql.Identifier(sources.get(c, c)), sql.Identifier(c))
+        if sources.get(c, c) in header else sql.SQL("NULL::text AS {}").format(sql.Identifier(c))
         for c in text_columns
     )
     typed: list[sql.Composable] = []
