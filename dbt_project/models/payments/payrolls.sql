@@ -1,0 +1,70 @@
+-- Every payroll: waiting for approval or rejected (a request), or approved (the ledger), with its
+-- bills and what the provider reported for them in this payroll.
+with approved as (
+    select
+        payrolls.payroll_id,
+        payrolls.payroll_name,
+        payrolls.cycle_code,
+        payrolls.plan_code,
+        payrolls.payment_point,
+        payrolls.request_id,
+        coalesce(latest_event.status, 'APPROVED_FOR_PAYMENT') as status,
+        payrolls.recorded_at as approved_at
+    from {{ ref('stg_ledger__payrolls') }} as payrolls
+    left join lateral (
+        select events.status
+        from {{ ref('stg_ledger__payroll_events') }} as events
+        where events.payroll_id = payrolls.payroll_id
+        order by events.commit_id desc
+        limit 1
+    ) as latest_event on true
+),
+
+contents as (
+    select
+        payroll_bills.payroll_id,
+        count(*) as bills,
+        sum(payroll_bills.amount) as total_amount,
+        count(*) filter (where outcome.status = 'PAID') as bills_paid,
+        coalesce(sum(outcome.amount_paid) filter (where outcome.status = 'PAID'), 0) as amount_paid,
+        count(*) filter (where outcome.status = 'FAILED') as bills_failed,
+        coalesce(sum(payroll_bills.amount) filter (where outcome.status = 'FAILED'), 0) as amount_failed
+    from {{ ref('stg_ledger__payroll_bills') }} as payroll_bills
+    left join lateral (
+        select events.status, events.amount_paid
+        from {{ ref('stg_ledger__bill_events') }} as events
+        where events.bill_id = payroll_bills.bill_id and events.payroll_id = payroll_bills.payroll_id
+          and events.status in ('PAID', 'FAILED')
+        order by events.commit_id desc
+        limit 1
+    ) as outcome on true
+    group by payroll_bills.payroll_id
+),
+
+requested as (
+    select
+        null::bigint as payroll_id,
+        requests.document ->> 'payroll' as payroll_name,
+        requests.document ->> 'cycle' as cycle_code,
+        requests.document ->> 'plan' as plan_code,
+        requests.document ->> 'payment_point' as payment_point,
+        requests.request_id,
+        case requests.status when 'WAITING_FOR_APPROVAL' then 'PENDING_APPROVAL' else 'REJECTED' end as status,
+        null::timestamptz as approved_at
+    from {{ ref('stg_intake__requests') }} as requests
+    where requests.kind = 'payroll' and requests.status in ('WAITING_FOR_APPROVAL', 'REJECTED')
+)
+
+select
+    approved.*,
+    coalesce(contents.bills, 0) as bills,
+    coalesce(contents.total_amount, 0) as total_amount,
+    coalesce(contents.bills_paid, 0) as bills_paid,
+    coalesce(contents.amount_paid, 0) as amount_paid,
+    coalesce(contents.bills_failed, 0) as bills_failed,
+    coalesce(contents.amount_failed, 0) as amount_failed
+from approved
+left join contents using (payroll_id)
+union all
+select requested.*, 0, 0, 0, 0, 0, 0
+from requested

@@ -1,0 +1,2 @@
+select payroll_id, bill_id, amount, commit_id
+from {{ source('ledger', 'payroll_bills') }}

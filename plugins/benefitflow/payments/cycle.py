@@ -1,0 +1,187 @@
+"""The `payment_cycle` workflow: one bill per ACTIVE beneficiary of a plan for a period.
+
+validate selects the plan's ACTIVE beneficiaries with what the entitlement rule needs to know
+of each (members counted, top-ups matched: the criteria compiler, set-based); dbt's
+`payment_cycle_proposal` turns them into amounts with the plan's rule (`entitlement_amount`),
+leaving out those already billed in the cycle; on approval the bills are frozen in
+`ledger.bills` with the plan version they came from. A cycle can be run again: it bills only
+those not yet billed.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import psycopg2.extensions
+from airflow.sdk import Param
+from psycopg2 import sql
+
+from benefitflow.intake import RequestError
+from benefitflow.programmes import plans
+from benefitflow.request_workflow import Options, RequestWorkflow
+from benefitflow.workflow import CommitConflict
+
+PROPOSAL = "proposals.payment_cycle_proposal"
+CODE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,29}$")
+
+
+def code_of(options: Options, name: str) -> str:
+    value = options.get(name)
+    if not isinstance(value, str) or not CODE_PATTERN.match(value.strip()):
+        raise RequestError(f"{name}: a code of 1 to 30 letters, digits, '.', '_' or '-' is required, "
+                           f"not {str(value)[:40]!r}")
+    return value.strip()
+
+
+def date_of(options: Options, name: str) -> date:
+    value = options.get(name)
+    try:
+        return date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise RequestError(f"{name}: not a date (YYYY-MM-DD): {str(value)[:40]!r}") from None
+
+
+def validate_cycle(cur: psycopg2.extensions.cursor, request_id: int, options: Options, user: str) -> dict[str, Any]:
+    found = plans.require_active(cur, options.get("plan"))
+    plan, cycle = found.plan, code_of(options, "cycle")
+    start, end = date_of(options, "period_start"), date_of(options, "period_end")
+    if end < start:
+        raise RequestError(f"period_end {end} is before period_start {start}")
+    if not plan.document.get("entitlement"):
+        raise RequestError(f"plan {plan.code} has no entitlement rule: define one (a new plan version) first")
+    if start < date.fromisoformat(plan.document["valid_from"]) or (
+            plan.document.get("valid_to") and start > date.fromisoformat(plan.document["valid_to"])):
+        raise RequestError(f"the period starts outside plan {plan.code}'s validity ({plan.document['valid_from']} to "
+                           f"{plan.document.get('valid_to') or 'open'})")
+    _refuse_other_periods(cur, plan.code, cycle, start, end)
+    _select_active_beneficiaries(cur, request_id, plan)
+    return {"plan": plan.code, "plan_version": found.version, "cycle": cycle, "period_start": start.isoformat(),
+            "period_end": end.isoformat(), "currency": plan.document["currency"], "active_beneficiaries": cur.rowcount}
+
+
+def _refuse_other_periods(cur: psycopg2.extensions.cursor, plan: str, cycle: str, start: date, end: date) -> None:
+    """A re-run keeps the cycle's period; another cycle of the plan may not overlap it (it would pay twice)."""
+    cur.execute("SELECT cycle_code, period_start, period_end FROM ledger.payment_cycles WHERE plan_code = %s"
+                " AND (cycle_code = %s OR daterange(period_start, period_end, '[]') && daterange(%s, %s, '[]'))"
+                " ORDER BY cycle_code = %s DESC LIMIT 1", (plan, cycle, start, end, cycle))
+    found = cur.fetchone()
+    if found is None:
+        return
+    code, their_start, their_end = found
+    if code == cycle and (their_start, their_end) != (start, end):
+        raise RequestError(f"cycle {cycle} of plan {plan} covers {their_start} to {their_end}; a re-run keeps "
+                           f"that period")
+    if code != cycle:
+        raise RequestError(f"the period overlaps cycle {code} of plan {plan} ({their_start} to {their_end})")
+
+
+def _select_active_beneficiaries(cur: psycopg2.extensions.cursor, request_id: int, plan: plans.Plan) -> None:
+    member_counts, counted, top_ups = plans.entitlement_facts(plan, plans.beneficiary_fields(plan))
+    cur.execute(sql.SQL(
+        "{member_counts} INSERT INTO intake.request_selection"
+        " (request_id, beneficiary_id, individual_id, household_code, counted_members, top_ups)"
+        " SELECT {request}, b.beneficiary_id, b.individual_id, b.household_code, {counted}, {top_ups} FROM {rows}"
+        " LEFT JOIN member_counts ON member_counts.household_code = h.household_code"
+        " WHERE b.plan_code = {plan} AND b.status = 'ACTIVE'"
+    ).format(member_counts=member_counts, request=sql.Literal(request_id), counted=counted, top_ups=top_ups,
+             rows=plans.beneficiary_rows(plan.type), plan=sql.Literal(plan.code)))
+
+
+def summarise_cycle(cur: psycopg2.extensions.cursor, request_id: int) -> dict[str, Any]:
+    cur.execute(
+        f"SELECT count(*) FILTER (WHERE NOT already_billed), coalesce(sum(amount) FILTER (WHERE NOT already_billed), 0),"
+        f" min(amount) FILTER (WHERE NOT already_billed),"
+        f" percentile_disc(0.5) WITHIN GROUP (ORDER BY amount) FILTER (WHERE NOT already_billed),"
+        f" max(amount) FILTER (WHERE NOT already_billed),"
+        f" count(*) FILTER (WHERE held AND NOT already_billed),"
+        f" coalesce(sum(amount) FILTER (WHERE held AND NOT already_billed), 0),"
+        f" count(*) FILTER (WHERE already_billed), min(currency), min(plan_code), min(period_start)"
+        f" FROM {PROPOSAL} WHERE request_id = %s", (request_id,))
+    bills, total, low, median, high, held, held_total, already, currency, plan, start = cur.fetchone()
+    previous = _previous_cycle(cur, plan, start)
+    return {
+        "bills": bills, "total": money(total, currency), "min_amount": money(low, currency),
+        "median_amount": money(median, currency), "max_amount": money(high, currency),
+        "held_over_transaction_limit": held, "held_total": money(held_total, currency),
+        "already_billed_in_this_cycle": already,
+        "previous_cycle": previous[0] if previous else None,
+        "difference_from_previous_cycle": money(total - previous[1], currency) if previous else None,
+    }
+
+
+def _previous_cycle(cur: psycopg2.extensions.cursor, plan: str | None, start: date | None) -> tuple[str, Any] | None:
+    cur.execute("SELECT c.cycle_code, (SELECT coalesce(sum(amount), 0) FROM ledger.bills b"
+                " WHERE b.cycle_code = c.cycle_code AND b.plan_code = c.plan_code)"
+                " FROM ledger.payment_cycles c WHERE c.plan_code = %s AND c.period_start < %s"
+                " ORDER BY c.period_start DESC LIMIT 1", (plan, start))
+    return cur.fetchone()
+
+
+def money(amount: Decimal | None, currency: str | None) -> str | None:
+    """An amount as the checker reads it: 12,345.67 KES."""
+    return None if amount is None else f"{amount:,.2f} {currency or ''}".strip()
+
+
+def commit_cycle(cur: psycopg2.extensions.cursor, commit_id: int, request_id: int) -> int:
+    """Freeze the bills; refuse if another run of the cycle billed any of them since the proposal."""
+    cur.execute("SELECT document->>'plan', document->>'cycle' FROM intake.requests WHERE request_id = %s",
+                (request_id,))
+    plan, cycle = cur.fetchone()
+    cur.execute("SELECT pg_advisory_xact_lock(hashtext('payment_cycle:' || %s || ':' || %s))", (plan, cycle))
+    cur.execute(
+        f"SELECT count(*) FROM {PROPOSAL} p JOIN ledger.bills b USING (cycle_code, plan_code, beneficiary_id)"
+        f" WHERE p.request_id = %s AND NOT p.already_billed", (request_id,))
+    if billed := cur.fetchone()[0]:
+        raise CommitConflict(f"{billed} of these beneficiaries were billed in cycle {cycle} by another run since the "
+                             f"proposal; run the cycle again to bill the others")
+    cur.execute(
+        f"INSERT INTO ledger.payment_cycles (cycle_code, plan_code, period_start, period_end, commit_id)"
+        f" SELECT DISTINCT cycle_code, plan_code, period_start, period_end, %s FROM {PROPOSAL} WHERE request_id = %s"
+        f" ON CONFLICT (cycle_code, plan_code) DO NOTHING", (commit_id, request_id))
+    cur.execute(
+        f"INSERT INTO ledger.bills (bill_id, cycle_code, plan_code, plan_version, beneficiary_id, individual_id,"
+        f" household_code, amount, currency, counted_members, top_ups, held, commit_id)"
+        f" SELECT bill_id, cycle_code, plan_code, plan_version, beneficiary_id, individual_id, household_code,"
+        f" amount, currency, counted_members, top_ups, held, %s FROM {PROPOSAL}"
+        f" WHERE request_id = %s AND NOT already_billed", (commit_id, request_id))
+    return cur.rowcount
+
+
+CYCLE = RequestWorkflow(
+    dag_id="payment_cycle",
+    operation="payment_cycle",
+    params={
+        "plan": Param("", type="string", minLength=1, maxLength=30, description="The plan's code"),
+        "cycle": Param("", type="string", minLength=1, maxLength=30,
+                       description="The cycle's code, e.g. 2026-11 (letters, digits, . _ -)"),
+        "period_start": Param("", type="string", format="date", description="First day of the period paid"),
+        "period_end": Param("", type="string", format="date", description="Last day of the period paid"),
+    },
+    validate=validate_cycle,
+    proposal_model="payment_cycle_proposal",
+    summarise=summarise_cycle,
+    commit=commit_cycle,
+    publish_asset="benefitflow://payments/bills",
+    describe=lambda options: f"cycle {options.get('cycle')} of {options.get('plan')}",
+    tags=("payments",),
+    publish=("tag:payments+", "mart_approvals"),
+    doc_md="""
+### Bill a plan's ACTIVE beneficiaries for one payment cycle
+
+**Parameters** — `plan` (code), `cycle` (a code such as `2026-11`), `period_start` and
+`period_end` (YYYY-MM-DD).
+
+One bill per ACTIVE beneficiary (suspended, potential and graduated ones get none), its amount
+from the plan's entitlement rule: fixed amount, per-member amount (members matching the rule's
+criteria, up to `max_members`), matching top-ups, capped at `cap`, rounded to the cent. Bills
+above `transaction_limit` are held until released by their own approval. The checker sees the
+number of bills, the total, min/median/max, the bills held, and the difference from the
+previous cycle. On approval the bills are frozen: later changes to the plan or the beneficiary
+do not alter them. Running the cycle again bills only those not billed yet; a re-run keeps the
+cycle's period, and cycles of one plan may not overlap. A member of `PaymentCheckers` other
+than you approves.
+""",
+)

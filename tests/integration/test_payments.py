@@ -1,0 +1,114 @@
+"""Payment cycles, payrolls and reconciliation on a real PostgreSQL with real dbt: each rule with small data."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from benefitflow.payments.cycle import CYCLE
+from benefitflow.programmes.define import DEFINE
+from benefitflow.programmes.enrolment import ENROLMENT
+from benefitflow.programmes.status import STATUS
+from benefitflow.workflow import WorkflowError
+from tests.integration.programme_data import in_region, plan_document, query, register_region, run, tag
+
+
+@pytest.fixture(scope="module")
+def region(database) -> str:
+    return register_region()
+
+
+def pay(workflow, **options: Any) -> dict:
+    return run(workflow, checker="payment_checker", **options)
+
+
+def define_and_activate(region: str, code: str, entitlement: dict[str, Any], **plan: Any) -> None:
+    """A plan of the region's twelve people, all ACTIVE."""
+    run(DEFINE, plan=plan_document(code, entitlement=entitlement, **plan))
+    run(ENROLMENT, plan=code, target_status="ACTIVE", criteria={"all": [in_region(region)]})
+
+
+def bills(code: str, cycle: str) -> list[tuple]:
+    return query("SELECT i.role, i.first_name, b.amount, b.status FROM payments.bills b"
+                 " JOIN registry.individuals i USING (individual_id) WHERE b.plan_code = %s AND b.cycle_code = %s"
+                 " ORDER BY i.role, b.amount", code, cycle)
+
+
+def test_a_cycle_bills_active_beneficiaries_by_the_rule_and_holds_those_over_the_limit(database, region) -> None:
+    code = f"PC-{tag()}"
+    # Heads get 1,000 + 250 per child under 18 in the household (one each) + 500 if severely disabled;
+    # the limit holds the disabled head's 1,750.
+    define_and_activate(region, code, {
+        "fixed_amount": "1000.00",
+        "per_member": {"amount": "250.00", "criteria": {"all": [{"field": "age", "op": "<", "value": 18}]},
+                       "max_members": 5},
+        "top_ups": [{"criteria": {"all": [{"field": "disability", "op": "=", "value": "severe"}]},
+                     "amount": "500.00"}],
+        "transaction_limit": "1500.00"})
+    run(STATUS, plan=code, status="SUSPENDED", reason="moved away",
+        criteria={"all": [{"field": "role", "op": "=", "value": "SPOUSE"}]})
+
+    result = pay(CYCLE, plan=code, cycle="2026-01", period_start="2026-01-01", period_end="2026-01-31")
+    proposal = result["proposal"]
+    assert (proposal["bills"], proposal["total"], proposal["held_over_transaction_limit"]) == (8, "10,500.00 KES", 1)
+    assert (proposal["min_amount"], proposal["median_amount"], proposal["max_amount"]) == (
+        "1,250.00 KES", "1,250.00 KES", "1,750.00 KES")
+    assert proposal["previous_cycle"] is None
+    # Suspended spouses get no bill; every member of a household counts its children.
+    assert bills(code, "2026-01") == [
+        *[("DAUGHTER", "Njeri", Decimal("1250.00"), "DUE")] * 4,
+        *[("HEAD", "Wanjiru", Decimal("1250.00"), "DUE")] * 3,
+        ("HEAD", "Wanjiru", Decimal("1750.00"), "HELD"),
+    ]
+    assert query("SELECT bills, total_amount, bills_held FROM payments.payment_cycles WHERE plan_code = %s",
+                 code) == [(8, Decimal("10500.00"), 1)]
+
+    # A re-run bills only the newly active; the bills already made stay as they were.
+    run(STATUS, plan=code, status="ACTIVE", reason="came back",
+        criteria={"all": [{"field": "role", "op": "=", "value": "SPOUSE"}]})
+    run(DEFINE, plan=plan_document(code, entitlement={"fixed_amount": "7.00"}))
+    again = pay(CYCLE, plan=code, cycle="2026-01", period_start="2026-01-01", period_end="2026-01-31")
+    assert (again["proposal"]["bills"], again["proposal"]["already_billed_in_this_cycle"]) == (4, 8)
+    assert query("SELECT amount, plan_version, count(*) FROM payments.bills WHERE plan_code = %s"
+                 " GROUP BY 1, 2 ORDER BY 1", code) == [
+        (Decimal("7.00"), 2, 4), (Decimal("1250.00"), 1, 7), (Decimal("1750.00"), 1, 1)]
+
+    nothing_left = pay(CYCLE, plan=code, cycle="2026-01", period_start="2026-01-01", period_end="2026-01-31")
+    assert nothing_left["proposal"]["bills"] == 0
+
+    following = pay(CYCLE, plan=code, cycle="2026-02", period_start="2026-02-01", period_end="2026-02-28")
+    assert following["proposal"]["previous_cycle"] == "2026-01"
+    assert following["proposal"]["difference_from_previous_cycle"] == "-10,444.00 KES"
+
+
+def test_bad_cycle_requests_are_refused_before_any_checker_sees_them(database, region) -> None:
+    code = f"PB-{tag()}"
+    define_and_activate(region, code, {"fixed_amount": "10.00"})
+    pay(CYCLE, plan=code, cycle="C1", period_start="2026-03-01", period_end="2026-03-31")
+    for options, message in [
+        ({"plan": "NOPE", "cycle": "C9"}, "no benefit plan"),
+        ({"cycle": "bad code!"}, "cycle: a code of 1 to 30"),
+        ({"cycle": "C2", "period_start": "2026-02-30"}, "period_start: not a date"),
+        ({"cycle": "C2", "period_start": "2026-05-01", "period_end": "2026-04-01"}, "is before period_start"),
+        ({"cycle": "C1", "period_start": "2026-03-01", "period_end": "2026-03-30"}, "a re-run keeps that period"),
+        ({"cycle": "C2", "period_start": "2026-03-15", "period_end": "2026-04-14"}, "overlaps cycle C1"),
+        ({"cycle": "C2", "period_start": "2025-06-01", "period_end": "2025-06-30"}, "outside plan"),
+    ]:
+        request = {"plan": code, "period_start": "2026-04-01", "period_end": "2026-04-30", **options}
+        with pytest.raises(WorkflowError, match=message):
+            pay(CYCLE, **request)
+    assert query("SELECT count(*) FROM ledger.bills WHERE plan_code = %s", code) == [(12,)]
+    assert query("SELECT count(*) FROM intake.requests WHERE plan_code = %s AND kind = 'payment_cycle'"
+                 " AND status = 'INVALID'", code) == [(6,)]
+
+
+def test_a_rejected_cycle_bills_nobody(database, region) -> None:
+    code = f"PR-{tag()}"
+    define_and_activate(region, code, {"fixed_amount": "10.00"})
+    result = run(CYCLE, checker=None, plan=code, cycle="C1", period_start="2026-03-01", period_end="2026-03-31")
+    assert "commit" not in result
+    assert query("SELECT status FROM intake.requests WHERE request_id = %s", result["request_id"]) == [("REJECTED",)]
+    assert query("SELECT count(*) FROM ledger.bills WHERE plan_code = %s", code) == [(0,)]
+    assert query("SELECT count(*) FROM ledger.payment_cycles WHERE plan_code = %s", code) == [(0,)]
