@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from benefitflow.payments.cycle import CYCLE
+from benefitflow.payments.payroll import PAYROLL, payroll_dir, read_control, read_rows
 from benefitflow.programmes.define import DEFINE
 from benefitflow.programmes.enrolment import ENROLMENT
 from benefitflow.programmes.status import STATUS
+from benefitflow.request_workflow import intake_step, propose_step, validate_step
+from benefitflow.workflow import record_direct_decision
 from benefitflow.workflow import WorkflowError
 from tests.integration.programme_data import in_region, plan_document, query, register_region, run, tag
 
@@ -112,3 +116,67 @@ def test_a_rejected_cycle_bills_nobody(database, region) -> None:
     assert query("SELECT status FROM intake.requests WHERE request_id = %s", result["request_id"]) == [("REJECTED",)]
     assert query("SELECT count(*) FROM ledger.bills WHERE plan_code = %s", code) == [(0,)]
     assert query("SELECT count(*) FROM ledger.payment_cycles WHERE plan_code = %s", code) == [(0,)]
+
+
+def test_a_payroll_takes_due_bills_once_and_writes_the_provider_file(database, region) -> None:
+    code = f"PP-{tag()}"
+    define_and_activate(region, code, {"fixed_amount": "100.00", "top_ups": [
+        {"criteria": {"all": [{"field": "disability", "op": "=", "value": "severe"}]}, "amount": "50.25"}]})
+    pay(CYCLE, plan=code, cycle="M1", period_start="2026-05-01", period_end="2026-05-31")
+
+    heads = pay(PAYROLL, cycle="M1", plan=code, payment_point="Agent Kisumu",
+                criteria={"all": [{"field": "role", "op": "=", "value": "HEAD"}]})
+    name = heads["proposal"]["payroll"]
+    assert (heads["proposal"]["bills"], heads["proposal"]["total"]) == (4, "450.25 KES")
+    assert query("SELECT status, bills, total_amount, payment_point FROM payments.payrolls WHERE payroll_name = %s",
+                 name) == [("APPROVED_FOR_PAYMENT", 4, Decimal("450.25"), "Agent Kisumu")]
+    rows = read_rows(name)
+    assert list(rows[0])[:11] == ["Payroll Name", "Payroll Status", "First Name", "Last Name", "Date of Birth", "Code",
+                                  "Status", "Amount", "Type", "Receipt", "Paid"]
+    assert sorted(r["Amount"] for r in rows) == ["100.00", "100.00", "100.00", "150.25"]
+    assert {(r["Payroll Name"], r["Status"], r["First Name"], r["Receipt"], r["Paid"]) for r in rows} == {
+        (name, "DUE", "Wanjiru", "", "")}
+    control = read_control(name)
+    assert (control["rows"], control["control_total"]) == (4, "450.25")
+    assert query("SELECT sha256, row_count, control_total FROM ledger.payroll_exports e JOIN ledger.payrolls p"
+                 " USING (payroll_id) WHERE p.payroll_name = %s", name) == [
+        (control["sha256"], 4, Decimal("450.25"))]
+    assert control["sha256"] == hashlib.sha256((payroll_dir() / f"{name}.csv").read_bytes()).hexdigest()
+
+    # A payroll waiting for approval holds its bills; a rejected one leaves them free.
+    waiting = {"cycle": "M1", "plan": code}
+    run_id = tag()
+    request = intake_step(workflow=PAYROLL, options=waiting, user="maker", dag_id="waiting", run_id=run_id)
+    validated = validate_step(workflow=PAYROLL, request=request, options=waiting, user="maker")
+    assert propose_step(workflow=PAYROLL, request=request, validated=validated)["bills"] == 8
+    held = run(PAYROLL, checker=None, cycle="M1", plan=code)["proposal"]
+    assert (held["bills"], held["held_by_another_payroll_waiting_for_approval"]) == (0, 8)
+    assert not record_direct_decision("payroll", "waiting", run_id, "maker", None, {}, request_id=request["request_id"])
+    rejected = run(PAYROLL, checker=None, cycle="M1", plan=code)
+    assert rejected["proposal"]["bills"] == 8
+    assert query("SELECT status FROM intake.requests WHERE request_id = %s", rejected["request_id"]) == [("REJECTED",)]
+    rest = pay(PAYROLL, cycle="M1", plan=code)
+    assert (rest["proposal"]["bills"], rest["proposal"]["total"]) == (8, "800.00 KES")
+    assert pay(PAYROLL, cycle="M1", plan=code)["proposal"]["bills"] == 0
+    assert query("SELECT status, bills FROM payments.payrolls WHERE payroll_name = %s", validated["payroll"]) == [
+        ("REJECTED", 0)]
+    assert query("SELECT count(*), count(DISTINCT bill_id) FROM ledger.payroll_bills pb JOIN ledger.bills b"
+                 " USING (bill_id) WHERE b.plan_code = %s", code) == [(12, 12)]
+
+
+def test_bad_payroll_requests_are_refused(database, region) -> None:
+    code = f"PQ-{tag()}"
+    define_and_activate(region, code, {"fixed_amount": "1.00"})
+    pay(CYCLE, plan=code, cycle="Q1", period_start="2026-06-01", period_end="2026-06-30")
+    for options, message in [
+        ({"cycle": "Q9", "plan": code}, "no bills in cycle Q9"),
+        ({"cycle": "Q1", "plan": "NOPE"}, "no benefit plan"),
+        ({"cycle": "Q1", "criteria": {"all": [{"field": "role", "op": "=", "value": "HEAD"}]}}, "give the plan too"),
+        ({"cycle": "Q1", "plan": code, "criteria": {"all": [{"field": "salary", "op": "=", "value": 1}]}},
+         "criteria: .*salary"),
+        ({"cycle": "Q1", "plan": code, "include_unpaid_from": "PAYROLL-NONE"}, "no approved payroll"),
+    ]:
+        with pytest.raises(WorkflowError, match=message):
+            pay(PAYROLL, **options)
+    assert query("SELECT count(*) FROM ledger.payroll_bills pb JOIN ledger.bills b USING (bill_id)"
+                 " WHERE b.plan_code = %s", code) == [(0,)]

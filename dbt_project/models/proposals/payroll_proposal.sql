@@ -1,0 +1,58 @@
+{#- The bills a payroll request would take: every bill its selection chose, with the payroll it
+    moves from (an unpaid bill of an earlier payroll), left out (to_pay false) when a payroll
+    waiting for approval already holds it — a bill is in at most one open payroll.
+    Vars (set by the workflow): request_id. -#}
+{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='request_id',
+          on_schema_change='append_new_columns') }}
+
+{%- set request_id = var('request_id') %}
+{%- set this_request = request_id | int if request_id is not none else 'null' %}
+
+with request as (
+    select request_id, document ->> 'payroll' as payroll_name
+    from {{ ref('stg_intake__requests') }}
+    where request_id = {{ this_request }} and kind = 'payroll'
+),
+
+selected as (
+    select request_id, bill_id
+    from {{ source('intake', 'request_selection') }}
+    where request_id = {{ this_request }}
+),
+
+latest_payroll as (
+    select distinct on (payroll_bills.bill_id) payroll_bills.bill_id, payroll_bills.payroll_id, payrolls.payroll_name
+    from {{ ref('stg_ledger__payroll_bills') }} as payroll_bills
+    join {{ ref('stg_ledger__payrolls') }} as payrolls using (payroll_id)
+    where payroll_bills.bill_id in (select bill_id from selected)
+    order by payroll_bills.bill_id, payroll_bills.payroll_id desc
+),
+
+pending as (
+    {%- if is_incremental() %}
+    select distinct earlier.bill_id
+    from {{ this }} as earlier
+    join {{ ref('stg_intake__requests') }} as requests using (request_id)
+    where requests.status = 'WAITING_FOR_APPROVAL' and earlier.to_pay and earlier.request_id <> {{ this_request }}
+    {%- else %}
+    select null::uuid as bill_id where false
+    {%- endif %}
+)
+
+select
+    request.request_id,
+    request.payroll_name,
+    bills.bill_id,
+    bills.bill_code,
+    bills.cycle_code,
+    bills.plan_code,
+    bills.amount,
+    bills.currency,
+    latest_payroll.payroll_name as moved_from,
+    latest_payroll.payroll_id as moved_from_id,
+    pending.bill_id is null as to_pay
+from selected
+join request using (request_id)
+join {{ ref('stg_ledger__bills') }} as bills using (bill_id)
+left join latest_payroll using (bill_id)
+left join pending using (bill_id)

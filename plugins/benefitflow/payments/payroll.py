@@ -1,0 +1,248 @@
+"""The `payroll` workflow: DUE bills of a cycle combined for a payment provider, approved, exported.
+
+validate selects the bills (the cycle's DUE bills no payroll holds yet, optionally of one plan and
+matching criteria, plus the unpaid bills of an earlier payroll when `include_unpaid_from` names
+it); dbt's `payroll_proposal` leaves out bills another payroll waiting for approval holds. On
+approval the payroll and its bills go to the ledger, moved bills are DUE again, and the payroll
+file is written to the outbox in openIMIS's column layout with a control file (rows, total,
+sha256), the sha256 recorded with it. A rejected payroll never reaches the ledger: its bills stay free.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import psycopg2.extensions
+from airflow.sdk import Param
+from psycopg2 import sql
+
+from benefitflow import config, filters
+from benefitflow.filters import FilterError
+from benefitflow.intake import RequestError, checksum
+from benefitflow.payments.cycle import code_of, money
+from benefitflow.programmes import plans
+from benefitflow.request_workflow import Options, RequestWorkflow
+from benefitflow.workflow import CommitConflict
+
+PROPOSAL = "proposals.payroll_proposal"
+MAX_PAYMENT_POINT = 100
+# openIMIS's payroll layout (what providers already fill in), then the recipient's identifiers.
+PAYROLL_COLUMNS = ("Payroll Name", "Payroll Status", "First Name", "Last Name", "Date of Birth", "Code", "Status",
+                   "Amount", "Type", "Receipt", "Paid")
+IDENTIFIER_COLUMNS = ("Currency", "Individual Id", "National Id", "Household Code", "Beneficiary Id", "Plan", "Cycle")
+
+
+def payroll_dir() -> Path:
+    return config.outbox() / "payrolls"
+
+
+def validate_payroll(cur: psycopg2.extensions.cursor, request_id: int, options: Options, user: str) -> dict[str, Any]:
+    cycle = code_of(options, "cycle")
+    plan = plans.require(cur, options["plan"]).plan if options.get("plan") else None
+    cur.execute("SELECT array_agg(DISTINCT currency) FROM ledger.bills WHERE cycle_code = %s"
+                " AND (%s::text IS NULL OR plan_code = %s)", (cycle, plan and plan.code, plan and plan.code))
+    currencies = cur.fetchone()[0]
+    if not currencies:
+        raise RequestError(f"no bills in cycle {cycle}" + (f" of plan {plan.code}" if plan else "")
+                           + ": run payment_cycle first")
+    if len(currencies) > 1:
+        raise RequestError(f"cycle {cycle}'s bills are in several currencies ({', '.join(sorted(currencies))}): "
+                           f"choose a plan")
+    unpaid_from = _earlier_payroll(cur, options.get("include_unpaid_from"))
+    condition = _criteria(options.get("criteria"), plan)
+    name = f"PAYROLL-{cycle}-{plan.code if plan else 'ALL'}-{request_id}"
+    _select_bills(cur, request_id, cycle, plan, condition, unpaid_from)
+    return {"payroll": name, "cycle": cycle, "plan": plan.code if plan else None, "currency": currencies[0],
+            "payment_point": _payment_point(options.get("payment_point")), "criteria": options.get("criteria") or None,
+            "include_unpaid_from": unpaid_from, "bills_selected": cur.rowcount}
+
+
+def _payment_point(value: Any) -> str | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or len(value.strip()) > MAX_PAYMENT_POINT or not value.strip().isprintable():
+        raise RequestError(f"payment_point: a name of at most {MAX_PAYMENT_POINT} printable characters")
+    return value.strip()
+
+
+def _earlier_payroll(cur: psycopg2.extensions.cursor, name: Any) -> str | None:
+    if name in (None, ""):
+        return None
+    cur.execute("SELECT payroll_name FROM ledger.payrolls WHERE payroll_name = %s", (str(name).strip(),))
+    if cur.fetchone() is None:
+        raise RequestError(f"include_unpaid_from: no approved payroll named {str(name)[:60]!r}")
+    return str(name).strip()
+
+
+def _criteria(criteria: Any, plan: plans.Plan | None) -> sql.Composable:
+    if not criteria:
+        return sql.SQL("TRUE")
+    if plan is None:
+        raise RequestError("criteria name a plan's fields: give the plan too")
+    try:
+        return filters.compile_filter(criteria, plans.beneficiary_fields(plan))
+    except FilterError as exc:
+        raise RequestError(f"criteria: {exc}") from exc
+
+
+def _select_bills(cur: psycopg2.extensions.cursor, request_id: int, cycle: str, plan: plans.Plan | None,
+                  condition: sql.Composable, unpaid_from: str | None) -> None:
+    """The cycle's DUE bills in no payroll, and the FAILED bills whose latest payroll is `unpaid_from`."""
+    rows = (sql.SQL("payments.bills bl JOIN {} ON b.beneficiary_id = bl.beneficiary_id").format(
+        plans.beneficiary_rows(plan.type)) if plan else sql.SQL("payments.bills bl"))
+    cur.execute(sql.SQL(
+        "INSERT INTO intake.request_selection (request_id, bill_id, beneficiary_id)"
+        " SELECT {request}, bl.bill_id, bl.beneficiary_id FROM {rows}"
+        " WHERE ((bl.cycle_code = {cycle} AND bl.status = 'DUE' AND bl.payroll_id IS NULL)"
+        "        OR (bl.status = 'FAILED' AND bl.payroll_name = {unpaid_from}))"
+        " AND {plan_matches} AND {condition}"
+    ).format(request=sql.Literal(request_id), rows=rows, cycle=sql.Literal(cycle),
+             unpaid_from=sql.Literal(unpaid_from),
+             plan_matches=sql.SQL("bl.plan_code = {}").format(sql.Literal(plan.code)) if plan else sql.SQL("TRUE"),
+             condition=condition))
+
+
+def summarise_payroll(cur: psycopg2.extensions.cursor, request_id: int) -> dict[str, Any]:
+    cur.execute(
+        f"SELECT count(*) FILTER (WHERE to_pay), coalesce(sum(amount) FILTER (WHERE to_pay), 0),"
+        f" count(*) FILTER (WHERE to_pay AND moved_from IS NOT NULL),"
+        f" count(*) FILTER (WHERE NOT to_pay), min(currency)"
+        f" FROM {PROPOSAL} WHERE request_id = %s", (request_id,))
+    bills, total, moved, pending, currency = cur.fetchone()
+    cur.execute(f"SELECT plan_code, count(*) FROM {PROPOSAL} WHERE request_id = %s AND to_pay GROUP BY 1 ORDER BY 1",
+                (request_id,))
+    return {"bills": bills, "total": money(total, currency), "moved_from_earlier_payroll": moved,
+            "held_by_another_payroll_waiting_for_approval": pending, "bills_by_plan": dict(cur.fetchall())}
+
+
+def commit_payroll(cur: psycopg2.extensions.cursor, commit_id: int, request_id: int) -> int:
+    """The payroll, its bills and the moved bills' release to the ledger, then its file to the outbox."""
+    cur.execute("SELECT pg_advisory_xact_lock(hashtext('benefitflow.payroll'))")  # one payroll commit at a time
+    cur.execute(
+        f"SELECT count(*) FROM {PROPOSAL} p WHERE p.request_id = %s AND p.to_pay AND p.moved_from_id IS DISTINCT FROM"
+        f" (SELECT max(pb.payroll_id) FROM ledger.payroll_bills pb WHERE pb.bill_id = p.bill_id)", (request_id,))
+    if taken := cur.fetchone()[0]:
+        raise CommitConflict(f"{taken} of these bills were taken by another payroll since the proposal; "
+                             f"ask for the payroll again")
+    cur.execute("INSERT INTO ledger.payrolls (payroll_name, cycle_code, plan_code, payment_point, criteria,"
+                " include_unpaid_from, request_id, commit_id)"
+                " SELECT document->>'payroll', document->>'cycle', document->>'plan', document->>'payment_point',"
+                " document->'criteria', document->>'include_unpaid_from', request_id, %s"
+                " FROM intake.requests WHERE request_id = %s RETURNING payroll_id, payroll_name", (commit_id, request_id))
+    payroll_id, name = cur.fetchone()
+    cur.execute(f"INSERT INTO ledger.payroll_bills (payroll_id, bill_id, amount, commit_id)"
+                f" SELECT %s, bill_id, amount, %s FROM {PROPOSAL} WHERE request_id = %s AND to_pay",
+                (payroll_id, commit_id, request_id))
+    bills = cur.rowcount
+    cur.execute(f"INSERT INTO ledger.bill_events (bill_id, status, payroll_id, reason, commit_id)"
+                f" SELECT bill_id, 'DUE', %s, 'unpaid in ' || moved_from || ', moved to ' || %s, %s FROM {PROPOSAL}"
+                f" WHERE request_id = %s AND to_pay AND moved_from IS NOT NULL",
+                (payroll_id, name, commit_id, request_id))
+    cur.execute("INSERT INTO ledger.payroll_events (payroll_id, status, commit_id) VALUES (%s, 'APPROVED_FOR_PAYMENT', %s)",
+                (payroll_id, commit_id))
+    write_payroll_file(cur, payroll_id, name, commit_id)
+    return bills
+
+
+def write_payroll_file(cur: psycopg2.extensions.cursor, payroll_id: int, name: str, commit_id: int) -> Path:
+    """`<outbox>/payrolls/<name>.csv` streamed from the ledger, and `<name>.control.json` beside it."""
+    target = payroll_dir()
+    target.mkdir(parents=True, exist_ok=True)
+    path = target / f"{name}.csv"
+    partial = path.with_suffix(".csv.partial")
+    columns = sql.SQL(", ").join(sql.SQL("{} AS {}").format(sql.SQL(expression), sql.Identifier(column))
+                                 for column, expression in zip((*PAYROLL_COLUMNS, *IDENTIFIER_COLUMNS), _EXPORTED))
+    with partial.open("w", encoding="utf-8", newline="") as handle:
+        cur.copy_expert(sql.SQL("COPY (SELECT {} FROM {} ORDER BY bl.bill_number) TO STDOUT WITH (FORMAT csv, HEADER true)")
+                        .format(columns, sql.SQL(_RECIPIENTS).format(payroll=sql.Literal(payroll_id)))
+                        .as_string(cur), handle)
+    rows = cur.rowcount
+    digest, _size = checksum(partial)
+    cur.execute("SELECT coalesce(sum(amount), 0), count(*) FROM ledger.payroll_bills WHERE payroll_id = %s",
+                (payroll_id,))
+    total, count = cur.fetchone()
+    if count != rows:
+        raise CommitConflict(f"payroll {name}: {count} bills but {rows} rows written (a recipient is missing)")
+    cur.execute("INSERT INTO ledger.payroll_exports (payroll_id, file_name, sha256, row_count, control_total,"
+                " commit_id) VALUES (%s, %s, %s, %s, %s, %s)", (payroll_id, path.name, digest, rows, total, commit_id))
+    control = {"payroll": name, "file": path.name, "rows": rows, "control_total": f"{total:.2f}", "sha256": digest}
+    path.with_suffix(".control.json").write_text(json.dumps(control, indent=2) + "\n")
+    os.replace(partial, path)
+    return path
+
+
+# The recipient: the person billed (INDIVIDUAL plans) or the household's primary recipient, else its head.
+_RECIPIENTS = """
+ledger.payroll_bills pb
+JOIN ledger.bills bl ON bl.bill_id = pb.bill_id
+LEFT JOIN registry.households h ON h.household_code = bl.household_code
+LEFT JOIN LATERAL (
+    SELECT r.individual_id FROM registry.individuals r
+    WHERE r.household_code = bl.household_code ORDER BY r.recipient_type = 'PRIMARY' DESC,
+          r.individual_id = h.head_individual_id DESC LIMIT 1
+) recipient ON bl.household_code IS NOT NULL
+JOIN registry.individuals i ON i.individual_id = coalesce(bl.individual_id, recipient.individual_id)
+JOIN ledger.payrolls p ON p.payroll_id = pb.payroll_id
+WHERE pb.payroll_id = {payroll}
+"""
+_EXPORTED = ("p.payroll_name", "'APPROVED_FOR_PAYMENT'", "i.first_name", "i.last_name", "i.dob", "bl.bill_code",
+             "'DUE'", "to_char(pb.amount, 'FM999999999990.00')", "'CASH'", "NULL::text", "NULL::text",
+             "bl.currency", "i.individual_id", "i.national_id", "bl.household_code", "bl.beneficiary_id",
+             "bl.plan_code", "bl.cycle_code")
+
+
+def read_control(name: str) -> dict[str, Any]:
+    return json.loads((payroll_dir() / f"{name}.control.json").read_text())
+
+
+def read_rows(name: str) -> list[dict[str, str]]:
+    """A payroll file's rows (small files: tests and the demo)."""
+    with (payroll_dir() / f"{name}.csv").open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+PAYROLL = RequestWorkflow(
+    dag_id="payroll",
+    operation="payroll",
+    params={
+        "cycle": Param("", type="string", minLength=1, maxLength=30, description="The cycle's code"),
+        "plan": Param("", type="string", maxLength=30, description="Only this plan's bills (empty: every plan)"),
+        "payment_point": Param("", type="string", maxLength=MAX_PAYMENT_POINT,
+                               description="The provider or location paying (a name, kept with the payroll)"),
+        "criteria": Param({}, type="object",
+                          description="Only the bills of beneficiaries matching this filter (needs `plan`)"),
+        "include_unpaid_from": Param("", type="string", maxLength=80,
+                                     description="An earlier payroll's name: its unpaid (FAILED) bills move into "
+                                                 "this one"),
+    },
+    validate=validate_payroll,
+    proposal_model="payroll_proposal",
+    summarise=summarise_payroll,
+    commit=commit_payroll,
+    publish_asset="benefitflow://payments/payrolls",
+    plan_of=lambda options: str(options.get("plan") or ""),
+    describe=lambda options: f"payroll of cycle {options.get('cycle')}",
+    tags=("payments",),
+    publish=("tag:payments+", "mart_approvals"),
+    doc_md="""
+### Combine a cycle's DUE bills into a payroll for a payment provider
+
+**Parameters** — `cycle` (code); optional `plan`, `payment_point` (the provider or location,
+kept with the payroll), `criteria` (a filter on the plan's beneficiaries; needs `plan`),
+`include_unpaid_from` (an earlier payroll's name: its FAILED bills move into this one).
+
+A bill is in at most one open payroll: bills another payroll already holds, or that a payroll
+waiting for approval holds, are left out (the checker sees how many); held bills wait for their
+own release. A member of `PaymentCheckers` other than you approves (PENDING_APPROVAL →
+APPROVED_FOR_PAYMENT); a rejection leaves the bills free. On approval the payroll file is
+written to `data/outbox/payrolls/<payroll>.csv` (openIMIS columns `Payroll Name, Payroll Status,
+First Name, Last Name, Date of Birth, Code, Status, Amount, Type, Receipt, Paid`, then the
+recipient's identifiers) with `<payroll>.control.json` (rows, control total, sha256); the sha256
+is recorded in the ledger. The provider fills `Receipt` and `Paid` and it comes back through
+`payroll_reconciliation`.
+""",
+)
