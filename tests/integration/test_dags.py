@@ -28,7 +28,9 @@ def test_every_dag_has_tags_owner_and_doc(dagbag: DagBag) -> None:
 
 
 UPLOAD_DAGS = ["platform_selftest", "individuals_import"]
-REQUEST_DAGS = ["benefit_plan_define", "benefit_plan_close", "enrolment", "beneficiary_status"]
+REQUEST_DAGS = ["benefit_plan_define", "benefit_plan_close", "enrolment", "beneficiary_status", "payment_cycle",
+                "payroll"]
+PAYMENT_DAGS = ["payment_cycle", "payroll", "payroll_reconciliation"]
 WORKFLOW_DAGS = UPLOAD_DAGS + REQUEST_DAGS
 
 
@@ -43,7 +45,8 @@ def test_workflows_have_the_six_steps_in_order(dagbag: DagBag, dag_id: str) -> N
     assert dag.get_task("propose").downstream_task_ids == {"approve"}
     assert approve.downstream_task_ids == {"commit"}
     publish = [t for t in dag.task_ids if t.startswith("publish.")]
-    rebuilt = "publish.individuals_run" if dag_id in UPLOAD_DAGS else "publish.beneficiaries_run"
+    rebuilt = ("publish.bills_run" if dag_id in PAYMENT_DAGS else
+               "publish.individuals_run" if dag_id in UPLOAD_DAGS else "publish.beneficiaries_run")
     assert "publish.mart_approvals_run" in publish and rebuilt in publish
     assert dag.get_task("published").outlets
 
@@ -74,6 +77,8 @@ def test_exports_take_a_filter_object_and_columns(dagbag: DagBag, dag_id: str) -
     ("benefit_plan_close", {"plan", "reason"}),
     ("enrolment", {"plan", "target_status", "criteria"}),
     ("beneficiary_status", {"plan", "status", "reason", "criteria", "file"}),
+    ("payment_cycle", {"plan", "cycle", "period_start", "period_end"}),
+    ("payroll", {"cycle", "plan", "payment_point", "criteria", "include_unpaid_from"}),
 ])
 def test_programme_workflows_have_the_issue_parameters(dagbag: DagBag, dag_id: str, parameters: set[str]) -> None:
     params = dagbag.dags[dag_id].params

@@ -10,7 +10,9 @@ from benefitflow import audit, db
 from benefitflow.platform import cli, postgres
 
 LEDGER_TABLES = ["decisions", "commits", "audit_events", "selftest_records", "registry_schemas", "households",
-                 "individual_versions", "plan_versions", "beneficiary_status_transitions", "beneficiary_versions"]
+                 "individual_versions", "plan_versions", "beneficiary_status_transitions", "beneficiary_versions",
+                 "payment_cycles", "bills", "bill_events", "payrolls", "payroll_bills", "payroll_events",
+                 "payroll_exports"]
 
 
 def ledger_tables_in_database(cur) -> list[str]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 from decimal import Decimal
 from typing import Any
 
@@ -10,12 +12,13 @@ import pytest
 
 from benefitflow.payments.cycle import CYCLE
 from benefitflow.payments.payroll import PAYROLL, payroll_dir, read_control, read_rows
+from benefitflow.payments.reconciliation import WORKFLOW as RECONCILIATION
 from benefitflow.programmes.define import DEFINE
 from benefitflow.programmes.enrolment import ENROLMENT
 from benefitflow.programmes.status import STATUS
 from benefitflow.request_workflow import intake_step, propose_step, validate_step
-from benefitflow.workflow import record_direct_decision
-from benefitflow.workflow import WorkflowError
+from benefitflow.workflow import WorkflowError, record_direct_decision
+from benefitflow.workflow import run_steps as run_upload
 from tests.integration.programme_data import in_region, plan_document, query, register_region, run, tag
 
 
@@ -180,3 +183,89 @@ def test_bad_payroll_requests_are_refused(database, region) -> None:
             pay(PAYROLL, **options)
     assert query("SELECT count(*) FROM ledger.payroll_bills pb JOIN ledger.bills b USING (bill_id)"
                  " WHERE b.plan_code = %s", code) == [(0,)]
+
+
+def provider_file(inbox_file, name: str, answers: dict[str, tuple[str, str]], *, suffix: str = "",
+                  changes: dict[str, dict[str, str]] | None = None, extra_rows: list[dict[str, str]] = ()):
+    """The exported payroll file filled in by the provider: answers maps Code -> (Paid, Receipt)."""
+    rows = []
+    for row in read_rows(name):
+        if row["Code"] in answers:
+            paid, receipt = answers[row["Code"]]
+            rows.append({**row, "Paid": paid, "Receipt": receipt, "Provider Ref": f"TX-{row['Code']}",
+                         **(changes or {}).get(row["Code"], {})})
+    rows += list(extra_rows)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=[*read_rows(name)[0].keys(), "Provider Ref"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return inbox_file(f"{name}{suffix}.csv", buffer.getvalue())
+
+
+def reconcile(path, payroll: str, **options: Any) -> dict:
+    return run_upload(RECONCILIATION, file=path.name, options={"payroll": payroll, "on_invalid_rows": "reject_file",
+                                                                **options},
+                      maker="maker", checker="payment_checker", run_id=tag())
+
+
+def test_two_payrolls_reconciled_with_failures_moved_and_paid(database, region, inbox_file) -> None:
+    code = f"PX-{tag()}"
+    define_and_activate(region, code, {"fixed_amount": "100.00"})
+    pay(CYCLE, plan=code, cycle="X1", period_start="2026-07-01", period_end="2026-07-31")
+    first = pay(PAYROLL, cycle="X1", plan=code)["proposal"]["payroll"]
+    codes = sorted(r["Code"] for r in read_rows(first))
+    answers = {c: ("Yes", f"R-{c}") for c in codes[2:]} | {c: ("No", "") for c in codes[:2]}
+
+    result = reconcile(provider_file(inbox_file, first, answers), first)
+    assert {k: result["proposal"][k] for k in ("paid", "paid_total", "failed", "failed_total", "bills_left_open")} == {
+        "paid": 10, "paid_total": "1,000.00 KES", "failed": 2, "failed_total": "200.00 KES", "bills_left_open": 0}
+    assert query("SELECT status, bills_paid, amount_paid, bills_failed FROM payments.payrolls"
+                 " WHERE payroll_name = %s", first) == [("RECONCILED", 10, Decimal("1000.00"), 2)]
+    assert query("SELECT receipt, provider_row->>'Provider Ref' FROM ledger.bill_events e JOIN ledger.bills b"
+                 " USING (bill_id) WHERE b.bill_code = %s", codes[5]) == [(f"R-{codes[5]}", f"TX-{codes[5]}")]
+
+    # The same file again changes nothing; the two failures move into a new payroll and are paid.
+    with pytest.raises(WorkflowError, match="reconciled already"):
+        reconcile(provider_file(inbox_file, first, answers, suffix="-again"), first)
+    second = pay(PAYROLL, cycle="X1", plan=code, include_unpaid_from=first)["proposal"]
+    assert (second["bills"], second["moved_from_earlier_payroll"], second["total"]) == (2, 2, "200.00 KES")
+    assert sorted(r["Code"] for r in read_rows(second["payroll"])) == codes[:2]
+    assert query("SELECT status, payroll_name FROM payments.bills WHERE bill_code = %s", codes[0]) == [
+        ("DUE", second["payroll"])]
+    reconcile(provider_file(inbox_file, second["payroll"], {c: ("yes", f"R2-{c}") for c in codes[:2]}),
+              second["payroll"])
+    assert query("SELECT status, count(*), sum(amount_paid) FROM payments.bills WHERE plan_code = %s GROUP BY 1",
+                 code) == [("PAID", 12, Decimal("1200.00"))]
+    assert query("SELECT status FROM payments.payrolls WHERE payroll_name = %s", second["payroll"]) == [
+        ("RECONCILED",)]
+    # Traceable from rule to receipt: the bill's plan version and amount, the payroll, the receipt.
+    assert query("SELECT b.plan_version, b.amount, p.payroll_name, e.receipt FROM ledger.bills b"
+                 " JOIN ledger.bill_events e USING (bill_id) JOIN ledger.payrolls p USING (payroll_id)"
+                 " WHERE b.bill_code = %s AND e.status = 'PAID'", codes[0]) == [
+        (1, Decimal("100.00"), second["payroll"], f"R2-{codes[0]}")]
+
+
+def test_bad_provider_files_are_refused_row_by_row_and_change_nothing(database, region, inbox_file) -> None:
+    code = f"PY-{tag()}"
+    define_and_activate(region, code, {"fixed_amount": "100.00"})
+    pay(CYCLE, plan=code, cycle="Y1", period_start="2026-08-01", period_end="2026-08-31")
+    name = pay(PAYROLL, cycle="Y1", plan=code, criteria={"all": [{"field": "role", "op": "=", "value": "HEAD"}]}
+               )["proposal"]["payroll"]
+    other = pay(PAYROLL, cycle="Y1", plan=code)["proposal"]["payroll"]
+    codes = sorted(r["Code"] for r in read_rows(name))
+    foreign = read_rows(other)[0]
+    bad = provider_file(inbox_file, name, {codes[0]: ("Yes", "   "), codes[1]: ("Maybe", "R"), codes[2]: ("Yes", "R"),
+                                           codes[3]: ("Yes", "R")},
+                        changes={codes[2]: {"Status": "PAID"}, codes[3]: {"Amount": "99.00"}},
+                        extra_rows=[{**foreign, "Paid": "Yes", "Receipt": "R", "Payroll Name": name},
+                                    {**foreign, "Code": "BL999999999", "Paid": "No", "Payroll Name": name}])
+    with pytest.raises(WorkflowError, match="rows are invalid"):
+        reconcile(bad, name)
+    rules = {(row, rule) for row, rule in query("SELECT row_number, rule FROM intake.row_errors WHERE upload_id ="
+                                                " (SELECT max(upload_id) FROM intake.uploads)")}
+    assert {(1, "receipt:required"), (2, "paid_answer:column_values_to_be_in_set"), (3, "status:stale"),
+            (4, "amount:mismatch"), (5, "code:not_in_payroll"), (6, "code:unknown")} <= rules
+    assert query("SELECT count(*) FROM ledger.bill_events e JOIN ledger.bills b USING (bill_id)"
+                 " WHERE b.plan_code = %s", code) == [(0,)]
+    with pytest.raises(WorkflowError, match="no approved payroll named"):
+        reconcile(bad, "PAYROLL-NOPE")

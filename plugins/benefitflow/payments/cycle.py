@@ -92,7 +92,8 @@ def _select_active_beneficiaries(cur: psycopg2.extensions.cursor, request_id: in
 
 def summarise_cycle(cur: psycopg2.extensions.cursor, request_id: int) -> dict[str, Any]:
     cur.execute(
-        f"SELECT count(*) FILTER (WHERE NOT already_billed), coalesce(sum(amount) FILTER (WHERE NOT already_billed), 0),"
+        f"SELECT count(*) FILTER (WHERE NOT already_billed),"
+        f" coalesce(sum(amount) FILTER (WHERE NOT already_billed), 0),"
         f" min(amount) FILTER (WHERE NOT already_billed),"
         f" percentile_disc(0.5) WITHIN GROUP (ORDER BY amount) FILTER (WHERE NOT already_billed),"
         f" max(amount) FILTER (WHERE NOT already_billed),"

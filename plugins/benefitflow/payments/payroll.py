@@ -132,7 +132,8 @@ def commit_payroll(cur: psycopg2.extensions.cursor, commit_id: int, request_id: 
                 " include_unpaid_from, request_id, commit_id)"
                 " SELECT document->>'payroll', document->>'cycle', document->>'plan', document->>'payment_point',"
                 " document->'criteria', document->>'include_unpaid_from', request_id, %s"
-                " FROM intake.requests WHERE request_id = %s RETURNING payroll_id, payroll_name", (commit_id, request_id))
+                " FROM intake.requests WHERE request_id = %s RETURNING payroll_id, payroll_name",
+                (commit_id, request_id))
     payroll_id, name = cur.fetchone()
     cur.execute(f"INSERT INTO ledger.payroll_bills (payroll_id, bill_id, amount, commit_id)"
                 f" SELECT %s, bill_id, amount, %s FROM {PROPOSAL} WHERE request_id = %s AND to_pay",
@@ -142,8 +143,8 @@ def commit_payroll(cur: psycopg2.extensions.cursor, commit_id: int, request_id: 
                 f" SELECT bill_id, 'DUE', %s, 'unpaid in ' || moved_from || ', moved to ' || %s, %s FROM {PROPOSAL}"
                 f" WHERE request_id = %s AND to_pay AND moved_from IS NOT NULL",
                 (payroll_id, name, commit_id, request_id))
-    cur.execute("INSERT INTO ledger.payroll_events (payroll_id, status, commit_id) VALUES (%s, 'APPROVED_FOR_PAYMENT', %s)",
-                (payroll_id, commit_id))
+    cur.execute("INSERT INTO ledger.payroll_events (payroll_id, status, commit_id)"
+                " VALUES (%s, 'APPROVED_FOR_PAYMENT', %s)", (payroll_id, commit_id))
     write_payroll_file(cur, payroll_id, name, commit_id)
     return bills
 
@@ -154,12 +155,13 @@ def write_payroll_file(cur: psycopg2.extensions.cursor, payroll_id: int, name: s
     target.mkdir(parents=True, exist_ok=True)
     path = target / f"{name}.csv"
     partial = path.with_suffix(".csv.partial")
+    exported = zip((*PAYROLL_COLUMNS, *IDENTIFIER_COLUMNS), _EXPORTED, strict=True)
     columns = sql.SQL(", ").join(sql.SQL("{} AS {}").format(sql.SQL(expression), sql.Identifier(column))
-                                 for column, expression in zip((*PAYROLL_COLUMNS, *IDENTIFIER_COLUMNS), _EXPORTED))
+                                 for column, expression in exported)
     with partial.open("w", encoding="utf-8", newline="") as handle:
-        cur.copy_expert(sql.SQL("COPY (SELECT {} FROM {} ORDER BY bl.bill_number) TO STDOUT WITH (FORMAT csv, HEADER true)")
-                        .format(columns, sql.SQL(_RECIPIENTS).format(payroll=sql.Literal(payroll_id)))
-                        .as_string(cur), handle)
+        query = sql.SQL("COPY (SELECT {} FROM {} ORDER BY bl.bill_number) TO STDOUT WITH (FORMAT csv, HEADER true)")
+        recipients = sql.SQL(_RECIPIENTS).format(payroll=sql.Literal(payroll_id))
+        cur.copy_expert(query.format(columns, recipients).as_string(cur), handle)
     rows = cur.rowcount
     digest, _size = checksum(partial)
     cur.execute("SELECT coalesce(sum(amount), 0), count(*) FROM ledger.payroll_bills WHERE payroll_id = %s",

@@ -1,0 +1,249 @@
+"""The `payroll_reconciliation` workflow: the provider's filled payroll file makes bills PAID or FAILED.
+
+The file is the payroll file as exported (openIMIS columns), with `Paid` (Yes/No) and `Receipt`
+filled, optionally `Amount Paid` and `Paid On`; other columns are kept with the result. Rows are
+matched on `Code`. Refused rows: an unknown code, a bill that is not (or no longer) in this
+payroll, a `Status` that no longer matches the bill's (stale), a paid row without a receipt, an
+amount differing from the amount due, a code twice. Bills of the payroll the file leaves out are
+counted for the checker. On approval the results go to `ledger.bill_events`; the payroll is
+RECONCILED once none of its bills is left open. The same file twice is refused at intake, and
+rows already reconciled are stale: a second upload changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import psycopg2.extensions
+from airflow.sdk import Param
+from psycopg2 import sql
+
+from benefitflow import db, validation
+from benefitflow.intake import FileSpec
+from benefitflow.payments.cycle import money
+from benefitflow.registry import schema
+from benefitflow.workflow import CommitConflict, Options, UploadWorkflow, WorkflowError
+
+if TYPE_CHECKING:  # GX is imported by the tasks that validate, not when the DAG is parsed
+    from great_expectations.core import ExpectationSuite
+
+KIND = "payroll_reconciliation"
+PROPOSAL = "proposals.payroll_reconciliation_proposal"
+COLUMNS = {  # the file's column -> the name used here
+    "Payroll Name": "payroll_name", "Payroll Status": "payroll_status", "First Name": "first_name",
+    "Last Name": "last_name", "Date of Birth": "date_of_birth", "Code": "code", "Status": "status",
+    "Amount": "amount", "Type": "type", "Receipt": "receipt", "Paid": "paid", "Amount Paid": "amount_paid",
+    "Paid On": "paid_on",
+}
+REQUIRED = ("code", "status", "receipt", "paid")
+PAID_ANSWERS = {"yes": True, "no": False}
+
+
+def payroll_of(options: Options) -> tuple[int, str]:
+    """The approved, not yet reconciled payroll the file answers for."""
+    name = str(options.get("payroll") or "").strip()
+    with db.transaction() as cur:
+        cur.execute("SELECT p.payroll_id, (SELECT e.status FROM ledger.payroll_events e WHERE e.payroll_id ="
+                    " p.payroll_id ORDER BY e.commit_id DESC LIMIT 1) FROM ledger.payrolls p WHERE p.payroll_name = %s",
+                    (name,))
+        found = cur.fetchone()
+    if found is None:
+        raise WorkflowError(f"payroll: no approved payroll named {name[:80]!r} (the `Payroll Name` of its file)")
+    if found[1] == "RECONCILED":
+        raise WorkflowError(f"payroll {name} is reconciled already: every bill in it is paid or failed")
+    return int(found[0]), name
+
+
+def spec_for(options: Options) -> FileSpec:
+    payroll_of(options)
+    known = tuple(COLUMNS.values())
+    return FileSpec(kind=KIND, required_columns=REQUIRED, optional_columns=tuple(c for c in known if c not in REQUIRED),
+                    allow_extra_columns=True, aliases=tuple(COLUMNS.items()))
+
+
+def checked_table(upload: dict[str, Any]) -> str:
+    return f"{upload['staged_table']}_checked"
+
+
+def prepare(cur: psycopg2.extensions.cursor, upload: dict[str, Any], options: Options) -> str:
+    """Each row with the bill its code names (if any) and that bill's state; other columns kept as jsonb."""
+    header, staged, target = upload["header"], upload["staged_table"], checked_table(upload)
+    payroll_id, _name = payroll_of(options)
+
+    def text(column: str) -> sql.Composable:
+        return sql.SQL("nullif(btrim(s.{}), '')").format(sql.Identifier(column)) if column in header \
+            else sql.SQL("NULL::text")
+
+    extra = [c for c in header if c not in COLUMNS.values()]
+    cur.execute(sql.SQL(
+        "CREATE UNLOGGED TABLE intake.{target} AS"
+        " SELECT s.row_number, {code} AS code, {status} AS status, {receipt} AS receipt, {paid} AS paid,"
+        " lower({paid}) AS paid_answer, {payroll_name} AS payroll_name,"
+        " CASE WHEN {amount} ~ {number} THEN {amount}::numeric END AS amount,"
+        " CASE WHEN {amount_paid} ~ {number} THEN {amount_paid}::numeric END AS amount_paid,"
+        " {amount_paid} AS amount_paid_text,"
+        " intake.parse_iso_date({paid_on}) AS paid_on,"
+        " CASE WHEN {paid_on} IS NOT NULL THEN intake.parse_iso_date({paid_on}) IS NOT NULL END AS paid_on_is_date,"
+        " jsonb_strip_nulls(jsonb_build_object({extra})) AS provider_row,"
+        " bl.bill_id, bl.status AS bill_status, bl.amount AS amount_due, bl.payroll_id AS bill_payroll_id,"
+        " bl.payroll_name AS bill_payroll_name,"
+        " EXISTS (SELECT 1 FROM ledger.payroll_bills pb WHERE pb.bill_id = bl.bill_id AND pb.payroll_id = {payroll})"
+        "   AS was_in_payroll"
+        " FROM intake.{staged} s LEFT JOIN payments.bills bl ON bl.bill_code = {code}"
+    ).format(target=sql.Identifier(target), staged=sql.Identifier(staged), code=text("code"), status=text("status"),
+             receipt=text("receipt"), paid=text("paid"), payroll_name=text("payroll_name"), amount=text("amount"),
+             amount_paid=text("amount_paid"), paid_on=text("paid_on"), number=sql.Literal(schema.NUMBER_PATTERN),
+             payroll=sql.Literal(payroll_id),
+             extra=sql.SQL(", ").join(sql.SQL("{}, s.{}").format(sql.Literal(c), sql.Identifier(c)) for c in extra)))
+    cur.execute(sql.SQL("CREATE INDEX ON intake.{} (row_number)").format(sql.Identifier(target)))
+    cur.execute(sql.SQL("ANALYZE intake.{}").format(sql.Identifier(target)))
+    return target
+
+
+def suite_for(upload: dict[str, Any], options: Options) -> ExpectationSuite:
+    header = upload["header"]
+    expectations = [
+        schema.expectation("not_null", "code", "the bill's code is required"),
+        schema.expectation("unique", "code", "the same code appears more than once in the file"),
+        schema.expectation("not_null", "paid", "Paid is required (Yes or No)"),
+        schema.expectation("in_set", "paid_answer", "Paid must be Yes or No", value_set=list(PAID_ANSWERS),
+                           report="paid"),
+        schema.expectation("not_null", "status", "the Status exported with the bill is required"),
+    ]
+    if "amount_paid" in header:
+        expectations.append(schema.expectation("match_regex", "amount_paid_text", "not an amount (e.g. 1500.00)",
+                                               regex=schema.NUMBER_PATTERN, report="amount_paid"))
+    if "paid_on" in header:
+        expectations.append(schema.expectation("in_set", "paid_on_is_date", "not a real date (expected YYYY-MM-DD)",
+                                               value_set=[True], report="paid_on"))
+    return validation.suite_from_document({"name": KIND, "expectations": expectations})
+
+
+def check(cur: psycopg2.extensions.cursor, upload: dict[str, Any], options: Options) -> None:
+    _payroll_id, name = payroll_of(options)
+    parts = {"upload": sql.Literal(int(upload["upload_id"])), "checked": sql.Identifier(checked_table(upload)),
+             "payroll": sql.Literal(name)}
+    for query in CHECKS:
+        cur.execute(sql.SQL(_INSERT + query).format(**parts))
+
+
+_INSERT = "INSERT INTO intake.row_errors (upload_id, row_number, column_name, rule, value, message, severity) "
+CHECKS = (
+    """SELECT {upload}, row_number, 'code', 'code:unknown', code, 'no bill with this code', 'critical'
+       FROM intake.{checked} WHERE code IS NOT NULL AND bill_id IS NULL""",
+    """SELECT {upload}, row_number, 'code', 'code:not_in_payroll', code,
+              format('bill %s is not in payroll %s', code, {payroll}), 'critical'
+       FROM intake.{checked} WHERE bill_id IS NOT NULL AND NOT was_in_payroll""",
+    """SELECT {upload}, row_number, 'code', 'code:moved', code,
+              format('bill %s moved from payroll %s to %s: the row is stale', code, {payroll}, bill_payroll_name),
+              'critical'
+       FROM intake.{checked} WHERE was_in_payroll AND bill_payroll_name <> {payroll}""",
+    """SELECT {upload}, row_number, 'status', 'status:stale', status,
+              format('bill %s is %s now, the file says %s: the row is stale', code, bill_status, status), 'critical'
+       FROM intake.{checked}
+       WHERE was_in_payroll AND bill_payroll_name = {payroll} AND upper(status) IS DISTINCT FROM bill_status""",
+    """SELECT {upload}, row_number, 'receipt', 'receipt:required', NULL, 'a paid row needs the provider''s receipt',
+              'critical'
+       FROM intake.{checked} WHERE paid_answer = 'yes' AND receipt IS NULL""",
+    """SELECT {upload}, row_number, 'amount', 'amount:mismatch', coalesce(amount_paid, amount)::text,
+              format('the amount due for bill %s is %s, the file says %s', code, amount_due,
+                     coalesce(amount_paid, amount)), 'critical'
+       FROM intake.{checked}
+       WHERE bill_id IS NOT NULL
+         AND ((amount IS NOT NULL AND amount <> amount_due)
+              OR (paid_answer = 'yes' AND amount_paid IS NOT NULL AND amount_paid <> amount_due))""",
+    """SELECT {upload}, row_number, 'payroll_name', 'payroll_name:other_payroll', payroll_name,
+              format('this row is of payroll %s, not %s', payroll_name, {payroll}), 'critical'
+       FROM intake.{checked} WHERE payroll_name IS NOT NULL AND payroll_name <> {payroll}""",
+)
+
+
+def summarise(cur: psycopg2.extensions.cursor, upload_id: int) -> dict[str, Any]:
+    cur.execute(f"SELECT count(*) FILTER (WHERE status = 'PAID'), coalesce(sum(amount_paid) FILTER (WHERE status ="
+                f" 'PAID'), 0), count(*) FILTER (WHERE status = 'FAILED'),"
+                f" coalesce(sum(amount_due) FILTER (WHERE status = 'FAILED'), 0), min(currency), min(payroll_id)"
+                f" FROM {PROPOSAL} WHERE upload_id = %s", (upload_id,))
+    paid, paid_total, failed, failed_total, currency, payroll_id = cur.fetchone()
+    cur.execute("SELECT count(DISTINCT row_number) FILTER (WHERE rule IN ('status:stale', 'code:moved')),"
+                " count(DISTINCT row_number) FILTER (WHERE rule = 'amount:mismatch'),"
+                " count(DISTINCT row_number) FILTER (WHERE rule IN ('code:unknown', 'code:not_in_payroll'))"
+                " FROM intake.row_errors WHERE upload_id = %s", (upload_id,))
+    stale, mismatched, wrong_codes = cur.fetchone()
+    return {"paid": paid, "paid_total": money(paid_total, currency), "failed": failed,
+            "failed_total": money(failed_total, currency), "stale_rows": stale, "mismatched_rows": mismatched,
+            "unknown_or_foreign_codes": wrong_codes, "bills_left_open": _left_open(cur, upload_id, payroll_id)}
+
+
+def _left_open(cur: psycopg2.extensions.cursor, upload_id: int, payroll_id: int | None) -> int | None:
+    """Bills of the payroll neither reconciled before nor answered by this file (missing from it)."""
+    if payroll_id is None:
+        return None
+    cur.execute(f"SELECT count(*) FROM ledger.payroll_bills pb WHERE pb.payroll_id = %s AND NOT EXISTS ("
+                f"SELECT 1 FROM ledger.bill_events e WHERE e.bill_id = pb.bill_id AND e.payroll_id = pb.payroll_id"
+                f" AND e.status IN ('PAID', 'FAILED')) AND NOT EXISTS (SELECT 1 FROM {PROPOSAL} p"
+                f" WHERE p.upload_id = %s AND p.bill_id = pb.bill_id)", (payroll_id, upload_id))
+    return int(cur.fetchone()[0])
+
+
+def commit(cur: psycopg2.extensions.cursor, commit_id: int, upload_id: int) -> int:
+    """The results to the ledger; RECONCILED when no bill of the payroll is left open."""
+    cur.execute("SELECT pg_advisory_xact_lock(hashtext('benefitflow.payroll'))")
+    cur.execute(f"SELECT count(*) FROM {PROPOSAL} p JOIN ledger.bill_events e ON e.bill_id = p.bill_id"
+                f" AND e.payroll_id = p.payroll_id AND e.status IN ('PAID', 'FAILED') WHERE p.upload_id = %s",
+                (upload_id,))
+    if done := cur.fetchone()[0]:
+        raise CommitConflict(f"{done} of these bills were reconciled by another upload since the proposal")
+    cur.execute(f"INSERT INTO ledger.bill_events (bill_id, status, payroll_id, amount_paid, receipt, paid_on,"
+                f" provider_row, reason, upload_id, row_number, commit_id)"
+                f" SELECT bill_id, status, payroll_id, amount_paid, receipt, paid_on, provider_row,"
+                f" 'reconciled from the provider''s file', upload_id, row_number, %s FROM {PROPOSAL}"
+                f" WHERE upload_id = %s", (commit_id, upload_id))
+    reconciled = cur.rowcount
+    cur.execute(f"SELECT DISTINCT payroll_id FROM {PROPOSAL} WHERE upload_id = %s", (upload_id,))
+    for (payroll_id,) in cur.fetchall():
+        if _left_open(cur, upload_id, payroll_id) == 0:
+            cur.execute("INSERT INTO ledger.payroll_events (payroll_id, status, commit_id)"
+                        " VALUES (%s, 'RECONCILED', %s)", (payroll_id, commit_id))
+    return reconciled
+
+
+def proposal_vars(upload: dict[str, Any], options: Options) -> dict[str, Any]:
+    return {"payroll_id": payroll_of(options)[0]}
+
+
+WORKFLOW = UploadWorkflow(
+    dag_id="payroll_reconciliation",
+    operation="payroll_reconciliation",
+    spec=spec_for,
+    suite=suite_for,
+    prepare=prepare,
+    check=check,
+    proposal_vars=proposal_vars,
+    proposal_model="payroll_reconciliation_proposal",
+    summarise=summarise,
+    commit=commit,
+    publish_asset="benefitflow://payments/payrolls",
+    publish=("tag:payments+", "mart_approvals"),
+    tags=("payments",),
+    extra_params={
+        "payroll": Param("", type="string", minLength=1, maxLength=80,
+                         description="The payroll's name, as in the file's `Payroll Name` column"),
+    },
+    doc_md="""
+### Reconcile a payroll from the provider's filled file
+
+**Parameters**
+- `payroll` — the payroll's name (its file's `Payroll Name`).
+- `file` — the provider's file in the inbox: the exported payroll file with `Paid` (Yes/No) and
+  `Receipt` filled; `Amount Paid` and `Paid On` (YYYY-MM-DD) may be added; other columns are kept.
+- `on_invalid_rows` — `reject_file` (default) or `skip_invalid_rows` (the refused rows' bills stay open).
+
+**Checks** — every `Code` is a bill of this payroll (not moved on to another), `Paid` is Yes or
+No, a paid row has a receipt, `Status` still matches the bill's (else the row is stale), an
+amount given equals the amount due, no code twice. The checker sees paid, failed, stale and
+mismatched counts and amounts, and how many bills are still open. On approval bills become PAID
+(with receipt) or FAILED; the payroll is RECONCILED when none is left open. FAILED bills can move
+into a new payroll (`payroll` with `include_unpaid_from`). A member of `PaymentCheckers` other
+than you approves.
+""",
+)
