@@ -5,13 +5,14 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from benefitflow.payments.cycle import CYCLE
-from benefitflow.payments.payroll import PAYROLL, payroll_dir, read_control, read_rows
+from benefitflow.payments.payroll import PAYROLL, payroll_dir
 from benefitflow.payments.reconciliation import WORKFLOW as RECONCILIATION
 from benefitflow.programmes.define import DEFINE
 from benefitflow.programmes.enrolment import ENROLMENT
@@ -25,6 +26,15 @@ from tests.integration.programme_data import in_region, plan_document, query, re
 @pytest.fixture(scope="module")
 def region(database) -> str:
     return register_region()
+
+
+def read_rows(name: str) -> list[dict[str, str]]:
+    with (payroll_dir() / f"{name}.csv").open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def read_control(name: str) -> dict[str, Any]:
+    return json.loads((payroll_dir() / f"{name}.control.json").read_text())
 
 
 def pay(workflow, **options: Any) -> dict:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from decimal import Decimal
 from typing import Any
 
 import psycopg2.extensions
@@ -21,6 +20,7 @@ from psycopg2 import sql
 
 from benefitflow.intake import RequestError
 from benefitflow.programmes import plans
+from benefitflow.programmes.plans import money
 from benefitflow.request_workflow import Options, RequestWorkflow
 from benefitflow.workflow import CommitConflict
 
@@ -52,8 +52,7 @@ def validate_cycle(cur: psycopg2.extensions.cursor, request_id: int, options: Op
         raise RequestError(f"period_end {end} is before period_start {start}")
     if not plan.document.get("entitlement"):
         raise RequestError(f"plan {plan.code} has no entitlement rule: define one (a new plan version) first")
-    if start < date.fromisoformat(plan.document["valid_from"]) or (
-            plan.document.get("valid_to") and start > date.fromisoformat(plan.document["valid_to"])):
+    if not plan.is_current_on(start):
         raise RequestError(f"the period starts outside plan {plan.code}'s validity ({plan.document['valid_from']} to "
                            f"{plan.document.get('valid_to') or 'open'})")
     _refuse_other_periods(cur, plan.code, cycle, start, end)
@@ -92,16 +91,16 @@ def _select_active_beneficiaries(cur: psycopg2.extensions.cursor, request_id: in
 
 def summarise_cycle(cur: psycopg2.extensions.cursor, request_id: int) -> dict[str, Any]:
     cur.execute(
-        f"SELECT count(*) FILTER (WHERE NOT already_billed),"
-        f" coalesce(sum(amount) FILTER (WHERE NOT already_billed), 0),"
-        f" min(amount) FILTER (WHERE NOT already_billed),"
-        f" percentile_disc(0.5) WITHIN GROUP (ORDER BY amount) FILTER (WHERE NOT already_billed),"
-        f" max(amount) FILTER (WHERE NOT already_billed),"
-        f" count(*) FILTER (WHERE held AND NOT already_billed),"
-        f" coalesce(sum(amount) FILTER (WHERE held AND NOT already_billed), 0),"
-        f" count(*) FILTER (WHERE already_billed), min(currency), min(plan_code), min(period_start)"
-        f" FROM {PROPOSAL} WHERE request_id = %s", (request_id,))
-    bills, total, low, median, high, held, held_total, already, currency, plan, start = cur.fetchone()
+        f"SELECT count(*), coalesce(sum(amount), 0), min(amount),"
+        f" percentile_disc(0.5) WITHIN GROUP (ORDER BY amount), max(amount),"
+        f" count(*) FILTER (WHERE held), coalesce(sum(amount) FILTER (WHERE held), 0)"
+        f" FROM {PROPOSAL} WHERE request_id = %s AND NOT already_billed", (request_id,))
+    bills, total, low, median, high, held, held_total = cur.fetchone()
+    cur.execute("SELECT document->>'plan', (document->>'period_start')::date, document->>'currency'"
+                " FROM intake.requests WHERE request_id = %s", (request_id,))
+    plan, start, currency = cur.fetchone()
+    cur.execute(f"SELECT count(*) FROM {PROPOSAL} WHERE request_id = %s AND already_billed", (request_id,))
+    already = cur.fetchone()[0]
     previous = _previous_cycle(cur, plan, start)
     return {
         "bills": bills, "total": money(total, currency), "min_amount": money(low, currency),
@@ -119,11 +118,6 @@ def _previous_cycle(cur: psycopg2.extensions.cursor, plan: str | None, start: da
                 " FROM ledger.payment_cycles c WHERE c.plan_code = %s AND c.period_start < %s"
                 " ORDER BY c.period_start DESC LIMIT 1", (plan, start))
     return cur.fetchone()
-
-
-def money(amount: Decimal | None, currency: str | None) -> str | None:
-    """An amount as the checker reads it: 12,345.67 KES."""
-    return None if amount is None else f"{amount:,.2f} {currency or ''}".strip()
 
 
 def commit_cycle(cur: psycopg2.extensions.cursor, commit_id: int, request_id: int) -> int:

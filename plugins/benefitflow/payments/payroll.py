@@ -10,7 +10,6 @@ sha256), the sha256 recorded with it. A rejected payroll never reaches the ledge
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 from pathlib import Path
@@ -20,10 +19,9 @@ import psycopg2.extensions
 from airflow.sdk import Param
 from psycopg2 import sql
 
-from benefitflow import config, filters
-from benefitflow.filters import FilterError
+from benefitflow import config
 from benefitflow.intake import RequestError, checksum
-from benefitflow.payments.cycle import code_of, money
+from benefitflow.payments.cycle import code_of
 from benefitflow.programmes import plans
 from benefitflow.request_workflow import Options, RequestWorkflow
 from benefitflow.workflow import CommitConflict
@@ -69,11 +67,19 @@ def _payment_point(value: Any) -> str | None:
     return value.strip()
 
 
+def approved_payroll(cur: psycopg2.extensions.cursor, name: str) -> tuple[int, str] | None:
+    """(id, latest status) of the approved payroll with this name, or None."""
+    cur.execute("SELECT p.payroll_id, (SELECT e.status FROM ledger.payroll_events e WHERE e.payroll_id ="
+                " p.payroll_id ORDER BY e.commit_id DESC LIMIT 1) FROM ledger.payrolls p WHERE p.payroll_name = %s",
+                (name,))
+    found = cur.fetchone()
+    return (int(found[0]), found[1]) if found else None
+
+
 def _earlier_payroll(cur: psycopg2.extensions.cursor, name: Any) -> str | None:
     if name in (None, ""):
         return None
-    cur.execute("SELECT payroll_name FROM ledger.payrolls WHERE payroll_name = %s", (str(name).strip(),))
-    if cur.fetchone() is None:
+    if approved_payroll(cur, str(name).strip()) is None:
         raise RequestError(f"include_unpaid_from: no approved payroll named {str(name)[:60]!r}")
     return str(name).strip()
 
@@ -83,10 +89,7 @@ def _criteria(criteria: Any, plan: plans.Plan | None) -> sql.Composable:
         return sql.SQL("TRUE")
     if plan is None:
         raise RequestError("criteria name a plan's fields: give the plan too")
-    try:
-        return filters.compile_filter(criteria, plans.beneficiary_fields(plan))
-    except FilterError as exc:
-        raise RequestError(f"criteria: {exc}") from exc
+    return plans.request_condition(criteria, plans.beneficiary_fields(plan))
 
 
 def _select_bills(cur: psycopg2.extensions.cursor, request_id: int, cycle: str, plan: plans.Plan | None,
@@ -115,7 +118,7 @@ def summarise_payroll(cur: psycopg2.extensions.cursor, request_id: int) -> dict[
     bills, total, moved, pending, currency = cur.fetchone()
     cur.execute(f"SELECT plan_code, count(*) FROM {PROPOSAL} WHERE request_id = %s AND to_pay GROUP BY 1 ORDER BY 1",
                 (request_id,))
-    return {"bills": bills, "total": money(total, currency), "moved_from_earlier_payroll": moved,
+    return {"bills": bills, "total": plans.money(total, currency), "moved_from_earlier_payroll": moved,
             "held_by_another_payroll_waiting_for_approval": pending, "bills_by_plan": dict(cur.fetchall())}
 
 
@@ -195,16 +198,6 @@ _EXPORTED = ("p.payroll_name", "'APPROVED_FOR_PAYMENT'", "i.first_name", "i.last
              "'DUE'", "to_char(pb.amount, 'FM999999999990.00')", "'CASH'", "NULL::text", "NULL::text",
              "bl.currency", "i.individual_id", "i.national_id", "bl.household_code", "bl.beneficiary_id",
              "bl.plan_code", "bl.cycle_code")
-
-
-def read_control(name: str) -> dict[str, Any]:
-    return json.loads((payroll_dir() / f"{name}.control.json").read_text())
-
-
-def read_rows(name: str) -> list[dict[str, str]]:
-    """A payroll file's rows (small files: tests and the demo)."""
-    with (payroll_dir() / f"{name}.csv").open(encoding="utf-8", newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 PAYROLL = RequestWorkflow(

@@ -20,7 +20,8 @@ from psycopg2 import sql
 
 from benefitflow import db, validation
 from benefitflow.intake import FileSpec
-from benefitflow.payments.cycle import money
+from benefitflow.payments.payroll import approved_payroll
+from benefitflow.programmes.plans import money
 from benefitflow.registry import schema
 from benefitflow.workflow import CommitConflict, Options, UploadWorkflow, WorkflowError
 
@@ -43,15 +44,12 @@ def payroll_of(options: Options) -> tuple[int, str]:
     """The approved, not yet reconciled payroll the file answers for."""
     name = str(options.get("payroll") or "").strip()
     with db.transaction() as cur:
-        cur.execute("SELECT p.payroll_id, (SELECT e.status FROM ledger.payroll_events e WHERE e.payroll_id ="
-                    " p.payroll_id ORDER BY e.commit_id DESC LIMIT 1) FROM ledger.payrolls p WHERE p.payroll_name = %s",
-                    (name,))
-        found = cur.fetchone()
+        found = approved_payroll(cur, name)
     if found is None:
         raise WorkflowError(f"payroll: no approved payroll named {name[:80]!r} (the `Payroll Name` of its file)")
     if found[1] == "RECONCILED":
         raise WorkflowError(f"payroll {name} is reconciled already: every bill in it is paid or failed")
-    return int(found[0]), name
+    return found[0], name
 
 
 def spec_for(options: Options) -> FileSpec:

@@ -9,8 +9,6 @@ import psycopg2.extensions
 from airflow.sdk import Param
 from psycopg2 import sql
 
-from benefitflow import filters
-from benefitflow.filters import FilterError
 from benefitflow.intake import RequestError
 from benefitflow.programmes import plans
 from benefitflow.programmes.define import append_beneficiaries
@@ -32,10 +30,7 @@ def validate_enrolment(cur: psycopg2.extensions.cursor, request_id: int, options
     if criteria is None:
         raise RequestError(f"no criteria given and plan {plan.code} has no default criteria for {target}; "
                            'give criteria ({"all": []} selects everyone)')
-    try:
-        condition = filters.compile_filter(criteria, plans.enrolment_fields())
-    except FilterError as exc:
-        raise RequestError(f"criteria: {exc}") from exc
+    condition = plans.request_condition(criteria, plans.enrolment_fields())
     who = sql.SQL("h.household_code" if plan.type == "GROUP" else "i.individual_id")
     member_counts, counted, top_ups = plans.entitlement_facts(plan, plans.candidate_fields(plan))
     cur.execute(
@@ -62,7 +57,7 @@ def summarise_enrolment(cur: psycopg2.extensions.cursor, request_id: int) -> dic
                 (request_id,))
     cost, currency = cur.fetchone()
     return {"already_enrolled": already, "would_be_added": added, "over_max_beneficiaries": over,
-            "projected_cost_per_cycle": f"{cost:,.2f} {currency or ''}".strip()}
+            "projected_cost_per_cycle": plans.money(cost, currency)}
 
 
 def commit_enrolment(cur: psycopg2.extensions.cursor, commit_id: int, request_id: int) -> int:

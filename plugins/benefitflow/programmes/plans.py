@@ -13,6 +13,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -156,6 +157,19 @@ def _compile_problem(where: str, criteria: Any, fields: Mapping[str, Field]) -> 
     except FilterError as exc:
         return [f"{where}: {exc}"]
     return []
+
+
+def request_condition(criteria: Any, fields: Mapping[str, Field]) -> sql.Composable:
+    """A request's criteria compiled against `fields`; a problem is the request's error (RequestError)."""
+    try:
+        return filters.compile_filter(criteria, fields)
+    except FilterError as exc:
+        raise RequestError(f"criteria: {exc}") from exc
+
+
+def money(amount: Decimal | None, currency: str | None) -> str | None:
+    """An amount as a checker reads it: 12,345.67 KES."""
+    return None if amount is None else f"{amount:,.2f} {currency or ''}".strip()
 
 
 # -- the fields criteria may name ---------------------------------------------------------------

@@ -13,8 +13,6 @@ import psycopg2.extensions
 from airflow.sdk import Param
 from psycopg2 import sql
 
-from benefitflow import filters
-from benefitflow.filters import FilterError
 from benefitflow.intake import RequestError
 from benefitflow.programmes import id_files, plans
 from benefitflow.request_workflow import Options, RequestWorkflow
@@ -47,10 +45,7 @@ def validate_change(cur: psycopg2.extensions.cursor, request_id: int, options: O
     chosen = {"plan": found.plan.code, "status": target, "reason": reason}
     if file:
         return chosen | id_files.select_from_file(cur, request_id, found.plan, file, user)
-    try:
-        condition = filters.compile_filter(criteria, plans.beneficiary_fields(found.plan))
-    except FilterError as exc:
-        raise RequestError(f"criteria: {exc}") from exc
+    condition = plans.request_condition(criteria, plans.beneficiary_fields(found.plan))
     cur.execute(
         sql.SQL("INSERT INTO intake.request_selection (request_id, beneficiary_id)"
                 " SELECT {request}, b.beneficiary_id FROM {rows} WHERE b.plan_code = {plan} AND {condition}").format(
