@@ -155,6 +155,7 @@ def test_a_payroll_takes_due_bills_once_and_writes_the_provider_file(database, r
                  " USING (payroll_id) WHERE p.payroll_name = %s", name) == [
         (control["sha256"], 4, Decimal("450.25"))]
     assert control["sha256"] == hashlib.sha256((payroll_dir() / f"{name}.csv").read_bytes()).hexdigest()
+    assert (payroll_dir() / f"{name}.csv").stat().st_mode & 0o777 == 0o640
 
     # A payroll waiting for approval holds its bills; a rejected one leaves them free.
     waiting = {"cycle": "M1", "plan": code}

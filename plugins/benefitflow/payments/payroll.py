@@ -166,6 +166,7 @@ def write_payroll_file(cur: psycopg2.extensions.cursor, payroll_id: int, name: s
         recipients = sql.SQL(_RECIPIENTS).format(payroll=sql.Literal(payroll_id))
         cur.copy_expert(query.format(columns, recipients).as_string(cur), handle)
     rows = cur.rowcount
+    partial.chmod(0o640)  # personal data: like every export, not world-readable
     digest, _size = checksum(partial)
     cur.execute("SELECT coalesce(sum(amount), 0), count(*) FROM ledger.payroll_bills WHERE payroll_id = %s",
                 (payroll_id,))
