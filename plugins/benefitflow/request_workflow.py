@@ -61,6 +61,8 @@ class RequestWorkflow:
     describe: Callable[[Options], str] = lambda options: ""
     # What dbt rebuilds after the commit: the programme models, what derives from them, and the approvals.
     publish: tuple[str, ...] = ("tag:programmes+", "mart_approvals")
+    # Outside the database, once the commit is durable (e.g. a file put in place): (request_id) -> None.
+    after_commit: Callable[[int], None] | None = None
 
 
 # -- steps (plain functions) ---------------------------------------------------------------
@@ -109,6 +111,8 @@ def commit_step(*, workflow: RequestWorkflow, dag_id: str, run_id: str, request_
     except CommitConflict as exc:
         _stop(request_id, user, f"approved but not applied: {exc}", status="FAILED")
         raise
+    if workflow.after_commit is not None:
+        workflow.after_commit(request_id)
     return {"commit_id": commit_id, "decision_id": decision_id, "rows": appended}
 
 

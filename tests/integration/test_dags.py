@@ -29,8 +29,8 @@ def test_every_dag_has_tags_owner_and_doc(dagbag: DagBag) -> None:
 
 UPLOAD_DAGS = ["platform_selftest", "individuals_import"]
 REQUEST_DAGS = ["benefit_plan_define", "benefit_plan_close", "enrolment", "beneficiary_status", "payment_cycle",
-                "payroll"]
-PAYMENT_DAGS = ["payment_cycle", "payroll", "payroll_reconciliation"]
+                "payroll", "held_bills_release"]
+PAYMENT_DAGS = ["payment_cycle", "payroll", "payroll_reconciliation", "held_bills_release"]
 WORKFLOW_DAGS = UPLOAD_DAGS + REQUEST_DAGS
 
 
@@ -65,7 +65,7 @@ def test_individuals_import_has_the_issue_parameters(dagbag: DagBag) -> None:
     assert params["on_invalid_rows"] == "reject_file"
 
 
-@pytest.mark.parametrize("dag_id", ["registry_export", "beneficiaries_export"])
+@pytest.mark.parametrize("dag_id", ["registry_export", "beneficiaries_export", "payments_export"])
 def test_exports_take_a_filter_object_and_columns(dagbag: DagBag, dag_id: str) -> None:
     params = dagbag.dags[dag_id].params
     assert params.get_param("filter").schema["type"] == "object"
@@ -79,6 +79,7 @@ def test_exports_take_a_filter_object_and_columns(dagbag: DagBag, dag_id: str) -
     ("beneficiary_status", {"plan", "status", "reason", "criteria", "file"}),
     ("payment_cycle", {"plan", "cycle", "period_start", "period_end"}),
     ("payroll", {"cycle", "plan", "payment_point", "criteria", "include_unpaid_from"}),
+    ("held_bills_release", {"plan", "cycle", "bills", "reason"}),
 ])
 def test_programme_workflows_have_the_issue_parameters(dagbag: DagBag, dag_id: str, parameters: set[str]) -> None:
     params = dagbag.dags[dag_id].params

@@ -11,9 +11,12 @@ from typing import Any
 
 import pytest
 
+from benefitflow import db, exports
 from benefitflow.payments.cycle import CYCLE
+from benefitflow.payments.export import payments_of
 from benefitflow.payments.payroll import PAYROLL, payroll_dir
 from benefitflow.payments.reconciliation import WORKFLOW as RECONCILIATION
+from benefitflow.payments.release import RELEASE
 from benefitflow.programmes.define import DEFINE
 from benefitflow.programmes.enrolment import ENROLMENT
 from benefitflow.programmes.status import STATUS
@@ -156,6 +159,7 @@ def test_a_payroll_takes_due_bills_once_and_writes_the_provider_file(database, r
         (control["sha256"], 4, Decimal("450.25"))]
     assert control["sha256"] == hashlib.sha256((payroll_dir() / f"{name}.csv").read_bytes()).hexdigest()
     assert (payroll_dir() / f"{name}.csv").stat().st_mode & 0o777 == 0o640
+    assert not (payroll_dir() / f"{name}.csv.partial").exists()  # put in place once committed
 
     # A payroll waiting for approval holds its bills; a rejected one leaves them free.
     waiting = {"cycle": "M1", "plan": code}
@@ -176,6 +180,41 @@ def test_a_payroll_takes_due_bills_once_and_writes_the_provider_file(database, r
         ("REJECTED", 0)]
     assert query("SELECT count(*), count(DISTINCT bill_id) FROM ledger.payroll_bills pb JOIN ledger.bills b"
                  " USING (bill_id) WHERE b.plan_code = %s", code) == [(12, 12)]
+
+
+def test_a_held_bill_waits_for_its_own_release_then_a_payroll_takes_it(database, region) -> None:
+    code = f"PH-{tag()}"
+    # The severely disabled head's 600.00 is over the 300.00 limit; everyone else gets 100.00.
+    define_and_activate(region, code, {"fixed_amount": "100.00", "transaction_limit": "300.00", "top_ups": [
+        {"criteria": {"all": [{"field": "disability", "op": "=", "value": "severe"}]}, "amount": "500.00"}]})
+    pay(CYCLE, plan=code, cycle="H1", period_start="2026-07-01", period_end="2026-07-31")
+    [(held_code,)] = query("SELECT bill_code FROM payments.bills WHERE plan_code = %s AND status = 'HELD'", code)
+    [(due_code,)] = query("SELECT min(bill_code) FROM payments.bills WHERE plan_code = %s AND status = 'DUE'", code)
+    assert pay(PAYROLL, cycle="H1", plan=code)["proposal"]["total"] == "1,100.00 KES"
+
+    for options, message in [
+        ({"bills": ["BL999999999"]}, "BL999999999: no bill of cycle H1"),
+        ({"bills": [due_code, held_code]}, f"{due_code}: DUE, not held"),
+        ({"cycle": "H9"}, "no held bills in cycle H9"),
+        ({"reason": " "}, "give a reason"),
+        ({"bills": "all"}, "bills: a list of bill codes"),
+    ]:
+        with pytest.raises(WorkflowError, match=message):
+            pay(RELEASE, **{"plan": code, "cycle": "H1", "reason": "checked", **options})
+    rejected = run(RELEASE, checker=None, plan=code, cycle="H1", bills=[held_code], reason="checked")
+    assert "commit" not in rejected
+    assert query("SELECT status FROM payments.bills WHERE bill_code = %s", held_code) == [("HELD",)]
+
+    released = pay(RELEASE, plan=code, cycle="H1", bills=[held_code], reason="verified by the district officer")
+    assert (released["proposal"]["bills_released"], released["proposal"]["total"]) == (1, "600.00 KES")
+    assert query("SELECT b.status, e.reason, d.checker FROM payments.bills b JOIN ledger.bill_events e USING (bill_id)"
+                 " JOIN ledger.commits c USING (commit_id) JOIN ledger.decisions d USING (decision_id)"
+                 " WHERE b.bill_code = %s", held_code) == [
+        ("DUE", "released: verified by the district officer", "payment_checker")]
+    later = pay(PAYROLL, cycle="H1", plan=code)["proposal"]
+    assert (later["bills"], later["total"]) == (1, "600.00 KES")
+    with pytest.raises(WorkflowError, match="no held bills"):
+        pay(RELEASE, plan=code, cycle="H1", reason="again")
 
 
 def test_bad_payroll_requests_are_refused(database, region) -> None:
@@ -254,6 +293,29 @@ def test_two_payrolls_reconciled_with_failures_moved_and_paid(database, region, 
                  " JOIN ledger.bill_events e USING (bill_id) JOIN ledger.payrolls p USING (payroll_id)"
                  " WHERE b.bill_code = %s AND e.status = 'PAID'", codes[0]) == [
         (1, Decimal("100.00"), second["payroll"], f"R2-{codes[0]}")]
+
+    # Found again: the payments export with a filter, and the marts Superset reads.
+    with db.transaction() as cur:
+        done = exports.export(cur, payments_of(cur, {}), document={"all": [
+            {"field": "plan", "op": "=", "value": code}, {"field": "payroll", "op": "=", "value": second["payroll"]},
+            {"field": "status", "op": "in", "value": ["PAID"]}, {"field": "region", "op": "=", "value": region}]},
+            columns=["bill_code", "status", "amount", "amount_paid", "receipt", "region", "national_id"],
+            target_dir=database.outbox / "exports", user="maker", label="t")
+    with done.path.open(encoding="utf-8", newline="") as handle:
+        exported = list(csv.DictReader(handle))
+    assert [(r["bill_code"], r["status"], r["amount"], r["amount_paid"], r["receipt"], r["region"])
+            for r in exported] == [(c, "PAID", "100.00", "100.00", f"R2-{c}", region) for c in codes[:2]]
+    assert query("SELECT details->>'rows' FROM ledger.audit_events WHERE action = 'payments.export'"
+                 " AND object_id = %s", done.path.name) == [("2",)]
+    assert query("SELECT bills, amount_due, bills_paid, amount_paid, bills_failed, reconciliation_rate, paid_rate"
+                 " FROM marts.mart_payment_cycles WHERE plan_code = %s", code) == [
+        (12, Decimal("1200.00"), 12, Decimal("1200.00"), 0, Decimal("1.0000"), Decimal("1.0000"))]
+    assert query("SELECT payroll_name, bills, bills_failed, amount_failed, reconciliation_rate FROM marts.mart_payrolls"
+                 " WHERE plan_code = %s ORDER BY approved_at", code) == [
+        (first, 12, 2, Decimal("200.00"), Decimal("1.0000")), (second["payroll"], 2, 0, Decimal("0.00"),
+                                                               Decimal("1.0000"))]
+    assert query("SELECT count(*), sum(amount_paid), min(region), max(payroll_name) FROM marts.mart_payments"
+                 " WHERE plan_code = %s", code) == [(12, Decimal("1200.00"), region, second["payroll"])]
 
 
 def test_bad_provider_files_are_refused_row_by_row_and_change_nothing(database, region, inbox_file) -> None:

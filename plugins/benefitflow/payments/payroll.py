@@ -19,9 +19,10 @@ import psycopg2.extensions
 from airflow.sdk import Param
 from psycopg2 import sql
 
-from benefitflow import config
+from benefitflow import config, db
 from benefitflow.intake import RequestError, checksum
 from benefitflow.payments.cycle import code_of
+from benefitflow.payments.export import RECIPIENT
 from benefitflow.programmes import plans
 from benefitflow.request_workflow import Options, RequestWorkflow
 from benefitflow.workflow import CommitConflict
@@ -153,17 +154,20 @@ def commit_payroll(cur: psycopg2.extensions.cursor, commit_id: int, request_id: 
 
 
 def write_payroll_file(cur: psycopg2.extensions.cursor, payroll_id: int, name: str, commit_id: int) -> Path:
-    """`<outbox>/payrolls/<name>.csv` streamed from the ledger, and `<name>.control.json` beside it."""
+    """`<outbox>/payrolls/<name>.csv.partial` streamed from the ledger, its sha256 recorded with the payroll.
+
+    The file gets its final name only after the commit (`publish_payroll_file`): a payroll file in
+    the outbox always has its payroll in the ledger.
+    """
     target = payroll_dir()
     target.mkdir(parents=True, exist_ok=True)
-    path = target / f"{name}.csv"
-    partial = path.with_suffix(".csv.partial")
+    partial = target / f"{name}.csv.partial"
     exported = zip((*PAYROLL_COLUMNS, *IDENTIFIER_COLUMNS), _EXPORTED, strict=True)
     columns = sql.SQL(", ").join(sql.SQL("{} AS {}").format(sql.SQL(expression), sql.Identifier(column))
                                  for column, expression in exported)
     with partial.open("w", encoding="utf-8", newline="") as handle:
         query = sql.SQL("COPY (SELECT {} FROM {} ORDER BY bl.bill_number) TO STDOUT WITH (FORMAT csv, HEADER true)")
-        recipients = sql.SQL(_RECIPIENTS).format(payroll=sql.Literal(payroll_id))
+        recipients = sql.SQL(_RECIPIENTS).format(payroll=sql.Literal(payroll_id), recipient=RECIPIENT)
         cur.copy_expert(query.format(columns, recipients).as_string(cur), handle)
     rows = cur.rowcount
     partial.chmod(0o640)  # personal data: like every export, not world-readable
@@ -174,24 +178,29 @@ def write_payroll_file(cur: psycopg2.extensions.cursor, payroll_id: int, name: s
     if count != rows:
         raise CommitConflict(f"payroll {name}: {count} bills but {rows} rows written (a recipient is missing)")
     cur.execute("INSERT INTO ledger.payroll_exports (payroll_id, file_name, sha256, row_count, control_total,"
-                " commit_id) VALUES (%s, %s, %s, %s, %s, %s)", (payroll_id, path.name, digest, rows, total, commit_id))
-    control = {"payroll": name, "file": path.name, "rows": rows, "control_total": f"{total:.2f}", "sha256": digest}
+                " commit_id) VALUES (%s, %s, %s, %s, %s, %s)", (payroll_id, f"{name}.csv", digest, rows, total,
+                                                                commit_id))
+    return partial
+
+
+def publish_payroll_file(request_id: int) -> Path:
+    """Once committed: the file under its final name, and `<name>.control.json` (rows, total, sha256) beside it."""
+    with db.transaction() as cur:
+        cur.execute("SELECT p.payroll_name, e.file_name, e.row_count, e.control_total, e.sha256 FROM ledger.payrolls p"
+                    " JOIN ledger.payroll_exports e USING (payroll_id) WHERE p.request_id = %s", (request_id,))
+        name, file_name, rows, total, digest = cur.fetchone()
+    path = payroll_dir() / file_name
+    control = {"payroll": name, "file": file_name, "rows": rows, "control_total": f"{total:.2f}", "sha256": digest}
     path.with_suffix(".control.json").write_text(json.dumps(control, indent=2) + "\n")
-    os.replace(partial, path)
+    os.replace(path.with_suffix(".csv.partial"), path)
     return path
 
 
-# The recipient: the person billed (INDIVIDUAL plans) or the household's primary recipient, else its head.
 _RECIPIENTS = """
 ledger.payroll_bills pb
 JOIN ledger.bills bl ON bl.bill_id = pb.bill_id
 LEFT JOIN registry.households h ON h.household_code = bl.household_code
-LEFT JOIN LATERAL (
-    SELECT r.individual_id FROM registry.individuals r
-    WHERE r.household_code = bl.household_code ORDER BY r.recipient_type = 'PRIMARY' DESC,
-          r.individual_id = h.head_individual_id DESC LIMIT 1
-) recipient ON bl.household_code IS NOT NULL
-JOIN registry.individuals i ON i.individual_id = coalesce(bl.individual_id, recipient.individual_id)
+JOIN registry.individuals i ON i.individual_id = {recipient}
 JOIN ledger.payrolls p ON p.payroll_id = pb.payroll_id
 WHERE pb.payroll_id = {payroll}
 """
@@ -219,6 +228,7 @@ PAYROLL = RequestWorkflow(
     proposal_model="payroll_proposal",
     summarise=summarise_payroll,
     commit=commit_payroll,
+    after_commit=publish_payroll_file,
     publish_asset="benefitflow://payments/payrolls",
     plan_of=lambda options: str(options.get("plan") or ""),
     describe=lambda options: f"payroll of cycle {options.get('cycle')}",

@@ -1,0 +1,112 @@
+"""The `held_bills_release` workflow: bills held over the plan's transaction limit, released by their own approval.
+
+A bill above the plan's `transaction_limit` is billed HELD and no payroll takes it. A maker asks
+for the release of some (by bill code) or all of a cycle's held bills, with a reason; a payment
+checker approves; the bills become DUE (a `DUE` event with the reason) and the next payroll of
+the cycle takes them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg2.extensions
+from airflow.sdk import Param
+
+from benefitflow.intake import RequestError
+from benefitflow.payments.cycle import code_of
+from benefitflow.programmes import plans
+from benefitflow.programmes.status import reason_of
+from benefitflow.request_workflow import Options, RequestWorkflow
+from benefitflow.workflow import CommitConflict
+
+PROPOSAL = "proposals.held_bills_release_proposal"
+MAX_BILLS = 10_000
+
+
+def bill_codes_of(options: Options) -> list[str]:
+    codes = options.get("bills") or []
+    if not isinstance(codes, list) or not all(isinstance(code, str) for code in codes):
+        raise RequestError("bills: a list of bill codes (e.g. [\"BL000000042\"]), or empty for every held bill")
+    if len(codes) > MAX_BILLS:
+        raise RequestError(f"bills: at most {MAX_BILLS:,} codes in one request")
+    return sorted({code.strip() for code in codes if code.strip()})
+
+
+def validate_release(cur: psycopg2.extensions.cursor, request_id: int, options: Options, user: str) -> dict[str, Any]:
+    plan = plans.require(cur, options.get("plan")).plan
+    cycle, reason, codes = code_of(options, "cycle"), reason_of(options), bill_codes_of(options)
+    if codes:
+        cur.execute("SELECT code, bl.status FROM unnest(%s::text[]) AS code LEFT JOIN payments.bills bl"
+                    " ON bl.bill_code = code AND bl.cycle_code = %s AND bl.plan_code = %s"
+                    " WHERE bl.status IS DISTINCT FROM 'HELD' ORDER BY code", (codes, cycle, plan.code))
+        if refused := cur.fetchall():
+            raise RequestError("; ".join(f"{code}: " + (f"{status}, not held" if status else
+                                                         f"no bill of cycle {cycle} of plan {plan.code}")
+                                         for code, status in refused[:20]))
+    cur.execute("INSERT INTO intake.request_selection (request_id, bill_id, beneficiary_id)"
+                " SELECT %s, bill_id, beneficiary_id FROM payments.bills WHERE cycle_code = %s AND plan_code = %s"
+                " AND status = 'HELD' AND (cardinality(%s::text[]) = 0 OR bill_code = ANY(%s::text[]))",
+                (request_id, cycle, plan.code, codes, codes))
+    if cur.rowcount == 0:
+        raise RequestError(f"no held bills in cycle {cycle} of plan {plan.code}")
+    return {"plan": plan.code, "cycle": cycle, "reason": reason, "bills": codes or "every held bill",
+            "bills_selected": cur.rowcount,
+            "transaction_limit": (plan.document.get("entitlement") or {}).get("transaction_limit")}
+
+
+def summarise_release(cur: psycopg2.extensions.cursor, request_id: int) -> dict[str, Any]:
+    cur.execute(f"SELECT count(*), coalesce(sum(amount), 0), max(amount), min(currency) FROM {PROPOSAL}"
+                f" WHERE request_id = %s", (request_id,))
+    bills, total, largest, currency = cur.fetchone()
+    cur.execute(f"SELECT bill_code, amount FROM {PROPOSAL} WHERE request_id = %s ORDER BY amount DESC, bill_code"
+                f" LIMIT 10", (request_id,))
+    return {"bills_released": bills, "total": plans.money(total, currency), "largest": plans.money(largest, currency),
+            "largest_bills": {code: plans.money(amount, currency) for code, amount in cur.fetchall()}}
+
+
+def commit_release(cur: psycopg2.extensions.cursor, commit_id: int, request_id: int) -> int:
+    """DUE events for the held bills; refused if any of them was released by another run since."""
+    cur.execute("SELECT pg_advisory_xact_lock(hashtext('benefitflow.payroll'))")  # payrolls read bill statuses
+    cur.execute(f"SELECT count(*) FROM {PROPOSAL} p WHERE p.request_id = %s"
+                f" AND EXISTS (SELECT 1 FROM ledger.bill_events e WHERE e.bill_id = p.bill_id)", (request_id,))
+    if released := cur.fetchone()[0]:
+        raise CommitConflict(f"{released} of these bills were released by another run since the proposal")
+    cur.execute(f"INSERT INTO ledger.bill_events (bill_id, status, reason, commit_id)"
+                f" SELECT p.bill_id, 'DUE', 'released: ' || (r.document->>'reason'), %s FROM {PROPOSAL} p"
+                f" JOIN intake.requests r USING (request_id) WHERE p.request_id = %s", (commit_id, request_id))
+    return cur.rowcount
+
+
+RELEASE = RequestWorkflow(
+    dag_id="held_bills_release",
+    operation="held_bills_release",
+    params={
+        "plan": Param("", type="string", minLength=1, maxLength=30, description="The plan's code"),
+        "cycle": Param("", type="string", minLength=1, maxLength=30, description="The cycle's code"),
+        "bills": Param([], type="array", items={"type": "string"},
+                       description="Codes of the held bills to release (e.g. BL000000042); empty: every held bill "
+                                   "of the cycle"),
+        "reason": Param("", type="string", minLength=1, maxLength=500,
+                        description="Why these amounts may be paid (kept with each bill)"),
+    },
+    validate=validate_release,
+    proposal_model="held_bills_release_proposal",
+    summarise=summarise_release,
+    commit=commit_release,
+    publish_asset="benefitflow://payments/bills",
+    describe=lambda options: f"release of held bills of cycle {options.get('cycle')} of {options.get('plan')}",
+    tags=("payments",),
+    publish=("tag:payments+", "mart_approvals"),
+    doc_md="""
+### Release bills held over the plan's transaction limit
+
+**Parameters** — `plan` and `cycle` (codes); `bills`: the held bills' codes (the `Code` of the
+payments export), or empty for every held bill of the cycle; `reason` (kept with each bill).
+
+A bill above the plan's `transaction_limit` is created HELD and no payroll takes it until a
+member of `PaymentCheckers` other than you approves its release. The checker sees how many bills,
+their total and the largest amounts. Released bills are DUE: the next `payroll` of the cycle
+takes them. Codes that are not held bills of this cycle and plan are refused, naming each.
+""",
+)
