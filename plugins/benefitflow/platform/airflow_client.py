@@ -31,15 +31,25 @@ class AirflowClient:
         return requests.request(method, f"{self.base_url}/api/v2{path}", headers=self._headers(), timeout=60, **kwargs)
 
     def wait_for_dag(self, dag_id: str, timeout: float = 180) -> None:
-        """Wait until the dag-processor has registered the DAG."""
+        """Wait until the dag-processor has registered the DAG (and not marked it stale)."""
         deadline = time.monotonic() + timeout
-        while self.request("GET", f"/dags/{dag_id}").status_code != 200:
+        while not self._registered(dag_id):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{dag_id} was not registered by the dag-processor within {timeout:.0f} s")
             time.sleep(1)
 
-    def trigger(self, dag_id: str, conf: dict[str, Any]) -> requests.Response:
-        return self.request("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf})
+    def _registered(self, dag_id: str) -> bool:
+        response = self.request("GET", f"/dags/{dag_id}")
+        return response.status_code == 200 and not response.json().get("is_stale")
+
+    def trigger(self, dag_id: str, conf: dict[str, Any], timeout: float = 180) -> requests.Response:
+        """Trigger a run; on a loaded machine the dag-processor may mark a DAG stale for a while: wait it out."""
+        deadline = time.monotonic() + timeout
+        while True:
+            response = self.request("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf})
+            if response.status_code != 404 or time.monotonic() > deadline:
+                return response
+            self.wait_for_dag(dag_id, timeout=max(deadline - time.monotonic(), 1))
 
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
         response = self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")

@@ -6,7 +6,9 @@ so the demo data shows in the upload history like anything else.
 
 from __future__ import annotations
 
+import csv
 from datetime import date
+from pathlib import Path
 
 from benefitflow import db
 from benefitflow.platform.airflow_client import AirflowClient
@@ -24,6 +26,7 @@ class DemoError(RuntimeError):
 def load(instance: Instance) -> None:
     load_registry(instance)
     load_programmes(instance)
+    load_payments(instance)
 
 
 def load_registry(instance: Instance) -> None:
@@ -97,14 +100,90 @@ def load_programmes(instance: Instance) -> None:
           "statuses by maker, approved by checker")
 
 
-def run_approved(instance: Instance, dag_id: str, conf: dict[str, object]) -> str:
-    return run_approved_together(instance, dag_id, [conf])[0]
+# Two monthly cycles of the old-age grant, paid through one provider: January's payroll comes back
+# with a few failures, which move into February's payroll; both are reconciled.
+DEMO_PAYMENTS_PLAN = "DEMO-OAG"
+DEMO_CYCLES = (("2026-01", "2026-01-01", "2026-01-31"), ("2026-02", "2026-02-01", "2026-02-28"))
+DEMO_PAYMENT_POINT = "M-Pesa (demo)"
+DEMO_FAILING_EVERY = 40  # every 40th row of January's payroll comes back unpaid
 
 
-def run_approved_together(instance: Instance, dag_id: str, confs: list[dict[str, object]]) -> list[str]:
+def load_payments(instance: Instance) -> None:
+    if len({_payroll_of(instance, cycle) for cycle, _, _ in DEMO_CYCLES} & _reconciled(instance)) == len(DEMO_CYCLES):
+        print("  demo payments: already loaded")
+        return
+    unpaid_from = ""
+    for number, (cycle, start, end) in enumerate(DEMO_CYCLES):
+        if not _cycle_billed(instance, cycle):
+            run_approved(instance, "payment_cycle", {"plan": DEMO_PAYMENTS_PLAN, "cycle": cycle,
+                                                     "period_start": start, "period_end": end},
+                         checker="payment_checker")
+        payroll = _payroll_of(instance, cycle)
+        if payroll is None:
+            run_approved(instance, "payroll", {"cycle": cycle, "plan": DEMO_PAYMENTS_PLAN,
+                                               "payment_point": DEMO_PAYMENT_POINT,
+                                               "include_unpaid_from": unpaid_from}, checker="payment_checker")
+            payroll = _payroll_of(instance, cycle)
+        if payroll not in _reconciled(instance):
+            failing_every = DEMO_FAILING_EVERY if number == 0 else 0
+            path = write_provider_file(instance, str(payroll), paid_on=end, failing_every=failing_every)
+            run_approved(instance, "payroll_reconciliation",
+                         {"payroll": payroll, "file": path.name, "on_invalid_rows": "reject_file"},
+                         checker="payment_checker")
+        unpaid_from = str(payroll)
+    print(f"  demo payments: cycles {', '.join(c for c, _, _ in DEMO_CYCLES)} of {DEMO_PAYMENTS_PLAN} billed, paid "
+          f"through {DEMO_PAYMENT_POINT} and reconciled (January's failures moved into February's payroll), "
+          "by maker, approved by payment_checker")
+
+
+def write_provider_file(instance: Instance, payroll: str, *, paid_on: str, failing_every: int) -> Path:
+    """The payroll file as a provider sends it back: Paid, Receipt, Amount Paid and Paid On filled."""
+    source = instance.outbox / "payrolls" / f"{payroll}.csv"
+    target = instance.inbox / f"demo-provider-{payroll}.csv"
+    with source.open(encoding="utf-8", newline="") as exported, target.open("w", encoding="utf-8",
+                                                                             newline="") as filled:
+        reader = csv.DictReader(exported)
+        writer = csv.DictWriter(filled, fieldnames=[*(reader.fieldnames or []), "Amount Paid", "Paid On"])
+        writer.writeheader()
+        for number, row in enumerate(reader, start=1):
+            paid = not failing_every or number % failing_every != 0
+            writer.writerow({**row, "Paid": "Yes" if paid else "No", "Receipt": f"MP{row['Code'][2:]}" if paid else "",
+                             "Amount Paid": row["Amount"] if paid else "", "Paid On": paid_on if paid else ""})
+    return target
+
+
+def _cycle_billed(instance: Instance, cycle: str) -> bool:
+    with db.transaction(instance.app_database_url) as cur:
+        cur.execute("SELECT 1 FROM ledger.payment_cycles WHERE plan_code = %s AND cycle_code = %s",
+                    (DEMO_PAYMENTS_PLAN, cycle))
+        return cur.fetchone() is not None
+
+
+def _payroll_of(instance: Instance, cycle: str) -> str | None:
+    with db.transaction(instance.app_database_url) as cur:
+        cur.execute("SELECT payroll_name FROM ledger.payrolls WHERE plan_code = %s AND cycle_code = %s"
+                    " AND payment_point = %s ORDER BY payroll_id LIMIT 1", (DEMO_PAYMENTS_PLAN, cycle,
+                                                                           DEMO_PAYMENT_POINT))
+        found = cur.fetchone()
+    return found[0] if found else None
+
+
+def _reconciled(instance: Instance) -> set[str]:
+    with db.transaction(instance.app_database_url) as cur:
+        cur.execute("SELECT p.payroll_name FROM ledger.payrolls p JOIN ledger.payroll_events e USING (payroll_id)"
+                    " WHERE e.status = 'RECONCILED' AND p.plan_code = %s", (DEMO_PAYMENTS_PLAN,))
+        return {name for (name,) in cur.fetchall()}
+
+
+def run_approved(instance: Instance, dag_id: str, conf: dict[str, object], *, checker: str = "checker") -> str:
+    return run_approved_together(instance, dag_id, [conf], checker=checker)[0]
+
+
+def run_approved_together(instance: Instance, dag_id: str, confs: list[dict[str, object]], *,
+                          checker: str = "checker") -> list[str]:
     """Trigger one run per conf as the maker, approve each as the checker, wait until all succeed."""
     maker = AirflowClient(instance.airflow_url, "maker", instance.user_password("maker"))
-    checker = AirflowClient(instance.airflow_url, "checker", instance.user_password("checker"))
+    approver = AirflowClient(instance.airflow_url, checker, instance.user_password(checker))
     maker.wait_for_dag(dag_id)
     run_ids = []
     for conf in confs:
@@ -114,7 +193,7 @@ def run_approved_together(instance: Instance, dag_id: str, confs: list[dict[str,
         run_ids.append(response.json()["dag_run_id"])
     for run_id in run_ids:
         maker.wait_until_parked(dag_id, run_id)
-        answer = checker.answer(dag_id, run_id, "Approve")
+        answer = approver.answer(dag_id, run_id, "Approve")
         if answer.status_code != 200:
             raise DemoError(f"approving {dag_id} run {run_id} failed: {answer.status_code} {answer.text[:300]}")
     for run_id in run_ids:

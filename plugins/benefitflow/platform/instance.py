@@ -180,6 +180,8 @@ class Instance:
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self.worker_log_port),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self.trigger_log_port),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+            # Parsing lags on a busy two-core machine: the default 50 s marks DAGs stale (untriggerable) for a while.
+            "AIRFLOW__DAG_PROCESSOR__STALE_DAG_THRESHOLD": "300",
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
             "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
             "AIRFLOW__COSMOS__CACHE_DIR": str(self.home / "cosmos-cache"),
