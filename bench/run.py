@@ -14,10 +14,25 @@ Peak memory is sampled from every process of the run (this one and PostgreSQL's)
 
 2. Enrolment: the registry is topped up to BENCH_ROWS people (a clean file, not timed), a plan
 is defined, and everyone a two-condition filter selects is enrolled (`enrolment` workflow).
+
+3. Payments: the plan's entitlement is 1,000.00 KES plus a 250.50 top-up for women. A payment
+cycle bills every ACTIVE beneficiary (`payment_cycle`), a payroll takes the bills and writes the
+provider's file (`payroll`), the provider's answers come back (`payroll_reconciliation` with
+`skip_invalid_rows`), then a small file correcting the rows refused in the first. The provider is
+simulated (not counted): the payroll file is streamed row by row into a filled copy, Paid "Yes"
+with a receipt for 98% and "No" for every 50th row, with 5 stale rows (Status changed) and 5
+mismatched amounts (+0.01) the reconciliation must refuse. The chain (cycle, payroll, both
+reconciliations, without approvals) is compared with a 120 s target. The bench fails unless the
+bills add up to the rule recomputed in plain SQL from the registry, the payroll file's control
+total and rows match the bills, and after reconciliation every bill is PAID or FAILED, paid plus
+failed adds up to the bills to the cent, the FAILED bills are the planted 2% and the payroll is
+RECONCILED.
 """
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 import shutil
 import tempfile
@@ -25,12 +40,29 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import psutil
 
 ROWS = int(os.environ.get("BENCH_ROWS", "1000000"))
+MAKER, CHECKER = "bench-maker", "bench-checker"
+PLAN = "BENCH"
+# More than a fixed amount, so bills differ by person and check (a) recomputes each from the registry.
+FIXED_AMOUNT, TOP_UP_AMOUNT, TOP_UP_SEX = Decimal("1000.00"), Decimal("250.50"), "F"
+ENTITLEMENT = {
+    "fixed_amount": str(FIXED_AMOUNT),
+    "top_ups": [{"criteria": {"all": [{"field": "sex", "op": "=", "value": TOP_UP_SEX}]},
+                 "amount": str(TOP_UP_AMOUNT)}],
+    "transaction_limit": "100000.00",  # above every bill: none held, so every bill goes into the payroll
+}
+CYCLE_CODE, PERIOD = "BENCH-1", ("2026-01-01", "2026-01-31")  # inside the plan's validity (from 2026-01-01)
+FAILED_EVERY = 50  # the provider answers "No" for every 50th row: 2% FAILED
+PLANTED_PER_KIND = 5  # stale rows and mismatched amounts each: refused, then corrected in a second file
+MIN_BILLS = 100  # room for the planted rows between the "No" answers
+CHAIN_TARGET_SECONDS = 120.0
 
 
 class PeakMemory:
@@ -90,6 +122,7 @@ def run(instance: Any) -> None:
         committed = bench_registry_import(instance, memory)
         top_up_registry(instance, ROWS - committed)
         bench_enrolment(memory)
+        bench_payments(memory)
 
 
 class Stages:
@@ -151,8 +184,6 @@ def top_up_registry(instance: Any, rows: int) -> None:
               maker="bench-maker", checker="bench-checker", run_id=uuid.uuid4().hex)
 
 
-
-
 def bench_enrolment(memory: PeakMemory) -> None:
     from benefitflow import db
     from benefitflow.programmes.define import DEFINE
@@ -165,8 +196,8 @@ def bench_enrolment(memory: PeakMemory) -> None:
     with db.transaction() as cur:
         cur.execute("SELECT count(*) FROM registry.individuals")
         registry_size = int(cur.fetchone()[0])
-    plan = {"code": "BENCH", "name": "Bench plan", "type": "INDIVIDUAL", "valid_from": "2026-01-01",
-            "currency": "KES", "entitlement": {"fixed_amount": "1000.00"}}
+    plan = {"code": PLAN, "name": "Bench plan", "type": "INDIVIDUAL", "valid_from": "2026-01-01",
+            "currency": "KES", "entitlement": ENTITLEMENT}
     run_steps(DEFINE, options={"plan": plan}, maker="bench-maker", checker="bench-checker", run_id=uuid.uuid4().hex)
     print(f"\nbenefitflow bench: enrolment into an INDIVIDUAL plan of a registry of {registry_size:,} individuals, "
           f"filter: age >= 0 and region in ({', '.join(regions)})")
@@ -176,6 +207,269 @@ def bench_enrolment(memory: PeakMemory) -> None:
     print_table(stages.timings, result["commit"]["rows"], "whole enrolment (excl. approval)")
     proposal = result["proposal"]
     print(f"  outcome: {proposal['matching']:,} matching, {proposal['would_be_added']:,} enrolled ACTIVE")
+
+
+class Checks:
+    """Each check printed as it is made; the bench fails at the end if any did not hold."""
+
+    def __init__(self) -> None:
+        self.failed: list[str] = []
+
+    def __call__(self, label: str, holds: bool, detail: str) -> None:
+        print(f"  check {label}: {detail}: {'ok' if holds else 'FAILED'}")
+        if not holds:
+            self.failed.append(f"{label} ({detail})")
+
+    def settle(self) -> None:
+        if self.failed:
+            raise SystemExit("benefitflow bench: payment checks failed: " + "; ".join(self.failed))
+
+
+@dataclass
+class ProviderFile:
+    """The provider's filled copy of a payroll file, with what was counted while streaming it."""
+
+    path: Path
+    rows: int = 0
+    amount: Decimal = Decimal("0.00")  # the `Amount` column as exported
+    failed: int = 0
+    header: list[str] = field(default_factory=list)
+    corrected: list[list[str]] = field(default_factory=list)  # the planted rows as they should have been
+
+
+def bench_payments(memory: PeakMemory) -> None:
+    from benefitflow.payments.payroll import payroll_dir
+
+    checks = Checks()
+    bills, cycle_seconds = bench_cycle(memory, checks)
+    name, payroll_seconds = bench_payroll(memory, bills)
+    payroll_file = payroll_dir() / f"{name}.csv"
+    check_control(checks, name, payroll_file, bills)
+    filled = simulate_provider(memory, payroll_file, bills[0])
+    check_file(checks, filled, bills)
+    chain = {"payment_cycle": cycle_seconds, "payroll": payroll_seconds}
+    chain["reconciliation"] = bench_reconciliation(memory, checks, name, filled)
+    chain["corrections"] = bench_corrections(memory, checks, name, filled)
+    check_reconciled(checks, name, bills, filled)
+    total = sum(chain.values())
+    print(f"\n  payment chain (excl. approvals and the simulated provider): "
+          f"{' + '.join(f'{step} {seconds:.1f}' for step, seconds in chain.items())} = {total:.1f} s; "
+          f"target <= {CHAIN_TARGET_SECONDS:.0f} s: {'met' if total <= CHAIN_TARGET_SECONDS else 'MISSED'}")
+    checks.settle()
+
+
+def bench_cycle(memory: PeakMemory, checks: Checks) -> tuple[tuple[int, Decimal], float]:
+    """The cycle's bills (count, sum) and the seconds it took; check (a) against the rule in plain SQL."""
+    from benefitflow.payments.cycle import CYCLE
+    from benefitflow.request_workflow import run_steps
+
+    print(f"\nbenefitflow bench: payment cycle {CYCLE_CODE} ({PERIOD[0]} to {PERIOD[1]}) of plan {PLAN}: "
+          f"{FIXED_AMOUNT} KES + {TOP_UP_AMOUNT} if sex = {TOP_UP_SEX}, for every ACTIVE beneficiary")
+    stages = Stages(memory)
+    options = {"plan": PLAN, "cycle": CYCLE_CODE, "period_start": PERIOD[0], "period_end": PERIOD[1]}
+    result = run_steps(CYCLE, options=options, maker=MAKER, checker=CHECKER, run_id=uuid.uuid4().hex, on_step=stages)
+    proposal = result["proposal"]
+    print_table(stages.timings, proposal["bills"], "payment cycle (excl. approval)")
+    print(f"  outcome: {proposal['bills']:,} bills, total {proposal['total']} (min {proposal['min_amount']}, "
+          f"median {proposal['median_amount']}, max {proposal['max_amount']}), "
+          f"{proposal['held_over_transaction_limit']:,} held")
+    bills, expected = cycle_bills(), rule_in_plain_sql()
+    checks("(a) bills = the rule recomputed from the registry", bills == expected,
+           f"{bills[0]:,} bills, {bills[1]:,} KES; plain SQL {expected[0]:,} beneficiaries, {expected[1]:,} KES")
+    return bills, stage_seconds(stages)
+
+
+def cycle_bills() -> tuple[int, Decimal]:
+    return query_one("SELECT count(*), coalesce(sum(amount), 0) FROM ledger.bills"
+                     " WHERE plan_code = %s AND cycle_code = %s", (PLAN, CYCLE_CODE))
+
+
+def rule_in_plain_sql() -> tuple[int, Decimal]:
+    """What the entitlement gives the plan's ACTIVE beneficiaries, without the criteria compiler or dbt."""
+    return query_one("SELECT count(*), coalesce(sum(%s + CASE WHEN i.sex = %s THEN %s ELSE 0 END), 0)"
+                     " FROM programmes.beneficiaries b JOIN registry.individuals i USING (individual_id)"
+                     " WHERE b.plan_code = %s AND b.status = 'ACTIVE'",
+                     (FIXED_AMOUNT, TOP_UP_SEX, TOP_UP_AMOUNT, PLAN))
+
+
+def bench_payroll(memory: PeakMemory, bills: tuple[int, Decimal]) -> tuple[str, float]:
+    """The payroll's name and the seconds it took (its file is written by the commit)."""
+    from benefitflow.payments.payroll import PAYROLL
+    from benefitflow.request_workflow import run_steps
+
+    print(f"\nbenefitflow bench: payroll of cycle {CYCLE_CODE} ({bills[0]:,} DUE bills) and its provider file")
+    stages = Stages(memory)
+    result = run_steps(PAYROLL, options={"cycle": CYCLE_CODE, "plan": PLAN}, maker=MAKER, checker=CHECKER,
+                       run_id=uuid.uuid4().hex, on_step=stages)
+    proposal = result["proposal"]
+    print_table(stages.timings, proposal["bills"], "payroll (excl. approval)")
+    print(f"  outcome: payroll {proposal['payroll']}: {proposal['bills']:,} bills, total {proposal['total']}")
+    return str(proposal["payroll"]), stage_seconds(stages)
+
+
+def check_control(checks: Checks, name: str, payroll_file: Path, bills: tuple[int, Decimal]) -> None:
+    """(b) The control file and the ledger's export record agree with the bills."""
+    control = json.loads(payroll_file.with_suffix(".control.json").read_text())
+    checks("(b) control file = bills", (control["rows"], Decimal(control["control_total"])) == bills,
+           f"{control['rows']:,} rows, {Decimal(control['control_total']):,} KES")
+    exported = query_one("SELECT e.row_count, e.control_total FROM ledger.payroll_exports e JOIN ledger.payrolls p"
+                         " USING (payroll_id) WHERE p.payroll_name = %s", (name,))
+    checks("(b) ledger.payroll_exports = bills", exported == bills, f"{exported[0]:,} rows, {exported[1]:,} KES")
+
+
+def simulate_provider(memory: PeakMemory, payroll_file: Path, rows: int) -> ProviderFile:
+    """The provider's filled file in the inbox, timed apart: it is not part of the platform's chain."""
+    from benefitflow import config
+
+    if rows < MIN_BILLS:
+        raise SystemExit(f"benefitflow bench: {rows} bills are too few for the provider's file (at least {MIN_BILLS})")
+    stages = Stages(memory)
+    filled = stages("provider file (simulated)", lambda: fill_provider_file(
+        payroll_file, config.inbox() / f"{payroll_file.stem}-provider.csv", planted_rows(rows)))
+    _, seconds, peak, process = stages.timings[0]
+    print(f"  provider file (simulated, not counted): {filled.rows:,} rows streamed in {seconds:.1f} s "
+          f"(peak {peak / 2**20:.0f} MB, {process}); {filled.failed:,} answered No, "
+          f"{PLANTED_PER_KIND} stale and {PLANTED_PER_KIND} mismatched rows planted")
+    return filled
+
+
+def planted_rows(rows: int) -> dict[int, str]:
+    """Row index -> what to spoil, spread evenly through the file (first the stale rows, then the amounts).
+
+    Never a row answered "No": the corrections then pay them, and the FAILED bills stay the planted 2%.
+    """
+    step = rows // (2 * PLANTED_PER_KIND)
+    kinds = ["stale"] * PLANTED_PER_KIND + ["mismatch"] * PLANTED_PER_KIND
+    indexes = (position * step + step // 2 for position in range(len(kinds)))
+    return {index + (index % FAILED_EVERY == 0): kind for index, kind in zip(indexes, kinds, strict=True)}
+
+
+def fill_provider_file(payroll_file: Path, target: Path, planted: dict[int, str]) -> ProviderFile:
+    """Stream the payroll file into the provider's answers, one row at a time (never the whole file in memory)."""
+    filled = ProviderFile(target)
+    with payroll_file.open(encoding="utf-8", newline="") as source, \
+            target.open("w", encoding="utf-8", newline="") as sink:
+        reader, writer = csv.reader(source), csv.writer(sink, lineterminator="\n")
+        filled.header = next(reader)
+        at = {column: position for position, column in enumerate(filled.header)}
+        writer.writerow(filled.header)
+        for index, row in enumerate(reader):
+            filled.rows += 1
+            filled.amount += Decimal(row[at["Amount"]])
+            paid = index % FAILED_EVERY != 0
+            row[at["Paid"]], row[at["Receipt"]] = ("Yes", f"RCPT-{row[at['Code']]}") if paid else ("No", "")
+            filled.failed += not paid
+            if index in planted:
+                filled.corrected.append(list(row))
+                spoil(row, at, planted[index])
+            writer.writerow(row)
+    return filled
+
+
+def spoil(row: list[str], at: dict[str, int], kind: str) -> None:
+    if kind == "stale":  # the provider's copy says PAID where the ledger says DUE
+        row[at["Status"]] = "PAID"
+    else:
+        row[at["Amount"]] = f"{Decimal(row[at['Amount']]) + Decimal('0.01'):.2f}"
+
+
+def check_file(checks: Checks, filled: ProviderFile, bills: tuple[int, Decimal]) -> None:
+    checks("(b) payroll file rows and Amount column = bills", (filled.rows, filled.amount) == bills,
+           f"{filled.rows:,} rows, {filled.amount:,} KES")
+
+
+def bench_reconciliation(memory: PeakMemory, checks: Checks, name: str, filled: ProviderFile) -> float:
+    """The provider's file with skip_invalid_rows: the planted rows refused, their bills left open."""
+    print(f"\nbenefitflow bench: reconciliation of {name} from the provider's file ({filled.rows:,} rows, "
+          f"{2 * PLANTED_PER_KIND} of them to be refused)")
+    result, seconds = reconcile(memory, name, filled.path, filled.rows, "reconciliation (excl. approval)")
+    proposal = result["proposal"]
+    refused = (proposal["invalid_rows"], proposal["stale_rows"], proposal["mismatched_rows"],
+               proposal["bills_left_open"])
+    checks("refused rows = planted", refused == (2 * PLANTED_PER_KIND, PLANTED_PER_KIND, PLANTED_PER_KIND,
+                                                 2 * PLANTED_PER_KIND),
+           f"{refused[0]} invalid ({refused[1]} stale, {refused[2]} mismatched), {refused[3]} bills left open")
+    return seconds
+
+
+def bench_corrections(memory: PeakMemory, checks: Checks, name: str, filled: ProviderFile) -> float:
+    """The refused rows as they should have been, in a second small file: every bill of the payroll answered."""
+    from benefitflow import config
+
+    path = config.inbox() / f"{name}-provider-corrections.csv"
+    with path.open("w", encoding="utf-8", newline="") as sink:
+        writer = csv.writer(sink, lineterminator="\n")
+        writer.writerow(filled.header)
+        writer.writerows(filled.corrected)
+    print(f"\nbenefitflow bench: reconciliation of {name} from the provider's corrections "
+          f"({len(filled.corrected)} rows)")
+    result, seconds = reconcile(memory, name, path, len(filled.corrected), "corrections (excl. approval)")
+    proposal = result["proposal"]
+    outcome = (proposal["paid"], proposal["invalid_rows"], proposal["bills_left_open"])
+    checks("corrections paid", outcome == (len(filled.corrected), 0, 0),
+           f"{outcome[0]} PAID, {outcome[1]} invalid, {outcome[2]} bills left open")
+    return seconds
+
+
+def reconcile(memory: PeakMemory, name: str, path: Path, rows: int, label: str) -> tuple[dict[str, Any], float]:
+    from benefitflow.payments.reconciliation import WORKFLOW
+    from benefitflow.workflow import run_steps
+
+    stages = Stages(memory)
+    result = run_steps(WORKFLOW, file=path.name, options={"payroll": name, "on_invalid_rows": "skip_invalid_rows"},
+                       maker=MAKER, checker=CHECKER, run_id=uuid.uuid4().hex, on_step=stages)
+    proposal = result["proposal"]
+    print_table(stages.timings, rows, label)
+    print(f"  outcome: {proposal['paid']:,} PAID ({proposal['paid_total']}), {proposal['failed']:,} FAILED "
+          f"({proposal['failed_total']}); {proposal['invalid_rows']:,} rows refused "
+          f"({', '.join(f'{rule} {n:,}' for rule, n in sorted(proposal['invalid_by_rule'].items())) or 'none'}); "
+          f"{proposal['bills_left_open']:,} bills left open")
+    return result, stage_seconds(stages)
+
+
+def check_reconciled(checks: Checks, name: str, bills: tuple[int, Decimal], filled: ProviderFile) -> None:
+    """(c) Every bill PAID or FAILED in the published `payments.bills`, as the ledger's latest events say."""
+    from benefitflow import db
+    from benefitflow.payments.payroll import approved_payroll
+
+    print(f"\nbenefitflow bench: payment checks after reconciliation of {name}")
+    published = query_one("SELECT count(*), count(*) FILTER (WHERE status = 'PAID'),"
+                          " count(*) FILTER (WHERE status = 'FAILED'),"
+                          " coalesce(sum(amount_paid) FILTER (WHERE status = 'PAID'), 0)"
+                          " + coalesce(sum(amount) FILTER (WHERE status = 'FAILED'), 0)"
+                          " FROM payments.bills WHERE plan_code = %s AND cycle_code = %s", (PLAN, CYCLE_CODE))
+    total, paid, failed, settled = published
+    checks("(c) payments.bills published", total == bills[0], f"{total:,} of {bills[0]:,} bills")
+    checks("(c) PAID + FAILED = bills", paid + failed == bills[0], f"{paid:,} PAID + {failed:,} FAILED")
+    checks("(c) amount paid + amount failed = bills", settled == bills[1], f"{settled:,} KES of {bills[1]:,} KES")
+    planted = len(range(0, bills[0], FAILED_EVERY))
+    checks("(c) FAILED = the planted 2%", failed == planted == filled.failed, f"{failed:,} FAILED, {planted:,} planted")
+    ledger = latest_events()
+    checks("(c) ledger's latest bill events = payments.bills", ledger == (paid, failed),
+           f"{ledger[0]:,} PAID, {ledger[1]:,} FAILED")
+    with db.transaction() as cur:
+        status = (approved_payroll(cur, name) or (None, None))[1]
+    checks("(c) payroll RECONCILED (ledger.payroll_events)", status == "RECONCILED", str(status))
+
+
+def latest_events() -> tuple[int, int]:
+    """(PAID, FAILED) by each bill's latest event in the ledger, not through dbt."""
+    return query_one("SELECT count(*) FILTER (WHERE status = 'PAID'), count(*) FILTER (WHERE status = 'FAILED')"
+                     " FROM (SELECT DISTINCT ON (e.bill_id) e.status FROM ledger.bill_events e"
+                     " JOIN ledger.bills b USING (bill_id) WHERE b.plan_code = %s AND b.cycle_code = %s"
+                     " ORDER BY e.bill_id, e.commit_id DESC) latest", (PLAN, CYCLE_CODE))
+
+
+def query_one(query: str, parameters: tuple[Any, ...]) -> Any:
+    from benefitflow import db
+
+    with db.transaction() as cur:
+        cur.execute(query, parameters)
+        return tuple(cur.fetchone())
+
+
+def stage_seconds(stages: Stages) -> float:
+    return sum(seconds for _, seconds, _, _ in stages.timings)
 
 
 def copy_floor(path: Path) -> None:

@@ -3,7 +3,8 @@ import pytest
 from benefitflow.platform.airflow_client import AirflowClient
 
 DAG_IDS = ("platform_selftest", "individuals_import", "registry_export", "benefit_plan_define", "enrolment",
-           "beneficiary_status", "benefit_plan_close", "beneficiaries_import", "beneficiaries_export")
+           "beneficiary_status", "benefit_plan_close", "beneficiaries_import", "beneficiaries_export", "payment_cycle",
+           "held_bills_release", "payroll", "payroll_reconciliation", "payments_export")
 
 
 @pytest.fixture(scope="session")

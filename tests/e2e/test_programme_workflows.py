@@ -7,36 +7,16 @@ from typing import Any
 
 import pytest
 
-from benefitflow import db
 from benefitflow.programmes.define import DEFINE
-from benefitflow.registry.importing import WORKFLOW as INDIVIDUALS
 from benefitflow.request_workflow import run_steps as run_request
-from benefitflow.workflow import run_steps
+from tests.e2e.people import query, register_region
 
 pytestmark = pytest.mark.e2e
-
-HEADER = "first_name,last_name,dob,sex,group_code,recipient_info,individual_role,region"
-
-
-def query(statement: str, *args: object) -> list[tuple]:
-    with db.transaction() as cur:
-        cur.execute(statement, args)
-        return cur.fetchall()
 
 
 @pytest.fixture(scope="module")
 def region(database) -> str:
-    """Three households of two in a region of their own (set up directly: the registry is not under test here)."""
-    name = f"E2E{uuid.uuid4().hex[:6].upper()}"
-    rows = []
-    for n in range(3):
-        code = f"{name}-{n}"
-        rows += [f"Achieng,Otieno{name}{n},1950-05-0{n + 1},F,{code},1,HEAD,{name}",
-                 f"Juma,Otieno{name}{n},2010-06-0{n + 1},M,{code},0,SON,{name}"]
-    (database.inbox / f"{name}.csv").write_text("\n".join([HEADER, *rows]) + "\n")
-    run_steps(INDIVIDUALS, file=f"{name}.csv", options={"mode": "create"}, maker="maker", checker="checker",
-              run_id=uuid.uuid4().hex)
-    return name
+    return register_region(database)
 
 
 def approved_run(maker, checker, dag_id: str, conf: dict[str, Any], expect_in_body: list[str]) -> str:
@@ -92,8 +72,9 @@ def test_beneficiaries_are_imported_into_a_plan_and_exported(airflow, database, 
     assert query("SELECT status, attributes FROM programmes.beneficiaries WHERE plan_code = %s", code) == [
         ("ACTIVE", {"grade": 5})]
 
-    run_id = maker.trigger("beneficiaries_export", {"plan": code, "filter": {"all": [
-        {"field": "grade", "op": ">=", "value": 5}]}, "columns": ["beneficiary_id", "status", "grade"]}).json()["dag_run_id"]
+    response = maker.trigger("beneficiaries_export", {"plan": code, "filter": {"all": [
+        {"field": "grade", "op": ">=", "value": 5}]}, "columns": ["beneficiary_id", "status", "grade"]})
+    run_id = response.json()["dag_run_id"]
     assert maker.wait_for_run("beneficiaries_export", run_id) == "success"
     ((details,),) = query("SELECT details FROM ledger.audit_events WHERE action = 'beneficiaries.export'"
                           " AND actor = 'maker' AND details->'parameters'->>'plan' = %s", code)

@@ -70,7 +70,8 @@ def test_a_broken_file_fails_the_run_with_the_reason_and_is_kept(airflow, databa
     run_id = run_id.json()["dag_run_id"]
     assert maker.wait_for_run("individuals_import", run_id) == "failed"
     assert maker.task_states("individuals_import", run_id)["intake"] == "failed"
-    ((status, message, stored),) = query("SELECT status, message, stored_path FROM intake.uploads WHERE run_id = %s", run_id)
+    ((status, message, stored),) = query("SELECT status, message, stored_path FROM intake.uploads WHERE run_id = %s",
+                                         run_id)
     assert status == "INVALID" and "unknown column(s): shoe_size" in message and name in message
     assert Path(stored).is_file()
     (upload_id,) = query("SELECT upload_id FROM intake.uploads WHERE run_id = %s", run_id)[0]

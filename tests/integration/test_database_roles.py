@@ -41,3 +41,13 @@ def test_reader_cannot_reach_the_airflow_database(database) -> None:
 def test_app_user_cannot_alter_the_ledger_schema(database) -> None:
     with pytest.raises(psycopg2.errors.InsufficientPrivilege):
         query(database.app_database_url, "DROP TRIGGER append_only ON ledger.decisions")
+
+
+def test_the_app_refreshes_payment_statistics_it_may_not_analyze_itself(database) -> None:
+    """After a bulk append the app asks the owner's function for statistics (ANALYZE is the owner's)."""
+    app = database.app_database_url
+    before = query(app, "SELECT clock_timestamp()")[0][0]
+    query(app, "SELECT ledger.refresh_payment_statistics()")
+    assert query(app, "SELECT relname FROM pg_stat_user_tables WHERE schemaname = 'ledger' AND last_analyze >= "
+                      f"'{before.isoformat()}'::timestamptz ORDER BY relname") == [
+        ("bill_events",), ("bills",), ("payroll_bills",)]

@@ -23,6 +23,7 @@ from benefitflow import config, db
 from benefitflow.intake import RequestError, checksum
 from benefitflow.payments.cycle import code_of
 from benefitflow.payments.export import RECIPIENT
+from benefitflow.payments.statistics import after_bulk_append
 from benefitflow.programmes import plans
 from benefitflow.request_workflow import Options, RequestWorkflow
 from benefitflow.workflow import CommitConflict
@@ -149,6 +150,7 @@ def commit_payroll(cur: psycopg2.extensions.cursor, commit_id: int, request_id: 
                 (payroll_id, name, commit_id, request_id))
     cur.execute("INSERT INTO ledger.payroll_events (payroll_id, status, commit_id)"
                 " VALUES (%s, 'APPROVED_FOR_PAYMENT', %s)", (payroll_id, commit_id))
+    after_bulk_append(cur, bills)
     write_payroll_file(cur, payroll_id, name, commit_id)
     return bills
 

@@ -1,0 +1,141 @@
+"""Two payment cycles through the running Airflow services, as a maker and a payment checker use them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from benefitflow.payments.payroll import payroll_dir
+from benefitflow.programmes.define import DEFINE
+from benefitflow.programmes.enrolment import ENROLMENT
+from benefitflow.request_workflow import run_steps as run_request
+from tests.e2e.people import query, register_region
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def region(database) -> str:
+    return register_region(database)
+
+
+def approved(maker, payment_checker, other_checker, dag_id: str, conf: dict, expect_in_body: list[str]) -> str:
+    """Triggered by the maker; neither the maker nor a checker of another group may answer; the payment checker does."""
+    response = maker.trigger(dag_id, conf)
+    assert response.status_code == 200, response.text
+    run_id = response.json()["dag_run_id"]
+    maker.wait_until_parked(dag_id, run_id)
+    (request,) = [p for p in payment_checker.pending_approvals() if p["task_instance"]["dag_run_id"] == run_id]
+    for line in expect_in_body:
+        assert line in request["body"], request["body"]
+    assert maker.answer(dag_id, run_id, "Approve").status_code == 403
+    assert other_checker.answer(dag_id, run_id, "Approve").status_code == 403
+    assert payment_checker.answer(dag_id, run_id, "Approve").status_code == 200
+    assert payment_checker.wait_for_run(dag_id, run_id) == "success"
+    return run_id
+
+
+def failed_before_approval(maker, dag_id: str, conf: dict) -> str:
+    run_id = maker.trigger(dag_id, conf).json()["dag_run_id"]
+    assert maker.wait_for_run(dag_id, run_id) == "failed"
+    return run_id
+
+
+def filled_by_provider(database, payroll: str, failing: set[str], changes: dict[str, dict[str, str]] | None = None,
+                       suffix: str = "") -> str:
+    """The exported payroll file as the provider sends it back; returns its name in the inbox."""
+    with (payroll_dir() / f"{payroll}.csv").open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=[*rows[0], "Amount Paid", "Paid On"], lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        paid = row["Code"] not in failing
+        writer.writerow({**row, "Paid": "Yes" if paid else "No", "Receipt": f"MP-{row['Code']}" if paid else "",
+                         "Amount Paid": row["Amount"] if paid else "", "Paid On": "2026-09-30" if paid else "",
+                         **(changes or {}).get(row["Code"], {})})
+    name = f"{payroll}{suffix}-filled.csv"
+    Path(database.inbox / name).write_text(buffer.getvalue())
+    return name
+
+
+def payroll_of(cycle: str, code: str) -> str:
+    ((name,),) = query("SELECT payroll_name FROM ledger.payrolls WHERE cycle_code = %s AND plan_code = %s"
+                       " ORDER BY payroll_id DESC LIMIT 1", cycle, code)
+    return name
+
+
+def test_two_cycles_paid_with_a_held_bill_released_and_failures_moved(airflow, database, region: str) -> None:
+    maker, payment_checker, checker = airflow("maker"), airflow("payment_checker"), airflow("checker")
+    code = f"E2P-{uuid.uuid4().hex[:6].upper()}"
+    # 1,000.00 each; the first elder's 500.00 top-up puts her 1,500.00 over the 1,200.00 limit: held.
+    entitlement = {"fixed_amount": "1000.00", "transaction_limit": "1200.00", "top_ups": [
+        {"criteria": {"all": [{"field": "dob", "op": "=", "value": "1950-05-01"}]}, "amount": "500.00"}]}
+    plan = {"code": code, "name": "Payments e2e", "type": "INDIVIDUAL", "valid_from": "2026-01-01", "currency": "KES",
+            "entitlement": entitlement}
+    run_request(DEFINE, options={"plan": plan}, maker="maker", checker="checker", run_id=uuid.uuid4().hex)
+    run_request(ENROLMENT, options={"plan": code, "target_status": "ACTIVE", "criteria": {"all": [
+        {"field": "region", "op": "=", "value": region}]}}, maker="maker", checker="checker", run_id=uuid.uuid4().hex)
+
+    approved(maker, payment_checker, checker, "payment_cycle",
+             {"plan": code, "cycle": "S1", "period_start": "2026-09-01", "period_end": "2026-09-30"},
+             ["bills:** 6", "total:** 6,500.00 KES", "held over transaction limit:** 1", "max amount:** 1,500.00 KES"])
+    ((held,),) = query("SELECT bill_code FROM payments.bills WHERE plan_code = %s AND status = 'HELD'", code)
+    approved(maker, payment_checker, checker, "held_bills_release",
+             {"plan": code, "cycle": "S1", "bills": [held], "reason": "top-up confirmed"},
+             ["bills released:** 1", "total:** 1,500.00 KES"])
+    approved(maker, payment_checker, checker, "payroll", {"cycle": "S1", "plan": code, "payment_point": "Agent"},
+             ["bills:** 6", "total:** 6,500.00 KES"])
+    first = payroll_of("S1", code)
+    codes = sorted(r for (r,) in query("SELECT bill_code FROM payments.bills WHERE plan_code = %s", code))
+    failing = min(set(codes) - {held})
+
+    # A stale row fails the run before any checker is asked, and changes nothing.
+    stale = filled_by_provider(database, first, set(), {codes[0]: {"Status": "PAID"}}, suffix="-stale")
+    failed_before_approval(maker, "payroll_reconciliation", {"payroll": first, "file": stale})
+    assert query("SELECT count(*) FROM ledger.bill_events e JOIN ledger.bills b USING (bill_id)"
+                 " WHERE b.plan_code = %s AND e.status <> 'DUE'", code) == [(0,)]
+
+    good = filled_by_provider(database, first, failing={failing})
+    approved(maker, payment_checker, checker, "payroll_reconciliation", {"payroll": first, "file": good},
+             ["paid:** 5", "paid total:** 5,500.00 KES", "failed:** 1", "failed total:** 1,000.00 KES",
+              "bills left open:** 0"])
+    assert query("SELECT status FROM payments.payrolls WHERE payroll_name = %s", first) == [("RECONCILED",)]
+    events = "SELECT count(*) FROM ledger.bill_events e JOIN ledger.bills b USING (bill_id) WHERE b.plan_code = %s"
+    before = query(events, code)
+    failed_before_approval(maker, "payroll_reconciliation", {"payroll": first, "file": good})  # the same file again
+    assert query(events, code) == before
+
+    # The second cycle: its bills and the first payroll's failure, paid in one payroll.
+    approved(maker, payment_checker, checker, "payment_cycle",
+             {"plan": code, "cycle": "S2", "period_start": "2026-10-01", "period_end": "2026-10-31"},
+             ["bills:** 6", "previous cycle:** S1", "difference from previous cycle:** 0.00 KES"])
+    approved(maker, payment_checker, checker, "payroll", {"cycle": "S2", "plan": code, "include_unpaid_from": first},
+             ["bills:** 6", "moved from earlier payroll:** 1", "total:** 6,000.00 KES"])
+    second = payroll_of("S2", code)
+    approved(maker, payment_checker, checker, "payroll_reconciliation",
+             {"payroll": second, "file": filled_by_provider(database, second, failing=set())},
+             ["paid:** 6", "failed:** 0", "bills left open:** 0"])
+
+    assert query("SELECT cycle_code, status, count(*), sum(amount_paid) FROM payments.bills WHERE plan_code = %s"
+                 " GROUP BY 1, 2 ORDER BY 1, 2", code) == [
+        ("S1", "PAID", 6, Decimal("6500.00")), ("S2", "HELD", 1, None), ("S2", "PAID", 5, Decimal("5000.00"))]
+    # Traceable from rule to receipt: the failed bill, moved and paid by the second payroll.
+    assert query("SELECT b.amount, b.plan_version, p.payroll_name, e.receipt, d.maker, d.checker FROM ledger.bills b"
+                 " JOIN ledger.bill_events e USING (bill_id) JOIN ledger.payrolls p USING (payroll_id)"
+                 " JOIN ledger.commits c ON c.commit_id = e.commit_id JOIN ledger.decisions d USING (decision_id)"
+                 " WHERE b.bill_code = %s AND e.status = 'PAID'", failing) == [
+        (Decimal("1000.00"), 1, second, f"MP-{failing}", "maker", "payment_checker")]
+
+    run_id = maker.trigger("payments_export", {"filter": {"all": [
+        {"field": "plan", "op": "=", "value": code}, {"field": "status", "op": "=", "value": "PAID"}]},
+        "columns": ["bill_code", "cycle", "amount_paid", "receipt"]}).json()["dag_run_id"]
+    assert maker.wait_for_run("payments_export", run_id) == "success"
+    ((rows,),) = query("SELECT details->>'rows' FROM ledger.audit_events WHERE action = 'payments.export'"
+                       " AND actor = 'maker' AND details::text LIKE %s", f"%{code}%")
+    assert rows == "11"
