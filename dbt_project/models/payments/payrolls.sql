@@ -21,24 +21,23 @@ with approved as (
 ),
 
 contents as (
+    select payroll_id, count(*) as bills, sum(amount) as total_amount
+    from {{ ref('stg_ledger__payroll_bills') }}
+    group by payroll_id
+),
+
+-- A bill is answered once per payroll (the reconciliation refuses one answered already).
+outcomes as (
     select
-        payroll_bills.payroll_id,
-        count(*) as bills,
-        sum(payroll_bills.amount) as total_amount,
-        count(*) filter (where outcome.status = 'PAID') as bills_paid,
-        coalesce(sum(outcome.amount_paid) filter (where outcome.status = 'PAID'), 0) as amount_paid,
-        count(*) filter (where outcome.status = 'FAILED') as bills_failed,
-        coalesce(sum(payroll_bills.amount) filter (where outcome.status = 'FAILED'), 0) as amount_failed
-    from {{ ref('stg_ledger__payroll_bills') }} as payroll_bills
-    left join lateral (
-        select events.status, events.amount_paid
-        from {{ ref('stg_ledger__bill_events') }} as events
-        where events.bill_id = payroll_bills.bill_id and events.payroll_id = payroll_bills.payroll_id
-          and events.status in ('PAID', 'FAILED')
-        order by events.commit_id desc
-        limit 1
-    ) as outcome on true
-    group by payroll_bills.payroll_id
+        events.payroll_id,
+        count(*) filter (where events.status = 'PAID') as bills_paid,
+        coalesce(sum(events.amount_paid) filter (where events.status = 'PAID'), 0) as amount_paid,
+        count(*) filter (where events.status = 'FAILED') as bills_failed,
+        coalesce(sum(payroll_bills.amount) filter (where events.status = 'FAILED'), 0) as amount_failed
+    from {{ ref('stg_ledger__bill_events') }} as events
+    join {{ ref('stg_ledger__payroll_bills') }} as payroll_bills using (payroll_id, bill_id)
+    where events.status in ('PAID', 'FAILED')
+    group by events.payroll_id
 ),
 
 requested as (
@@ -59,12 +58,13 @@ select
     approved.*,
     coalesce(contents.bills, 0) as bills,
     coalesce(contents.total_amount, 0) as total_amount,
-    coalesce(contents.bills_paid, 0) as bills_paid,
-    coalesce(contents.amount_paid, 0) as amount_paid,
-    coalesce(contents.bills_failed, 0) as bills_failed,
-    coalesce(contents.amount_failed, 0) as amount_failed
+    coalesce(outcomes.bills_paid, 0) as bills_paid,
+    coalesce(outcomes.amount_paid, 0) as amount_paid,
+    coalesce(outcomes.bills_failed, 0) as bills_failed,
+    coalesce(outcomes.amount_failed, 0) as amount_failed
 from approved
 left join contents using (payroll_id)
+left join outcomes using (payroll_id)
 union all
 select requested.*, 0, 0, 0, 0, 0, 0
 from requested

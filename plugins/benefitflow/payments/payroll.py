@@ -86,9 +86,12 @@ def _earlier_payroll(cur: psycopg2.extensions.cursor, name: Any) -> str | None:
     return str(name).strip()
 
 
+_ANY = sql.SQL("TRUE")
+
+
 def _criteria(criteria: Any, plan: plans.Plan | None) -> sql.Composable:
     if not criteria:
-        return sql.SQL("TRUE")
+        return _ANY
     if plan is None:
         raise RequestError("criteria name a plan's fields: give the plan too")
     return plans.request_condition(criteria, plans.beneficiary_fields(plan))
@@ -97,8 +100,9 @@ def _criteria(criteria: Any, plan: plans.Plan | None) -> sql.Composable:
 def _select_bills(cur: psycopg2.extensions.cursor, request_id: int, cycle: str, plan: plans.Plan | None,
                   condition: sql.Composable, unpaid_from: str | None) -> None:
     """The cycle's DUE bills in no payroll, and the FAILED bills whose latest payroll is `unpaid_from`."""
+    # The beneficiaries' fields are joined only when criteria name them.
     rows = (sql.SQL("payments.bills bl JOIN {} ON b.beneficiary_id = bl.beneficiary_id").format(
-        plans.beneficiary_rows(plan.type)) if plan else sql.SQL("payments.bills bl"))
+        plans.beneficiary_rows(plan.type)) if plan and condition is not _ANY else sql.SQL("payments.bills bl"))
     cur.execute(sql.SQL(
         "INSERT INTO intake.request_selection (request_id, bill_id, beneficiary_id)"
         " SELECT {request}, bl.bill_id, bl.beneficiary_id FROM {rows}"
