@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from benefitflow import db, exports
+from benefitflow import config, db, exports
 from benefitflow.payments.cycle import CYCLE
 from benefitflow.payments.export import payments_of
 from benefitflow.payments.payroll import PAYROLL, payroll_dir
@@ -20,10 +20,11 @@ from benefitflow.payments.release import RELEASE
 from benefitflow.programmes.define import DEFINE
 from benefitflow.programmes.enrolment import ENROLMENT
 from benefitflow.programmes.status import STATUS
+from benefitflow.registry.importing import WORKFLOW as INDIVIDUALS
 from benefitflow.request_workflow import intake_step, propose_step, validate_step
 from benefitflow.workflow import WorkflowError, record_direct_decision
 from benefitflow.workflow import run_steps as run_upload
-from tests.integration.programme_data import in_region, plan_document, query, register_region, run, tag
+from tests.integration.programme_data import HEADER, in_region, plan_document, query, register_region, run, tag
 
 
 @pytest.fixture(scope="module")
@@ -215,6 +216,32 @@ def test_a_held_bill_waits_for_its_own_release_then_a_payroll_takes_it(database,
     assert (later["bills"], later["total"]) == (1, "600.00 KES")
     with pytest.raises(WorkflowError, match="no held bills"):
         pay(RELEASE, plan=code, cycle="H1", reason="again")
+
+
+def test_a_group_plan_pays_the_households_primary_recipient_not_always_its_head(database, region) -> None:
+    name, code = f"RG{tag()}", f"PG-{tag()}"
+    first, second = f"G{tag()}", f"G{tag()}"
+    rows = [f"Otieno,Odhiambo,1970-01-01,M,{first},0,HEAD,{name},none",
+            f"Akinyi,Odhiambo,1975-01-01,F,{first},1,SPOUSE,{name},none",  # the primary recipient
+            f"Baraka,Mutua,1960-01-01,M,{second},1,HEAD,{name},none",  # the head is the primary recipient
+            f"Zawadi,Mutua,1965-01-01,F,{second},2,SPOUSE,{name},none"]
+    (config.inbox() / f"{name}.csv").write_text("\n".join([HEADER, *rows]) + "\n")
+    run_upload(INDIVIDUALS, file=f"{name}.csv", options={"mode": "create"}, maker="maker", checker="checker",
+               run_id=tag())
+    run(DEFINE, plan=plan_document(code, type="GROUP", entitlement={"fixed_amount": "800.00"}))
+    run(ENROLMENT, plan=code, target_status="ACTIVE", criteria={"all": [in_region(name)]})
+    pay(CYCLE, plan=code, cycle="G1", period_start="2026-05-01", period_end="2026-05-31")
+    payroll = pay(PAYROLL, cycle="G1", plan=code)["proposal"]["payroll"]
+
+    paid = {(r["Household Code"], r["First Name"], r["Individual Id"] != "", r["Amount"]) for r in read_rows(payroll)}
+    assert paid == {(first, "Akinyi", True, "800.00"), (second, "Baraka", True, "800.00")}
+    with db.transaction() as cur:
+        done = exports.export(cur, payments_of(cur, {}), columns=["household_code", "first_name"],
+                              document={"all": [{"field": "plan", "op": "=", "value": code}]},
+                              target_dir=database.outbox / "exports", user="maker", label="t")
+    with done.path.open(encoding="utf-8", newline="") as handle:
+        assert {(r["household_code"], r["first_name"]) for r in csv.DictReader(handle)} == {
+            (first, "Akinyi"), (second, "Baraka")}
 
 
 def test_bad_payroll_requests_are_refused(database, region) -> None:
