@@ -61,8 +61,10 @@ class RequestWorkflow:
     describe: Callable[[Options], str] = lambda options: ""
     # What dbt rebuilds after the commit: the programme models, what derives from them, and the approvals.
     publish: tuple[str, ...] = ("tag:programmes+", "mart_approvals")
-    # Outside the database, once the commit is durable (e.g. a file put in place): (request_id) -> None.
+    # Outside the database (request_id) -> None: once the commit is durable (e.g. a file put in place),
+    # and when the commit fails (e.g. that file removed).
     after_commit: Callable[[int], None] | None = None
+    after_failed_commit: Callable[[int], None] | None = None
 
 
 # -- steps (plain functions) ---------------------------------------------------------------
@@ -108,8 +110,11 @@ def commit_step(*, workflow: RequestWorkflow, dag_id: str, run_id: str, request_
             audit.record(cur, actor=user, action=f"{workflow.operation}.commit", object_type="request",
                          object_id=request_id, outcome="COMMITTED",
                          details={"commit_id": commit_id, "decision_id": decision_id, "rows": appended})
-    except CommitConflict as exc:
-        _stop(request_id, user, f"approved but not applied: {exc}", status="FAILED")
+    except Exception as exc:
+        if workflow.after_failed_commit is not None:
+            workflow.after_failed_commit(request_id)
+        if isinstance(exc, CommitConflict):
+            _stop(request_id, user, f"approved but not applied: {exc}", status="FAILED")
         raise
     if workflow.after_commit is not None:
         workflow.after_commit(request_id)

@@ -21,8 +21,8 @@ from benefitflow.programmes.define import DEFINE
 from benefitflow.programmes.enrolment import ENROLMENT
 from benefitflow.programmes.status import STATUS
 from benefitflow.registry.importing import WORKFLOW as INDIVIDUALS
-from benefitflow.request_workflow import intake_step, propose_step, validate_step
-from benefitflow.workflow import WorkflowError, record_direct_decision
+from benefitflow.request_workflow import commit_step, intake_step, propose_step, run_steps, validate_step
+from benefitflow.workflow import CommitConflict, WorkflowError, record_direct_decision
 from benefitflow.workflow import run_steps as run_upload
 from tests.integration.programme_data import HEADER, in_region, plan_document, query, register_region, run, tag
 
@@ -206,7 +206,17 @@ def test_a_held_bill_waits_for_its_own_release_then_a_payroll_takes_it(database,
     assert "commit" not in rejected
     assert query("SELECT status FROM payments.bills WHERE bill_code = %s", held_code) == [("HELD",)]
 
+    # Two asks for the same bill: whichever is committed second is refused, the bill released once.
+    first_ask = {"plan": code, "cycle": "H1", "bills": [held_code], "reason": "first ask"}
+    run_id = tag()
+    request = intake_step(workflow=RELEASE, options=first_ask, user="maker", dag_id="waiting", run_id=run_id)
+    proposal = propose_step(workflow=RELEASE, request=request,
+                            validated=validate_step(workflow=RELEASE, request=request, options=first_ask, user="maker"))
     released = pay(RELEASE, plan=code, cycle="H1", bills=[held_code], reason="verified by the district officer")
+    assert record_direct_decision("held_bills_release", "waiting", run_id, "maker", "payment_checker", proposal,
+                                  request_id=request["request_id"])
+    with pytest.raises(CommitConflict, match="1 of these bills were released by another run"):
+        commit_step(workflow=RELEASE, dag_id="waiting", run_id=run_id, request_id=request["request_id"], user="maker")
     assert (released["proposal"]["bills_released"], released["proposal"]["total"]) == (1, "600.00 KES")
     assert query("SELECT b.status, e.reason, d.checker FROM payments.bills b JOIN ledger.bill_events e USING (bill_id)"
                  " JOIN ledger.commits c USING (commit_id) JOIN ledger.decisions d USING (decision_id)"
@@ -233,8 +243,8 @@ def test_a_group_plan_pays_the_households_primary_recipient_not_always_its_head(
     pay(CYCLE, plan=code, cycle="G1", period_start="2026-05-01", period_end="2026-05-31")
     payroll = pay(PAYROLL, cycle="G1", plan=code)["proposal"]["payroll"]
 
-    paid = {(r["Household Code"], r["First Name"], r["Individual Id"] != "", r["Amount"]) for r in read_rows(payroll)}
-    assert paid == {(first, "Akinyi", True, "800.00"), (second, "Baraka", True, "800.00")}
+    paid = {(r["Household Code"], r["First Name"], r["Amount"]) for r in read_rows(payroll)}
+    assert paid == {(first, "Akinyi", "800.00"), (second, "Baraka", "800.00")}
     with db.transaction() as cur:
         done = exports.export(cur, payments_of(cur, {}), columns=["household_code", "first_name"],
                               document={"all": [{"field": "plan", "op": "=", "value": code}]},
@@ -242,6 +252,20 @@ def test_a_group_plan_pays_the_households_primary_recipient_not_always_its_head(
     with done.path.open(encoding="utf-8", newline="") as handle:
         assert {(r["household_code"], r["first_name"]) for r in csv.DictReader(handle)} == {
             (first, "Akinyi"), (second, "Baraka")}
+
+
+def test_a_payroll_committed_but_not_yet_published_cannot_be_paid_twice(database, region) -> None:
+    code = f"PL-{tag()}"
+    define_and_activate(region, code, {"fixed_amount": "10.00"})
+    pay(CYCLE, plan=code, cycle="L1", period_start="2026-06-01", period_end="2026-06-30")
+    # The first payroll reaches the ledger, but its publish never runs: payments.bills still shows its bills free.
+    run_steps(PAYROLL, options={"cycle": "L1", "plan": code}, maker="maker", checker="payment_checker",
+              run_id=tag(), on_step=lambda step, action: None if step == "publish" else action())
+    assert query("SELECT count(*) FROM payments.bills WHERE plan_code = %s AND payroll_id IS NULL", code) == [(12,)]
+    with pytest.raises(CommitConflict, match="12 of these bills were taken by another payroll"):
+        pay(PAYROLL, cycle="L1", plan=code)
+    assert query("SELECT count(*), count(DISTINCT bill_id) FROM ledger.payroll_bills pb JOIN ledger.bills b"
+                 " USING (bill_id) WHERE b.plan_code = %s", code) == [(12, 12)]
 
 
 def test_bad_payroll_requests_are_refused(database, region) -> None:

@@ -131,12 +131,16 @@ def summarise_payroll(cur: psycopg2.extensions.cursor, request_id: int) -> dict[
 def commit_payroll(cur: psycopg2.extensions.cursor, commit_id: int, request_id: int) -> int:
     """The payroll, its bills and the moved bills' release to the ledger, then its file to the outbox."""
     cur.execute("SELECT pg_advisory_xact_lock(hashtext('benefitflow.payroll'))")  # one payroll commit at a time
+    # The ledger decides, not the derived tables the selection read (they lag until the next publish):
+    # each bill is still where the proposal saw it, and a bill moving on FAILED in the payroll it leaves.
     cur.execute(
-        f"SELECT count(*) FROM {PROPOSAL} p WHERE p.request_id = %s AND p.to_pay AND p.moved_from_id IS DISTINCT FROM"
-        f" (SELECT max(pb.payroll_id) FROM ledger.payroll_bills pb WHERE pb.bill_id = p.bill_id)", (request_id,))
+        f"SELECT count(*) FROM {PROPOSAL} p WHERE p.request_id = %s AND p.to_pay AND (p.moved_from_id IS DISTINCT FROM"
+        f" (SELECT max(pb.payroll_id) FROM ledger.payroll_bills pb WHERE pb.bill_id = p.bill_id)"
+        f" OR (p.moved_from_id IS NOT NULL AND 'FAILED' IS DISTINCT FROM (SELECT e.status FROM ledger.bill_events e"
+        f" WHERE e.bill_id = p.bill_id ORDER BY e.commit_id DESC LIMIT 1)))", (request_id,))
     if taken := cur.fetchone()[0]:
-        raise CommitConflict(f"{taken} of these bills were taken by another payroll since the proposal; "
-                             f"ask for the payroll again")
+        raise CommitConflict(f"{taken} of these bills were taken by another payroll, or are not failed in the payroll "
+                             f"they would leave; ask for the payroll again")
     cur.execute("INSERT INTO ledger.payrolls (payroll_name, cycle_code, plan_code, payment_point, criteria,"
                 " include_unpaid_from, request_id, commit_id)"
                 " SELECT document->>'payroll', document->>'cycle', document->>'plan', document->>'payment_point',"
@@ -196,10 +200,19 @@ def publish_payroll_file(request_id: int) -> Path:
                     " JOIN ledger.payroll_exports e USING (payroll_id) WHERE p.request_id = %s", (request_id,))
         name, file_name, rows, total, digest = cur.fetchone()
     path = payroll_dir() / file_name
-    control = {"payroll": name, "file": file_name, "rows": rows, "control_total": f"{total:.2f}", "sha256": digest}
-    path.with_suffix(".control.json").write_text(json.dumps(control, indent=2) + "\n")
     os.replace(path.with_suffix(".csv.partial"), path)
+    control = {"payroll": name, "file": file_name, "rows": rows, "control_total": f"{total:.2f}", "sha256": digest}
+    path.with_suffix(".control.json").write_text(json.dumps(control, indent=2) + "\n")  # last: the file is ready
     return path
+
+
+def discard_payroll_file(request_id: int) -> None:
+    """A commit that failed leaves no file behind (it would hold personal data for no payroll)."""
+    with db.transaction() as cur:
+        cur.execute("SELECT document->>'payroll' FROM intake.requests WHERE request_id = %s", (request_id,))
+        found = cur.fetchone()
+    if found and found[0]:
+        (payroll_dir() / f"{found[0]}.csv.partial").unlink(missing_ok=True)
 
 
 _RECIPIENTS = """
@@ -235,6 +248,7 @@ PAYROLL = RequestWorkflow(
     summarise=summarise_payroll,
     commit=commit_payroll,
     after_commit=publish_payroll_file,
+    after_failed_commit=discard_payroll_file,
     publish_asset="benefitflow://payments/payrolls",
     plan_of=lambda options: str(options.get("plan") or ""),
     describe=lambda options: f"payroll of cycle {options.get('cycle')}",

@@ -49,7 +49,7 @@ class AirflowClient:
             response = self.request("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf})
             if response.status_code != 404 or time.monotonic() > deadline:
                 return response
-            self.wait_for_dag(dag_id, timeout=max(deadline - time.monotonic(), 1))
+            time.sleep(2)
 
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
         response = self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")

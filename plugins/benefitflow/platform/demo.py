@@ -126,7 +126,8 @@ def load_payments(instance: Instance) -> None:
             payroll = _payroll_of(instance, cycle)
         if payroll not in _reconciled(instance):
             failing_every = DEMO_FAILING_EVERY if number == 0 else 0
-            path = write_provider_file(instance, str(payroll), paid_on=end, failing_every=failing_every)
+            path = write_provider_file(instance, str(payroll), paid_on=end, failing_every=failing_every,
+                                       attempt=_provider_files_sent(instance, str(payroll)))
             run_approved(instance, "payroll_reconciliation",
                          {"payroll": payroll, "file": path.name, "on_invalid_rows": "reject_file"},
                          checker="payment_checker")
@@ -136,10 +137,14 @@ def load_payments(instance: Instance) -> None:
           "by maker, approved by payment_checker")
 
 
-def write_provider_file(instance: Instance, payroll: str, *, paid_on: str, failing_every: int) -> Path:
-    """The payroll file as a provider sends it back: Paid, Receipt, Amount Paid and Paid On filled."""
+def write_provider_file(instance: Instance, payroll: str, *, paid_on: str, failing_every: int, attempt: int) -> Path:
+    """The payroll file as a provider sends it back: Paid, Receipt, Amount Paid and Paid On filled.
+
+    A file sent before (an interrupted `make up`) cannot be sent again: a later attempt's receipts differ.
+    """
     source = instance.outbox / "payrolls" / f"{payroll}.csv"
-    target = instance.inbox / f"demo-provider-{payroll}.csv"
+    target = instance.inbox / provider_file_name(payroll)
+    suffix = f"-{attempt}" if attempt else ""
     with source.open(encoding="utf-8", newline="") as exported, target.open("w", encoding="utf-8",
                                                                              newline="") as filled:
         reader = csv.DictReader(exported)
@@ -147,9 +152,20 @@ def write_provider_file(instance: Instance, payroll: str, *, paid_on: str, faili
         writer.writeheader()
         for number, row in enumerate(reader, start=1):
             paid = not failing_every or number % failing_every != 0
-            writer.writerow({**row, "Paid": "Yes" if paid else "No", "Receipt": f"MP{row['Code'][2:]}" if paid else "",
-                             "Amount Paid": row["Amount"] if paid else "", "Paid On": paid_on if paid else ""})
+            answer = {"Paid": "Yes", "Receipt": f"MP{row['Code'][2:]}{suffix}", "Amount Paid": row["Amount"],
+                      "Paid On": paid_on} if paid else {"Paid": "No", "Receipt": "", "Amount Paid": "", "Paid On": ""}
+            writer.writerow({**row, **answer})
     return target
+
+
+def provider_file_name(payroll: str) -> str:
+    return f"demo-provider-{payroll}.csv"
+
+
+def _provider_files_sent(instance: Instance, payroll: str) -> int:
+    with db.transaction(instance.app_database_url) as cur:
+        cur.execute("SELECT count(*) FROM intake.uploads WHERE file_name = %s", (provider_file_name(payroll),))
+        return int(cur.fetchone()[0])
 
 
 def _cycle_billed(instance: Instance, cycle: str) -> bool:
