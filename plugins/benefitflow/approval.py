@@ -40,7 +40,8 @@ def policy_for(operation: str) -> dict[str, Any]:
     try:
         return approval_groups()[operation]
     except KeyError as exc:
-        raise ValueError(f"no checker group configured for operation {operation!r} in {APPROVAL_GROUPS_FILE.name}") from exc
+        raise ValueError(f"no checker group configured for operation {operation!r} "
+                         f"in {APPROVAL_GROUPS_FILE.name}") from exc
 
 
 # The checker reads the file and its numbers first, the report last (XCom does not keep key order).

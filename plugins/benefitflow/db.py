@@ -48,6 +48,7 @@ def migrate(owner_url: str) -> list[str]:
                     raise MigrationError(f"{path.name} changed after it was applied: add a new migration instead")
                 continue
             cur.execute(text)
-            cur.execute("INSERT INTO public.benefitflow_migrations (name, sha256) VALUES (%s, %s)", (path.name, checksum))
+            cur.execute("INSERT INTO public.benefitflow_migrations (name, sha256) VALUES (%s, %s)",
+                        (path.name, checksum))
             applied.append(path.name)
     return applied

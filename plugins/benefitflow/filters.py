@@ -147,7 +147,8 @@ class _Compiler:
         if op in ("in", "not in"):
             if not isinstance(value, list) or not value or len(value) > MAX_LIST:
                 raise FilterError(f"{path}: {op!r} needs a list of 1 to {MAX_LIST} values")
-            literals = [self.literal(field, item, f"{path}.value[{i}] (field {name!r})") for i, item in enumerate(value)]
+            literals = [self.literal(field, item, f"{path}.value[{i}] (field {name!r})")
+                        for i, item in enumerate(value)]
             template = "({} IN ({}))" if op == "in" else "({} NOT IN ({}))"
             return sql.SQL(template).format(field.expression, sql.SQL(", ").join(literals))
         if op in ("contains", "starts with"):

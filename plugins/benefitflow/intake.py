@@ -119,7 +119,8 @@ def register(
     cur.execute("UPDATE intake.uploads SET stored_path = %s WHERE upload_id = %s", (str(stored), upload_id))
     audit.record(
         cur, actor=user, action="upload.received", object_type="upload", object_id=upload_id,
-        outcome="RECEIVED", details={"kind": kind, "plan": plan_code, "file": path.name, "sha256": sha256, "size": size},
+        outcome="RECEIVED",
+        details={"kind": kind, "plan": plan_code, "file": path.name, "sha256": sha256, "size": size},
     )
     return Upload(upload_id, kind, plan_code, path, stored, sha256, size)
 
@@ -204,9 +205,8 @@ def stage(cur: psycopg2.extensions.cursor, upload: Upload, header: list[str]) ->
     columns = sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in header)
     # Unlogged: the original file is kept, so a crash loses nothing that cannot be staged again.
     cur.execute(
-        sql.SQL("CREATE UNLOGGED TABLE intake.{} (row_number bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, {})").format(
-            sql.Identifier(table), columns
-        )
+        sql.SQL("CREATE UNLOGGED TABLE intake.{} (row_number bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, {})")
+        .format(sql.Identifier(table), columns)
     )
     copy = sql.SQL("COPY intake.{} ({}) FROM STDIN WITH (FORMAT csv, HEADER true, ENCODING 'UTF8')").format(
         sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(c) for c in header)

@@ -56,6 +56,12 @@ def validate_payroll(cur: psycopg2.extensions.cursor, request_id: int, options: 
     condition = _criteria(options.get("criteria"), plan)
     name = f"PAYROLL-{cycle}-{plan.code if plan else 'ALL'}-{request_id}"
     _select_bills(cur, request_id, cycle, plan, condition, unpaid_from)
+    if cur.rowcount == 0:
+        of_plan = f" of plan {plan.code}" if plan else ""
+        failed = f", and none failed in {unpaid_from}" if unpaid_from else ""
+        chosen = " among those the criteria select" if options.get("criteria") else ""
+        raise RequestError(f"no bills to pay: none of cycle {cycle}'s bills{of_plan} is DUE outside a payroll"
+                           f"{failed}{chosen}")
     return {"payroll": name, "cycle": cycle, "plan": plan.code if plan else None, "currency": currencies[0],
             "payment_point": _payment_point(options.get("payment_point")), "criteria": options.get("criteria") or None,
             "include_unpaid_from": unpaid_from, "bills_selected": cur.rowcount}
@@ -141,6 +147,9 @@ def commit_payroll(cur: psycopg2.extensions.cursor, commit_id: int, request_id: 
     if taken := cur.fetchone()[0]:
         raise CommitConflict(f"{taken} of these bills were taken by another payroll, or are not failed in the payroll "
                              f"they would leave; ask for the payroll again")
+    cur.execute(f"SELECT count(*) FROM {PROPOSAL} WHERE request_id = %s AND to_pay", (request_id,))
+    if cur.fetchone()[0] == 0:
+        raise CommitConflict("nothing to pay: every bill selected is held by a payroll waiting for approval")
     cur.execute("INSERT INTO ledger.payrolls (payroll_name, cycle_code, plan_code, payment_point, criteria,"
                 " include_unpaid_from, request_id, commit_id)"
                 " SELECT document->>'payroll', document->>'cycle', document->>'plan', document->>'payment_point',"

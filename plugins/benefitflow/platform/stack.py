@@ -57,7 +57,7 @@ def start_airflow(instance: Instance) -> None:
 
 
 def stop_all(instance: Instance) -> None:
-    names = [s.name for s in services.superset_services(instance)] + [s.name for s in services.airflow_services(instance)]
+    names = [s.name for s in (*services.superset_services(instance), *services.airflow_services(instance))]
     for name in names:
         if services.stop(instance, name):
             print(f"  stopped {name}")

@@ -34,7 +34,8 @@ def run_all(cur: psycopg2.extensions.cursor, upload_id: int, checked: str, *, mo
         _run(cur, HOUSEHOLD_INCOMPLETE, upload_id, table)
 
 
-def _run(cur: psycopg2.extensions.cursor, query: str, upload_id: int, table: sql.Identifier, **literals: object) -> None:
+def _run(cur: psycopg2.extensions.cursor, query: str, upload_id: int, table: sql.Identifier,
+         **literals: object) -> None:
     values = {name: sql.Literal(value) for name, value in literals.items()}
     cur.execute(sql.SQL(_INSERT + query).format(upload=sql.Literal(upload_id), checked=table, **values))
 
@@ -64,14 +65,16 @@ def _collect_households(cur: psycopg2.extensions.cursor, table: sql.Identifier, 
 
 
 UNKNOWN_IDS = """
-SELECT {upload}, c.row_number, 'id', 'id:unknown_individual', c.id, 'no individual with this id in the registry', 'critical'
+SELECT {upload}, c.row_number, 'id', 'id:unknown_individual', c.id, 'no individual with this id in the registry',
+       'critical'
 FROM intake.{checked} c
 WHERE c.individual_id IS NOT NULL
   AND NOT EXISTS (SELECT 1 FROM ledger.individual_versions v WHERE v.individual_id = c.individual_id)
 """
 
 NATIONAL_ID_TAKEN = """
-SELECT DISTINCT ON (c.row_number) {upload}, c.row_number, 'national_id', 'national_id:already_in_registry', c.national_id,
+SELECT DISTINCT ON (c.row_number)
+       {upload}, c.row_number, 'national_id', 'national_id:already_in_registry', c.national_id,
        format('this national id already belongs to %s %s (id %s) in the registry', r.first_name, r.last_name,
               r.individual_id),
        'critical'
