@@ -233,8 +233,7 @@ class ProviderFile:
     rows: int = 0
     amount: Decimal = Decimal("0.00")  # the `Amount` column as exported
     failed: int = 0
-    header: list[str] = field(default_factory=list)
-    corrected: list[list[str]] = field(default_factory=list)  # the planted rows as they should have been
+    corrected: list[dict[str, str]] = field(default_factory=list)  # the planted rows as they should have been
 
 
 def bench_payments(memory: PeakMemory) -> None:
@@ -345,32 +344,30 @@ def planted_rows(rows: int) -> dict[int, str]:
 
 
 def fill_provider_file(payroll_file: Path, target: Path, planted: dict[int, str]) -> ProviderFile:
-    """Stream the payroll file into the provider's answers, one row at a time (never the whole file in memory)."""
+    """Stream the payroll file into the provider's answers, counting what it wrote (rows, amounts, failures)."""
+    from benefitflow.payments.provider_answers import write_answers
+
     filled = ProviderFile(target)
-    with payroll_file.open(encoding="utf-8", newline="") as source, \
-            target.open("w", encoding="utf-8", newline="") as sink:
-        reader, writer = csv.reader(source), csv.writer(sink, lineterminator="\n")
-        filled.header = next(reader)
-        at = {column: position for position, column in enumerate(filled.header)}
-        writer.writerow(filled.header)
-        for index, row in enumerate(reader):
-            filled.rows += 1
-            filled.amount += Decimal(row[at["Amount"]])
-            paid = index % FAILED_EVERY != 0
-            row[at["Paid"]], row[at["Receipt"]] = ("Yes", f"RCPT-{row[at['Code']]}") if paid else ("No", "")
-            filled.failed += not paid
-            if index in planted:
-                filled.corrected.append(list(row))
-                spoil(row, at, planted[index])
-            writer.writerow(row)
+
+    def answer(number: int, row: dict[str, str]) -> dict[str, str]:
+        index = number - 1
+        filled.amount += Decimal(row["Amount"])
+        paid = index % FAILED_EVERY != 0
+        filled.failed += not paid
+        given = {"Paid": "Yes", "Receipt": f"RCPT-{row['Code']}"} if paid else {"Paid": "No", "Receipt": ""}
+        if index not in planted:
+            return given
+        filled.corrected.append({**row, **given})
+        return {**given, **spoiled(row, planted[index])}
+
+    filled.rows = write_answers(payroll_file, target, answer, added_columns=())
     return filled
 
 
-def spoil(row: list[str], at: dict[str, int], kind: str) -> None:
+def spoiled(row: dict[str, str], kind: str) -> dict[str, str]:
     if kind == "stale":  # the provider's copy says PAID where the ledger says DUE
-        row[at["Status"]] = "PAID"
-    else:
-        row[at["Amount"]] = f"{Decimal(row[at['Amount']]) + Decimal('0.01'):.2f}"
+        return {"Status": "PAID"}
+    return {"Amount": f"{Decimal(row['Amount']) + Decimal('0.01'):.2f}"}
 
 
 def check_file(checks: Checks, filled: ProviderFile, bills: tuple[int, Decimal]) -> None:
@@ -398,8 +395,8 @@ def bench_corrections(memory: PeakMemory, checks: Checks, name: str, filled: Pro
 
     path = config.inbox() / f"{name}-provider-corrections.csv"
     with path.open("w", encoding="utf-8", newline="") as sink:
-        writer = csv.writer(sink, lineterminator="\n")
-        writer.writerow(filled.header)
+        writer = csv.DictWriter(sink, fieldnames=list(filled.corrected[0]), lineterminator="\n")
+        writer.writeheader()
         writer.writerows(filled.corrected)
     print(f"\nbenefitflow bench: reconciliation of {name} from the provider's corrections "
           f"({len(filled.corrected)} rows)")

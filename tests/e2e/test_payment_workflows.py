@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import uuid
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
 from benefitflow.payments.payroll import payroll_dir
+from benefitflow.payments.provider_answers import paid, unpaid, write_answers
 from benefitflow.programmes.define import DEFINE
 from benefitflow.programmes.enrolment import ENROLMENT
 from benefitflow.request_workflow import run_steps as run_request
@@ -49,18 +47,13 @@ def failed_before_approval(maker, dag_id: str, conf: dict) -> str:
 def filled_by_provider(database, payroll: str, failing: set[str], changes: dict[str, dict[str, str]] | None = None,
                        suffix: str = "") -> str:
     """The exported payroll file as the provider sends it back; returns its name in the inbox."""
-    with (payroll_dir() / f"{payroll}.csv").open(encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=[*rows[0], "Amount Paid", "Paid On"], lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        paid = row["Code"] not in failing
-        writer.writerow({**row, "Paid": "Yes" if paid else "No", "Receipt": f"MP-{row['Code']}" if paid else "",
-                         "Amount Paid": row["Amount"] if paid else "", "Paid On": "2026-09-30" if paid else "",
-                         **(changes or {}).get(row["Code"], {})})
+    def answer(_number: int, row: dict[str, str]) -> dict[str, str]:
+        code = row["Code"]
+        done = unpaid() if code in failing else paid(row, f"MP-{code}", "2026-09-30")
+        return {**done, **(changes or {}).get(code, {})}
+
     name = f"{payroll}{suffix}-filled.csv"
-    Path(database.inbox / name).write_text(buffer.getvalue())
+    write_answers(payroll_dir() / f"{payroll}.csv", database.inbox / name, answer)
     return name
 
 

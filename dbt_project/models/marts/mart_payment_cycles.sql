@@ -11,7 +11,7 @@ select
     cycles.bills_paid,
     cycles.amount_paid,
     cycles.bills_failed,
-    coalesce(failed.amount_failed, 0) as amount_failed,
+    cycles.amount_failed,
     cycles.bills_held,
     cycles.bills_due as bills_open,
     case when cycles.bills > 0
@@ -20,9 +20,3 @@ select
     case when cycles.bills > 0 then round(cycles.bills_paid::numeric / cycles.bills, 4) end as paid_rate,
     cycles.opened_at
 from {{ ref('payment_cycles') }} as cycles
-left join (
-    select cycle_code, plan_code, sum(amount) as amount_failed
-    from {{ ref('bills') }}
-    where status = 'FAILED'
-    group by cycle_code, plan_code
-) as failed using (cycle_code, plan_code)

@@ -12,6 +12,7 @@ select
     count(*) filter (where bills.status = 'PAID') as bills_paid,
     coalesce(sum(bills.amount_paid), 0) as amount_paid,
     count(*) filter (where bills.status = 'FAILED') as bills_failed,
+    coalesce(sum(bills.amount) filter (where bills.status = 'FAILED'), 0) as amount_failed,
     cycles.recorded_at as opened_at
 from {{ ref('stg_ledger__payment_cycles') }} as cycles
 left join {{ ref('bills') }} as bills using (cycle_code, plan_code)

@@ -41,20 +41,24 @@ REQUIRED = ("code", "status", "receipt", "paid")
 PAID_ANSWERS = {"yes": True, "no": False}
 
 
-def payroll_of(options: Options) -> tuple[int, str]:
-    """The approved, not yet reconciled payroll the file answers for."""
-    name = str(options.get("payroll") or "").strip()
-    with db.transaction() as cur:
-        found = approved_payroll(cur, name)
+def payroll_name(options: Options) -> str:
+    return str(options.get("payroll") or "").strip()
+
+
+def payroll_of(cur: psycopg2.extensions.cursor, options: Options) -> int:
+    """The id of the approved, not yet reconciled payroll the file answers for."""
+    name = payroll_name(options)
+    found = approved_payroll(cur, name)
     if found is None:
         raise WorkflowError(f"payroll: no approved payroll named {name[:80]!r} (the `Payroll Name` of its file)")
     if found[1] == "RECONCILED":
         raise WorkflowError(f"payroll {name} is reconciled already: every bill in it is paid or failed")
-    return found[0], name
+    return found[0]
 
 
 def spec_for(options: Options) -> FileSpec:
-    payroll_of(options)
+    with db.transaction() as cur:
+        payroll_of(cur, options)
     known = tuple(COLUMNS.values())
     return FileSpec(kind=KIND, required_columns=REQUIRED, optional_columns=tuple(c for c in known if c not in REQUIRED),
                     allow_extra_columns=True, aliases=tuple(COLUMNS.items()))
@@ -67,7 +71,7 @@ def checked_table(upload: dict[str, Any]) -> str:
 def prepare(cur: psycopg2.extensions.cursor, upload: dict[str, Any], options: Options) -> str:
     """Each row with the bill its code names (if any) and that bill's state; other columns kept as jsonb."""
     header, staged, target = upload["header"], upload["staged_table"], checked_table(upload)
-    payroll_id, _name = payroll_of(options)
+    payroll_id = payroll_of(cur, options)
 
     def text(column: str) -> sql.Composable:
         return sql.SQL("nullif(btrim(s.{}), '')").format(sql.Identifier(column)) if column in header \
@@ -119,7 +123,7 @@ def suite_for(upload: dict[str, Any], options: Options) -> ExpectationSuite:
 
 
 def check(cur: psycopg2.extensions.cursor, upload: dict[str, Any], options: Options) -> None:
-    _payroll_id, name = payroll_of(options)
+    name = payroll_name(options)  # checked when the file was taken in
     parts = {"upload": sql.Literal(int(upload["upload_id"])), "checked": sql.Identifier(checked_table(upload)),
              "payroll": sql.Literal(name)}
     for query in CHECKS:
@@ -208,7 +212,8 @@ def commit(cur: psycopg2.extensions.cursor, commit_id: int, upload_id: int) -> i
 
 
 def proposal_vars(upload: dict[str, Any], options: Options) -> dict[str, Any]:
-    return {"payroll_id": payroll_of(options)[0]}
+    with db.transaction() as cur:
+        return {"payroll_id": payroll_of(cur, options)}
 
 
 WORKFLOW = UploadWorkflow(

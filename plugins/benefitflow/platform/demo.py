@@ -6,11 +6,11 @@ so the demo data shows in the upload history like anything else.
 
 from __future__ import annotations
 
-import csv
 from datetime import date
 from pathlib import Path
 
 from benefitflow import db
+from benefitflow.payments import provider_answers
 from benefitflow.platform.airflow_client import AirflowClient
 from benefitflow.platform.instance import Instance
 
@@ -138,23 +138,19 @@ def load_payments(instance: Instance) -> None:
 
 
 def write_provider_file(instance: Instance, payroll: str, *, paid_on: str, failing_every: int, attempt: int) -> Path:
-    """The payroll file as a provider sends it back: Paid, Receipt, Amount Paid and Paid On filled.
+    """The payroll file as a provider sends it back: every `failing_every`-th payment failed, the others paid.
 
     A file sent before (an interrupted `make up`) cannot be sent again: a later attempt's receipts differ.
     """
-    source = instance.outbox / "payrolls" / f"{payroll}.csv"
     target = instance.inbox / provider_file_name(payroll)
     suffix = f"-{attempt}" if attempt else ""
-    with source.open(encoding="utf-8", newline="") as exported, target.open("w", encoding="utf-8",
-                                                                             newline="") as filled:
-        reader = csv.DictReader(exported)
-        writer = csv.DictWriter(filled, fieldnames=[*(reader.fieldnames or []), "Amount Paid", "Paid On"])
-        writer.writeheader()
-        for number, row in enumerate(reader, start=1):
-            paid = not failing_every or number % failing_every != 0
-            answer = {"Paid": "Yes", "Receipt": f"MP{row['Code'][2:]}{suffix}", "Amount Paid": row["Amount"],
-                      "Paid On": paid_on} if paid else {"Paid": "No", "Receipt": "", "Amount Paid": "", "Paid On": ""}
-            writer.writerow({**row, **answer})
+
+    def answer(number: int, row: dict[str, str]) -> dict[str, str]:
+        if failing_every and number % failing_every == 0:
+            return provider_answers.unpaid()
+        return provider_answers.paid(row, f"MP{row['Code'][2:]}{suffix}", paid_on)
+
+    provider_answers.write_answers(instance.outbox / "payrolls" / f"{payroll}.csv", target, answer)
     return target
 
 
