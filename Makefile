@@ -5,7 +5,7 @@ AIRFLOW_VENV := $(ROOT)/.venv/airflow
 SUPERSET_VENV := $(ROOT)/.venv/superset
 PY := PYTHONPATH=$(ROOT)/plugins $(AIRFLOW_VENV)/bin/python
 
-.PHONY: up down status test test-fast bench venvs lock verify-audit clean
+.PHONY: up down status test test-fast bench venvs chromium lock verify-audit clean
 
 venvs: $(AIRFLOW_VENV)/.lock $(SUPERSET_VENV)/.lock
 
@@ -29,9 +29,14 @@ status: venvs
 verify-audit: venvs
 	@$(PY) -m benefitflow.platform.cli verify-audit
 
-# Every test, against services the suite starts itself (throwaway PostgreSQL, Airflow, Superset).
-test: venvs
+# Every test, against services the suite starts itself (throwaway PostgreSQL, Airflow, Superset),
+# and a headless Chromium for the browser tests.
+test: venvs chromium
 	@$(PY) -m pytest
+
+# Debian's chromium for the browser tests (installed with apt-get when run as root).
+chromium:
+	@scripts/ensure-chromium.sh
 
 # Without the end-to-end tests (no Airflow or Superset services).
 test-fast: venvs

@@ -3,7 +3,9 @@
     python superset/provision.py USERS.json
 
 USERS.json maps username -> {"password": ..., "roles": [...]}. The `Manager` role may use
-dashboards and explore the datasets of the benefitflow marts database only.
+dashboards and explore the datasets of the benefitflow marts database only. A regional role
+(e.g. `Region North`) adds no permission: it narrows every marts dataset with a `region` column
+to its region's rows (row-level security), for users who hold it beside `Manager`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from pathlib import Path
 
 MANAGER_ROLE = "Manager"
 MARTS_DATABASE = "benefitflow_marts"
+# Regional role -> the region (as the registry spells it) its members see.
+REGIONAL_ROLES = {"Region North": "North"}
+REGION_COLUMN = "region"
 
 
 def sync_manager_role(sm, db) -> None:
@@ -27,6 +32,40 @@ def sync_manager_role(sm, db) -> None:
         wanted.append(sm.add_permission_view_menu("database_access", database.perm))
         wanted.append(sm.add_permission_view_menu("schema_access", f"[{MARTS_DATABASE}].[marts]"))
     role.permissions = wanted
+    db.session.commit()
+
+
+def sql_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def sync_regional_roles(sm, db) -> None:
+    """One role and one Regular row-level security filter per region, on every marts dataset with a region column.
+
+    Run again after each import: a dataset that gained a region column is covered from then on.
+    """
+    from superset.connectors.sqla.models import RowLevelSecurityFilter, SqlaTable
+    from superset.models.core import Database
+    from superset.utils.core import RowLevelSecurityFilterType
+
+    regional = [
+        dataset for dataset in db.session.query(SqlaTable).join(Database)
+        .filter(Database.database_name == MARTS_DATABASE, SqlaTable.schema == "marts").all()
+        if any(column.column_name == REGION_COLUMN for column in dataset.columns)
+    ]
+    for role_name, region in REGIONAL_ROLES.items():
+        role = sm.find_role(role_name) or sm.add_role(role_name)
+        name = f"{role_name}: {REGION_COLUMN} = {region}"
+        rls = db.session.query(RowLevelSecurityFilter).filter_by(name=name).one_or_none()
+        if rls is None:
+            rls = RowLevelSecurityFilter(name=name)
+            db.session.add(rls)
+        rls.description = f"Members of {role_name} see only the rows of region {region} in the marts."
+        rls.filter_type = RowLevelSecurityFilterType.REGULAR
+        rls.group_key = REGION_COLUMN
+        rls.clause = f"{REGION_COLUMN} = {sql_literal(region)}"
+        rls.roles = [role]
+        rls.tables = regional
     db.session.commit()
 
 
@@ -51,8 +90,9 @@ def main(users_file: str) -> None:
         from superset import db, security_manager
 
         sync_manager_role(security_manager, db)
+        sync_regional_roles(security_manager, db)
         sync_users(security_manager, db, json.loads(Path(users_file).read_text()))
-    print("Superset roles and users in place")
+    print("Superset roles, row-level security and users in place")
 
 
 if __name__ == "__main__":

@@ -27,10 +27,11 @@ def test_every_dag_has_tags_owner_and_doc(dagbag: DagBag) -> None:
         assert all(task.owner == "benefitflow" for task in dag.tasks), dag_id
 
 
-UPLOAD_DAGS = ["platform_selftest", "individuals_import"]
+UPLOAD_DAGS = ["platform_selftest", "individuals_import", "grievances_import"]
 REQUEST_DAGS = ["benefit_plan_define", "benefit_plan_close", "enrolment", "beneficiary_status", "payment_cycle",
-                "payroll", "held_bills_release"]
+                "payroll", "held_bills_release", "grievance_status"]
 PAYMENT_DAGS = ["payment_cycle", "payroll", "payroll_reconciliation", "held_bills_release"]
+GRIEVANCE_DAGS = ["grievances_import", "grievance_status"]
 WORKFLOW_DAGS = UPLOAD_DAGS + REQUEST_DAGS
 
 
@@ -46,6 +47,7 @@ def test_workflows_have_the_six_steps_in_order(dagbag: DagBag, dag_id: str) -> N
     assert approve.downstream_task_ids == {"commit"}
     publish = [t for t in dag.task_ids if t.startswith("publish.")]
     rebuilt = ("publish.bills_run" if dag_id in PAYMENT_DAGS else
+               "publish.grievances_run" if dag_id in GRIEVANCE_DAGS else
                "publish.individuals_run" if dag_id in UPLOAD_DAGS else "publish.beneficiaries_run")
     assert "publish.mart_approvals_run" in publish and rebuilt in publish
     assert dag.get_task("published").outlets
@@ -80,6 +82,8 @@ def test_exports_take_a_filter_object_and_columns(dagbag: DagBag, dag_id: str) -
     ("payment_cycle", {"plan", "cycle", "period_start", "period_end"}),
     ("payroll", {"cycle", "plan", "payment_point", "criteria", "include_unpaid_from"}),
     ("held_bills_release", {"plan", "cycle", "bills", "reason"}),
+    ("grievance_status", {"grievances", "status", "comment"}),
+    ("individual_record_export", {"individual_id"}),
 ])
 def test_programme_workflows_have_the_issue_parameters(dagbag: DagBag, dag_id: str, parameters: set[str]) -> None:
     params = dagbag.dags[dag_id].params

@@ -1,4 +1,5 @@
 -- Upload history: status, counts, maker and checker, what the commit appended, where the files are.
+{{ config(materialized='view') }}  -- always current: a refused upload never publishes
 with latest_decision as (
     select distinct on (upload_id) upload_id, checker, outcome, decided_at
     from {{ ref('stg_ledger__decisions') }}

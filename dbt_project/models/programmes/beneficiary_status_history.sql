@@ -1,4 +1,5 @@
 -- Every status a beneficiary has had: enrolment and each change, with the reason, maker and checker.
+{{ config(indexes=[{'columns': ['beneficiary_id']}]) }}
 with versions as (
     select
         versions.*,

@@ -9,6 +9,7 @@ where the JSON maps username -> {"password": ..., "roles": [...]}.
 | RegistryCheckers  | answer approval requests; read; not trigger runs                          |
 | ProgrammeCheckers | same, for plans, enrolment and beneficiary statuses                       |
 | PaymentCheckers   | same, for payment operations                                              |
+| GrievanceCheckers | same, for grievance imports and status changes                            |
 | Viewer, Admin     | Airflow's own                                                             |
 """
 
@@ -20,7 +21,7 @@ import sys
 from contextlib import closing
 from pathlib import Path
 
-CHECKER_ROLES = ("RegistryCheckers", "ProgrammeCheckers", "PaymentCheckers")
+CHECKER_ROLES = ("RegistryCheckers", "ProgrammeCheckers", "PaymentCheckers", "GrievanceCheckers")
 
 
 def role_permissions(sm) -> dict[str, set[tuple[str, str]]]:

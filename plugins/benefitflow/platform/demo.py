@@ -6,8 +6,11 @@ so the demo data shows in the upload history like anything else.
 
 from __future__ import annotations
 
-from datetime import date
+import csv
+from datetime import date, timedelta
 from pathlib import Path
+
+import psycopg2.extensions
 
 from benefitflow import db
 from benefitflow.payments import provider_answers
@@ -27,6 +30,7 @@ def load(instance: Instance) -> None:
     load_registry(instance)
     load_programmes(instance)
     load_payments(instance)
+    load_grievances(instance)
 
 
 def load_registry(instance: Instance) -> None:
@@ -185,6 +189,71 @@ def _reconciled(instance: Instance) -> set[str]:
         cur.execute("SELECT p.payroll_name FROM ledger.payrolls p JOIN ledger.payroll_events e USING (payroll_id)"
                     " WHERE e.status = 'RECONCILED' AND p.plan_code = %s", (DEMO_PAYMENTS_PLAN,))
         return {name for (name,) in cur.fetchall()}
+
+
+# Grievances from people the demo paid or left out: January's failed payments, households still
+# POTENTIAL, and a few others; moved along their statuses so every stage (and some overdue) shows.
+DEMO_GRIEVANCES_FILE = "demo-grievances.csv"
+DEMO_GRIEVANCE_STEPS = (("OPEN", 30, "accepted by the grievance desk"),
+                        ("IN_PROGRESS", 20, "case worker assigned"),
+                        ("RESOLVED", 12, "resolved: payment re-issued or decision explained"),
+                        ("CLOSED", 6, "confirmed with the person"))
+DEMO_GRIEVANCE_SOURCES = (
+    # (category, channel, title, SQL choosing reporters: individual_id, beneficiary_id)
+    ("PAYMENT", "SMS", "Payment not received for January",
+     "SELECT b.individual_id, b.beneficiary_id FROM payments.bills b WHERE b.plan_code = 'DEMO-OAG' AND b.bill_id IN"
+     " (SELECT bill_id FROM ledger.bill_events WHERE status = 'FAILED') ORDER BY b.bill_code LIMIT 15"),
+    ("ENROLMENT", "IN_PERSON", "Household registered but not yet paid",
+     "SELECT NULL::uuid, beneficiary_id FROM programmes.beneficiaries WHERE plan_code = 'DEMO-HCT'"
+     " AND status = 'POTENTIAL' ORDER BY household_code LIMIT 10"),
+    ("DATA_CORRECTION", "PHONE", "Date of birth is wrong",
+     "SELECT individual_id, NULL::uuid FROM registry.individuals ORDER BY national_id LIMIT 6"),
+    ("SERVICE", "COMMUNITY_MEETING", "Long queue at the pay point",
+     "SELECT individual_id, NULL::uuid FROM registry.individuals ORDER BY national_id OFFSET 6 LIMIT 5"),
+    ("FRAUD", "WEB", "Agent asked for a fee",
+     "SELECT individual_id, NULL::uuid FROM registry.individuals ORDER BY national_id OFFSET 11 LIMIT 4"),
+)
+
+
+def load_grievances(instance: Instance) -> None:
+    with db.transaction(instance.app_database_url) as cur:
+        cur.execute("SELECT count(*) FILTER (WHERE status IN ('APPLIED', 'PARTIALLY_APPLIED')), count(*)"
+                    " FROM intake.uploads WHERE kind = 'grievances' AND file_name = %s", (DEMO_GRIEVANCES_FILE,))
+        applied, attempts = cur.fetchone()
+        if not applied:
+            path = _write_grievances_file(cur, instance.inbox / DEMO_GRIEVANCES_FILE, attempt=attempts)
+    if not applied:
+        run_approved(instance, "grievances_import", {"file": path.name, "on_invalid_rows": "reject_file"})
+    for status, count, comment in DEMO_GRIEVANCE_STEPS:
+        with db.transaction(instance.app_database_url) as cur:
+            cur.execute("SELECT g.grievance_code FROM ledger.grievances g JOIN intake.uploads u USING (upload_id)"
+                        " WHERE u.file_name = %s AND NOT EXISTS (SELECT 1 FROM ledger.grievance_events e"
+                        " WHERE e.grievance_id = g.grievance_id AND e.status = %s)"
+                        " AND g.row_number <= %s ORDER BY g.row_number", (DEMO_GRIEVANCES_FILE, status, count))
+            codes = [code for (code,) in cur.fetchall()]
+        if codes:
+            run_approved(instance, "grievance_status", {"grievances": codes, "status": status, "comment": comment})
+    print("  demo grievances: 40 tickets imported and moved along (OPEN, IN_PROGRESS, RESOLVED, CLOSED) by maker, "
+          "approved by checker")
+
+
+def _write_grievances_file(cur: psycopg2.extensions.cursor, path: Path, *, attempt: int) -> Path:
+    rows: list[dict[str, object]] = []
+    for category, channel, title, reporters in DEMO_GRIEVANCE_SOURCES:
+        cur.execute(reporters)
+        for individual_id, beneficiary_id in cur.fetchall():
+            number = len(rows)
+            received = DEMO_DATE + timedelta(days=31 + 3 * number)
+            rows.append({"individual_id": individual_id or "", "beneficiary_id": beneficiary_id or "",
+                         "title": title + (f" (attempt {attempt + 1})" if attempt else ""), "description": "",
+                         "category": category, "channel": channel,
+                         "priority": "HIGH" if category in ("PAYMENT", "FRAUD") else "NORMAL",
+                         "incident_date": received - timedelta(days=2), "received_on": received})
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
 
 
 def run_approved(instance: Instance, dag_id: str, conf: dict[str, object], *, checker: str = "checker") -> str:

@@ -23,9 +23,10 @@ DEMO_USERS: dict[str, list[str]] = {
     "admin": ["Admin"],
     "maker": ["Maker"],
     "maker2": ["Maker"],
-    "checker": ["RegistryCheckers", "ProgrammeCheckers"],
+    "checker": ["RegistryCheckers", "ProgrammeCheckers", "GrievanceCheckers"],
     "payment_checker": ["PaymentCheckers"],
     "manager": [],
+    "manager_north": [],  # Superset: Manager narrowed to region North by row-level security
 }
 DATABASE_USERS = ("airflow", "airflow_reader", "superset", "benefitflow_owner", "benefitflow_app", "superset_reader")
 

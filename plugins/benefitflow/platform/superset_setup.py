@@ -13,7 +13,8 @@ from benefitflow.platform.instance import PROJECT_ROOT, Instance
 from benefitflow.platform.stack_tools import run
 
 ASSETS_DIR = PROJECT_ROOT / "superset" / "assets"
-SUPERSET_USERS = {"admin": ["Admin"], "manager": ["Manager"]}
+# username -> Superset roles; a regional role (superset/provision.py) narrows the marts to one region.
+SUPERSET_USERS = {"admin": ["Admin"], "manager": ["Manager"], "manager_north": ["Manager", "Region North"]}
 
 
 def _superset(instance: Instance, *args: str, what: str) -> None:
@@ -50,7 +51,8 @@ def prepare(instance: Instance) -> None:
     }))
     users_file.chmod(0o600)
     try:
-        # Users first (the import runs as admin), then assets, then the role that points at them.
+        # Users first (the import runs as admin), then assets, then the roles and row-level security that point
+        # at them.
         run([str(services.SUPERSET_BIN / "python"), str(PROJECT_ROOT / "superset" / "provision.py"), str(users_file)],
             instance.superset_env(), "Superset roles and users")
         _superset(instance, "import-dashboards", "-p", str(bundle), "-u", "admin", what="Superset assets")

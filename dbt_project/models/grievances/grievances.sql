@@ -1,0 +1,49 @@
+-- Every grievance ticket as its latest status says, with when it was resolved and how often reopened.
+{{ config(indexes=[
+    {'columns': ['grievance_id'], 'unique': True},
+    {'columns': ['grievance_code'], 'unique': True},
+    {'columns': ['individual_id']},
+]) }}
+
+with events as (
+    select * from {{ ref('stg_ledger__grievance_events') }}
+),
+
+per_ticket as (
+    select
+        grievance_id,
+        max(version) as version,
+        (array_agg(status order by version desc))[1] as status,
+        max(recorded_at) as status_since,
+        (array_agg(comment order by version desc) filter (where status = 'RESOLVED'))[1] as resolution,
+        (array_agg(recorded_at order by version desc) filter (where status = 'RESOLVED'))[1] as resolved_at,
+        count(*) filter (where status = 'OPEN' and version > 2) as times_reopened
+    from events
+    group by grievance_id
+)
+
+select
+    grievances.grievance_id,
+    grievances.grievance_code,
+    grievances.individual_id,
+    grievances.beneficiary_id,
+    beneficiaries.plan_code,
+    grievances.title,
+    grievances.description,
+    grievances.category,
+    grievances.channel,
+    grievances.priority,
+    grievances.incident_date,
+    grievances.received_on,
+    grievances.due_on,
+    per_ticket.status,
+    per_ticket.status_since,
+    per_ticket.version,
+    case when per_ticket.status in ('RESOLVED', 'CLOSED') then per_ticket.resolution end as resolution,
+    case when per_ticket.status in ('RESOLVED', 'CLOSED') then per_ticket.resolved_at::date end as resolved_on,
+    per_ticket.times_reopened,
+    grievances.upload_id,
+    grievances.recorded_at
+from {{ ref('stg_ledger__grievances') }} as grievances
+join per_ticket using (grievance_id)
+left join {{ ref('beneficiaries') }} as beneficiaries using (beneficiary_id)

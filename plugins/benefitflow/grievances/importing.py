@@ -1,0 +1,222 @@
+"""The `grievances_import` workflow: grievance tickets from CSV, linked to the person who reported them.
+
+Each row names its reporter by `individual_id` or `beneficiary_id` (or both, when they agree);
+a beneficiary of a GROUP plan is linked to the head of its household. The ticket is RECEIVED,
+due on the day received plus its category's resolution time (categories.yaml).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import psycopg2.extensions
+import yaml
+from psycopg2 import sql
+
+from benefitflow import validation
+from benefitflow.intake import FileSpec
+from benefitflow.registry import schema
+from benefitflow.workflow import Options, UploadWorkflow
+
+if TYPE_CHECKING:  # GX is imported by the tasks that validate, not when the DAG is parsed
+    from great_expectations.core import ExpectationSuite
+
+KIND = "grievances"
+PROPOSAL = "proposals.grievances_import_proposal"
+CATEGORIES_FILE = Path(__file__).with_name("categories.yaml")
+CHANNELS = ("PHONE", "SMS", "EMAIL", "WEB", "IN_PERSON", "LETTER", "COMMUNITY_MEETING", "OTHER")
+PRIORITIES = ("LOW", "NORMAL", "HIGH", "URGENT")
+
+# The file's columns as properties, so the registry's typing and GX expectations serve them too.
+PROPERTIES = [
+    schema.Property("title", "string", {"minLength": 1, "maxLength": 200}, True),
+    schema.Property("description", "string", {"maxLength": 4000}, False),
+    schema.Property("incident_date", "date", {}, False),
+    schema.Property("received_on", "date", {}, False),
+]
+SPEC = FileSpec(kind=KIND, required_columns=("title", "category", "channel"),
+                optional_columns=("individual_id", "beneficiary_id", "description", "priority", "incident_date",
+                                  "received_on"),
+                aliases=(("reporter_id", "individual_id"),))
+TEXT_COLUMNS = ["individual_id", "beneficiary_id", "title", "description", "category", "channel", "priority",
+                "incident_date", "received_on"]
+
+
+@cache
+def categories() -> dict[str, dict[str, Any]]:
+    return yaml.safe_load(CATEGORIES_FILE.read_text())
+
+
+def checked_table(upload: dict[str, Any]) -> str:
+    return f"{upload['staged_table']}_checked"
+
+
+def prepare(cur: psycopg2.extensions.cursor, upload: dict[str, Any], options: Options) -> str:
+    """Trimmed text, typed dates, ids, codes in capitals, and the category's resolution time."""
+    uuid = sql.Literal(schema.UUID_PATTERN)
+    resolution_days = sql.SQL("CASE upper(p.category) {} END").format(sql.SQL(" ").join(
+        sql.SQL("WHEN {} THEN {}").format(sql.Literal(code), sql.Literal(int(entry["resolution_days"])))
+        for code, entry in categories().items()))
+    target = checked_table(upload)
+    cur.execute(schema.typed_table_sql(
+        PROPERTIES, [], upload["header"], upload["staged_table"], target, text_columns=TEXT_COLUMNS,
+        derived=[sql.SQL("CASE WHEN p.individual_id ~ {} THEN p.individual_id::uuid END AS person_id").format(uuid),
+                 sql.SQL("CASE WHEN p.beneficiary_id ~ {} THEN p.beneficiary_id::uuid END AS reporting_beneficiary_id")
+                 .format(uuid),
+                 sql.SQL("upper(p.category) AS category_code"),
+                 sql.SQL("upper(p.channel) AS channel_code"),
+                 sql.SQL("coalesce(upper(p.priority), 'NORMAL') AS priority_code"),
+                 sql.SQL("{} AS resolution_days").format(resolution_days),
+                 sql.SQL("coalesce(p.received_on__date, current_date) AS received_date")],
+    ))
+    table = sql.Identifier("intake", target)
+    cur.execute(sql.SQL("CREATE INDEX ON {} (row_number)").format(table))
+    cur.execute(sql.SQL("ANALYZE {}").format(table))
+    return target
+
+
+def suite_for(upload: dict[str, Any], options: Options) -> ExpectationSuite:
+    header = upload["header"]
+    expectations: list[dict[str, Any]] = []
+    for prop in PROPERTIES:
+        if prop.name in header:
+            expectations += schema.property_expectations(prop, required=prop.required)
+    expectations += [
+        schema.expectation("in_set", "category_code", f"must be one of {', '.join(categories())}",
+                           report="category", value_set=list(categories())),
+        schema.expectation("in_set", "channel_code", f"must be one of {', '.join(CHANNELS)}",
+                           report="channel", value_set=list(CHANNELS)),
+        schema.expectation("in_set", "priority_code", f"must be one of {', '.join(PRIORITIES)}",
+                           report="priority", value_set=list(PRIORITIES)),
+    ]
+    for column in ("individual_id", "beneficiary_id"):
+        if column in header:
+            expectations.append(schema.expectation("match_regex", column, "not a valid id", regex=schema.UUID_PATTERN))
+    return validation.suite_from_document({"name": "grievances", "expectations": expectations})
+
+
+def check(cur: psycopg2.extensions.cursor, upload: dict[str, Any], options: Options) -> None:
+    """The reporter must be a registered person or a beneficiary (the two agreeing when both are given)."""
+    parts = {"upload": sql.Literal(int(upload["upload_id"])), "checked": sql.Identifier(checked_table(upload))}
+    for query in (NO_REPORTER, UNKNOWN_INDIVIDUAL, UNKNOWN_BENEFICIARY, HOUSEHOLD_WITHOUT_HEAD, REPORTERS_DISAGREE,
+                  INCIDENT_AFTER_RECEIPT):
+        cur.execute(sql.SQL(_INSERT + query).format(**parts))
+
+
+_INSERT = "INSERT INTO intake.row_errors (upload_id, row_number, column_name, rule, value, message, severity) "
+
+NO_REPORTER = """
+SELECT {upload}, c.row_number, 'individual_id', 'reporter:missing', NULL,
+       'name the person who reports: individual_id or beneficiary_id', 'critical'
+FROM intake.{checked} c
+WHERE c.individual_id IS NULL AND c.beneficiary_id IS NULL
+"""
+
+UNKNOWN_INDIVIDUAL = """
+SELECT {upload}, c.row_number, 'individual_id', 'individual_id:unknown', c.individual_id,
+       'no individual with this id in the registry', 'critical'
+FROM intake.{checked} c
+WHERE c.person_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM registry.individuals i WHERE i.individual_id = c.person_id)
+"""
+
+UNKNOWN_BENEFICIARY = """
+SELECT {upload}, c.row_number, 'beneficiary_id', 'beneficiary_id:unknown', c.beneficiary_id,
+       'no beneficiary with this id', 'critical'
+FROM intake.{checked} c
+WHERE c.reporting_beneficiary_id IS NOT NULL AND NOT EXISTS (
+    SELECT 1 FROM programmes.beneficiaries b WHERE b.beneficiary_id = c.reporting_beneficiary_id)
+"""
+
+HOUSEHOLD_WITHOUT_HEAD = """
+SELECT {upload}, c.row_number, 'beneficiary_id', 'reporter:household_without_head', c.beneficiary_id,
+       format('household %s of this beneficiary has no HEAD to link the grievance to: give individual_id',
+              b.household_code), 'critical'
+FROM intake.{checked} c
+JOIN programmes.beneficiaries b ON b.beneficiary_id = c.reporting_beneficiary_id
+LEFT JOIN registry.households h ON h.household_code = b.household_code
+WHERE c.person_id IS NULL AND b.individual_id IS NULL AND h.head_individual_id IS NULL
+"""
+
+REPORTERS_DISAGREE = """
+SELECT {upload}, c.row_number, 'beneficiary_id', 'reporter:disagree', c.beneficiary_id,
+       format('beneficiary %s is not individual %s (nor their household)', c.beneficiary_id, c.individual_id),
+       'critical'
+FROM intake.{checked} c
+JOIN programmes.beneficiaries b ON b.beneficiary_id = c.reporting_beneficiary_id
+JOIN registry.individuals i ON i.individual_id = c.person_id
+WHERE b.individual_id IS DISTINCT FROM i.individual_id AND b.household_code IS DISTINCT FROM i.household_code
+"""
+
+INCIDENT_AFTER_RECEIPT = """
+SELECT {upload}, c.row_number, 'incident_date', 'incident_date:after_received_on', c.incident_date,
+       format('the incident (%s) is after the day the grievance was received (%s)', c.incident_date, c.received_date),
+       'critical'
+FROM intake.{checked} c
+WHERE c.incident_date__date > c.received_date
+  AND c.incident_date__date <= current_date  -- a future one is reported as such
+"""
+
+
+def summarise(cur: psycopg2.extensions.cursor, upload_id: int) -> dict[str, Any]:
+    cur.execute(f"SELECT count(*), count(DISTINCT individual_id), min(due_on), max(due_on) FROM {PROPOSAL}"
+                f" WHERE upload_id = %s", (upload_id,))
+    tickets, people, first_due, last_due = cur.fetchone()
+    cur.execute(f"SELECT category, count(*) FROM {PROPOSAL} WHERE upload_id = %s GROUP BY 1 ORDER BY 1", (upload_id,))
+    by_category = dict(cur.fetchall())
+    cur.execute(f"SELECT priority, count(*) FROM {PROPOSAL} WHERE upload_id = %s GROUP BY 1 ORDER BY 1", (upload_id,))
+    return {"grievances_to_record": tickets, "people_reporting": people, "by_category": by_category,
+            "by_priority": dict(cur.fetchall()),
+            "due_between": None if first_due is None else f"{first_due} and {last_due}"}
+
+
+def commit(cur: psycopg2.extensions.cursor, commit_id: int, upload_id: int) -> int:
+    cur.execute(
+        f"INSERT INTO ledger.grievances (grievance_id, individual_id, beneficiary_id, title, description, category,"
+        f" channel, priority, incident_date, received_on, due_on, commit_id, upload_id, row_number)"
+        f" SELECT grievance_id, individual_id, beneficiary_id, title, description, category, channel, priority,"
+        f" incident_date, received_on, due_on, %s, upload_id, row_number FROM {PROPOSAL} WHERE upload_id = %s"
+        f" ORDER BY row_number", (commit_id, upload_id))
+    recorded = cur.rowcount
+    cur.execute(
+        f"INSERT INTO ledger.grievance_events (grievance_id, version, status, comment, commit_id)"
+        f" SELECT grievance_id, 1, 'RECEIVED', 'received by ' || channel, %s FROM {PROPOSAL} WHERE upload_id = %s",
+        (commit_id, upload_id))
+    return recorded
+
+
+WORKFLOW = UploadWorkflow(
+    dag_id="grievances_import",
+    operation="grievances_import",
+    spec=SPEC,
+    suite=suite_for,
+    prepare=prepare,
+    check=check,
+    proposal_model="grievances_import_proposal",
+    summarise=summarise,
+    commit=commit,
+    publish_asset="benefitflow://grievances",
+    publish=("tag:grievances+", "mart_uploads", "mart_approvals"),
+    tags=("grievances",),
+    doc_md=f"""
+### Import grievance tickets from CSV
+
+**Parameters**
+- `file` — a CSV in the inbox, UTF-8 (with or without BOM), comma-separated.
+- `on_invalid_rows` — `reject_file` (default) or `skip_invalid_rows`.
+
+**Columns** — `title`, `category`, `channel` (required); the reporter by `individual_id`
+(or `reporter_id`) and/or `beneficiary_id` (a GROUP plan's beneficiary is linked to the head of
+its household); `description`, `priority` ({', '.join(PRIORITIES)}; default NORMAL),
+`incident_date` and `received_on` (YYYY-MM-DD, not in the future; `received_on` defaults to
+today).
+
+**Categories** (days to resolve, set in `plugins/benefitflow/grievances/categories.yaml`):
+{', '.join(f"{code} ({entry['resolution_days']})" for code, entry in categories().items())}.
+The due date is the day received plus the category's days. **Channels**: {', '.join(CHANNELS)}.
+
+Every ticket starts RECEIVED; change its status with `grievance_status`. Every failing row
+is in the error report. A member of `GrievanceCheckers` other than you approves.
+""",
+)

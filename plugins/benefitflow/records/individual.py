@@ -1,0 +1,37 @@
+"""One person's record (marts.mart_individual_record) as CSV: identity, plans, benefits, grievances, uploads."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import psycopg2.extensions
+from psycopg2 import sql
+
+from benefitflow import filters
+from benefitflow.exports import Source
+from benefitflow.intake import RequestError
+
+UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+COLUMNS = {
+    "individual_id": "string", "full_name": "string", "household_code": "string", "region": "string",
+    "location_code": "string", "section": "string", "occurred_at": "string", "plan_code": "string",
+    "cycle_code": "string", "reference": "string", "status": "string", "amount_due": "number",
+    "amount_paid": "number", "receipt": "string", "detail": "string",
+}
+
+
+def record_of(cur: psycopg2.extensions.cursor, params: dict[str, Any]) -> Source:
+    """The record of the person `individual_id` names; refused when nobody has that id."""
+    individual_id = str(params.get("individual_id") or "").strip()
+    if not UUID.match(individual_id):
+        raise RequestError(f"individual_id must be an individual's id (a uuid), not {individual_id[:40]!r}")
+    cur.execute("SELECT 1 FROM registry.individuals WHERE individual_id = %s", (individual_id,))
+    if cur.fetchone() is None:
+        raise RequestError(f"no individual with id {individual_id} in the registry")
+    fields = {name: filters.Field(name, kind, sql.SQL("r.{}::text").format(sql.Identifier(name))
+                                  if name in ("individual_id", "occurred_at") else sql.Identifier("r", name))
+              for name, kind in COLUMNS.items()}
+    return Source(name="individual_record", fields=fields, rows=sql.SQL("marts.mart_individual_record AS r"),
+                  order_by=sql.SQL("r.section_order, r.occurred_at, r.reference"), default_columns=tuple(COLUMNS),
+                  scope=sql.SQL("r.individual_id = {}::uuid").format(sql.Literal(individual_id)))
