@@ -78,7 +78,7 @@ def reconcile(payroll: str, failing: set[str]) -> None:
 
 
 @pytest.fixture(scope="module")
-def programme_data(database) -> dict[str, str]:
+def programme_data(database) -> None:
     """An INDIVIDUAL plan (some suspended) paid over two cycles, and a GROUP plan with North's households active.
 
     Cycle 1 of the INDIVIDUAL plan: a rejected payroll, then one reconciled with one failure in each region;
@@ -107,7 +107,6 @@ def programme_data(database) -> dict[str, str]:
     pay(CYCLE, plan=individual, cycle="C2", period_start="2026-04-01", period_end="2026-04-30")
     pay(PAYROLL, cycle="C2", plan=individual, payment_point="Agent South")
     pay(CYCLE, plan=group, cycle="G1", period_start="2026-03-01", period_end="2026-03-31")
-    return {"individual": individual, "group": group}
 
 
 @pytest.fixture(scope="module")
@@ -286,11 +285,12 @@ def test_the_bundle_loads_once(superset) -> None:
     names = list(charts(superset, admin))
     assert len(names) == len(set(names))
     assert set(CHECKS) == {*PROGRAMME_CHARTS, *PAYMENT_CHARTS} <= set(names)
-    dashboards = {d["dashboard_title"]: d for d in listing(superset, admin, "dashboard")}
-    titles = [d["dashboard_title"] for d in listing(superset, admin, "dashboard")]
-    for title, slug, wanted in (("Operations", "operations", None), ("Programme overview", "programme-overview",
-                                                                     PROGRAMME_CHARTS),
-                                ("Payments", "payments", PAYMENT_CHARTS)):
+    listed_dashboards = listing(superset, admin, "dashboard")
+    dashboards = {d["dashboard_title"]: d for d in listed_dashboards}
+    titles = [d["dashboard_title"] for d in listed_dashboards]
+    for title, slug, wanted in [("Operations", "operations", None),
+                                ("Programme overview", "programme-overview", PROGRAMME_CHARTS),
+                                ("Payments", "payments", PAYMENT_CHARTS)]:
         assert titles.count(title) == 1
         assert dashboards[title]["slug"] == slug and dashboards[title]["published"]
         if wanted is None:
