@@ -1,6 +1,10 @@
-"""Superset roles and users, run inside the Superset environment:
+"""Superset roles, users and the asset bundle, run inside the Superset environment:
 
-    python superset/provision.py USERS.json
+    python superset/provision.py USERS.json BUNDLE.zip
+
+The bundle (superset/assets, zipped by superset_setup.bundle_zip) is imported with every
+database, dataset, chart and dashboard overwritten, so a changed YAML reaches an existing
+installation too (`superset import-dashboards` overwrites dashboards only).
 
 USERS.json maps username -> {"password": ..., "roles": [...]}. The `Manager` role may use
 dashboards and explore the datasets of the benefitflow marts database only. A regional role
@@ -82,18 +86,34 @@ def sync_users(sm, db, users: dict[str, dict]) -> None:
         sm.reset_password(user.id, entry["password"])
 
 
-def main(users_file: str) -> None:
+def import_assets(sm, bundle_file: str) -> None:
+    from zipfile import ZipFile
+
+    from superset.commands.importers.v1.assets import ImportAssetsCommand
+    from superset.commands.importers.v1.utils import get_contents_from_bundle
+    from superset.utils.core import override_user
+
+    with ZipFile(bundle_file) as bundle, override_user(sm.find_user(username="admin")):
+        ImportAssetsCommand(get_contents_from_bundle(bundle)).run()
+
+
+def main(users_file: str, bundle_file: str) -> None:
     from superset.app import create_app
 
     app = create_app()
     with app.app_context():
         from superset import db, security_manager
 
+        # Roles before users (users name them), users before assets (imported as admin), and the roles'
+        # database access and row-level security again once the assets' database and datasets exist.
         sync_manager_role(security_manager, db)
         sync_regional_roles(security_manager, db)
         sync_users(security_manager, db, json.loads(Path(users_file).read_text()))
-    print("Superset roles, row-level security and users in place")
+        import_assets(security_manager, bundle_file)
+        sync_manager_role(security_manager, db)
+        sync_regional_roles(security_manager, db)
+    print("Superset roles, users, assets and row-level security in place")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2])

@@ -181,6 +181,18 @@ def _check_header_names(name: str, header: list[str], spec: FileSpec) -> None:
         raise IntakeError(f"file {name}: wrong header — " + "; ".join(problems))
 
 
+# SQL checks of staged rows write their findings with this prefix and a SELECT of the same columns.
+ROW_ERRORS_INSERT = ("INSERT INTO intake.row_errors (upload_id, row_number, column_name, rule, value, message,"
+                     " severity) ")
+
+
+def index_by_row(cur: psycopg2.extensions.cursor, table_name: str) -> None:
+    """Index a checked table of intake by row number and analyse it, for the SQL checks and the proposal."""
+    table = sql.Identifier("intake", table_name)
+    cur.execute(sql.SQL("CREATE INDEX ON {} (row_number)").format(table))
+    cur.execute(sql.SQL("ANALYZE {}").format(table))
+
+
 def staged_table_name(upload: Upload) -> str:
     return f"stage_{re.sub(r'[^a-z0-9_]', '_', upload.kind.lower())}_{upload.upload_id}"
 

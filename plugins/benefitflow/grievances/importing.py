@@ -16,7 +16,7 @@ import yaml
 from psycopg2 import sql
 
 from benefitflow import validation
-from benefitflow.intake import FileSpec
+from benefitflow.intake import ROW_ERRORS_INSERT, FileSpec, index_by_row
 from benefitflow.registry import schema
 from benefitflow.workflow import Options, UploadWorkflow
 
@@ -71,9 +71,7 @@ def prepare(cur: psycopg2.extensions.cursor, upload: dict[str, Any], options: Op
                  sql.SQL("{} AS resolution_days").format(resolution_days),
                  sql.SQL("coalesce(p.received_on__date, current_date) AS received_date")],
     ))
-    table = sql.Identifier("intake", target)
-    cur.execute(sql.SQL("CREATE INDEX ON {} (row_number)").format(table))
-    cur.execute(sql.SQL("ANALYZE {}").format(table))
+    index_by_row(cur, target)
     return target
 
 
@@ -105,7 +103,7 @@ def check(cur: psycopg2.extensions.cursor, upload: dict[str, Any], options: Opti
         cur.execute(sql.SQL(_INSERT + query).format(**parts))
 
 
-_INSERT = "INSERT INTO intake.row_errors (upload_id, row_number, column_name, rule, value, message, severity) "
+_INSERT = ROW_ERRORS_INSERT
 
 NO_REPORTER = """
 SELECT {upload}, c.row_number, 'individual_id', 'reporter:missing', NULL,

@@ -19,7 +19,7 @@ from airflow.sdk import Param
 from psycopg2 import sql
 
 from benefitflow import db, validation
-from benefitflow.intake import FileSpec
+from benefitflow.intake import ROW_ERRORS_INSERT, FileSpec
 from benefitflow.payments.payroll import approved_payroll
 from benefitflow.payments.statistics import after_bulk_append
 from benefitflow.programmes.plans import money
@@ -130,7 +130,7 @@ def check(cur: psycopg2.extensions.cursor, upload: dict[str, Any], options: Opti
         cur.execute(sql.SQL(_INSERT + query).format(**parts))
 
 
-_INSERT = "INSERT INTO intake.row_errors (upload_id, row_number, column_name, rule, value, message, severity) "
+_INSERT = ROW_ERRORS_INSERT
 CHECKS = (
     """SELECT {upload}, row_number, 'code', 'code:unknown', code, 'no bill with this code', 'critical'
        FROM intake.{checked} WHERE code IS NOT NULL AND bill_id IS NULL""",

@@ -51,13 +51,8 @@ def prepare(instance: Instance) -> None:
     }))
     users_file.chmod(0o600)
     try:
-        # Users first (the import runs as admin), then assets, then the roles and row-level security that point
-        # at them.
-        run([str(services.SUPERSET_BIN / "python"), str(PROJECT_ROOT / "superset" / "provision.py"), str(users_file)],
-            instance.superset_env(), "Superset roles and users")
-        _superset(instance, "import-dashboards", "-p", str(bundle), "-u", "admin", what="Superset assets")
-        run([str(services.SUPERSET_BIN / "python"), str(PROJECT_ROOT / "superset" / "provision.py"), str(users_file)],
-            instance.superset_env(), "Superset Manager role")
+        run([str(services.SUPERSET_BIN / "python"), str(PROJECT_ROOT / "superset" / "provision.py"), str(users_file),
+             str(bundle)], instance.superset_env(), "Superset roles, users, assets and row-level security")
     finally:
         bundle.unlink(missing_ok=True)
         users_file.unlink(missing_ok=True)

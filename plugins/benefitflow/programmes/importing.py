@@ -17,7 +17,7 @@ from airflow.sdk import Param
 from psycopg2 import sql
 
 from benefitflow import db, filters, validation
-from benefitflow.intake import FileSpec
+from benefitflow.intake import ROW_ERRORS_INSERT, FileSpec, index_by_row
 from benefitflow.programmes import plans
 from benefitflow.programmes.define import append_beneficiaries
 from benefitflow.registry import checks, schema
@@ -104,7 +104,7 @@ def prepare(cur: psycopg2.extensions.cursor, upload: dict[str, Any], options: Op
                  *_row_kind(plan, creating),
                  sql.SQL("{} AS plan_attributes").format(schema.attributes_sql(variables))],
     ))
-    _index(cur, target)
+    index_by_row(cur, target)
     if not people:
         return target
     if plan.type == "GROUP":  # the members of households not yet registered
@@ -114,7 +114,7 @@ def prepare(cur: psycopg2.extensions.cursor, upload: dict[str, Any], options: Op
     else:
         rows = sql.SQL("s.individual_id IS NULL" if "individual_id" in header else "TRUE")
         cur.execute(schema.checked_table_sql(registry, header, upload["staged_table"], people_table(upload), rows))
-    _index(cur, people_table(upload))
+    index_by_row(cur, people_table(upload))
     return target
 
 
@@ -125,12 +125,6 @@ def _row_kind(plan: plans.Plan, creating: bool) -> list[sql.Composable]:
         return [sql.SQL("{} AS household_is_registered").format(registered),
                 sql.SQL("({} OR upper(p.individual_role) = 'HEAD') AS beneficiary_row").format(registered)]
     return [sql.SQL("NULL::boolean AS household_is_registered"), sql.SQL("TRUE AS beneficiary_row")]
-
-
-def _index(cur: psycopg2.extensions.cursor, name: str) -> None:
-    table = sql.Identifier("intake", name)
-    cur.execute(sql.SQL("CREATE INDEX ON {} (row_number)").format(table))
-    cur.execute(sql.SQL("ANALYZE {}").format(table))
 
 
 def suite_for(upload: dict[str, Any], options: Options) -> ExpectationSuite:
@@ -206,7 +200,7 @@ def _run(cur: psycopg2.extensions.cursor, query: str, parts: dict[str, sql.Compo
     cur.execute(sql.SQL(_INSERT + query).format(**parts))
 
 
-_INSERT = "INSERT INTO intake.row_errors (upload_id, row_number, column_name, rule, value, message, severity) "
+_INSERT = ROW_ERRORS_INSERT
 
 UNKNOWN_INDIVIDUAL = """
 SELECT {upload}, c.row_number, 'individual_id', 'individual_id:unknown', c.individual_id,

@@ -11,8 +11,9 @@ from psycopg2 import sql
 from benefitflow import filters
 from benefitflow.exports import Source
 from benefitflow.intake import RequestError
+from benefitflow.registry import schema
 
-UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+UUID = re.compile(schema.UUID_PATTERN)
 COLUMNS = {
     "individual_id": "string", "full_name": "string", "household_code": "string", "region": "string",
     "location_code": "string", "section": "string", "occurred_at": "string", "plan_code": "string",

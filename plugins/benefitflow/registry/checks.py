@@ -10,11 +10,12 @@ from __future__ import annotations
 import psycopg2.extensions
 from psycopg2 import sql
 
+from benefitflow.intake import ROW_ERRORS_INSERT
 from benefitflow.registry.schema import HOUSEHOLD_COLUMNS
 
 LIKELY_DUPLICATE_SIMILARITY = 0.6  # pg_trgm similarity of "first last", with the same dob and location
 
-_INSERT = "INSERT INTO intake.row_errors (upload_id, row_number, column_name, rule, value, message, severity) "
+_INSERT = ROW_ERRORS_INSERT
 
 
 def run_all(cur: psycopg2.extensions.cursor, upload_id: int, checked: str, *, mode: str, header: list[str],

@@ -6,10 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg2.extensions
 from airflow.sdk import Param
-from psycopg2 import sql
 
 from benefitflow import validation
-from benefitflow.intake import FileSpec
+from benefitflow.intake import FileSpec, index_by_row
 from benefitflow.registry import checks, schema
 from benefitflow.workflow import CommitConflict, Options, UploadWorkflow
 
@@ -48,9 +47,7 @@ def prepare(cur: psycopg2.extensions.cursor, upload: dict[str, Any], options: Op
     schema.record(cur, registry)
     target = checked_table(upload)
     cur.execute(schema.checked_table_sql(registry, upload["header"], upload["staged_table"], target))
-    table = sql.Identifier("intake", target)
-    cur.execute(sql.SQL("CREATE INDEX ON {} (row_number)").format(table))
-    cur.execute(sql.SQL("ANALYZE {}").format(table))
+    index_by_row(cur, target)
     return target
 
 
