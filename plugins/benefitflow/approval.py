@@ -1,9 +1,14 @@
 """Step 4, approve: maker-and-checker on top of Airflow's human-in-the-loop ApprovalOperator.
 
 - The maker is the user who triggered the run.
+- The policy of each operation is configuration (`approval_groups.yaml`): `any` (one
+  checker decides) or `distinct` with `checkers: N` (N distinct checkers must approve).
+  Under `distinct` the DAG has one approval step per checker (`approve_1` ... `approve`);
+  each one's assignees exclude the maker and everyone who approved an earlier step, every
+  approval but the last is an audit event, and the last writes the decision naming them all.
 - Assignees are the active members of the checker group configured for the operation,
-  minus the maker. With nobody left, the run fails before any request is made (Airflow
-  would otherwise let anyone with the permission answer).
+  minus the maker (and earlier approvers). With too few left, the run fails before any
+  request is made (Airflow would otherwise let anyone with the permission answer).
 - After the answer a guard re-checks the responder: the maker, or anyone not assigned,
   is refused whatever the configuration, and the run commits nothing.
 - Every outcome (approved, rejected, refused, timed out) goes to `ledger.decisions` and
@@ -15,7 +20,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -31,17 +37,61 @@ APPROVAL_GROUPS_FILE = Path(__file__).with_name("approval_groups.yaml")
 SYSTEM_MAKER = "system"
 
 
+POLICIES = ("any", "distinct")
+
+
+@dataclass(frozen=True)
+class ApprovalPolicy:
+    """Who answers an operation's approval requests, and how many distinct checkers must approve."""
+
+    group: str
+    policy: str
+    checkers: int
+    response_timeout: timedelta
+
+
 @cache
 def approval_groups() -> dict[str, dict[str, Any]]:
     return yaml.safe_load(APPROVAL_GROUPS_FILE.read_text())
 
 
-def policy_for(operation: str) -> dict[str, Any]:
+def policy_for(operation: str) -> ApprovalPolicy:
     try:
-        return approval_groups()[operation]
+        entry = approval_groups()[operation]
     except KeyError as exc:
         raise ValueError(f"no checker group configured for operation {operation!r} "
                          f"in {APPROVAL_GROUPS_FILE.name}") from exc
+    return parse_policy(operation, entry)
+
+
+def parse_policy(operation: str, entry: dict[str, Any]) -> ApprovalPolicy:
+    """One entry of the configuration, refused with the operation named when it is not usable."""
+    where = f"{APPROVAL_GROUPS_FILE.name}, operation {operation!r}"
+    group, policy, checkers = entry.get("group"), entry.get("policy", "any"), entry.get("checkers")
+    if not isinstance(group, str) or not group:
+        raise ValueError(f"{where}: 'group' must name an Airflow role")
+    if policy not in POLICIES:
+        raise ValueError(f"{where}: policy {policy!r} is not one of {', '.join(POLICIES)}")
+    if policy == "any" and checkers not in (None, 1):
+        raise ValueError(f"{where}: policy 'any' is one checker; use policy 'distinct' for {checkers}")
+    if policy == "distinct" and not (isinstance(checkers, int) and not isinstance(checkers, bool)
+                                     and 2 <= checkers <= 10):
+        raise ValueError(f"{where}: policy 'distinct' needs 'checkers', a whole number from 2 to 10")
+    hours = entry.get("response_timeout_hours", 168)
+    if not isinstance(hours, int | float) or isinstance(hours, bool) or hours <= 0:
+        raise ValueError(f"{where}: response_timeout_hours must be a positive number")
+    return ApprovalPolicy(group=group, policy=policy, checkers=checkers or 1,
+                          response_timeout=timedelta(hours=float(hours)))
+
+
+def approval_steps(operation: str, **kwargs: Any) -> list[MakerCheckerApproval]:
+    """The operation's approval tasks in order: `approve` alone, or `approve_1` ... `approve` for N checkers."""
+    needed = policy_for(operation).checkers
+    return [
+        MakerCheckerApproval(operation=operation, step=step, task_id="approve" if step == needed else f"approve_{step}",
+                             **kwargs)
+        for step in range(1, needed + 1)
+    ]
 
 
 # The checker reads the file and its numbers first, the report last (XCom does not keep key order).
@@ -50,9 +100,14 @@ SUMMARY_FIRST = ("file", "request", "upload_id", "request_id", "rows_in_file", "
 SUMMARY_LAST = ("error_report",)
 
 
-def render_body(operation: str, maker: str, summary: dict[str, Any]) -> str:
+def render_body(operation: str, maker: str, summary: dict[str, Any], *, step: int = 1, needed: int = 1,
+                approved_by: tuple[str, ...] = ()) -> str:
     """Markdown the checker reads on the Required actions page."""
-    lines = [f"**Operation:** {operation}  ", f"**Maker:** {maker} (cannot decide on this request)", ""]
+    lines = [f"**Operation:** {operation}  ", f"**Maker:** {maker} (cannot decide on this request)  "]
+    if needed > 1:
+        earlier = f"; already approved by {', '.join(approved_by)}" if approved_by else ""
+        lines.append(f"**Approval {step} of {needed}:** {needed} distinct checkers must approve{earlier}  ")
+    lines.append("")
     rank = {key: i for i, key in enumerate(SUMMARY_FIRST)} | {key: 1000 + i for i, key in enumerate(SUMMARY_LAST)}
     ordered = sorted(summary.items(), key=lambda item: rank.get(item[0], len(SUMMARY_FIRST)))
     for key, value in ordered:
@@ -70,29 +125,39 @@ def render_body(operation: str, maker: str, summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def decide_outcome(*, chosen: str, responder: str | None, maker: str, assigned: set[str]) -> tuple[str, str | None]:
+def decide_outcome(
+    *, chosen: str, responder: str | None, maker: str, assigned: set[str], approved_by: tuple[str, ...] = (),
+) -> tuple[str, str | None]:
     """The outcome the ledger records for an answer, and why when it is not the chosen one."""
     if responder is None:
         return "TIMED_OUT", "no checker answered in time"
     if responder == maker:
         return "REFUSED", f"{responder} is the maker of this run and cannot decide on it"
+    if responder in approved_by:
+        return "REFUSED", f"{responder} already approved this run: the policy needs distinct checkers"
     if responder not in assigned:
         return "REFUSED", f"{responder} is not an assigned checker for this request"
     return ("APPROVED", None) if chosen == ApprovalOperator.APPROVE else ("REJECTED", None)
 
 
 class MakerCheckerApproval(ApprovalOperator):
-    """Approval request routed to the operation's checker group, never to the maker."""
+    """Approval request routed to the operation's checker group, never to the maker.
+
+    `step` is this task's place among the N approvals the policy needs (1 under `any`).
+    """
 
     def __init__(
         self,
         *,
         operation: str,
+        step: int = 1,
         summary_task_id: str = "propose",
         task_id: str = "approve",
         **kwargs: Any,
     ) -> None:
         policy = policy_for(operation)
+        if not 1 <= step <= policy.checkers:
+            raise ValueError(f"approval step {step} of {operation}: its policy has {policy.checkers} step(s)")
         kwargs.setdefault("retries", 3)
         kwargs.setdefault("retry_delay", timedelta(seconds=5))
         super().__init__(
@@ -100,66 +165,84 @@ class MakerCheckerApproval(ApprovalOperator):
             subject=f"Approve {operation}",
             body="(summary is filled in when the request is made)",
             defaults=[ApprovalOperator.REJECT],
-            response_timeout=timedelta(hours=float(policy.get("response_timeout_hours", 168))),
+            response_timeout=policy.response_timeout,
             **kwargs,
         )
         self.operation = operation
         self.summary_task_id = summary_task_id
-        self.checker_group: str = policy["group"]
-        self.policy: str = policy.get("policy", "any")
-        if self.policy != "any":
-            raise ValueError(f"approval policy {self.policy!r} for {operation} is not supported yet (only 'any')")
+        self.checker_group: str = policy.group
+        self.policy: str = policy.policy
+        self.needed: int = policy.checkers
+        self.step = step
+
+    @property
+    def decides(self) -> bool:
+        """The last step writes the decision; an earlier one only records its approval."""
+        return self.step == self.needed
 
     # -- request ------------------------------------------------------------------------
     def execute(self, context: Any) -> Any:
         maker = self._maker(context)
         earlier = self._earlier_answer(context)
         if earlier is not None:
-            self.log.warning("Using the answer already given to this run by %s (an earlier try)",
+            self.log.warning("Using the answer already given to this step by %s (an earlier try)",
                              (earlier["responded_by_user"] or {}).get("name", "nobody: timed out"))
             return self.execute_complete(context, earlier)
         summary = context["ti"].xcom_pull(task_ids=self.summary_task_id) or {}
-        checkers = [p for p in directory.members_of(self.checker_group) if p.username != maker]
-        if not checkers:
+        approved_by = self._approved_before(context)
+        checkers = [p for p in directory.members_of(self.checker_group)
+                    if p.username != maker and p.username not in approved_by]
+        still_needed = self.needed - len(approved_by)
+        if len(checkers) < still_needed:
             raise AirflowFailException(
-                f"no member of {self.checker_group} other than the maker {maker!r} can approve {self.operation}: "
-                "add a checker to that group, then clear this task"
+                f"{self.operation} needs {self.needed} distinct checker(s) from {self.checker_group}, none of them "
+                f"the maker {maker!r}; only {len(checkers) + len(approved_by)} can: add checkers to that group, "
+                "then clear this task"
             )
         self.assigned_users = [person.as_hitl_user() for person in checkers]
-        self.body = render_body(self.operation, maker, summary)
+        self.body = render_body(self.operation, maker, summary, step=self.step, needed=self.needed,
+                                approved_by=approved_by)
         what = summary.get("file") or summary.get("request") or context["run_id"]
-        self.subject = f"Approve {self.operation}: {what} (maker {maker})"
+        step_label = f", approval {self.step} of {self.needed}" if self.needed > 1 else ""
+        self.subject = f"Approve {self.operation}: {what} (maker {maker}{step_label})"
         with db.transaction() as cur:
             audit.record(cur, actor=maker, action=f"{self.operation}.approval_requested", object_type="run",
                          object_id=_run_object(context), outcome="WAITING",
-                         details={"group": self.checker_group, "assignees": [p.username for p in checkers]})
-        self.log.info("Approval requested from %s", ", ".join(p.username for p in checkers))
+                         details={"group": self.checker_group, "assignees": [p.username for p in checkers],
+                                  "step": self.step, "of": self.needed})
+        self.log.info("Approval %d of %d requested from %s", self.step, self.needed,
+                      ", ".join(p.username for p in checkers))
         return super().execute(context)
 
     def _maker(self, context: Any) -> str:
         return context["dag_run"].triggering_user_name or SYSTEM_MAKER
 
+    def _approved_before(self, context: Any) -> tuple[str, ...]:
+        """Who approved the earlier steps of this run, in order."""
+        with db.transaction() as cur:
+            return tuple(approver for step, approver, _ in _approvals_given(cur, self.operation, context)
+                         if step < self.step)
+
     def _earlier_answer(self, context: Any) -> dict[str, Any] | None:
-        """On a retry: the answer already given to this run, so the checker is not asked twice.
+        """On a retry: the answer already given to this step, so the checker is not asked twice.
 
         Airflow 3.3.2's resume race can fail the task around the checker's answer. The
-        answer is then in the ledger (an earlier try recorded it), or still on this task
-        instance's request (Airflow wipes it when the request is written again), or in
-        Airflow's HITL history (when the try got a new id). A recorded decision is final:
-        deciding again takes a new run.
+        answer is then in the ledger (an earlier try recorded it: the decision, or this
+        step's approval), or still on this task instance's request (Airflow wipes it when
+        the request is written again), or in Airflow's HITL history (when the try got a new
+        id). A recorded decision is final: deciding again takes a new run.
         """
         ti = context["ti"]
         if ti.try_number <= 1:
             return None
         with db.transaction() as cur:
             recorded = decisions.latest_for_run(cur, ti.dag_id, ti.run_id)
+            given = {step: (approver, at) for step, approver, at in _approvals_given(cur, self.operation, context)}
         if recorded is not None:
-            return {
-                "chosen_options": [self.APPROVE if recorded["outcome"] == "APPROVED" else self.REJECT],
-                "params_input": {},
-                "responded_at": recorded["decided_at"],
-                "responded_by_user": {"id": "", "name": recorded["checker"]} if recorded["checker"] else None,
-            }
+            return _answer(self.APPROVE if recorded["outcome"] == "APPROVED" else self.REJECT, recorded["checker"],
+                           recorded["decided_at"])
+        if self.step in given:
+            return _answer(self.APPROVE, *given[self.step])
         found = directory.earlier_response(ti.id, ti.dag_id, ti.run_id, ti.task_id)
         if found is None:
             return None
@@ -172,28 +255,43 @@ class MakerCheckerApproval(ApprovalOperator):
         responder_info = event.get("responded_by_user") or None
         responder = responder_info["name"] if responder_info else None
         chosen = (event.get("chosen_options") or [self.REJECT])[0]
+        approved_by = self._approved_before(context)
         # The task resumes in a fresh worker: who may answer is derived from the group again.
-        assigned = {p.username for p in directory.members_of(self.checker_group)} - {maker}
-        outcome, reason = decide_outcome(chosen=chosen, responder=responder, maker=maker, assigned=assigned)
+        assigned = {p.username for p in directory.members_of(self.checker_group)} - {maker, *approved_by}
+        outcome, reason = decide_outcome(chosen=chosen, responder=responder, maker=maker, assigned=assigned,
+                                         approved_by=approved_by)
         summary = context["ti"].xcom_pull(task_ids=self.summary_task_id) or {}
-        decision_id = self._record(context, maker, responder, outcome, reason, summary)
+        if outcome == "APPROVED" and not self.decides:
+            self._record_approval_given(context, maker, responder)
+            decision_id = None
+        else:
+            decision_id = self._record(context, maker, responder, outcome, reason, summary, approved_by)
         if outcome != "APPROVED":
             self.log.warning("Decision %s: %s%s", decision_id, outcome, f" ({reason})" if reason else "")
             event = {**event, "chosen_options": [self.REJECT]}
         result = super().execute_complete(context, {k: v for k, v in event.items() if k in _EVENT_KEYS})
-        return {**result, "decision_id": decision_id, "outcome": outcome, "maker": maker, "checker": responder}
+        return {**result, "decision_id": decision_id, "outcome": outcome, "maker": maker, "checker": responder,
+                "step": self.step, "of": self.needed}
+
+    def _record_approval_given(self, context: Any, maker: str, responder: str | None) -> None:
+        with db.transaction() as cur:
+            if any(step == self.step for step, _, _ in _approvals_given(cur, self.operation, context)):
+                return  # recorded by an earlier try
+            audit.record(cur, actor=responder or "system", action=f"{self.operation}.approval_given",
+                         object_type="run", object_id=_run_object(context), outcome="APPROVED",
+                         details={"step": self.step, "of": self.needed, "maker": maker, "group": self.checker_group})
 
     def _record(
         self, context: Any, maker: str, responder: str | None, outcome: str, reason: str | None,
-        summary: dict[str, Any],
+        summary: dict[str, Any], approved_by: tuple[str, ...],
     ) -> int:
         ti = context["ti"]
         with db.transaction() as cur:
             latest = decisions.latest_for_run(cur, ti.dag_id, ti.run_id)
             if latest and latest["outcome"] == outcome and latest["checker"] == responder:
                 return int(latest["decision_id"])  # this answer was recorded by an earlier try
-            requested_at = audit.last_time(cur, action=f"{self.operation}.approval_requested", object_type="run",
-                                           object_id=_run_object(context))
+            requested_at = audit.first_time(cur, action=f"{self.operation}.approval_requested", object_type="run",
+                                            object_id=_run_object(context))
             decision_id = decisions.record(
                 cur,
                 Decision(
@@ -201,10 +299,26 @@ class MakerCheckerApproval(ApprovalOperator):
                     checker=responder, checker_group=self.checker_group, policy=self.policy,
                     outcome=outcome, reason=reason, upload_id=summary.get("upload_id"),
                     request_id=summary.get("request_id"), summary=summary,
-                    requested_at=requested_at,
+                    requested_at=requested_at, required_approvals=self.needed, other_approvers=approved_by,
                 ),
             )
             return decision_id
+
+
+def _approvals_given(cur: Any, operation: str, context: Any) -> list[tuple[int, str, datetime]]:
+    """(step, checker, when) of every approval recorded before the deciding step of this run."""
+    cur.execute(
+        "SELECT (details ->> 'step')::int, actor, occurred_at FROM ledger.audit_events"
+        " WHERE action = %s AND object_type = 'run' AND object_id = %s AND outcome = 'APPROVED'"
+        " ORDER BY event_id",
+        (f"{operation}.approval_given", _run_object(context)),
+    )
+    return [(int(step), actor, at) for step, actor, at in cur.fetchall()]
+
+
+def _answer(option: str, checker: str | None, responded_at: Any) -> dict[str, Any]:
+    return {"chosen_options": [option], "params_input": {}, "responded_at": responded_at,
+            "responded_by_user": {"id": "", "name": checker} if checker else None}
 
 
 def _run_object(context: Any) -> str:

@@ -37,10 +37,10 @@ def record(
     return int(cur.fetchone()[0])
 
 
-def last_time(cur: psycopg2.extensions.cursor, *, action: str, object_type: str, object_id: str) -> Any:
-    """When `action` last happened to the object (None: never)."""
+def first_time(cur: psycopg2.extensions.cursor, *, action: str, object_type: str, object_id: str) -> Any:
+    """When `action` first happened to the object (None: never)."""
     cur.execute(
-        "SELECT max(occurred_at) FROM ledger.audit_events WHERE action = %s AND object_type = %s AND object_id = %s",
+        "SELECT min(occurred_at) FROM ledger.audit_events WHERE action = %s AND object_type = %s AND object_id = %s",
         (action, object_type, object_id),
     )
     return cur.fetchone()[0]

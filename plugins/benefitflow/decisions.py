@@ -33,6 +33,8 @@ class Decision:
     request_id: int | None = None
     requested_at: datetime | None = None
     summary: dict[str, Any] | None = None
+    required_approvals: int = 1
+    other_approvers: tuple[str, ...] = ()
 
 
 def record(cur: psycopg2.extensions.cursor, decision: Decision) -> int:
@@ -44,13 +46,14 @@ def record(cur: psycopg2.extensions.cursor, decision: Decision) -> int:
         raise ValueError(f"unknown outcome {decision.outcome!r}")
     cur.execute(
         "INSERT INTO ledger.decisions (operation, dag_id, run_id, upload_id, request_id, maker, checker,"
-        " checker_group, policy, outcome, reason, summary, requested_at)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s) RETURNING decision_id",
+        " checker_group, policy, outcome, reason, summary, requested_at, required_approvals, other_approvers)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s::text[]) RETURNING decision_id",
         (
             decision.operation, decision.dag_id, decision.run_id, decision.upload_id, decision.request_id,
             decision.maker,
             decision.checker, decision.checker_group, decision.policy, decision.outcome, decision.reason,
-            json.dumps(decision.summary or {}, default=str), decision.requested_at,
+            json.dumps(decision.summary or {}, default=str), decision.requested_at, decision.required_approvals,
+            list(decision.other_approvers),
         ),
     )
     decision_id = int(cur.fetchone()[0])
@@ -64,6 +67,7 @@ def record(cur: psycopg2.extensions.cursor, decision: Decision) -> int:
         details={
             "decision_id": decision_id, "maker": decision.maker, "checker": decision.checker,
             "group": decision.checker_group, "policy": decision.policy, "reason": decision.reason,
+            "required_approvals": decision.required_approvals, "other_approvers": list(decision.other_approvers),
             "upload_id": decision.upload_id, "request_id": decision.request_id,
         },
     )
@@ -76,14 +80,17 @@ def record(cur: psycopg2.extensions.cursor, decision: Decision) -> int:
     return decision_id
 
 
+_LATEST_COLUMNS = ("decision_id", "outcome", "maker", "checker", "decided_at", "required_approvals", "other_approvers")
+
+
 def latest_for_run(cur: psycopg2.extensions.cursor, dag_id: str, run_id: str) -> dict[str, Any] | None:
     cur.execute(
-        "SELECT decision_id, outcome, maker, checker, decided_at FROM ledger.decisions"
+        f"SELECT {', '.join(_LATEST_COLUMNS)} FROM ledger.decisions"
         " WHERE dag_id = %s AND run_id = %s ORDER BY decision_id DESC LIMIT 1",
         (dag_id, run_id),
     )
     row = cur.fetchone()
-    return dict(zip(("decision_id", "outcome", "maker", "checker", "decided_at"), row, strict=True)) if row else None
+    return dict(zip(_LATEST_COLUMNS, row, strict=True)) if row else None
 
 
 def require_approval(cur: psycopg2.extensions.cursor, dag_id: str, run_id: str) -> int:
@@ -98,4 +105,8 @@ def require_approval(cur: psycopg2.extensions.cursor, dag_id: str, run_id: str) 
         raise NotApprovedError(f"run {dag_id}/{run_id} was {latest['outcome']}: nothing is committed")
     if not latest["checker"] or latest["checker"] == latest["maker"]:
         raise NotApprovedError(f"run {dag_id}/{run_id}: the approval is not by a checker other than the maker")
+    approvers = {latest["checker"], *latest["other_approvers"]} - {latest["maker"]}
+    if len(approvers) < latest["required_approvals"]:
+        raise NotApprovedError(f"run {dag_id}/{run_id}: approved by {len(approvers)} distinct checker(s), "
+                               f"the policy needs {latest['required_approvals']}: nothing is committed")
     return int(latest["decision_id"])

@@ -280,6 +280,16 @@ class RequestError(ValueError):
     """A request's parameters that cannot be carried out (the message is for the maker)."""
 
 
+def required_text(parameters: dict[str, object], name: str, max_length: int, missing: str) -> str:
+    """A free-text parameter kept with a change (a reason, a comment): present, not blank, not too long."""
+    value = parameters.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise RequestError(missing)
+    if len(value) > max_length:
+        raise RequestError(f"the {name} is longer than {max_length} characters")
+    return value.strip()
+
+
 def register_request(
     cur: psycopg2.extensions.cursor, *, kind: str, plan_code: str, parameters: dict[str, object], user: str,
     dag_id: str, run_id: str,

@@ -16,11 +16,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import psycopg2.extensions
-from airflow.sdk import DAG, Asset, Param, task
+from airflow.sdk import DAG, Asset, Param, chain, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from benefitflow import audit, config, db, dbt_runner, decisions, intake, validation
-from benefitflow.approval import MakerCheckerApproval
+from benefitflow.approval import approval_steps, policy_for
 from benefitflow.intake import FileSpec, IntakeError
 
 if TYPE_CHECKING:  # GX is imported by the tasks that validate, not when the DAG is parsed
@@ -307,7 +307,7 @@ def approve_commit_publish(
         default_args={"retries": 1},
         **dbt_runner.cosmos_configs(),
     )
-    proposal >> MakerCheckerApproval(operation=operation) >> committed >> rebuild >> published()
+    chain(proposal, *approval_steps(operation), committed, rebuild, published())
 
 
 # -- the same steps without the scheduler (integration tests, `make bench`) -------------------
@@ -340,17 +340,20 @@ def run_steps(
 
 def record_direct_decision(
     operation: str, dag_id: str, run_id: str, maker: str, checker: str | None, summary: dict[str, Any], *,
-    upload_id: int | None = None, request_id: int | None = None,
+    upload_id: int | None = None, request_id: int | None = None, other_approvers: tuple[str, ...] = (),
 ) -> bool:
-    """`checker`'s approval (None: a rejection) of a run made without the scheduler; True when approved."""
-    from benefitflow.approval import policy_for
+    """`checker`'s approval (None: a rejection) of a run made without the scheduler; True when approved.
 
+    Under a `distinct` policy `other_approvers` are the checkers who approved before `checker`.
+    """
+    policy = policy_for(operation)
     outcome = "APPROVED" if checker else "REJECTED"
     with db.transaction() as cur:
         decisions.record(cur, decisions.Decision(
             operation=operation, dag_id=dag_id, run_id=run_id, maker=maker, checker=checker,
-            checker_group=policy_for(operation)["group"], policy="any", outcome=outcome, upload_id=upload_id,
-            request_id=request_id, summary=summary))
+            checker_group=policy.group, policy=policy.policy, outcome=outcome, upload_id=upload_id,
+            request_id=request_id, summary=summary, required_approvals=policy.checkers,
+            other_approvers=other_approvers))
     return outcome == "APPROVED"
 
 

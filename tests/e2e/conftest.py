@@ -3,7 +3,7 @@ import pytest
 from benefitflow.platform import services, superset_setup
 from benefitflow.platform.airflow_client import AirflowClient
 
-DAG_IDS = ("platform_selftest", "individuals_import", "registry_export", "benefit_plan_define", "enrolment",
+DAG_IDS = ("platform_selftest", "platform_selftest_two_checkers", "individuals_import", "registry_export", "benefit_plan_define", "enrolment",
            "beneficiary_status", "benefit_plan_close", "beneficiaries_import", "beneficiaries_export", "payment_cycle",
            "held_bills_release", "payroll", "payroll_reconciliation", "payments_export", "grievances_import",
            "grievance_status", "individual_record_export")

@@ -32,9 +32,13 @@ def decisions_for(run_id: str) -> list[tuple]:
 
 
 def committed_rows(run_id: str) -> int:
+    return committed_rows_of(DAG_ID, run_id)
+
+
+def committed_rows_of(dag_id: str, run_id: str) -> int:
     with db.transaction() as cur:
         cur.execute("SELECT count(*) FROM ledger.selftest_records r JOIN ledger.commits c USING (commit_id)"
-                    " WHERE c.dag_id = %s AND c.run_id = %s", (DAG_ID, run_id))
+                    " WHERE c.dag_id = %s AND c.run_id = %s", (dag_id, run_id))
         return cur.fetchone()[0]
 
 
@@ -63,7 +67,7 @@ def test_maker_refused_then_checker_approves(airflow, inbox_file) -> None:
 
     pending = [p for p in checker.pending_approvals() if p["task_instance"]["dag_run_id"] == run_id]
     assert len(pending) == 1
-    assert [u["name"] for u in pending[0]["assigned_users"]] == ["checker"]  # the maker is not assigned
+    assert sorted(u["name"] for u in pending[0]["assigned_users"]) == ["checker", "checker2"]  # not the maker
     assert "rows to append:** 3" in pending[0]["body"]
 
     time.sleep(SAFE_WAIT_SECONDS)
@@ -136,3 +140,64 @@ def test_a_path_outside_the_inbox_is_refused(airflow) -> None:
     run_id = maker.trigger(DAG_ID, {"file": "../../etc/passwd"}).json()["dag_run_id"]
     assert maker.wait_for_run(DAG_ID, run_id) == "failed"
     assert maker.task_states(DAG_ID, run_id)["intake"] == "failed"
+
+
+TWO_CHECKERS_DAG = "platform_selftest_two_checkers"
+
+
+def pending_for(client, run_id: str) -> list[dict]:
+    return [p for p in client.pending_approvals() if p["task_instance"]["dag_run_id"] == run_id]
+
+
+def test_two_distinct_checkers_approve_one_after_the_other(airflow, inbox_file) -> None:
+    maker, checker, checker2 = airflow("maker"), airflow("checker"), airflow("checker2")
+    run_id = maker.trigger(TWO_CHECKERS_DAG, {"file": selftest_file(inbox_file, rows=2)}).json()["dag_run_id"]
+    checker.wait_until_parked(TWO_CHECKERS_DAG, run_id, "approve_1")
+    first = pending_for(checker, run_id)
+    assert [p["task_instance"]["task_id"] for p in first] == ["approve_1"]
+    assert sorted(u["name"] for u in first[0]["assigned_users"]) == ["checker", "checker2"]
+    assert "Approval 1 of 2" in first[0]["body"]
+    assert checker.answer(TWO_CHECKERS_DAG, run_id, "Approve", "approve_1").status_code == 200
+
+    checker2.wait_until_parked(TWO_CHECKERS_DAG, run_id, "approve")
+    second = pending_for(checker2, run_id)
+    assert [u["name"] for u in second[0]["assigned_users"]] == ["checker2"]  # the first checker is not asked again
+    assert "already approved by checker" in second[0]["body"]
+    assert checker.answer(TWO_CHECKERS_DAG, run_id, "Approve").status_code == 403
+    assert maker.answer(TWO_CHECKERS_DAG, run_id, "Approve").status_code == 403
+    assert committed_rows_of(TWO_CHECKERS_DAG, run_id) == 0
+
+    assert checker2.answer(TWO_CHECKERS_DAG, run_id, "Approve").status_code == 200
+    assert checker2.wait_for_run(TWO_CHECKERS_DAG, run_id) == "success"
+    with db.transaction() as cur:
+        cur.execute("SELECT outcome, checker, other_approvers, required_approvals, policy FROM ledger.decisions"
+                    " WHERE dag_id = %s AND run_id = %s", (TWO_CHECKERS_DAG, run_id))
+        assert cur.fetchall() == [("APPROVED", "checker2", ["checker"], 2, "distinct")]
+        cur.execute("SELECT actor, action, outcome FROM ledger.audit_events WHERE object_id = %s ORDER BY event_id",
+                    (f"{TWO_CHECKERS_DAG}/{run_id}",))
+        events = cur.fetchall()
+        cur.execute("SELECT approvals_required, approvals_given, status FROM marts.mart_approval_requests"
+                    " WHERE run_id = %s", (run_id,))
+        assert cur.fetchone() == (2, 2, "APPROVED")
+    assert events[:4] == [
+        ("maker", "selftest_two_checkers.approval_requested", "WAITING"),
+        ("checker", "selftest_two_checkers.approval_given", "APPROVED"),
+        ("maker", "selftest_two_checkers.approval_requested", "WAITING"),
+        ("checker2", "selftest_two_checkers.decision", "APPROVED"),
+    ]
+    assert committed_rows_of(TWO_CHECKERS_DAG, run_id) == 2
+
+
+def test_a_rejection_by_the_first_checker_ends_the_run(airflow, inbox_file) -> None:
+    maker, checker2 = airflow("maker"), airflow("checker2")
+    run_id = maker.trigger(TWO_CHECKERS_DAG, {"file": selftest_file(inbox_file)}).json()["dag_run_id"]
+    checker2.wait_until_parked(TWO_CHECKERS_DAG, run_id, "approve_1")
+    assert checker2.answer(TWO_CHECKERS_DAG, run_id, "Reject", "approve_1").status_code == 200
+    assert checker2.wait_for_run(TWO_CHECKERS_DAG, run_id) == "success"
+    states = checker2.task_states(TWO_CHECKERS_DAG, run_id)
+    assert states["approve"] == "skipped" and states["commit"] == "skipped"
+    with db.transaction() as cur:
+        cur.execute("SELECT outcome, checker, other_approvers FROM ledger.decisions WHERE dag_id = %s AND run_id = %s",
+                    (TWO_CHECKERS_DAG, run_id))
+        assert cur.fetchall() == [("REJECTED", "checker2", [])]
+    assert committed_rows_of(TWO_CHECKERS_DAG, run_id) == 0

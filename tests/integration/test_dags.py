@@ -53,6 +53,17 @@ def test_workflows_have_the_six_steps_in_order(dagbag: DagBag, dag_id: str) -> N
     assert dag.get_task("published").outlets
 
 
+def test_a_policy_of_two_distinct_checkers_asks_twice_before_the_commit(dagbag: DagBag) -> None:
+    dag = dagbag.dags["platform_selftest_two_checkers"]
+    first, last = dag.get_task("approve_1"), dag.get_task("approve")
+    assert isinstance(first, MakerCheckerApproval) and isinstance(last, MakerCheckerApproval)
+    assert (first.step, first.needed, first.decides) == (1, 2, False)
+    assert (last.step, last.needed, last.decides) == (2, 2, True)
+    assert dag.get_task("propose").downstream_task_ids == {"approve_1"}
+    assert first.downstream_task_ids == {"approve"} and last.downstream_task_ids == {"commit"}
+    assert first.defaults == last.defaults == ["Reject"] and first.retries >= 1
+
+
 @pytest.mark.parametrize("dag_id", UPLOAD_DAGS)
 def test_trigger_form_validates_parameters(dagbag: DagBag, dag_id: str) -> None:
     params = dagbag.dags[dag_id].params

@@ -1,8 +1,10 @@
 """Who may decide: the maker never, a non-assigned user never, silence means reject."""
 
+from datetime import timedelta
+
 import pytest
 
-from benefitflow.approval import decide_outcome, policy_for, render_body
+from benefitflow.approval import approval_groups, decide_outcome, parse_policy, policy_for, render_body
 
 ASSIGNED = {"checker", "checker2"}
 
@@ -30,10 +32,51 @@ def test_the_maker_is_refused_even_when_configured_as_a_checker() -> None:
 
 
 def test_every_configured_operation_names_a_group_and_a_supported_policy() -> None:
-    for operation in ("selftest", "individuals_import", "payroll"):
+    for operation in approval_groups():
         policy = policy_for(operation)
-        assert policy["group"].endswith("Checkers")
-        assert policy["policy"] == "any"
+        assert policy.group.endswith("Checkers"), operation
+        assert (policy.policy, policy.checkers) == ("any", 1) or (policy.policy == "distinct" and policy.checkers >= 2)
+    assert policy_for("selftest_two_checkers").checkers == 2
+
+
+def test_a_policy_entry_is_read_with_its_defaults() -> None:
+    policy = parse_policy("op", {"group": "PaymentCheckers"})
+    assert (policy.group, policy.policy, policy.checkers, policy.response_timeout) == (
+        "PaymentCheckers", "any", 1, timedelta(hours=168))
+    assert parse_policy("op", {"group": "G", "policy": "distinct", "checkers": 3}).checkers == 3
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({}, "'group' must name an Airflow role"),
+        ({"group": "G", "policy": "majority"}, "policy 'majority' is not one of any, distinct"),
+        ({"group": "G", "policy": "any", "checkers": 2}, "use policy 'distinct'"),
+        ({"group": "G", "policy": "distinct"}, "needs 'checkers'"),
+        ({"group": "G", "policy": "distinct", "checkers": 1}, "needs 'checkers'"),
+        ({"group": "G", "policy": "distinct", "checkers": "2"}, "needs 'checkers'"),
+        ({"group": "G", "policy": "distinct", "checkers": True}, "needs 'checkers'"),
+        ({"group": "G", "response_timeout_hours": 0}, "response_timeout_hours"),
+    ],
+)
+def test_an_unusable_policy_is_refused_naming_the_operation(entry: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message) as raised:
+        parse_policy("payroll", entry)
+    assert "operation 'payroll'" in str(raised.value)
+
+
+def test_an_earlier_approver_cannot_approve_again() -> None:
+    outcome, reason = decide_outcome(chosen="Approve", responder="checker", maker="maker", assigned=ASSIGNED,
+                                     approved_by=("checker",))
+    assert outcome == "REFUSED" and "already approved" in reason
+    assert decide_outcome(chosen="Approve", responder="checker2", maker="maker", assigned=ASSIGNED,
+                          approved_by=("checker",))[0] == "APPROVED"
+
+
+def test_body_says_which_approval_and_who_approved_before() -> None:
+    body = render_body("payroll", "maker", {"rows": 1}, step=2, needed=3, approved_by=("checker",))
+    assert "**Approval 2 of 3:** 3 distinct checkers must approve; already approved by checker" in body
+    assert "Approval" not in render_body("payroll", "maker", {"rows": 1})
 
 
 def test_unknown_operation_is_a_configuration_error() -> None:

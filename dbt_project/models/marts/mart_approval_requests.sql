@@ -1,6 +1,8 @@
 -- Every approval request a workflow made, with the checker group it went to and, once decided, the
 -- outcome: what each group has pending and how long its decisions take. A view, so hours_waiting is
--- as of now. A run stopped by hand before anyone answered stays PENDING here (the ledger never heard).
+-- as of now. Under a policy needing N distinct checkers a run is asked N times: it is one row here,
+-- with the approvals given so far, pending until the last checker decides (or one rejects).
+-- A run stopped by hand before anyone answered stays PENDING here (the ledger never heard).
 {{ config(materialized='view') }}
 
 with requests as (
@@ -11,7 +13,9 @@ with requests as (
         events.actor as maker,
         events.details ->> 'group' as checker_group,
         jsonb_array_length(coalesce(events.details -> 'assignees', '[]'::jsonb)) as assignees,
-        events.occurred_at as requested_at
+        coalesce((events.details ->> 'of')::int, 1) as approvals_required,
+        events.occurred_at as requested_at,
+        min(events.occurred_at) over (partition by events.object_id) as first_requested_at
     from {{ source('ledger', 'audit_events') }} as events
     where events.action like '%.approval\_requested' and events.object_type = 'run'
 ),
@@ -20,6 +24,16 @@ latest_request as (
     select distinct on (dag_id, run_id) *
     from requests
     order by dag_id, run_id, requested_at desc
+),
+
+approvals_before_decision as (
+    select
+        split_part(object_id, '/', 1) as dag_id,
+        substr(object_id, length(split_part(object_id, '/', 1)) + 2) as run_id,
+        count(distinct actor) as approvals
+    from {{ source('ledger', 'audit_events') }}
+    where action like '%.approval\_given' and object_type = 'run' and outcome = 'APPROVED'
+    group by object_id
 ),
 
 latest_decision as (
@@ -35,11 +49,15 @@ select
     latest_request.maker,
     latest_request.checker_group,
     latest_request.assignees,
-    latest_request.requested_at,
+    latest_request.first_requested_at as requested_at,
+    latest_request.approvals_required,
+    coalesce(approvals_before_decision.approvals, 0)
+        + case when latest_decision.outcome = 'APPROVED' then 1 else 0 end as approvals_given,
     coalesce(latest_decision.outcome, 'PENDING') as status,
     latest_decision.checker,
     latest_decision.decided_at,
-    round(extract(epoch from coalesce(latest_decision.decided_at, now()) - latest_request.requested_at) / 3600.0, 2)
-        ::numeric(12, 2) as hours_waiting
+    round(extract(epoch from coalesce(latest_decision.decided_at, now()) - latest_request.first_requested_at)
+          / 3600.0, 2)::numeric(12, 2) as hours_waiting
 from latest_request
+left join approvals_before_decision using (dag_id, run_id)
 left join latest_decision using (dag_id, run_id)

@@ -9,6 +9,11 @@ select
     decisions.checker,
     decisions.checker_group,
     decisions.policy,
+    decisions.required_approvals,
+    -- Everyone who approved, in order, the deciding checker last (one name under policy "any").
+    case when decisions.outcome = 'APPROVED'
+        then concat_ws(', ', nullif(decisions.other_approvers, ''), decisions.checker)
+    end as approved_by,
     decisions.outcome,
     decisions.reason,
     decisions.requested_at,

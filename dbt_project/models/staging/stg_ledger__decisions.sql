@@ -9,6 +9,9 @@ select
     checker,
     checker_group,
     policy,
+    required_approvals,
+    -- Text, not text[]: dbt unit tests cannot build array fixtures for models reading this one.
+    array_to_string(other_approvers, ', ') as other_approvers,
     outcome,
     reason,
     requested_at,

@@ -13,7 +13,7 @@ from typing import Any
 import psycopg2.extensions
 from airflow.sdk import Param
 
-from benefitflow.intake import RequestError
+from benefitflow.intake import RequestError, required_text
 from benefitflow.request_workflow import Options, RequestWorkflow
 from benefitflow.workflow import CommitConflict
 
@@ -37,12 +37,8 @@ def codes_of(options: Options) -> list[str]:
 
 
 def comment_of(options: Options) -> str:
-    comment = options.get("comment")
-    if not isinstance(comment, str) or not comment.strip():
-        raise RequestError("give a comment (for RESOLVED: the resolution); it is kept with the change")
-    if len(comment) > MAX_COMMENT:
-        raise RequestError(f"the comment is longer than {MAX_COMMENT} characters")
-    return comment.strip()
+    return required_text(options, "comment", MAX_COMMENT,
+                         "give a comment (for RESOLVED: the resolution); it is kept with the change")
 
 
 def validate_change(cur: psycopg2.extensions.cursor, request_id: int, options: Options, user: str) -> dict[str, Any]:

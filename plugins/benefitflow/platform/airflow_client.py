@@ -85,8 +85,8 @@ class AirflowClient:
     def hitl_path(self, dag_id: str, run_id: str, task_id: str = "approve") -> str:
         return f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/-1/hitlDetails"
 
-    def answer(self, dag_id: str, run_id: str, option: str) -> requests.Response:
-        return self.request("PATCH", self.hitl_path(dag_id, run_id),
+    def answer(self, dag_id: str, run_id: str, option: str, task_id: str = "approve") -> requests.Response:
+        return self.request("PATCH", self.hitl_path(dag_id, run_id, task_id),
                             json={"chosen_options": [option], "params_input": {}})
 
     def wait_until_parked(self, dag_id: str, run_id: str, task_id: str = "approve", timeout: float = 600) -> None:

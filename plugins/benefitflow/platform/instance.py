@@ -24,6 +24,7 @@ DEMO_USERS: dict[str, list[str]] = {
     "maker": ["Maker"],
     "maker2": ["Maker"],
     "checker": ["RegistryCheckers", "ProgrammeCheckers", "GrievanceCheckers"],
+    "checker2": ["RegistryCheckers"],  # the second checker where a policy needs two distinct ones
     "payment_checker": ["PaymentCheckers"],
     "manager": [],
     "manager_north": [],  # Superset: Manager narrowed to region North by row-level security

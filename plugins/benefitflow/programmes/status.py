@@ -13,7 +13,7 @@ import psycopg2.extensions
 from airflow.sdk import Param
 from psycopg2 import sql
 
-from benefitflow.intake import RequestError
+from benefitflow.intake import RequestError, required_text
 from benefitflow.programmes import id_files, plans
 from benefitflow.request_workflow import Options, RequestWorkflow
 from benefitflow.workflow import CommitConflict
@@ -24,12 +24,7 @@ MAX_REASON = 500
 
 
 def reason_of(options: Options) -> str:
-    reason = options.get("reason")
-    if not isinstance(reason, str) or not reason.strip():
-        raise RequestError("give a reason: it is kept with every change")
-    if len(reason) > MAX_REASON:
-        raise RequestError(f"the reason is longer than {MAX_REASON} characters")
-    return reason.strip()
+    return required_text(options, "reason", MAX_REASON, "give a reason: it is kept with every change")
 
 
 def validate_change(cur: psycopg2.extensions.cursor, request_id: int, options: Options, user: str) -> dict[str, Any]:
