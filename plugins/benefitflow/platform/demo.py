@@ -222,7 +222,8 @@ def load_grievances(instance: Instance) -> None:
         applied, attempts = cur.fetchone()
         if not applied:
             path = _write_grievances_file(cur, instance.inbox / DEMO_GRIEVANCES_FILE, attempt=attempts)
-    if not applied:
+    ran = not applied
+    if ran:
         run_approved(instance, "grievances_import", {"file": path.name, "on_invalid_rows": "reject_file"})
     for status, count, comment in DEMO_GRIEVANCE_STEPS:
         with db.transaction(instance.app_database_url) as cur:
@@ -233,6 +234,10 @@ def load_grievances(instance: Instance) -> None:
             codes = [code for (code,) in cur.fetchall()]
         if codes:
             run_approved(instance, "grievance_status", {"grievances": codes, "status": status, "comment": comment})
+            ran = True
+    if not ran:
+        print("  demo grievances: already loaded")
+        return
     print("  demo grievances: 40 tickets imported and moved along (OPEN, IN_PROGRESS, RESOLVED, CLOSED) by maker, "
           "approved by checker")
 
