@@ -27,6 +27,12 @@ bills add up to the rule recomputed in plain SQL from the registry, the payroll 
 total and rows match the bills, and after reconciliation every bill is PAID or FAILED, paid plus
 failed adds up to the bills to the cent, the FAILED bills are the planted 2% and the payroll is
 RECONCILED.
+
+4. Grievances: one ticket per 20 people (50,000 at a million), reported by individuals and, for
+the plan's beneficiaries, by their beneficiary id, across every category, channel and priority,
+imported by the `grievances_import` workflow. Then the individual record
+(`marts.mart_individual_record`, a view) is read for 20 people who have a plan, bills and a
+grievance, by id and by name, as the Superset dashboard's native filters read it.
 """
 
 from __future__ import annotations
@@ -63,6 +69,8 @@ FAILED_EVERY = 50  # the provider answers "No" for every 50th row: 2% FAILED
 PLANTED_PER_KIND = 5  # stale rows and mismatched amounts each: refused, then corrected in a second file
 MIN_BILLS = 100  # room for the planted rows between the "No" answers
 CHAIN_TARGET_SECONDS = 120.0
+PEOPLE_PER_GRIEVANCE = 20
+RECORD_SAMPLE = 20
 
 
 class PeakMemory:
@@ -123,6 +131,8 @@ def run(instance: Any) -> None:
         top_up_registry(instance, ROWS - committed)
         bench_enrolment(memory)
         bench_payments(memory)
+        bench_grievances(memory)
+        bench_individual_record()
 
 
 class Stages:
@@ -447,6 +457,87 @@ def check_reconciled(checks: Checks, name: str, bills: tuple[int, Decimal], fill
     with db.transaction() as cur:
         status = (approved_payroll(cur, name) or (None, None))[1]
     checks("(c) payroll RECONCILED (ledger.payroll_events)", status == "RECONCILED", str(status))
+
+
+def bench_grievances(memory: PeakMemory) -> None:
+    from benefitflow import config
+    from benefitflow.grievances.importing import WORKFLOW as GRIEVANCES
+    from benefitflow.workflow import run_steps
+
+    tickets = max(ROWS // PEOPLE_PER_GRIEVANCE, 100)
+    path = config.inbox() / f"bench-grievances-{uuid.uuid4().hex[:8]}.csv"
+    write_grievances_file(path, tickets)
+    print(f"\nbenefitflow bench: grievances import of {tickets:,} tickets from the registry's people "
+          f"and the plan's beneficiaries")
+    stages = Stages(memory)
+    result = run_steps(GRIEVANCES, file=path.name, options={"on_invalid_rows": "reject_file"}, maker=MAKER,
+                       checker=CHECKER, run_id=uuid.uuid4().hex, on_step=stages)
+    print_table(stages.timings, tickets, "grievances import (excl. approval)")
+    print(f"  outcome: {result['commit']['rows']:,} tickets recorded, "
+          f"{result['proposal']['invalid_rows']:,} invalid rows")
+
+
+def write_grievances_file(path: Path, tickets: int) -> None:
+    """Streamed out of PostgreSQL with COPY: every tenth ticket is reported by a beneficiary of the plan."""
+    from benefitflow import db
+    from benefitflow.grievances.importing import CHANNELS, PRIORITIES, categories
+
+    statement = grievances_copy_statement(tickets, sorted(categories()), CHANNELS, PRIORITIES)
+    with db.transaction() as cur, path.open("w", encoding="utf-8") as handle:
+        cur.copy_expert(statement, handle)
+
+
+def grievances_copy_statement(tickets: int, category_codes: list[str], channels: tuple[str, ...],
+                     priorities: tuple[str, ...]) -> str:
+    from psycopg2 import sql
+
+    from benefitflow import db
+
+    query = sql.SQL("""
+        COPY (
+            SELECT people.individual_id,
+                   CASE WHEN people.n % 10 = 0 THEN beneficiaries.beneficiary_id END AS beneficiary_id,
+                   'Bench ticket ' || people.n AS title, '' AS description,
+                   ({categories})[(1 + people.n % {category_count})::int] AS category,
+                   ({channels})[(1 + people.n % {channel_count})::int] AS channel,
+                   ({priorities})[(1 + people.n % {priority_count})::int] AS priority,
+                   date '2026-02-01' + (people.n % 28)::int AS incident_date,
+                   date '2026-03-01' + (people.n % 28)::int AS received_on
+            FROM (SELECT individual_id, row_number() OVER (ORDER BY individual_id) AS n
+                  FROM registry.individuals ORDER BY individual_id LIMIT {tickets}) AS people
+            LEFT JOIN programmes.beneficiaries AS beneficiaries
+                   ON beneficiaries.individual_id = people.individual_id AND beneficiaries.plan_code = {plan}
+        ) TO STDOUT WITH (FORMAT csv, HEADER true)""").format(
+        categories=sql.Literal(category_codes), category_count=sql.Literal(len(category_codes)),
+        channels=sql.Literal(list(channels)), channel_count=sql.Literal(len(channels)),
+        priorities=sql.Literal(list(priorities)), priority_count=sql.Literal(len(priorities)),
+        tickets=sql.Literal(tickets), plan=sql.Literal(PLAN))
+    with db.transaction() as cur:
+        return query.as_string(cur)
+
+
+def bench_individual_record() -> None:
+    from benefitflow import db
+
+    with db.transaction() as cur:
+        cur.execute(
+            "SELECT g.individual_id, i.first_name || ' ' || i.last_name FROM ledger.grievances g"
+            " JOIN registry.individuals i USING (individual_id)"
+            " JOIN programmes.beneficiaries b ON b.individual_id = g.individual_id"
+            " WHERE g.beneficiary_id IS NOT NULL ORDER BY g.grievance_code LIMIT %s", (RECORD_SAMPLE,))
+        people = cur.fetchall()
+        print(f"\nbenefitflow bench: the individual record of {len(people)} people with a plan, bills and a "
+              "grievance (marts.mart_individual_record)")
+        for label, column, index in (("by individual id", "individual_id", 0), ("by name", "full_name", 1)):
+            timings, rows = [], 0
+            for person in people:
+                began = time.perf_counter()
+                cur.execute(f"SELECT * FROM marts.mart_individual_record WHERE {column} = %s", (person[index],))
+                rows += len(cur.fetchall())
+                timings.append((time.perf_counter() - began) * 1000)
+            timings.sort()
+            print(f"  {label:<18} median {timings[len(timings) // 2]:7.1f} ms   slowest {timings[-1]:7.1f} ms"
+                  f"   {rows / len(people):.1f} lines per record")
 
 
 def latest_events() -> tuple[int, int]:
