@@ -1,22 +1,33 @@
 """Superset roles, users and the asset bundle, run inside the Superset environment:
 
-    python superset/provision.py USERS.json BUNDLE.zip
+    BENEFITFLOW_READER_DATABASE_URL=postgresql://superset_reader:...@host:port/benefitflow \
+        python superset/provision.py [USERS.json]
 
-The bundle (superset/assets, zipped by superset_setup.bundle_zip) is imported with every
+`make up` runs it after `superset init`, and so does docker-compose's `superset-init`. The
+bundle (every YAML under superset/assets, the database's URL and password taken from
+BENEFITFLOW_READER_DATABASE_URL, so none is in the repository) is imported with every
 database, dataset, chart and dashboard overwritten, so a changed YAML reaches an existing
 installation too (`superset import-dashboards` overwrites dashboards only).
 
-USERS.json maps username -> {"password": ..., "roles": [...]}. The `Manager` role may use
-dashboards and explore the datasets of the benefitflow marts database only. A regional role
-(e.g. `Region North`) adds no permission: it narrows every marts dataset with a `region` column
-to its region's rows (row-level security), for users who hold it beside `Manager`.
+USERS.json maps username -> {"password": ..., "roles": [...]} (the demo users; a deployment
+without it adds its users in Superset's UI). The `Manager` role may use dashboards and explore
+the datasets of the benefitflow marts database only. A regional role (e.g. `Region North`) adds
+no permission: it narrows every marts dataset with a `region` column to its region's rows
+(row-level security), for users who hold it beside `Manager`.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import sys
+import zipfile
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+ASSETS_DIR = Path(__file__).with_name("assets")
+READER_URL_VARIABLE = "BENEFITFLOW_READER_DATABASE_URL"
 
 MANAGER_ROLE = "Manager"
 MARTS_DATABASE = "benefitflow_marts"
@@ -86,18 +97,36 @@ def sync_users(sm, db, users: dict[str, dict]) -> None:
         sm.reset_password(user.id, entry["password"])
 
 
-def import_assets(sm, bundle_file: str) -> None:
-    from zipfile import ZipFile
+def bundle_from_assets(reader_url: str) -> bytes:
+    """The asset bundle as Superset imports it, with the read-only user's URL and password filled in."""
+    import yaml
 
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in sorted(ASSETS_DIR.rglob("*.yaml")):
+            document = yaml.safe_load(path.read_text())
+            if path.parent.name == "databases":
+                document["sqlalchemy_uri"] = reader_url
+                document["password"] = unquote(urlsplit(reader_url).password or "")
+            archive.writestr(f"bundle/{path.relative_to(ASSETS_DIR)}", yaml.safe_dump(document, sort_keys=False))
+    return buffer.getvalue()
+
+
+def import_assets(sm, bundle: bytes) -> None:
     from superset.commands.importers.v1.assets import ImportAssetsCommand
     from superset.commands.importers.v1.utils import get_contents_from_bundle
     from superset.utils.core import override_user
 
-    with ZipFile(bundle_file) as bundle, override_user(sm.find_user(username="admin")):
-        ImportAssetsCommand(get_contents_from_bundle(bundle)).run()
+    admin = sm.find_user(username=os.environ.get("SUPERSET_ADMIN_USERNAME", "admin"))
+    with zipfile.ZipFile(io.BytesIO(bundle)) as archive, override_user(admin):
+        ImportAssetsCommand(get_contents_from_bundle(archive)).run()
 
 
-def main(users_file: str, bundle_file: str) -> None:
+def main(users_file: str | None) -> None:
+    reader_url = os.environ.get(READER_URL_VARIABLE)
+    if not reader_url:
+        sys.exit(f"{READER_URL_VARIABLE} is not set: the marts database connection needs the read-only user's URL")
+    bundle = bundle_from_assets(reader_url)
     from superset.app import create_app
 
     app = create_app()
@@ -108,12 +137,13 @@ def main(users_file: str, bundle_file: str) -> None:
         # database access and row-level security again once the assets' database and datasets exist.
         sync_manager_role(security_manager, db)
         sync_regional_roles(security_manager, db)
-        sync_users(security_manager, db, json.loads(Path(users_file).read_text()))
-        import_assets(security_manager, bundle_file)
+        if users_file:
+            sync_users(security_manager, db, json.loads(Path(users_file).read_text()))
+        import_assets(security_manager, bundle)
         sync_manager_role(security_manager, db)
         sync_regional_roles(security_manager, db)
     print("Superset roles, users, assets and row-level security in place")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1] if len(sys.argv) > 1 else None)

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,3 +37,12 @@ def test_compose_runs_celery_with_two_workers_and_the_locked_requirements() -> N
     assert "airflow-worker-1" in text and "airflow-worker-2" in text
     assert "requirements/airflow.lock" in (ROOT / "deploy" / "Dockerfile.airflow").read_text()
     assert "requirements/superset.lock" in (ROOT / "deploy" / "Dockerfile.superset").read_text()
+
+
+def test_compose_provisions_superset_roles_dashboards_and_row_level_security() -> None:
+    """The deployment gets what `make up` gets: Manager and regional roles, the asset bundle, row-level security."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    init = compose["services"]["superset-init"]
+    assert init["command"][-1].rstrip().endswith("python /app/superset/provision.py")
+    assert "BENEFITFLOW_READER_DATABASE_URL" in compose["x-superset-common"]["environment"]
+    assert "./superset:/app/superset:ro" in compose["x-superset-common"]["volumes"]
