@@ -105,11 +105,12 @@ def load_programmes(instance: Instance) -> None:
 
 
 # Two monthly cycles of the old-age grant, paid through one provider: January's payroll comes back
-# with a few failures, which move into February's payroll; both are reconciled.
+# with a few failures, which move into February's payroll; both are reconciled, and February's own
+# few failures are left for a next payroll (the Payments dashboard's failed payments).
 DEMO_PAYMENTS_PLAN = "DEMO-OAG"
 DEMO_CYCLES = (("2026-01", "2026-01-01", "2026-01-31"), ("2026-02", "2026-02-01", "2026-02-28"))
 DEMO_PAYMENT_POINT = "M-Pesa (demo)"
-DEMO_FAILING_EVERY = 40  # every 40th row of January's payroll comes back unpaid
+DEMO_FAILING_EVERY = (40, 200)  # every 40th row of January's payroll comes back unpaid, every 200th of February's
 
 
 def load_payments(instance: Instance) -> None:
@@ -129,16 +130,15 @@ def load_payments(instance: Instance) -> None:
                                                "include_unpaid_from": unpaid_from}, checker="payment_checker")
             payroll = _payroll_of(instance, cycle)
         if payroll not in _reconciled(instance):
-            failing_every = DEMO_FAILING_EVERY if number == 0 else 0
-            path = write_provider_file(instance, str(payroll), paid_on=end, failing_every=failing_every,
+            path = write_provider_file(instance, str(payroll), paid_on=end, failing_every=DEMO_FAILING_EVERY[number],
                                        attempt=_provider_files_sent(instance, str(payroll)))
             run_approved(instance, "payroll_reconciliation",
                          {"payroll": payroll, "file": path.name, "on_invalid_rows": "reject_file"},
                          checker="payment_checker")
         unpaid_from = str(payroll)
     print(f"  demo payments: cycles {', '.join(c for c, _, _ in DEMO_CYCLES)} of {DEMO_PAYMENTS_PLAN} billed, paid "
-          f"through {DEMO_PAYMENT_POINT} and reconciled (January's failures moved into February's payroll), "
-          "by maker, approved by payment_checker")
+          f"through {DEMO_PAYMENT_POINT} and reconciled (January's failures moved into February's payroll, "
+          "February's left for the next), by maker, approved by payment_checker")
 
 
 def write_provider_file(instance: Instance, payroll: str, *, paid_on: str, failing_every: int, attempt: int) -> Path:
