@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import uuid
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -395,6 +396,39 @@ def test_managers_read_the_marts_and_nothing_else(superset, username) -> None:
     ]:
         answer = ad_hoc_query(superset, session, "mart_beneficiaries", smuggled)
         assert answer.status_code in (400, 403), (smuggled, answer.text)
+
+
+@pytest.mark.parametrize("username", ["manager", "manager_north"])
+def test_managers_save_their_own_chart_and_dashboard_and_rls_still_applies(superset, username) -> None:
+    session, url = session_for(superset, username), superset.superset_url
+    dataset = {d["table_name"]: d["id"] for d in listing(superset, session, "dataset")}["mart_beneficiaries"]
+    count = {"expressionType": "SQL", "sqlExpression": "COUNT(*)", "label": "people"}
+    form = {"datasource": f"{dataset}__table", "viz_type": "table", "query_mode": "aggregate",
+            "groupby": ["region"], "metrics": [count]}
+    query_context = {"datasource": {"id": dataset, "type": "table"}, "force": True, "form_data": form,
+                     "queries": [{"columns": ["region"], "metrics": [count], "filters": [], "row_limit": 1000}],
+                     "result_format": "json", "result_type": "full"}
+    title = f"Mine {uuid.uuid4().hex[:6]}"
+    dashboard = session.post(f"{url}/api/v1/dashboard/", json={"dashboard_title": title, "published": False})
+    assert dashboard.status_code == 201, dashboard.text
+    chart = session.post(f"{url}/api/v1/chart/", json={
+        "slice_name": title, "viz_type": "table", "datasource_id": dataset, "datasource_type": "table",
+        "params": json.dumps(form), "query_context": json.dumps(query_context),
+        "dashboards": [dashboard.json()["id"]]})
+    assert chart.status_code == 201, chart.text
+    try:
+        shown = session.get(f"{url}/api/v1/chart/{chart.json()['id']}/data/")
+        assert shown.status_code == 200, shown.text
+        rows = {(row["region"], row["people"]) for row in shown.json()["result"][0]["data"]}
+        north_only = username == "manager_north"
+        assert rows == set(query("SELECT region, count(*) FROM marts.mart_beneficiaries"
+                                 + (" WHERE region = %s" if north_only else "") + " GROUP BY 1",
+                                 *([NORTH] if north_only else [])))
+        on_dashboard = session.get(f"{url}/api/v1/dashboard/{dashboard.json()['id']}/charts")
+        assert [c["slice_name"] for c in on_dashboard.json()["result"]] == [title]
+    finally:
+        assert session.delete(f"{url}/api/v1/chart/{chart.json()['id']}").status_code == 200
+        assert session.delete(f"{url}/api/v1/dashboard/{dashboard.json()['id']}").status_code == 200
 
 
 def test_datasets_name_columns_of_their_mart_and_describe_them(programme_data) -> None:
