@@ -479,20 +479,12 @@ def bench_grievances(memory: PeakMemory) -> None:
 
 def write_grievances_file(path: Path, tickets: int) -> None:
     """Streamed out of PostgreSQL with COPY: every tenth ticket is reported by a beneficiary of the plan."""
-    from benefitflow import db
-    from benefitflow.grievances.importing import CHANNELS, PRIORITIES, categories
-
-    statement = grievances_copy_statement(tickets, sorted(categories()), CHANNELS, PRIORITIES)
-    with db.transaction() as cur, path.open("w", encoding="utf-8") as handle:
-        cur.copy_expert(statement, handle)
-
-
-def grievances_copy_statement(tickets: int, category_codes: list[str], channels: tuple[str, ...],
-                     priorities: tuple[str, ...]) -> str:
     from psycopg2 import sql
 
     from benefitflow import db
+    from benefitflow.grievances.importing import CHANNELS, PRIORITIES, categories
 
+    category_codes = sorted(categories())
     query = sql.SQL("""
         COPY (
             SELECT people.individual_id,
@@ -509,11 +501,11 @@ def grievances_copy_statement(tickets: int, category_codes: list[str], channels:
                    ON beneficiaries.individual_id = people.individual_id AND beneficiaries.plan_code = {plan}
         ) TO STDOUT WITH (FORMAT csv, HEADER true)""").format(
         categories=sql.Literal(category_codes), category_count=sql.Literal(len(category_codes)),
-        channels=sql.Literal(list(channels)), channel_count=sql.Literal(len(channels)),
-        priorities=sql.Literal(list(priorities)), priority_count=sql.Literal(len(priorities)),
+        channels=sql.Literal(list(CHANNELS)), channel_count=sql.Literal(len(CHANNELS)),
+        priorities=sql.Literal(list(PRIORITIES)), priority_count=sql.Literal(len(PRIORITIES)),
         tickets=sql.Literal(tickets), plan=sql.Literal(PLAN))
-    with db.transaction() as cur:
-        return query.as_string(cur)
+    with db.transaction() as cur, path.open("w", encoding="utf-8") as handle:
+        cur.copy_expert(query.as_string(cur), handle)
 
 
 def bench_individual_record() -> None:

@@ -18,11 +18,9 @@ no permission: it narrows every marts dataset with a `region` column to its regi
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import sys
-import zipfile
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -97,29 +95,26 @@ def sync_users(sm, db, users: dict[str, dict]) -> None:
         sm.reset_password(user.id, entry["password"])
 
 
-def bundle_from_assets(reader_url: str) -> bytes:
-    """The asset bundle as Superset imports it, with the read-only user's URL and password filled in."""
+def bundle_from_assets(reader_url: str) -> dict[str, str]:
+    """The asset bundle as Superset imports it (path -> YAML), with the read-only user's URL and password."""
     import yaml
 
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for path in sorted(ASSETS_DIR.rglob("*.yaml")):
-            document = yaml.safe_load(path.read_text())
-            if path.parent.name == "databases":
-                document["sqlalchemy_uri"] = reader_url
-                document["password"] = unquote(urlsplit(reader_url).password or "")
-            archive.writestr(f"bundle/{path.relative_to(ASSETS_DIR)}", yaml.safe_dump(document, sort_keys=False))
-    return buffer.getvalue()
+    bundle = {}
+    for path in sorted(ASSETS_DIR.rglob("*.yaml")):
+        document = yaml.safe_load(path.read_text())
+        if path.parent.name == "databases":
+            document["sqlalchemy_uri"] = reader_url
+            document["password"] = unquote(urlsplit(reader_url).password or "")
+        bundle[path.relative_to(ASSETS_DIR).as_posix()] = yaml.safe_dump(document, sort_keys=False)
+    return bundle
 
 
-def import_assets(sm, bundle: bytes) -> None:
+def import_assets(sm, bundle: dict[str, str]) -> None:
     from superset.commands.importers.v1.assets import ImportAssetsCommand
-    from superset.commands.importers.v1.utils import get_contents_from_bundle
     from superset.utils.core import override_user
 
-    admin = sm.find_user(username=os.environ.get("SUPERSET_ADMIN_USERNAME", "admin"))
-    with zipfile.ZipFile(io.BytesIO(bundle)) as archive, override_user(admin):
-        ImportAssetsCommand(get_contents_from_bundle(archive)).run()
+    with override_user(sm.find_user(username=os.environ.get("SUPERSET_ADMIN_USERNAME", "admin"))):
+        ImportAssetsCommand(bundle).run()
 
 
 def main(users_file: str | None) -> None:

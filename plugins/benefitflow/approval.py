@@ -55,6 +55,7 @@ def approval_groups() -> dict[str, dict[str, Any]]:
     return yaml.safe_load(APPROVAL_GROUPS_FILE.read_text())
 
 
+@cache
 def policy_for(operation: str) -> ApprovalPolicy:
     try:
         entry = approval_groups()[operation]
@@ -189,7 +190,7 @@ class MakerCheckerApproval(ApprovalOperator):
                              (earlier["responded_by_user"] or {}).get("name", "nobody: timed out"))
             return self.execute_complete(context, earlier)
         summary = context["ti"].xcom_pull(task_ids=self.summary_task_id) or {}
-        approved_by = self._approved_before(context)
+        approved_by = self._approved_before(self._approvals(context))
         checkers = [p for p in directory.members_of(self.checker_group)
                     if p.username != maker and p.username not in approved_by]
         still_needed = self.needed - len(approved_by)
@@ -217,11 +218,13 @@ class MakerCheckerApproval(ApprovalOperator):
     def _maker(self, context: Any) -> str:
         return context["dag_run"].triggering_user_name or SYSTEM_MAKER
 
-    def _approved_before(self, context: Any) -> tuple[str, ...]:
-        """Who approved the earlier steps of this run, in order."""
+    def _approvals(self, context: Any) -> list[tuple[int, str, datetime]]:
         with db.transaction() as cur:
-            return tuple(approver for step, approver, _ in _approvals_given(cur, self.operation, context)
-                         if step < self.step)
+            return _approvals_given(cur, self.operation, context)
+
+    def _approved_before(self, given: list[tuple[int, str, datetime]]) -> tuple[str, ...]:
+        """Who approved the earlier steps of this run, in order."""
+        return tuple(approver for step, approver, _ in given if step < self.step)
 
     def _earlier_answer(self, context: Any) -> dict[str, Any] | None:
         """On a retry: the answer already given to this step, so the checker is not asked twice.
@@ -255,14 +258,16 @@ class MakerCheckerApproval(ApprovalOperator):
         responder_info = event.get("responded_by_user") or None
         responder = responder_info["name"] if responder_info else None
         chosen = (event.get("chosen_options") or [self.REJECT])[0]
-        approved_by = self._approved_before(context)
+        given = self._approvals(context)
+        approved_by = self._approved_before(given)
         # The task resumes in a fresh worker: who may answer is derived from the group again.
         assigned = {p.username for p in directory.members_of(self.checker_group)} - {maker, *approved_by}
         outcome, reason = decide_outcome(chosen=chosen, responder=responder, maker=maker, assigned=assigned,
                                          approved_by=approved_by)
         summary = context["ti"].xcom_pull(task_ids=self.summary_task_id) or {}
         if outcome == "APPROVED" and not self.decides:
-            self._record_approval_given(context, maker, responder)
+            if all(step != self.step for step, _, _ in given):  # else recorded by an earlier try
+                self._record_approval_given(context, maker, responder)
             decision_id = None
         else:
             decision_id = self._record(context, maker, responder, outcome, reason, summary, approved_by)
@@ -275,8 +280,6 @@ class MakerCheckerApproval(ApprovalOperator):
 
     def _record_approval_given(self, context: Any, maker: str, responder: str | None) -> None:
         with db.transaction() as cur:
-            if any(step == self.step for step, _, _ in _approvals_given(cur, self.operation, context)):
-                return  # recorded by an earlier try
             audit.record(cur, actor=responder or "system", action=f"{self.operation}.approval_given",
                          object_type="run", object_id=_run_object(context), outcome="APPROVED",
                          details={"step": self.step, "of": self.needed, "maker": maker, "group": self.checker_group})
@@ -306,7 +309,7 @@ class MakerCheckerApproval(ApprovalOperator):
 
 
 def _approvals_given(cur: Any, operation: str, context: Any) -> list[tuple[int, str, datetime]]:
-    """(step, checker, when) of every approval recorded before the deciding step of this run."""
+    """(step, checker, when) of every approval recorded by the steps before the deciding one, in order."""
     cur.execute(
         "SELECT (details ->> 'step')::int, actor, occurred_at FROM ledger.audit_events"
         " WHERE action = %s AND object_type = 'run' AND object_id = %s AND outcome = 'APPROVED'"

@@ -340,11 +340,11 @@ def run_steps(
 
 def record_direct_decision(
     operation: str, dag_id: str, run_id: str, maker: str, checker: str | None, summary: dict[str, Any], *,
-    upload_id: int | None = None, request_id: int | None = None, other_approvers: tuple[str, ...] = (),
+    upload_id: int | None = None, request_id: int | None = None,
 ) -> bool:
     """`checker`'s approval (None: a rejection) of a run made without the scheduler; True when approved.
 
-    Under a `distinct` policy `other_approvers` are the checkers who approved before `checker`.
+    One checker: under a `distinct` policy the database refuses the approval (too few checkers).
     """
     policy = policy_for(operation)
     outcome = "APPROVED" if checker else "REJECTED"
@@ -352,8 +352,7 @@ def record_direct_decision(
         decisions.record(cur, decisions.Decision(
             operation=operation, dag_id=dag_id, run_id=run_id, maker=maker, checker=checker,
             checker_group=policy.group, policy=policy.policy, outcome=outcome, upload_id=upload_id,
-            request_id=request_id, summary=summary, required_approvals=policy.checkers,
-            other_approvers=other_approvers))
+            request_id=request_id, summary=summary, required_approvals=policy.checkers))
     return outcome == "APPROVED"
 
 

@@ -7,6 +7,7 @@
 
 with requests as (
     select
+        events.object_id,
         split_part(events.object_id, '/', 1) as dag_id,
         substr(events.object_id, length(split_part(events.object_id, '/', 1)) + 2) as run_id,
         replace(events.action, '.approval_requested', '') as operation,
@@ -27,10 +28,7 @@ latest_request as (
 ),
 
 approvals_before_decision as (
-    select
-        split_part(object_id, '/', 1) as dag_id,
-        substr(object_id, length(split_part(object_id, '/', 1)) + 2) as run_id,
-        count(distinct actor) as approvals
+    select object_id, count(distinct actor) as approvals
     from {{ source('ledger', 'audit_events') }}
     where action like '%.approval\_given' and object_type = 'run' and outcome = 'APPROVED'
     group by object_id
@@ -59,5 +57,5 @@ select
     round(extract(epoch from coalesce(latest_decision.decided_at, now()) - latest_request.first_requested_at)
           / 3600.0, 2)::numeric(12, 2) as hours_waiting
 from latest_request
-left join approvals_before_decision using (dag_id, run_id)
+left join approvals_before_decision using (object_id)
 left join latest_decision using (dag_id, run_id)
