@@ -9,18 +9,24 @@
 - Assignees are the active members of the checker group configured for the operation,
   minus the maker (and earlier approvers). With too few left, the run fails before any
   request is made (Airflow would otherwise let anyone with the permission answer).
-- After the answer a guard re-checks the responder: the maker, or anyone not assigned,
-  is refused whatever the configuration, and the run commits nothing.
+- After the answer a guard re-checks the responder, by Airflow user id: the maker, or anyone
+  not assigned, is refused whatever the configuration, and the run commits nothing.
+- An approval is for one exact proposal: the request shows the proposal's digest (computed in
+  SQL when proposed, recomputed when the request is made) and records it; at the answer the
+  digest is recomputed and, if the proposal changed since the request (upstream steps run
+  again, another file), the answer is refused and the run fails saying why. Commit checks the
+  digest once more against what it appends.
 - Every outcome (approved, rejected, refused, timed out) goes to `ledger.decisions` and
   the audit trail. A timeout rejects.
 - Airflow 3.3.2 can mark the task failed when a checker answers within seconds of the
   request (a resume race in the scheduler). The task retries, and a retry that finds the
-  answer given to the earlier try uses it instead of asking again.
+  answer given to the earlier try uses it instead of asking again — only when it was given
+  to the same proposal (digest, upload or request, dag and run).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
@@ -30,8 +36,10 @@ import yaml
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from benefitflow import audit, db, decisions, directory
+from benefitflow import audit, db, decisions, directory, proposal_digest
 from benefitflow.decisions import Decision
+from benefitflow.directory import Person
+from benefitflow.proposal_digest import ProposalRef
 
 APPROVAL_GROUPS_FILE = Path(__file__).with_name("approval_groups.yaml")
 SYSTEM_MAKER = "system"
@@ -85,12 +93,12 @@ def parse_policy(operation: str, entry: dict[str, Any]) -> ApprovalPolicy:
                           response_timeout=timedelta(hours=float(hours)))
 
 
-def approval_steps(operation: str, **kwargs: Any) -> list[MakerCheckerApproval]:
+def approval_steps(operation: str, *, proposal_table: str, **kwargs: Any) -> list[MakerCheckerApproval]:
     """The operation's approval tasks in order: `approve` alone, or `approve_1` ... `approve` for N checkers."""
     needed = policy_for(operation).checkers
     return [
-        MakerCheckerApproval(operation=operation, step=step, task_id="approve" if step == needed else f"approve_{step}",
-                             **kwargs)
+        MakerCheckerApproval(operation=operation, proposal_table=proposal_table, step=step,
+                             task_id="approve" if step == needed else f"approve_{step}", **kwargs)
         for step in range(1, needed + 1)
     ]
 
@@ -99,12 +107,16 @@ def approval_steps(operation: str, **kwargs: Any) -> list[MakerCheckerApproval]:
 SUMMARY_FIRST = ("file", "request", "upload_id", "request_id", "rows_in_file", "valid_rows", "invalid_rows",
                  "invalid_by_rule", "warnings_by_rule")
 SUMMARY_LAST = ("error_report",)
+DIGEST_KEY = "proposal_digest"
 
 
 def render_body(operation: str, maker: str, summary: dict[str, Any], *, step: int = 1, needed: int = 1,
                 approved_by: tuple[str, ...] = ()) -> str:
     """Markdown the checker reads on the Required actions page."""
     lines = [f"**Operation:** {operation}  ", f"**Maker:** {maker} (cannot decide on this request)  "]
+    if summary.get(DIGEST_KEY):
+        lines.append(f"**Proposal:** `{proposal_digest.short(summary[DIGEST_KEY])}` (its digest: your approval "
+                     "commits exactly these numbers; if anything changes, it commits nothing)  ")
     if needed > 1:
         earlier = f"; already approved by {', '.join(approved_by)}" if approved_by else ""
         lines.append(f"**Approval {step} of {needed}:** {needed} distinct checkers must approve{earlier}  ")
@@ -113,7 +125,7 @@ def render_body(operation: str, maker: str, summary: dict[str, Any], *, step: in
     ordered = sorted(summary.items(), key=lambda item: rank.get(item[0], len(SUMMARY_FIRST)))
     for key, value in ordered:
         label = key.replace("_", " ")
-        if isinstance(value, dict | list) and not value:
+        if key == DIGEST_KEY or (isinstance(value, dict | list) and not value):
             continue
         if isinstance(value, dict):
             lines.append(f"- **{label}:**")
@@ -127,30 +139,54 @@ def render_body(operation: str, maker: str, summary: dict[str, Any], *, step: in
 
 
 def decide_outcome(
-    *, chosen: str, responder: str | None, maker: str, assigned: set[str], approved_by: tuple[str, ...] = (),
+    *, chosen: str, responder: Person | None, maker: Person, assigned: set[str],
+    approved_by: tuple[Person, ...] = (),
 ) -> tuple[str, str | None]:
-    """The outcome the ledger records for an answer, and why when it is not the chosen one."""
+    """The outcome the ledger records for an answer, and why when it is not the chosen one.
+
+    People are compared by user id (`assigned` holds ids): a renamed user is the same person,
+    a re-created one with an old name is not.
+    """
     if responder is None:
         return "TIMED_OUT", "no checker answered in time"
-    if responder == maker:
-        return "REFUSED", f"{responder} is the maker of this run and cannot decide on it"
-    if responder in approved_by:
-        return "REFUSED", f"{responder} already approved this run: the policy needs distinct checkers"
-    if responder not in assigned:
-        return "REFUSED", f"{responder} is not an assigned checker for this request"
+    if responder.user_id == maker.user_id or (not maker.user_id and responder.username == maker.username):
+        return "REFUSED", f"{responder.username} is the maker of this run and cannot decide on it"
+    if responder.user_id in {person.user_id for person in approved_by}:
+        return "REFUSED", f"{responder.username} already approved this run: the policy needs distinct checkers"
+    if responder.user_id not in assigned:
+        return "REFUSED", f"{responder.username} is not an assigned checker for this request"
     return ("APPROVED", None) if chosen == ApprovalOperator.APPROVE else ("REJECTED", None)
+
+
+@dataclass(frozen=True)
+class Requested:
+    """What a request was made for: recorded in its `approval_requested` audit event."""
+
+    digest: str | None
+    upload_id: int | None
+    request_id: int | None
+    maker: Person
+
+    def matches(self, proposal: ProposalRef, digest: str) -> bool:
+        return (self.digest, self.upload_id, self.request_id) == (digest, proposal.upload_id, proposal.request_id)
+
+
+class ProposalChanged(AirflowFailException):
+    """The proposal is no longer the one the request showed: the answer approves nothing."""
 
 
 class MakerCheckerApproval(ApprovalOperator):
     """Approval request routed to the operation's checker group, never to the maker.
 
-    `step` is this task's place among the N approvals the policy needs (1 under `any`).
+    `step` is this task's place among the N approvals the policy needs (1 under `any`);
+    `proposal_table` holds the rows the run proposes, keyed by its upload or request.
     """
 
     def __init__(
         self,
         *,
         operation: str,
+        proposal_table: str,
         step: int = 1,
         summary_task_id: str = "propose",
         task_id: str = "approve",
@@ -170,6 +206,7 @@ class MakerCheckerApproval(ApprovalOperator):
             **kwargs,
         )
         self.operation = operation
+        self.proposal_table = proposal_table
         self.summary_task_id = summary_task_id
         self.checker_group: str = policy.group
         self.policy: str = policy.policy
@@ -184,68 +221,99 @@ class MakerCheckerApproval(ApprovalOperator):
     # -- request ------------------------------------------------------------------------
     def execute(self, context: Any) -> Any:
         maker = self._maker(context)
-        earlier = self._earlier_answer(context)
+        summary = self._summary(context)
+        proposal, digest = self._current_proposal(context, summary)
+        if summary.get(DIGEST_KEY) != digest:
+            raise ProposalChanged(
+                f"the proposal changed after the propose step summarised it (digest "
+                f"{proposal_digest.short(summary.get(DIGEST_KEY))} then, {proposal_digest.short(digest)} now): "
+                "nobody is asked to approve numbers that are not the proposal's; run the workflow again")
+        earlier = self._earlier_answer(context, proposal, digest)
         if earlier is not None:
-            self.log.warning("Using the answer already given to this step by %s (an earlier try)",
+            self.log.warning("Using the answer already given to this step for proposal %s by %s (an earlier try)",
+                             proposal_digest.short(digest),
                              (earlier["responded_by_user"] or {}).get("name", "nobody: timed out"))
             return self.execute_complete(context, earlier)
-        summary = context["ti"].xcom_pull(task_ids=self.summary_task_id) or {}
-        approved_by = self._approved_before(self._approvals(context))
+        approved_by = self._approved_before(self._approvals(context, digest))
+        earlier_ids = {person.user_id for person in approved_by}
         checkers = [p for p in directory.members_of(self.checker_group)
-                    if p.username != maker and p.username not in approved_by]
+                    if p.user_id != maker.user_id and p.username != maker.username and p.user_id not in earlier_ids]
         still_needed = self.needed - len(approved_by)
         if len(checkers) < still_needed:
             raise AirflowFailException(
                 f"{self.operation} needs {self.needed} distinct checker(s) from {self.checker_group}, none of them "
-                f"the maker {maker!r}; only {len(checkers) + len(approved_by)} can: add checkers to that group, "
-                "then clear this task"
+                f"the maker {maker.username!r}; only {len(checkers) + len(approved_by)} can: add checkers to that "
+                "group, then clear this task"
             )
         self.assigned_users = [person.as_hitl_user() for person in checkers]
-        self.body = render_body(self.operation, maker, summary, step=self.step, needed=self.needed,
-                                approved_by=approved_by)
+        self.body = render_body(self.operation, maker.username, summary, step=self.step, needed=self.needed,
+                                approved_by=tuple(person.username for person in approved_by))
         what = summary.get("file") or summary.get("request") or context["run_id"]
         step_label = f", approval {self.step} of {self.needed}" if self.needed > 1 else ""
-        self.subject = f"Approve {self.operation}: {what} (maker {maker}{step_label})"
+        self.subject = (f"Approve {self.operation}: {what} (maker {maker.username}{step_label}, "
+                        f"proposal {proposal_digest.short(digest)})")
         with db.transaction() as cur:
-            audit.record(cur, actor=maker, action=f"{self.operation}.approval_requested", object_type="run",
+            audit.record(cur, actor=maker.username, action=f"{self.operation}.approval_requested", object_type="run",
                          object_id=_run_object(context), outcome="WAITING",
                          details={"group": self.checker_group, "assignees": [p.username for p in checkers],
-                                  "step": self.step, "of": self.needed})
-        self.log.info("Approval %d of %d requested from %s", self.step, self.needed,
-                      ", ".join(p.username for p in checkers))
+                                  "assignee_ids": [p.user_id for p in checkers], "step": self.step, "of": self.needed,
+                                  "proposal_digest": digest, "upload_id": proposal.upload_id,
+                                  "request_id": proposal.request_id, "maker_id": maker.user_id})
+        self.log.info("Approval %d of %d of proposal %s requested from %s", self.step, self.needed,
+                      proposal_digest.short(digest), ", ".join(p.username for p in checkers))
         return super().execute(context)
 
-    def _maker(self, context: Any) -> str:
-        return context["dag_run"].triggering_user_name or SYSTEM_MAKER
+    def _maker(self, context: Any) -> Person:
+        name = context["dag_run"].triggering_user_name or SYSTEM_MAKER
+        return Person(directory.user_id_of(name) or "", name)
 
-    def _approvals(self, context: Any) -> list[tuple[int, str, datetime]]:
+    def _summary(self, context: Any) -> dict[str, Any]:
+        return context["ti"].xcom_pull(task_ids=self.summary_task_id) or {}
+
+    def _current_proposal(self, context: Any, summary: dict[str, Any]) -> tuple[ProposalRef, str]:
+        """What this run would commit now, and its digest recomputed from the database."""
+        upload_id, request_id = summary.get("upload_id"), summary.get("request_id")
+        proposal = ProposalRef(self.operation, self.proposal_table,
+                               upload_id=None if request_id is not None or upload_id is None else int(upload_id),
+                               request_id=None if request_id is None else int(request_id))
         with db.transaction() as cur:
-            return _approvals_given(cur, self.operation, context)
+            return proposal, proposal_digest.compute(cur, proposal)
 
-    def _approved_before(self, given: list[tuple[int, str, datetime]]) -> tuple[str, ...]:
-        """Who approved the earlier steps of this run, in order."""
+    def _approvals(self, context: Any, digest: str) -> list[tuple[int, Person, datetime]]:
+        with db.transaction() as cur:
+            return _approvals_given(cur, self.operation, context, digest)
+
+    def _approved_before(self, given: list[tuple[int, Person, datetime]]) -> tuple[Person, ...]:
+        """Who approved the earlier steps of this run for this proposal, in order."""
         return tuple(approver for step, approver, _ in given if step < self.step)
 
-    def _earlier_answer(self, context: Any) -> dict[str, Any] | None:
-        """On a retry: the answer already given to this step, so the checker is not asked twice.
+    def _earlier_answer(self, context: Any, proposal: ProposalRef, digest: str) -> dict[str, Any] | None:
+        """On a retry: the answer already given to this step for this very proposal, so nobody is asked twice.
 
         Airflow 3.3.2's resume race can fail the task around the checker's answer. The
         answer is then in the ledger (an earlier try recorded it: the decision, or this
         step's approval), or still on this task instance's request (Airflow wipes it when
         the request is written again), or in Airflow's HITL history (when the try got a new
-        id). A recorded decision is final: deciding again takes a new run.
+        id). Each counts only if it was given to the same proposal: after upstream steps run
+        again (a cleared run) the checkers are asked again.
         """
         ti = context["ti"]
         if ti.try_number <= 1:
             return None
         with db.transaction() as cur:
             recorded = decisions.latest_for_run(cur, ti.dag_id, ti.run_id)
-            given = {step: (approver, at) for step, approver, at in _approvals_given(cur, self.operation, context)}
-        if recorded is not None:
-            return _answer(self.APPROVE if recorded["outcome"] == "APPROVED" else self.REJECT, recorded["checker"],
+            given = {step: (approver, at) for step, approver, at in _approvals_given(cur, self.operation, context,
+                                                                                        digest)}
+            requested = _latest_request(cur, self.operation, context, self.step)
+        if recorded is not None and decisions.is_for(recorded, upload_id=proposal.upload_id,
+                                                     request_id=proposal.request_id, digest=digest):
+            checker = Person(recorded["checker_id"] or "", recorded["checker"]) if recorded["checker"] else None
+            return _answer(self.APPROVE if recorded["outcome"] == "APPROVED" else self.REJECT, checker,
                            recorded["decided_at"])
         if self.step in given:
             return _answer(self.APPROVE, *given[self.step])
+        if requested is None or not requested.matches(proposal, digest):
+            return None  # the earlier request showed another proposal: its answer does not carry over
         found = directory.earlier_response(ti.id, ti.dag_id, ti.run_id, ti.task_id)
         if found is None:
             return None
@@ -254,74 +322,113 @@ class MakerCheckerApproval(ApprovalOperator):
 
     # -- answer -------------------------------------------------------------------------
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
-        maker = self._maker(context)
+        summary = self._summary(context)
+        proposal, digest = self._current_proposal(context, summary)
+        with db.transaction() as cur:
+            requested = _latest_request(cur, self.operation, context, self.step)
+        maker = requested.maker if requested is not None else self._maker(context)
         responder_info = event.get("responded_by_user") or None
-        responder = responder_info["name"] if responder_info else None
+        responder = Person(str(responder_info.get("id") or ""), responder_info["name"]) if responder_info else None
         chosen = (event.get("chosen_options") or [self.REJECT])[0]
-        given = self._approvals(context)
+        given = self._approvals(context, digest)
         approved_by = self._approved_before(given)
+        if requested is None or not requested.matches(proposal, digest):
+            shown = requested.digest if requested is not None else None
+            reason = (f"the proposal changed after the request was made: the request showed proposal "
+                      f"{proposal_digest.short(shown)}, the run now proposes {proposal_digest.short(digest)}; "
+                      "this answer approves nothing")
+            answered = proposal if requested is None else replace(
+                proposal, upload_id=requested.upload_id, request_id=requested.request_id)
+            self._record(context, maker, responder, "REFUSED", reason, summary, approved_by, answered, shown)
+            raise ProposalChanged(f"{reason}. Clear this approval step to ask the checkers about the new proposal.")
         # The task resumes in a fresh worker: who may answer is derived from the group again.
-        assigned = {p.username for p in directory.members_of(self.checker_group)} - {maker, *approved_by}
+        earlier_ids = {person.user_id for person in approved_by}
+        assigned = {p.user_id for p in directory.members_of(self.checker_group)} - {maker.user_id, *earlier_ids}
         outcome, reason = decide_outcome(chosen=chosen, responder=responder, maker=maker, assigned=assigned,
                                          approved_by=approved_by)
-        summary = context["ti"].xcom_pull(task_ids=self.summary_task_id) or {}
         if outcome == "APPROVED" and not self.decides:
             if all(step != self.step for step, _, _ in given):  # else recorded by an earlier try
-                self._record_approval_given(context, maker, responder)
+                self._record_approval_given(context, maker, responder, proposal, digest)
             decision_id = None
         else:
-            decision_id = self._record(context, maker, responder, outcome, reason, summary, approved_by)
+            decision_id = self._record(context, maker, responder, outcome, reason, summary, approved_by, proposal,
+                                       digest)
         if outcome != "APPROVED":
             self.log.warning("Decision %s: %s%s", decision_id, outcome, f" ({reason})" if reason else "")
             event = {**event, "chosen_options": [self.REJECT]}
         result = super().execute_complete(context, {k: v for k, v in event.items() if k in _EVENT_KEYS})
-        return {**result, "decision_id": decision_id, "outcome": outcome, "maker": maker, "checker": responder,
-                "step": self.step, "of": self.needed}
+        return {**result, "decision_id": decision_id, "outcome": outcome, "maker": maker.username,
+                "checker": responder.username if responder else None, "step": self.step, "of": self.needed,
+                "proposal_digest": digest}
 
-    def _record_approval_given(self, context: Any, maker: str, responder: str | None) -> None:
+    def _record_approval_given(self, context: Any, maker: Person, responder: Person | None, proposal: ProposalRef,
+                               digest: str) -> None:
         with db.transaction() as cur:
-            audit.record(cur, actor=responder or "system", action=f"{self.operation}.approval_given",
-                         object_type="run", object_id=_run_object(context), outcome="APPROVED",
-                         details={"step": self.step, "of": self.needed, "maker": maker, "group": self.checker_group})
+            audit.record(cur, actor=responder.username if responder else "system",
+                         action=f"{self.operation}.approval_given", object_type="run",
+                         object_id=_run_object(context), outcome="APPROVED",
+                         details={"step": self.step, "of": self.needed, "maker": maker.username,
+                                  "maker_id": maker.user_id, "checker_id": responder.user_id if responder else None,
+                                  "group": self.checker_group, "proposal_digest": digest,
+                                  "upload_id": proposal.upload_id, "request_id": proposal.request_id})
 
     def _record(
-        self, context: Any, maker: str, responder: str | None, outcome: str, reason: str | None,
-        summary: dict[str, Any], approved_by: tuple[str, ...],
+        self, context: Any, maker: Person, responder: Person | None, outcome: str, reason: str | None,
+        summary: dict[str, Any], approved_by: tuple[Person, ...], proposal: ProposalRef, digest: str | None,
     ) -> int:
         ti = context["ti"]
+        checker = responder.username if responder else None
         with db.transaction() as cur:
             latest = decisions.latest_for_run(cur, ti.dag_id, ti.run_id)
-            if latest and latest["outcome"] == outcome and latest["checker"] == responder:
+            if (latest and latest["outcome"] == outcome and latest["checker"] == checker
+                    and latest["proposal_digest"] == digest):
                 return int(latest["decision_id"])  # this answer was recorded by an earlier try
             requested_at = audit.first_time(cur, action=f"{self.operation}.approval_requested", object_type="run",
                                             object_id=_run_object(context))
-            decision_id = decisions.record(
+            return decisions.record(
                 cur,
                 Decision(
-                    operation=self.operation, dag_id=ti.dag_id, run_id=ti.run_id, maker=maker,
-                    checker=responder, checker_group=self.checker_group, policy=self.policy,
-                    outcome=outcome, reason=reason, upload_id=summary.get("upload_id"),
-                    request_id=summary.get("request_id"), summary=summary,
-                    requested_at=requested_at, required_approvals=self.needed, other_approvers=approved_by,
+                    operation=self.operation, dag_id=ti.dag_id, run_id=ti.run_id, maker=maker.username,
+                    checker=checker, checker_group=self.checker_group, policy=self.policy,
+                    outcome=outcome, reason=reason, upload_id=proposal.upload_id,
+                    request_id=proposal.request_id, summary=summary,
+                    requested_at=requested_at, required_approvals=self.needed,
+                    other_approvers=tuple(person.username for person in approved_by),
+                    proposal_digest=digest, maker_id=maker.user_id or None,
+                    checker_id=responder.user_id or None if responder else None,
+                    other_approver_ids=tuple(person.user_id for person in approved_by),
                 ),
             )
-            return decision_id
 
 
-def _approvals_given(cur: Any, operation: str, context: Any) -> list[tuple[int, str, datetime]]:
-    """(step, checker, when) of every approval recorded by the steps before the deciding one, in order."""
+def _approvals_given(cur: Any, operation: str, context: Any, digest: str) -> list[tuple[int, Person, datetime]]:
+    """(step, checker, when) of every approval of this proposal recorded by the steps before the deciding one."""
     cur.execute(
-        "SELECT (details ->> 'step')::int, actor, occurred_at FROM ledger.audit_events"
+        "SELECT (details ->> 'step')::int, coalesce(details ->> 'checker_id', ''), actor, occurred_at"
+        " FROM ledger.audit_events"
         " WHERE action = %s AND object_type = 'run' AND object_id = %s AND outcome = 'APPROVED'"
-        " ORDER BY event_id",
-        (f"{operation}.approval_given", _run_object(context)),
+        " AND details ->> 'proposal_digest' = %s ORDER BY event_id",
+        (f"{operation}.approval_given", _run_object(context), digest),
     )
-    return [(int(step), actor, at) for step, actor, at in cur.fetchall()]
+    return [(int(step), Person(user_id, actor), at) for step, user_id, actor, at in cur.fetchall()]
 
 
-def _answer(option: str, checker: str | None, responded_at: Any) -> dict[str, Any]:
+def _latest_request(cur: Any, operation: str, context: Any, step: int) -> Requested | None:
+    """What this step's latest approval request was made for (None: no request recorded)."""
+    cur.execute(
+        "SELECT details ->> 'proposal_digest', (details ->> 'upload_id')::bigint, (details ->> 'request_id')::bigint,"
+        " coalesce(details ->> 'maker_id', ''), actor FROM ledger.audit_events"
+        " WHERE action = %s AND object_type = 'run' AND object_id = %s AND (details ->> 'step')::int = %s"
+        " ORDER BY event_id DESC LIMIT 1",
+        (f"{operation}.approval_requested", _run_object(context), step),
+    )
+    row = cur.fetchone()
+    return Requested(row[0], row[1], row[2], Person(row[3], row[4])) if row else None
+
+
+def _answer(option: str, checker: Person | None, responded_at: Any) -> dict[str, Any]:
     return {"chosen_options": [option], "params_input": {}, "responded_at": responded_at,
-            "responded_by_user": {"id": "", "name": checker} if checker else None}
+            "responded_by_user": checker.as_hitl_user() if checker else None}
 
 
 def _run_object(context: Any) -> str:

@@ -56,6 +56,14 @@ def members_of(role: str) -> list[Person]:
         return [Person(str(user_id), username) for user_id, username in cur.fetchall()]
 
 
+def user_id_of(username: str) -> str | None:
+    """The Airflow user id behind a user name (None: no such user, e.g. a run nobody triggered)."""
+    with _connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT id FROM ab_user WHERE username = %s", (username,))
+        row = cur.fetchone()
+    return str(row[0]) if row else None
+
+
 def earlier_response(ti_id: Any, dag_id: str, run_id: str, task_id: str) -> EarlierResponse | None:
     """A human answer given to an earlier try of this task (lost to Airflow's resume race).
 

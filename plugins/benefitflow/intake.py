@@ -94,11 +94,18 @@ def register(
     run_id: str | None = None,
     mode: str | None = None,
 ) -> Upload:
-    """Record the upload and keep a copy of the original; refuse a file seen before."""
+    """Record the upload and keep a copy of the original; refuse a file seen before.
+
+    A run that takes in its file again (a retried or cleared intake) supersedes the upload it
+    took in before, unless that one was applied: so the same file is accepted again for that
+    run only, and an approval given to the earlier upload cannot commit the new one.
+    """
     sha256, size = checksum(path)
+    if dag_id and run_id:
+        supersede_run_inputs(cur, "uploads", dag_id, run_id)
     cur.execute(
         "SELECT upload_id, uploaded_by, uploaded_at, status FROM intake.uploads"
-        " WHERE kind = %s AND plan_code = %s AND sha256 = %s",
+        " WHERE kind = %s AND plan_code = %s AND sha256 = %s AND status <> 'SUPERSEDED'",
         (kind, plan_code, sha256),
     )
     if earlier := cur.fetchone():
@@ -123,6 +130,24 @@ def register(
         details={"kind": kind, "plan": plan_code, "file": path.name, "sha256": sha256, "size": size},
     )
     return Upload(upload_id, kind, plan_code, path, stored, sha256, size)
+
+
+# An input still open when its run takes in another: it will never be committed.
+_SUPERSEDABLE = ("RECEIVED", "WAITING_FOR_APPROVAL", "FAILED")
+
+
+def supersede_run_inputs(cur: psycopg2.extensions.cursor, table: str, dag_id: str, run_id: str) -> None:
+    """Mark this run's open uploads or requests SUPERSEDED (`table`: uploads or requests), with an audit event."""
+    key = sql.Identifier({"uploads": "upload_id", "requests": "request_id"}[table])
+    cur.execute(
+        sql.SQL("UPDATE intake.{} SET status = 'SUPERSEDED', updated_at = now(),"
+                " message = 'superseded: its run took in its input again'"
+                " WHERE dag_id = %s AND run_id = %s AND status = ANY (%s) RETURNING {}").format(sql.Identifier(table), key),
+        (dag_id, run_id, list(_SUPERSEDABLE)),
+    )
+    for (superseded,) in cur.fetchall():
+        audit.record(cur, actor="system", action=f"{table[:-1]}.superseded", object_type=table[:-1],
+                     object_id=superseded, outcome="SUPERSEDED", details={"dag_id": dag_id, "run_id": run_id})
 
 
 def read_header(path: Path, spec: FileSpec) -> list[str]:
@@ -270,7 +295,9 @@ def set_status(
         assignments.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
         values.append(value)
     cur.execute(
-        sql.SQL("UPDATE intake.uploads SET {} WHERE upload_id = %s").format(sql.SQL(", ").join(assignments)),
+        # A superseded upload stays so: nothing decided later about its run applies to it.
+        sql.SQL("UPDATE intake.uploads SET {} WHERE upload_id = %s AND status <> 'SUPERSEDED'").format(
+            sql.SQL(", ").join(assignments)),
         [*values, upload_id],
     )
 
@@ -294,7 +321,8 @@ def register_request(
     cur: psycopg2.extensions.cursor, *, kind: str, plan_code: str, parameters: dict[str, object], user: str,
     dag_id: str, run_id: str,
 ) -> int:
-    """Record what the maker asked for, as given; return the request id."""
+    """Record what the maker asked for, as given; return the request id (superseding the run's earlier one)."""
+    supersede_run_inputs(cur, "requests", dag_id, run_id)
     cur.execute(
         "INSERT INTO intake.requests (kind, plan_code, parameters, requested_by, dag_id, run_id)"
         " VALUES (%s, %s, %s, %s, %s, %s) RETURNING request_id",
@@ -312,6 +340,7 @@ def set_request_status(
 ) -> None:
     cur.execute(
         "UPDATE intake.requests SET status = %s, message = coalesce(%s, message),"
-        " document = coalesce(%s::jsonb, document), updated_at = now() WHERE request_id = %s",
+        " document = coalesce(%s::jsonb, document), updated_at = now()"
+        " WHERE request_id = %s AND status <> 'SUPERSEDED'",
         (status, message, None if document is None else json.dumps(document, default=str), request_id),
     )

@@ -18,16 +18,19 @@ from typing import Any
 import psycopg2.extensions
 from airflow.sdk import DAG, Param, task
 
-from benefitflow import audit, db, dbt_runner, intake
+from benefitflow import audit, db, dbt_runner, decisions, intake, proposal_digest
 from benefitflow.intake import RequestError
 from benefitflow.workflow import (
     CommitConflict,
     WorkflowError,
     append_commit,
     approve_commit_publish,
+    earlier_commit,
     maker_of,
+    proposal_ref,
     publish,
     record_direct_decision,
+    refuse_commit,
     workflow_dag,
 )
 
@@ -91,19 +94,31 @@ def validate_step(*, workflow: RequestWorkflow, request: dict[str, Any], options
 
 def propose_step(*, workflow: RequestWorkflow, request: dict[str, Any], validated: dict[str, Any]) -> dict[str, Any]:
     request_id = int(request["request_id"])
-    dbt_runner.run(["run", "--select", workflow.proposal_model], {"request_id": request_id})
-    with db.transaction() as cur:
-        proposal = workflow.summarise(cur, request_id)
-        cur.execute("DELETE FROM intake.request_selection WHERE request_id = %s", (request_id,))
-        intake.set_request_status(cur, request_id, "WAITING_FOR_APPROVAL")
-    return {**request, **validated, **proposal}
+    proposal = proposal_ref(workflow.operation, workflow.proposal_model, request_id=request_id)
+    with proposal_digest.locked(proposal):
+        dbt_runner.run(["run", "--select", workflow.proposal_model], {"request_id": request_id})
+        with db.transaction() as cur:
+            summary = workflow.summarise(cur, request_id)
+            cur.execute("DELETE FROM intake.request_selection WHERE request_id = %s", (request_id,))
+            intake.set_request_status(cur, request_id, "WAITING_FOR_APPROVAL")
+            digest = proposal_digest.compute(cur, proposal)
+    return {**request, **validated, **summary, "proposal_digest": digest}
 
 
 def commit_step(*, workflow: RequestWorkflow, dag_id: str, run_id: str, request_id: int, user: str) -> dict[str, Any]:
-    """Append the approved proposal to the ledger in one transaction, with the decision it rests on."""
+    """Append the approved proposal to the ledger in one transaction, with the decision it rests on.
+
+    Run again after its transaction went through, it returns that commit (and finishes what
+    `after_commit` does outside the database, e.g. the payroll file) instead of appending twice.
+    """
+    proposal = proposal_ref(workflow.operation, workflow.proposal_model, request_id=request_id)
+    if (earlier := earlier_commit(workflow.operation, dag_id, run_id, proposal)) is not None:
+        if workflow.after_commit is not None:
+            workflow.after_commit(request_id)
+        return earlier
     try:
         with db.transaction() as cur:
-            decision_id, commit_id = append_commit(cur, workflow.operation, dag_id, run_id, request_id=request_id)
+            decision_id, commit_id = append_commit(cur, proposal, dag_id, run_id)
             appended = workflow.commit(cur, commit_id, request_id)
             intake.set_request_status(cur, request_id, "APPLIED")
             _apply_request_upload(cur, request_id)
@@ -113,6 +128,9 @@ def commit_step(*, workflow: RequestWorkflow, dag_id: str, run_id: str, request_
     except Exception as exc:
         if workflow.after_failed_commit is not None:
             workflow.after_failed_commit(request_id)
+        if isinstance(exc, decisions.NotApprovedError):
+            refuse_commit(proposal, dag_id, run_id, user, str(exc))
+            raise WorkflowError(str(exc)) from exc
         if isinstance(exc, CommitConflict):
             _stop(request_id, user, f"approved but not applied: {exc}", status="FAILED")
         raise
@@ -160,8 +178,8 @@ def build_request_dag(workflow: RequestWorkflow) -> DAG:
 
         request = intake_task()
         proposal = propose_task(request, validate_task(request))
-        approve_commit_publish(workflow.operation, workflow.publish_asset, proposal, commit_task(request),
-                               workflow.publish)
+        approve_commit_publish(workflow.operation, workflow.proposal_model, workflow.publish_asset, proposal,
+                               commit_task(request), workflow.publish)
     return dag
 
 

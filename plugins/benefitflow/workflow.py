@@ -19,9 +19,10 @@ import psycopg2.extensions
 from airflow.sdk import DAG, Asset, Param, chain, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from benefitflow import audit, config, db, dbt_runner, decisions, intake, validation
+from benefitflow import audit, config, db, dbt_runner, decisions, intake, proposal_digest, validation
 from benefitflow.approval import approval_steps, policy_for
 from benefitflow.intake import FileSpec, IntakeError
+from benefitflow.proposal_digest import ProposalRef
 
 if TYPE_CHECKING:  # GX is imported by the tasks that validate, not when the DAG is parsed
     from great_expectations.core import ExpectationSuite
@@ -194,21 +195,38 @@ def _first_errors(cur: psycopg2.extensions.cursor, upload_id: int) -> str:
 def propose_step(
     *, workflow: UploadWorkflow, upload: dict[str, Any], validated: dict[str, Any], options: Options | None = None
 ) -> dict[str, Any]:
-    variables = {"upload_id": int(upload["upload_id"])}
+    upload_id = int(upload["upload_id"])
+    variables = {"upload_id": upload_id}
     if workflow.proposal_vars is not None:
         variables |= workflow.proposal_vars(upload, options or {})
-    dbt_runner.run(["run", "--select", workflow.proposal_model], variables)
-    with db.transaction() as cur:
-        proposal = workflow.summarise(cur, int(upload["upload_id"]))
-        intake.drop_staged(cur, upload["staged_table"])  # the proposal holds all the commit needs
-    return {"file": upload["file_name"], "upload_id": upload["upload_id"], **validated, **proposal}
+    proposal = proposal_ref(workflow.operation, workflow.proposal_model, upload_id=upload_id)
+    with proposal_digest.locked(proposal):
+        dbt_runner.run(["run", "--select", workflow.proposal_model], variables)
+        with db.transaction() as cur:
+            summary = workflow.summarise(cur, upload_id)
+            digest = proposal_digest.compute(cur, proposal)
+            intake.drop_staged(cur, upload["staged_table"])  # the proposal holds all the commit needs
+    return {"file": upload["file_name"], "upload_id": upload["upload_id"], **validated, **summary,
+            "proposal_digest": digest}
+
+
+def proposal_ref(operation: str, proposal_model: str, *, upload_id: int | None = None,
+                 request_id: int | None = None) -> ProposalRef:
+    """The rows a run proposes: its proposal model's table, keyed by the run's upload or request."""
+    return ProposalRef(operation, f"proposals.{proposal_model}", upload_id=upload_id, request_id=request_id)
 
 
 def commit_step(*, workflow: UploadWorkflow, dag_id: str, run_id: str, upload_id: int, user: str) -> dict[str, Any]:
-    """Append the approved proposal to the ledger in one transaction, with the decision it rests on."""
+    """Append the approved proposal to the ledger in one transaction, with the decision it rests on.
+
+    Run again after its transaction went through, it returns that commit instead of appending twice.
+    """
+    proposal = proposal_ref(workflow.operation, workflow.proposal_model, upload_id=upload_id)
+    if (earlier := earlier_commit(workflow.operation, dag_id, run_id, proposal)) is not None:
+        return earlier
     try:
         with db.transaction() as cur:
-            decision_id, commit_id = append_commit(cur, workflow.operation, dag_id, run_id, upload_id=upload_id)
+            decision_id, commit_id = append_commit(cur, proposal, dag_id, run_id)
             appended = workflow.commit(cur, commit_id, upload_id)
             cur.execute("SELECT invalid_row_count FROM intake.uploads WHERE upload_id = %s", (upload_id,))
             invalid = cur.fetchone()[0] or 0
@@ -216,24 +234,78 @@ def commit_step(*, workflow: UploadWorkflow, dag_id: str, run_id: str, upload_id
             audit.record(cur, actor=user, action=f"{workflow.operation}.commit", object_type="upload",
                          object_id=upload_id, outcome="COMMITTED",
                          details={"commit_id": commit_id, "decision_id": decision_id, "rows": appended})
+    except decisions.NotApprovedError as exc:
+        refuse_commit(proposal, dag_id, run_id, user, str(exc))
+        raise WorkflowError(str(exc)) from exc
     except CommitConflict as exc:
         _stop_upload(upload_id, user, f"approved but not applied: {exc}", status="FAILED")
         raise
     return {"commit_id": commit_id, "decision_id": decision_id, "rows": appended}
 
 
-def append_commit(
-    cur: Cursor, operation: str, dag_id: str, run_id: str, *, upload_id: int | None = None,
-    request_id: int | None = None,
-) -> tuple[int, int]:
-    """The commit record for an approved run (refused without an approval); return decision and commit ids."""
-    decision_id = decisions.require_approval(cur, dag_id, run_id)
+def append_commit(cur: Cursor, proposal: ProposalRef, dag_id: str, run_id: str) -> tuple[int, int]:
+    """The commit record for the approval of exactly this proposal; return decision and commit ids.
+
+    The digest is recomputed here, inside the commit's transaction and under the proposal's lock,
+    from the rows about to be appended: an approval of anything else is refused.
+    """
+    proposal_digest.lock_in_transaction(cur, proposal)
+    _refuse_superseded(cur, proposal, dag_id, run_id)
+    digest = proposal_digest.compute(cur, proposal)
+    decision_id = decisions.require_approval(cur, dag_id, run_id, upload_id=proposal.upload_id,
+                                             request_id=proposal.request_id, digest=digest)
     cur.execute(
-        "INSERT INTO ledger.commits (operation, dag_id, run_id, decision_id, upload_id, request_id)"
-        " VALUES (%s, %s, %s, %s, %s, %s) RETURNING commit_id",
-        (operation, dag_id, run_id, decision_id, upload_id, request_id),
+        "INSERT INTO ledger.commits (operation, dag_id, run_id, decision_id, upload_id, request_id, proposal_digest)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING commit_id",
+        (proposal.operation, dag_id, run_id, decision_id, proposal.upload_id, proposal.request_id, digest),
     )
     return decision_id, int(cur.fetchone()[0])
+
+
+def _refuse_superseded(cur: Cursor, proposal: ProposalRef, dag_id: str, run_id: str) -> None:
+    table, key = ("requests", proposal.request_id) if proposal.request_id is not None else ("uploads", proposal.upload_id)
+    cur.execute(f"SELECT status FROM intake.{table} WHERE {table[:-1]}_id = %s FOR UPDATE", (key,))
+    if (found := cur.fetchone()) is None or found[0] == "SUPERSEDED":
+        raise decisions.NotApprovedError(
+            f"run {dag_id}/{run_id}: {_input_name(proposal.upload_id, proposal.request_id)} was superseded "
+            "(its run took in its input again): nothing is committed")
+
+
+def earlier_commit(operation: str, dag_id: str, run_id: str, proposal: ProposalRef) -> dict[str, Any] | None:
+    """This run's commit if it already went through (a retried or cleared commit step), else None.
+
+    A run commits once: if it committed another upload or request (its input was taken in
+    again after the commit), nothing more is committed.
+    """
+    with db.transaction() as cur:
+        cur.execute(
+            "SELECT c.commit_id, c.decision_id, c.upload_id, c.request_id,"
+            " (SELECT (e.details ->> 'rows')::bigint FROM ledger.audit_events e WHERE e.action = %s"
+            "  AND e.details ->> 'commit_id' = c.commit_id::text ORDER BY e.event_id LIMIT 1)"
+            " FROM ledger.commits c WHERE c.dag_id = %s AND c.run_id = %s",
+            (f"{operation}.commit", dag_id, run_id),
+        )
+        found = cur.fetchone()
+    if found is None:
+        return None
+    commit_id, decision_id, upload_id, request_id, rows = found
+    if (upload_id, request_id) != (proposal.upload_id, proposal.request_id):
+        raise WorkflowError(
+            f"run {dag_id}/{run_id} already committed {_input_name(upload_id, request_id)} (commit {commit_id}); "
+            f"it does not commit {_input_name(proposal.upload_id, proposal.request_id)} too: start a new run")
+    return {"commit_id": commit_id, "decision_id": decision_id, "rows": rows, "already_committed": True}
+
+
+def _input_name(upload_id: int | None, request_id: int | None) -> str:
+    return f"request {request_id}" if request_id is not None else f"upload {upload_id}"
+
+
+def refuse_commit(proposal: ProposalRef, dag_id: str, run_id: str, user: str, reason: str) -> None:
+    """The refusal is an audit event of its own: the commit's transaction that found it was rolled back."""
+    with db.transaction() as cur:
+        audit.record(cur, actor=user, action=f"{proposal.operation}.commit_refused", object_type="run",
+                     object_id=f"{dag_id}/{run_id}", outcome="REFUSED",
+                     details={"reason": reason, "upload_id": proposal.upload_id, "request_id": proposal.request_id})
 
 
 # -- the DAG ---------------------------------------------------------------------------------
@@ -282,13 +354,13 @@ def build_upload_dag(workflow: UploadWorkflow) -> DAG:
 
         upload = intake_task()
         proposal = propose_task(upload, validate_task(upload))
-        approve_commit_publish(workflow.operation, workflow.publish_asset, proposal, commit_task(upload),
-                               workflow.publish)
+        approve_commit_publish(workflow.operation, workflow.proposal_model, workflow.publish_asset, proposal,
+                               commit_task(upload), workflow.publish)
     return dag
 
 
 def approve_commit_publish(
-    operation: str, publish_asset: str, proposal: Any, committed: Any, publish: tuple[str, ...],
+    operation: str, proposal_model: str, publish_asset: str, proposal: Any, committed: Any, publish: tuple[str, ...],
 ) -> None:
     """The second half of every workflow: the checker's decision, the commit, dbt's rebuild, the asset event."""
     from cosmos import DbtTaskGroup, RenderConfig
@@ -307,7 +379,8 @@ def approve_commit_publish(
         default_args={"retries": 1},
         **dbt_runner.cosmos_configs(),
     )
-    chain(proposal, *approval_steps(operation), committed, rebuild, published())
+    chain(proposal, *approval_steps(operation, proposal_table=f"proposals.{proposal_model}"), committed,
+          rebuild, published())
 
 
 # -- the same steps without the scheduler (integration tests, `make bench`) -------------------
@@ -344,7 +417,9 @@ def record_direct_decision(
 ) -> bool:
     """`checker`'s approval (None: a rejection) of a run made without the scheduler; True when approved.
 
-    One checker: under a `distinct` policy the database refuses the approval (too few checkers).
+    The approval is for the proposal `summary` shows (its `proposal_digest`). In-process runs have
+    no Airflow users: the names stand for the user ids. One checker: under a `distinct` policy the
+    database refuses the approval (too few checkers).
     """
     policy = policy_for(operation)
     outcome = "APPROVED" if checker else "REJECTED"
@@ -352,7 +427,8 @@ def record_direct_decision(
         decisions.record(cur, decisions.Decision(
             operation=operation, dag_id=dag_id, run_id=run_id, maker=maker, checker=checker,
             checker_group=policy.group, policy=policy.policy, outcome=outcome, upload_id=upload_id,
-            request_id=request_id, summary=summary, required_approvals=policy.checkers))
+            request_id=request_id, summary=summary, required_approvals=policy.checkers,
+            proposal_digest=summary.get("proposal_digest"), maker_id=maker, checker_id=checker))
     return outcome == "APPROVED"
 
 

@@ -1,71 +1,190 @@
-"""Commit appends only what a checker other than the maker approved, once."""
+"""Commit appends exactly the proposal a checker other than the maker approved, once."""
+
+from __future__ import annotations
+
+import uuid
 
 import pytest
 
-from benefitflow import db, decisions
-from benefitflow.decisions import Decision, NotApprovedError
+from benefitflow import db, decisions, proposal_digest
+from benefitflow.decisions import Decision
+from benefitflow.payments.cycle import CYCLE
+from benefitflow.payments.payroll import PAYROLL, payroll_dir
+from benefitflow.programmes.define import DEFINE
+from benefitflow.programmes.enrolment import ENROLMENT
+from benefitflow.programmes.status import STATUS
+from benefitflow.request_workflow import commit_step as commit_request
+from benefitflow.request_workflow import intake_step as take_request
+from benefitflow.request_workflow import propose_step as propose_request
+from benefitflow.request_workflow import validate_step as validate_request
 from benefitflow.selftest import WORKFLOW
-from benefitflow.workflow import commit_step, intake_step, propose_step, validate_step
+from benefitflow.workflow import (
+    WorkflowError,
+    commit_step,
+    intake_step,
+    proposal_ref,
+    propose_step,
+    record_direct_decision,
+    validate_step,
+)
+from tests.integration.programme_data import in_region, plan_document, query, register_region, run, tag
+
+OPTIONS = {"on_invalid_rows": "reject_file"}
 
 
-def proposed_upload(inbox_file, name: str) -> int:
-    upload = intake_step(spec=WORKFLOW.spec, file=inbox_file(name, f"code,label,amount\n{name[:8].upper()},x,2.50\n").name,
-                         user="maker", dag_id="guard", run_id=name)
-    validated = validate_step(workflow=WORKFLOW, upload=upload, options={"on_invalid_rows": "reject_file"}, user="maker")
-    propose_step(workflow=WORKFLOW, upload=upload, validated=validated)
-    return int(upload["upload_id"])
+def csv_text(*amounts: str, code: str = "G") -> str:
+    return "code,label,amount\n" + "".join(f"{code}-{i},x,{amount}\n" for i, amount in enumerate(amounts))
 
 
-def decide(run_id: str, outcome: str, checker: str | None, upload_id: int) -> None:
+def propose_file(file_name: str, run_id: str) -> dict:
+    """intake → validate → propose of a self-test file in run `guard/<run_id>`; the proposal summary."""
+    upload = intake_step(spec=WORKFLOW.spec, file=file_name, user="maker", dag_id="guard", run_id=run_id)
+    validated = validate_step(workflow=WORKFLOW, upload=upload, options=OPTIONS, user="maker")
+    return propose_step(workflow=WORKFLOW, upload=upload, validated=validated)
+
+
+def proposed_upload(inbox_file, name: str) -> dict:
+    return propose_file(inbox_file(name, csv_text("2.50", code=name[:8].upper())).name, name)
+
+
+def decide(run_id: str, outcome: str, checker: str | None, proposal: dict, *, digest: str | None = None) -> None:
     with db.transaction() as cur:
         decisions.record(cur, Decision(operation="selftest", dag_id="guard", run_id=run_id, maker="maker",
                                        checker=checker, checker_group="RegistryCheckers", policy="any",
-                                       outcome=outcome, upload_id=upload_id))
+                                       outcome=outcome, upload_id=int(proposal["upload_id"]),
+                                       proposal_digest=digest or proposal["proposal_digest"], maker_id="1",
+                                       checker_id=None if checker is None else f"id-{checker}"))
+
+
+def commit(run_id: str, proposal: dict) -> dict:
+    return commit_step(workflow=WORKFLOW, dag_id="guard", run_id=run_id, upload_id=int(proposal["upload_id"]),
+                       user="maker")
 
 
 def committed_rows(upload_id: int) -> int:
+    return query("SELECT count(*) FROM ledger.selftest_records r JOIN ledger.commits c USING (commit_id)"
+                 " WHERE c.upload_id = %s", upload_id)[0][0]
+
+
+def digest_of(upload_id: int) -> str:
     with db.transaction() as cur:
-        cur.execute("SELECT count(*) FROM ledger.selftest_records r JOIN ledger.commits c USING (commit_id)"
-                    " WHERE c.upload_id = %s", (upload_id,))
-        return cur.fetchone()[0]
+        return proposal_digest.compute(cur, proposal_ref("selftest", "selftest_proposal", upload_id=upload_id))
 
 
 def test_no_decision_no_commit(database, inbox_file) -> None:
-    upload_id = proposed_upload(inbox_file, "nodecision")
-    with pytest.raises(NotApprovedError, match="no recorded decision"):
-        commit_step(workflow=WORKFLOW, dag_id="guard", run_id="nodecision", upload_id=upload_id, user="maker")
-    assert committed_rows(upload_id) == 0
+    proposal = proposed_upload(inbox_file, "nodecision")
+    with pytest.raises(WorkflowError, match="no recorded decision"):
+        commit("nodecision", proposal)
+    assert committed_rows(proposal["upload_id"]) == 0
+    assert query("SELECT outcome, details ->> 'reason' FROM ledger.audit_events WHERE action = 'selftest.commit_refused'"
+                 " AND object_id = 'guard/nodecision'")[0][0] == "REFUSED"
 
 
 @pytest.mark.parametrize("outcome", ["REJECTED", "REFUSED", "TIMED_OUT"])
 def test_anything_but_an_approval_commits_nothing(database, inbox_file, outcome: str) -> None:
     run_id = f"not{outcome.lower()}"
-    upload_id = proposed_upload(inbox_file, run_id)
-    decide(run_id, outcome, None if outcome == "TIMED_OUT" else "checker", upload_id)
-    with pytest.raises(NotApprovedError, match=outcome):
-        commit_step(workflow=WORKFLOW, dag_id="guard", run_id=run_id, upload_id=upload_id, user="maker")
-    assert committed_rows(upload_id) == 0
+    proposal = proposed_upload(inbox_file, run_id)
+    decide(run_id, outcome, None if outcome == "TIMED_OUT" else "checker", proposal)
+    with pytest.raises(WorkflowError, match=outcome):
+        commit(run_id, proposal)
+    assert committed_rows(proposal["upload_id"]) == 0
 
 
-def test_an_approval_commits_once(database, inbox_file) -> None:
-    upload_id = proposed_upload(inbox_file, "approved")
-    decide("approved", "APPROVED", "checker", upload_id)
-    result = commit_step(workflow=WORKFLOW, dag_id="guard", run_id="approved", upload_id=upload_id, user="maker")
-    assert result["rows"] == 1 and committed_rows(upload_id) == 1
-    with pytest.raises(Exception, match="commit_once_per_run"):
-        commit_step(workflow=WORKFLOW, dag_id="guard", run_id="approved", upload_id=upload_id, user="maker")
-    assert committed_rows(upload_id) == 1
+def test_an_approval_commits_once_and_a_second_commit_returns_the_first(database, inbox_file) -> None:
+    proposal = proposed_upload(inbox_file, "approved")
+    decide("approved", "APPROVED", "checker", proposal)
+    result = commit("approved", proposal)
+    assert result["rows"] == 1 and committed_rows(proposal["upload_id"]) == 1
+    again = commit("approved", proposal)  # a retried or cleared commit step
+    assert (again["commit_id"], again["rows"], again["already_committed"]) == (result["commit_id"], 1, True)
+    assert committed_rows(proposal["upload_id"]) == 1
+    assert query("SELECT status FROM intake.uploads WHERE upload_id = %s", proposal["upload_id"]) == [("APPLIED",)]
+    assert query("SELECT proposal_digest FROM ledger.commits WHERE commit_id = %s", result["commit_id"]) == [
+        (proposal["proposal_digest"],)]
+
+
+def test_the_digest_is_the_proposal(database, inbox_file) -> None:
+    """Same proposal, same digest; one changed row, amount or parameter, another digest."""
+    first = propose_file(inbox_file("d.csv", csv_text("1.00", "2.00", code="DG")).name, "digest-a")
+    assert len(first["proposal_digest"]) == 64
+    assert digest_of(first["upload_id"]) == first["proposal_digest"]  # recomputed: the same
+    others = [
+        propose_file(inbox_file("d.csv", csv_text("1.00", "2.01", code="DG")).name, "digest-b"),  # an amount
+        propose_file(inbox_file("d.csv", csv_text("1.00", code="DG")).name, "digest-c"),  # a row fewer
+    ]
+    digests = {first["proposal_digest"], *(other["proposal_digest"] for other in others)}
+    assert len(digests) == 3
+    # The same rows under another operation, or of another upload, are another proposal.
     with db.transaction() as cur:
-        cur.execute("SELECT status FROM intake.uploads WHERE upload_id = %s", (upload_id,))
-        assert cur.fetchone()[0] == "APPLIED"
+        assert proposal_digest.compute(cur, proposal_ref("selftest_two_checkers", "selftest_proposal",
+                                                         upload_id=first["upload_id"])) not in digests
 
 
-def two_checker_decision(run_id: str, checker: str, other_approvers: tuple[str, ...], upload_id: int) -> None:
+def test_an_approval_of_another_proposal_commits_nothing(database, inbox_file) -> None:
+    proposal = proposed_upload(inbox_file, "otherdigest")
+    decide("otherdigest", "APPROVED", "checker", proposal, digest="0" * 64)
+    with pytest.raises(WorkflowError, match="the proposal changed after the checker saw it"):
+        commit("otherdigest", proposal)
+    assert committed_rows(proposal["upload_id"]) == 0
+    [(reason,)] = query("SELECT details ->> 'reason' FROM ledger.audit_events WHERE action = 'selftest.commit_refused'"
+                        " AND object_id = 'guard/otherdigest'")
+    assert "000000000000" in reason and proposal["proposal_digest"][:12] in reason
+
+
+def test_a_run_that_takes_in_a_changed_file_cannot_commit_it_with_the_old_approval(database, inbox_file) -> None:
+    """The bait and switch, in process: approve A, take in B in the same run, commit: refused."""
+    path = inbox_file("bait.csv", csv_text("1.00", code="BAIT"))
+    bait = propose_file(path.name, "switch")
+    decide("switch", "APPROVED", "checker", bait)
+    path.write_text(csv_text(*["999999.00"] * 50, code="BAIT"))
+    switched = propose_file(path.name, "switch")
+    assert switched["upload_id"] != bait["upload_id"]
+    assert query("SELECT status FROM intake.uploads WHERE upload_id = %s", bait["upload_id"]) == [("SUPERSEDED",)]
+    with pytest.raises(WorkflowError, match="the proposal changed after the checker saw it"):
+        commit("switch", switched)
+    with pytest.raises(WorkflowError):  # nor can the superseded upload be committed: its proposal is gone
+        commit("switch", bait)
+    assert committed_rows(switched["upload_id"]) == committed_rows(bait["upload_id"]) == 0
+
+
+def test_a_run_takes_in_the_same_file_again_and_a_committed_run_commits_nothing_else(database, inbox_file) -> None:
+    path = inbox_file("again.csv", csv_text("3.00", code="AGAIN"))
+    first = propose_file(path.name, "again")
+    second = propose_file(path.name, "again")  # a retried intake: the same file is accepted for its own run
+    assert second["upload_id"] != first["upload_id"] and second["proposal_digest"] != first["proposal_digest"]
+    decide("again", "APPROVED", "checker", second)
+    commit("again", second)
+    third = propose_file(inbox_file("again.csv", csv_text("4.00", code="AGAIN")).name, "again")
+    with pytest.raises(WorkflowError, match=f"already committed upload {second['upload_id']}"):
+        commit("again", third)
+    with pytest.raises(WorkflowError, match="already uploaded"):  # an applied upload is never superseded
+        propose_file(path.name, "again")
+    assert committed_rows(third["upload_id"]) == 0 and committed_rows(second["upload_id"]) == 1
+
+
+def test_the_database_refuses_an_approval_without_a_digest_or_by_the_makers_user_id(database, inbox_file) -> None:
+    proposal = proposed_upload(inbox_file, "nodigest")
+    with pytest.raises(Exception, match="decision_approved_names_its_proposal"), db.transaction() as cur:
+        cur.execute("INSERT INTO ledger.decisions (operation, dag_id, run_id, maker, checker, checker_group, policy,"
+                    " outcome, maker_id, checker_id) VALUES ('selftest', 'guard', 'nodigest', 'maker', 'checker',"
+                    " 'RegistryCheckers', 'any', 'APPROVED', '1', '2')")
+    with pytest.raises(Exception, match="decision_approved_by_other_user_ids"), db.transaction() as cur:
+        # A renamed maker is still the maker.
+        cur.execute("INSERT INTO ledger.decisions (operation, dag_id, run_id, maker, checker, checker_group, policy,"
+                    " outcome, proposal_digest, maker_id, checker_id) VALUES ('selftest', 'guard', 'nodigest',"
+                    " 'maker', 'renamed-maker', 'RegistryCheckers', 'any', 'APPROVED', %s, '1', '1')",
+                    (proposal["proposal_digest"],))
+
+
+def two_checker_decision(run_id: str, checker: str, other_approvers: tuple[str, ...], proposal: dict) -> None:
     with db.transaction() as cur:
         decisions.record(cur, Decision(operation="selftest_two_checkers", dag_id="guard", run_id=run_id,
                                        maker="maker", checker=checker, checker_group="RegistryCheckers",
-                                       policy="distinct", outcome="APPROVED", upload_id=upload_id,
-                                       required_approvals=2, other_approvers=other_approvers))
+                                       policy="distinct", outcome="APPROVED", upload_id=int(proposal["upload_id"]),
+                                       required_approvals=2, other_approvers=other_approvers,
+                                       proposal_digest=proposal["proposal_digest"], maker_id="id-maker",
+                                       checker_id=f"id-{checker}",
+                                       other_approver_ids=tuple(f"id-{name}" for name in other_approvers)))
 
 
 @pytest.mark.parametrize(
@@ -80,19 +199,96 @@ def test_the_database_refuses_an_approval_without_enough_distinct_checkers(
     database, inbox_file, checker: str, others: tuple[str, ...], why: str,
 ) -> None:
     run_id = f"few-{abs(hash(why)) % 10**8}"
-    upload_id = proposed_upload(inbox_file, run_id)
-    with pytest.raises(Exception, match="decision_approved_by_enough_distinct_checkers"):
-        two_checker_decision(run_id, checker, others, upload_id)
-    with pytest.raises(NotApprovedError, match="no recorded decision"):
-        commit_step(workflow=WORKFLOW, dag_id="guard", run_id=run_id, upload_id=upload_id, user="maker")
-    assert committed_rows(upload_id) == 0
+    proposal = proposed_upload(inbox_file, run_id)
+    with pytest.raises(Exception, match="decision_approved_by"):
+        two_checker_decision(run_id, checker, others, proposal)
+    with pytest.raises(WorkflowError, match="no recorded decision"):
+        commit(run_id, proposal)
+    assert committed_rows(proposal["upload_id"]) == 0
 
 
 def test_two_distinct_checkers_commit(database, inbox_file) -> None:
-    upload_id = proposed_upload(inbox_file, "twochecked")
-    two_checker_decision("twochecked", "checker2", ("checker",), upload_id)
-    commit_step(workflow=WORKFLOW, dag_id="guard", run_id="twochecked", upload_id=upload_id, user="maker")
-    assert committed_rows(upload_id) == 1
+    proposal = proposed_upload(inbox_file, "twochecked")
+    two_checker_decision("twochecked", "checker2", ("checker",), proposal)
+    commit_step(workflow=WORKFLOW, dag_id="guard", run_id="twochecked", upload_id=int(proposal["upload_id"]),
+                user="maker")
+    assert committed_rows(proposal["upload_id"]) == 1
+    assert query("SELECT other_approvers, required_approvals FROM ledger.decisions WHERE run_id = 'twochecked'") == [
+        (["checker"], 2)]
+
+
+# -- request workflows -----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def plan_with_bills(database) -> str:
+    """A plan of a region's twelve people, all ACTIVE, with cycle C1 billed."""
+    region, code = register_region(), f"PG-{tag()}"
+    run(DEFINE, plan=plan_document(code, entitlement={"fixed_amount": "100.00"}))
+    run(ENROLMENT, plan=code, target_status="ACTIVE", criteria={"all": [in_region(region)]})
+    run(CYCLE, checker="payment_checker", plan=code, cycle="C1", period_start="2026-01-01", period_end="2026-01-31")
+    return code
+
+
+def propose_payroll(code: str, run_id: str) -> tuple[dict, dict]:
+    options = {"cycle": "C1", "plan": code}
+    request = take_request(workflow=PAYROLL, options=options, user="maker", dag_id="guard", run_id=run_id)
+    validated = validate_request(workflow=PAYROLL, request=request, options=options, user="maker")
+    return request, propose_request(workflow=PAYROLL, request=request, validated=validated)
+
+
+def test_a_payment_cycle_whose_proposal_changed_after_the_approval_commits_nothing(database, plan_with_bills) -> None:
+    code = plan_with_bills
+    options = {"plan": code, "cycle": "C2", "period_start": "2026-02-01", "period_end": "2026-02-28"}
+    run_id = uuid.uuid4().hex
+    request = take_request(workflow=CYCLE, options=options, user="maker", dag_id="guard", run_id=run_id)
+    validated = validate_request(workflow=CYCLE, request=request, options=options, user="maker")
+    shown = propose_request(workflow=CYCLE, request=request, validated=validated)
+    assert record_direct_decision("payment_cycle", "guard", run_id, "maker", "payment_checker", shown,
+                                  request_id=request["request_id"])
+    # Someone re-runs validate and propose after a suspension: fewer bills than the checker approved.
+    run(STATUS, plan=code, status="SUSPENDED", reason="moved away",
+        criteria={"all": [{"field": "role", "op": "=", "value": "SPOUSE"}]})
+    validated = validate_request(workflow=CYCLE, request=request, options=options, user="maker")
+    changed = propose_request(workflow=CYCLE, request=request, validated=validated)
+    assert changed["proposal_digest"] != shown["proposal_digest"] and changed["bills"] < shown["bills"]
+    with pytest.raises(WorkflowError, match="the proposal changed after the checker saw it"):
+        commit_request(workflow=CYCLE, dag_id="guard", run_id=run_id, request_id=request["request_id"], user="maker")
+    assert query("SELECT count(*) FROM ledger.payment_cycles WHERE plan_code = %s AND cycle_code = 'C2'", code) == [(0,)]
+    assert query("SELECT count(*) FROM ledger.audit_events WHERE action = 'payment_cycle.commit_refused'"
+                 " AND object_id = %s", f"guard/{run_id}") == [(1,)]
+
+
+def test_a_changed_request_parameter_is_another_digest(database, plan_with_bills) -> None:
+    run_id = uuid.uuid4().hex
+    request, proposal = propose_payroll(plan_with_bills, run_id)
+    ref = proposal_ref("payroll", "payroll_proposal", request_id=request["request_id"])
     with db.transaction() as cur:
-        cur.execute("SELECT other_approvers, required_approvals FROM ledger.decisions WHERE run_id = 'twochecked'")
-        assert cur.fetchone() == (["checker"], 2)
+        assert proposal_digest.compute(cur, ref) == proposal["proposal_digest"]
+        cur.execute("UPDATE intake.requests SET parameters = parameters || '{\"payment_point\": \"Elsewhere\"}'"
+                    " WHERE request_id = %s", (request["request_id"],))
+        assert proposal_digest.compute(cur, ref) != proposal["proposal_digest"]
+        cur.connection.rollback()
+    # Rejected, so its bills are free for the next test's payroll.
+    assert not record_direct_decision("payroll", "guard", run_id, "maker", None, {}, request_id=request["request_id"])
+
+
+def test_a_payroll_commit_run_twice_makes_one_payroll_and_one_file(database, plan_with_bills) -> None:
+    run_id = uuid.uuid4().hex
+    request, proposal = propose_payroll(plan_with_bills, run_id)
+    assert record_direct_decision("payroll", "guard", run_id, "maker", "payment_checker", proposal,
+                                  request_id=request["request_id"])
+    first = commit_request(workflow=PAYROLL, dag_id="guard", run_id=run_id, request_id=request["request_id"],
+                           user="maker")
+    name = proposal["payroll"]
+    path = payroll_dir() / f"{name}.csv"
+    approved = path.read_bytes()
+    # The worker died after the commit, before the file got its name: the retry puts it in place.
+    path.rename(path.with_name(f"{name}.csv.partial"))
+    again = commit_request(workflow=PAYROLL, dag_id="guard", run_id=run_id, request_id=request["request_id"],
+                           user="maker")
+    assert again["commit_id"] == first["commit_id"] and path.read_bytes() == approved
+    # The file was lost altogether: written again from the ledger, byte for byte the approved one.
+    path.unlink()
+    commit_request(workflow=PAYROLL, dag_id="guard", run_id=run_id, request_id=request["request_id"], user="maker")
+    assert path.read_bytes() == approved
+    assert query("SELECT count(*) FROM ledger.payrolls WHERE request_id = %s", request["request_id"]) == [(1,)]
+    assert not path.with_name(f"{name}.csv.partial").exists()

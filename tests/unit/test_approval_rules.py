@@ -5,8 +5,11 @@ from datetime import timedelta
 import pytest
 
 from benefitflow.approval import approval_groups, decide_outcome, parse_policy, policy_for, render_body
+from benefitflow.directory import Person
 
-ASSIGNED = {"checker", "checker2"}
+PEOPLE = {name: Person(str(user_id), name) for user_id, name in enumerate(["maker", "checker", "checker2", "admin"], 1)}
+MAKER = PEOPLE["maker"]
+ASSIGNED = {PEOPLE["checker"].user_id, PEOPLE["checker2"].user_id}
 
 
 @pytest.mark.parametrize(
@@ -22,13 +25,23 @@ ASSIGNED = {"checker", "checker2"}
     ],
 )
 def test_outcomes(chosen: str, responder: str | None, outcome: str) -> None:
-    assert decide_outcome(chosen=chosen, responder=responder, maker="maker", assigned=ASSIGNED)[0] == outcome
+    person = PEOPLE[responder] if responder else None
+    assert decide_outcome(chosen=chosen, responder=person, maker=MAKER, assigned=ASSIGNED)[0] == outcome
 
 
 def test_the_maker_is_refused_even_when_configured_as_a_checker() -> None:
-    outcome, reason = decide_outcome(chosen="Approve", responder="maker", maker="maker", assigned={"maker"})
+    outcome, reason = decide_outcome(chosen="Approve", responder=MAKER, maker=MAKER, assigned={MAKER.user_id})
     assert outcome == "REFUSED"
     assert "maker" in reason
+
+
+def test_people_are_compared_by_user_id_not_by_name() -> None:
+    renamed_maker = Person(MAKER.user_id, "someone-else")
+    assert decide_outcome(chosen="Approve", responder=renamed_maker, maker=MAKER,
+                          assigned={MAKER.user_id, *ASSIGNED})[0] == "REFUSED"
+    recreated_checker = Person("99", "checker")  # an old name on a new account is not the assigned user
+    outcome, reason = decide_outcome(chosen="Approve", responder=recreated_checker, maker=MAKER, assigned=ASSIGNED)
+    assert outcome == "REFUSED" and "not an assigned checker" in reason
 
 
 def test_every_configured_operation_names_a_group_and_a_supported_policy() -> None:
@@ -66,11 +79,11 @@ def test_an_unusable_policy_is_refused_naming_the_operation(entry: dict, message
 
 
 def test_an_earlier_approver_cannot_approve_again() -> None:
-    outcome, reason = decide_outcome(chosen="Approve", responder="checker", maker="maker", assigned=ASSIGNED,
-                                     approved_by=("checker",))
+    outcome, reason = decide_outcome(chosen="Approve", responder=PEOPLE["checker"], maker=MAKER, assigned=ASSIGNED,
+                                     approved_by=(PEOPLE["checker"],))
     assert outcome == "REFUSED" and "already approved" in reason
-    assert decide_outcome(chosen="Approve", responder="checker2", maker="maker", assigned=ASSIGNED,
-                          approved_by=("checker",))[0] == "APPROVED"
+    assert decide_outcome(chosen="Approve", responder=PEOPLE["checker2"], maker=MAKER, assigned=ASSIGNED,
+                          approved_by=(PEOPLE["checker"],))[0] == "APPROVED"
 
 
 def test_body_says_which_approval_and_who_approved_before() -> None:
@@ -95,3 +108,9 @@ def test_body_puts_the_file_and_counts_first_and_the_report_last() -> None:
     summary = {"error_report": "/r.csv", "households_to_create": 2, "invalid_rows": 1, "file": "f.csv", "rows_in_file": 3}
     labels = [line.split(":**")[0].lstrip("- *") for line in render_body("x", "maker", summary).splitlines()[3:]]
     assert labels == ["file", "rows in file", "invalid rows", "households to create", "error report"]
+
+
+def test_body_shows_the_proposal_digest_in_short_next_to_the_numbers() -> None:
+    body = render_body("payroll", "maker", {"bills": 3, "proposal_digest": "ab" * 32})
+    assert "**Proposal:** `abababababab`" in body
+    assert "proposal digest" not in body  # once, in the header, not again as a bullet

@@ -178,18 +178,8 @@ def write_payroll_file(cur: psycopg2.extensions.cursor, payroll_id: int, name: s
     The file gets its final name only after the commit (`publish_payroll_file`): a payroll file in
     the outbox always has its payroll in the ledger.
     """
-    target = payroll_dir()
-    target.mkdir(parents=True, exist_ok=True)
-    partial = target / f"{name}.csv.partial"
-    exported = zip((*PAYROLL_COLUMNS, *IDENTIFIER_COLUMNS), _EXPORTED, strict=True)
-    columns = sql.SQL(", ").join(sql.SQL("{} AS {}").format(sql.SQL(expression), sql.Identifier(column))
-                                 for column, expression in exported)
-    with partial.open("w", encoding="utf-8", newline="") as handle:
-        query = sql.SQL("COPY (SELECT {} FROM {} ORDER BY bl.bill_number) TO STDOUT WITH (FORMAT csv, HEADER true)")
-        recipients = sql.SQL(_RECIPIENTS).format(payroll=sql.Literal(payroll_id), recipient=RECIPIENT)
-        cur.copy_expert(query.format(columns, recipients).as_string(cur), handle)
-    rows = cur.rowcount
-    partial.chmod(0o640)  # personal data: like every export, not world-readable
+    partial = _partial(f"{name}.csv")
+    rows = _copy_payroll(cur, payroll_id, partial)
     digest, _size = checksum(partial)
     cur.execute("SELECT coalesce(sum(amount), 0), count(*) FROM ledger.payroll_bills WHERE payroll_id = %s",
                 (payroll_id,))
@@ -202,26 +192,65 @@ def write_payroll_file(cur: psycopg2.extensions.cursor, payroll_id: int, name: s
     return partial
 
 
+def _partial(file_name: str) -> Path:
+    return payroll_dir() / f"{file_name}.partial"
+
+
+def _copy_payroll(cur: psycopg2.extensions.cursor, payroll_id: int, target: Path) -> int:
+    """The payroll's rows streamed into `target` with COPY; the number of rows."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    exported = zip((*PAYROLL_COLUMNS, *IDENTIFIER_COLUMNS), _EXPORTED, strict=True)
+    columns = sql.SQL(", ").join(sql.SQL("{} AS {}").format(sql.SQL(expression), sql.Identifier(column))
+                                 for column, expression in exported)
+    with target.open("w", encoding="utf-8", newline="") as handle:
+        query = sql.SQL("COPY (SELECT {} FROM {} ORDER BY bl.bill_number) TO STDOUT WITH (FORMAT csv, HEADER true)")
+        recipients = sql.SQL(_RECIPIENTS).format(payroll=sql.Literal(payroll_id), recipient=RECIPIENT)
+        cur.copy_expert(query.format(columns, recipients).as_string(cur), handle)
+    target.chmod(0o640)  # personal data: like every export, not world-readable
+    return cur.rowcount
+
+
 def publish_payroll_file(request_id: int) -> Path:
-    """Once committed: the file under its final name, and `<name>.control.json` (rows, total, sha256) beside it."""
+    """Once committed: the file under its final name, and `<name>.control.json` (rows, total, sha256) beside it.
+
+    Safe to run again (a retried commit step): a file already in place is checked against the
+    ledger's sha256; one lost before it got its name is written again from the ledger, and kept
+    only if it is byte for byte the file that was approved.
+    """
     with db.transaction() as cur:
-        cur.execute("SELECT p.payroll_name, e.file_name, e.row_count, e.control_total, e.sha256 FROM ledger.payrolls p"
-                    " JOIN ledger.payroll_exports e USING (payroll_id) WHERE p.request_id = %s", (request_id,))
-        name, file_name, rows, total, digest = cur.fetchone()
-    path = payroll_dir() / file_name
-    os.replace(path.with_suffix(".csv.partial"), path)
+        cur.execute("SELECT p.payroll_id, p.payroll_name, e.file_name, e.row_count, e.control_total, e.sha256"
+                    " FROM ledger.payrolls p JOIN ledger.payroll_exports e USING (payroll_id) WHERE p.request_id = %s",
+                    (request_id,))
+        payroll_id, name, file_name, rows, total, digest = cur.fetchone()
+        path, partial = payroll_dir() / file_name, _partial(file_name)
+        if not partial.exists() and not path.exists():
+            _copy_payroll(cur, payroll_id, partial)
+    if partial.exists():
+        if checksum(partial)[0] != digest:
+            partial.unlink()
+            raise CommitConflict(f"payroll {name} is committed but its file {file_name} is missing, and written again "
+                                 f"from the ledger it is not the approved file (sha256 {digest[:12]}…): the "
+                                 f"recipients changed since; restore {file_name} from a backup")
+        os.replace(partial, path)
+    elif checksum(path)[0] != digest:
+        raise CommitConflict(f"payroll file {file_name} differs from the approved file (sha256 {digest[:12]}…): "
+                             f"it was changed in the outbox; restore it from a backup")
     control = {"payroll": name, "file": file_name, "rows": rows, "control_total": f"{total:.2f}", "sha256": digest}
     path.with_suffix(".control.json").write_text(json.dumps(control, indent=2) + "\n")  # last: the file is ready
     return path
 
 
 def discard_payroll_file(request_id: int) -> None:
-    """A commit that failed leaves no file behind (it would hold personal data for no payroll)."""
+    """A commit that failed leaves no file behind (it would hold personal data for no payroll).
+
+    A payroll the ledger holds keeps its file, whatever failed after its commit.
+    """
     with db.transaction() as cur:
-        cur.execute("SELECT document->>'payroll' FROM intake.requests WHERE request_id = %s", (request_id,))
+        cur.execute("SELECT document->>'payroll', EXISTS (SELECT FROM ledger.payrolls p WHERE p.request_id = %s)"
+                    " FROM intake.requests WHERE request_id = %s", (request_id, request_id))
         found = cur.fetchone()
-    if found and found[0]:
-        (payroll_dir() / f"{found[0]}.csv.partial").unlink(missing_ok=True)
+    if found and found[0] and not found[1]:
+        _partial(f"{found[0]}.csv").unlink(missing_ok=True)
 
 
 _RECIPIENTS = """
