@@ -5,12 +5,19 @@ where the JSON maps username -> {"password": ..., "roles": [...]}.
 
 | role              | may                                                                      |
 |-------------------|--------------------------------------------------------------------------|
-| Maker             | trigger workflows, read runs, logs and reports; not answer approvals      |
+| Maker             | trigger workflows, read runs, logs, XComs and reports; not answer        |
+|                   | approvals, nor clear, mark, delete or pause runs, tasks or DAGs          |
+| DataEngineer      | what a Maker may, plus clear and mark runs and task instances (retry)    |
 | RegistryCheckers  | answer approval requests; read; not trigger runs                          |
 | ProgrammeCheckers | same, for plans, enrolment and beneficiary statuses                       |
 | PaymentCheckers   | same, for payment operations                                              |
 | GrievanceCheckers | same, for grievance imports and status changes                            |
 | Viewer, Admin     | Airflow's own                                                             |
+
+FAB asks for DAG `can_edit` to trigger and to answer, and that alone also lets one pause DAGs:
+`benefitflow.platform.auth_manager` (the configured auth manager) refuses writes to runs and
+tasks without `Run Operations`, and to DAGs themselves without `DAG Administration` (Admin).
+No role here holds `can_delete` on anything, nor variables, connections, pools or asset events.
 """
 
 from __future__ import annotations
@@ -22,20 +29,29 @@ from contextlib import closing
 from pathlib import Path
 
 CHECKER_ROLES = ("RegistryCheckers", "ProgrammeCheckers", "PaymentCheckers", "GrievanceCheckers")
+ROLES = ("Maker", "DataEngineer", *CHECKER_ROLES)
 
 
 def role_permissions(sm) -> dict[str, set[tuple[str, str]]]:
     from airflow.providers.fab.www.security import permissions as p
 
+    from benefitflow.platform.auth_manager import RUN_OPERATIONS
+
     viewer = set(sm.VIEWER_PERMISSIONS)
-    answer = {(p.ACTION_CAN_EDIT, p.RESOURCE_HITL_DETAIL), (p.ACTION_CAN_EDIT, p.RESOURCE_DAG),
-              (p.ACTION_CAN_ACCESS_MENU, p.RESOURCE_HITL_DETAIL)}
-    maker = viewer | set(sm.USER_PERMISSIONS)
-    maker.discard((p.ACTION_CAN_EDIT, p.RESOURCE_HITL_DETAIL))
-    return {"Maker": maker, **{role: viewer | answer for role in CHECKER_ROLES}}
+    # DAG can_edit is what FAB asks of any write under a DAG, trigger and answer included; the
+    # auth manager keeps it from meaning "pause" or "clear" for these roles.
+    maker = viewer | {(p.ACTION_CAN_CREATE, p.RESOURCE_DAG_RUN), (p.ACTION_CAN_EDIT, p.RESOURCE_DAG)}
+    engineer = maker | {(p.ACTION_CAN_EDIT, p.RESOURCE_DAG_RUN), (p.ACTION_CAN_EDIT, p.RESOURCE_TASK_INSTANCE),
+                        RUN_OPERATIONS}
+    checker = viewer | {(p.ACTION_CAN_EDIT, p.RESOURCE_HITL_DETAIL), (p.ACTION_CAN_EDIT, p.RESOURCE_DAG),
+                        (p.ACTION_CAN_ACCESS_MENU, p.RESOURCE_HITL_DETAIL)}
+    return {"Maker": maker, "DataEngineer": engineer, **{role: set(checker) for role in CHECKER_ROLES}}
 
 
 def sync_roles(sm) -> None:
+    """Make each platform role hold exactly its permissions (idempotent: `make up` runs it every start)."""
+    from benefitflow.platform.auth_manager import DAG_ADMINISTRATION, RUN_OPERATIONS
+
     for name, wanted in role_permissions(sm).items():
         role = sm.find_role(name) or sm.add_role(name)
         current = {(perm.action.name, perm.resource.name) for perm in role.permissions}
@@ -43,6 +59,10 @@ def sync_roles(sm) -> None:
             sm.add_permission_to_role(role, sm.create_permission(action, resource))
         for action, resource in current - wanted:
             sm.remove_permission_from_role(role, sm.get_permission(action, resource))
+    # FAB's sync_roles gives Admin every non-DAG permission that exists, but ran before these did.
+    admin = sm.find_role("Admin")
+    for action, resource in (RUN_OPERATIONS, DAG_ADMINISTRATION):
+        sm.add_permission_to_role(admin, sm.create_permission(action, resource))
 
 
 def sync_users(sm, users: dict[str, dict]) -> None:
@@ -67,7 +87,7 @@ def provision(users: dict[str, dict]) -> None:
         sm.sync_roles()
         sync_roles(sm)
         sync_users(sm, users)
-    print(f"roles {', '.join(['Maker', *CHECKER_ROLES])} and {len(users)} users in place")
+    print(f"roles {', '.join(ROLES)} and {len(users)} users in place")
 
 
 def provision_from_environment() -> None:

@@ -23,6 +23,7 @@ DEMO_USERS: dict[str, list[str]] = {
     "admin": ["Admin"],
     "maker": ["Maker"],
     "maker2": ["Maker"],
+    "engineer": ["DataEngineer"],  # clears and retries failed runs
     "checker": ["RegistryCheckers", "ProgrammeCheckers", "GrievanceCheckers"],
     "checker2": ["RegistryCheckers"],  # the second checker where a policy needs two distinct ones
     "payment_checker": ["PaymentCheckers"],
@@ -167,9 +168,8 @@ class Instance:
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": "4",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-            "AIRFLOW__CORE__AUTH_MANAGER": (
-                "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
-            ),
+            # FAB, plus the rule that keeps trigger/answer apart from pause/clear/mark (review C2).
+            "AIRFLOW__CORE__AUTH_MANAGER": "benefitflow.platform.auth_manager.BenefitflowFabAuthManager",
             "AIRFLOW__CORE__FERNET_KEY": self.secrets["fernet_key"],
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.airflow_url}/execution/",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata,
