@@ -26,6 +26,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import cache
@@ -108,6 +109,9 @@ SUMMARY_FIRST = ("file", "request", "upload_id", "request_id", "rows_in_file", "
                  "invalid_by_rule", "warnings_by_rule")
 SUMMARY_LAST = ("error_report",)
 DIGEST_KEY = "proposal_digest"
+# The body's last line names the full digest: what a checker's answer is compared with (the rest of
+# the body holds file names and other text a maker chose, so only the last line is read).
+FULL_DIGEST_LINE = re.compile(r"\*\*Proposal digest:\*\* `([0-9a-f]{64})`")
 
 
 def render_body(operation: str, maker: str, summary: dict[str, Any], *, step: int = 1, needed: int = 1,
@@ -135,7 +139,16 @@ def render_body(operation: str, maker: str, summary: dict[str, Any], *, step: in
             lines.extend(f"  - {item}" for item in value)
         else:
             lines.append(f"- **{label}:** {value}")
+    if summary.get(DIGEST_KEY):
+        lines += ["", f"**Proposal digest:** `{summary[DIGEST_KEY]}`"]
     return "\n".join(lines)
+
+
+def digest_shown(body: str | None) -> str | None:
+    """The full proposal digest a request's body showed (its last line), None if it showed none."""
+    last = (body or "").rstrip().rsplit("\n", 1)[-1]
+    found = FULL_DIGEST_LINE.fullmatch(last.strip())
+    return found.group(1) if found else None
 
 
 def decide_outcome(
@@ -234,6 +247,7 @@ class MakerCheckerApproval(ApprovalOperator):
                              proposal_digest.short(digest),
                              (earlier["responded_by_user"] or {}).get("name", "nobody: timed out"))
             return self.execute_complete(context, earlier)
+        self._refuse_a_stale_request(context, maker, summary, proposal, digest)
         approved_by = self._approved_before(self._approvals(context, digest))
         earlier_ids = {person.user_id for person in approved_by}
         checkers = [p for p in directory.members_of(self.checker_group)
@@ -262,6 +276,31 @@ class MakerCheckerApproval(ApprovalOperator):
         self.log.info("Approval %d of %d of proposal %s requested from %s", self.step, self.needed,
                       proposal_digest.short(digest), ", ".join(p.username for p in checkers))
         return super().execute(context)
+
+    def _refuse_a_stale_request(self, context: Any, maker: Person, summary: dict[str, Any], proposal: ProposalRef,
+                                digest: str) -> None:
+        """Fail rather than ask again under a request that still shows another proposal.
+
+        After the steps before this one were cleared and ran again, Airflow runs this task from
+        the start when its waiting request is answered, in the same try, and keeps that request
+        (its body and assignees) as it was: checkers would read the old numbers while an answer
+        would stand for the new ones. The answer given is recorded as refused.
+        """
+        ti = context["ti"]
+        body = directory.request_body(ti.id)
+        if body is None or (shown := digest_shown(body)) == digest:
+            return
+        answer = directory.earlier_response(ti.id, ti.dag_id, ti.run_id, ti.task_id)
+        responder = Person(str(answer.responded_by.get("id") or ""), answer.responded_by["name"]) if answer else None
+        reason = (f"the proposal changed after the request was made: the request showed proposal "
+                  f"{proposal_digest.short(shown)}, the run now proposes {proposal_digest.short(digest)}; "
+                  "the request is withdrawn and no answer to it approves anything")
+        with db.transaction() as cur:
+            requested = _latest_request(cur, self.operation, context, self.step)
+        answered = proposal if requested is None else replace(
+            proposal, upload_id=requested.upload_id, request_id=requested.request_id)
+        self._record(context, maker, responder, "REFUSED", reason, summary, (), answered, shown)
+        raise ProposalChanged(f"{reason}. Clear this approval step to ask the checkers about the new proposal.")
 
     def _maker(self, context: Any) -> Person:
         name = context["dag_run"].triggering_user_name or SYSTEM_MAKER
@@ -309,16 +348,16 @@ class MakerCheckerApproval(ApprovalOperator):
                                                      request_id=proposal.request_id, digest=digest):
             checker = Person(recorded["checker_id"] or "", recorded["checker"]) if recorded["checker"] else None
             return _answer(self.APPROVE if recorded["outcome"] == "APPROVED" else self.REJECT, checker,
-                           recorded["decided_at"])
+                           recorded["decided_at"], digest)
         if self.step in given:
-            return _answer(self.APPROVE, *given[self.step])
+            return _answer(self.APPROVE, *given[self.step], digest)
         if requested is None or not requested.matches(proposal, digest):
-            return None  # the earlier request showed another proposal: its answer does not carry over
+            return None  # the earlier request was made for another proposal: its answer does not carry over
         found = directory.earlier_response(ti.id, ti.dag_id, ti.run_id, ti.task_id)
-        if found is None:
+        if found is None or digest_shown(found.body) != digest:
             return None
         return {"chosen_options": found.chosen_options, "params_input": {}, "responded_at": found.responded_at,
-                "responded_by_user": found.responded_by}
+                "responded_by_user": found.responded_by, DIGEST_KEY: digest}
 
     # -- answer -------------------------------------------------------------------------
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
@@ -332,8 +371,10 @@ class MakerCheckerApproval(ApprovalOperator):
         chosen = (event.get("chosen_options") or [self.REJECT])[0]
         given = self._approvals(context, digest)
         approved_by = self._approved_before(given)
-        if requested is None or not requested.matches(proposal, digest):
-            shown = requested.digest if requested is not None else None
+        # What the checker answered: the request as Airflow showed it (or, for an answer an earlier
+        # try recorded, the proposal it was recorded for).
+        shown = event.get(DIGEST_KEY) or digest_shown(directory.request_body(context["ti"].id))
+        if shown != digest or requested is None or not requested.matches(proposal, digest):
             reason = (f"the proposal changed after the request was made: the request showed proposal "
                       f"{proposal_digest.short(shown)}, the run now proposes {proposal_digest.short(digest)}; "
                       "this answer approves nothing")
@@ -426,9 +467,10 @@ def _latest_request(cur: Any, operation: str, context: Any, step: int) -> Reques
     return Requested(row[0], row[1], row[2], Person(row[3], row[4])) if row else None
 
 
-def _answer(option: str, checker: Person | None, responded_at: Any) -> dict[str, Any]:
+def _answer(option: str, checker: Person | None, responded_at: Any, digest: str) -> dict[str, Any]:
+    """An answer recorded by an earlier try, for the proposal `digest`."""
     return {"chosen_options": [option], "params_input": {}, "responded_at": responded_at,
-            "responded_by_user": checker.as_hitl_user() if checker else None}
+            "responded_by_user": checker.as_hitl_user() if checker else None, DIGEST_KEY: digest}
 
 
 def _run_object(context: Any) -> str:

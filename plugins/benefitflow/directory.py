@@ -35,6 +35,7 @@ class EarlierResponse:
     responded_by: dict[str, str]
     responded_at: datetime
     try_number: int
+    body: str  # the request the answer was given to, as the checker read it
 
 
 def _connect():
@@ -64,6 +65,18 @@ def user_id_of(username: str) -> str | None:
     return str(row[0]) if row else None
 
 
+def request_body(ti_id: Any) -> str | None:
+    """The body of the approval request this task instance made, as Airflow shows it (None: none made).
+
+    Airflow keeps one request per task instance and does not rewrite an existing one's body, so this,
+    not what the task last rendered, is what a checker read.
+    """
+    with _connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT body FROM hitl_detail WHERE ti_id = %s", (str(ti_id),))
+        row = cur.fetchone()
+    return None if row is None else str(row[0] or "")
+
+
 def earlier_response(ti_id: Any, dag_id: str, run_id: str, task_id: str) -> EarlierResponse | None:
     """A human answer given to an earlier try of this task (lost to Airflow's resume race).
 
@@ -72,14 +85,14 @@ def earlier_response(ti_id: Any, dag_id: str, run_id: str, task_id: str) -> Earl
     """
     with _connect() as conn, conn.cursor() as cur:
         cur.execute(
-            "SELECT chosen_options, responded_by, responded_at, 0 FROM hitl_detail"
+            "SELECT chosen_options, responded_by, responded_at, 0, body FROM hitl_detail"
             " WHERE ti_id = %s AND responded_at IS NOT NULL AND responded_by IS NOT NULL",
             (str(ti_id),),
         )
         row: Any = cur.fetchone()
         if row is None:
             cur.execute(
-                "SELECT h.chosen_options, h.responded_by, h.responded_at, tih.try_number"
+                "SELECT h.chosen_options, h.responded_by, h.responded_at, tih.try_number, h.body"
                 " FROM hitl_detail_history h"
                 " JOIN task_instance_history tih ON tih.task_instance_id = h.ti_history_id"
                 " WHERE tih.dag_id = %s AND tih.run_id = %s AND tih.task_id = %s AND tih.map_index = -1"
@@ -90,4 +103,4 @@ def earlier_response(ti_id: Any, dag_id: str, run_id: str, task_id: str) -> Earl
             row = cur.fetchone()
     if not row:
         return None
-    return EarlierResponse(list(row[0]), dict(row[1]), row[2], int(row[3]))
+    return EarlierResponse(list(row[0]), dict(row[1]), row[2], int(row[3]), str(row[4] or ""))

@@ -142,7 +142,8 @@ def supersede_run_inputs(cur: psycopg2.extensions.cursor, table: str, dag_id: st
     cur.execute(
         sql.SQL("UPDATE intake.{} SET status = 'SUPERSEDED', updated_at = now(),"
                 " message = 'superseded: its run took in its input again'"
-                " WHERE dag_id = %s AND run_id = %s AND status = ANY (%s) RETURNING {}").format(sql.Identifier(table), key),
+                " WHERE dag_id = %s AND run_id = %s AND status = ANY (%s) RETURNING {}"
+                ).format(sql.Identifier(table), key),
         (dag_id, run_id, list(_SUPERSEDABLE)),
     )
     for (superseded,) in cur.fetchall():

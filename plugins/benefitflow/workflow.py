@@ -263,7 +263,8 @@ def append_commit(cur: Cursor, proposal: ProposalRef, dag_id: str, run_id: str) 
 
 
 def _refuse_superseded(cur: Cursor, proposal: ProposalRef, dag_id: str, run_id: str) -> None:
-    table, key = ("requests", proposal.request_id) if proposal.request_id is not None else ("uploads", proposal.upload_id)
+    is_request = proposal.request_id is not None
+    table, key = ("requests", proposal.request_id) if is_request else ("uploads", proposal.upload_id)
     cur.execute(f"SELECT status FROM intake.{table} WHERE {table[:-1]}_id = %s FOR UPDATE", (key,))
     if (found := cur.fetchone()) is None or found[0] == "SUPERSEDED":
         raise decisions.NotApprovedError(

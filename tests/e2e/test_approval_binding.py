@@ -22,18 +22,14 @@ def query(statement: str, *args: object) -> list[tuple]:
         return cur.fetchall()
 
 
-def bait_csv(rows: int, amount: str) -> str:
-    return "code,label,amount\n" + "".join(f"BAIT-{i},small,{amount}\n" for i in range(1, rows + 1))
+def bait_csv(rows: int, amount: str, tag: str) -> str:
+    return "code,label,amount\n" + "".join(f"BAIT-{tag}-{i},small,{amount}\n" for i in range(1, rows + 1))
 
 
-def clear(client, dag_id: str, run_id: str, task_ids: list[str] | None = None):
-    """What the UI's Clear does: with task ids, those tasks only (downstream unticked); without, the whole run."""
-    body = {"dry_run": False, "dag_run_id": run_id, "include_downstream": False, "include_upstream": False,
-            "only_failed": False, "reset_dag_runs": True}
-    if task_ids is not None:
-        body["task_ids"] = task_ids
-    else:
-        body |= {"include_downstream": True, "task_ids": ["intake"]}
+def clear(client, dag_id: str, run_id: str, task_ids: list[str], *, downstream: bool = False):
+    """What the UI's Clear does, with "Downstream" ticked or not."""
+    body = {"dry_run": False, "dag_run_id": run_id, "task_ids": task_ids, "include_downstream": downstream,
+            "include_upstream": False, "only_failed": False, "reset_dag_runs": True}
     return client.request("POST", f"/dags/{dag_id}/clearTaskInstances", json=body)
 
 
@@ -49,7 +45,7 @@ def uploads_of(dag_id: str, run_id: str) -> list[tuple]:
                  dag_id, run_id)
 
 
-def wait_for_new_proposal(client, dag_id: str, run_id: str, timeout: float = 300) -> None:
+def wait_for_new_proposal(client, dag_id: str, run_id: str, timeout: float = 600) -> None:
     """Until the cleared intake → validate → propose have run again (propose succeeded in a later try)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -66,7 +62,8 @@ def wait_for_new_proposal(client, dag_id: str, run_id: str, timeout: float = 300
 
 def start_bait(airflow, inbox_file) -> tuple[str, object]:
     """The maker's harmless file, waiting for the checker: 1 row, 1.00."""
-    path = inbox_file("bait.csv", bait_csv(1, "1.00"))
+    tag = uuid.uuid4().hex[:6].upper()
+    path = inbox_file("bait.csv", bait_csv(1, "1.00", tag))
     response = airflow("maker").trigger(DAG_ID, {"file": path.name})
     assert response.status_code == 200, response.text
     run_id = response.json()["dag_run_id"]
@@ -74,53 +71,64 @@ def start_bait(airflow, inbox_file) -> tuple[str, object]:
     [request] = [p for p in airflow("checker").pending_approvals() if p["task_instance"]["dag_run_id"] == run_id]
     assert "**rows to append:** 1" in request["body"] and "**total amount:** 1.00" in request["body"]
     assert "**Proposal:** `" in request["body"]
-    return run_id, path
+    return run_id, path, tag
 
 
 def test_the_maker_cannot_clear_the_upstream_steps_so_the_approval_commits_the_bait(airflow, inbox_file) -> None:
-    run_id, path = start_bait(airflow, inbox_file)
-    path.write_text(bait_csv(50, "999999.00"))
+    run_id, path, tag = start_bait(airflow, inbox_file)
+    path.write_text(bait_csv(50, "999999.00", tag))
     response = clear(airflow("maker"), DAG_ID, run_id, ["intake", "validate", "propose"])
     assert response.status_code == 403, response.text
     assert airflow("checker").answer(DAG_ID, run_id, "Approve").status_code == 200
-    assert airflow("checker").wait_for_run(DAG_ID, run_id) == "success"
+    assert airflow("checker").wait_for_run(DAG_ID, run_id, timeout=900) == "success"
     assert committed(DAG_ID, run_id) == (1, Decimal("1.00"))  # what the checker saw, and only that
 
 
 def test_a_data_engineers_clear_cannot_make_the_old_approval_commit_the_new_proposal(airflow, inbox_file) -> None:
     engineer, checker = airflow("engineer"), airflow("checker")
-    run_id, path = start_bait(airflow, inbox_file)
+    run_id, path, tag = start_bait(airflow, inbox_file)
     [(bait_upload, _)] = uploads_of(DAG_ID, run_id)
-    path.write_text(bait_csv(50, "999999.00"))
+    path.write_text(bait_csv(50, "999999.00", tag))
     response = clear(engineer, DAG_ID, run_id, ["intake", "validate", "propose"])
     assert response.status_code == 200, response.text
-    wait_for_new_proposal(engineer, DAG_ID, run_id)
-    assert checker.task_states(DAG_ID, run_id)["approve"] == "awaiting_input"  # still showing the old request
-    assert [status for _, status in uploads_of(DAG_ID, run_id)] == ["SUPERSEDED", "WAITING_FOR_APPROVAL"]
 
+    wait_for_new_proposal(engineer, DAG_ID, run_id)
+    assert engineer.task_states(DAG_ID, run_id)["approve"] == "awaiting_input"  # still showing 1 row, 1.00
+
+    # The checker approves what the request shows; the proposal is no longer that: nothing is approved.
     assert checker.answer(DAG_ID, run_id, "Approve").status_code == 200
-    assert checker.wait_for_run(DAG_ID, run_id) == "failed"
-    states = checker.task_states(DAG_ID, run_id)
-    assert states["approve"] == "failed" and states["commit"] in {"upstream_failed", None}
-    assert committed(DAG_ID, run_id) == (0, Decimal("0"))
+    assert engineer.wait_for_run(DAG_ID, run_id, timeout=900) == "failed"
+    assert engineer.task_states(DAG_ID, run_id)["approve"] == "failed"
     [(outcome, checker_name, upload_id, reason)] = query(
         "SELECT outcome, checker, upload_id, reason FROM ledger.decisions WHERE dag_id = %s AND run_id = %s",
         DAG_ID, run_id)
     assert (outcome, checker_name, upload_id) == ("REFUSED", "checker", bait_upload)
-    assert "the proposal changed after the request was made" in reason
-    assert query("SELECT outcome FROM ledger.audit_events WHERE action = 'selftest.decision' AND object_id = %s",
-                 f"{DAG_ID}/{run_id}") == [("REFUSED",)]
+    assert "the proposal changed after the request was made" in reason and "withdrawn" in reason
+    assert [status for _, status in uploads_of(DAG_ID, run_id)] == ["SUPERSEDED", "WAITING_FOR_APPROVAL"]
+    assert committed(DAG_ID, run_id) == (0, Decimal("0"))
+
+    # Cleared in turn, the approval step asks again, showing the new proposal; the checker rejects it.
+    response = clear(engineer, DAG_ID, run_id, ["approve"], downstream=True)
+    assert response.status_code == 200, response.text
+    checker.wait_until_parked(DAG_ID, run_id)
+    [again] = [p for p in checker.pending_approvals() if p["task_instance"]["dag_run_id"] == run_id]
+    assert "**rows to append:** 50" in again["body"] and "**total amount:** 49999950.00" in again["body"]
+    assert checker.answer(DAG_ID, run_id, "Reject").status_code == 200
+    assert checker.wait_for_run(DAG_ID, run_id, timeout=900) == "success"
+    assert committed(DAG_ID, run_id) == (0, Decimal("0"))
+    assert [row[0] for row in query("SELECT outcome FROM ledger.decisions WHERE dag_id = %s AND run_id = %s"
+                                    " ORDER BY decision_id", DAG_ID, run_id)] == ["REFUSED", "REJECTED"]
 
 
 def test_a_cleared_two_checker_run_asks_both_checkers_again(airflow, inbox_file) -> None:
     maker, checker, checker2, engineer = airflow("maker"), airflow("checker"), airflow("checker2"), airflow("engineer")
-    name = inbox_file("two.csv", f"code,label,amount\nTWO-{uuid.uuid4().hex[:6]},x,5.00\n").name
+    name = inbox_file("two.csv", f"code,label,amount\nTWO-{uuid.uuid4().hex[:6].upper()},x,5.00\n").name
     run_id = maker.trigger(TWO_CHECKERS_DAG, {"file": name}).json()["dag_run_id"]
     checker.wait_until_parked(TWO_CHECKERS_DAG, run_id, "approve_1")
     assert checker.answer(TWO_CHECKERS_DAG, run_id, "Approve", "approve_1").status_code == 200
     checker2.wait_until_parked(TWO_CHECKERS_DAG, run_id, "approve")
 
-    response = clear(engineer, TWO_CHECKERS_DAG, run_id)  # the whole run, the same file
+    response = clear(engineer, TWO_CHECKERS_DAG, run_id, ["intake"], downstream=True)  # the whole run, same file
     assert response.status_code == 200, response.text
     checker.wait_until_parked(TWO_CHECKERS_DAG, run_id, "approve_1")
     [again] = [p for p in checker.pending_approvals() if p["task_instance"]["dag_run_id"] == run_id]
@@ -129,5 +137,5 @@ def test_a_cleared_two_checker_run_asks_both_checkers_again(airflow, inbox_file)
     assert "already approved" not in again["body"]
     assert [status for _, status in uploads_of(TWO_CHECKERS_DAG, run_id)] == ["SUPERSEDED", "WAITING_FOR_APPROVAL"]
     assert checker.answer(TWO_CHECKERS_DAG, run_id, "Reject", "approve_1").status_code == 200
-    assert checker.wait_for_run(TWO_CHECKERS_DAG, run_id) == "success"
+    assert checker.wait_for_run(TWO_CHECKERS_DAG, run_id, timeout=900) == "success"
     assert committed(TWO_CHECKERS_DAG, run_id) == (0, Decimal("0"))

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import uuid
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,7 +30,8 @@ def latest_upload() -> dict:
 
 
 def run_intake(path: Path) -> dict:
-    return intake_step(spec=SPEC, file=path.name, user="maker", dag_id="test", run_id="r")
+    """A run of its own for each file (a run taking in a file again supersedes its earlier upload)."""
+    return intake_step(spec=SPEC, file=path.name, user="maker", dag_id="test", run_id=uuid.uuid4().hex)
 
 
 @pytest.mark.parametrize("suite_file", sorted(EXPECTATIONS_DIR.glob("*.json")), ids=lambda p: p.name)
@@ -69,6 +71,20 @@ def test_the_same_file_is_refused_the_second_time(database, inbox_file) -> None:
                     " AND object_id = %s", (again.name,))
         outcome, reason = cur.fetchone()
     assert outcome == "REFUSED" and "already uploaded" in reason
+
+
+def test_a_run_taking_in_its_file_again_supersedes_its_earlier_upload(database, inbox_file) -> None:
+    path = inbox_file("retried.csv", "code,label,amount\nRETRY1,x,1\n")
+    first = intake_step(spec=SPEC, file=path.name, user="maker", dag_id="test", run_id="retried")
+    again = intake_step(spec=SPEC, file=path.name, user="maker", dag_id="test", run_id="retried")
+    with db.transaction() as cur:
+        cur.execute("SELECT upload_id, status FROM intake.uploads WHERE run_id = 'retried' ORDER BY upload_id")
+        assert cur.fetchall() == [(first["upload_id"], "SUPERSEDED"), (again["upload_id"], "RECEIVED")]
+        cur.execute("SELECT count(*) FROM ledger.audit_events WHERE action = 'upload.superseded' AND object_id = %s",
+                    (str(first["upload_id"]),))
+        assert cur.fetchone()[0] == 1
+    with pytest.raises(WorkflowError, match=f"already uploaded as upload {again['upload_id']}"):
+        run_intake(path)  # another run: still refused
 
 
 @pytest.mark.parametrize(

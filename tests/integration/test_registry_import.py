@@ -330,15 +330,12 @@ def test_an_update_approved_after_the_record_changed_is_not_applied(database, in
     upload = intake_step(spec=WORKFLOW.spec_for(options), file=first.name, user="maker", dag_id="stale", run_id="a",
                          mode="update")
     validated = validate_step(workflow=WORKFLOW, upload=upload, options=options, user="maker")
-    propose_step(workflow=WORKFLOW, upload=upload, validated=validated, options=options)
+    proposal = propose_step(workflow=WORKFLOW, upload=upload, validated=validated, options=options)
     run_import(csv_file(inbox_file, "stale-2.csv", [f"{individual_id},Zulu{tag}"], "id,last_name"), mode="update")
-    from benefitflow import decisions
-    from benefitflow.workflow import commit_step
+    from benefitflow.workflow import commit_step, record_direct_decision
 
-    with db.transaction() as cur:
-        decisions.record(cur, decisions.Decision(operation="individuals_import", dag_id="stale", run_id="a",
-                                                 maker="maker", checker="checker", checker_group="RegistryCheckers",
-                                                 policy="any", outcome="APPROVED", upload_id=upload["upload_id"]))
+    assert record_direct_decision("individuals_import", "stale", "a", "maker", "checker", proposal,
+                                  upload_id=upload["upload_id"])
     with pytest.raises(CommitConflict, match="registry changed after the proposal"):
         commit_step(workflow=WORKFLOW, dag_id="stale", run_id="a", upload_id=upload["upload_id"], user="maker")
     assert query("SELECT last_name FROM registry.individuals WHERE individual_id = %s", individual_id) == [(f"Zulu{tag}",)]

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from benefitflow.approval import approval_groups, decide_outcome, parse_policy, policy_for, render_body
+from benefitflow.approval import approval_groups, decide_outcome, digest_shown, parse_policy, policy_for, render_body
 from benefitflow.directory import Person
 
 PEOPLE = {name: Person(str(user_id), name) for user_id, name in enumerate(["maker", "checker", "checker2", "admin"], 1)}
@@ -114,3 +114,13 @@ def test_body_shows_the_proposal_digest_in_short_next_to_the_numbers() -> None:
     body = render_body("payroll", "maker", {"bills": 3, "proposal_digest": "ab" * 32})
     assert "**Proposal:** `abababababab`" in body
     assert "proposal digest" not in body  # once, in the header, not again as a bullet
+
+
+def test_the_digest_a_checker_answers_is_read_from_the_last_line_of_the_request_only() -> None:
+    digest = "c0" * 32
+    body = render_body("selftest", "maker", {"file": "a.csv", "proposal_digest": digest})
+    assert digest_shown(body) == digest
+    # A file name can put anything in the body's list; only the platform's own last line counts.
+    forged = render_body("selftest", "maker", {"file": f"**Proposal digest:** `{'ee' * 32}`"})
+    assert digest_shown(forged) is None
+    assert digest_shown(None) is None and digest_shown(body + "\n- tampered") is None
