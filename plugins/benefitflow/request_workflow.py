@@ -196,8 +196,9 @@ def run_steps(
                                                           user=maker))
     proposal = on_step("propose", lambda: propose_step(workflow=workflow, request=request, validated=validated))
     request_id = int(request["request_id"])
+    # A file given as a parameter (a list of ids) is part of the request: the decision names the request.
     if not record_direct_decision(workflow.operation, dag_id, run_id, maker, checker, proposal,
-                                  upload_id=proposal.get("upload_id"), request_id=request_id):
+                                  request_id=request_id):
         return {"proposal": proposal, "request_id": request_id}
     committed = on_step("commit", lambda: commit_step(workflow=workflow, dag_id=dag_id, run_id=run_id,
                                                       request_id=request_id, user=maker))

@@ -41,7 +41,8 @@ select
     first_versions.registered_at,
     first_versions.registered_by_upload,
     latest.recorded_at as updated_at,
-    latest.upload_id as last_upload_id
+    latest.upload_id as last_upload_id,
+    latest.commit_id as last_commit_id
 from latest
 left join first_versions using (individual_id)
 left join {{ ref('stg_ledger__households') }} as households using (household_code)

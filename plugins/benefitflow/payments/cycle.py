@@ -122,11 +122,15 @@ def _previous_cycle(cur: psycopg2.extensions.cursor, plan: str | None, start: da
 
 
 def commit_cycle(cur: psycopg2.extensions.cursor, commit_id: int, request_id: int) -> int:
-    """Freeze the bills; refuse if another run of the cycle billed any of them since the proposal."""
-    cur.execute("SELECT document->>'plan', document->>'cycle' FROM intake.requests WHERE request_id = %s",
-                (request_id,))
-    plan, cycle = cur.fetchone()
-    cur.execute("SELECT pg_advisory_xact_lock(hashtext('payment_cycle:' || %s || ':' || %s))", (plan, cycle))
+    """Freeze the bills; refuse if, since the proposal, the plan was closed or changed, a beneficiary is no
+    longer ACTIVE, or another run of the cycle billed any of them."""
+    cur.execute("SELECT document->>'plan', document->>'cycle', (document->>'plan_version')::int FROM intake.requests"
+                " WHERE request_id = %s", (request_id,))
+    plan, cycle, plan_version = cur.fetchone()
+    # The plan's lock: status changes, plan versions and other cycles of the plan commit before or after this.
+    plans.lock_plan(cur, plan)
+    _refuse_plan_moved_on(cur, plan, plan_version)
+    _refuse_no_longer_active(cur, request_id)
     cur.execute(
         f"SELECT count(*) FROM {PROPOSAL} p JOIN ledger.bills b USING (cycle_code, plan_code, beneficiary_id)"
         f" WHERE p.request_id = %s AND NOT p.already_billed", (request_id,))
@@ -146,6 +150,31 @@ def commit_cycle(cur: psycopg2.extensions.cursor, commit_id: int, request_id: in
     billed = cur.rowcount
     after_bulk_append(cur, billed)
     return billed
+
+
+def _refuse_plan_moved_on(cur: psycopg2.extensions.cursor, code: str, billed_version: int) -> None:
+    found = plans.current(cur, code)
+    if found is None or found.status != "ACTIVE":
+        raise CommitConflict(f"plan {code} was closed since the proposal; nothing is billed")
+    if found.version != billed_version:
+        raise CommitConflict(f"plan {code} changed since the proposal (version {found.version}, the bills were "
+                             f"computed with version {billed_version}); run the cycle again")
+
+
+def _refuse_no_longer_active(cur: psycopg2.extensions.cursor, request_id: int) -> None:
+    """Each beneficiary to bill is still ACTIVE in the ledger (its latest version), not only when proposed."""
+    cur.execute(
+        f"SELECT count(*), (array_agg(format('%%s (%%s, now %%s)', p.beneficiary_id,"
+        f"  coalesce('household ' || p.household_code, 'individual ' || p.individual_id), latest.status)"
+        f"  ORDER BY p.beneficiary_id))[1:5]"
+        f" FROM {PROPOSAL} p CROSS JOIN LATERAL (SELECT v.status FROM ledger.beneficiary_versions v"
+        f"  WHERE v.beneficiary_id = p.beneficiary_id ORDER BY v.version DESC LIMIT 1) latest"
+        f" WHERE p.request_id = %s AND NOT p.already_billed AND latest.status <> 'ACTIVE'", (request_id,))
+    changed, first = cur.fetchone()
+    if changed:
+        raise CommitConflict(f"{changed} of the beneficiaries to bill are no longer ACTIVE (their status changed since "
+                             f"the proposal): {', '.join(first)}{', ...' if changed > len(first) else ''}; "
+                             f"run the cycle again to bill those still ACTIVE")
 
 
 CYCLE = RequestWorkflow(

@@ -72,9 +72,10 @@ def summarise_definition(cur: psycopg2.extensions.cursor, request_id: int) -> di
 
 
 def commit_definition(cur: psycopg2.extensions.cursor, commit_id: int, request_id: int) -> int:
-    lock_plans(cur)
+    lock_plans(cur)  # a new code is unique whatever its case
     cur.execute(f"SELECT plan_code, based_on_version FROM {DEFINITION} WHERE request_id = %s", (request_id,))
     code, based_on = cur.fetchone()
+    plans.lock_plan(cur, code)  # a new version may lower max_beneficiaries or change the entitlement rule
     refuse_if_moved_on(cur, code, based_on)
     cur.execute(
         f"INSERT INTO ledger.plan_versions (plan_code, version, commit_id, name, plan_type, valid_from, valid_to,"
@@ -93,10 +94,12 @@ def lock_plans(cur: psycopg2.extensions.cursor) -> None:
 def append_beneficiaries(
     cur: psycopg2.extensions.cursor, code: str, enrolling: int, insert: str, parameters: tuple[object, ...],
 ) -> int:
-    """Run `insert` (beneficiary versions, `enrolling` of them new) unless the plan's max_beneficiaries
-    would be exceeded or a person was enrolled by another run since the proposal."""
-    lock_plans(cur)
+    """Run `insert` (beneficiary versions, `enrolling` of them new) unless, since the proposal, the plan
+    was closed, its max_beneficiaries would be exceeded, or a person was enrolled by another run."""
+    plans.lock_plan(cur, code)
     found = plans.current(cur, code)
+    if found is not None and found.status != "ACTIVE":
+        raise CommitConflict(f"plan {code} was {found.status.lower()} since the proposal; nothing is enrolled")
     capacity = found.plan.max_beneficiaries if found else None
     cur.execute("SELECT count(*) FROM ledger.beneficiary_versions WHERE plan_code = %s AND version = 1", (code,))
     enrolled = cur.fetchone()[0]
@@ -137,6 +140,7 @@ def commit_closing(cur: psycopg2.extensions.cursor, commit_id: int, request_id: 
     cur.execute("SELECT document->>'plan', (document->>'based_on_version')::int FROM intake.requests"
                 " WHERE request_id = %s", (request_id,))
     code, based_on = cur.fetchone()
+    plans.lock_plan(cur, code)
     refuse_if_moved_on(cur, code, based_on)
     cur.execute(
         "INSERT INTO ledger.plan_versions (plan_code, version, commit_id, name, plan_type, valid_from, valid_to,"
@@ -145,7 +149,15 @@ def commit_closing(cur: psycopg2.extensions.cursor, commit_id: int, request_id: 
         " 'CLOSED', document FROM ledger.plan_versions WHERE plan_code = %s AND version = %s",
         (commit_id, code, based_on),
     )
-    return status.commit_changes(cur, commit_id, request_id)
+    graduated = status.commit_changes(cur, commit_id, request_id)
+    # Enrolled after the proposal selected whom to graduate: they would stay in a closed plan.
+    cur.execute("SELECT count(*) FROM (SELECT DISTINCT ON (beneficiary_id) status FROM ledger.beneficiary_versions"
+                " WHERE plan_code = %s ORDER BY beneficiary_id, version DESC) latest WHERE status <> 'GRADUATED'",
+                (code,))
+    if left := cur.fetchone()[0]:
+        raise CommitConflict(f"plan {code}: {left} beneficiaries were enrolled since the proposal and would not be "
+                             f"graduated; ask again")
+    return graduated
 
 
 PLAN_ASSET = "benefitflow://programmes/plans"

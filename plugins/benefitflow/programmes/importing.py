@@ -324,16 +324,22 @@ def summarise(cur: psycopg2.extensions.cursor, upload_id: int) -> dict[str, Any]
 
 def commit(cur: psycopg2.extensions.cursor, commit_id: int, upload_id: int) -> int:
     """Register the new people (and their new households), then append the beneficiaries."""
+    cur.execute(f"SELECT u.plan_code, count(p.*) FILTER (WHERE p.version = 1),"
+                f" count(p.*) FILTER (WHERE p.person_is_new)"
+                f" FROM intake.uploads u LEFT JOIN {PROPOSAL} p USING (upload_id) WHERE u.upload_id = %s GROUP BY 1",
+                (upload_id,))
+    code, enrolling, registering = cur.fetchone()
+    if registering:  # lock order: the registry, then the plan
+        registry_importing.lock_registry(cur)
+    plans.lock_plan(cur, code)  # before the re-checks, so a concurrent commit of the plan is seen
     cur.execute(
         f"SELECT p.row_number FROM {PROPOSAL} p WHERE p.upload_id = %s AND p.version > 1 AND p.version - 1 <>"
         f" (SELECT max(v.version) FROM ledger.beneficiary_versions v WHERE v.beneficiary_id = p.beneficiary_id)"
         f" ORDER BY 1 LIMIT 5", (upload_id,))
     if stale := [str(row) for (row,) in cur.fetchall()]:
         raise CommitConflict(f"beneficiaries changed after the proposal (rows {', '.join(stale)}); upload again")
-    _register_new_people(cur, commit_id, upload_id)
-    cur.execute(f"SELECT u.plan_code, count(p.*) FILTER (WHERE p.version = 1) FROM intake.uploads u"
-                f" LEFT JOIN {PROPOSAL} p USING (upload_id) WHERE u.upload_id = %s GROUP BY 1", (upload_id,))
-    code, enrolling = cur.fetchone()
+    if registering:
+        _register_new_people(cur, commit_id, upload_id)
     return append_beneficiaries(
         cur, code, enrolling,
         f"INSERT INTO ledger.beneficiary_versions (beneficiary_id, version, plan_code, individual_id,"
@@ -345,10 +351,7 @@ def commit(cur: psycopg2.extensions.cursor, commit_id: int, upload_id: int) -> i
 
 
 def _register_new_people(cur: psycopg2.extensions.cursor, commit_id: int, upload_id: int) -> None:
-    cur.execute(f"SELECT count(*) FROM {PROPOSAL} WHERE upload_id = %s AND person_is_new", (upload_id,))
-    if not cur.fetchone()[0]:
-        return
-    registry_importing.lock_registry(cur)
+    """Under the registry lock (taken by `commit`): re-checked like an individuals upload."""
     registry_importing.refuse_taken_national_ids(cur, upload_id, PROPOSAL, person="person_id")
     cur.execute(
         f"SELECT DISTINCT p.member_household_code FROM {PROPOSAL} p JOIN ledger.households h"
@@ -367,6 +370,7 @@ def _register_new_people(cur: psycopg2.extensions.cursor, commit_id: int, upload
         f" location_code, location_name, region, member_household_code, role, recipient_type, person_attributes"
         f" FROM {PROPOSAL} WHERE upload_id = %s AND person_is_new",
         (commit_id, upload_id))
+    registry_importing.refuse_broken_households(cur, commit_id)  # a new person may join a registered household
 
 
 WORKFLOW = UploadWorkflow(

@@ -248,6 +248,13 @@ class PlanVersion:
     status: str
 
 
+def lock_plan(cur: psycopg2.extensions.cursor, code: str) -> None:
+    """Serialise, until the transaction ends, the commits that change one plan: its versions, its
+    beneficiaries (enrolment, status, data) and its bills, so each re-checks what the others wrote.
+    Order when a commit takes several locks: the registry's, all plans' (`define.lock_plans`), one plan's."""
+    cur.execute("SELECT pg_advisory_xact_lock(hashtext('benefitflow.plan:' || lower(%s)))", (code,))
+
+
 def current(cur: psycopg2.extensions.cursor, code: str) -> PlanVersion | None:
     """The latest approved version of the plan with this code (codes are compared without case)."""
     cur.execute(

@@ -68,6 +68,10 @@ def summarise_changes(cur: psycopg2.extensions.cursor, request_id: int) -> dict[
 
 def commit_changes(cur: psycopg2.extensions.cursor, commit_id: int, request_id: int) -> int:
     """Append a new version for every allowed change; refuse if any of them moved on since the proposal."""
+    cur.execute("SELECT document->>'plan' FROM intake.requests WHERE request_id = %s", (request_id,))
+    # Under the plan's lock a concurrent change of the same beneficiaries is seen below (and named), not met
+    # as a duplicate version; and a payment cycle's commit sees this one's suspensions.
+    plans.lock_plan(cur, cur.fetchone()[0])
     cur.execute(
         f"SELECT p.beneficiary_id FROM {PROPOSAL} p WHERE p.request_id = %s AND p.allowed AND p.based_on_version <>"
         f" (SELECT max(v.version) FROM ledger.beneficiary_versions v WHERE v.beneficiary_id = p.beneficiary_id)"

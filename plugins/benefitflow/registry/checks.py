@@ -127,6 +127,22 @@ FROM intake.{checked} c
 LEFT JOIN registry.individuals r ON {registry_match}
 """
 
+# Heads and primary recipients per household over a `members` CTE (group_code, role, recipient_type,
+# row_number: the upload's row, NULL for a member the upload leaves alone). One definition of the
+# household rule for validation (the file against the registry) and for commit (the ledger, where a
+# concurrent commit's members count too: `HOUSEHOLDS_BROKEN_AT_COMMIT`).
+HOUSEHOLD_TALLY = """
+SELECT group_code,
+       count(*) FILTER (WHERE role = 'HEAD') AS heads,
+       count(*) FILTER (WHERE recipient_type = 'PRIMARY') AS primaries,
+       count(*) FILTER (WHERE role = 'HEAD' AND row_number IS NULL) AS registry_heads,
+       count(*) FILTER (WHERE recipient_type = 'PRIMARY' AND row_number IS NULL) AS registry_primaries,
+       string_agg(row_number::text, ', ' ORDER BY row_number) FILTER (WHERE role = 'HEAD') AS head_rows,
+       string_agg(row_number::text, ', ' ORDER BY row_number) FILTER (WHERE recipient_type = 'PRIMARY')
+           AS primary_rows
+FROM members GROUP BY group_code
+"""
+
 _UPLOAD_HOUSEHOLDS = """
 CREATE TEMPORARY TABLE upload_households ON COMMIT DROP AS
 WITH touched AS (
@@ -138,17 +154,7 @@ WITH touched AS (
     SELECT r.household_code, r.role, r.recipient_type, NULL FROM registry.individuals r
     WHERE r.household_code IN (SELECT group_code FROM touched)
       AND NOT EXISTS (SELECT 1 FROM upload_members m WHERE m.individual_id = r.individual_id)
-)
-SELECT group_code,
-       count(*) FILTER (WHERE role = 'HEAD') AS heads,
-       count(*) FILTER (WHERE recipient_type = 'PRIMARY') AS primaries,
-       count(*) FILTER (WHERE role = 'HEAD' AND row_number IS NULL) AS registry_heads,
-       count(*) FILTER (WHERE recipient_type = 'PRIMARY' AND row_number IS NULL) AS registry_primaries,
-       string_agg(row_number::text, ', ' ORDER BY row_number) FILTER (WHERE role = 'HEAD') AS head_rows,
-       string_agg(row_number::text, ', ' ORDER BY row_number) FILTER (WHERE recipient_type = 'PRIMARY')
-           AS primary_rows
-FROM members GROUP BY group_code
-"""
+)""" + HOUSEHOLD_TALLY
 
 # Each row with the households it touches: the one it is in after the upload, and the one it leaves.
 _RELATED = """
@@ -222,4 +228,40 @@ FROM upload_members m""" + _RELATED + """
 JOIN households h ON h.group_code = related.group_code
 WHERE NOT EXISTS (SELECT 1 FROM invalid i WHERE i.row_number = m.row_number)
 ORDER BY m.row_number, h.group_code
+"""
+
+# At commit, once the commit's versions are appended (under the registry lock): the households whose
+# members, roles or recipients the commit changes, tallied over the latest version of every individual
+# in the ledger — so what another upload committed after this one was validated counts (registry.individuals
+# may not even be published yet). Rows of this commit carry their row number; the others count as the
+# registry's. Parameter: %(commit_id)s. The same rule as validation: one HEAD, one PRIMARY recipient.
+HOUSEHOLDS_BROKEN_AT_COMMIT = """
+WITH committed AS (
+    SELECT v.household_code, previous.household_code AS previous_household_code
+    FROM ledger.individual_versions v
+    LEFT JOIN ledger.individual_versions previous
+      ON previous.individual_id = v.individual_id AND previous.version = v.version - 1
+    WHERE v.commit_id = %(commit_id)s
+      AND (previous.individual_id IS NULL
+           OR (v.household_code, v.role, v.recipient_type)
+              IS DISTINCT FROM (previous.household_code, previous.role, previous.recipient_type))
+), touched AS (
+    SELECT household_code AS group_code FROM committed WHERE household_code IS NOT NULL
+    UNION SELECT previous_household_code FROM committed WHERE previous_household_code IS NOT NULL
+), latest AS (
+    SELECT DISTINCT ON (v.individual_id) v.commit_id, v.row_number, v.household_code, v.role, v.recipient_type
+    FROM ledger.individual_versions v
+    WHERE v.individual_id IN (SELECT individual_id FROM ledger.individual_versions
+                              WHERE household_code IN (SELECT group_code FROM touched))
+    ORDER BY v.individual_id, v.version DESC
+), members AS (
+    SELECT household_code AS group_code, role, recipient_type,
+           CASE WHEN commit_id = %(commit_id)s THEN row_number END AS row_number
+    FROM latest WHERE household_code IN (SELECT group_code FROM touched)
+)
+SELECT group_code, heads, primaries, registry_heads, registry_primaries, head_rows, primary_rows,
+       count(*) OVER () AS broken
+FROM (""" + HOUSEHOLD_TALLY + """) tally
+WHERE heads <> 1 OR primaries <> 1
+ORDER BY group_code LIMIT 5
 """

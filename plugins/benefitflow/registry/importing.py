@@ -109,11 +109,31 @@ def commit(cur: psycopg2.extensions.cursor, commit_id: int, upload_id: int) -> i
         f" FROM {PROPOSAL} WHERE upload_id = %s",
         (commit_id, upload_id),
     )
-    return cur.rowcount
+    appended = cur.rowcount
+    refuse_broken_households(cur, commit_id)
+    return appended
 
 
 def lock_registry(cur: psycopg2.extensions.cursor) -> None:
     cur.execute("SELECT pg_advisory_xact_lock(hashtext('benefitflow.registry'))")
+
+
+def refuse_broken_households(cur: psycopg2.extensions.cursor, commit_id: int) -> None:
+    """After this commit's individual versions are appended, under the registry lock: every household it
+    changes still has one HEAD and one PRIMARY recipient, counting what other uploads committed since this
+    one was validated (two uploads each adding a HEAD to one household: the second is refused). Raising
+    rolls the commit's transaction back, the appended versions with it."""
+    cur.execute(checks.HOUSEHOLDS_BROKEN_AT_COMMIT, {"commit_id": commit_id})
+    if not (broken := cur.fetchall()):
+        return
+    described = "; ".join(
+        f"household {code} would have {heads} HEAD{'s' * (heads != 1)} and {primaries} primary "
+        f"recipient{'s' * (primaries != 1)} (rows of this upload: HEAD {head_rows or 'none'}, PRIMARY "
+        f"{primary_rows or 'none'}; already registered: {registry_heads} HEAD, {registry_primaries} PRIMARY)"
+        for code, heads, primaries, registry_heads, registry_primaries, head_rows, primary_rows, _ in broken)
+    more = f" and {broken[0][-1] - len(broken)} more" if broken[0][-1] > len(broken) else ""
+    raise CommitConflict(f"another upload changed these households since this one was validated: {described}{more};"
+                         f" a household has one HEAD and one primary recipient; upload its rows again")
 
 
 def _refuse_stale_updates(cur: psycopg2.extensions.cursor, upload_id: int) -> None:
