@@ -179,6 +179,7 @@ class Requested:
     upload_id: int | None
     request_id: int | None
     maker: Person
+    clear_number: int  # how many times the run had been cleared when the request was made
 
     def matches(self, proposal: ProposalRef, digest: str) -> bool:
         return (self.digest, self.upload_id, self.request_id) == (digest, proposal.upload_id, proposal.request_id)
@@ -247,8 +248,11 @@ class MakerCheckerApproval(ApprovalOperator):
                              proposal_digest.short(digest),
                              (earlier["responded_by_user"] or {}).get("name", "nobody: timed out"))
             return self.execute_complete(context, earlier)
-        self._refuse_a_stale_request(context, maker, summary, proposal, digest)
         approved_by = self._approved_before(self._approvals(context, digest))
+        if len(approved_by) < self.step - 1:
+            raise AirflowFailException(
+                f"approval {self.step} of {self.needed}: the approvals before it were not given again since the run "
+                "was cleared (a cleared run asks every checker again): clear from approve_1")
         earlier_ids = {person.user_id for person in approved_by}
         checkers = [p for p in directory.members_of(self.checker_group)
                     if p.user_id != maker.user_id and p.username != maker.username and p.user_id not in earlier_ids]
@@ -262,6 +266,7 @@ class MakerCheckerApproval(ApprovalOperator):
         self.assigned_users = [person.as_hitl_user() for person in checkers]
         self.body = render_body(self.operation, maker.username, summary, step=self.step, needed=self.needed,
                                 approved_by=tuple(person.username for person in approved_by))
+        self._refuse_a_stale_request(context, maker, summary, proposal, digest)
         what = summary.get("file") or summary.get("request") or context["run_id"]
         step_label = f", approval {self.step} of {self.needed}" if self.needed > 1 else ""
         self.subject = (f"Approve {self.operation}: {what} (maker {maker.username}{step_label}, "
@@ -272,35 +277,41 @@ class MakerCheckerApproval(ApprovalOperator):
                          details={"group": self.checker_group, "assignees": [p.username for p in checkers],
                                   "assignee_ids": [p.user_id for p in checkers], "step": self.step, "of": self.needed,
                                   "proposal_digest": digest, "upload_id": proposal.upload_id,
-                                  "request_id": proposal.request_id, "maker_id": maker.user_id})
+                                  "request_id": proposal.request_id, "maker_id": maker.user_id,
+                                  "clear_number": _clear_number(context)})
         self.log.info("Approval %d of %d of proposal %s requested from %s", self.step, self.needed,
                       proposal_digest.short(digest), ", ".join(p.username for p in checkers))
         return super().execute(context)
 
     def _refuse_a_stale_request(self, context: Any, maker: Person, summary: dict[str, Any], proposal: ProposalRef,
                                 digest: str) -> None:
-        """Fail rather than ask again under a request that still shows another proposal.
+        """Fail rather than ask under a request that shows anything else than `self.body`.
 
-        After the steps before this one were cleared and ran again, Airflow runs this task from
-        the start when its waiting request is answered, in the same try, and keeps that request
-        (its body and assignees) as it was: checkers would read the old numbers while an answer
-        would stand for the new ones. The answer given is recorded as refused.
+        Airflow keeps one request per task instance, made the first time the step runs: when the
+        step runs again (cleared, or answered after the steps before it were cleared and ran
+        again) the request keeps its first body and assignees. If the proposal (or, under N
+        checkers, who approved before) changed since, checkers would read the old numbers while
+        an answer would stand for the new ones: the request is withdrawn, an answer already given
+        to it is recorded as refused, and it takes a new run to ask about the new proposal.
         """
         ti = context["ti"]
         body = directory.request_body(ti.id)
-        if body is None or (shown := digest_shown(body)) == digest:
+        if body is None or body == self.body:
             return
+        shown = digest_shown(body)
         answer = directory.earlier_response(ti.id, ti.dag_id, ti.run_id, ti.task_id)
         responder = Person(str(answer.responded_by.get("id") or ""), answer.responded_by["name"]) if answer else None
-        reason = (f"the proposal changed after the request was made: the request showed proposal "
-                  f"{proposal_digest.short(shown)}, the run now proposes {proposal_digest.short(digest)}; "
-                  "the request is withdrawn and no answer to it approves anything")
+        changed = (f"the proposal changed after the request was made: the request showed proposal "
+                   f"{proposal_digest.short(shown)}, the run now proposes {proposal_digest.short(digest)}"
+                   if shown != digest else "the request shows other approvers or numbers than this step would now")
+        reason = (f"{changed}; the request is withdrawn and no answer to it approves anything "
+                  "(Airflow keeps a step's first request: trigger a new run)")
         with db.transaction() as cur:
             requested = _latest_request(cur, self.operation, context, self.step)
         answered = proposal if requested is None else replace(
             proposal, upload_id=requested.upload_id, request_id=requested.request_id)
         self._record(context, maker, responder, "REFUSED", reason, summary, (), answered, shown)
-        raise ProposalChanged(f"{reason}. Clear this approval step to ask the checkers about the new proposal.")
+        raise ProposalChanged(reason)
 
     def _maker(self, context: Any) -> Person:
         name = context["dag_run"].triggering_user_name or SYSTEM_MAKER
@@ -333,8 +344,8 @@ class MakerCheckerApproval(ApprovalOperator):
         answer is then in the ledger (an earlier try recorded it: the decision, or this
         step's approval), or still on this task instance's request (Airflow wipes it when
         the request is written again), or in Airflow's HITL history (when the try got a new
-        id). Each counts only if it was given to the same proposal: after upstream steps run
-        again (a cleared run) the checkers are asked again.
+        id). Each counts only if it was given to the same proposal since the run was last
+        cleared: a retry reuses an answer, a cleared run asks again.
         """
         ti = context["ti"]
         if ti.try_number <= 1:
@@ -344,15 +355,16 @@ class MakerCheckerApproval(ApprovalOperator):
             given = {step: (approver, at) for step, approver, at in _approvals_given(cur, self.operation, context,
                                                                                         digest)}
             requested = _latest_request(cur, self.operation, context, self.step)
-        if recorded is not None and decisions.is_for(recorded, upload_id=proposal.upload_id,
-                                                     request_id=proposal.request_id, digest=digest):
+        if recorded is not None and recorded["run_clear_number"] == _clear_number(context) and decisions.is_for(
+                recorded, upload_id=proposal.upload_id, request_id=proposal.request_id, digest=digest):
             checker = Person(recorded["checker_id"] or "", recorded["checker"]) if recorded["checker"] else None
             return _answer(self.APPROVE if recorded["outcome"] == "APPROVED" else self.REJECT, checker,
                            recorded["decided_at"], digest)
         if self.step in given:
             return _answer(self.APPROVE, *given[self.step], digest)
-        if requested is None or not requested.matches(proposal, digest):
-            return None  # the earlier request was made for another proposal: its answer does not carry over
+        if requested is None or not requested.matches(proposal, digest) or requested.clear_number != _clear_number(
+                context):
+            return None  # the earlier request was for another proposal, or before a clear: its answer does not count
         found = directory.earlier_response(ti.id, ti.dag_id, ti.run_id, ti.task_id)
         if found is None or digest_shown(found.body) != digest:
             return None
@@ -381,7 +393,7 @@ class MakerCheckerApproval(ApprovalOperator):
             answered = proposal if requested is None else replace(
                 proposal, upload_id=requested.upload_id, request_id=requested.request_id)
             self._record(context, maker, responder, "REFUSED", reason, summary, approved_by, answered, shown)
-            raise ProposalChanged(f"{reason}. Clear this approval step to ask the checkers about the new proposal.")
+            raise ProposalChanged(f"{reason}; trigger a new run to ask the checkers about the new proposal")
         # The task resumes in a fresh worker: who may answer is derived from the group again.
         earlier_ids = {person.user_id for person in approved_by}
         assigned = {p.user_id for p in directory.members_of(self.checker_group)} - {maker.user_id, *earlier_ids}
@@ -411,7 +423,8 @@ class MakerCheckerApproval(ApprovalOperator):
                          details={"step": self.step, "of": self.needed, "maker": maker.username,
                                   "maker_id": maker.user_id, "checker_id": responder.user_id if responder else None,
                                   "group": self.checker_group, "proposal_digest": digest,
-                                  "upload_id": proposal.upload_id, "request_id": proposal.request_id})
+                                  "upload_id": proposal.upload_id, "request_id": proposal.request_id,
+                                  "clear_number": _clear_number(context)})
 
     def _record(
         self, context: Any, maker: Person, responder: Person | None, outcome: str, reason: str | None,
@@ -422,7 +435,7 @@ class MakerCheckerApproval(ApprovalOperator):
         with db.transaction() as cur:
             latest = decisions.latest_for_run(cur, ti.dag_id, ti.run_id)
             if (latest and latest["outcome"] == outcome and latest["checker"] == checker
-                    and latest["proposal_digest"] == digest):
+                    and latest["proposal_digest"] == digest and latest["run_clear_number"] == _clear_number(context)):
                 return int(latest["decision_id"])  # this answer was recorded by an earlier try
             requested_at = audit.first_time(cur, action=f"{self.operation}.approval_requested", object_type="run",
                                             object_id=_run_object(context))
@@ -438,18 +451,21 @@ class MakerCheckerApproval(ApprovalOperator):
                     proposal_digest=digest, maker_id=maker.user_id or None,
                     checker_id=responder.user_id or None if responder else None,
                     other_approver_ids=tuple(person.user_id for person in approved_by),
+                    run_clear_number=_clear_number(context),
                 ),
             )
 
 
 def _approvals_given(cur: Any, operation: str, context: Any, digest: str) -> list[tuple[int, Person, datetime]]:
-    """(step, checker, when) of every approval of this proposal recorded by the steps before the deciding one."""
+    """(step, checker, when) of every approval of this proposal recorded by the steps before the deciding one
+    since the run was last cleared (a cleared run starts over)."""
     cur.execute(
         "SELECT (details ->> 'step')::int, coalesce(details ->> 'checker_id', ''), actor, occurred_at"
         " FROM ledger.audit_events"
         " WHERE action = %s AND object_type = 'run' AND object_id = %s AND outcome = 'APPROVED'"
-        " AND details ->> 'proposal_digest' = %s ORDER BY event_id",
-        (f"{operation}.approval_given", _run_object(context), digest),
+        " AND details ->> 'proposal_digest' = %s AND coalesce((details ->> 'clear_number')::int, 0) = %s"
+        " ORDER BY event_id",
+        (f"{operation}.approval_given", _run_object(context), digest, _clear_number(context)),
     )
     return [(int(step), Person(user_id, actor), at) for step, user_id, actor, at in cur.fetchall()]
 
@@ -458,19 +474,25 @@ def _latest_request(cur: Any, operation: str, context: Any, step: int) -> Reques
     """What this step's latest approval request was made for (None: no request recorded)."""
     cur.execute(
         "SELECT details ->> 'proposal_digest', (details ->> 'upload_id')::bigint, (details ->> 'request_id')::bigint,"
-        " coalesce(details ->> 'maker_id', ''), actor FROM ledger.audit_events"
+        " coalesce(details ->> 'maker_id', ''), actor, coalesce((details ->> 'clear_number')::int, 0)"
+        " FROM ledger.audit_events"
         " WHERE action = %s AND object_type = 'run' AND object_id = %s AND (details ->> 'step')::int = %s"
         " ORDER BY event_id DESC LIMIT 1",
         (f"{operation}.approval_requested", _run_object(context), step),
     )
     row = cur.fetchone()
-    return Requested(row[0], row[1], row[2], Person(row[3], row[4])) if row else None
+    return Requested(row[0], row[1], row[2], Person(row[3], row[4]), row[5]) if row else None
 
 
 def _answer(option: str, checker: Person | None, responded_at: Any, digest: str) -> dict[str, Any]:
     """An answer recorded by an earlier try, for the proposal `digest`."""
     return {"chosen_options": [option], "params_input": {}, "responded_at": responded_at,
             "responded_by_user": checker.as_hitl_user() if checker else None, DIGEST_KEY: digest}
+
+
+def _clear_number(context: Any) -> int:
+    """How many times the run was cleared (Airflow counts each clear; a retry does not change it)."""
+    return int(getattr(context["dag_run"], "clear_number", 0) or 0)
 
 
 def _run_object(context: Any) -> str:

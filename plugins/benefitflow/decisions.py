@@ -40,6 +40,7 @@ class Decision:
     maker_id: str | None = None
     checker_id: str | None = None
     other_approver_ids: tuple[str, ...] = ()
+    run_clear_number: int = 0
 
 
 def record(cur: psycopg2.extensions.cursor, decision: Decision) -> int:
@@ -52,8 +53,9 @@ def record(cur: psycopg2.extensions.cursor, decision: Decision) -> int:
     cur.execute(
         "INSERT INTO ledger.decisions (operation, dag_id, run_id, upload_id, request_id, maker, checker,"
         " checker_group, policy, outcome, reason, summary, requested_at, required_approvals, other_approvers,"
-        " proposal_digest, maker_id, checker_id, other_approver_ids)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s::text[], %s, %s, %s, %s::text[])"
+        " proposal_digest, maker_id, checker_id, other_approver_ids, run_clear_number)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s::text[], %s, %s, %s,"
+        " %s::text[], %s)"
         " RETURNING decision_id",
         (
             decision.operation, decision.dag_id, decision.run_id, decision.upload_id, decision.request_id,
@@ -61,7 +63,7 @@ def record(cur: psycopg2.extensions.cursor, decision: Decision) -> int:
             decision.checker, decision.checker_group, decision.policy, decision.outcome, decision.reason,
             json.dumps(decision.summary or {}, default=str), decision.requested_at, decision.required_approvals,
             list(decision.other_approvers), decision.proposal_digest, decision.maker_id, decision.checker_id,
-            list(decision.other_approver_ids),
+            list(decision.other_approver_ids), decision.run_clear_number,
         ),
     )
     decision_id = int(cur.fetchone()[0])
@@ -91,7 +93,8 @@ def record(cur: psycopg2.extensions.cursor, decision: Decision) -> int:
 
 
 _LATEST_COLUMNS = ("decision_id", "outcome", "maker", "checker", "decided_at", "required_approvals", "other_approvers",
-                   "upload_id", "request_id", "proposal_digest", "maker_id", "checker_id", "other_approver_ids")
+                   "upload_id", "request_id", "proposal_digest", "maker_id", "checker_id", "other_approver_ids",
+                   "run_clear_number")
 
 
 def latest_for_run(cur: psycopg2.extensions.cursor, dag_id: str, run_id: str) -> dict[str, Any] | None:

@@ -107,17 +107,14 @@ def test_a_data_engineers_clear_cannot_make_the_old_approval_commit_the_new_prop
     assert [status for _, status in uploads_of(DAG_ID, run_id)] == ["SUPERSEDED", "WAITING_FOR_APPROVAL"]
     assert committed(DAG_ID, run_id) == (0, Decimal("0"))
 
-    # Cleared in turn, the approval step asks again, showing the new proposal; the checker rejects it.
+    # Airflow keeps a step's first request: cleared, the step refuses to ask again under the old numbers.
     response = clear(engineer, DAG_ID, run_id, ["approve"], downstream=True)
     assert response.status_code == 200, response.text
-    checker.wait_until_parked(DAG_ID, run_id)
-    [again] = [p for p in checker.pending_approvals() if p["task_instance"]["dag_run_id"] == run_id]
-    assert "**rows to append:** 50" in again["body"] and "**total amount:** 49999950.00" in again["body"]
-    assert checker.answer(DAG_ID, run_id, "Reject").status_code == 200
-    assert checker.wait_for_run(DAG_ID, run_id, timeout=900) == "success"
+    assert engineer.wait_for_run(DAG_ID, run_id, timeout=900) == "failed"
     assert committed(DAG_ID, run_id) == (0, Decimal("0"))
-    assert [row[0] for row in query("SELECT outcome FROM ledger.decisions WHERE dag_id = %s AND run_id = %s"
-                                    " ORDER BY decision_id", DAG_ID, run_id)] == ["REFUSED", "REJECTED"]
+    outcomes = query("SELECT outcome, reason FROM ledger.decisions WHERE dag_id = %s AND run_id = %s"
+                     " ORDER BY decision_id", DAG_ID, run_id)
+    assert [outcome for outcome, _ in outcomes] == ["REFUSED", "REFUSED"] and "trigger a new run" in outcomes[1][1]
 
 
 def test_a_cleared_two_checker_run_asks_both_checkers_again(airflow, inbox_file) -> None:
@@ -128,14 +125,22 @@ def test_a_cleared_two_checker_run_asks_both_checkers_again(airflow, inbox_file)
     assert checker.answer(TWO_CHECKERS_DAG, run_id, "Approve", "approve_1").status_code == 200
     checker2.wait_until_parked(TWO_CHECKERS_DAG, run_id, "approve")
 
-    response = clear(engineer, TWO_CHECKERS_DAG, run_id, ["intake"], downstream=True)  # the whole run, same file
+    # Cleared after the first approval: that approval no longer counts, both checkers are asked again.
+    response = clear(engineer, TWO_CHECKERS_DAG, run_id, ["approve_1"], downstream=True)
     assert response.status_code == 200, response.text
     checker.wait_until_parked(TWO_CHECKERS_DAG, run_id, "approve_1")
-    [again] = [p for p in checker.pending_approvals() if p["task_instance"]["dag_run_id"] == run_id]
-    assert again["task_instance"]["task_id"] == "approve_1"
+    [again] = [p for p in checker.pending_approvals()
+               if p["task_instance"]["dag_run_id"] == run_id and p["task_instance"]["task_id"] == "approve_1"]
+    assert again["task_instance"]["state"] == "awaiting_input"
     assert sorted(user["name"] for user in again["assigned_users"]) == ["checker", "checker2"]
-    assert "already approved" not in again["body"]
-    assert [status for _, status in uploads_of(TWO_CHECKERS_DAG, run_id)] == ["SUPERSEDED", "WAITING_FOR_APPROVAL"]
-    assert checker.answer(TWO_CHECKERS_DAG, run_id, "Reject", "approve_1").status_code == 200
-    assert checker.wait_for_run(TWO_CHECKERS_DAG, run_id, timeout=900) == "success"
+    assert checker.answer(TWO_CHECKERS_DAG, run_id, "Approve", "approve_1").status_code == 200
+    checker2.wait_until_parked(TWO_CHECKERS_DAG, run_id, "approve")
+    assert checker2.answer(TWO_CHECKERS_DAG, run_id, "Reject").status_code == 200
+    assert checker2.wait_for_run(TWO_CHECKERS_DAG, run_id, timeout=900) == "success"
     assert committed(TWO_CHECKERS_DAG, run_id) == (0, Decimal("0"))
+    given = query("SELECT actor, (details ->> 'clear_number')::int FROM ledger.audit_events"
+                  " WHERE action = 'selftest_two_checkers.approval_given' AND object_id = %s ORDER BY event_id",
+                  f"{TWO_CHECKERS_DAG}/{run_id}")
+    assert [actor for actor, _ in given] == ["checker", "checker"] and given[0][1] < given[1][1]
+    assert query("SELECT outcome, checker, other_approvers FROM ledger.decisions WHERE dag_id = %s AND run_id = %s",
+                 TWO_CHECKERS_DAG, run_id) == [("REJECTED", "checker2", ["checker"])]

@@ -8,10 +8,11 @@
 ------------------------------------------------------------------------------------------
 -- The digest, in SQL over the proposal table (no rows loaded into Python).
 ------------------------------------------------------------------------------------------
--- Each row is hashed on its own (sha256 of its jsonb text: column names and values); the row hashes
--- are sorted and hashed together, so the digest depends on the multiset of rows and not on the
--- order they were written in. The session settings that change how values print are fixed here, so
--- the approve step and the commit step, in different processes, compute the same digest.
+-- Each row is hashed on its own (sha256 of its binary form, `record_send`: each column's type and
+-- value, cheaper than text and independent of session settings such as the time zone); the row
+-- hashes are sorted and hashed together, so the digest depends on the multiset of rows and not on
+-- the order they were written in. The settings that change how values print are fixed anyway, for
+-- the header below, so the approve step and the commit step, in different processes, agree.
 CREATE FUNCTION ledger.proposal_rows_digest(proposal regclass, key_column text, key_value bigint)
 RETURNS bytea
 LANGUAGE plpgsql STABLE
@@ -23,14 +24,15 @@ DECLARE
 BEGIN
     EXECUTE format(
         'SELECT sha256(coalesce(string_agg(row_hash, ''''::bytea ORDER BY row_hash), ''''::bytea))'
-        ' FROM (SELECT sha256(convert_to(to_jsonb(p)::text, ''UTF8'')) AS row_hash FROM %s AS p WHERE %I = $1) AS hashed',
+        ' FROM (SELECT sha256(record_send(p)) AS row_hash FROM %s AS p WHERE %I = $1) AS hashed',
         proposal, key_column)
     INTO digest USING key_value;
     RETURN digest;
 END;
 $$;
 
--- The whole digest: what the operation is for (upload or request, as recorded at intake), then the rows.
+-- The whole digest: what the operation is for (upload or request, as recorded at intake), the proposal
+-- table's columns (names and types: the rows' binary form carries types, not names), then the rows.
 CREATE FUNCTION ledger.proposal_digest(operation text, proposal regclass, upload_id bigint, request_id bigint)
 RETURNS text
 LANGUAGE sql STABLE
@@ -41,6 +43,9 @@ AS $$
         convert_to(jsonb_build_object(
             'operation', operation,
             'proposal', proposal::text,
+            'columns', (SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod), ', '
+                                          ORDER BY a.attnum)
+                        FROM pg_attribute a WHERE a.attrelid = proposal AND a.attnum > 0 AND NOT a.attisdropped),
             'upload', (SELECT jsonb_build_object('id', u.upload_id, 'kind', u.kind, 'plan', u.plan_code,
                                                  'file', u.file_name, 'sha256', u.sha256, 'mode', u.mode)
                        FROM intake.uploads u WHERE u.upload_id = proposal_digest.upload_id),
@@ -64,12 +69,15 @@ ALTER TABLE ledger.decisions
     ADD COLUMN proposal_digest    text CHECK (proposal_digest ~ '^[0-9a-f]{64}$'),
     ADD COLUMN maker_id           text,
     ADD COLUMN checker_id         text,
-    ADD COLUMN other_approver_ids text[] NOT NULL DEFAULT '{}';
+    ADD COLUMN other_approver_ids text[] NOT NULL DEFAULT '{}',
+    ADD COLUMN run_clear_number   integer NOT NULL DEFAULT 0;
 COMMENT ON COLUMN ledger.decisions.proposal_digest IS
     'The digest of the proposal the checker was shown; an approval commits that proposal and nothing else.';
 COMMENT ON COLUMN ledger.decisions.maker_id IS 'Airflow user id of the maker (a renamed user keeps it, a re-created one does not).';
 COMMENT ON COLUMN ledger.decisions.checker_id IS 'Airflow user id of the deciding checker.';
 COMMENT ON COLUMN ledger.decisions.other_approver_ids IS 'Airflow user ids of other_approvers, in the same order.';
+COMMENT ON COLUMN ledger.decisions.run_clear_number IS
+    'How many times the run had been cleared when the answer was given: a cleared run asks again.';
 
 -- New approvals only (decisions before this migration had no digest; NOT VALID leaves them as they are).
 ALTER TABLE ledger.decisions ADD CONSTRAINT decision_approved_names_its_proposal
