@@ -132,13 +132,15 @@ def register(
     return Upload(upload_id, kind, plan_code, path, stored, sha256, size)
 
 
+# A run's input: its table in intake and that table's key.
+INPUT_KEYS = {"uploads": "upload_id", "requests": "request_id"}
 # An input still open when its run takes in another: it will never be committed.
 _SUPERSEDABLE = ("RECEIVED", "WAITING_FOR_APPROVAL", "FAILED")
 
 
 def supersede_run_inputs(cur: psycopg2.extensions.cursor, table: str, dag_id: str, run_id: str) -> None:
     """Mark this run's open uploads or requests SUPERSEDED (`table`: uploads or requests), with an audit event."""
-    key = sql.Identifier({"uploads": "upload_id", "requests": "request_id"}[table])
+    key = sql.Identifier(INPUT_KEYS[table])
     cur.execute(
         sql.SQL("UPDATE intake.{} SET status = 'SUPERSEDED', updated_at = now(),"
                 " message = 'superseded: its run took in its input again'"

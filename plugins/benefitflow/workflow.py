@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg2.extensions
 from airflow.sdk import DAG, Asset, Param, chain, task
 from airflow.sdk.exceptions import AirflowFailException
+from psycopg2 import sql
 
 from benefitflow import audit, config, db, dbt_runner, decisions, intake, proposal_digest, validation
 from benefitflow.approval import approval_steps, policy_for
@@ -265,7 +266,8 @@ def append_commit(cur: Cursor, proposal: ProposalRef, dag_id: str, run_id: str) 
 def _refuse_superseded(cur: Cursor, proposal: ProposalRef, dag_id: str, run_id: str) -> None:
     is_request = proposal.request_id is not None
     table, key = ("requests", proposal.request_id) if is_request else ("uploads", proposal.upload_id)
-    cur.execute(f"SELECT status FROM intake.{table} WHERE {table[:-1]}_id = %s FOR UPDATE", (key,))
+    cur.execute(sql.SQL("SELECT status FROM intake.{} WHERE {} = %s FOR UPDATE").format(
+        sql.Identifier(table), sql.Identifier(intake.INPUT_KEYS[table])), (key,))
     if (found := cur.fetchone()) is None or found[0] == "SUPERSEDED":
         raise decisions.NotApprovedError(
             f"run {dag_id}/{run_id}: {_input_name(proposal.upload_id, proposal.request_id)} was superseded "
