@@ -3,15 +3,20 @@ SHELL := /bin/bash
 ROOT := $(abspath .)
 AIRFLOW_VENV := $(ROOT)/.venv/airflow
 SUPERSET_VENV := $(ROOT)/.venv/superset
+LINT_VENV := $(ROOT)/.venv/lint
 PY := PYTHONPATH=$(ROOT)/plugins $(AIRFLOW_VENV)/bin/python
 
-.PHONY: up down status test test-fast bench venvs chromium lock verify-audit clean
+.PHONY: up down status lint test test-unit test-integration test-e2e test-fast bench venvs chromium lock verify-audit clean
 
 venvs: $(AIRFLOW_VENV)/.lock $(SUPERSET_VENV)/.lock
 
 $(AIRFLOW_VENV)/.lock: requirements/airflow.lock scripts/make-venv.sh
 	@echo "Installing the Airflow/dbt/GX environment into .venv/airflow"
 	@scripts/make-venv.sh $(AIRFLOW_VENV) requirements/airflow.lock
+
+$(LINT_VENV)/.lock: requirements/lint.lock scripts/make-venv.sh
+	@echo "Installing the linters into .venv/lint"
+	@scripts/make-venv.sh $(LINT_VENV) requirements/lint.lock
 
 $(SUPERSET_VENV)/.lock: requirements/superset.lock scripts/make-venv.sh
 	@echo "Installing the Superset environment into .venv/superset"
@@ -29,10 +34,27 @@ status: venvs
 verify-audit: venvs
 	@$(PY) -m benefitflow.platform.cli verify-audit
 
-# Every test, against services the suite starts itself (throwaway PostgreSQL, Airflow, Superset),
-# and a headless Chromium for the browser tests.
+# ruff over the Python code, sqlfluff over the dbt models (config: pyproject.toml, .sqlfluff).
+lint: $(LINT_VENV)/.lock
+	@$(LINT_VENV)/bin/ruff check plugins dags tests bench superset
+	@$(LINT_VENV)/bin/sqlfluff lint dbt_project/models --processes 2 --nocolor
+
+# Every test, in three tiers, each against services it starts and stops itself (throwaway PostgreSQL;
+# for e2e also Airflow, Superset and a headless Chromium). Prints each tier's duration.
 test: venvs chromium
-	@$(PY) -m pytest
+	@scripts/test-tiers.sh unit integration e2e
+
+# No services.
+test-unit: venvs
+	@scripts/test-tiers.sh unit
+
+# PostgreSQL, dbt and GX; workflows run in-process.
+test-integration: venvs
+	@scripts/test-tiers.sh integration
+
+# The running Airflow and Superset, and the browser.
+test-e2e: venvs chromium
+	@scripts/test-tiers.sh e2e
 
 # Debian's chromium for the browser tests (installed with apt-get when run as root).
 chromium:
@@ -40,14 +62,14 @@ chromium:
 
 # Without the end-to-end tests (no Airflow or Superset services).
 test-fast: venvs
-	@$(PY) -m pytest -m "not e2e"
+	@scripts/test-tiers.sh unit integration
 
 bench: venvs
 	@$(PY) -m bench.run
 
 # Regenerate the locks from requirements/*.in (needs the package index).
 lock:
-	@for env in airflow superset; do \
+	@for env in airflow superset lint; do \
 	  rm -rf /tmp/bf-lock-$$env && python3 -m venv /tmp/bf-lock-$$env && \
 	  /tmp/bf-lock-$$env/bin/pip install -q -r requirements/$$env.in && \
 	  /tmp/bf-lock-$$env/bin/pip freeze > requirements/$$env.lock; done

@@ -34,6 +34,14 @@ def pytest_configure(config: pytest.Config) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each test carries its tier's marker (its folder): `pytest -m integration` and the like."""
+    for item in items:
+        tier = Path(str(item.path)).relative_to(Path(__file__).parent).parts[0]
+        if tier in ("unit", "integration", "e2e"):
+            item.add_marker(tier)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     if _INSTANCE is None:
         return

@@ -210,7 +210,7 @@ class MakerCheckerApproval(ApprovalOperator):
         if not 1 <= step <= policy.checkers:
             raise ValueError(f"approval step {step} of {operation}: its policy has {policy.checkers} step(s)")
         kwargs.setdefault("retries", 3)
-        kwargs.setdefault("retry_delay", timedelta(seconds=5))
+        kwargs.setdefault("retry_delay", timedelta(seconds=2))
         super().__init__(
             task_id=task_id,
             subject=f"Approve {operation}",

@@ -1,46 +1,110 @@
-"""Running the dbt project: in-process for a proposal, through Cosmos for publishing."""
+"""Running the dbt project in this process: a proposal, or a publish.
+
+Per-run values reach the proposal models as environment variables (see macros/run_value.sql),
+so dbt's partial parsing stays valid between calls: a changed `--vars` makes dbt re-parse the
+whole project (about 2 s a call), a changed environment variable only the files that read it.
+
+Each process writes its own target folder, seeded with the parse state the installation's
+`dbt build` left in its target (BENEFITFLOW_DBT_TARGET; `make up`, the test stack): two processes
+(two Airflow tasks, a test beside a task) never overwrite each other's manifest, and the first
+call in a process parses partially.
+"""
 
 from __future__ import annotations
 
+import atexit
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-import yaml
-
 from benefitflow.config import DBT_PROJECT_DIR
+
+PARSE_STATE = "partial_parse.msgpack"
+RUN_VALUE_PREFIX = "BENEFITFLOW_RUN_"
+
+_process_target: tuple[int, Path] | None = None
 
 
 class DbtError(RuntimeError):
     pass
 
 
-def run(args: list[str], variables: dict[str, Any] | None = None) -> None:
-    """`dbt <args>` in this process against the platform database; raise with dbt's message on failure."""
+@dataclass(frozen=True)
+class NodeResult:
+    name: str
+    resource_type: str
+    status: str
+    seconds: float
+
+
+def run(args: list[str], values: Mapping[str, Any] | None = None) -> list[NodeResult]:
+    """`dbt <args>` in this process against the platform database; raise with dbt's message on failure.
+
+    `values` are the run's values for the proposal models (upload_id, request_id, ...).
+    """
     from dbt.cli.main import dbtRunner
 
-    command = [*args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
-    if variables:
-        command += ["--vars", yaml.safe_dump(variables, default_flow_style=True).strip()]
-    result = dbtRunner().invoke(command)
+    # No manifest.json or run_results.json: nobody reads this process's (the result object has the nodes).
+    command = [*args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
+               "--target-path", str(process_target()), "--no-write-json"]
+    with run_values(values or {}):
+        result = dbtRunner().invoke(command)
+    nodes = _node_results(result.result)
     if not result.success:
-        raise DbtError(f"dbt {' '.join(args)} failed: {result.exception or 'see the task log'}")
+        failed = [f"{node.name} ({node.status})" for node in nodes if node.status in ("error", "fail")]
+        detail = ", ".join(failed) or str(result.exception or "see the task log")
+        raise DbtError(f"dbt {' '.join(args)} failed: {detail}")
+    return nodes
 
 
-def cosmos_configs() -> dict[str, Any]:
-    """Project, profile and execution settings shared by every Cosmos task group."""
-    from cosmos import ExecutionConfig, ProfileConfig, ProjectConfig
-    from cosmos.constants import ExecutionMode, InvocationMode
+@contextmanager
+def run_values(values: Mapping[str, Any]) -> Iterator[None]:
+    """Set BENEFITFLOW_RUN_<NAME> (JSON) for the call; no value of an earlier call stays set."""
+    saved = {key: value for key, value in os.environ.items() if key.startswith(RUN_VALUE_PREFIX)}
+    for key in saved:
+        del os.environ[key]
+    os.environ.update({f"{RUN_VALUE_PREFIX}{name.upper()}": json.dumps(value) for name, value in values.items()})
+    try:
+        yield
+    finally:
+        for key in [key for key in os.environ if key.startswith(RUN_VALUE_PREFIX)]:
+            del os.environ[key]
+        os.environ.update(saved)
 
-    manifest = DBT_PROJECT_DIR / "target" / "manifest.json"
-    return {
-        "project_config": ProjectConfig(
-            dbt_project_path=DBT_PROJECT_DIR,
-            manifest_path=manifest if manifest.exists() else None,
-        ),
-        "profile_config": ProfileConfig(
-            profile_name="benefitflow", target_name="default",
-            profiles_yml_filepath=DBT_PROJECT_DIR / "profiles.yml",
-        ),
-        "execution_config": ExecutionConfig(
-            execution_mode=ExecutionMode.LOCAL, invocation_mode=InvocationMode.DBT_RUNNER,
-        ),
-    }
+
+def process_target() -> Path:
+    """This process's dbt target folder (a fork gets its own), seeded with the shared parse state."""
+    global _process_target
+    if _process_target is None or _process_target[0] != os.getpid():
+        target = Path(tempfile.mkdtemp(prefix="benefitflow-dbt-target-"))
+        shared_state = installation_target() / PARSE_STATE
+        if shared_state.exists():
+            shutil.copyfile(shared_state, target / PARSE_STATE)
+        atexit.register(_remove_if_own, os.getpid(), target)
+        _process_target = (os.getpid(), target)
+    return _process_target[1]
+
+
+def installation_target() -> Path:
+    """Where the installation's `dbt build` wrote its manifest and parse state."""
+    return Path(os.environ.get("BENEFITFLOW_DBT_TARGET") or DBT_PROJECT_DIR / "target")
+
+
+def _remove_if_own(pid: int, target: Path) -> None:
+    if os.getpid() == pid:  # a forked child inherits the parent's exit handlers
+        shutil.rmtree(target, ignore_errors=True)
+
+
+def _node_results(result: Any) -> list[NodeResult]:
+    return [
+        NodeResult(name=entry.node.name, resource_type=str(entry.node.resource_type), status=str(entry.status),
+                   seconds=round(float(entry.execution_time or 0), 3))
+        for entry in getattr(result, "results", None) or []
+        if getattr(entry, "node", None) is not None
+    ]

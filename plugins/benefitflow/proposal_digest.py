@@ -8,13 +8,12 @@ proposal rows in a canonical order, so at any size no row is loaded into Python.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-import psycopg2
 import psycopg2.extensions
 
-from benefitflow import config
+from benefitflow import db
 
 SHORT = 12  # hex characters a person compares: 48 bits, enough to tell two proposals apart by eye
 
@@ -51,11 +50,5 @@ def lock_in_transaction(cur: psycopg2.extensions.cursor, proposal: ProposalRef) 
 @contextmanager
 def locked(proposal: ProposalRef) -> Iterator[None]:
     """Hold the proposal's lock while it is (re)built: dbt writes it on a connection of its own."""
-    with closing(psycopg2.connect(config.database_url())) as conn:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (proposal.lock_key,))
-            try:
-                yield
-            finally:
-                cur.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (proposal.lock_key,))
+    with db.session_lock(proposal.lock_key):
+        yield

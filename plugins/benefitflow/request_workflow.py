@@ -1,7 +1,7 @@
 """The same six steps for operations asked for from a trigger form rather than with a file.
 
     intake -> validate -> propose -> approve -> commit -> publish
-    (record)  (compile)   (dbt)      (HITL)     (ledger)  (dbt via Cosmos + asset event)
+    (record)  (compile)   (dbt)      (HITL)     (ledger)  (dbt run + asset event)
 
 intake records the parameters as given (`intake.requests`); validate checks them (a plan
 document, criteria compiled against whitelisted fields) and may write the set they select
@@ -18,7 +18,7 @@ from typing import Any
 import psycopg2.extensions
 from airflow.sdk import DAG, Param, task
 
-from benefitflow import audit, db, dbt_runner, decisions, intake, proposal_digest
+from benefitflow import audit, db, dbt_runner, decisions, intake, proposal_digest, publishing
 from benefitflow.intake import RequestError
 from benefitflow.workflow import (
     CommitConflict,
@@ -28,7 +28,6 @@ from benefitflow.workflow import (
     earlier_commit,
     maker_of,
     proposal_ref,
-    publish,
     record_direct_decision,
     refuse_commit,
     workflow_dag,
@@ -62,8 +61,8 @@ class RequestWorkflow:
     plan_of: Callable[[Options], str] = lambda options: str(options.get("plan") or "")
     tags: tuple[str, ...] = ()
     describe: Callable[[Options], str] = lambda options: ""
-    # What dbt rebuilds after the commit: the programme models, what derives from them, and the approvals.
-    publish: tuple[str, ...] = ("tag:programmes+", "mart_approvals")
+    # The ledger tables the commit appends to: the publish rebuilds what derives from them (publishing.py).
+    writes: tuple[str, ...] = ()
     # Outside the database (request_id) -> None: once the commit is durable (e.g. a file put in place),
     # and when the commit fails (e.g. that file removed).
     after_commit: Callable[[int], None] | None = None
@@ -120,6 +119,7 @@ def commit_step(*, workflow: RequestWorkflow, dag_id: str, run_id: str, request_
         with db.transaction() as cur:
             decision_id, commit_id = append_commit(cur, proposal, dag_id, run_id)
             appended = workflow.commit(cur, commit_id, request_id)
+            publishing.check_writes(cur, workflow.operation, workflow.writes)
             intake.set_request_status(cur, request_id, "APPLIED")
             _apply_request_upload(cur, request_id)
             audit.record(cur, actor=user, action=f"{workflow.operation}.commit", object_type="request",
@@ -179,7 +179,7 @@ def build_request_dag(workflow: RequestWorkflow) -> DAG:
         request = intake_task()
         proposal = propose_task(request, validate_task(request))
         approve_commit_publish(workflow.operation, workflow.proposal_model, workflow.publish_asset, proposal,
-                               commit_task(request), workflow.publish)
+                               commit_task(request), workflow.writes)
     return dag
 
 
@@ -202,5 +202,5 @@ def run_steps(
         return {"proposal": proposal, "request_id": request_id}
     committed = on_step("commit", lambda: commit_step(workflow=workflow, dag_id=dag_id, run_id=run_id,
                                                       request_id=request_id, user=maker))
-    on_step("publish", lambda: publish(workflow.publish))
+    on_step("publish", lambda: publishing.publish(workflow.writes))
     return {"proposal": proposal, "request_id": request_id, "commit": committed}

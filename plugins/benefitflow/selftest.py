@@ -43,6 +43,7 @@ WORKFLOW = UploadWorkflow(
     summarise=summarise,
     commit=commit,
     publish_asset="benefitflow://marts/selftest",
+    writes=("selftest_records",),
     tags=("platform",),
     doc_md="""
 ### Platform self-test

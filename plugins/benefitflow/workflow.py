@@ -1,7 +1,7 @@
 """The one shape every upload workflow follows, built by one factory.
 
     intake -> validate -> propose -> approve -> commit -> publish
-    (COPY)    (GX)        (dbt)      (HITL)     (ledger)  (dbt via Cosmos + asset event)
+    (COPY)    (GX)        (dbt)      (HITL)     (ledger)  (dbt run + asset event)
 
 A workflow is described by an `UploadWorkflow`: the file spec, the GX suite, the dbt
 proposal model, how to summarise the proposal, and how to commit it. The step
@@ -20,7 +20,7 @@ from airflow.sdk import DAG, Asset, Param, chain, task
 from airflow.sdk.exceptions import AirflowFailException
 from psycopg2 import sql
 
-from benefitflow import audit, config, db, dbt_runner, decisions, intake, proposal_digest, validation
+from benefitflow import audit, config, db, dbt_runner, decisions, intake, proposal_digest, publishing, validation
 from benefitflow.approval import approval_steps, policy_for
 from benefitflow.intake import FileSpec, IntakeError
 from benefitflow.proposal_digest import ProposalRef
@@ -29,7 +29,6 @@ if TYPE_CHECKING:  # GX is imported by the tasks that validate, not when the DAG
     from great_expectations.core import ExpectationSuite
 
 ON_INVALID_ROWS = ("reject_file", "skip_invalid_rows")
-NEVER_PUBLISHED = ("tag:propose",)  # proposals are built by their own run's propose step, never by a publish
 MAX_ERRORS_IN_MESSAGE = 5
 
 Cursor = psycopg2.extensions.cursor
@@ -58,7 +57,8 @@ class UploadWorkflow:
     suite: a suite name in expectations/ (or a function building the suite for the upload).
     prepare: optional; derives the table to validate from the staged one (typed values, checks).
     check: optional; SQL checks GX cannot express (against the registry), writing intake.row_errors.
-    proposal_vars: optional; extra dbt vars for the proposal model.
+    proposal_vars: optional; extra values for the proposal model (dbt_runner.run_values).
+    writes: the ledger tables the commit appends to; the publish rebuilds what derives from them.
     """
 
     dag_id: str
@@ -76,7 +76,7 @@ class UploadWorkflow:
     check: Check | None = None
     proposal_vars: ProposalVars | None = None
     plan_of: Callable[[Options], str] = lambda options: ""  # the plan an upload is for, if any
-    publish: tuple[str, ...] = ("tag:publish",)  # what dbt rebuilds after the commit
+    writes: tuple[str, ...] = ()
 
     def spec_for(self, options: Options) -> FileSpec:
         return self.spec if isinstance(self.spec, FileSpec) else self.spec(options)
@@ -197,12 +197,12 @@ def propose_step(
     *, workflow: UploadWorkflow, upload: dict[str, Any], validated: dict[str, Any], options: Options | None = None
 ) -> dict[str, Any]:
     upload_id = int(upload["upload_id"])
-    variables = {"upload_id": upload_id}
+    values = {"upload_id": upload_id}
     if workflow.proposal_vars is not None:
-        variables |= workflow.proposal_vars(upload, options or {})
+        values |= workflow.proposal_vars(upload, options or {})
     proposal = proposal_ref(workflow.operation, workflow.proposal_model, upload_id=upload_id)
     with proposal_digest.locked(proposal):
-        dbt_runner.run(["run", "--select", workflow.proposal_model], variables)
+        dbt_runner.run(["run", "--select", workflow.proposal_model], values)
         with db.transaction() as cur:
             summary = workflow.summarise(cur, upload_id)
             digest = proposal_digest.compute(cur, proposal)
@@ -229,6 +229,7 @@ def commit_step(*, workflow: UploadWorkflow, dag_id: str, run_id: str, upload_id
         with db.transaction() as cur:
             decision_id, commit_id = append_commit(cur, proposal, dag_id, run_id)
             appended = workflow.commit(cur, commit_id, upload_id)
+            publishing.check_writes(cur, workflow.operation, workflow.writes)
             cur.execute("SELECT invalid_row_count FROM intake.uploads WHERE upload_id = %s", (upload_id,))
             invalid = cur.fetchone()[0] or 0
             intake.set_status(cur, upload_id, "PARTIALLY_APPLIED" if invalid else "APPLIED")
@@ -358,32 +359,26 @@ def build_upload_dag(workflow: UploadWorkflow) -> DAG:
         upload = intake_task()
         proposal = propose_task(upload, validate_task(upload))
         approve_commit_publish(workflow.operation, workflow.proposal_model, workflow.publish_asset, proposal,
-                               commit_task(upload), workflow.publish)
+                               commit_task(upload), workflow.writes)
     return dag
 
 
 def approve_commit_publish(
-    operation: str, proposal_model: str, publish_asset: str, proposal: Any, committed: Any, publish: tuple[str, ...],
+    operation: str, proposal_model: str, publish_asset: str, proposal: Any, committed: Any, writes: tuple[str, ...],
 ) -> None:
     """The second half of every workflow: the checker's decision, the commit, dbt's rebuild, the asset event."""
-    from cosmos import DbtTaskGroup, RenderConfig
-    from cosmos.constants import LoadMode, TestBehavior
+
+    @task(task_id="publish", retries=1)
+    def publish(writes: list[str]) -> dict[str, Any]:
+        """One in-process `dbt build` of the models downstream of `writes`; each model's status is the XCom."""
+        return publishing.publish(writes)
 
     @task(task_id="published", outlets=[Asset(publish_asset)])
     def published() -> None:
         """Marks the derived state as refreshed: downstream DAGs scheduled on the asset run."""
 
-    rebuild = DbtTaskGroup(
-        group_id="publish",
-        render_config=RenderConfig(
-            load_method=LoadMode.AUTOMATIC, select=list(publish), exclude=list(NEVER_PUBLISHED),
-            test_behavior=TestBehavior.AFTER_ALL,
-        ),
-        default_args={"retries": 1},
-        **dbt_runner.cosmos_configs(),
-    )
     chain(proposal, *approval_steps(operation, proposal_table=f"proposals.{proposal_model}"), committed,
-          rebuild, published())
+          publish(writes=list(writes)), published())
 
 
 # -- the same steps without the scheduler (integration tests, `make bench`) -------------------
@@ -410,7 +405,7 @@ def run_steps(
         return {"proposal": proposal, "upload_id": upload["upload_id"]}
     committed = on_step("commit", lambda: commit_step(workflow=workflow, dag_id=dag_id, run_id=run_id,
                                                       upload_id=int(upload["upload_id"]), user=maker))
-    on_step("publish", lambda: publish(workflow.publish))
+    on_step("publish", lambda: publishing.publish(workflow.writes))
     return {"proposal": proposal, "upload_id": upload["upload_id"], "commit": committed}
 
 
@@ -433,8 +428,3 @@ def record_direct_decision(
             request_id=request_id, summary=summary, required_approvals=policy.checkers,
             proposal_digest=summary.get("proposal_digest"), maker_id=maker, checker_id=checker))
     return outcome == "APPROVED"
-
-
-def publish(selection: tuple[str, ...]) -> None:
-    """What the publish task group runs, in this process."""
-    dbt_runner.run(["run", "--select", *selection, "--exclude", *NEVER_PUBLISHED])

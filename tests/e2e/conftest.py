@@ -1,12 +1,11 @@
+from pathlib import Path
+
 import pytest
 
 from benefitflow.platform import services, superset_setup
 from benefitflow.platform.airflow_client import AirflowClient
 
-DAG_IDS = ("platform_selftest", "platform_selftest_two_checkers", "individuals_import", "registry_export", "benefit_plan_define", "enrolment",
-           "beneficiary_status", "benefit_plan_close", "beneficiaries_import", "beneficiaries_export", "payment_cycle",
-           "held_bills_release", "payroll", "payroll_reconciliation", "payments_export", "grievances_import",
-           "grievance_status", "individual_record_export")
+DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"  # one DAG per file (tests/integration/test_dags.py)
 
 
 @pytest.fixture(scope="session")
@@ -16,8 +15,7 @@ def airflow(airflow_services):
     def login(username: str) -> AirflowClient:
         return AirflowClient(airflow_services.airflow_url, username, airflow_services.user_password(username))
 
-    for dag_id in DAG_IDS:
-        login("admin").wait_for_dag(dag_id)
+    login("admin").wait_for_dags(len(list(DAGS_DIR.glob("*.py"))))
     return login
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from pathlib import Path
 
@@ -14,8 +13,6 @@ pytestmark = pytest.mark.e2e
 
 DAG_ID = "platform_selftest"
 PARKED = {"awaiting_input"}
-# Stack notes: answering within ~5 s of parking can hit Airflow 3.3.2's resume race.
-SAFE_WAIT_SECONDS = 10
 
 
 def selftest_file(inbox_file, rows: int = 3) -> str:
@@ -70,7 +67,6 @@ def test_maker_refused_then_checker_approves(airflow, inbox_file) -> None:
     assert sorted(u["name"] for u in pending[0]["assigned_users"]) == ["checker", "checker2"]  # not the maker
     assert "rows to append:** 3" in pending[0]["body"]
 
-    time.sleep(SAFE_WAIT_SECONDS)
     refused = maker.answer(DAG_ID, run_id, "Approve")
     assert refused.status_code == 403
     assert committed_rows(run_id) == 0 and decisions_for(run_id) == []
@@ -97,7 +93,6 @@ def test_checker_rejects_and_nothing_is_committed(airflow, inbox_file) -> None:
     checker = airflow("checker")
     run_id = start_run(airflow, inbox_file)
     checker.wait_for_task_state(DAG_ID, run_id, "approve", PARKED)
-    time.sleep(SAFE_WAIT_SECONDS)
     assert checker.answer(DAG_ID, run_id, "Reject").status_code == 200
     assert checker.wait_for_run(DAG_ID, run_id) == "success"
     states = checker.task_states(DAG_ID, run_id)
@@ -109,8 +104,9 @@ def test_checker_rejects_and_nothing_is_committed(airflow, inbox_file) -> None:
         assert cur.fetchone()[0] == "REJECTED"
 
 
-@pytest.mark.parametrize("attempt", [1, 2, 3])
-def test_an_immediate_answer_is_neither_lost_nor_misreported(airflow, inbox_file, attempt: int) -> None:
+def test_an_immediate_answer_is_neither_lost_nor_misreported(airflow, inbox_file) -> None:
+    """Answering the moment the step parks can meet Airflow 3.3.2's resume race (stack notes): a retry
+    reuses the answer. Every end-to-end approval now answers at once; this one asserts no answer is lost."""
     checker = airflow("checker")
     run_id = start_run(airflow, inbox_file, rows=2)
     checker.wait_for_task_state(DAG_ID, run_id, "approve", PARKED)

@@ -111,13 +111,14 @@ def programme_data(database) -> None:
 
 
 @pytest.fixture(scope="module")
-def superset(database, programme_data):
-    superset_setup.prepare(database)
-    superset_setup.prepare(database)  # a second `make up` must not duplicate anything
-    superset_setup.start(database)
-    yield database
-    for service in services.superset_services(database):
-        services.stop(database, service.name)
+def superset(superset_prepared, programme_data):
+    """This module's Superset server, started after its data (Superset caches chart data per process).
+
+    `superset_prepared` (conftest) ran `prepare` twice, as a second `make up` would."""
+    superset_setup.start(superset_prepared)
+    yield superset_prepared
+    for service in services.superset_services(superset_prepared):
+        services.stop(superset_prepared, service.name)
 
 
 # -- Superset's REST API -----------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 
 import pytest
@@ -13,6 +14,7 @@ from benefitflow.payments.payroll import PAYROLL, payroll_dir
 from benefitflow.programmes.define import DEFINE
 from benefitflow.programmes.enrolment import ENROLMENT
 from benefitflow.programmes.status import STATUS
+from benefitflow.publishing import UndeclaredWrite
 from benefitflow.request_workflow import commit_step as commit_request
 from benefitflow.request_workflow import intake_step as take_request
 from benefitflow.request_workflow import propose_step as propose_request
@@ -101,6 +103,18 @@ def test_an_approval_commits_once_and_a_second_commit_returns_the_first(database
     assert query("SELECT status FROM intake.uploads WHERE upload_id = %s", proposal["upload_id"]) == [("APPLIED",)]
     assert query("SELECT proposal_digest FROM ledger.commits WHERE commit_id = %s", result["commit_id"]) == [
         (proposal["proposal_digest"],)]
+
+
+def test_a_commit_writing_a_table_its_workflow_does_not_publish_from_lands_nothing(database, inbox_file) -> None:
+    """The publish selection comes from the workflow's `writes`: a commit writing more is refused, not half-published."""
+    proposal = proposed_upload(inbox_file, "undeclared")
+    decide("undeclared", "APPROVED", "checker", proposal)
+    silent = dataclasses.replace(WORKFLOW, writes=())
+    with pytest.raises(UndeclaredWrite, match="selftest_records"):
+        commit_step(workflow=silent, dag_id="guard", run_id="undeclared", upload_id=int(proposal["upload_id"]),
+                    user="maker")
+    assert committed_rows(proposal["upload_id"]) == 0
+    assert commit("undeclared", proposal)["rows"] == 1  # with its true `writes`, the same approval commits
 
 
 def test_the_digest_is_the_proposal(database, inbox_file) -> None:

@@ -9,8 +9,9 @@ from benefitflow import db, dbt_runner
 DBT = str(Path(sys.executable).with_name("dbt"))
 
 
-def test_dbt_build_passes_with_unit_tests(database) -> None:
-    result = subprocess.run([DBT, "build", "--profiles-dir", "."], cwd="dbt_project", capture_output=True, text=True)
+def test_dbt_build_passes_with_unit_tests(database, tmp_path) -> None:
+    result = subprocess.run([DBT, "build", "--profiles-dir", ".", "--target-path", str(tmp_path)], cwd="dbt_project",
+                            capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-3000:]
     assert "ERROR=0" in result.stdout
     assert "unit_test" in result.stdout

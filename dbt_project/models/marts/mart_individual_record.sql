@@ -30,8 +30,9 @@ entries as (
         null::numeric as amount_due,
         null::numeric as amount_paid,
         null::text as receipt,
-        concat_ws(', ', 'born ' || individuals.dob, 'sex ' || individuals.sex, 'household ' || individuals.household_code,
-                  individuals.role, individuals.recipient_type || ' recipient',
+        concat_ws(', ', 'born ' || individuals.dob, 'sex ' || individuals.sex,
+                  'household ' || individuals.household_code, individuals.role,
+                  individuals.recipient_type || ' recipient',
                   individuals.location_name, individuals.region) as detail
     from {{ ref('individuals') }} as individuals
 

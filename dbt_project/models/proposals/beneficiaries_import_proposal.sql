@@ -8,9 +8,9 @@
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='upload_id',
           on_schema_change='append_new_columns') }}
 
-{%- set upload_id = var('upload_id') %}
-{%- set mode = var('mode') %}
-{%- set given = var('columns') %}
+{%- set upload_id = run_value('upload_id') %}
+{%- set mode = run_value('mode') %}
+{%- set given = run_value('columns') %}
 {%- set identity = ['id', 'individual_id', 'household_code', 'status'] %}
 {%- set person = ['first_name', 'last_name', 'sex', 'national_id', 'location_code', 'location_name', 'region'] %}
 {%- set no_new_person %}
@@ -33,7 +33,7 @@ with valid_rows as (
 upload as (
     select upload_id, plan_code from {{ ref('stg_intake__uploads') }} where upload_id = {{ upload_id | int }}
 )
-    {%- if mode == 'create' and var('plan_type') == 'GROUP' %}
+    {%- if mode == 'create' and run_value('plan_type') == 'GROUP' %}
 select
     upload.upload_id,
     valid_rows.row_number,

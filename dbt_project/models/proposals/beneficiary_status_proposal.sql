@@ -3,7 +3,7 @@
     validated document. Vars (set by the workflow): request_id. -#}
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='request_id') }}
 
-{%- set request_id = var('request_id') %}
+{%- set request_id = run_value('request_id') %}
 
 with request as (
     select request_id, document ->> 'status' as to_status

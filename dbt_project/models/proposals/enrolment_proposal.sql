@@ -5,7 +5,7 @@
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='request_id',
           on_schema_change='append_new_columns') }}
 
-{%- set request_id = var('request_id') %}
+{%- set request_id = run_value('request_id') %}
 
 with request as (
     select request_id, document ->> 'plan' as plan_code, document ->> 'target_status' as target_status

@@ -2,7 +2,7 @@
     the transition table allows the change, and why not. Vars (set by the workflow): request_id. -#}
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='request_id') }}
 
-{%- set request_id = var('request_id') %}
+{%- set request_id = run_value('request_id') %}
 
 with request as (
     select request_id, document ->> 'status' as to_status

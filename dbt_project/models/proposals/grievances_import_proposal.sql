@@ -3,7 +3,7 @@
     the category's resolution time. Vars (set by the workflow): upload_id. -#}
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='upload_id') }}
 
-{%- set upload_id = var('upload_id') %}
+{%- set upload_id = run_value('upload_id') %}
 {%- if upload_id is not none %}
     {%- set checked = 'stage_grievances_' ~ (upload_id | int) ~ '_checked' %}
 select

@@ -3,7 +3,7 @@
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='request_id',
           on_schema_change='append_new_columns') }}
 
-{%- set request_id = var('request_id') %}
+{%- set request_id = run_value('request_id') %}
 
 select
     selection.request_id,

@@ -5,9 +5,9 @@
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='upload_id',
           on_schema_change='append_new_columns') }}
 
-{%- set upload_id = var('upload_id') %}
-{%- set mode = var('mode') %}
-{%- set given = var('columns') %}
+{%- set upload_id = run_value('upload_id') %}
+{%- set mode = run_value('mode') %}
+{%- set given = run_value('columns') %}
 {%- set core = ['first_name', 'last_name', 'sex', 'national_id', 'location_code', 'location_name', 'region'] %}
 {%- if upload_id is not none %}
     {%- set checked = 'stage_individuals_' ~ (upload_id | int) ~ '_checked' %}

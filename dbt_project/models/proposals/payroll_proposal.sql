@@ -5,7 +5,7 @@
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='request_id',
           on_schema_change='append_new_columns') }}
 
-{%- set request_id = var('request_id') %}
+{%- set request_id = run_value('request_id') %}
 {%- set this_request = request_id | int if request_id is not none else 'null' %}
 
 with request as (

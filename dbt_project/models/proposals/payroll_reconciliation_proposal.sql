@@ -5,14 +5,14 @@
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='upload_id',
           on_schema_change='append_new_columns') }}
 
-{%- set upload_id = var('upload_id') %}
+{%- set upload_id = run_value('upload_id') %}
 {%- if upload_id is not none %}
     {%- set checked = 'stage_payroll_reconciliation_' ~ (upload_id | int) ~ '_checked' %}
 select
     {{ upload_id | int }}::bigint as upload_id,
     checked.row_number,
     checked.bill_id,
-    {{ var('payroll_id') | int }}::bigint as payroll_id,
+    {{ run_value('payroll_id') | int }}::bigint as payroll_id,
     case when checked.paid_answer = 'yes' then 'PAID' else 'FAILED' end as status,
     case when checked.paid_answer = 'yes' then coalesce(checked.amount_paid, checked.amount_due) end as amount_paid,
     checked.amount_due,

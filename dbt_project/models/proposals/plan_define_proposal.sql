@@ -2,7 +2,7 @@
     Vars (set by the workflow, never user text): request_id. -#}
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='request_id') }}
 
-{%- set request_id = var('request_id') %}
+{%- set request_id = run_value('request_id') %}
 select
     requests.request_id,
     requests.document -> 'document' ->> 'code' as plan_code,

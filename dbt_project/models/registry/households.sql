@@ -2,7 +2,8 @@
 {{ config(indexes=[{'columns': ['household_code'], 'unique': True}]) }}
 
 with members as (
-    select * from {{ ref('individuals') }} where household_code is not null
+    select * from {{ ref('individuals') }}
+    where household_code is not null
 ),
 
 -- Commits keep a household to one HEAD and one PRIMARY recipient; should the ledger ever hold two, the pick

@@ -195,7 +195,7 @@ WORKFLOW = UploadWorkflow(
     summarise=summarise,
     commit=commit,
     publish_asset="benefitflow://grievances",
-    publish=("tag:grievances+", "mart_uploads", "mart_approvals"),
+    writes=("grievance_events", "grievances"),
     tags=("grievances",),
     doc_md=f"""
 ### Import grievance tickets from CSV

@@ -102,9 +102,9 @@ STATUS = RequestWorkflow(
     summarise=summarise_changes,
     commit=commit_changes,
     publish_asset="benefitflow://grievances",
+    writes=("grievance_events",),
     plan_of=lambda options: "",
     describe=lambda options: f"grievances to {options.get('status')}",
-    publish=("tag:grievances+", "mart_approvals"),
     tags=("grievances",),
     doc_md="""
 ### Change the status of grievance tickets

@@ -192,9 +192,9 @@ CYCLE = RequestWorkflow(
     summarise=summarise_cycle,
     commit=commit_cycle,
     publish_asset="benefitflow://payments/bills",
+    writes=("bills", "payment_cycles"),
     describe=lambda options: f"cycle {options.get('cycle')} of {options.get('plan')}",
     tags=("payments",),
-    publish=("tag:payments+", "mart_approvals"),
     doc_md="""
 ### Bill a plan's ACTIVE beneficiaries for one payment cycle
 

@@ -288,10 +288,10 @@ PAYROLL = RequestWorkflow(
     after_commit=publish_payroll_file,
     after_failed_commit=discard_payroll_file,
     publish_asset="benefitflow://payments/payrolls",
+    writes=("bill_events", "payroll_bills", "payroll_events", "payroll_exports", "payrolls"),
     plan_of=lambda options: str(options.get("plan") or ""),
     describe=lambda options: f"payroll of cycle {options.get('cycle')}",
     tags=("payments",),
-    publish=("tag:payments+", "mart_approvals"),
     doc_md="""
 ### Combine a cycle's DUE bills into a payroll for a payment provider
 

@@ -228,7 +228,7 @@ WORKFLOW = UploadWorkflow(
     summarise=summarise,
     commit=commit,
     publish_asset="benefitflow://payments/payrolls",
-    publish=("tag:payments+", "mart_approvals"),
+    writes=("bill_events", "payroll_events"),
     tags=("payments",),
     extra_params={
         "payroll": Param("", type="string", minLength=1, maxLength=80,

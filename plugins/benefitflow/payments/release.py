@@ -95,9 +95,9 @@ RELEASE = RequestWorkflow(
     summarise=summarise_release,
     commit=commit_release,
     publish_asset="benefitflow://payments/bills",
+    writes=("bill_events",),
     describe=lambda options: f"release of held bills of cycle {options.get('cycle')} of {options.get('plan')}",
     tags=("payments",),
-    publish=("tag:payments+", "mart_approvals"),
     doc_md="""
 ### Release bills held over the plan's transaction limit
 

@@ -9,7 +9,6 @@ from typing import Any
 import requests
 
 FINISHED = {"success", "failed"}
-SAFE_ANSWER_DELAY_SECONDS = 10
 
 
 @dataclass
@@ -36,6 +35,19 @@ class AirflowClient:
         while not self._registered(dag_id):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{dag_id} was not registered by the dag-processor within {timeout:.0f} s")
+            time.sleep(1)
+
+    def wait_for_dags(self, count: int, timeout: float = 180) -> list[str]:
+        """Wait until the dag-processor has registered `count` DAGs, none stale; their ids."""
+        deadline = time.monotonic() + timeout
+        while True:
+            response = self.request("GET", "/dags", params={"limit": 1000})
+            dags = response.json().get("dags", []) if response.status_code == 200 else []
+            registered = sorted(dag["dag_id"] for dag in dags if not dag.get("is_stale"))
+            if len(registered) >= count:
+                return registered
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(registered)} of {count} DAGs registered within {timeout:.0f} s")
             time.sleep(1)
 
     def _registered(self, dag_id: str) -> bool:
@@ -65,7 +77,7 @@ class AirflowClient:
                 return current
             if self.run_state(dag_id, run_id) in FINISHED:
                 raise AssertionError(f"run finished before {task_id} reached {states}: {current}")
-            time.sleep(0.5)
+            time.sleep(0.25)
         raise TimeoutError(f"{task_id} did not reach {states}: {self.task_states(dag_id, run_id)}")
 
     def run_state(self, dag_id: str, run_id: str) -> str:
@@ -79,7 +91,7 @@ class AirflowClient:
             state = self.run_state(dag_id, run_id)
             if state in FINISHED:
                 return state
-            time.sleep(1)
+            time.sleep(0.5)
         raise TimeoutError(f"run {run_id} still {self.run_state(dag_id, run_id)}: {self.task_states(dag_id, run_id)}")
 
     def hitl_path(self, dag_id: str, run_id: str, task_id: str = "approve") -> str:
@@ -90,9 +102,9 @@ class AirflowClient:
                             json={"chosen_options": [option], "params_input": {}})
 
     def wait_until_parked(self, dag_id: str, run_id: str, task_id: str = "approve", timeout: float = 600) -> None:
-        """Wait for the approval request, then long enough to dodge Airflow 3.3.2's resume race (stack notes)."""
+        """Wait for the approval request. An answer given at once may meet Airflow 3.3.2's resume race
+        (stack notes): the step then fails and its retry reuses the answer, so no fixed wait is needed."""
         self.wait_for_task_state(dag_id, run_id, task_id, {"awaiting_input"}, timeout)
-        time.sleep(SAFE_ANSWER_DELAY_SECONDS)
 
     def pending_approvals(self) -> list[dict[str, Any]]:
         response = self.request("GET", "/dags/~/dagRuns/~/hitlDetails", params={"response_received": "false"})

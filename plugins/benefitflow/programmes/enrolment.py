@@ -91,6 +91,7 @@ ENROLMENT = RequestWorkflow(
     summarise=summarise_enrolment,
     commit=commit_enrolment,
     publish_asset="benefitflow://programmes/beneficiaries",
+    writes=("beneficiary_versions",),
     describe=lambda options: f"enrol into {options.get('plan')} as {options.get('target_status')}",
     tags=("programmes",),
     doc_md="""

@@ -385,6 +385,7 @@ WORKFLOW = UploadWorkflow(
     summarise=summarise,
     commit=commit,
     publish_asset="benefitflow://programmes/beneficiaries",
+    writes=("beneficiary_versions", "households", "individual_versions"),
     # New people join the registry too: everything is rebuilt.
     plan_of=lambda options: str(options.get("plan") or ""),
     tags=("programmes",),

@@ -109,6 +109,7 @@ STATUS = RequestWorkflow(
     summarise=summarise_changes,
     commit=commit_changes,
     publish_asset="benefitflow://programmes/beneficiaries",
+    writes=("beneficiary_versions",),
     describe=lambda options: f"{options.get('plan')}: to {options.get('status')}",
     tags=("programmes",),
     doc_md="""

@@ -182,6 +182,7 @@ WORKFLOW = UploadWorkflow(
     summarise=summarise,
     commit=commit,
     publish_asset="benefitflow://registry/individuals",
+    writes=("households", "individual_versions"),
     tags=("registry",),
     extra_params={
         "mode": Param("create", enum=list(MODES),

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# `make test`: the tiers one after the other, each a pytest session with its own throwaway services,
+# stopped when the tier ends. Prints each tier's duration and its 25 slowest tests; fails if any tier failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+python="${PYTHON:-.venv/airflow/bin/python}"
+failed=()
+summary=()
+for tier in "$@"; do
+  started=$(date +%s)
+  echo "=== tier ${tier}: tests/${tier}"
+  workers=()
+  # Integration tests run in-process against a database of their own: two workers (pytest-xdist), each
+  # with its own throwaway PostgreSQL, a module per worker at a time. The e2e tier shares one Airflow.
+  [[ $tier == integration ]] && workers=(-n "${BENEFITFLOW_TEST_WORKERS:-2}" --dist loadfile)
+  PYTHONPATH="$PWD/plugins" "$python" -m pytest "tests/${tier}" --durations=25 "${workers[@]}" || failed+=("$tier")
+  summary+=("tier ${tier}: $(( $(date +%s) - started )) s")
+done
+printf '%s\n' "=== durations" "${summary[@]}"
+if (( ${#failed[@]} )); then
+  echo "failed tiers: ${failed[*]}"
+  exit 1
+fi
