@@ -3,7 +3,7 @@
 # stopped when the tier ends. Prints each tier's duration and its 25 slowest tests; fails if any tier failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-python="${PYTHON:-.venv/airflow/bin/python}"
+python="${BENEFITFLOW_TEST_PYTHON:-.venv/airflow/bin/python}"
 failed=()
 summary=()
 for tier in "$@"; do
@@ -13,7 +13,10 @@ for tier in "$@"; do
   # Integration tests run in-process against a database of their own: two workers (pytest-xdist), each
   # with its own throwaway PostgreSQL, a module per worker at a time. The e2e tier shares one Airflow.
   [[ $tier == integration ]] && workers=(-n "${BENEFITFLOW_TEST_WORKERS:-2}" --dist loadfile)
-  PYTHONPATH="$PWD/plugins" "$python" -m pytest "tests/${tier}" --durations=25 "${workers[@]}" || failed+=("$tier")
+  PYTHONPATH="$PWD/plugins" "$python" -m pytest "tests/${tier}" --durations=25 "${workers[@]}"
+  status=$?
+  (( status == 2 )) && { echo "tier ${tier} interrupted"; exit 2; }  # Ctrl-C (or a usage error): stop here
+  (( status != 0 )) && failed+=("$tier")
   summary+=("tier ${tier}: $(( $(date +%s) - started )) s")
 done
 printf '%s\n' "=== durations" "${summary[@]}"

@@ -65,12 +65,15 @@ def run(args: list[str], values: Mapping[str, Any] | None = None) -> list[NodeRe
 
 @contextmanager
 def run_values(values: Mapping[str, Any]) -> Iterator[None]:
-    """Set BENEFITFLOW_RUN_<NAME> (JSON) for the call; no value of an earlier call stays set."""
+    """Set BENEFITFLOW_RUN_<NAME> (JSON) for the call; no value of an earlier call stays set.
+
+    The process environment is shared: one dbt call at a time per process (dbtRunner is not thread-safe either)."""
+    given = {f"{RUN_VALUE_PREFIX}{name.upper()}": json.dumps(value) for name, value in values.items()}
     saved = {key: value for key, value in os.environ.items() if key.startswith(RUN_VALUE_PREFIX)}
-    for key in saved:
-        del os.environ[key]
-    os.environ.update({f"{RUN_VALUE_PREFIX}{name.upper()}": json.dumps(value) for name, value in values.items()})
     try:
+        for key in saved:
+            del os.environ[key]
+        os.environ.update(given)
         yield
     finally:
         for key in [key for key in os.environ if key.startswith(RUN_VALUE_PREFIX)]:
@@ -89,6 +92,18 @@ def process_target() -> Path:
         atexit.register(_remove_if_own, os.getpid(), target)
         _process_target = (os.getpid(), target)
     return _process_target[1]
+
+
+def manifest() -> dict[str, Any]:
+    """The project's manifest as the installation's `dbt build` wrote it (parsed here when it is missing)."""
+    written = installation_target() / "manifest.json"
+    if not written.exists():
+        from dbt.cli.main import dbtRunner
+
+        written = process_target() / "manifest.json"
+        dbtRunner().invoke(["parse", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
+                            "--target-path", str(process_target())])
+    return json.loads(written.read_text())
 
 
 def installation_target() -> Path:

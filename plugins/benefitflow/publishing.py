@@ -1,10 +1,18 @@
-"""What a workflow's publish rebuilds: the dbt models downstream of the ledger tables its commit writes.
+"""What a workflow's publish rebuilds: the dbt models that read what its commit wrote.
 
-A workflow names the ledger tables its commit appends to (`writes`); dbt's own lineage turns them
-into the selection (`source:ledger.<table>+`: every table model reading the table, directly or
-through other models, and the views over those tables, which a table rebuild would drop). The commit checks
-the names against what its transaction actually wrote (`check_writes`), so the list cannot drift
-from the code: a commit writing a table its workflow does not name is refused before it lands.
+A workflow names the ledger tables its commit appends to (`writes`). The project's own lineage
+(the manifest dbt wrote at start-up) turns them into the models to rebuild:
+
+- every table model downstream of a written table, directly or through other models;
+- every table model that reads only bookkeeping (commits, decisions, audit events), e.g. the
+  approvals mart. A model that joins bookkeeping to its own ledger rows (who approved a status
+  change) changes only when those rows do: the ledger is append-only, and a new decision belongs
+  to the new commit's rows alone;
+- every view over those tables: a table's rebuild drops them (`drop ... cascade`). A view over the
+  ledger alone already shows the new rows.
+
+The commit checks `writes` against what its transaction actually wrote (`check_writes`), so the
+list cannot drift from the code: a commit writing a table its workflow does not name is refused.
 """
 
 from __future__ import annotations
@@ -19,42 +27,60 @@ from benefitflow import db, dbt_runner
 # Every commit records its commit, and the decision and audit events it rests on.
 BOOKKEEPING = ("audit_events", "commits", "decisions")
 PUBLISH_LOCK = "benefitflow.publish"
-NEVER_PUBLISHED = ("tag:propose",)  # proposals are built by their own run's propose step, never by a publish
 
 
 class UndeclaredWrite(RuntimeError):
     """A commit wrote a ledger table its workflow does not name: its publish would miss models."""
 
 
-def selection(writes: Iterable[str]) -> tuple[str, ...]:
-    """dbt selectors: the tables downstream of each written ledger table, and the views downstream of a table.
+def selection(writes: Iterable[str], manifest: dict[str, Any] | None = None) -> list[str]:
+    """The names of the models to rebuild after a commit that wrote `writes` (see the module's text)."""
+    manifest = manifest or dbt_runner.manifest()
+    children, parents, nodes = manifest["child_map"], manifest["parent_map"], manifest["nodes"]
+    models = {node for node, spec in nodes.items()
+              if spec["resource_type"] == "model" and "propose" not in spec["tags"]}
+    written = _descendants(children, {_ledger(table) for table in writes})
+    bookkeeping = {_ledger(table) for table in BOOKKEEPING}
+    about_bookkeeping = {node for node in _descendants(children, bookkeeping)
+                         if _ledger_sources(parents, node) <= bookkeeping}
+    tables = {node for node in (written | about_bookkeeping) & models
+              if nodes[node]["config"]["materialized"] != "view"}
+    views = {node for node in _descendants(children, tables) & models
+             if nodes[node]["config"]["materialized"] == "view"}
+    return sorted(nodes[node]["name"] for node in tables | views)
 
-    A view over the ledger alone (staging, some marts) shows new rows without a rebuild; a view over a
-    rebuilt table is rebuilt too, since the table's rebuild drops it (`drop ... cascade`).
-    """
-    return tuple(
-        selector
-        for table in sorted({*writes, *BOOKKEEPING})
-        for selector in (f"source:ledger.{table}+,config.materialized:table",
-                         f"source:ledger.{table}+,config.materialized:incremental",
-                         f"source:ledger.{table}+,config.materialized:table+,config.materialized:view")
-    )
+
+def _ledger(table: str) -> str:
+    return f"source.benefitflow.ledger.{table}"
+
+
+def _descendants(children: dict[str, list[str]], roots: set[str]) -> set[str]:
+    found: set[str] = set()
+    todo = list(roots)
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _ledger_sources(parents: dict[str, list[str]], node: str) -> set[str]:
+    return {ancestor for ancestor in _descendants(parents, {node}) if ancestor.startswith("source.benefitflow.ledger.")}
 
 
 def publish(writes: Iterable[str]) -> dict[str, Any]:
     """`dbt run` of the models downstream of `writes`, in this process; each model's status and seconds.
 
     Publishes take turns (PUBLISH_LOCK): two at once would drop and recreate the same relations under
-    each other (selections overlap: every commit writes decisions). The data tests are not run here:
+    each other (selections overlap: the approvals mart is in every one). The data tests are not run here:
     they scan whole tables, so their cost grows with the registry, not with the change; `dbt build`
     runs them (`make up`, the test suite, an operator's rebuild).
     """
+    rebuilt = selection(writes)
     with db.session_lock(PUBLISH_LOCK):
-        nodes = dbt_runner.run(["run", "--select", *selection(writes), "--exclude", *NEVER_PUBLISHED])
-    return {
-        "selection": list(selection(writes)),
-        "models": {node.name: {"status": node.status, "seconds": node.seconds} for node in nodes},
-    }
+        nodes = dbt_runner.run(["run", "--select", *rebuilt])
+    return {"models": {node.name: {"status": node.status, "seconds": node.seconds} for node in nodes}}
 
 
 def written_tables(cur: psycopg2.extensions.cursor) -> set[str]:

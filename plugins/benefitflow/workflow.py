@@ -370,7 +370,7 @@ def approve_commit_publish(
 
     @task(task_id="publish", retries=1)
     def publish(writes: list[str]) -> dict[str, Any]:
-        """One in-process `dbt build` of the models downstream of `writes`; each model's status is the XCom."""
+        """One in-process `dbt run` of the models downstream of `writes`; each model's status is the XCom."""
         return publishing.publish(writes)
 
     @task(task_id="published", outlets=[Asset(publish_asset)])

@@ -55,7 +55,7 @@ BIG_NUMBER_SQL: dict[str, str] = {
     "Failed payments": "SELECT count(*) FROM marts.mart_payments WHERE status = 'FAILED'",
 }
 BIG_NUMBER_VIZ = {"big_number_total"}  # a trendline "big_number" shows its last point: not compared here
-RUN_TIMEOUT_SECONDS = 600  # publish runs every dbt model through Cosmos: minutes on two busy cores
+RUN_TIMEOUT_SECONDS = 600  # a whole run on two busy cores, with room to spare
 
 
 # -- pages signed in as a user -----------------------------------------------------------------------------------
@@ -109,7 +109,7 @@ def test_checker_approves_on_the_required_actions_page_and_the_maker_cannot(
         airflow, airflow_services: Instance, inbox_file, airflow_page, request: pytest.FixtureRequest) -> None:
     maker, checker = airflow("maker"), airflow("checker")
     run_id = start_run(airflow, inbox_file, rows=3)
-    maker.wait_until_parked(DAG_ID, run_id)  # waits past Airflow 3.3.2's resume race (stack notes)
+    maker.wait_until_parked(DAG_ID, run_id)
 
     maker_page = airflow_page("maker")
     open_pending_request(maker_page, airflow_services, run_id)

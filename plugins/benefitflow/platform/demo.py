@@ -7,7 +7,10 @@ so the demo data shows in the upload history like anything else.
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
+from functools import partial
 from pathlib import Path
 
 import psycopg2.extensions
@@ -27,10 +30,18 @@ class DemoError(RuntimeError):
 
 
 def load(instance: Instance) -> None:
-    load_registry(instance)
+    """Independent workflows run side by side (each still waits for its checker); dependent ones in order."""
+    _at_once(lambda: load_registry(instance), lambda: define_plans(instance))
     load_programmes(instance)
-    load_payments(instance)
-    load_grievances(instance)
+    load_payments(instance, DEMO_CYCLES[:1])
+    # Grievances name January's failed payments: they run beside February's cycle.
+    _at_once(lambda: load_payments(instance, DEMO_CYCLES), lambda: load_grievances(instance))
+
+
+def _at_once(*steps: Callable[[], None]) -> None:
+    with ThreadPoolExecutor(max_workers=len(steps)) as pool:
+        for future in [pool.submit(step) for step in steps]:
+            future.result()  # the first failure stops `make up` with its message
 
 
 def load_registry(instance: Instance) -> None:
@@ -87,21 +98,32 @@ DEMO_STATUS_CHANGES: list[dict[str, object]] = [
 ]
 
 
+def define_plans(instance: Instance) -> None:
+    with db.transaction(instance.app_database_url) as cur:
+        cur.execute("SELECT plan_code FROM ledger.plan_versions WHERE plan_code LIKE 'DEMO-%%'")
+        defined = {code for (code,) in cur.fetchall()}
+    missing = [{"plan": plan} for plan in DEMO_PLANS if plan["code"] not in defined]
+    if missing:
+        run_approved_together(instance, "benefit_plan_define", missing)
+
+
 def load_programmes(instance: Instance) -> None:
     with db.transaction(instance.app_database_url) as cur:
         cur.execute("SELECT count(DISTINCT plan_code) FROM ledger.beneficiary_versions WHERE plan_code LIKE 'DEMO-%%'")
         if cur.fetchone()[0] == len(DEMO_PLANS):
             print("  demo plans: already loaded")
             return
-        cur.execute("SELECT plan_code FROM ledger.plan_versions WHERE plan_code LIKE 'DEMO-%%'")
-        defined = {code for (code,) in cur.fetchall()}
-    run_approved_together(instance, "benefit_plan_define",
-                          [{"plan": plan} for plan in DEMO_PLANS if plan["code"] not in defined])
     run_approved_together(instance, "enrolment", DEMO_ENROLMENTS)
-    for change in DEMO_STATUS_CHANGES:  # in order: each one reads the statuses the last one left
-        run_approved_together(instance, "beneficiary_status", [change])
+    # A plan's changes in order (each reads the statuses the last one left); the plans side by side.
+    _at_once(*(partial(_change_statuses, instance, str(plan["code"])) for plan in DEMO_PLANS))
     print(f"  demo plans: {', '.join(str(p['code']) for p in DEMO_PLANS)} defined, enrolled and moved through "
           "statuses by maker, approved by checker")
+
+
+def _change_statuses(instance: Instance, plan_code: str) -> None:
+    for change in DEMO_STATUS_CHANGES:
+        if change["plan"] == plan_code:
+            run_approved_together(instance, "beneficiary_status", [change])
 
 
 # Two monthly cycles of the old-age grant, paid through one provider: January's payroll comes back
@@ -113,12 +135,14 @@ DEMO_PAYMENT_POINT = "M-Pesa (demo)"
 DEMO_FAILING_EVERY = (40, 200)  # every 40th row of January's payroll comes back unpaid, every 200th of February's
 
 
-def load_payments(instance: Instance) -> None:
-    if len({_payroll_of(instance, cycle) for cycle, _, _ in DEMO_CYCLES} & _reconciled(instance)) == len(DEMO_CYCLES):
-        print("  demo payments: already loaded")
+def load_payments(instance: Instance, cycles: tuple[tuple[str, str, str], ...]) -> None:
+    """Bill, pay and reconcile `cycles` (the first ones of DEMO_CYCLES, in order), skipping what is done."""
+    if len({_payroll_of(instance, cycle) for cycle, _, _ in cycles} & _reconciled(instance)) == len(cycles):
+        if cycles == DEMO_CYCLES:
+            print("  demo payments: already loaded")
         return
     unpaid_from = ""
-    for number, (cycle, start, end) in enumerate(DEMO_CYCLES):
+    for number, (cycle, start, end) in enumerate(cycles):
         if not _cycle_billed(instance, cycle):
             run_approved(instance, "payment_cycle", {"plan": DEMO_PAYMENTS_PLAN, "cycle": cycle,
                                                      "period_start": start, "period_end": end},
@@ -136,9 +160,9 @@ def load_payments(instance: Instance) -> None:
                          {"payroll": payroll, "file": path.name, "on_invalid_rows": "reject_file"},
                          checker="payment_checker")
         unpaid_from = str(payroll)
-    print(f"  demo payments: cycles {', '.join(c for c, _, _ in DEMO_CYCLES)} of {DEMO_PAYMENTS_PLAN} billed, paid "
-          f"through {DEMO_PAYMENT_POINT} and reconciled (January's failures moved into February's payroll, "
-          "February's left for the next), by maker, approved by payment_checker")
+    print(f"  demo payments: {', '.join(c for c, _, _ in cycles)} of {DEMO_PAYMENTS_PLAN} billed, paid through "
+          f"{DEMO_PAYMENT_POINT} and reconciled (each cycle's payroll takes the last one's failures), by maker, "
+          "approved by payment_checker")
 
 
 def write_provider_file(instance: Instance, payroll: str, *, paid_on: str, failing_every: int, attempt: int) -> Path:
@@ -202,7 +226,8 @@ DEMO_GRIEVANCE_SOURCES = (
     # (category, channel, title, SQL choosing reporters: individual_id, beneficiary_id)
     ("PAYMENT", "SMS", "Payment not received for January",
      "SELECT b.individual_id, b.beneficiary_id FROM payments.bills b WHERE b.plan_code = 'DEMO-OAG' AND b.bill_id IN"
-     " (SELECT bill_id FROM ledger.bill_events WHERE status = 'FAILED') ORDER BY b.bill_code LIMIT 15"),
+     " (SELECT bill_id FROM ledger.bill_events WHERE status = 'FAILED') AND b.cycle_code = '2026-01'"
+     " ORDER BY b.bill_code LIMIT 15"),
     ("ENROLMENT", "IN_PERSON", "Household registered but not yet paid",
      "SELECT NULL::uuid, beneficiary_id FROM programmes.beneficiaries WHERE plan_code = 'DEMO-HCT'"
      " AND status = 'POTENTIAL' ORDER BY household_code LIMIT 10"),
