@@ -39,13 +39,13 @@ def selection(writes: Iterable[str], manifest: dict[str, Any] | None = None) -> 
     children, parents, nodes = manifest["child_map"], manifest["parent_map"], manifest["nodes"]
     models = {node for node, spec in nodes.items()
               if spec["resource_type"] == "model" and "propose" not in spec["tags"]}
-    written = _descendants(children, {_ledger(table) for table in writes})
+    written = reachable(children, {_ledger(table) for table in writes})
     bookkeeping = {_ledger(table) for table in BOOKKEEPING}
-    about_bookkeeping = {node for node in _descendants(children, bookkeeping)
+    about_bookkeeping = {node for node in reachable(children, bookkeeping)
                          if _ledger_sources(parents, node) <= bookkeeping}
     tables = {node for node in (written | about_bookkeeping) & models
               if nodes[node]["config"]["materialized"] != "view"}
-    views = {node for node in _descendants(children, tables) & models
+    views = {node for node in reachable(children, tables) & models
              if nodes[node]["config"]["materialized"] == "view"}
     return sorted(nodes[node]["name"] for node in tables | views)
 
@@ -54,19 +54,20 @@ def _ledger(table: str) -> str:
     return f"source.benefitflow.ledger.{table}"
 
 
-def _descendants(children: dict[str, list[str]], roots: set[str]) -> set[str]:
+def reachable(edges: dict[str, list[str]], roots: set[str]) -> set[str]:
+    """Every node reached from `roots` along `edges` (the manifest's child_map: descendants; parent_map: ancestors)."""
     found: set[str] = set()
     todo = list(roots)
     while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
+        for node in edges.get(todo.pop(), []):
+            if node not in found:
+                found.add(node)
+                todo.append(node)
     return found
 
 
 def _ledger_sources(parents: dict[str, list[str]], node: str) -> set[str]:
-    return {ancestor for ancestor in _descendants(parents, {node}) if ancestor.startswith("source.benefitflow.ledger.")}
+    return {ancestor for ancestor in reachable(parents, {node}) if ancestor.startswith("source.benefitflow.ledger.")}
 
 
 def publish(writes: Iterable[str]) -> dict[str, Any]:

@@ -120,7 +120,7 @@ def test_publish_rebuilds_every_model_that_reads_what_the_commit_writes(database
     for node, spec in nodes.items():
         if spec["resource_type"] != "model" or "propose" in spec["tags"]:
             continue
-        upstream = _ancestors(manifest["parent_map"], node)
+        upstream = publishing.reachable(manifest["parent_map"], {node})
         reads_written = any(f"source.benefitflow.ledger.{table}" in upstream for table in writes)
         over_a_rebuilt_table = spec["config"]["materialized"] == "view" and any(
             nodes[a]["name"] in rebuilt and nodes[a]["config"]["materialized"] != "view"
@@ -144,17 +144,6 @@ def test_the_selection_names_models_dbt_knows(database) -> None:
     names = publishing.selection(["individual_versions", "households"])
     assert {"individuals", "households", "mart_registry_individuals", "mart_approvals"} <= set(names)
     assert _listed_by_dbt(names) == set(names)
-
-
-def _ancestors(parents: dict[str, list[str]], node: str) -> set[str]:
-    found: set[str] = set()
-    todo = [node]
-    while todo:
-        for parent in parents.get(todo.pop(), []):
-            if parent not in found:
-                found.add(parent)
-                todo.append(parent)
-    return found
 
 
 def _listed_by_dbt(names: list[str]) -> set[str]:
