@@ -6,9 +6,11 @@ SUPERSET_VENV := $(ROOT)/.venv/superset
 LINT_VENV := $(ROOT)/.venv/lint
 PY := PYTHONPATH=$(ROOT)/plugins $(AIRFLOW_VENV)/bin/python
 
-.PHONY: up down status lint test test-unit test-integration test-e2e test-fast bench venvs chromium lock verify-audit clean
+.PHONY: up down status rebuild lint test test-unit test-integration test-e2e test-fast bench venvs chromium lock verify-audit clean
 
-venvs: $(AIRFLOW_VENV)/.lock $(SUPERSET_VENV)/.lock
+# The environments install side by side (make -j2): each mostly waits on downloads and unpacking.
+venvs:
+	@$(MAKE) --no-print-directory -j2 $(AIRFLOW_VENV)/.lock $(SUPERSET_VENV)/.lock
 
 $(AIRFLOW_VENV)/.lock: requirements/airflow.lock scripts/make-venv.sh
 	@echo "Installing the Airflow/dbt/GX environment into .venv/airflow"
@@ -24,6 +26,10 @@ $(SUPERSET_VENV)/.lock: requirements/superset.lock scripts/make-venv.sh
 
 up: venvs
 	@$(PY) -m benefitflow.platform.cli up
+
+# Every derived table again from the ledger (dbt build), e.g. after a table was dropped.
+rebuild: venvs
+	@$(PY) -m benefitflow.platform.cli rebuild
 
 down:
 	@if [ -x $(AIRFLOW_VENV)/bin/python ]; then $(PY) -m benefitflow.platform.cli down; fi

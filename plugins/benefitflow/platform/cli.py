@@ -1,4 +1,4 @@
-"""`python -m benefitflow.platform.cli up|down|status|verify-audit` (what `make up` and friends call)."""
+"""`python -m benefitflow.platform.cli up|down|status|rebuild|verify-audit` (what `make up` and friends call)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def _print_welcome(instance: Instance) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="benefitflow")
-    parser.add_argument("command", choices=["up", "down", "status", "verify-audit", "provision-airflow"])
+    parser.add_argument("command", choices=["up", "down", "status", "rebuild", "verify-audit", "provision-airflow"])
     parser.add_argument("--no-superset", action="store_true", help="up: skip Superset")
     args = parser.parse_args(argv)
     if args.command == "provision-airflow":  # docker-compose's airflow-init: settings from the environment
@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "up":
         stack.up(instance, with_superset=not args.no_superset)
         _print_welcome(instance)
+    elif args.command == "rebuild":
+        stack.rebuild(instance)
     elif args.command == "down":
         stack.stop_all(instance)
     elif args.command == "status":

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 
 from benefitflow import db
@@ -21,12 +23,32 @@ def prepare_database(instance: Instance) -> None:
     print(f"  PostgreSQL on 127.0.0.1:{instance.pg_port}; migrations applied: {', '.join(applied) or 'none new'}")
 
 
-def build_dbt(instance: Instance) -> None:
-    """Build (and test) every model once; the parse state it leaves in the instance's dbt target seeds
-    every later in-process dbt call (dbt_runner), which then parses only what changed."""
+def build_dbt(instance: Instance, *, only_if_changed: bool = False, exclude: tuple[str, ...] = ()) -> None:
+    """Build (and test) every model; the parse state it leaves in the instance's dbt target seeds every
+    later in-process dbt call (dbt_runner), which then parses only what changed.
+
+    only_if_changed: skip when this installation already built this very project (`make up` again);
+    workflows keep the state up to date between builds. `make rebuild` builds again whatever the stamp.
+    """
+    stamp = instance.dbt_target / "built-project.sha256"
+    project = _project_checksum()
+    if only_if_changed and stamp.exists() and stamp.read_text() == project:
+        print("  dbt build: the project is unchanged since this installation built it")
+        return
+    stamp.unlink(missing_ok=True)
     env = instance.benefitflow_env()
     run([str(services.AIRFLOW_BIN / "dbt"), "build", "--profiles-dir", str(DBT_DIR),
-         "--target-path", str(instance.dbt_target)], env, "dbt build", cwd=DBT_DIR)
+         "--target-path", str(instance.dbt_target), *exclude], env, "dbt build", cwd=DBT_DIR)
+    stamp.write_text(project)
+
+
+def _project_checksum() -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for folder in ("models", "macros") for p in (DBT_DIR / folder).rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(DBT_DIR)).encode() + b"\0" + path.read_bytes())
+    for name in ("dbt_project.yml", "profiles.yml"):
+        digest.update(name.encode() + b"\0" + (DBT_DIR / name).read_bytes())
+    return digest.hexdigest()
 
 
 def prepare_airflow(instance: Instance) -> None:
@@ -87,19 +109,34 @@ def up(instance: Instance, *, with_superset: bool = True, with_demo: bool = True
     instance.outbox.mkdir(parents=True, exist_ok=True)
     print("Database", flush=True)
     prepare_database(instance)
-    build_dbt(instance)
+    build_dbt(instance, only_if_changed=True)
     print("Airflow", flush=True)
     prepare_airflow(instance)
     start_airflow(instance)
-    if with_superset:
-        print("Superset", flush=True)
-        superset_setup.prepare(instance)
-        superset_setup.start(instance)
     write_local_files(instance)
-    if with_demo:
-        print("Demo data", flush=True)
-        demo.load(instance)
+    # Superset's set-up and the demo's workflow runs need nothing of each other: side by side.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        superset = pool.submit(_superset_up, instance) if with_superset else None
+        if with_demo:
+            print("Demo data", flush=True)
+            demo.load(instance)
+        if superset is not None:
+            superset.result()
     print(f"Up in {time.monotonic() - started:.0f} s", flush=True)
+
+
+def _superset_up(instance: Instance) -> None:
+    print("Superset", flush=True)
+    superset_setup.prepare(instance)
+    superset_setup.start(instance)
+
+
+def rebuild(instance: Instance) -> None:
+    """Every derived table from the ledger again (`dbt build`), on a running installation.
+
+    Proposals waiting for a checker are left alone: their rows are what the checker is asked about."""
+    postgres.start(instance)
+    build_dbt(instance, exclude=("--exclude", "tag:propose"))
 
 
 def status(instance: Instance) -> dict[str, str]:
