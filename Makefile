@@ -10,7 +10,7 @@ PY := PYTHONPATH=$(ROOT)/plugins $(AIRFLOW_VENV)/bin/python
 
 # The environments install side by side (make -j2): each mostly waits on downloads and unpacking.
 venvs:
-	@$(MAKE) --no-print-directory -j2 $(AIRFLOW_VENV)/.lock $(SUPERSET_VENV)/.lock
+	@$(MAKE) --no-print-directory -s -j2 $(AIRFLOW_VENV)/.lock $(SUPERSET_VENV)/.lock
 
 $(AIRFLOW_VENV)/.lock: requirements/airflow.lock scripts/make-venv.sh
 	@echo "Installing the Airflow/dbt/GX environment into .venv/airflow"
