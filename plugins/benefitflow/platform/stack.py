@@ -16,11 +16,13 @@ from benefitflow.platform.stack_tools import run
 DBT_DIR = PROJECT_ROOT / "dbt_project"
 
 
-def prepare_database(instance: Instance) -> None:
+def prepare_database(instance: Instance) -> list[str]:
+    """PostgreSQL started, its users and databases, the migrations; the names of those applied now."""
     postgres.start(instance)
     postgres.provision(instance)
     applied = db.migrate(instance.owner_database_url)
     print(f"  PostgreSQL on 127.0.0.1:{instance.pg_port}; migrations applied: {', '.join(applied) or 'none new'}")
+    return applied
 
 
 def build_dbt(instance: Instance, *, only_if_changed: bool = False, exclude: tuple[str, ...] = ()) -> None:
@@ -108,8 +110,8 @@ def up(instance: Instance, *, with_superset: bool = True, with_demo: bool = True
     instance.inbox.mkdir(parents=True, exist_ok=True)
     instance.outbox.mkdir(parents=True, exist_ok=True)
     print("Database", flush=True)
-    prepare_database(instance)
-    build_dbt(instance, only_if_changed=True)
+    migrated = prepare_database(instance)
+    build_dbt(instance, only_if_changed=not migrated)  # a new or migrated database is always built
     print("Airflow", flush=True)
     prepare_airflow(instance)
     start_airflow(instance)
