@@ -48,19 +48,23 @@ def run(args: list[str], values: Mapping[str, Any] | None = None) -> list[NodeRe
 
     `values` are the run's values for the proposal models (upload_id, request_id, ...).
     """
-    from dbt.cli.main import dbtRunner
-
     # No manifest.json or run_results.json: nobody reads this process's (the result object has the nodes).
-    command = [*args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
-               "--target-path", str(process_target()), "--no-write-json"]
     with run_values(values or {}):
-        result = dbtRunner().invoke(command)
+        result = invoke([*args, "--no-write-json"])
     nodes = _node_results(result.result)
     if not result.success:
         failed = [f"{node.name} ({node.status})" for node in nodes if node.status in ("error", "fail")]
         detail = ", ".join(failed) or str(result.exception or "see the task log")
         raise DbtError(f"dbt {' '.join(args)} failed: {detail}")
     return nodes
+
+
+def invoke(args: list[str]) -> Any:
+    """dbt's own result of `dbt <args>` on this project, with this process's target folder."""
+    from dbt.cli.main import dbtRunner
+
+    return dbtRunner().invoke([*args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
+                               "--target-path", str(process_target())])
 
 
 @contextmanager
@@ -98,11 +102,8 @@ def manifest() -> dict[str, Any]:
     """The project's manifest as the installation's `dbt build` wrote it (parsed here when it is missing)."""
     written = installation_target() / "manifest.json"
     if not written.exists():
-        from dbt.cli.main import dbtRunner
-
         written = process_target() / "manifest.json"
-        dbtRunner().invoke(["parse", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
-                            "--target-path", str(process_target())])
+        invoke(["parse"])
     return json.loads(written.read_text())
 
 

@@ -7,7 +7,6 @@ from airflow.dag_processing.dagbag import DagBag
 
 from benefitflow import dbt_runner, publishing
 from benefitflow.approval import MakerCheckerApproval
-from benefitflow.config import DBT_PROJECT_DIR
 
 DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
 # Parsed once at collection: the tests below are parametrised over what the DAG folder holds, not over a list.
@@ -147,10 +146,6 @@ def test_the_selection_names_models_dbt_knows(database) -> None:
 
 
 def _listed_by_dbt(names: list[str]) -> set[str]:
-    from dbt.cli.main import dbtRunner
-
-    result = dbtRunner().invoke(["ls", "--select", *names, "--resource-type", "model", "--output", "name", "--quiet",
-                                 "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
-                                 "--target-path", str(dbt_runner.process_target())])
+    result = dbt_runner.invoke(["ls", "--select", *names, "--resource-type", "model", "--output", "name", "--quiet"])
     assert result.success
     return set(result.result)
