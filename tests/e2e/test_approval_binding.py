@@ -95,6 +95,9 @@ def test_a_data_engineers_clear_cannot_make_the_old_approval_commit_the_new_prop
 
     wait_for_new_proposal(engineer, DAG_ID, run_id)
     assert engineer.task_states(DAG_ID, run_id)["approve"] == "awaiting_input"  # still showing 1 row, 1.00
+    # The checkers' dashboard no longer counts the old request as waiting for them.
+    assert query("SELECT status FROM marts.mart_approval_requests WHERE dag_id = %s AND run_id = %s",
+                 DAG_ID, run_id) == [("SUPERSEDED",)]
 
     # The checker approves what the request shows; the proposal is no longer that: nothing is approved.
     assert checker.answer(DAG_ID, run_id, "Approve").status_code == 200
@@ -105,6 +108,8 @@ def test_a_data_engineers_clear_cannot_make_the_old_approval_commit_the_new_prop
         DAG_ID, run_id)
     assert (outcome, checker_name, upload_id) == ("REFUSED", "checker", bait_upload)
     assert "the proposal changed after the request was made" in reason
+    assert query("SELECT status FROM marts.mart_approval_requests WHERE dag_id = %s AND run_id = %s",
+                 DAG_ID, run_id) == [("REFUSED",)]
     assert [status for _, status in uploads_of(DAG_ID, run_id)] == ["SUPERSEDED", "WAITING_FOR_APPROVAL"]
     assert committed(DAG_ID, run_id) == (0, Decimal("0"))
 

@@ -2,7 +2,9 @@
 -- outcome: what each group has pending and how long its decisions take. A view, so hours_waiting is
 -- as of now. Under a policy needing N distinct checkers a run is asked N times: it is one row here,
 -- with the approvals given so far, pending until the last checker decides (or one rejects).
--- A run stopped by hand before anyone answered stays PENDING here (the ledger never heard).
+-- A run stopped by hand before anyone answered stays PENDING here (the ledger never heard). A request
+-- whose upload or request its run has since taken in again (a cleared intake) is SUPERSEDED: no answer
+-- to it can commit anything, so it is no longer waiting for a checker.
 {{ config(materialized='view') }}
 
 with requests as (
@@ -15,6 +17,8 @@ with requests as (
         events.details ->> 'group' as checker_group,
         jsonb_array_length(coalesce(events.details -> 'assignees', '[]'::jsonb)) as assignees,
         coalesce((events.details ->> 'of')::int, 1) as approvals_required,
+        (events.details ->> 'upload_id')::bigint as upload_id,
+        (events.details ->> 'request_id')::bigint as request_id,
         events.occurred_at as requested_at,
         min(events.occurred_at) over (partition by events.object_id) as first_requested_at
     from {{ source('ledger', 'audit_events') }} as events
@@ -34,6 +38,12 @@ approvals_before_decision as (
     group by object_id
 ),
 
+superseded_inputs as (
+    select upload_id, null::bigint as request_id from {{ ref('stg_intake__uploads') }} where status = 'SUPERSEDED'
+    union all
+    select null::bigint, request_id from {{ ref('stg_intake__requests') }} where status = 'SUPERSEDED'
+),
+
 latest_decision as (
     select distinct on (dag_id, run_id) dag_id, run_id, checker, outcome, decided_at
     from {{ ref('stg_ledger__decisions') }}
@@ -51,7 +61,15 @@ select
     latest_request.approvals_required,
     coalesce(approvals_before_decision.approvals, 0)
         + case when latest_decision.outcome = 'APPROVED' then 1 else 0 end as approvals_given,
-    coalesce(latest_decision.outcome, 'PENDING') as status,
+    case
+        when latest_decision.outcome is not null then latest_decision.outcome
+        when exists (
+            select 1 from superseded_inputs
+            where superseded_inputs.upload_id = latest_request.upload_id
+                or superseded_inputs.request_id = latest_request.request_id
+        ) then 'SUPERSEDED'
+        else 'PENDING'
+    end as status,
     latest_decision.checker,
     latest_decision.decided_at,
     round(extract(epoch from coalesce(latest_decision.decided_at, now()) - latest_request.first_requested_at)
