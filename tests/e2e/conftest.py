@@ -1,3 +1,5 @@
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -19,12 +21,26 @@ def airflow(airflow_services):
     return login
 
 
+def _prepare_superset_twice(instance):
+    superset_setup.prepare(instance)
+    superset_setup.prepare(instance)  # a second `make up` must not duplicate anything
+    return instance
+
+
+@pytest.fixture(scope="session", autouse=True)
+def superset_preparing(airflow_services) -> Iterator[Future]:
+    """Superset's metadata database, roles, users and asset bundle, made once for every test module.
+
+    About a minute of work that needs nothing of Airflow: it starts once Airflow is up and runs beside
+    the first workflow tests (`make up` does the same beside the demo runs).
+    """
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        yield pool.submit(_prepare_superset_twice, airflow_services)
+
+
 @pytest.fixture(scope="session")
-def superset_prepared(database):
-    """Superset's metadata database, roles, users and asset bundle: made once for every test module."""
-    superset_setup.prepare(database)
-    superset_setup.prepare(database)  # a second `make up` must not duplicate anything
-    return database
+def superset_prepared(superset_preparing):
+    return superset_preparing.result()
 
 
 @pytest.fixture(scope="module")

@@ -105,7 +105,7 @@ def test_a_cycle_paid_with_a_held_bill_released_and_a_stale_file_refused(airflow
     assert query(events, code) == before
 
     # A second cycle, its payroll taking the first one's failure, is the same DAGs again: in-process in
-    # tests/integration/test_payments.py (test_two_payrolls_reconciled_with_failures_moved_and_paid).
+    # tests/integration/test_payments_payrolls.py (test_two_payrolls_reconciled_with_failures_moved_and_paid).
     assert query("SELECT count(*), sum(amount_paid) FROM payments.bills WHERE plan_code = %s AND status = 'PAID'",
                  code) == [(5, Decimal("5500.00"))]
     # Traceable from rule to receipt: the held bill, released, paid by the payroll, approved by the payment checker.

@@ -1,4 +1,6 @@
 -- One row per payroll for Superset: status, bills, amounts, paid and failed, and the share reconciled.
+-- A view over payrolls (itself a view), so a payroll waiting for approval shows at once.
+{{ config(materialized='view') }}
 select
     payroll_name,
     cycle_code,

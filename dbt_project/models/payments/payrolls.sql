@@ -1,46 +1,9 @@
--- Every payroll: waiting for approval or rejected (a request), or approved (the ledger), with its
--- bills and what the provider reported for them in this payroll.
-with approved as (
-    select
-        payrolls.payroll_id,
-        payrolls.payroll_name,
-        payrolls.cycle_code,
-        payrolls.plan_code,
-        payrolls.payment_point,
-        payrolls.request_id,
-        coalesce(latest_event.status, 'APPROVED_FOR_PAYMENT') as status,
-        payrolls.recorded_at as approved_at
-    from {{ ref('stg_ledger__payrolls') }} as payrolls
-    left join lateral (
-        select events.status
-        from {{ ref('stg_ledger__payroll_events') }} as events
-        where events.payroll_id = payrolls.payroll_id
-        order by events.commit_id desc
-        limit 1
-    ) as latest_event on true
-),
+-- Every payroll: waiting for approval or rejected (a request, read as it is now), or approved (the
+-- ledger, through approved_payrolls). A view: a payroll request waiting for a checker, or rejected,
+-- shows at once, with no commit and so no publish behind it.
+{{ config(materialized='view') }}
 
-contents as (
-    select payroll_id, count(*) as bills, sum(amount) as total_amount
-    from {{ ref('stg_ledger__payroll_bills') }}
-    group by payroll_id
-),
-
--- A bill is answered once per payroll (the reconciliation refuses one answered already).
-outcomes as (
-    select
-        events.payroll_id,
-        count(*) filter (where events.status = 'PAID') as bills_paid,
-        coalesce(sum(events.amount_paid) filter (where events.status = 'PAID'), 0) as amount_paid,
-        count(*) filter (where events.status = 'FAILED') as bills_failed,
-        coalesce(sum(payroll_bills.amount) filter (where events.status = 'FAILED'), 0) as amount_failed
-    from {{ ref('stg_ledger__bill_events') }} as events
-    join {{ ref('stg_ledger__payroll_bills') }} as payroll_bills using (payroll_id, bill_id)
-    where events.status in ('PAID', 'FAILED')
-    group by events.payroll_id
-),
-
-requested as (
+with requested as (
     select
         null::bigint as payroll_id,
         requests.document ->> 'payroll' as payroll_name,
@@ -55,16 +18,21 @@ requested as (
 )
 
 select
-    approved.*,
-    coalesce(contents.bills, 0) as bills,
-    coalesce(contents.total_amount, 0) as total_amount,
-    coalesce(outcomes.bills_paid, 0) as bills_paid,
-    coalesce(outcomes.amount_paid, 0) as amount_paid,
-    coalesce(outcomes.bills_failed, 0) as bills_failed,
-    coalesce(outcomes.amount_failed, 0) as amount_failed
-from approved
-left join contents using (payroll_id)
-left join outcomes using (payroll_id)
+    payroll_id,
+    payroll_name,
+    cycle_code,
+    plan_code,
+    payment_point,
+    request_id,
+    status,
+    approved_at,
+    bills,
+    total_amount,
+    bills_paid,
+    amount_paid,
+    bills_failed,
+    amount_failed
+from {{ ref('approved_payrolls') }}
 union all
 select requested.*, 0, 0, 0, 0, 0, 0
 from requested
