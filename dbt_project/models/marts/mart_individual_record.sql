@@ -3,23 +3,29 @@
 -- them. A view: read for one person at a time (filter on individual_id or full_name), always current.
 {{ config(materialized='view') }}
 
--- Every CTE is NOT MATERIALIZED (memberships is read by two branches, and PostgreSQL would otherwise
--- compute it whole, for every beneficiary): a filter on one individual_id is then pushed into every
--- branch and a record is read through indexes (0.4 ms instead of 127 ms at 200,000 beneficiaries).
-with memberships as not materialized (
-    -- The plans a person is in: as the beneficiary (INDIVIDUAL plans) or through their household (GROUP plans).
-    select beneficiaries.individual_id, beneficiaries.beneficiary_id, 'as beneficiary' as through
-    from {{ ref('beneficiaries') }} as beneficiaries
-    where beneficiaries.individual_id is not null
-    union all
-    select members.individual_id, beneficiaries.beneficiary_id, 'through household ' || members.household_code
-    from {{ ref('individuals') }} as members
-    join {{ ref('beneficiaries') }} as beneficiaries using (household_code)
+-- Every branch joins the person (people, NOT MATERIALIZED: inlined into each) and carries the
+-- person's columns, so a filter on individual_id, full_name or region is pushed into every branch:
+-- the person is found through an index (full_name through the expression index on
+-- registry.individuals) and their entries through each table's index, at any registry size. Plans
+-- held as beneficiary and through the household are two branches each, not a union joined in a
+-- branch: PostgreSQL does not push a filter through a join into a union, and would compute it whole.
+with people as not materialized (
+    select
+        individual_id,
+        first_name || ' ' || last_name as full_name,
+        household_code,
+        region,
+        location_code
+    from {{ ref('individuals') }}
 ),
 
 entries as (
     select
         individuals.individual_id,
+        individuals.first_name || ' ' || individuals.last_name as full_name,
+        individuals.household_code,
+        individuals.region,
+        individuals.location_code,
         1 as section_order,
         'identity' as section,
         individuals.updated_at as occurred_at,
@@ -38,8 +44,13 @@ entries as (
 
     union all
 
+    -- The plans a person is in as the beneficiary (INDIVIDUAL plans)...
     select
-        memberships.individual_id,
+        people.individual_id,
+        people.full_name,
+        people.household_code,
+        people.region,
+        people.location_code,
         2,
         'plan status',
         history.changed_at,
@@ -50,15 +61,45 @@ entries as (
         null,
         null,
         null,
-        concat_ws('; ', coalesce(history.from_status, 'enrolled') || ' → ' || history.to_status, memberships.through,
+        concat_ws('; ', coalesce(history.from_status, 'enrolled') || ' → ' || history.to_status, 'as beneficiary',
                   history.reason, 'approved by ' || history.checker)
-    from memberships
-    join {{ ref('beneficiary_status_history') }} as history using (beneficiary_id)
+    from people
+    join {{ ref('beneficiaries') }} as beneficiaries on beneficiaries.individual_id = people.individual_id
+    join {{ ref('beneficiary_status_history') }} as history on history.beneficiary_id = beneficiaries.beneficiary_id
+
+    union all
+
+    -- ... and through their household (GROUP plans).
+    select
+        members.individual_id,
+        members.full_name,
+        members.household_code,
+        members.region,
+        members.location_code,
+        2,
+        'plan status',
+        history.changed_at,
+        history.plan_code,
+        null,
+        history.beneficiary_id::text,
+        history.to_status,
+        null,
+        null,
+        null,
+        concat_ws('; ', coalesce(history.from_status, 'enrolled') || ' → ' || history.to_status,
+                  'through household ' || members.household_code, history.reason, 'approved by ' || history.checker)
+    from people as members
+    join {{ ref('beneficiaries') }} as beneficiaries on beneficiaries.household_code = members.household_code
+    join {{ ref('beneficiary_status_history') }} as history on history.beneficiary_id = beneficiaries.beneficiary_id
 
     union all
 
     select
-        memberships.individual_id,
+        people.individual_id,
+        people.full_name,
+        people.household_code,
+        people.region,
+        people.location_code,
         3,
         'benefit',
         coalesce(bills.paid_on::timestamptz, bills.billed_at),
@@ -70,13 +111,41 @@ entries as (
         bills.amount_paid,
         bills.receipt,
         concat_ws('; ', bills.currency, 'payroll ' || bills.payroll_name, 'paid on ' || bills.paid_on)
-    from memberships
-    join {{ ref('bills') }} as bills using (beneficiary_id)
+    from people
+    join {{ ref('beneficiaries') }} as beneficiaries on beneficiaries.individual_id = people.individual_id
+    join {{ ref('bills') }} as bills on bills.beneficiary_id = beneficiaries.beneficiary_id
 
     union all
 
     select
-        grievances.individual_id,
+        members.individual_id,
+        members.full_name,
+        members.household_code,
+        members.region,
+        members.location_code,
+        3,
+        'benefit',
+        coalesce(bills.paid_on::timestamptz, bills.billed_at),
+        bills.plan_code,
+        bills.cycle_code,
+        bills.bill_code,
+        bills.status,
+        bills.amount,
+        bills.amount_paid,
+        bills.receipt,
+        concat_ws('; ', bills.currency, 'payroll ' || bills.payroll_name, 'paid on ' || bills.paid_on)
+    from people as members
+    join {{ ref('beneficiaries') }} as beneficiaries on beneficiaries.household_code = members.household_code
+    join {{ ref('bills') }} as bills on bills.beneficiary_id = beneficiaries.beneficiary_id
+
+    union all
+
+    select
+        people.individual_id,
+        people.full_name,
+        people.household_code,
+        people.region,
+        people.location_code,
         4,
         'grievance',
         grievances.received_on::timestamptz,
@@ -89,12 +158,17 @@ entries as (
         null,
         concat_ws('; ', grievances.category, grievances.title, 'due ' || grievances.due_on,
                   'resolution: ' || grievances.resolution)
-    from {{ ref('grievances') }} as grievances
+    from people
+    join {{ ref('grievances') }} as grievances using (individual_id)
 
     union all
 
     select
-        versions.individual_id,
+        people.individual_id,
+        people.full_name,
+        people.household_code,
+        people.region,
+        people.location_code,
         5,
         'upload',
         uploads.uploaded_at,
@@ -106,26 +180,9 @@ entries as (
         null,
         null,
         concat_ws('; ', uploads.kind, 'row ' || versions.row_number, 'by ' || uploads.uploaded_by)
-    from {{ ref('stg_ledger__individual_versions') }} as versions
+    from people
+    join {{ ref('stg_ledger__individual_versions') }} as versions using (individual_id)
     join {{ ref('stg_intake__uploads') }} as uploads using (upload_id)
 )
 
-select
-    entries.individual_id,
-    people.first_name || ' ' || people.last_name as full_name,
-    people.household_code,
-    people.region,
-    people.location_code,
-    entries.section_order,
-    entries.section,
-    entries.occurred_at,
-    entries.plan_code,
-    entries.cycle_code,
-    entries.reference,
-    entries.status,
-    entries.amount_due,
-    entries.amount_paid,
-    entries.receipt,
-    entries.detail
-from entries
-join {{ ref('individuals') }} as people using (individual_id)
+select * from entries

@@ -4,7 +4,9 @@
     {'columns': ['national_id']},
     {'columns': ['household_code']},
     {'columns': ['dob']},
+    {'columns': ["(first_name || ' ' || last_name)"]},
 ]) }}
+-- The last index serves the individual record's search by name (its full_name is this expression).
 
 with versions as (
     select * from {{ ref('stg_ledger__individual_versions') }}
