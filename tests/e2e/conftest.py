@@ -35,7 +35,10 @@ def superset_preparing(airflow_services) -> Iterator[Future]:
     the first workflow tests (`make up` does the same beside the demo runs).
     """
     with ThreadPoolExecutor(max_workers=1) as pool:
-        yield pool.submit(_prepare_superset_twice, airflow_services)
+        preparing = pool.submit(_prepare_superset_twice, airflow_services)
+        yield preparing
+    if preparing.exception() is not None:  # also when no test of this session asked for Superset
+        raise preparing.exception()
 
 
 @pytest.fixture(scope="session")

@@ -134,6 +134,29 @@ def test_the_digest_is_the_proposal(database, inbox_file) -> None:
                                                          upload_id=first["upload_id"])) not in digests
 
 
+def test_the_digest_hashed_and_sorted_in_parallel_workers_is_the_one_of_a_single_process(database, inbox_file) -> None:
+    """Migration 011 hashes and sorts the rows in parallel workers (a Gather Merge): the value is 009's, one
+    process sorting every row hash, whatever order the rows were written in."""
+    amounts = [f"{i}.00" for i in range(300, 0, -1)]  # written in descending order
+    upload_id = int(propose_file(inbox_file("par.csv", csv_text(*amounts, code="PAR")).name, "parallel")["upload_id"])
+    rows = ("SELECT sha256(record_send(p)) AS row_hash FROM proposals.selftest_proposal AS p"
+            " WHERE upload_id = %s ORDER BY 1")
+    with db.transaction() as cur:
+        # Parallel workers even for this small proposal, as for one of a million rows.
+        cur.execute("SET LOCAL min_parallel_table_scan_size = 0; SET LOCAL max_parallel_workers_per_gather = 2;"
+                    " SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0")
+        cur.execute("EXPLAIN " + rows, (upload_id,))
+        assert "Gather Merge" in "\n".join(line for (line,) in cur.fetchall())
+        cur.execute("SELECT ledger.proposal_rows_digest('proposals.selftest_proposal', 'upload_id', %s)", (upload_id,))
+        in_parallel = bytes(cur.fetchone()[0])
+        cur.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+        cur.execute("SELECT sha256(string_agg(row_hash, ''::bytea ORDER BY row_hash)) FROM"
+                    " (SELECT sha256(record_send(p)) AS row_hash FROM proposals.selftest_proposal AS p"
+                    "  WHERE upload_id = %s) AS hashed", (upload_id,))
+        in_one_process = bytes(cur.fetchone()[0])
+    assert in_parallel == in_one_process
+
+
 def test_an_approval_of_another_proposal_commits_nothing(database, inbox_file) -> None:
     proposal = proposed_upload(inbox_file, "otherdigest")
     decide("otherdigest", "APPROVED", "checker", proposal, digest="0" * 64)

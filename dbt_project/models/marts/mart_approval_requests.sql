@@ -25,10 +25,27 @@ with requests as (
     where events.action like '%.approval\_requested' and events.object_type = 'run'
 ),
 
-latest_request as (
+latest_of_run as (
     select distinct on (dag_id, run_id) *
     from requests
     order by dag_id, run_id, requested_at desc
+),
+
+superseded_inputs as (
+    select upload_id, null::bigint as request_id from {{ ref('stg_intake__uploads') }} where status = 'SUPERSEDED'
+    union all
+    select null::bigint, request_id from {{ ref('stg_intake__requests') }} where status = 'SUPERSEDED'
+),
+
+latest_request as (
+    select
+        latest_of_run.*,
+        exists(
+            select 1 from superseded_inputs
+            where superseded_inputs.upload_id = latest_of_run.upload_id
+                or superseded_inputs.request_id = latest_of_run.request_id
+        ) as input_superseded
+    from latest_of_run
 ),
 
 approvals_before_decision as (
@@ -36,12 +53,6 @@ approvals_before_decision as (
     from {{ source('ledger', 'audit_events') }}
     where action like '%.approval\_given' and object_type = 'run' and outcome = 'APPROVED'
     group by object_id
-),
-
-superseded_inputs as (
-    select upload_id, null::bigint as request_id from {{ ref('stg_intake__uploads') }} where status = 'SUPERSEDED'
-    union all
-    select null::bigint, request_id from {{ ref('stg_intake__requests') }} where status = 'SUPERSEDED'
 ),
 
 latest_decision as (
@@ -63,17 +74,16 @@ select
         + case when latest_decision.outcome = 'APPROVED' then 1 else 0 end as approvals_given,
     case
         when latest_decision.outcome is not null then latest_decision.outcome
-        when exists (
-            select 1 from superseded_inputs
-            where superseded_inputs.upload_id = latest_request.upload_id
-                or superseded_inputs.request_id = latest_request.request_id
-        ) then 'SUPERSEDED'
+        when latest_request.input_superseded then 'SUPERSEDED'
         else 'PENDING'
     end as status,
     latest_decision.checker,
     latest_decision.decided_at,
-    round(extract(epoch from coalesce(latest_decision.decided_at, now()) - latest_request.first_requested_at)
-          / 3600.0, 2)::numeric(12, 2) as hours_waiting
+    -- A superseded request waits for nobody: no hours counted.
+    case when latest_decision.outcome is not null or not latest_request.input_superseded
+        then round(extract(epoch from coalesce(latest_decision.decided_at, now()) - latest_request.first_requested_at)
+                   / 3600.0, 2)::numeric(12, 2)
+    end as hours_waiting
 from latest_request
 left join approvals_before_decision using (object_id)
 left join latest_decision using (dag_id, run_id)
