@@ -7,9 +7,11 @@ A workflow names the ledger tables its commit appends to (`writes`). The project
 - every table model that reads only bookkeeping (commits, decisions, audit events), e.g. the
   approvals mart. A model that joins bookkeeping to its own ledger rows (who approved a status
   change) changes only when those rows do: the ledger is append-only, and a new decision belongs
-  to the new commit's rows alone;
-- every view over those tables: a table's rebuild drops them (`drop ... cascade`). A view over the
-  ledger alone already shows the new rows.
+  to the new commit's rows alone.
+
+Views are not rebuilt: they show the rows of what they read as soon as it changes, and a table's
+rebuild re-points the views over it inside the same transaction (the `repoint_dependent_views`
+post-hook), so no view disappears while a publish runs.
 
 The commit checks `writes` against what its transaction actually wrote (`check_writes`), so the
 list cannot drift from the code: a commit writing a table its workflow does not name is refused.
@@ -45,9 +47,7 @@ def selection(writes: Iterable[str], manifest: dict[str, Any] | None = None) -> 
                          if _ledger_sources(parents, node) <= bookkeeping}
     tables = {node for node in (written | about_bookkeeping) & models
               if nodes[node]["config"]["materialized"] != "view"}
-    views = {node for node in reachable(children, tables) & models
-             if nodes[node]["config"]["materialized"] == "view"}
-    return sorted(nodes[node]["name"] for node in tables | views)
+    return sorted(nodes[node]["name"] for node in tables)
 
 
 def _ledger(table: str) -> str:
