@@ -10,8 +10,8 @@ A workflow names the ledger tables its commit appends to (`writes`). The project
   to the new commit's rows alone.
 
 Views are not rebuilt: they show the rows of what they read as soon as it changes, and a table's
-rebuild re-points the views over it inside the same transaction (the `repoint_dependent_views`
-post-hook), so no view disappears while a publish runs.
+rebuild re-points the views over it inside the transaction that swaps it in
+(dbt_project/macros/repoint_dependent_views.sql), so no view disappears while a publish runs.
 
 The commit checks `writes` against what its transaction actually wrote (`check_writes`), so the
 list cannot drift from the code: a commit writing a table its workflow does not name is refused.
