@@ -23,10 +23,10 @@ def transaction(url: str | None = None) -> Iterator[psycopg2.extensions.cursor]:
 
 
 @contextmanager
-def session_lock(key: str) -> Iterator[None]:
+def session_lock(key: str, url: str | None = None) -> Iterator[None]:
     """Hold PostgreSQL's advisory lock on `key` on a connection of its own while the block runs
     (the work inside, e.g. dbt, uses connections of its own); released when the block ends or fails."""
-    with closing(psycopg2.connect(config.database_url())) as conn:
+    with closing(psycopg2.connect(url or config.database_url())) as conn:
         conn.autocommit = True
         with conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (key,))

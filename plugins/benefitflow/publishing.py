@@ -5,9 +5,15 @@ A workflow names the ledger tables its commit appends to (`writes`). The project
 
 - every table model downstream of a written table, directly or through other models;
 - every table model that reads only bookkeeping (commits, decisions, audit events), e.g. the
-  approvals mart. A model that joins bookkeeping to its own ledger rows (who approved a status
-  change) changes only when those rows do: the ledger is append-only, and a new decision belongs
-  to the new commit's rows alone.
+  approvals mart;
+- every incremental model an incremental model in the selection reads (it must take a commit in first).
+
+A model that joins bookkeeping to its own ledger rows (who approved a status change) changes only
+when those rows do: the ledger is append-only, and a new decision belongs to the new commit's rows
+alone.
+
+Incremental models (the current state over the ledger) rebuild only the entities the commits they
+have not taken in yet touched (dbt_project/macros/incremental_state.sql).
 
 Views are not rebuilt: they show the rows of what they read as soon as it changes, and a table's
 rebuild re-points the views over it inside the transaction that swaps it in
@@ -47,7 +53,19 @@ def selection(writes: Iterable[str], manifest: dict[str, Any] | None = None) -> 
                          if _ledger_sources(parents, node) <= bookkeeping}
     tables = {node for node in (written | about_bookkeeping) & models
               if nodes[node]["config"]["materialized"] != "view"}
-    return sorted(nodes[node]["name"] for node in tables)
+    return sorted(nodes[node]["name"] for node in tables | _incremental_ancestors(parents, nodes, tables))
+
+
+def _incremental_ancestors(parents: dict[str, list[str]], nodes: dict[str, Any], selected: set[str]) -> set[str]:
+    """Incremental models the selected incremental models read: each takes in only commits its inputs have
+    taken in (dbt_project/macros/incremental_state.sql), so its inputs run first even when the commit
+    changed nothing of theirs (a run that finds nothing to rebuild costs a look-up)."""
+    def incremental(node: str) -> bool:
+        spec = nodes.get(node)
+        return spec is not None and spec["config"]["materialized"] == "incremental" and "propose" not in spec["tags"]
+
+    return {ancestor for node in selected if incremental(node)
+            for ancestor in reachable(parents, {node}) if incremental(ancestor)}
 
 
 def _ledger(table: str) -> str:

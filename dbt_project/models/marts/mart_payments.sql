@@ -1,5 +1,12 @@
 -- One row per bill for Superset: plan, cycle, status, amounts due and paid, payroll, and where the
 -- recipient lives. No names or national ids (the payments export has them, audited).
+{{ config(materialized='incremental', unique_key='bill_code', incremental_strategy='delete+insert',
+          on_schema_change='sync_all_columns', pre_hook="{{ take_in_commits() }}",
+          indexes=[{'columns': ['bill_code'], 'unique': True}]) }}
+-- Incremental (macros/incremental_state.sql): a run rebuilds the bills its new commits touched, and the
+-- bills of every household and person they changed (the recipient's region, location and sex).
+-- depends_on: {{ ref('stg_ledger__bills') }}, {{ ref('stg_ledger__bill_events') }}, {{ ref('stg_ledger__payroll_bills') }}
+-- depends_on: {{ ref('stg_ledger__individual_versions') }}, {{ ref('stg_ledger__households') }}
 select
     bills.bill_code,
     bills.plan_code,
@@ -29,3 +36,8 @@ left join {{ ref('individuals') }} as recipients
     on recipients.individual_id
         = coalesce(bills.individual_id, households.primary_recipient_id, households.head_individual_id)
 left join {{ ref('stg_ledger__payrolls') }} as payrolls using (payroll_id)
+{%- if is_incremental() %}
+where bills.bill_id in ({{ bills_touched_by_new_commits() }})
+    or bills.individual_id in ({{ touched_by_new_commits(ref('stg_ledger__individual_versions'), 'individual_id') }})
+    or bills.household_code in ({{ households_touched_by_new_commits() }})
+{%- endif %}

@@ -6,11 +6,25 @@
     {'columns': ['cycle_code', 'plan_code']},
     {'columns': ['beneficiary_id']},
     {'columns': ['payroll_id', 'status']},
-]) }}
+    {'columns': ['individual_id']},
+    {'columns': ['household_code']},
+], materialized='incremental', unique_key='bill_id', incremental_strategy='delete+insert',
+   on_schema_change='sync_all_columns', pre_hook="{{ take_in_commits() }}") }}
+-- Incremental (macros/incremental_state.sql): a run rebuilds the bills its new commits created, moved or settled.
+{%- set touched = 'where bill_id in (select bill_id from touched)' if is_incremental() else '' %}
 
-with latest_event as (
+{% if is_incremental() -%}
+with touched as (
+    {{ bills_touched_by_new_commits() }}
+),
+
+{% else -%}
+with
+{% endif -%}
+latest_event as (
     select distinct on (bill_id) bill_id, status, amount_paid, receipt, paid_on
     from {{ ref('stg_ledger__bill_events') }}
+    {{ touched }}
     order by bill_id, commit_id desc
 ),
 
@@ -18,6 +32,7 @@ latest_payroll as (
     select distinct on (payroll_bills.bill_id) payroll_bills.bill_id, payroll_bills.payroll_id, payrolls.payroll_name
     from {{ ref('stg_ledger__payroll_bills') }} as payroll_bills
     join {{ ref('stg_ledger__payrolls') }} as payrolls using (payroll_id)
+    {{ touched }}
     order by payroll_bills.bill_id, payroll_bills.payroll_id desc
 )
 
@@ -43,3 +58,4 @@ select
 from {{ ref('stg_ledger__bills') }} as bills
 left join latest_event using (bill_id)
 left join latest_payroll using (bill_id)
+{{ touched }}

@@ -1,9 +1,15 @@
 -- Households with their members counted, head and primary recipient, located where the head lives.
-{{ config(indexes=[{'columns': ['household_code'], 'unique': True}]) }}
+{{ config(indexes=[{'columns': ['household_code'], 'unique': True}],
+          materialized='incremental', unique_key='household_code', incremental_strategy='delete+insert',
+          on_schema_change='sync_all_columns', pre_hook="{{ take_in_commits() }}") }}
+-- Incremental (macros/incremental_state.sql): a run rebuilds the households its new commits created,
+-- joined or left.
+-- depends_on: {{ ref('stg_ledger__individual_versions') }}
+{%- set touched = 'and household_code in (' ~ households_touched_by_new_commits() ~ ')' if is_incremental() else '' %}
 
 with members as (
     select * from {{ ref('individuals') }}
-    where household_code is not null
+    where household_code is not null {{ touched }}
 ),
 
 -- Commits keep a household to one HEAD and one PRIMARY recipient; should the ledger ever hold two, the pick
@@ -39,3 +45,4 @@ select
     per_household.region
 from {{ ref('stg_ledger__households') }} as households
 left join per_household using (household_code)
+where true {{ touched }}

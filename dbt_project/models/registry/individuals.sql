@@ -5,11 +5,16 @@
     {'columns': ['household_code']},
     {'columns': ['dob']},
     {'columns': ["(first_name || ' ' || last_name)"]},
-]) }}
+], materialized='incremental', unique_key='individual_id', incremental_strategy='delete+insert',
+   on_schema_change='sync_all_columns', pre_hook="{{ take_in_commits() }}") }}
 -- The last index serves the individual record's search by name (its full_name is this expression).
+-- Incremental (macros/incremental_state.sql): a run rebuilds the people its new commits gave a version.
 
 with versions as (
     select * from {{ ref('stg_ledger__individual_versions') }}
+    {%- if is_incremental() %}
+    where individual_id in ({{ touched_by_new_commits(ref('stg_ledger__individual_versions'), 'individual_id') }})
+    {%- endif %}
 ),
 
 latest as (

@@ -8,7 +8,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 
-from benefitflow import db
+from benefitflow import db, publishing
 from benefitflow.platform import demo, postgres, services, superset_setup
 from benefitflow.platform.instance import DEMO_USERS, PROJECT_ROOT, Instance
 from benefitflow.platform.stack_tools import run
@@ -39,8 +39,11 @@ def build_dbt(instance: Instance, *, only_if_changed: bool = False, exclude: tup
         return
     stamp.unlink(missing_ok=True)
     env = instance.benefitflow_env()
-    run([str(services.AIRFLOW_BIN / "dbt"), "build", "--profiles-dir", str(DBT_DIR),
-         "--target-path", str(instance.dbt_target), *exclude], env, "dbt build", cwd=DBT_DIR)
+    # A changed project may compute state differently: every state model is rebuilt whole (--full-refresh;
+    # proposals opt out, their rows are what checkers are asked about), taking turns with publishes.
+    with db.session_lock(publishing.PUBLISH_LOCK, instance.app_database_url):
+        run([str(services.AIRFLOW_BIN / "dbt"), "build", "--full-refresh", "--profiles-dir", str(DBT_DIR),
+             "--target-path", str(instance.dbt_target), *exclude], env, "dbt build", cwd=DBT_DIR)
     stamp.write_text(project)
 
 
@@ -134,7 +137,7 @@ def _superset_up(instance: Instance) -> None:
 
 
 def rebuild(instance: Instance) -> None:
-    """Every derived table from the ledger again (`dbt build`), on a running installation.
+    """Every derived table rebuilt whole from the ledger (`dbt build --full-refresh`), on a running installation.
 
     Proposals waiting for a checker are left alone: their rows are what the checker is asked about."""
     postgres.start(instance)

@@ -1,0 +1,89 @@
+{#- State grows by the change, not by the registry (migration 012_incremental_state.sql says why a set).
+
+    An incremental state model:
+      {{ config(materialized='incremental', unique_key=..., pre_hook=take_in_commits()) }}
+      ... where {{ key }} in ({{ touched_by_new_commits('ledger table', 'key column') }}) ...
+    Its run first takes in the commits it has not taken in yet (pre-hook, same transaction as its
+    rows), then rebuilds the entities those commits touched, from their whole history. A model that
+    reads other incremental models takes in only the commits every one of them has already taken in,
+    so it never marks a commit done that its inputs do not show yet. A full refresh rebuilds all. -#}
+
+{% macro state_model_name(relation=none) -%}
+    {%- set relation = relation or this -%}
+    {{ relation.schema }}.{{ relation.identifier }}
+{%- endmacro %}
+
+
+{% macro take_in_commits() -%}
+    {%- set model_name = state_model_name() -%}
+    select set_config('benefitflow.take_in', nextval('publishing.take_ins')::text, true);
+    insert into publishing.taken_in_commits (model, commit_id, take_in)
+    select '{{ model_name }}', commits.commit_id, current_setting('benefitflow.take_in')::bigint
+    from ledger.commits as commits
+    where not exists (
+        select from publishing.taken_in_commits as taken
+        where taken.model = '{{ model_name }}' and taken.commit_id = commits.commit_id
+    )
+    {%- for parent in incremental_parents(model.unique_id) %}
+    and exists (
+        select from publishing.taken_in_commits as taken
+        where taken.model = '{{ parent }}' and taken.commit_id = commits.commit_id
+    )
+    {%- endfor %}
+{%- endmacro %}
+
+
+{#- The commits this run takes in (parallel-safe: a setting, not a function that assigns a transaction id). -#}
+{% macro new_commits() -%}
+    select commit_id from publishing.taken_in_commits
+    where model = '{{ state_model_name() }}' and take_in = current_setting('benefitflow.take_in')::bigint
+{%- endmacro %}
+
+
+{#- The keys a ledger table's rows of the new commits name (the table needs an index on commit_id). -#}
+{% macro touched_by_new_commits(ledger_relation, key) -%}
+    select {{ key }} from {{ ledger_relation }} where commit_id in ({{ new_commits() }})
+{%- endmacro %}
+
+
+{#- The nearest incremental models this model reads, through views: they must have taken a commit in first. -#}
+{% macro incremental_parents(node_id) %}
+    {%- set found = [] %}
+    {%- if not execute %}{{ return(found) }}{% endif %}
+    {%- for parent_id in graph.nodes[node_id].depends_on.nodes if parent_id in graph.nodes %}
+        {%- set parent = graph.nodes[parent_id] %}
+        {%- if parent.config.materialized == 'incremental' and 'propose' not in parent.tags %}
+            {%- do found.append(parent.schema ~ '.' ~ parent.alias) %}
+        {%- elif parent.config.materialized == 'view' %}
+            {%- do found.extend(incremental_parents(parent_id)) %}
+        {%- endif %}
+    {%- endfor %}
+    {{- return(found | unique | list) }}
+{% endmacro %}
+
+
+{#- The households whose members or head may have changed with the new commits: created, joined, or left
+    (an individual's previous version names the household it left). -#}
+{% macro households_touched_by_new_commits() -%}
+    {{ touched_by_new_commits(ref('stg_ledger__households'), 'household_code') }}
+    union
+    select changed.household_code
+    from {{ ref('stg_ledger__individual_versions') }} as changed
+    where changed.commit_id in ({{ new_commits() }}) and changed.household_code is not null
+    union
+    select previous.household_code
+    from {{ ref('stg_ledger__individual_versions') }} as changed
+    join {{ ref('stg_ledger__individual_versions') }} as previous
+        on previous.individual_id = changed.individual_id and previous.version = changed.version - 1
+    where changed.commit_id in ({{ new_commits() }}) and previous.household_code is not null
+{%- endmacro %}
+
+
+{#- The bills the new commits created, settled, failed, released or put in a payroll. -#}
+{% macro bills_touched_by_new_commits() -%}
+    {{ touched_by_new_commits(ref('stg_ledger__bills'), 'bill_id') }}
+    union
+    {{ touched_by_new_commits(ref('stg_ledger__bill_events'), 'bill_id') }}
+    union
+    {{ touched_by_new_commits(ref('stg_ledger__payroll_bills'), 'bill_id') }}
+{%- endmacro %}
