@@ -33,6 +33,12 @@ the plan's beneficiaries, by their beneficiary id, across every category, channe
 imported by the `grievances_import` workflow. Then the individual record
 (`marts.mart_individual_record`, a view) is read for 20 people who have a plan, bills and a
 grievance, by id and by name, as the Superset dashboard's native filters read it.
+
+5. Ten rows of each kind: a registry update of 10 people, a status change of 10 beneficiaries,
+a status change of 10 grievance tickets, and the 10-row corrections file of step 3. Above 10,000
+people the same bench runs again at 10,000 people (in a process and database of its own, its
+output kept in the bench folder) and each operation's time is given as a ratio to it (target
+<= 1.5x, and <= 2 s at 10,000).
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ import csv
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -71,6 +79,11 @@ MIN_BILLS = 100  # room for the planted rows between the "No" answers
 CHAIN_TARGET_SECONDS = 120.0
 PEOPLE_PER_GRIEVANCE = 20
 RECORD_SAMPLE = 20
+SMALL_ROWS = 10
+REFERENCE_ROWS = 10_000
+SMALL_RATIO_TARGET, SMALL_SECONDS_TARGET = 1.5, 2.0
+REFERENCE_OUT = os.environ.get("BENCH_REFERENCE_OUT")  # set for the 10,000-people run: where its figures go
+SMALL_OPERATIONS: dict[str, tuple[float, float]] = {}  # operation -> (seconds excl. approval, of which publish)
 
 
 class PeakMemory:
@@ -133,6 +146,8 @@ def run(instance: Any) -> None:
         bench_payments(memory)
         bench_grievances(memory)
         bench_individual_record()
+        bench_small_operations(memory)
+    print_small_operations(reference_figures(instance))
 
 
 class Stages:
@@ -410,14 +425,14 @@ def bench_reconciliation(memory: PeakMemory, checks: Checks, name: str, filled: 
     """The provider's file with skip_invalid_rows: the planted rows refused, their bills left open."""
     print(f"\nbenefitflow bench: reconciliation of {name} from the provider's file ({filled.rows:,} rows, "
           f"{2 * PLANTED_PER_KIND} of them to be refused)")
-    result, seconds = reconcile(memory, name, filled.path, filled.rows, "reconciliation (excl. approval)")
+    result, stages = reconcile(memory, name, filled.path, filled.rows, "reconciliation (excl. approval)")
     proposal = result["proposal"]
     refused = (proposal["invalid_rows"], proposal["stale_rows"], proposal["mismatched_rows"],
                proposal["bills_left_open"])
     checks("refused rows = planted", refused == (2 * PLANTED_PER_KIND, PLANTED_PER_KIND, PLANTED_PER_KIND,
                                                  2 * PLANTED_PER_KIND),
            f"{refused[0]} invalid ({refused[1]} stale, {refused[2]} mismatched), {refused[3]} bills left open")
-    return seconds
+    return stage_seconds(stages)
 
 
 def bench_corrections(memory: PeakMemory, checks: Checks, name: str, filled: ProviderFile) -> float:
@@ -431,15 +446,16 @@ def bench_corrections(memory: PeakMemory, checks: Checks, name: str, filled: Pro
         writer.writerows(filled.corrected)
     print(f"\nbenefitflow bench: reconciliation of {name} from the provider's corrections "
           f"({len(filled.corrected)} rows)")
-    result, seconds = reconcile(memory, name, path, len(filled.corrected), "corrections (excl. approval)")
+    result, stages = reconcile(memory, name, path, len(filled.corrected), "corrections (excl. approval)")
+    record_small_operation(f"payroll corrections ({len(filled.corrected)} rows)", stages)
     proposal = result["proposal"]
     outcome = (proposal["paid"], proposal["invalid_rows"], proposal["bills_left_open"])
     checks("corrections paid", outcome == (len(filled.corrected), 0, 0),
            f"{outcome[0]} PAID, {outcome[1]} invalid, {outcome[2]} bills left open")
-    return seconds
+    return stage_seconds(stages)
 
 
-def reconcile(memory: PeakMemory, name: str, path: Path, rows: int, label: str) -> tuple[dict[str, Any], float]:
+def reconcile(memory: PeakMemory, name: str, path: Path, rows: int, label: str) -> tuple[dict[str, Any], Stages]:
     from benefitflow.payments.reconciliation import WORKFLOW
     from benefitflow.workflow import run_steps
 
@@ -452,7 +468,7 @@ def reconcile(memory: PeakMemory, name: str, path: Path, rows: int, label: str) 
           f"({proposal['failed_total']}); {proposal['invalid_rows']:,} rows refused "
           f"({', '.join(f'{rule} {n:,}' for rule, n in sorted(proposal['invalid_by_rule'].items())) or 'none'}); "
           f"{proposal['bills_left_open']:,} bills left open")
-    return result, stage_seconds(stages)
+    return result, stages
 
 
 def check_reconciled(checks: Checks, name: str, bills: tuple[int, Decimal], filled: ProviderFile) -> None:
@@ -551,6 +567,96 @@ def bench_individual_record() -> None:
             timings.sort()
             print(f"  {label:<18} median {timings[len(timings) // 2]:7.1f} ms   slowest {timings[-1]:7.1f} ms"
                   f"   {rows / len(people):.1f} lines per record")
+
+
+def bench_small_operations(memory: PeakMemory) -> None:
+    """Ten rows of each kind, through the same steps as the DAGs (approval excluded)."""
+    from benefitflow.grievances.status import STATUS as GRIEVANCE_STATUS
+    from benefitflow.programmes.status import STATUS
+    from benefitflow.registry.importing import WORKFLOW as INDIVIDUALS
+    from benefitflow.request_workflow import run_steps as run_request
+    from benefitflow.workflow import run_steps as run_upload
+
+    print(f"\nbenefitflow bench: {SMALL_ROWS} rows of each kind in a registry of {ROWS:,} people")
+    people = first_values("SELECT individual_id FROM registry.individuals ORDER BY individual_id LIMIT %s")
+    update = inbox_file("bench-small-update.csv", ["id,last_name", *(f"{person},Corrected" for person in people)])
+    timed_small_operation("registry update", memory, lambda on_step: run_upload(
+        INDIVIDUALS, file=update, options={"mode": "update", "on_invalid_rows": "reject_file"}, maker=MAKER,
+        checker=CHECKER, run_id=uuid.uuid4().hex, on_step=on_step))
+    beneficiaries = first_values("SELECT beneficiary_id FROM programmes.beneficiaries WHERE status = 'ACTIVE'"
+                                 " AND plan_code = %s ORDER BY beneficiary_id LIMIT %s", PLAN)
+    chosen = inbox_file("bench-small-status.csv", ["beneficiary_id", *beneficiaries])
+    timed_small_operation("beneficiary status change", memory, lambda on_step: run_request(
+        STATUS, options={"plan": PLAN, "status": "SUSPENDED", "reason": "bench", "file": chosen}, maker=MAKER,
+        checker=CHECKER, run_id=uuid.uuid4().hex, on_step=on_step))
+    tickets = first_values("SELECT grievance_code FROM grievances.grievances WHERE status = 'RECEIVED'"
+                           " ORDER BY grievance_code LIMIT %s")
+    timed_small_operation("grievance status change", memory, lambda on_step: run_request(
+        GRIEVANCE_STATUS, options={"grievances": tickets, "status": "OPEN", "comment": "bench"}, maker=MAKER,
+        checker=CHECKER, run_id=uuid.uuid4().hex, on_step=on_step))
+    if REFERENCE_OUT:
+        Path(REFERENCE_OUT).write_text(json.dumps(SMALL_OPERATIONS))
+
+
+def first_values(query: str, *parameters: Any) -> list[str]:
+    """The first SMALL_ROWS values the query gives (its last parameter is the LIMIT)."""
+    from benefitflow import db
+
+    with db.transaction() as cur:
+        cur.execute(query, (*parameters, SMALL_ROWS))
+        return [str(value) for (value,) in cur.fetchall()]
+
+
+def inbox_file(name: str, lines: list[str]) -> str:
+    from benefitflow import config
+
+    path = config.inbox() / f"{uuid.uuid4().hex[:8]}-{name}"
+    path.write_text("\n".join(lines) + "\n")
+    return path.name
+
+
+def timed_small_operation(label: str, memory: PeakMemory, run: Callable[[Stages], Any]) -> None:
+    stages = Stages(memory)
+    run(stages)
+    record_small_operation(f"{label} ({SMALL_ROWS} rows)", stages)
+
+
+def record_small_operation(label: str, stages: Stages) -> None:
+    SMALL_OPERATIONS[label] = (stage_seconds(stages), sum(s for step, s, _, _ in stages.timings if step == "publish"))
+
+
+def reference_figures(instance: Any) -> dict[str, tuple[float, float]] | None:
+    """The same bench at 10,000 people, in a process and database of its own (above 10,000 people only)."""
+    if ROWS <= REFERENCE_ROWS or REFERENCE_OUT:
+        return None
+    out, log = instance.home / "reference.json", instance.home / "reference.log"
+    print(f"\nbenefitflow bench: the same at {REFERENCE_ROWS:,} people, for the ratios (its output: {log})", flush=True)
+    with log.open("w") as sink:
+        done = subprocess.run([sys.executable, "-m", "bench.run"], stdout=sink, stderr=subprocess.STDOUT, check=False,
+                              env={**os.environ, "BENCH_ROWS": str(REFERENCE_ROWS), "BENCH_REFERENCE_OUT": str(out)})
+    if done.returncode != 0 or not out.exists():
+        print(f"  the {REFERENCE_ROWS:,}-people run failed (exit {done.returncode}); its last lines:\n"
+              + "".join(log.read_text().splitlines(keepends=True)[-20:]))
+        return None
+    return {label: tuple(figures) for label, figures in json.loads(out.read_text()).items()}
+
+
+def print_small_operations(reference: dict[str, tuple[float, float]] | None) -> None:
+    if not SMALL_OPERATIONS:
+        return
+    print(f"\nbenefitflow bench: {SMALL_ROWS}-row operations at {ROWS:,} people (seconds excl. approval; publish)")
+    header = f"  {'operation':<40} {'seconds':>8} {'publish':>8}"
+    print(header + (f" {f'at {REFERENCE_ROWS:,}':>10} {'ratio':>7}" if reference else ""))
+    for label, (seconds, publish) in SMALL_OPERATIONS.items():
+        line = f"  {label:<40} {seconds:8.2f} {publish:8.2f}"
+        if reference and label in reference:
+            small = reference[label][0]
+            verdict = "met" if seconds / small <= SMALL_RATIO_TARGET and small <= SMALL_SECONDS_TARGET else "MISSED"
+            line += f" {small:10.2f} {seconds / small:6.2f}x  {verdict}"
+        print(line)
+    if reference:
+        print(f"  target: <= {SMALL_RATIO_TARGET}x the same at {REFERENCE_ROWS:,} people, and <= "
+              f"{SMALL_SECONDS_TARGET:.0f} s there")
 
 
 def latest_events() -> tuple[int, int]:

@@ -87,3 +87,12 @@
     union
     {{ touched_by_new_commits(ref('stg_ledger__payroll_bills'), 'bill_id') }}
 {%- endmacro %}
+
+
+{#- Whether this model's table has a column for each of these registry variables already (else every row is
+    rebuilt: sync_all_columns adds the new column, and every row must get its value). -#}
+{% macro variables_are_columns(variables) -%}
+    {%- if not execute %}{{ return(false) }}{% endif %}
+    {%- set existing = adapter.get_columns_in_relation(this) | map(attribute='name') | list %}
+    {{- return(variables | map(attribute='name') | reject('in', existing) | list | length == 0) }}
+{%- endmacro %}

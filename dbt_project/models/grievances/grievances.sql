@@ -3,10 +3,26 @@
     {'columns': ['grievance_id'], 'unique': True},
     {'columns': ['grievance_code'], 'unique': True},
     {'columns': ['individual_id']},
-]) }}
+], materialized='incremental', unique_key='grievance_id', incremental_strategy='delete+insert',
+   on_schema_change='fail', pre_hook="{{ take_in_commits() }}") }}
+-- Incremental (macros/incremental_state.sql): a run rebuilds the tickets its new commits recorded or moved.
 
 with events as (
     select * from {{ ref('stg_ledger__grievance_events') }}
+    {%- if is_incremental() %}
+    where grievance_id in (
+        {{ touched_by_new_commits(ref('stg_ledger__grievances'), 'grievance_id') }}
+        union
+        {{ touched_by_new_commits(ref('stg_ledger__grievance_events'), 'grievance_id') }}
+    )
+    {%- endif %}
+),
+
+-- A beneficiary's plan never changes: it is the one its first version names (the ledger, not the state).
+plans_of_beneficiaries as (
+    select beneficiary_id, plan_code
+    from {{ ref('stg_ledger__beneficiary_versions') }}
+    where version = 1
 ),
 
 per_ticket as (
@@ -46,4 +62,4 @@ select
     grievances.recorded_at
 from {{ ref('stg_ledger__grievances') }} as grievances
 join per_ticket using (grievance_id)
-left join {{ ref('beneficiaries') }} as beneficiaries using (beneficiary_id)
+left join plans_of_beneficiaries as beneficiaries using (beneficiary_id)

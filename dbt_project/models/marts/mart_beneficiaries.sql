@@ -1,6 +1,15 @@
 -- One row per beneficiary for Superset: plan, status and since when, enrolment and first activation,
 -- and the person's (for a GROUP plan: the household head's) region, location, sex and age band.
 -- No names, national ids or dates of birth.
+{{ config(materialized='incremental', unique_key='beneficiary_id', incremental_strategy='delete+insert',
+          on_schema_change='fail', pre_hook="{{ take_in_commits() }}",
+          indexes=[{'columns': ['beneficiary_id'], 'unique': True}, {'columns': ['plan_code', 'region']}]) }}
+-- Incremental (macros/incremental_state.sql): a run rebuilds the beneficiaries its new commits changed, those of
+-- the people, households and plans they changed, and those whose person entered another age band since the
+-- model's previous run (a birthday is not a commit).
+-- depends_on: {{ ref('stg_ledger__beneficiary_versions') }}, {{ ref('stg_ledger__plan_versions') }}
+-- depends_on: {{ ref('stg_ledger__individual_versions') }}, {{ ref('stg_ledger__households') }}
+{%- set age_bands = [18, 35, 60, 70, 80] %}
 with history as (
     select
         beneficiary_id,
@@ -20,6 +29,35 @@ people as (
         date_part('year', age({{ dbt.current_timestamp() }}::date, dob))::integer as age
     from {{ ref('individuals') }}
 )
+{%- if is_incremental() %},
+
+previous_run as (
+    select coalesce(max(taken_in_at), '-infinity')::date as day
+    from publishing.taken_in_commits
+    where model = '{{ state_model_name() }}' and take_in <> current_setting('benefitflow.take_in')::bigint
+),
+
+people_in_another_band as (
+    select individuals.individual_id, individuals.household_code
+    from {{ ref('individuals') }} as individuals
+    cross join previous_run
+    cross join unnest(array[{{ age_bands | join(', ') }}]) as band (years)
+    where individuals.dob > previous_run.day - make_interval(years => band.years)
+        and individuals.dob <= {{ dbt.current_timestamp() }}::date - make_interval(years => band.years)
+),
+
+people_touched as (
+    {{ touched_by_new_commits(ref('stg_ledger__individual_versions'), 'individual_id') }}
+    union
+    select individual_id from people_in_another_band
+),
+
+households_touched as (
+    {{ households_touched_by_new_commits() }}
+    union
+    select household_code from people_in_another_band
+)
+{%- endif %}
 
 select
     beneficiaries.beneficiary_id,
@@ -36,12 +74,11 @@ select
     people.sex,
     case
         when people.age is null then null
-        when people.age < 18 then '0-17'
-        when people.age < 35 then '18-34'
-        when people.age < 60 then '35-59'
-        when people.age < 70 then '60-69'
-        when people.age < 80 then '70-79'
-        else '80+'
+        when people.age < {{ age_bands[0] }} then '0-{{ age_bands[0] - 1 }}'
+        {%- for lower in age_bands[:-1] %}
+        when people.age < {{ age_bands[loop.index] }} then '{{ lower }}-{{ age_bands[loop.index] - 1 }}'
+        {%- endfor %}
+        else '{{ age_bands[-1] }}+'
     end as age_band,
     people.region,
     people.location_code,
@@ -53,3 +90,10 @@ left join history using (beneficiary_id)
 left join {{ ref('households') }} as households using (household_code)
 left join people
     on people.individual_id = coalesce(beneficiaries.individual_id, households.head_individual_id)
+{%- if is_incremental() %}
+where beneficiaries.beneficiary_id in (
+    {{ touched_by_new_commits(ref('stg_ledger__beneficiary_versions'), 'beneficiary_id') }})
+    or beneficiaries.individual_id in (select individual_id from people_touched)
+    or beneficiaries.household_code in (select household_code from households_touched)
+    or beneficiaries.plan_code in ({{ touched_by_new_commits(ref('stg_ledger__plan_versions'), 'plan_code') }})
+{%- endif %}

@@ -1,7 +1,7 @@
 -- One row per bill for Superset: plan, cycle, status, amounts due and paid, payroll, and where the
 -- recipient lives. No names or national ids (the payments export has them, audited).
 {{ config(materialized='incremental', unique_key='bill_code', incremental_strategy='delete+insert',
-          on_schema_change='sync_all_columns', pre_hook="{{ take_in_commits() }}",
+          on_schema_change='fail', pre_hook="{{ take_in_commits() }}",
           indexes=[{'columns': ['bill_code'], 'unique': True}]) }}
 -- Incremental (macros/incremental_state.sql): a run rebuilds the bills its new commits touched, and the
 -- bills of every household and person they changed (the recipient's region, location and sex).

@@ -1,6 +1,14 @@
--- One row per individual for Superset: household, age and the programme variables as columns.
--- Identifying data (national id and variables marked x-personal in the schema) stays out.
+-- One row per individual for Superset: household, date of birth and the programme variables as columns.
+-- Identifying data (national id and variables marked x-personal in the schema) stays out. Age is computed
+-- when read (the Superset dataset's `age`), so no row goes stale as people grow older.
+{{ config(materialized='incremental', unique_key='individual_id', incremental_strategy='delete+insert',
+          on_schema_change='sync_all_columns', pre_hook="{{ take_in_commits() }}",
+          indexes=[{'columns': ['individual_id'], 'unique': True}, {'columns': ['region']}]) }}
+-- Incremental (macros/incremental_state.sql): a run rebuilds the people its new commits changed and the members
+-- of every household they joined or left (its size). All rows when the registry schema's variables changed.
+-- depends_on: {{ ref('stg_ledger__individual_versions') }}, {{ ref('stg_ledger__households') }}
 {%- set variables = registry_variables() | rejectattr('personal') | list %}
+{%- set only_touched = is_incremental() and variables_are_columns(variables) %}
 
 select
     individuals.individual_id,
@@ -8,7 +16,6 @@ select
     individuals.last_name,
     individuals.sex,
     individuals.dob,
-    date_part('year', age(current_date, individuals.dob))::integer as age,
     individuals.location_code,
     individuals.location_name,
     individuals.region,
@@ -24,3 +31,7 @@ select
     {%- endfor %}
 from {{ ref('individuals') }} as individuals
 left join {{ ref('households') }} as households using (household_code)
+{%- if only_touched %}
+where individuals.individual_id in ({{ touched_by_new_commits(ref('stg_ledger__individual_versions'), 'individual_id') }})
+    or individuals.household_code in ({{ households_touched_by_new_commits() }})
+{%- endif %}

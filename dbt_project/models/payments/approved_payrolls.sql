@@ -1,12 +1,16 @@
 -- Every approved payroll (the ledger) with its bills and what the provider reported for them in this
--- payroll. Rebuilt by the payroll and reconciliation commits, which alone change it.
+-- payroll. Changed by the payroll and reconciliation commits alone.
 {{ config(materialized='incremental', unique_key='payroll_id', incremental_strategy='delete+insert',
-          on_schema_change='sync_all_columns', pre_hook="{{ take_in_commits() }}") }}
--- Incremental (macros/incremental_state.sql): a run rebuilds the payrolls its new commits approved, filled or answered.
-{%- set only_touched = 'payroll_id in (select payroll_id from touched)' %}
+          on_schema_change='fail', pre_hook="{{ take_in_commits() }}") }}
+-- Incremental (macros/incremental_state.sql): a payroll's bills and answers only grow (its bills are
+-- taken once, each is answered once in it), so a run adds the rows of its new commits to the totals
+-- the table holds; the status and the payroll's own columns are read again for the payrolls touched.
+{%- set incremental = is_incremental() %}
+{%- set new_rows = 'commit_id in (' ~ new_commits() ~ ')' %}
 
-{% if is_incremental() -%}
-with touched as (
+with
+{%- if incremental %}
+touched as (
     {{ touched_by_new_commits(ref('stg_ledger__payrolls'), 'payroll_id') }}
     union
     {{ touched_by_new_commits(ref('stg_ledger__payroll_events'), 'payroll_id') }}
@@ -15,9 +19,9 @@ with touched as (
     union
     {{ touched_by_new_commits(ref('stg_ledger__bill_events'), 'payroll_id') }}
 ),
+{%- endif %}
 
-approved as ({%- else %}
-with approved as ({%- endif %}
+approved as (
     select
         payrolls.payroll_id,
         payrolls.payroll_name,
@@ -35,13 +39,17 @@ with approved as ({%- endif %}
         order by events.commit_id desc
         limit 1
     ) as latest_event on true
-    {% if is_incremental() %}where payrolls.{{ only_touched }}{% endif %}
+    {%- if incremental %}
+    where payrolls.payroll_id in (select payroll_id from touched)
+    {%- endif %}
 ),
 
 contents as (
     select payroll_id, count(*) as bills, sum(amount) as total_amount
     from {{ ref('stg_ledger__payroll_bills') }}
-    {% if is_incremental() %}where {{ only_touched }}{% endif %}
+    {%- if incremental %}
+    where {{ new_rows }}
+    {%- endif %}
     group by payroll_id
 ),
 
@@ -55,18 +63,26 @@ outcomes as (
         coalesce(sum(payroll_bills.amount) filter (where events.status = 'FAILED'), 0) as amount_failed
     from {{ ref('stg_ledger__bill_events') }} as events
     join {{ ref('stg_ledger__payroll_bills') }} as payroll_bills using (payroll_id, bill_id)
-    where events.status in ('PAID', 'FAILED') {% if is_incremental() %}and events.{{ only_touched }}{% endif %}
+    where events.status in ('PAID', 'FAILED')
+    {%- if incremental %}
+        and events.{{ new_rows }}
+    {%- endif %}
     group by events.payroll_id
 )
 
 select
     approved.*,
-    coalesce(contents.bills, 0) as bills,
-    coalesce(contents.total_amount, 0) as total_amount,
-    coalesce(outcomes.bills_paid, 0) as bills_paid,
-    coalesce(outcomes.amount_paid, 0) as amount_paid,
-    coalesce(outcomes.bills_failed, 0) as bills_failed,
-    coalesce(outcomes.amount_failed, 0) as amount_failed
+    {%- for column in ['bills', 'total_amount', 'bills_paid', 'amount_paid', 'bills_failed', 'amount_failed'] %}
+    {%- set source = 'contents' if column in ['bills', 'total_amount'] else 'outcomes' %}
+    {%- if incremental %}
+    coalesce(previous.{{ column }}, 0) + coalesce({{ source }}.{{ column }}, 0) as {{ column }}{{ ',' if not loop.last }}
+    {%- else %}
+    coalesce({{ source }}.{{ column }}, 0) as {{ column }}{{ ',' if not loop.last }}
+    {%- endif %}
+    {%- endfor %}
 from approved
 left join contents using (payroll_id)
 left join outcomes using (payroll_id)
+{%- if incremental %}
+left join {{ this }} as previous using (payroll_id)  -- noqa: AL05
+{%- endif %}

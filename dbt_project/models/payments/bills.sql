@@ -9,7 +9,7 @@
     {'columns': ['individual_id']},
     {'columns': ['household_code']},
 ], materialized='incremental', unique_key='bill_id', incremental_strategy='delete+insert',
-   on_schema_change='sync_all_columns', pre_hook="{{ take_in_commits() }}") }}
+   on_schema_change='fail', pre_hook="{{ take_in_commits() }}") }}
 -- Incremental (macros/incremental_state.sql): a run rebuilds the bills its new commits created, moved or settled.
 {%- set touched = 'where bill_id in (select bill_id from touched)' if is_incremental() else '' %}
 

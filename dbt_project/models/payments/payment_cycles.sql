@@ -1,31 +1,100 @@
 -- Every plan's payment cycles with their bills' numbers and amounts (due, paid, failed, held).
 {{ config(materialized='incremental', unique_key=['cycle_code', 'plan_code'], incremental_strategy='delete+insert',
-          on_schema_change='sync_all_columns', pre_hook="{{ take_in_commits() }}") }}
--- Incremental (macros/incremental_state.sql): a run counts again the cycles whose bills its new commits touched.
+          on_schema_change='fail', pre_hook="{{ take_in_commits() }}") }}
+-- Incremental (macros/incremental_state.sql): a run moves the bills its new commits touched from what they
+-- were (as the commits this model took in before showed them) to what they are now (payments.bills), so a
+-- correction of ten bills costs ten bills, not the cycle's million. A full rebuild counts every bill.
 -- depends_on: {{ ref('stg_ledger__bills') }}, {{ ref('stg_ledger__bill_events') }}, {{ ref('stg_ledger__payroll_bills') }}
+{%- set counted = ['bills', 'total_amount', 'bills_held', 'bills_due', 'bills_paid', 'amount_paid', 'bills_failed',
+                   'amount_failed'] %}
+{%- set incremental = is_incremental() %}
+
+with
+{%- if incremental %}
+taken_in_before as (
+    select commit_id from publishing.taken_in_commits
+    where model = '{{ state_model_name() }}' and take_in <> current_setting('benefitflow.take_in')::bigint
+),
+
+touched as (
+    {{ bills_touched_by_new_commits() }}
+),
+
+-- Each touched bill as this model counted it before: none for a bill created by a new commit.
+before as (
+    select
+        bills.bill_id,
+        bills.cycle_code,
+        bills.plan_code,
+        bills.currency,
+        bills.amount,
+        coalesce(latest_event.status, case when bills.held then 'HELD' else 'DUE' end) as status,
+        case when latest_event.status = 'PAID' then latest_event.amount_paid end as amount_paid
+    from {{ ref('stg_ledger__bills') }} as bills
+    left join lateral (
+        select events.status, events.amount_paid
+        from {{ ref('stg_ledger__bill_events') }} as events
+        where events.bill_id = bills.bill_id and events.commit_id in (select commit_id from taken_in_before)
+        order by events.commit_id desc
+        limit 1
+    ) as latest_event on true
+    where bills.bill_id in (select bill_id from touched)
+        and bills.commit_id in (select commit_id from taken_in_before)
+),
+
+bill_changes as (
+    select 1 as sign, cycle_code, plan_code, currency, amount, status, amount_paid
+    from {{ ref('bills') }}
+    where bill_id in (select bill_id from touched)
+    union all
+    select -1 as sign, cycle_code, plan_code, currency, amount, status, amount_paid
+    from before
+),
+
+{%- else %}
+bill_changes as (
+    select 1 as sign, cycle_code, plan_code, currency, amount, status, amount_paid
+    from {{ ref('bills') }}
+),
+{%- endif %}
+
+counts as (
+    select
+        cycle_code,
+        plan_code,
+        min(currency) as currency,
+        sum(sign) as bills,
+        sum(sign * amount) as total_amount,
+        sum(sign) filter (where status = 'HELD') as bills_held,
+        sum(sign) filter (where status = 'DUE') as bills_due,
+        sum(sign) filter (where status = 'PAID') as bills_paid,
+        sum(sign * amount_paid) as amount_paid,
+        sum(sign) filter (where status = 'FAILED') as bills_failed,
+        sum(sign * amount) filter (where status = 'FAILED') as amount_failed
+    from bill_changes
+    group by cycle_code, plan_code
+)
+
 select
     cycles.cycle_code,
     cycles.plan_code,
     cycles.period_start,
     cycles.period_end,
-    min(bills.currency) as currency,
-    count(bills.bill_id) as bills,
-    coalesce(sum(bills.amount), 0) as total_amount,
-    count(*) filter (where bills.status = 'HELD') as bills_held,
-    count(*) filter (where bills.status = 'DUE') as bills_due,
-    count(*) filter (where bills.status = 'PAID') as bills_paid,
-    coalesce(sum(bills.amount_paid), 0) as amount_paid,
-    count(*) filter (where bills.status = 'FAILED') as bills_failed,
-    coalesce(sum(bills.amount) filter (where bills.status = 'FAILED'), 0) as amount_failed,
+    {%- if incremental %}
+    coalesce(previous.currency, counts.currency) as currency,
+    {%- else %}
+    counts.currency,
+    {%- endif %}
+    {%- for column in counted %}
+    {{ 'coalesce(previous.' ~ column ~ ', 0) + ' if incremental }}coalesce(counts.{{ column }}, 0)::{{
+        'numeric' if 'amount' in column else 'bigint' }} as {{ column }},
+    {%- endfor %}
     cycles.recorded_at as opened_at
 from {{ ref('stg_ledger__payment_cycles') }} as cycles
-left join {{ ref('bills') }} as bills using (cycle_code, plan_code)
-{%- if is_incremental() %}
-where (cycles.cycle_code, cycles.plan_code) in (
-    {{ touched_by_new_commits(ref('stg_ledger__payment_cycles'), 'cycle_code, plan_code') }}
-    union
-    select cycle_code, plan_code from {{ ref('stg_ledger__bills') }}
-    where bill_id in ({{ bills_touched_by_new_commits() }})
-)
+left join counts using (cycle_code, plan_code)
+{%- if incremental %}
+left join {{ this }} as previous using (cycle_code, plan_code)
+where counts.cycle_code is not null
+    or (cycles.cycle_code, cycles.plan_code) in (
+        {{ touched_by_new_commits(ref('stg_ledger__payment_cycles'), 'cycle_code, plan_code') }})
 {%- endif %}
-group by cycles.cycle_code, cycles.plan_code, cycles.period_start, cycles.period_end, cycles.recorded_at

@@ -4,10 +4,15 @@
     {'columns': ['plan_code', 'status']},
     {'columns': ['individual_id']},
     {'columns': ['household_code']},
-]) }}
+], materialized='incremental', unique_key='beneficiary_id', incremental_strategy='delete+insert',
+   on_schema_change='fail', pre_hook="{{ take_in_commits() }}") }}
+-- Incremental (macros/incremental_state.sql): a run rebuilds the beneficiaries its new commits gave a version.
 
 with versions as (
     select * from {{ ref('stg_ledger__beneficiary_versions') }}
+    {%- if is_incremental() %}
+    where beneficiary_id in ({{ touched_by_new_commits(ref('stg_ledger__beneficiary_versions'), 'beneficiary_id') }})
+    {%- endif %}
 ),
 
 latest as (

@@ -1,9 +1,20 @@
 -- Every benefit plan as its latest approved version says, with its beneficiaries counted by status.
-{{ config(indexes=[{'columns': ['plan_code'], 'unique': True}]) }}
+{{ config(indexes=[{'columns': ['plan_code'], 'unique': True}],
+          materialized='incremental', unique_key='plan_code', incremental_strategy='delete+insert',
+          on_schema_change='fail', pre_hook="{{ take_in_commits() }}") }}
+-- Incremental (macros/incremental_state.sql): a run counts again the plans its new commits changed or enrolled in.
+-- depends_on: {{ ref('stg_ledger__beneficiary_versions') }}
 
 with latest as (
     select distinct on (plan_code) *
     from {{ ref('stg_ledger__plan_versions') }}
+    {%- if is_incremental() %}
+    where plan_code in (
+        {{ touched_by_new_commits(ref('stg_ledger__plan_versions'), 'plan_code') }}
+        union
+        {{ touched_by_new_commits(ref('stg_ledger__beneficiary_versions'), 'plan_code') }}
+    )
+    {%- endif %}
     order by plan_code, version desc
 ),
 
@@ -15,6 +26,7 @@ counts as (
         count(*) filter (where status = 'SUSPENDED') as suspended,
         count(*) filter (where status = 'GRADUATED') as graduated
     from {{ ref('beneficiaries') }}
+    where plan_code in (select plan_code from latest)
     group by plan_code
 )
 

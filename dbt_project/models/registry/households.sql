@@ -1,7 +1,7 @@
 -- Households with their members counted, head and primary recipient, located where the head lives.
 {{ config(indexes=[{'columns': ['household_code'], 'unique': True}],
           materialized='incremental', unique_key='household_code', incremental_strategy='delete+insert',
-          on_schema_change='sync_all_columns', pre_hook="{{ take_in_commits() }}") }}
+          on_schema_change='fail', pre_hook="{{ take_in_commits() }}") }}
 -- Incremental (macros/incremental_state.sql): a run rebuilds the households its new commits created,
 -- joined or left.
 -- depends_on: {{ ref('stg_ledger__individual_versions') }}

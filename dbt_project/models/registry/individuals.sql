@@ -6,7 +6,7 @@
     {'columns': ['dob']},
     {'columns': ["(first_name || ' ' || last_name)"]},
 ], materialized='incremental', unique_key='individual_id', incremental_strategy='delete+insert',
-   on_schema_change='sync_all_columns', pre_hook="{{ take_in_commits() }}") }}
+   on_schema_change='fail', pre_hook="{{ take_in_commits() }}") }}
 -- The last index serves the individual record's search by name (its full_name is this expression).
 -- Incremental (macros/incremental_state.sql): a run rebuilds the people its new commits gave a version.
 
