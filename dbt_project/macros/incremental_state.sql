@@ -1,21 +1,45 @@
 {#- State grows by the change, not by the registry (migration 012_incremental_state.sql says why a set).
 
     An incremental state model:
-      {{ config(materialized='incremental', unique_key=..., pre_hook=take_in_commits()) }}
-      ... where {{ key }} in ({{ touched_by_new_commits('ledger table', 'key column') }}) ...
-    Its run first takes in the commits it has not taken in yet (pre-hook, same transaction as its
-    rows), then rebuilds the entities those commits touched, from their whole history. A model that
-    reads other incremental models takes in only the commits every one of them has already taken in,
-    so it never marks a commit done that its inputs do not show yet. A full refresh rebuilds all. -#}
+      {{ config(materialized='incremental', unique_key=..., pre_hook="{{ take_in_commits() }}") }}
+      ... where key in ({{ touched_by_new_commits(ref('stg_ledger__...'), 'key') }}) ...
+    Its run first takes in the commits it has not taken in yet (pre-hook), then rebuilds the entities
+    those commits touched, from their whole history; a full refresh rebuilds all.
 
-{% macro state_model_name(relation=none) -%}
-    {%- set relation = relation or this -%}
-    {{ relation.schema }}.{{ relation.identifier }}
+    The commits a run takes in and the ledger rows it reads are the same: a commit landing while it runs
+    is in neither. Models that add their new commits' rows to the totals they hold (payment cycles,
+    payrolls) rely on it: a row read but not taken in would be added again next time.
+    - An incremental run is one REPEATABLE READ transaction. (The SET must come first in the transaction,
+      which dbt opens with the pre-hook; the pre-hook checks it took effect, so a change in how dbt opens
+      transactions fails the run, loudly.)
+    - A whole rebuild swaps tables, and its catalog look-ups must see views as they are now, which a
+      repeatable-read snapshot does not: it holds off commits instead until its transaction ends
+      (publishing.hold_off_commits, migration 012: a commit's first insert waits, whole rebuilds do not
+      wait for each other).
+
+    A model that reads other incremental models takes in only the commits every one of them has already
+    taken in, so it never marks a commit done that its inputs do not show yet. -#}
+
+{% macro state_model_name() -%}
+    {{ this.schema }}.{{ this.identifier }}
 {%- endmacro %}
 
 
-{% macro take_in_commits() -%}
+{#- repeatable_read=false only for a model whose compilation queries the database (that opens the transaction
+    before the pre-hook), which nothing adds up from, and which recomputes what it touches: reading a commit
+    it has not taken in then only means rebuilding those rows again next time. -#}
+{% macro take_in_commits(repeatable_read=true) -%}
     {%- set model_name = state_model_name() -%}
+    {%- if not is_incremental() %}
+    select publishing.hold_off_commits();
+    {%- elif repeatable_read %}
+    set transaction isolation level repeatable read;
+    do $$ begin
+        if current_setting('transaction_isolation') <> 'repeatable read' then
+            raise exception '{{ model_name }}: its run is not one repeatable-read transaction (how dbt opens it changed?)';
+        end if;
+    end $$;
+    {%- endif %}
     select set_config('benefitflow.take_in', nextval('publishing.take_ins')::text, true);
     insert into publishing.taken_in_commits (model, commit_id, take_in)
     select '{{ model_name }}', commits.commit_id, current_setting('benefitflow.take_in')::bigint

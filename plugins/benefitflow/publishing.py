@@ -48,7 +48,12 @@ class UndeclaredWrite(RuntimeError):
 
 def selection(writes: Iterable[str], manifest: dict[str, Any] | None = None) -> list[str]:
     """The names of the models to rebuild after a commit that wrote `writes` (see the module's text)."""
-    manifest = manifest or dbt_runner.manifest()
+    downstream, inputs_first = _selection(writes, manifest or dbt_runner.manifest())
+    return sorted(downstream | inputs_first)
+
+
+def _selection(writes: Iterable[str], manifest: dict[str, Any]) -> tuple[set[str], set[str]]:
+    """(the models that read what the commit wrote, the incremental models they read that do not)."""
     children, parents, nodes = manifest["child_map"], manifest["parent_map"], manifest["nodes"]
     models = {node for node, spec in nodes.items()
               if spec["resource_type"] == "model" and "propose" not in spec["tags"]}
@@ -58,7 +63,8 @@ def selection(writes: Iterable[str], manifest: dict[str, Any] | None = None) -> 
                          if _ledger_sources(parents, node) <= bookkeeping}
     tables = {node for node in (written | about_bookkeeping) & models
               if nodes[node]["config"]["materialized"] != "view"}
-    return sorted(nodes[node]["name"] for node in tables | _incremental_ancestors(parents, nodes, tables))
+    inputs_first = _incremental_ancestors(parents, nodes, tables) - tables
+    return {nodes[node]["name"] for node in tables}, {nodes[node]["name"] for node in inputs_first}
 
 
 def _incremental_ancestors(parents: dict[str, list[str]], nodes: dict[str, Any], selected: set[str]) -> set[str]:
@@ -102,10 +108,14 @@ def publish(writes: Iterable[str]) -> dict[str, Any]:
     runs them (`make up`, the test suite, an operator's rebuild).
     """
     manifest = dbt_runner.manifest()
-    rebuilt = selection(writes, manifest)
+    downstream, inputs_first = _selection(writes, manifest)
     with db.session_lock(PUBLISH_LOCK):
-        whole = change_is_large(writes, incremental_relations(rebuilt, manifest))
-        nodes = dbt_runner.run(["run", "--select", *rebuilt, *(["--full-refresh"] if whole else [])])
+        whole = change_is_large(writes, incremental_relations(downstream, manifest))
+        if whole:  # the models the change is large for, whole; the inputs they wait for, as usual (first)
+            nodes = dbt_runner.run(["run", "--select", *sorted(inputs_first)]) if inputs_first else []
+            nodes += dbt_runner.run(["run", "--full-refresh", "--select", *sorted(downstream)])
+        else:
+            nodes = dbt_runner.run(["run", "--select", *sorted(downstream | inputs_first)])
     return {"models": {node.name: {"status": node.status, "seconds": node.seconds} for node in nodes},
             "rebuilt_whole": whole}
 

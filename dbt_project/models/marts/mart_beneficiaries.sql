@@ -10,27 +10,8 @@
 -- depends_on: {{ ref('stg_ledger__beneficiary_versions') }}, {{ ref('stg_ledger__plan_versions') }}
 -- depends_on: {{ ref('stg_ledger__individual_versions') }}, {{ ref('stg_ledger__households') }}
 {%- set age_bands = [18, 35, 60, 70, 80] %}
-with history as (
-    select
-        beneficiary_id,
-        max(changed_at) as status_since,
-        min(changed_at) filter (where to_status = 'ACTIVE') as first_active_at
-    from {{ ref('beneficiary_status_history') }}
-    group by beneficiary_id
-),
-
-people as (
-    select
-        individual_id,
-        sex,
-        region,
-        location_code,
-        location_name,
-        date_part('year', age({{ dbt.current_timestamp() }}::date, dob))::integer as age
-    from {{ ref('individuals') }}
-)
-{%- if is_incremental() %},
-
+with
+{%- if is_incremental() %}
 previous_run as (
     select coalesce(max(taken_in_at), '-infinity')::date as day
     from publishing.taken_in_commits
@@ -46,18 +27,51 @@ people_in_another_band as (
         and individuals.dob <= {{ dbt.current_timestamp() }}::date - make_interval(years => band.years)
 ),
 
-people_touched as (
-    {{ touched_by_new_commits(ref('stg_ledger__individual_versions'), 'individual_id') }}
+-- Each way a beneficiary's row can change, as a list of ids found through an index of its own.
+touched as (
+    {{ touched_by_new_commits(ref('stg_ledger__beneficiary_versions'), 'beneficiary_id') }}
     union
-    select individual_id from people_in_another_band
+    select beneficiary_id from {{ ref('beneficiaries') }}
+    where individual_id in (
+        {{ touched_by_new_commits(ref('stg_ledger__individual_versions'), 'individual_id') }}
+        union
+        select individual_id from people_in_another_band
+    )
+    union
+    select beneficiary_id from {{ ref('beneficiaries') }}
+    where household_code in (
+        {{ households_touched_by_new_commits() }}
+        union
+        select household_code from people_in_another_band
+    )
+    union
+    select beneficiary_id from {{ ref('beneficiaries') }}
+    where plan_code in ({{ touched_by_new_commits(ref('stg_ledger__plan_versions'), 'plan_code') }})
+),
+{%- endif %}
+
+history as (
+    select
+        beneficiary_id,
+        max(changed_at) as status_since,
+        min(changed_at) filter (where to_status = 'ACTIVE') as first_active_at
+    from {{ ref('beneficiary_status_history') }}
+    {%- if is_incremental() %}
+    where beneficiary_id in (select beneficiary_id from touched)
+    {%- endif %}
+    group by beneficiary_id
 ),
 
-households_touched as (
-    {{ households_touched_by_new_commits() }}
-    union
-    select household_code from people_in_another_band
+people as (
+    select
+        individual_id,
+        sex,
+        region,
+        location_code,
+        location_name,
+        date_part('year', age({{ dbt.current_timestamp() }}::date, dob))::integer as age
+    from {{ ref('individuals') }}
 )
-{%- endif %}
 
 select
     beneficiaries.beneficiary_id,
@@ -91,9 +105,5 @@ left join {{ ref('households') }} as households using (household_code)
 left join people
     on people.individual_id = coalesce(beneficiaries.individual_id, households.head_individual_id)
 {%- if is_incremental() %}
-where beneficiaries.beneficiary_id in (
-    {{ touched_by_new_commits(ref('stg_ledger__beneficiary_versions'), 'beneficiary_id') }})
-    or beneficiaries.individual_id in (select individual_id from people_touched)
-    or beneficiaries.household_code in (select household_code from households_touched)
-    or beneficiaries.plan_code in ({{ touched_by_new_commits(ref('stg_ledger__plan_versions'), 'plan_code') }})
+where beneficiaries.beneficiary_id in (select beneficiary_id from touched)
 {%- endif %}

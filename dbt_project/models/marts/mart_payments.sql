@@ -7,6 +7,19 @@
 -- bills of every household and person they changed (the recipient's region, location and sex).
 -- depends_on: {{ ref('stg_ledger__bills') }}, {{ ref('stg_ledger__bill_events') }}, {{ ref('stg_ledger__payroll_bills') }}
 -- depends_on: {{ ref('stg_ledger__individual_versions') }}, {{ ref('stg_ledger__households') }}
+{%- if is_incremental() %}
+-- Each way a bill's row can change, as a list of ids found through an index of its own.
+with touched as (
+    {{ bills_touched_by_new_commits() }}
+    union
+    select bill_id from {{ ref('bills') }}
+    where individual_id in ({{ touched_by_new_commits(ref('stg_ledger__individual_versions'), 'individual_id') }})
+    union
+    select bill_id from {{ ref('bills') }}
+    where household_code in ({{ households_touched_by_new_commits() }})
+)
+{%- endif %}
+
 select
     bills.bill_code,
     bills.plan_code,
@@ -37,7 +50,5 @@ left join {{ ref('individuals') }} as recipients
         = coalesce(bills.individual_id, households.primary_recipient_id, households.head_individual_id)
 left join {{ ref('stg_ledger__payrolls') }} as payrolls using (payroll_id)
 {%- if is_incremental() %}
-where bills.bill_id in ({{ bills_touched_by_new_commits() }})
-    or bills.individual_id in ({{ touched_by_new_commits(ref('stg_ledger__individual_versions'), 'individual_id') }})
-    or bills.household_code in ({{ households_touched_by_new_commits() }})
+where bills.bill_id in (select bill_id from touched)
 {%- endif %}

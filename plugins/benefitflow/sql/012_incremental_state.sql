@@ -27,6 +27,19 @@ ALTER SEQUENCE publishing.take_ins OWNER TO benefitflow_app;
 COMMENT ON TABLE publishing.taken_in_commits IS
     'The ledger commits each incremental state model has taken in; written by the model''s own run, in its transaction.';
 
+-- A state model rebuilt whole reads the ledger while no commit is under way, so that the commits it takes in
+-- are exactly those it reads. A commit inserts its ledger.commits row first: SHARE mode makes it wait
+-- there (and waits for one already past it), and lets whole rebuilds run side by side.
+CREATE FUNCTION publishing.hold_off_commits() RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog
+AS $$
+BEGIN
+    LOCK TABLE ledger.commits IN SHARE MODE;
+END;
+$$;
+REVOKE ALL ON FUNCTION publishing.hold_off_commits() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION publishing.hold_off_commits() TO benefitflow_app;
+
 -- Finding a commit's rows: the ledger tables state models read without such an index yet. B-trees, not
 -- BRIN: a BRIN index reads every block range not summarized yet, i.e. all of a big commit's rows until
 -- a vacuum gets to them, which made a ten-row correction after a million-row payroll read that payroll.
