@@ -129,12 +129,16 @@ def main() -> None:
     instance = Instance.throwaway(home)
     os.environ.update(instance.benefitflow_env())
     try:
-        stack.prepare_database(instance)
-        stack.build_dbt(instance)
-        instance.inbox.mkdir(parents=True, exist_ok=True)
-        run(instance)
+        try:
+            stack.prepare_database(instance)
+            stack.build_dbt(instance)
+            instance.inbox.mkdir(parents=True, exist_ok=True)
+            run(instance)
+        finally:
+            postgres.stop(instance)
+        # The 10,000-people run goes after this run's PostgreSQL stopped: nothing else on the machine then.
+        print_small_operations(reference_figures(instance))
     finally:
-        postgres.stop(instance)
         shutil.rmtree(home, ignore_errors=True)
 
 
@@ -147,7 +151,6 @@ def run(instance: Any) -> None:
         bench_grievances(memory)
         bench_individual_record()
         bench_small_operations(memory)
-    print_small_operations(reference_figures(instance))
 
 
 class Stages:
@@ -599,12 +602,15 @@ def bench_small_operations(memory: PeakMemory) -> None:
 
 
 def first_values(query: str, *parameters: Any) -> list[str]:
-    """The first SMALL_ROWS values the query gives (its last parameter is the LIMIT)."""
+    """The first SMALL_ROWS values the query gives (its last parameter is the LIMIT); exactly that many."""
     from benefitflow import db
 
     with db.transaction() as cur:
         cur.execute(query, (*parameters, SMALL_ROWS))
-        return [str(value) for (value,) in cur.fetchall()]
+        values = [str(value) for (value,) in cur.fetchall()]
+    if len(values) != SMALL_ROWS:
+        raise RuntimeError(f"the bench needs {SMALL_ROWS} rows for a small operation, found {len(values)}: {query}")
+    return values
 
 
 def inbox_file(name: str, lines: list[str]) -> str:
@@ -630,7 +636,7 @@ def reference_figures(instance: Any) -> dict[str, tuple[float, float]] | None:
     if ROWS <= REFERENCE_ROWS or REFERENCE_OUT:
         return None
     out, log = instance.home / "reference.json", instance.home / "reference.log"
-    print(f"\nbenefitflow bench: the same at {REFERENCE_ROWS:,} people, for the ratios (its output: {log})", flush=True)
+    print(f"\nbenefitflow bench: the same at {REFERENCE_ROWS:,} people, for the ratios", flush=True)
     with log.open("w") as sink:
         done = subprocess.run([sys.executable, "-m", "bench.run"], stdout=sink, stderr=subprocess.STDOUT, check=False,
                               env={**os.environ, "BENCH_ROWS": str(REFERENCE_ROWS), "BENCH_REFERENCE_OUT": str(out)})

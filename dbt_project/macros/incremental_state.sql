@@ -57,6 +57,24 @@
 {%- endmacro %}
 
 
+{#- Second pre-hook of a model that adds its new commits' rows to the totals it holds: refuse to add anything
+    to a table with no record of the commits it took in (a table from before migration 012, restored, or
+    whose record was emptied): every commit would be counted again on top of it. -#}
+{% macro require_record_of_taken_in_commits() -%}
+    {%- if is_incremental() %}
+    do $$ begin
+        if exists (select from {{ this }}) and not exists (
+            select from publishing.taken_in_commits
+            where model = '{{ state_model_name() }}' and take_in <> current_setting('benefitflow.take_in')::bigint
+        ) then
+            raise exception '{{ state_model_name() }} holds totals but no record of the commits they count: '
+                'rebuild it whole (make rebuild)';
+        end if;
+    end $$;
+    {%- endif %}
+{%- endmacro %}
+
+
 {#- The commits this run takes in (parallel-safe: a setting, not a function that assigns a transaction id). -#}
 {% macro new_commits() -%}
     select commit_id from publishing.taken_in_commits

@@ -1,7 +1,7 @@
 -- Every approved payroll (the ledger) with its bills and what the provider reported for them in this
 -- payroll. Changed by the payroll and reconciliation commits alone.
 {{ config(materialized='incremental', unique_key='payroll_id', incremental_strategy='delete+insert',
-          on_schema_change='fail', pre_hook="{{ take_in_commits() }}") }}
+          on_schema_change='fail', pre_hook=["{{ take_in_commits() }}", "{{ require_record_of_taken_in_commits() }}"]) }}
 -- Incremental (macros/incremental_state.sql): a payroll's bills and answers only grow (its bills are
 -- taken once, each is answered once in it), so a run adds the rows of its new commits to the totals
 -- the table holds; the status and the payroll's own columns are read again for the payrolls touched.

@@ -1,6 +1,6 @@
 -- Every plan's payment cycles with their bills' numbers and amounts (due, paid, failed, held).
 {{ config(materialized='incremental', unique_key=['cycle_code', 'plan_code'], incremental_strategy='delete+insert',
-          on_schema_change='fail', pre_hook="{{ take_in_commits() }}") }}
+          on_schema_change='fail', pre_hook=["{{ take_in_commits() }}", "{{ require_record_of_taken_in_commits() }}"]) }}
 -- Incremental (macros/incremental_state.sql): a run moves the bills its new commits touched from what they
 -- were (as the commits this model took in before showed them) to what they are now (payments.bills), so a
 -- correction of ten bills costs ten bills, not the cycle's million. A full rebuild counts every bill.
