@@ -72,11 +72,16 @@ def _incremental_ancestors(parents: dict[str, list[str]], nodes: dict[str, Any],
     taken in (dbt_project/macros/incremental_state.sql), so its inputs run first even when the commit
     changed nothing of theirs (a run that finds nothing to rebuild costs a look-up)."""
     def incremental(node: str) -> bool:
-        spec = nodes.get(node)
-        return spec is not None and spec["config"]["materialized"] == "incremental" and "propose" not in spec["tags"]
+        return node in nodes and is_incremental_state(nodes[node])
 
     return {ancestor for node in selected if incremental(node)
             for ancestor in reachable(parents, {node}) if incremental(ancestor)}
+
+
+def is_incremental_state(spec: dict[str, Any]) -> bool:
+    """An incremental state model (proposals are incremental too, but take in no commits)."""
+    return (spec["resource_type"] == "model" and spec["config"]["materialized"] == "incremental"
+            and "propose" not in spec["tags"])
 
 
 def _ledger(table: str) -> str:
@@ -124,8 +129,7 @@ def incremental_relations(names: Iterable[str], manifest: dict[str, Any]) -> lis
     """schema.name of the incremental state models among `names`."""
     wanted = set(names)
     return sorted(f"{spec['schema']}.{spec['alias']}" for spec in manifest["nodes"].values()
-                  if spec["resource_type"] == "model" and spec["name"] in wanted
-                  and spec["config"]["materialized"] == "incremental" and "propose" not in spec["tags"])
+                  if spec["name"] in wanted and is_incremental_state(spec))
 
 
 def change_is_large(writes: Iterable[str], relations: list[str]) -> bool:

@@ -153,9 +153,7 @@ def test_incremental_state_reads_only_the_ledger_and_other_incremental_state(dat
 
 
 def _incremental_state(nodes: dict) -> dict[str, str]:
-    return {spec["name"]: node for node, spec in nodes.items()
-            if spec["resource_type"] == "model" and spec["config"]["materialized"] == "incremental"
-            and "propose" not in spec["tags"]}
+    return {spec["name"]: node for node, spec in nodes.items() if publishing.is_incremental_state(spec)}
 
 
 @pytest.mark.parametrize(("dag_id", "rebuilt"), [
