@@ -75,16 +75,15 @@
 {%- endmacro %}
 
 
-{#- The commits this run takes in (parallel-safe: a setting, not a function that assigns a transaction id). -#}
+{#- The commits this run takes in, as an array (migration 013 says why a function: so the planner sees which). -#}
 {% macro new_commits() -%}
-    select commit_id from publishing.taken_in_commits
-    where model = '{{ state_model_name() }}' and take_in = current_setting('benefitflow.take_in')::bigint
+    publishing.commits_taken_in('{{ state_model_name() }}')
 {%- endmacro %}
 
 
 {#- The keys a ledger table's rows of the new commits name (the table needs an index on commit_id). -#}
 {% macro touched_by_new_commits(ledger_relation, key) -%}
-    select {{ key }} from {{ ledger_relation }} where commit_id in ({{ new_commits() }})
+    select {{ key }} from {{ ledger_relation }} where commit_id = any({{ new_commits() }})
 {%- endmacro %}
 
 
@@ -111,13 +110,13 @@
     union
     select changed.household_code
     from {{ ref('stg_ledger__individual_versions') }} as changed
-    where changed.commit_id in ({{ new_commits() }}) and changed.household_code is not null
+    where changed.commit_id = any({{ new_commits() }}) and changed.household_code is not null
     union
     select previous.household_code
     from {{ ref('stg_ledger__individual_versions') }} as changed
     join {{ ref('stg_ledger__individual_versions') }} as previous
         on previous.individual_id = changed.individual_id and previous.version = changed.version - 1
-    where changed.commit_id in ({{ new_commits() }}) and previous.household_code is not null
+    where changed.commit_id = any({{ new_commits() }}) and previous.household_code is not null
 {%- endmacro %}
 
 

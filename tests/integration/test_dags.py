@@ -152,6 +152,16 @@ def test_incremental_state_reads_only_the_ledger_and_other_incremental_state(dat
             assert through_view or spec["name"] in incremental, f"{name} reads the {spec['config']['materialized']} {spec['name']}"
 
 
+def test_every_proposal_table_is_indexed_by_its_upload_or_request(database) -> None:
+    """A proposal table holds every upload's proposal; each step reads only its own (migration 014)."""
+    proposals = {spec["name"]: spec["config"] for spec in dbt_runner.manifest()["nodes"].values()
+                 if spec["resource_type"] == "model" and "propose" in spec["tags"]}
+    assert {"individuals_import_proposal", "payroll_proposal"} <= set(proposals)
+    for name, config in proposals.items():
+        assert config["unique_key"] in {"upload_id", "request_id"}, name
+        assert [config["unique_key"]] in [index["columns"] for index in config["indexes"]], name
+
+
 def _incremental_state(nodes: dict) -> dict[str, str]:
     return {spec["name"]: node for node, spec in nodes.items() if publishing.is_incremental_state(spec)}
 

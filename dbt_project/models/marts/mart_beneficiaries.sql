@@ -12,19 +12,16 @@
 {%- set age_bands = [18, 35, 60, 70, 80] %}
 with
 {%- if is_incremental() %}
-previous_run as (
-    select coalesce(max(taken_in_at), '-infinity')::date as day
-    from publishing.taken_in_commits
-    where model = '{{ state_model_name() }}' and take_in <> current_setting('benefitflow.take_in')::bigint
-),
-
+-- Everyone whose date of birth lies in one of the bands' windows since the model's previous run: a range
+-- of the dob index per band, sized by the planner (migration 013).
 people_in_another_band as (
-    select individuals.individual_id, individuals.household_code
-    from {{ ref('individuals') }} as individuals
-    cross join previous_run
-    cross join unnest(array[{{ age_bands | join(', ') }}]) as band (years)
-    where individuals.dob > previous_run.day - make_interval(years => band.years)
-        and individuals.dob <= {{ dbt.current_timestamp() }}::date - make_interval(years => band.years)
+    select individual_id, household_code
+    from {{ ref('individuals') }}
+    where
+    {%- for years in age_bands %}
+        {{ 'or ' if not loop.first }}(dob > publishing.previous_take_in_at('{{ state_model_name() }}')::date - interval '{{ years }} years'
+            and dob <= {{ dbt.current_timestamp() }}::date - interval '{{ years }} years')
+    {%- endfor %}
 ),
 
 -- Each way a beneficiary's row can change, as a list of ids found through an index of its own.

@@ -6,7 +6,7 @@
 -- taken once, each is answered once in it), so a run adds the rows of its new commits to the totals
 -- the table holds; the status and the payroll's own columns are read again for the payrolls touched.
 {%- set incremental = is_incremental() %}
-{%- set new_rows = 'commit_id in (' ~ new_commits() ~ ')' %}
+{%- set new_rows = 'commit_id = any(' ~ new_commits() ~ ')' %}
 
 with
 {%- if incremental %}

@@ -1,7 +1,8 @@
 {#- The status changes a request would make: every beneficiary it selected, with whether the
     transition table allows the change, and why not. The new status comes from the request's
     validated document. Vars (set by the workflow): request_id. -#}
-{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='request_id') }}
+{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='request_id',
+          indexes=[{'columns': ['request_id']}]) }}
 
 {%- set request_id = run_value('request_id') %}
 

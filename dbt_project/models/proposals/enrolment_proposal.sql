@@ -3,6 +3,7 @@
     the first candidates by id), and what the plan's entitlement rule would give it per cycle. The plan and target status come from the request's validated document.
     Vars (set by the workflow): request_id. -#}
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='request_id',
+          indexes=[{'columns': ['request_id']}],
           on_schema_change='append_new_columns') }}
 
 {%- set request_id = run_value('request_id') %}

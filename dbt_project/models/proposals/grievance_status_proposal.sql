@@ -1,6 +1,7 @@
 {#- The status changes a grievance_status request would make: every ticket it named, with whether
     the transition table allows the change, and why not. Vars (set by the workflow): request_id. -#}
-{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='request_id') }}
+{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='request_id',
+          indexes=[{'columns': ['request_id']}]) }}
 
 {%- set request_id = run_value('request_id') %}
 

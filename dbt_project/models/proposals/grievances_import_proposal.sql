@@ -1,7 +1,8 @@
 {#- What committing a grievances upload would record: one ticket per valid row, linked to the
     person (a GROUP plan's beneficiary: the head of its household), due on the day received plus
     the category's resolution time. Vars (set by the workflow): upload_id. -#}
-{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='upload_id') }}
+{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='upload_id',
+          indexes=[{'columns': ['upload_id']}]) }}
 
 {%- set upload_id = run_value('upload_id') %}
 {%- if upload_id is not none %}

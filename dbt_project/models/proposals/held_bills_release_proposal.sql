@@ -1,6 +1,7 @@
 {#- The held bills a release request would make DUE: every bill its selection chose, with its
     amount. Vars (set by the workflow): request_id. -#}
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='request_id',
+          indexes=[{'columns': ['request_id']}],
           on_schema_change='append_new_columns') }}
 
 {%- set request_id = run_value('request_id') %}

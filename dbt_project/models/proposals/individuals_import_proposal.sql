@@ -3,6 +3,7 @@
     update: the current version with the file's columns replaced (household, role and recipient included).
     Vars (set by the workflow, never user text): upload_id, mode, columns (the file's validated header). -#}
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='upload_id',
+          indexes=[{'columns': ['upload_id']}],
           on_schema_change='append_new_columns') }}
 
 {%- set upload_id = run_value('upload_id') %}

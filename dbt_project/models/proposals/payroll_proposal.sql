@@ -3,6 +3,7 @@
     waiting for approval already holds it — a bill is in at most one open payroll.
     Vars (set by the workflow): request_id. -#}
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='request_id',
+          indexes=[{'columns': ['request_id']}],
           on_schema_change='append_new_columns') }}
 
 {%- set request_id = run_value('request_id') %}

@@ -3,6 +3,7 @@
     with the file's other columns kept.
     Vars (set by the workflow, never user text): upload_id, payroll_id. -#}
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='upload_id',
+          indexes=[{'columns': ['upload_id']}],
           on_schema_change='append_new_columns') }}
 
 {%- set upload_id = run_value('upload_id') %}

@@ -1,6 +1,7 @@
 {#- The plan version a definition request would append, from the document its validation kept.
     Vars (set by the workflow, never user text): request_id. -#}
-{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='request_id') }}
+{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='request_id',
+          indexes=[{'columns': ['request_id']}]) }}
 
 {%- set request_id = run_value('request_id') %}
 select

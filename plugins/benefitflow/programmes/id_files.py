@@ -15,15 +15,11 @@ from psycopg2 import sql
 from benefitflow import audit, config, db, intake, validation
 from benefitflow.intake import FileSpec, RequestError
 from benefitflow.programmes.plans import Plan
+from benefitflow.registry.schema import UUID_PATTERN
 from benefitflow.workflow import WorkflowError, intake_step
 
 ID_COLUMNS = ("beneficiary_id", "individual_id", "household_code")
 SPEC = FileSpec(kind="beneficiary_ids", required_columns=(), optional_columns=ID_COLUMNS)
-MATCH = {
-    "beneficiary_id": "b.beneficiary_id::text = lower(btrim(s.beneficiary_id))",
-    "individual_id": "b.individual_id::text = lower(btrim(s.individual_id))",
-    "household_code": "b.household_code = btrim(s.household_code)",
-}
 SHOWN_ROWS = 5
 
 
@@ -44,7 +40,7 @@ def select_from_file(
                                        f"{'household_code' if plan.type == 'GROUP' else 'individual_id'} for a "
                                        f"{plan.type} plan (found {', '.join(upload['header'])})")
     matched = "FROM intake.{staged} s LEFT JOIN programmes.beneficiaries b ON b.plan_code = {plan} AND {match}"
-    parts = {"staged": sql.Identifier(staged), "plan": sql.Literal(plan.code), "match": sql.SQL(MATCH[column])}
+    parts = {"staged": sql.Identifier(staged), "plan": sql.Literal(plan.code), "match": _match(column)}
     unknown = sql.SQL("SELECT {upload}, s.row_number, {column}, 'id:not_in_plan', s.{id}, {message} " + matched +
                       " WHERE b.beneficiary_id IS NULL").format(
         upload=sql.Literal(upload_id), column=sql.Literal(column), id=sql.Identifier(column),
@@ -60,6 +56,15 @@ def select_from_file(
     intake.set_status(cur, upload_id, "WAITING_FOR_APPROVAL", valid_row_count=upload["row_count"], invalid_row_count=0)
     return {"file": name, "upload_id": upload_id, "rows_in_file": upload["row_count"],
             "beneficiaries_selected": selected}
+
+
+def _match(column: str) -> sql.Composable:
+    """The beneficiary a row names. Ids are compared as uuids, so that a few rows are found through the index."""
+    if column == "household_code":
+        return sql.SQL("b.household_code = btrim(s.household_code)")
+    given = sql.SQL("btrim(s.{})").format(sql.Identifier(column))
+    return sql.SQL("b.{column} = CASE WHEN {given} ~ {pattern} THEN {given}::uuid END").format(
+        column=sql.Identifier(column), given=given, pattern=sql.Literal(UUID_PATTERN))
 
 
 def _id_column(header: list[str], plan: Plan) -> str | None:
