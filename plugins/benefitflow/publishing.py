@@ -22,6 +22,8 @@ rebuild re-points the views over it inside the transaction that swaps it in
 
 The commit checks `writes` against what its transaction actually wrote (`check_writes`), so the
 list cannot drift from the code: a commit writing a table its workflow does not name is refused.
+It also leaves fresh planner statistics for what it appended in bulk (`refresh_statistics`): the
+incremental models size a commit from them.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ from benefitflow import db, dbt_runner
 # Every commit records its commit, and the decision and audit events it rests on.
 BOOKKEEPING = ("audit_events", "commits", "decisions")
 PUBLISH_LOCK = "benefitflow.publish"
+# A commit appending at least this many rows to a ledger table analyzes it (refresh_statistics).
+BULK_ROWS = 10_000
 # A publish rebuilds the incremental models whole when the change is at least this share of the largest
 # of them, and at least this many ledger rows (change_is_large).
 LARGE_CHANGE_SHARE, LARGE_CHANGE_MIN_ROWS = 0.25, 10_000
@@ -168,6 +172,14 @@ def written_tables(cur: psycopg2.extensions.cursor) -> set[str]:
     cur.execute("SELECT relname FROM pg_stat_xact_user_tables"
                 " WHERE schemaname = 'ledger' AND n_tup_ins + n_tup_upd + n_tup_del > 0")
     return {row[0] for row in cur.fetchall()}
+
+
+def refresh_statistics(cur: psycopg2.extensions.cursor) -> list[str]:
+    """Analyze each ledger table this transaction appended BULK_ROWS rows or more to since it last did
+    (migration 015); the tables analyzed. Commits call it before they end; a commit that reads what it
+    appended in bulk calls it before those reads too."""
+    cur.execute("SELECT ledger.refresh_statistics(%s)", (BULK_ROWS,))
+    return list(cur.fetchone()[0])
 
 
 def check_writes(cur: psycopg2.extensions.cursor, operation: str, writes: Iterable[str]) -> None:

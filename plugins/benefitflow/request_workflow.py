@@ -120,6 +120,7 @@ def commit_step(*, workflow: RequestWorkflow, dag_id: str, run_id: str, request_
             decision_id, commit_id = append_commit(cur, proposal, dag_id, run_id)
             appended = workflow.commit(cur, commit_id, request_id)
             publishing.check_writes(cur, workflow.operation, workflow.writes)
+            publishing.refresh_statistics(cur)
             intake.set_request_status(cur, request_id, "APPLIED")
             _apply_request_upload(cur, request_id)
             audit.record(cur, actor=user, action=f"{workflow.operation}.commit", object_type="request",

@@ -230,6 +230,7 @@ def commit_step(*, workflow: UploadWorkflow, dag_id: str, run_id: str, upload_id
             decision_id, commit_id = append_commit(cur, proposal, dag_id, run_id)
             appended = workflow.commit(cur, commit_id, upload_id)
             publishing.check_writes(cur, workflow.operation, workflow.writes)
+            publishing.refresh_statistics(cur)
             cur.execute("SELECT invalid_row_count FROM intake.uploads WHERE upload_id = %s", (upload_id,))
             invalid = cur.fetchone()[0] or 0
             intake.set_status(cur, upload_id, "PARTIALLY_APPLIED" if invalid else "APPLIED")

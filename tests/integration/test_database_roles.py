@@ -43,11 +43,24 @@ def test_app_user_cannot_alter_the_ledger_schema(database) -> None:
         query(database.app_database_url, "DROP TRIGGER append_only ON ledger.decisions")
 
 
-def test_the_app_refreshes_payment_statistics_it_may_not_analyze_itself(database) -> None:
-    """After a bulk append the app asks the owner's function for statistics (ANALYZE is the owner's)."""
-    app = database.app_database_url
-    before = query(app, "SELECT clock_timestamp()")[0][0]
-    query(app, "SELECT ledger.refresh_payment_statistics()")
-    assert query(app, "SELECT relname FROM pg_stat_user_tables WHERE schemaname = 'ledger' AND last_analyze >= "
-                      f"'{before.isoformat()}'::timestamptz ORDER BY relname") == [
-        ("bill_events",), ("bills",), ("payroll_bills",)]
+def test_a_commit_analyzes_what_it_appended_in_bulk_though_the_app_may_not_analyze(database) -> None:
+    """ANALYZE is the owner's: the app asks migration 015's function, once per min_rows appended."""
+    from benefitflow import audit
+
+    with closing(psycopg2.connect(database.app_database_url)) as conn, conn.cursor() as cur:
+        cur.execute("SELECT ledger.refresh_statistics(2)")
+        assert cur.fetchone()[0] == []
+        for n in range(3):
+            audit.record(cur, actor="test", action="test.bulk", object_type="test", object_id=n, outcome="OK")
+        cur.execute("SELECT ledger.refresh_statistics(2)")
+        assert cur.fetchone()[0] == ["audit_events"]
+        cur.execute("SELECT pg_stat_clear_snapshot(); SELECT last_analyze >= now()"
+                    " FROM pg_stat_user_tables WHERE relid = 'ledger.audit_events'::regclass")
+        assert cur.fetchone()[0]
+        cur.execute("SELECT ledger.refresh_statistics(2)")
+        assert cur.fetchone()[0] == [], "analyzed again without two more rows"
+        for n in range(2):
+            audit.record(cur, actor="test", action="test.bulk", object_type="test", object_id=n, outcome="OK")
+        cur.execute("SELECT ledger.refresh_statistics(2)")
+        assert cur.fetchone()[0] == ["audit_events"]
+        conn.rollback()

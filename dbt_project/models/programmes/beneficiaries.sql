@@ -15,16 +15,16 @@ with versions as (
     {%- endif %}
 ),
 
+-- When and as what each beneficiary was enrolled, from the same pass (version 1): no join of two derived
+-- sets, which a planner that misjudges their size could run as a nested loop.
 latest as (
-    select distinct on (beneficiary_id) *
+    select distinct on (beneficiary_id)
+        *,
+        max(recorded_at) filter (where version = 1) over by_beneficiary as enrolled_at,
+        max(status) filter (where version = 1) over by_beneficiary as enrolled_as
     from versions
+    window by_beneficiary as (partition by beneficiary_id)
     order by beneficiary_id, version desc
-),
-
-enrolments as (
-    select beneficiary_id, recorded_at as enrolled_at, status as enrolled_as
-    from versions
-    where version = 1
 )
 
 select
@@ -35,8 +35,8 @@ select
     latest.status,
     latest.version,
     latest.attributes,
-    enrolments.enrolled_at,
-    enrolments.enrolled_as,
+    latest.enrolled_at,
+    latest.enrolled_as,
     latest.recorded_at as updated_at
 from latest
-join enrolments using (beneficiary_id)
+where latest.enrolled_at is not null

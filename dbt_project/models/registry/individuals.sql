@@ -17,16 +17,16 @@ with versions as (
     {%- endif %}
 ),
 
+-- When and by which upload each person was registered, from the same pass (version 1 of the person): no
+-- join of two derived sets, which a planner that misjudges their size could run as a nested loop.
 latest as (
-    select distinct on (individual_id) *
+    select distinct on (individual_id)
+        *,
+        max(recorded_at) filter (where version = 1) over by_person as registered_at,
+        max(upload_id) filter (where version = 1) over by_person as registered_by_upload
     from versions
+    window by_person as (partition by individual_id)
     order by individual_id, version desc
-),
-
-first_versions as (
-    select individual_id, recorded_at as registered_at, upload_id as registered_by_upload
-    from versions
-    where version = 1
 )
 
 select
@@ -45,11 +45,10 @@ select
     latest.role,
     latest.recipient_type,
     latest.attributes,
-    first_versions.registered_at,
-    first_versions.registered_by_upload,
+    latest.registered_at,
+    latest.registered_by_upload,
     latest.recorded_at as updated_at,
     latest.upload_id as last_upload_id,
     latest.commit_id as last_commit_id
 from latest
-left join first_versions using (individual_id)
 left join {{ ref('stg_ledger__households') }} as households using (household_code)

@@ -19,7 +19,6 @@ from airflow.sdk import Param
 from psycopg2 import sql
 
 from benefitflow.intake import RequestError
-from benefitflow.payments.statistics import after_bulk_append
 from benefitflow.programmes import plans
 from benefitflow.programmes.plans import money
 from benefitflow.request_workflow import Options, RequestWorkflow
@@ -147,9 +146,7 @@ def commit_cycle(cur: psycopg2.extensions.cursor, commit_id: int, request_id: in
         f" SELECT bill_id, cycle_code, plan_code, plan_version, beneficiary_id, individual_id, household_code,"
         f" amount, currency, counted_members, top_ups, held, %s FROM {PROPOSAL}"
         f" WHERE request_id = %s AND NOT already_billed", (commit_id, request_id))
-    billed = cur.rowcount
-    after_bulk_append(cur, billed)
-    return billed
+    return cur.rowcount
 
 
 def _refuse_plan_moved_on(cur: psycopg2.extensions.cursor, code: str, billed_version: int) -> None:

@@ -19,11 +19,10 @@ import psycopg2.extensions
 from airflow.sdk import Param
 from psycopg2 import sql
 
-from benefitflow import config, db
+from benefitflow import config, db, publishing
 from benefitflow.intake import RequestError, checksum
 from benefitflow.payments.cycle import code_of
 from benefitflow.payments.export import RECIPIENT
-from benefitflow.payments.statistics import after_bulk_append
 from benefitflow.programmes import plans
 from benefitflow.request_workflow import Options, RequestWorkflow
 from benefitflow.workflow import CommitConflict
@@ -167,7 +166,7 @@ def commit_payroll(cur: psycopg2.extensions.cursor, commit_id: int, request_id: 
                 (payroll_id, name, commit_id, request_id))
     cur.execute("INSERT INTO ledger.payroll_events (payroll_id, status, commit_id)"
                 " VALUES (%s, 'APPROVED_FOR_PAYMENT', %s)", (payroll_id, commit_id))
-    after_bulk_append(cur, bills)
+    publishing.refresh_statistics(cur)
     write_payroll_file(cur, payroll_id, name, commit_id)
     return bills
 

@@ -18,10 +18,9 @@ import psycopg2.extensions
 from airflow.sdk import Param
 from psycopg2 import sql
 
-from benefitflow import db, validation
+from benefitflow import db, publishing, validation
 from benefitflow.intake import ROW_ERRORS_INSERT, FileSpec
 from benefitflow.payments.payroll import approved_payroll
-from benefitflow.payments.statistics import after_bulk_append
 from benefitflow.programmes.plans import money
 from benefitflow.registry import schema
 from benefitflow.workflow import CommitConflict, Options, UploadWorkflow, WorkflowError
@@ -202,7 +201,7 @@ def commit(cur: psycopg2.extensions.cursor, commit_id: int, upload_id: int) -> i
                 f" 'reconciled from the provider''s file', upload_id, row_number, %s FROM {PROPOSAL}"
                 f" WHERE upload_id = %s", (commit_id, upload_id))
     reconciled = cur.rowcount
-    after_bulk_append(cur, reconciled)
+    publishing.refresh_statistics(cur)
     cur.execute(f"SELECT DISTINCT payroll_id FROM {PROPOSAL} WHERE upload_id = %s", (upload_id,))
     for (payroll_id,) in cur.fetchall():
         if _left_open(cur, upload_id, payroll_id) == 0:
