@@ -48,6 +48,25 @@ def test_a_suite_with_an_unknown_expectation_is_refused() -> None:
         ]})
 
 
+def test_iso_dates_are_parsed_as_postgresql_reads_real_dates_and_nothing_else(database) -> None:
+    """intake.parse_iso_date (migration 016) against PostgreSQL's own date input, day by day over 1896-2104
+    (leap years of every kind), and against shapes it must refuse."""
+    with db.transaction() as cur:
+        cur.execute(
+            "SELECT count(*), count(*) FILTER (WHERE intake.parse_iso_date(text) IS DISTINCT FROM day)"
+            " FROM (SELECT to_char(day, 'YYYY-MM-DD') AS text, day::date"
+            "       FROM generate_series('1896-01-01'::date, '2104-12-31', interval '1 day') AS day) AS days")
+        days, wrong = cur.fetchone()
+        cur.execute(
+            "SELECT value FROM unnest(%s) AS value WHERE intake.parse_iso_date(value) IS NOT NULL",
+            (["2023-02-29", "1900-02-29", "2100-02-29", "2021-04-31", "2021-06-31", "2021-09-31", "2021-11-31",
+              "2021-01-32", "2021-13-01", "2021-00-10", "2021-01-00", "0999-01-01", "2021-1-01", "21-01-01",
+              "2021/01/01", " 2021-01-01", "2021-01-01T00:00", ""],))
+        accepted = [value for (value,) in cur.fetchall()]
+    assert days == 76_336 and wrong == 0
+    assert accepted == []
+
+
 def test_a_good_file_is_recorded_staged_and_copied(database, inbox_file) -> None:
     path = inbox_file("good.csv", GOOD)
     upload = run_intake(path)

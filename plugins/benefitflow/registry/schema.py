@@ -298,10 +298,13 @@ def typed_table_sql(
                                  " WHEN lower(t.{0}) IN ('false', 'no', '0') THEN false END AS {1}").format(
                 column, sql.Identifier(typed_column(prop))))
     attributes = attributes_sql(variables)
+    # OFFSET 0 keeps each level a level: PostgreSQL would otherwise copy a typed value's expression (a date
+    # parsed) into every check that reads it, and parse each date four times (15 s instead of 8 at 1M rows).
     return sql.SQL(
         "CREATE UNLOGGED TABLE intake.{checked} AS"
         " SELECT p.*, {computed}"
-        " FROM (SELECT t.*{typed} FROM (SELECT s.row_number, {trimmed} FROM intake.{staged} s WHERE {rows}) t) p"
+        " FROM (SELECT t.*{typed}"
+        " FROM (SELECT s.row_number, {trimmed} FROM intake.{staged} s WHERE {rows} OFFSET 0) t OFFSET 0) p"
     ).format(
         checked=sql.Identifier(checked), staged=sql.Identifier(staged), trimmed=trimmed, rows=rows,
         typed=sql.SQL("").join(sql.SQL(", ") + t for t in typed),
