@@ -142,9 +142,11 @@ def test_the_digest_hashed_and_sorted_in_parallel_workers_is_the_one_of_a_single
     rows = ("SELECT sha256(record_send(p)) AS row_hash FROM proposals.selftest_proposal AS p"
             " WHERE upload_id = %s ORDER BY 1")
     with db.transaction() as cur:
-        # Parallel workers even for this small proposal, as for one of a million rows.
+        # Parallel workers even for this small proposal, as for one of a million rows (read whole, not through
+        # the index on upload_id a small proposal among others is found by).
         cur.execute("SET LOCAL min_parallel_table_scan_size = 0; SET LOCAL max_parallel_workers_per_gather = 2;"
-                    " SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0")
+                    " SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0;"
+                    " SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off")
         cur.execute("EXPLAIN " + rows, (upload_id,))
         assert "Gather Merge" in "\n".join(line for (line,) in cur.fetchall())
         cur.execute("SELECT ledger.proposal_rows_digest('proposals.selftest_proposal', 'upload_id', %s)", (upload_id,))

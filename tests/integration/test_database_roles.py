@@ -43,7 +43,7 @@ def test_app_user_cannot_alter_the_ledger_schema(database) -> None:
         query(database.app_database_url, "DROP TRIGGER append_only ON ledger.decisions")
 
 
-def test_a_commit_analyzes_what_it_appended_in_bulk_though_the_app_may_not_analyze(database) -> None:
+def test_a_commit_analyzes_what_it_appended_in_bulk_through_the_owners_function(database) -> None:
     """ANALYZE is the owner's: the app asks migration 015's function, once per min_rows appended."""
     from benefitflow import audit
 
@@ -63,4 +63,25 @@ def test_a_commit_analyzes_what_it_appended_in_bulk_though_the_app_may_not_analy
             audit.record(cur, actor="test", action="test.bulk", object_type="test", object_id=n, outcome="OK")
         cur.execute("SELECT ledger.refresh_statistics(2)")
         assert cur.fetchone()[0] == ["audit_events"]
+        conn.rollback()
+
+
+def test_statistics_wait_for_nobody_and_are_asked_for_only_after_rows(database) -> None:
+    """A table someone else is analyzing or vacuuming is left as it is after a second (lock_timeout), and the
+    commit goes on; the app cannot make the function analyze tables it has not appended to."""
+    from benefitflow import audit
+
+    with closing(psycopg2.connect(database.owner_database_url)) as holder, holder.cursor() as held, \
+            closing(psycopg2.connect(database.app_database_url)) as conn, conn.cursor() as cur:
+        held.execute("LOCK TABLE ledger.audit_events IN SHARE UPDATE EXCLUSIVE MODE")
+        for n in range(2):
+            audit.record(cur, actor="test", action="test.bulk", object_type="test", object_id=n, outcome="OK")
+        cur.execute("SELECT ledger.refresh_statistics(2)")
+        assert cur.fetchone()[0] == []
+        holder.rollback()
+        cur.execute("SELECT ledger.refresh_statistics(2)")
+        assert cur.fetchone()[0] == ["audit_events"], "not marked analyzed when it was skipped"
+        conn.rollback()
+        with pytest.raises(psycopg2.errors.RaiseException, match="at least 1"):
+            cur.execute("SELECT ledger.refresh_statistics(0)")
         conn.rollback()
