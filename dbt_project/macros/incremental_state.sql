@@ -63,10 +63,8 @@
 {% macro require_record_of_taken_in_commits() -%}
     {%- if is_incremental() %}
     do $$ begin
-        if exists (select from {{ this }}) and not exists (
-            select from publishing.taken_in_commits
-            where model = '{{ state_model_name() }}' and take_in <> current_setting('benefitflow.take_in')::bigint
-        ) then
+        if exists (select from {{ this }})
+            and publishing.previous_take_in_at('{{ state_model_name() }}') = '-infinity' then
             raise exception '{{ state_model_name() }} holds totals but no record of the commits they count: '
                 'rebuild it whole (make rebuild)';
         end if;

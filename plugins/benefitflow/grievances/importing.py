@@ -55,16 +55,14 @@ def checked_table(upload: dict[str, Any]) -> str:
 
 def prepare(cur: psycopg2.extensions.cursor, upload: dict[str, Any], options: Options) -> str:
     """Trimmed text, typed dates, ids, codes in capitals, and the category's resolution time."""
-    uuid = sql.Literal(schema.UUID_PATTERN)
     resolution_days = sql.SQL("CASE upper(p.category) {} END").format(sql.SQL(" ").join(
         sql.SQL("WHEN {} THEN {}").format(sql.Literal(code), sql.Literal(int(entry["resolution_days"])))
         for code, entry in categories().items()))
     target = checked_table(upload)
     cur.execute(schema.typed_table_sql(
         PROPERTIES, [], upload["header"], upload["staged_table"], target, text_columns=TEXT_COLUMNS,
-        derived=[sql.SQL("CASE WHEN p.individual_id ~ {} THEN p.individual_id::uuid END AS person_id").format(uuid),
-                 sql.SQL("CASE WHEN p.beneficiary_id ~ {} THEN p.beneficiary_id::uuid END AS reporting_beneficiary_id")
-                 .format(uuid),
+        derived=[sql.SQL("{} AS person_id").format(schema.as_uuid(sql.SQL("p.individual_id"))),
+                 sql.SQL("{} AS reporting_beneficiary_id").format(schema.as_uuid(sql.SQL("p.beneficiary_id"))),
                  sql.SQL("upper(p.category) AS category_code"),
                  sql.SQL("upper(p.channel) AS channel_code"),
                  sql.SQL("coalesce(upper(p.priority), 'NORMAL') AS priority_code"),

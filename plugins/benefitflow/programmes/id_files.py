@@ -15,7 +15,7 @@ from psycopg2 import sql
 from benefitflow import audit, config, db, intake, validation
 from benefitflow.intake import FileSpec, RequestError
 from benefitflow.programmes.plans import Plan
-from benefitflow.registry.schema import UUID_PATTERN
+from benefitflow.registry.schema import as_uuid
 from benefitflow.workflow import WorkflowError, intake_step
 
 ID_COLUMNS = ("beneficiary_id", "individual_id", "household_code")
@@ -63,8 +63,7 @@ def _match(column: str) -> sql.Composable:
     if column == "household_code":
         return sql.SQL("b.household_code = btrim(s.household_code)")
     given = sql.SQL("btrim(s.{})").format(sql.Identifier(column))
-    return sql.SQL("b.{column} = CASE WHEN {given} ~ {pattern} THEN {given}::uuid END").format(
-        column=sql.Identifier(column), given=given, pattern=sql.Literal(UUID_PATTERN))
+    return sql.SQL("b.{} = {}").format(sql.Identifier(column), as_uuid(given))
 
 
 def _id_column(header: list[str], plan: Plan) -> str | None:

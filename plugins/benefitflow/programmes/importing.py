@@ -92,13 +92,12 @@ def prepare(cur: psycopg2.extensions.cursor, upload: dict[str, Any], options: Op
     creating = mode_of(options) == "create"
     people = list(registry.properties.values()) if creating else []
     target = checked_table(upload)
-    uuid = sql.Literal(schema.UUID_PATTERN)
     cur.execute(schema.typed_table_sql(
         [*people, *variables], registry.variables if people else [], header, upload["staged_table"], target,
         text_columns=[*(p.name for p in people), *(schema.HOUSEHOLD_COLUMNS if people else ()),
                       *(v.name for v in variables), ID_COLUMN, "individual_id", "household_code", STATUS_COLUMN],
-        derived=[sql.SQL("CASE WHEN p.id ~ {} THEN p.id::uuid END AS beneficiary_id").format(uuid),
-                 sql.SQL("CASE WHEN p.individual_id ~ {} THEN p.individual_id::uuid END AS person_id").format(uuid),
+        derived=[sql.SQL("{} AS beneficiary_id").format(schema.as_uuid(sql.SQL("p.id"))),
+                 sql.SQL("{} AS person_id").format(schema.as_uuid(sql.SQL("p.individual_id"))),
                  sql.SQL("coalesce(upper(p.status), 'POTENTIAL') AS initial_status"),
                  *(schema.person_columns()[1:] if people else []),
                  *_row_kind(plan, creating),

@@ -247,10 +247,15 @@ def checked_table_sql(
     )
 
 
+def as_uuid(text: sql.Composable) -> sql.Composable:
+    """A text column of a file as a uuid when it is one, else NULL: ids are compared as uuids (indexes)."""
+    return sql.SQL("CASE WHEN {0} ~ {1} THEN {0}::uuid END").format(text, sql.Literal(UUID_PATTERN))
+
+
 def person_columns() -> list[sql.Composable]:
     """The checked row's person id (from `id`), role and recipient type: what registry checks read."""
     return [
-        sql.SQL("CASE WHEN p.id ~ {} THEN p.id::uuid END AS individual_id").format(sql.Literal(UUID_PATTERN)),
+        sql.SQL("{} AS individual_id").format(as_uuid(sql.SQL("p.id"))),
         sql.SQL("upper(p.individual_role) AS role"),
         sql.SQL("CASE p.recipient_info WHEN '1' THEN 'PRIMARY' WHEN '2' THEN 'SECONDARY' END AS recipient_type"),
     ]

@@ -19,8 +19,9 @@ $$;
 REVOKE ALL ON FUNCTION publishing.commits_taken_in(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION publishing.commits_taken_in(text) TO benefitflow_app;
 
--- When the model's previous run took commits in ('-infinity' before its first): the beneficiaries mart
--- rebuilds the people who entered another age band since, a date range on an index the planner can size.
+-- When the model's previous run took commits in ('-infinity' before its first, or with no record of it): the
+-- beneficiaries mart rebuilds the people who entered another age band since, a date range on an index the
+-- planner can size; the models holding totals refuse to add to a table with no such record.
 CREATE FUNCTION publishing.previous_take_in_at(model_name text) RETURNS timestamptz
 LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog
 AS $$
