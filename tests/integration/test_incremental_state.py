@@ -191,3 +191,22 @@ def test_a_change_that_is_a_large_share_of_the_state_rebuilds_it_whole(database,
     assert query("SELECT 'grievances.grievances'::regclass::oid")[0][0] != relation
     assert query("SELECT status FROM grievances.grievances WHERE title = 'Whole' AND individual_id = %s",
                  person) == [("RECEIVED",)]
+
+
+def test_totals_are_not_added_to_a_table_with_no_record_of_the_commits_they_count(database, region) -> None:
+    """Payment cycles add their new commits' bills to the totals they hold: with the record of which commits
+    those totals count gone, every commit would be counted again, so the run refuses (make rebuild)."""
+    if not query("SELECT 1 FROM payments.payment_cycles LIMIT 1"):
+        code = f"TG-{tag()}"
+        define_and_activate(region, code, {"fixed_amount": "10.00"})
+        pay(CYCLE, plan=code, cycle="C1", period_start="2026-08-01", period_end="2026-08-31")
+    record = query("DELETE FROM publishing.taken_in_commits WHERE model = 'payments.payment_cycles'"
+                   " RETURNING model, commit_id, take_in, taken_in_at")
+    try:
+        with pytest.raises(dbt_runner.DbtError, match=r"payment_cycles \(error\)"):
+            dbt_runner.run(["run", "--select", "payment_cycles"])
+    finally:
+        for row in record:
+            query("INSERT INTO publishing.taken_in_commits (model, commit_id, take_in, taken_in_at)"
+                  " VALUES (%s, %s, %s, %s) RETURNING 1", *row)
+    assert dbt_runner.run(["run", "--select", "payment_cycles"])[0].status == "success"
