@@ -17,7 +17,7 @@ from typing import Any
 import psycopg2.extensions
 from psycopg2 import sql
 
-from benefitflow import audit, filters
+from benefitflow import audit, file_store, filters
 from benefitflow.filters import Field, FilterError
 from benefitflow.intake import checksum
 
@@ -56,18 +56,18 @@ def export(
     except FilterError as exc:
         raise ExportError(f"filter: {exc}") from exc
     chosen = _columns(columns or list(source.default_columns), source.fields)
-    target_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     safe_label = re.sub(r"[^A-Za-z0-9_.-]", "_", label)[:80]
     path = target_dir / f"{source.name}-{stamp}-{safe_label}-{uuid.uuid4().hex[:6]}.csv"
-    select = sql.SQL(", ").join(sql.SQL("{} AS {}").format(source.fields[c].expression, sql.Identifier(c))
-                                for c in chosen)
+    select = sql.SQL(", ").join(
+        sql.SQL("{} AS {}").format(file_store.spreadsheet_safe(source.fields[c].expression, source.fields[c].type),
+                                   sql.Identifier(c))
+        for c in chosen)
     query = sql.SQL("COPY (SELECT {} FROM {} WHERE {} AND {} ORDER BY {}) TO STDOUT WITH (FORMAT csv, HEADER true)")
-    with path.open("x", encoding="utf-8", newline="") as handle:
+    with file_store.created_text(path) as handle:
         cur.copy_expert(query.format(select, source.rows, source.scope, condition, source.order_by).as_string(cur),
                         handle)
     rows = cur.rowcount
-    path.chmod(0o640)
     digest, _size = checksum(path)
     audit.record(cur, actor=user, action=f"{source.name}.export", object_type="export", object_id=path.name,
                  outcome="EXPORTED", details={**(details or {}), "filter": document or {}, "columns": chosen,

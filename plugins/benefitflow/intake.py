@@ -10,8 +10,9 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import re
-import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,8 @@ import psycopg2.errors
 import psycopg2.extensions
 from psycopg2 import sql
 
-from benefitflow import audit
+from benefitflow import audit, file_store
+from benefitflow.file_store import HandedIn
 
 MAX_IDENTIFIER_BYTES = 63
 OTHER_DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}
@@ -50,26 +52,10 @@ class Upload:
     upload_id: int
     kind: str
     plan_code: str
-    path: Path
+    file_name: str
     stored_path: Path
     sha256: str
     size_bytes: int
-
-
-def resolve_in_inbox(raw_path: str, inbox: Path) -> Path:
-    """The file a trigger form names, which must be an existing file inside the inbox."""
-    if not raw_path or not raw_path.strip():
-        raise IntakeError("no file given: name a file in the inbox")
-    if "\x00" in raw_path:
-        raise IntakeError(f"file {raw_path!r}: the name contains a NUL character")
-    inbox = inbox.resolve()
-    candidate = Path(raw_path)
-    candidate = (candidate if candidate.is_absolute() else inbox / candidate).resolve()
-    if not candidate.is_relative_to(inbox):
-        raise IntakeError(f"file {raw_path!r} is outside the inbox {inbox}: only files in the inbox are accepted")
-    if not candidate.is_file():
-        raise IntakeError(f"file {raw_path!r} does not exist in the inbox {inbox}")
-    return candidate
 
 
 def checksum(path: Path) -> tuple[str, int]:
@@ -85,7 +71,7 @@ def checksum(path: Path) -> tuple[str, int]:
 def register(
     cur: psycopg2.extensions.cursor,
     *,
-    path: Path,
+    handed_in: HandedIn,
     kind: str,
     plan_code: str,
     user: str,
@@ -93,43 +79,53 @@ def register(
     dag_id: str | None = None,
     run_id: str | None = None,
     mode: str | None = None,
+    operation: str | None = None,
 ) -> Upload:
     """Record the upload and keep a copy of the original; refuse a file seen before.
+
+    The file is read once, from the descriptor the inbox gave: copied into the archive and
+    hashed in the same pass. Everything after reads the archived copy.
 
     A run that takes in its file again (a retried or cleared intake) supersedes the upload it
     took in before, unless that one was applied: so the same file is accepted again for that
     run only, and an approval given to the earlier upload cannot commit the new one.
     """
-    sha256, size = checksum(path)
-    if dag_id and run_id:
-        supersede_run_inputs(cur, "uploads", dag_id, run_id)
-    cur.execute(
-        "SELECT upload_id, uploaded_by, uploaded_at, status FROM intake.uploads"
-        " WHERE kind = %s AND plan_code = %s AND sha256 = %s AND status <> 'SUPERSEDED'",
-        (kind, plan_code, sha256),
-    )
-    if earlier := cur.fetchone():
-        raise IntakeError(
-            f"file {path.name}: the same file (sha256 {sha256[:12]}…) was already uploaded as upload "
-            f"{earlier[0]} by {earlier[1]} at {earlier[2]:%Y-%m-%d %H:%M} (status {earlier[3]}); "
-            "it is not accepted twice"
+    name = handed_in.name
+    receiving = archive_dir / f".receiving-{uuid.uuid4().hex}"
+    try:
+        with file_store.created_binary(receiving) as archived:
+            sha256, size = file_store.copy_and_hash(handed_in.handle, archived)
+        if dag_id and run_id:
+            supersede_run_inputs(cur, "uploads", dag_id, run_id)
+        cur.execute(
+            "SELECT upload_id, uploaded_by, uploaded_at, status FROM intake.uploads"
+            " WHERE kind = %s AND plan_code = %s AND sha256 = %s AND status <> 'SUPERSEDED'",
+            (kind, plan_code, sha256),
         )
-    cur.execute(
-        "INSERT INTO intake.uploads (kind, plan_code, file_name, stored_path, sha256, size_bytes,"
-        " uploaded_by, dag_id, run_id, mode) VALUES (%s, %s, %s, '', %s, %s, %s, %s, %s, %s) RETURNING upload_id",
-        (kind, plan_code, path.name, sha256, size, user, dag_id, run_id, mode),
-    )
-    upload_id = int(cur.fetchone()[0])
-    stored = archive_dir / f"{upload_id:08d}-{path.name}"
-    stored.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(path, stored)
+        if earlier := cur.fetchone():
+            raise IntakeError(
+                f"file {name}: the same file (sha256 {sha256[:12]}…) was already uploaded as upload "
+                f"{earlier[0]} by {earlier[1]} at {earlier[2]:%Y-%m-%d %H:%M} (status {earlier[3]}); "
+                "it is not accepted twice"
+            )
+        cur.execute(
+            "INSERT INTO intake.uploads (kind, plan_code, file_name, stored_path, sha256, size_bytes,"
+            " uploaded_by, dag_id, run_id, mode, operation) VALUES (%s, %s, %s, '', %s, %s, %s, %s, %s, %s, %s)"
+            " RETURNING upload_id",
+            (kind, plan_code, name, sha256, size, user, dag_id, run_id, mode, operation or dag_id),
+        )
+        upload_id = int(cur.fetchone()[0])
+        stored = archive_dir / f"{upload_id:08d}-{name}"
+        os.link(receiving, stored)  # never over an existing file
+    finally:
+        receiving.unlink(missing_ok=True)
     cur.execute("UPDATE intake.uploads SET stored_path = %s WHERE upload_id = %s", (str(stored), upload_id))
     audit.record(
         cur, actor=user, action="upload.received", object_type="upload", object_id=upload_id,
         outcome="RECEIVED",
-        details={"kind": kind, "plan": plan_code, "file": path.name, "sha256": sha256, "size": size},
+        details={"kind": kind, "plan": plan_code, "file": name, "sha256": sha256, "size": size},
     )
-    return Upload(upload_id, kind, plan_code, path, stored, sha256, size)
+    return Upload(upload_id, kind, plan_code, name, stored, sha256, size)
 
 
 # A run's input: its table in intake and that table's key.
@@ -153,9 +149,8 @@ def supersede_run_inputs(cur: psycopg2.extensions.cursor, table: str, dag_id: st
                      object_id=superseded, outcome="SUPERSEDED", details={"dag_id": dag_id, "run_id": run_id})
 
 
-def read_header(path: Path, spec: FileSpec) -> list[str]:
-    """Check the header line: encoding, delimiter, names; return the column names."""
-    name = path.name
+def read_header(path: Path, spec: FileSpec, name: str) -> list[str]:
+    """Check the header line of `path` (the archived copy of file `name`): encoding, delimiter, names."""
     with path.open("rb") as handle:
         start = handle.read(1 << 16)
         handle.seek(0)
@@ -257,11 +252,11 @@ def stage(cur: psycopg2.extensions.cursor, upload: Upload, header: list[str]) ->
             cur.copy_expert(copy.as_string(cur), handle, size=1 << 20)
     except psycopg2.DataError as exc:
         cur.execute("ROLLBACK TO SAVEPOINT before_copy")
-        raise IntakeError(_explain_copy_error(upload.path.name, exc)) from exc
+        raise IntakeError(_explain_copy_error(upload.file_name, exc)) from exc
     cur.execute(sql.SQL("SELECT count(*) FROM intake.{}").format(sql.Identifier(table)))
     row_count = int(cur.fetchone()[0])
     if row_count == 0:
-        raise IntakeError(f"file {upload.path.name} has a header but no rows")
+        raise IntakeError(f"file {upload.file_name} has a header but no rows")
     return table, row_count
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg2.extensions
 from psycopg2 import sql
 
+from benefitflow import file_store
 from benefitflow.config import EXPECTATIONS_DIR
 
 if TYPE_CHECKING:  # GX takes ~3 s to import: DAG files import this module, only tasks need GX
@@ -187,12 +188,14 @@ def summarise(
 
 def write_error_report(cur: psycopg2.extensions.cursor, upload_id: int, file_name: str, target: Path) -> Path:
     """The downloadable per-row error report: file, row, column, rule, value, message."""
-    target.parent.mkdir(parents=True, exist_ok=True)
     query = sql.SQL(
-        "COPY (SELECT {file} AS file, row_number AS row, column_name AS column, rule, value, message, severity"
-        " FROM intake.row_errors WHERE upload_id = {upload} ORDER BY row_number NULLS FIRST, column_name, rule)"
-        " TO STDOUT WITH (FORMAT csv, HEADER true)"
-    ).format(file=sql.Literal(file_name), upload=sql.Literal(upload_id))
-    with target.open("w", encoding="utf-8", newline="") as handle:
+        "COPY (SELECT {file} AS file, row_number AS row, {column} AS column, rule, {value} AS value,"
+        " {message} AS message, severity FROM intake.row_errors WHERE upload_id = {upload}"
+        " ORDER BY row_number NULLS FIRST, column_name, rule) TO STDOUT WITH (FORMAT csv, HEADER true)"
+    ).format(file=file_store.spreadsheet_safe(sql.Literal(file_name)),
+             column=file_store.spreadsheet_safe(sql.Identifier("column_name")),
+             value=file_store.spreadsheet_safe(sql.Identifier("value")),
+             message=file_store.spreadsheet_safe(sql.Identifier("message")), upload=sql.Literal(upload_id))
+    with file_store.replaced_text(target) as handle:
         cur.copy_expert(query.as_string(cur), handle)
     return target

@@ -20,8 +20,20 @@ from airflow.sdk import DAG, Asset, Param, chain, task
 from airflow.sdk.exceptions import AirflowFailException
 from psycopg2 import sql
 
-from benefitflow import audit, config, db, dbt_runner, decisions, intake, proposal_digest, publishing, validation
+from benefitflow import (
+    audit,
+    config,
+    db,
+    dbt_runner,
+    decisions,
+    file_store,
+    intake,
+    proposal_digest,
+    publishing,
+    validation,
+)
 from benefitflow.approval import approval_steps, policy_for
+from benefitflow.file_store import InboxError
 from benefitflow.intake import FileSpec, IntakeError
 from benefitflow.proposal_digest import ProposalRef
 
@@ -87,30 +99,32 @@ class UploadWorkflow:
 
 # -- steps (plain functions) ---------------------------------------------------------------
 def intake_step(
-    *, spec: FileSpec, file: str, user: str, dag_id: str, run_id: str, plan_code: str = "", mode: str | None = None
+    *, spec: FileSpec, file: str, user: str, dag_id: str, run_id: str, plan_code: str = "", mode: str | None = None,
+    operation: str | None = None,
 ) -> dict[str, Any]:
+    """Open the file once in the inbox, archive and register it, stage its rows; `operation` defaults to `dag_id`."""
     try:
-        path = intake.resolve_in_inbox(file, config.inbox())
-        with db.transaction() as cur:
+        with file_store.open_in_inbox(file, config.inbox()) as handed_in, db.transaction() as cur:
             upload = intake.register(
-                cur, path=path, kind=spec.kind, plan_code=plan_code, user=user,
+                cur, handed_in=handed_in, kind=spec.kind, plan_code=plan_code, user=user,
                 archive_dir=config.outbox() / "uploads", dag_id=dag_id, run_id=run_id, mode=mode,
+                operation=operation,
             )
-    except IntakeError as exc:
+    except (IntakeError, InboxError) as exc:
         with db.transaction() as cur:  # refused before any upload record: the audit trail keeps the attempt
             audit.record(cur, actor=user, action="upload.refused", object_type="file", object_id=file[:500],
                          outcome="REFUSED", details={"reason": str(exc), "dag_id": dag_id, "run_id": run_id})
         raise WorkflowError(str(exc)) from exc
     try:
-        header = intake.read_header(path, spec)
+        header = intake.read_header(upload.stored_path, spec, upload.file_name)
         with db.transaction() as cur:
             table, row_count = intake.stage(cur, upload, header)
             intake.set_status(cur, upload.upload_id, "RECEIVED", staged_table=table, row_count=row_count)
     except IntakeError as exc:
         _stop_upload(upload.upload_id, user, str(exc))
         raise WorkflowError(str(exc)) from exc
-    return {"upload_id": upload.upload_id, "file_name": path.name, "staged_table": table, "row_count": row_count,
-            "header": header}
+    return {"upload_id": upload.upload_id, "file_name": upload.file_name, "staged_table": table,
+            "row_count": row_count, "header": header}
 
 
 def _stop_upload(upload_id: int, user: str, message: str, *, status: str = "INVALID") -> None:
@@ -341,7 +355,7 @@ def build_upload_dag(workflow: UploadWorkflow) -> DAG:
             return intake_step(
                 spec=workflow.spec_for(params), file=params["file"], user=maker_of(context),
                 dag_id=context["dag"].dag_id, run_id=context["run_id"], mode=params.get("mode"),
-                plan_code=workflow.plan_of(params),
+                plan_code=workflow.plan_of(params), operation=workflow.operation,
             )
 
         @task(task_id="validate")
@@ -396,7 +410,7 @@ def run_steps(
     dag_id = f"{workflow.dag_id}:direct"
     upload = on_step("intake", lambda: intake_step(
         spec=workflow.spec_for(options), file=file, user=maker, dag_id=dag_id, run_id=run_id,
-        mode=options.get("mode"), plan_code=workflow.plan_of(options)))
+        mode=options.get("mode"), plan_code=workflow.plan_of(options), operation=workflow.operation))
     validated = on_step("validate", lambda: validate_step(workflow=workflow, upload=upload, options=options,
                                                           user=maker))
     proposal = on_step("propose", lambda: propose_step(workflow=workflow, upload=upload, validated=validated,

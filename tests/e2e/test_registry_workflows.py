@@ -48,12 +48,19 @@ def test_the_openimis_sample_is_imported_with_approval(airflow, database) -> Non
                  " USING (individual_id) WHERE i.registered_by_upload = %s AND m.able_bodied IS NOT NULL",
                  upload_id) == [(100,)]
 
+    # Personal data: the maker, the registry's checkers and the engineer download; another maker, another
+    # group's checker and a user only allowed to read DAGs do not, and each attempt is in the audit trail.
     original = download(checker, f"/benefitflow/uploads/{upload_id}/original")
     assert original.status_code == 200 and original.content == SAMPLE.read_bytes()
     report = download(maker, f"/benefitflow/uploads/{upload_id}/error-report")
     assert report.status_code == 200 and report.text.startswith("file,row,column,rule,value,message")
-    assert query("SELECT actor FROM ledger.audit_events WHERE action = 'upload.download_original'"
-                 " AND object_id = %s", str(upload_id)) == [("checker",)]
+    assert download(airflow("engineer"), f"/benefitflow/uploads/{upload_id}/original").status_code == 200
+    for other in ("maker2", "payment_checker"):
+        refused = download(airflow(other), f"/benefitflow/uploads/{upload_id}/original")
+        assert refused.status_code == 403 and "personal data" in refused.text, (other, refused.text)
+    assert sorted(query("SELECT actor, outcome FROM ledger.audit_events WHERE action = 'upload.download_original'"
+                        " AND object_id = %s", str(upload_id))) == [
+        ("checker", "DOWNLOADED"), ("engineer", "DOWNLOADED"), ("maker2", "REFUSED"), ("payment_checker", "REFUSED")]
     assert requests.get(f"{maker.base_url}/benefitflow/uploads/{upload_id}/original", timeout=30).status_code == 401
     assert download(maker, "/benefitflow/uploads/999999999/original").status_code == 404
 

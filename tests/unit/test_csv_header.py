@@ -16,11 +16,11 @@ def write(tmp_path: Path, content: bytes) -> Path:
 
 
 def test_a_good_header_with_optional_column(tmp_path: Path) -> None:
-    assert read_header(write(tmp_path, b"code,label,note\nA,b,c\n"), SPEC) == ["code", "label", "note"]
+    assert read_header(write(tmp_path, b"code,label,note\nA,b,c\n"), SPEC, "upload.csv") == ["code", "label", "note"]
 
 
 def test_utf8_bom_is_accepted(tmp_path: Path) -> None:
-    assert read_header(write(tmp_path, b"\xef\xbb\xbfcode,label\nA,b\n"), SPEC) == ["code", "label"]
+    assert read_header(write(tmp_path, b"\xef\xbb\xbfcode,label\nA,b\n"), SPEC, "upload.csv") == ["code", "label"]
 
 
 @pytest.mark.parametrize(
@@ -40,10 +40,10 @@ def test_utf8_bom_is_accepted(tmp_path: Path) -> None:
 )
 def test_bad_headers_are_refused_with_the_file_named(tmp_path: Path, content: bytes, message: str) -> None:
     with pytest.raises(IntakeError, match=message) as error:
-        read_header(write(tmp_path, content), SPEC)
+        read_header(write(tmp_path, content), SPEC, "people.csv")
     assert "people.csv" in str(error.value)
 
 
 def test_extra_columns_pass_when_the_spec_allows_them(tmp_path: Path) -> None:
     spec = FileSpec(kind="demo", required_columns=("code",), allow_extra_columns=True)
-    assert read_header(write(tmp_path, b"code,anything\n"), spec) == ["code", "anything"]
+    assert read_header(write(tmp_path, b"code,anything\n"), spec, "upload.csv") == ["code", "anything"]

@@ -19,7 +19,7 @@ import psycopg2.extensions
 from airflow.sdk import Param
 from psycopg2 import sql
 
-from benefitflow import config, db, publishing
+from benefitflow import config, db, file_store, publishing
 from benefitflow.intake import RequestError, checksum
 from benefitflow.payments.cycle import code_of
 from benefitflow.payments.export import RECIPIENT
@@ -197,15 +197,15 @@ def _partial(file_name: str) -> Path:
 
 def _copy_payroll(cur: psycopg2.extensions.cursor, payroll_id: int, target: Path) -> int:
     """The payroll's rows streamed into `target` with COPY; the number of rows."""
-    target.parent.mkdir(parents=True, exist_ok=True)
     exported = zip((*PAYROLL_COLUMNS, *IDENTIFIER_COLUMNS), _EXPORTED, strict=True)
-    columns = sql.SQL(", ").join(sql.SQL("{} AS {}").format(sql.SQL(expression), sql.Identifier(column))
-                                 for column, expression in exported)
-    with target.open("w", encoding="utf-8", newline="") as handle:
+    columns = sql.SQL(", ").join(
+        sql.SQL("{} AS {}").format(file_store.spreadsheet_safe(sql.SQL(expression), _TYPES.get(column, "string")),
+                                   sql.Identifier(column))
+        for column, expression in exported)
+    with file_store.replaced_text(target) as handle:  # personal data: like every export, not world-readable
         query = sql.SQL("COPY (SELECT {} FROM {} ORDER BY bl.bill_number) TO STDOUT WITH (FORMAT csv, HEADER true)")
         recipients = sql.SQL(_RECIPIENTS).format(payroll=sql.Literal(payroll_id), recipient=RECIPIENT)
         cur.copy_expert(query.format(columns, recipients).as_string(cur), handle)
-    target.chmod(0o640)  # personal data: like every export, not world-readable
     return cur.rowcount
 
 
@@ -235,7 +235,8 @@ def publish_payroll_file(request_id: int) -> Path:
         raise CommitConflict(f"payroll file {file_name} differs from the approved file (sha256 {digest[:12]}…): "
                              f"it was changed in the outbox; restore it from a backup")
     control = {"payroll": name, "file": file_name, "rows": rows, "control_total": f"{total:.2f}", "sha256": digest}
-    path.with_suffix(".control.json").write_text(json.dumps(control, indent=2) + "\n")  # last: the file is ready
+    with file_store.replaced_text(path.with_suffix(".control.json")) as handle:  # last: the file is ready
+        handle.write(json.dumps(control, indent=2) + "\n")
     return path
 
 
@@ -264,6 +265,8 @@ _EXPORTED = ("p.payroll_name", "'APPROVED_FOR_PAYMENT'", "i.first_name", "i.last
              "'DUE'", "to_char(pb.amount, 'FM999999999990.00')", "'CASH'", "NULL::text", "NULL::text",
              "bl.currency", "i.individual_id", "i.national_id", "bl.household_code", "bl.beneficiary_id",
              "bl.plan_code", "bl.cycle_code")
+# Columns that are not text (the rest are written spreadsheet-safe): the amount stays a number.
+_TYPES = {"Amount": "number", "Date of Birth": "date", "Individual Id": "uuid", "Beneficiary Id": "uuid"}
 
 
 PAYROLL = RequestWorkflow(

@@ -10,8 +10,9 @@ import psycopg2.extensions
 import yaml
 from airflow.sdk import Param
 
-from benefitflow import config, intake
-from benefitflow.intake import IntakeError, RequestError
+from benefitflow import config, file_store
+from benefitflow.file_store import InboxError
+from benefitflow.intake import RequestError
 from benefitflow.programmes import plans, status
 from benefitflow.request_workflow import Options, RequestWorkflow
 from benefitflow.workflow import CommitConflict
@@ -30,15 +31,16 @@ def document_from(options: Options) -> Any:
     if not file:
         raise RequestError("give the plan as `plan` (a JSON object) or as `file` (YAML or JSON in the inbox)")
     try:
-        path = intake.resolve_in_inbox(file, config.inbox())
-    except IntakeError as exc:
+        with file_store.open_in_inbox(file, config.inbox()) as handed_in:
+            content = handed_in.handle.read(MAX_PLAN_FILE_BYTES + 1)
+    except InboxError as exc:
         raise RequestError(str(exc)) from exc
-    if path.stat().st_size > MAX_PLAN_FILE_BYTES:
-        raise RequestError(f"file {path.name}: larger than {MAX_PLAN_FILE_BYTES} bytes; a plan document is small")
+    if len(content) > MAX_PLAN_FILE_BYTES:
+        raise RequestError(f"file {handed_in.name}: larger than {MAX_PLAN_FILE_BYTES} bytes; a plan document is small")
     try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+        loaded = yaml.safe_load(content.decode("utf-8-sig"))
     except (UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise RequestError(f"file {path.name}: not a YAML or JSON document ({exc})") from exc
+        raise RequestError(f"file {handed_in.name}: not a YAML or JSON document ({exc})") from exc
     return json.loads(json.dumps(loaded, default=str))  # YAML dates become the ISO strings the schema expects
 
 

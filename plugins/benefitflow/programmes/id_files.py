@@ -27,10 +27,11 @@ def select_from_file(
     cur: psycopg2.extensions.cursor, request_id: int, plan: Plan, file: str, user: str,
 ) -> dict[str, Any]:
     """Record and stage the file, check every id, select the beneficiaries; return what the checker sees."""
-    cur.execute("SELECT dag_id, run_id FROM intake.requests WHERE request_id = %s", (request_id,))
-    dag_id, run_id = cur.fetchone()
+    cur.execute("SELECT dag_id, run_id, kind FROM intake.requests WHERE request_id = %s", (request_id,))
+    dag_id, run_id, operation = cur.fetchone()
     try:
-        upload = intake_step(spec=SPEC, file=file, user=user, dag_id=dag_id, run_id=run_id, plan_code=plan.code)
+        upload = intake_step(spec=SPEC, file=file, user=user, dag_id=dag_id, run_id=run_id, plan_code=plan.code,
+                             operation=operation)
     except WorkflowError as exc:
         raise RequestError(str(exc)) from exc
     upload_id, name, staged = int(upload["upload_id"]), upload["file_name"], upload["staged_table"]

@@ -76,8 +76,7 @@ WHERE c.individual_id IS NOT NULL
 NATIONAL_ID_TAKEN = """
 SELECT DISTINCT ON (c.row_number)
        {upload}, c.row_number, 'national_id', 'national_id:already_in_registry', c.national_id,
-       format('this national id already belongs to %s %s (id %s) in the registry', r.first_name, r.last_name,
-              r.individual_id),
+       format('this national id already belongs to individual %s in the registry', r.individual_id),
        'critical'
 FROM intake.{checked} c
 JOIN registry.individuals r ON r.national_id = c.national_id
@@ -90,8 +89,8 @@ _FULL_NAME = "lower(coalesce({0}.first_name, '') || ' ' || coalesce({0}.last_nam
 LIKELY_DUPLICATES_IN_REGISTRY = f"""
 SELECT DISTINCT ON (c.row_number) {{upload}}, c.row_number, 'first_name', 'likely_duplicate',
        c.first_name || ' ' || c.last_name,
-       format('looks like %s %s (born %s, location %s), id %s, already in the registry', r.first_name, r.last_name,
-              r.dob, coalesce(r.location_code, 'none'), r.individual_id),
+       format('looks like individual %s, already in the registry (same date of birth and location, similar name)',
+              r.individual_id),
        'warning'
 FROM intake.{{checked}} c
 JOIN registry.individuals r ON r.dob = c.dob__date AND coalesce(r.location_code, '') = coalesce(c.location_code, '')

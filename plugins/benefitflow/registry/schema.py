@@ -30,6 +30,8 @@ from benefitflow import filters
 DEFAULT_SCHEMA_FILE = Path(__file__).with_name("individual.schema.json")
 CORE_COLUMNS = ("first_name", "last_name", "dob", "sex", "national_id", "location_code", "location_name", "region")
 REQUIRED_CORE = ("first_name", "last_name", "dob")
+NAME_COLUMNS = ("first_name", "last_name")
+FORMULA_START = "^[=+@]"  # what a name may not begin with: spreadsheets evaluate such cells
 HOUSEHOLD_COLUMNS = ("group_code", "recipient_info", "individual_role")
 ID_COLUMN = "id"
 ROLES = ("HEAD", "SPOUSE", "SON", "DAUGHTER", "FATHER", "MOTHER", "BROTHER", "SISTER", "GRANDSON",
@@ -154,6 +156,9 @@ def suite_document(schema: RegistrySchema, header: list[str], mode: str, *,
     present = [p for p in schema.properties.values() if p.name in header]
     for prop in present:
         expectations += property_expectations(prop, required=prop.required and not people_may_exist)
+    expectations += [expectation("not_match_regex", name, "must not begin with =, + or @ (a spreadsheet would run "
+                                 "the name as a formula)", regex=FORMULA_START)
+                     for name in NAME_COLUMNS if name in header]
     if mode == "update":
         expectations += [
             expectation("not_null", ID_COLUMN, "the id of the individual to update is required"),
@@ -218,6 +223,7 @@ _EXPECTATION_TYPES = {
     "not_null": "expect_column_values_to_not_be_null",
     "unique": "expect_column_values_to_be_unique",
     "match_regex": "expect_column_values_to_match_regex",
+    "not_match_regex": "expect_column_values_to_not_match_regex",
     "in_set": "expect_column_values_to_be_in_set",
     "between": "expect_column_values_to_be_between",
     "lengths_between": "expect_column_value_lengths_to_be_between",

@@ -1,0 +1,225 @@
+"""Files users hand in (the inbox) and files the platform writes (the outbox).
+
+A file named in a trigger form is opened once, beneath the inbox, following no symbolic link
+anywhere on its path; the descriptor is then checked (a regular file with one link, on the
+inbox's device) and is the only way the platform reads it. A name checked and then opened
+again could meanwhile have become a link to any file the worker can read.
+
+Files written to the outbox hold personal data: they are created with their final mode
+(never written first and restricted afterwards), and never over an existing file or link.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import hashlib
+import os
+import stat
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, TextIO
+
+from psycopg2 import sql
+
+PERSONAL_FILE_MODE = 0o640  # the platform's group (a download service, a backup) reads; nobody else
+SECRET_FILE_MODE = 0o600
+
+_SYS_OPENAT2 = 437  # the same number on every architecture (the generic syscall table)
+_RESOLVE_NO_MAGICLINKS = 0x02
+_RESOLVE_NO_SYMLINKS = 0x04
+_RESOLVE_BENEATH = 0x08
+# Non-blocking: opening a FIFO for reading would otherwise wait for a writer, for ever.
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+class InboxError(ValueError):
+    """A file name or file the inbox refuses; the message names the file, for the user."""
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+@dataclass(frozen=True)
+class HandedIn:
+    """A file opened in the inbox: its name as the user gave it, and the one descriptor to read it through."""
+
+    name: str  # the last component, for messages and the archived copy's name
+    given: str  # what the trigger form said
+    handle: BinaryIO
+    size_bytes: int
+
+
+@contextmanager
+def open_in_inbox(raw_path: str, inbox: Path) -> Iterator[HandedIn]:
+    """Open `raw_path` (relative to the inbox, or absolute inside it) once and safely; refuse anything else."""
+    relative = _relative_name(raw_path, inbox)
+    inbox_fd = os.open(inbox, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fd = _open_beneath(inbox_fd, relative, raw_path)
+        try:
+            size = _check_descriptor(fd, os.fstat(inbox_fd).st_dev, raw_path)
+            os.set_blocking(fd, True)
+        except BaseException:
+            os.close(fd)
+            raise
+    finally:
+        os.close(inbox_fd)
+    with os.fdopen(fd, "rb") as handle:
+        yield HandedIn(name=relative.rsplit("/", 1)[-1], given=raw_path, handle=handle, size_bytes=size)
+
+
+def _relative_name(raw_path: str, inbox: Path) -> str:
+    """The path below the inbox, checked as text: no NUL, no `..`, nothing outside."""
+    if not raw_path or not raw_path.strip():
+        raise InboxError("no file given: name a file in the inbox")
+    if "\x00" in raw_path:
+        raise InboxError(f"file {raw_path!r}: the name contains a NUL character")
+    if os.path.isabs(raw_path):
+        normal = os.path.normpath(raw_path)
+        for root in dict.fromkeys((os.path.normpath(inbox), str(inbox.resolve()))):
+            if normal.startswith(root.rstrip("/") + "/"):
+                raw_relative = normal[len(root.rstrip("/")) + 1:]
+                break
+        else:
+            raise InboxError(f"file {raw_path!r} is outside the inbox {inbox}: only files in the inbox are accepted")
+    else:
+        raw_relative = raw_path
+    parts = [part for part in raw_relative.split("/") if part not in ("", ".")]
+    if not parts or ".." in parts:
+        raise InboxError(f"file {raw_path!r} is outside the inbox {inbox}: only files in the inbox are accepted")
+    return "/".join(parts)
+
+
+def _open_beneath(inbox_fd: int, relative: str, raw_path: str) -> int:
+    """A descriptor for `relative` under the inbox, no link followed: openat2 where the kernel has it."""
+    try:
+        return _openat2(inbox_fd, relative)
+    except OSError as exc:
+        if exc.errno != errno.ENOSYS:
+            raise _refusal(exc, raw_path) from exc
+    try:
+        return _open_walking(inbox_fd, relative)
+    except OSError as exc:
+        raise _refusal(exc, raw_path) from exc
+
+
+def _openat2(inbox_fd: int, relative: str) -> int:
+    how = _OpenHow(flags=_OPEN_FLAGS, mode=0,
+                   resolve=_RESOLVE_BENEATH | _RESOLVE_NO_SYMLINKS | _RESOLVE_NO_MAGICLINKS)
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = libc.syscall(ctypes.c_long(_SYS_OPENAT2), ctypes.c_int(inbox_fd), ctypes.c_char_p(os.fsencode(relative)),
+                      ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how)))
+    if fd < 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code), relative)
+    return int(fd)
+
+
+def _open_walking(inbox_fd: int, relative: str) -> int:
+    """Kernels before 5.6: one component at a time, each opened with O_NOFOLLOW relative to the last."""
+    *folders, last = relative.split("/")
+    current = os.dup(inbox_fd)
+    try:
+        for folder in folders:
+            following = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=current)
+            os.close(current)
+            current = following
+        return os.open(last, _OPEN_FLAGS, dir_fd=current)
+    finally:
+        os.close(current)
+
+
+def _refusal(exc: OSError, raw_path: str) -> InboxError:
+    if exc.errno in (errno.ELOOP, errno.EXDEV):
+        return InboxError(f"file {raw_path!r} is, or lies under, a symbolic link: only regular files in the inbox "
+                          "are accepted, not links")
+    if exc.errno == errno.ENOTDIR:
+        return InboxError(f"file {raw_path!r}: a part of its path is a link or a file, not a folder of the inbox")
+    if exc.errno == errno.ENOENT:
+        return InboxError(f"file {raw_path!r} does not exist in the inbox")
+    if exc.errno == errno.EACCES:
+        return InboxError(f"file {raw_path!r} cannot be read (permission denied)")
+    return InboxError(f"file {raw_path!r} cannot be opened ({exc.strerror})")
+
+
+def _check_descriptor(fd: int, inbox_device: int, raw_path: str) -> int:
+    """Refuse anything but a regular file with one link on the inbox's device; its size."""
+    found = os.fstat(fd)
+    if stat.S_ISDIR(found.st_mode):
+        raise InboxError(f"file {raw_path!r} is a directory: name a file in it")
+    if not stat.S_ISREG(found.st_mode):
+        raise InboxError(f"file {raw_path!r} is not a regular file (a FIFO, socket or device): only regular files "
+                         "are accepted")
+    if found.st_nlink != 1:
+        raise InboxError(f"file {raw_path!r} has {found.st_nlink} hard links: a file in the inbox must have "
+                         "exactly one (a hard link could be another file's contents); copy it instead")
+    if found.st_dev != inbox_device:
+        raise InboxError(f"file {raw_path!r} is on another file system than the inbox (a mount point)")
+    return found.st_size
+
+
+# -- files the platform writes ------------------------------------------------------------
+def _created(path: Path, mode: int) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    os.fchmod(fd, mode)  # whatever the umask: the mode is part of the contract
+    return fd
+
+
+@contextmanager
+def created_binary(path: Path, mode: int = PERSONAL_FILE_MODE) -> Iterator[BinaryIO]:
+    """A new file at `path`, created with `mode` (never an existing file, never through a link)."""
+    with os.fdopen(_created(path, mode), "wb") as handle:
+        yield handle
+
+
+@contextmanager
+def created_text(path: Path, mode: int = PERSONAL_FILE_MODE) -> Iterator[TextIO]:
+    """As `created_binary`, for CSV and JSON text (UTF-8, no newline translation)."""
+    with os.fdopen(_created(path, mode), "w", encoding="utf-8", newline="") as handle:
+        yield handle
+
+
+@contextmanager
+def replaced_text(path: Path, mode: int = PERSONAL_FILE_MODE) -> Iterator[TextIO]:
+    """Write `path` anew: a new file created with `mode`, put in place of any earlier one once complete."""
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.new")
+    try:
+        with created_text(temporary, mode) as handle:
+            yield handle
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_secret(path: Path, text: str) -> None:
+    """Replace `path` with `text`, readable by its owner only from the moment it exists."""
+    with replaced_text(path, SECRET_FILE_MODE) as handle:
+        handle.write(text)
+
+
+def copy_and_hash(source: BinaryIO, target: BinaryIO) -> tuple[str, int]:
+    """Copy everything left in `source` to `target` in one pass; the sha256 and size of what was copied."""
+    digest = hashlib.sha256()
+    size = 0
+    for chunk in iter(lambda: source.read(1 << 20), b""):
+        digest.update(chunk)
+        target.write(chunk)
+        size += len(chunk)
+    return digest.hexdigest(), size
+
+
+# Types whose values a spreadsheet never reads as a formula: everything else is text and is neutralised.
+_NOT_TEXT = frozenset({"integer", "number", "date", "boolean", "uuid"})
+
+
+def spreadsheet_safe(expression: sql.Composable, type_: str = "string") -> sql.Composable:
+    """`expression` as a CSV cell no spreadsheet evaluates (`intake.spreadsheet_safe`, migration 018)."""
+    if type_ in _NOT_TEXT:
+        return expression
+    return sql.SQL("intake.spreadsheet_safe(({})::text)").format(expression)
