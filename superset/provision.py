@@ -11,9 +11,11 @@ installation too (`superset import-dashboards` overwrites dashboards only).
 
 USERS.json maps username -> {"password": ..., "roles": [...]} (the demo users; a deployment
 without it adds its users in Superset's UI). The `Manager` role may use dashboards and explore
-the datasets of the benefitflow marts database only. A regional role (e.g. `Region North`) adds
-no permission: it narrows every marts dataset with a `region` column to its region's rows
-(row-level security), for users who hold it beside `Manager`.
+the datasets of the benefitflow marts database only. Which regions a manager sees is a second
+role beside `Manager` (superset/regions.json): `All regions`, or one regional role (e.g.
+`Region North`). A manager with neither sees no row of a mart with a region (fail closed).
+PostgreSQL enforces it (superset_config.DB_CONNECTION_MUTATOR connects as the region's login);
+the regional roles' Superset row-level security filters made here are a second layer.
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ READER_URL_VARIABLE = "BENEFITFLOW_READER_DATABASE_URL"
 
 MANAGER_ROLE = "Manager"
 MARTS_DATABASE = "benefitflow_marts"
-# Regional role -> the region (as the registry spells it) its members see.
-REGIONAL_ROLES = {"Region North": "North"}
+REGIONS = json.loads((Path(__file__).with_name("regions.json")).read_text())
+ALL_REGIONS_ROLE = REGIONS["all_regions"]["superset_role"]
+# Regional role -> the regions (as the registry spells them) its members see.
+REGIONAL_ROLES = {entry["superset_role"]: entry["regions"] for entry in REGIONS["regional"]}
 REGION_COLUMN = "region"
 
 
@@ -53,7 +57,8 @@ def sql_literal(value: str) -> str:
 
 
 def sync_regional_roles(sm, db) -> None:
-    """One role and one Regular row-level security filter per region, on every marts dataset with a region column.
+    """The all-regions role (no filter; it adds no permission either) and one role and one Regular row-level
+    security filter per regional role, on every marts dataset with a region column.
 
     Run again after each import: a dataset that gained a region column is covered from then on.
     """
@@ -66,17 +71,21 @@ def sync_regional_roles(sm, db) -> None:
         .filter(Database.database_name == MARTS_DATABASE, SqlaTable.schema == "marts").all()
         if any(column.column_name == REGION_COLUMN for column in dataset.columns)
     ]
-    for role_name, region in REGIONAL_ROLES.items():
+    sm.find_role(ALL_REGIONS_ROLE) or sm.add_role(ALL_REGIONS_ROLE)
+    for role_name, regions in REGIONAL_ROLES.items():
         role = sm.find_role(role_name) or sm.add_role(role_name)
-        name = f"{role_name}: {REGION_COLUMN} = {region}"
-        rls = db.session.query(RowLevelSecurityFilter).filter_by(name=name).one_or_none()
+        name = f"{role_name}: {REGION_COLUMN} in {', '.join(regions)}"
+        # Earlier installations named a one-region filter "<role>: region = <region>": renamed, not duplicated.
+        rls = db.session.query(RowLevelSecurityFilter).filter(RowLevelSecurityFilter.name.in_(
+            [name, *(f"{role_name}: {REGION_COLUMN} = {region}" for region in regions)])).first()
         if rls is None:
             rls = RowLevelSecurityFilter(name=name)
             db.session.add(rls)
-        rls.description = f"Members of {role_name} see only the rows of region {region} in the marts."
+        rls.name = name
+        rls.description = f"Members of {role_name} see only the rows of {', '.join(regions)} in the marts."
         rls.filter_type = RowLevelSecurityFilterType.REGULAR
         rls.group_key = REGION_COLUMN
-        rls.clause = f"{REGION_COLUMN} = {sql_literal(region)}"
+        rls.clause = f"{REGION_COLUMN} IN ({', '.join(map(sql_literal, regions))})"
         rls.roles = [role]
         rls.tables = regional
     db.session.commit()

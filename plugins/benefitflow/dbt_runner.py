@@ -8,6 +8,13 @@ Each process writes its own target folder, seeded with the parse state the insta
 `dbt build` left in its target (BENEFITFLOW_DBT_TARGET; `make up`, the test stack): two processes
 (two Airflow tasks, a test beside a task) never overwrite each other's manifest, and the first
 call in a process parses partially.
+
+Every call takes its locks with a lock timeout (BENEFITFLOW_PUBLISH_LOCK_TIMEOUT seconds, 5 by default): swapping a
+rebuilt mart in needs an exclusive lock, which waits for every dashboard query reading it, and every dashboard query
+started after would queue behind the waiting swap. Given up after the timeout, the call runs again a moment later
+(for up to 15 minutes: a reader's statement is cancelled at its statement_timeout, benefitflow.platform.readers,
+but a large commit the publish waits for may take minutes); so a long dashboard query delays a publish by
+seconds, is cancelled at its limit, and the publish goes through, and dashboards never queue behind it.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,9 +32,14 @@ from pathlib import Path
 from typing import Any
 
 from benefitflow.config import DBT_PROJECT_DIR
+from benefitflow.platform.readers import statement_timeout_seconds
 
 PARSE_STATE = "partial_parse.msgpack"
 RUN_VALUE_PREFIX = "BENEFITFLOW_RUN_"
+LOCK_TIMEOUT_VARIABLE = "BENEFITFLOW_PUBLISH_LOCK_TIMEOUT"  # seconds
+DEFAULT_LOCK_TIMEOUT = 5
+LOCK_TIMEOUT_MESSAGE = "canceling statement due to lock timeout"  # PostgreSQL's, SQLSTATE 55P03
+RETRY_LOCKS_FOR_SECONDS = 15 * 60
 
 _process_target: tuple[int, Path] | None = None
 
@@ -41,6 +54,7 @@ class NodeResult:
     resource_type: str
     status: str
     seconds: float
+    message: str = ""
 
 
 def run(args: list[str], values: Mapping[str, Any] | None = None) -> list[NodeResult]:
@@ -48,15 +62,43 @@ def run(args: list[str], values: Mapping[str, Any] | None = None) -> list[NodeRe
 
     `values` are the run's values for the proposal models (upload_id, request_id, ...).
     """
-    # No manifest.json or run_results.json: nobody reads this process's (the result object has the nodes).
-    with run_values(values or {}):
-        result = invoke([*args, "--no-write-json"])
-    nodes = _node_results(result.result)
-    if not result.success:
-        failed = [f"{node.name} ({node.status})" for node in nodes if node.status in ("error", "fail")]
-        detail = ", ".join(failed) or str(result.exception or "see the task log")
-        raise DbtError(f"dbt {' '.join(args)} failed: {detail}")
-    return nodes
+    # A reader's statement is cancelled at its limit; a commit in flight (a whole rebuild holds commits off,
+    # publishing.hold_off_commits) may take minutes at ten million rows: the retries wait for both.
+    deadline = time.monotonic() + max(statement_timeout_seconds() + 30, RETRY_LOCKS_FOR_SECONDS)
+    while True:
+        # No manifest.json or run_results.json: nobody reads this process's (the result object has the nodes).
+        with run_values(values or {}), lock_timeout(lock_timeout_seconds()):
+            result = invoke([*args, "--no-write-json"])
+        nodes = _node_results(result.result)
+        if result.success:
+            return nodes
+        failed = [node for node in nodes if node.status in ("error", "fail")]
+        # Only a lock not granted in time is tried again: the models' transactions rolled back, and running the
+        # same selection again is what a publish is (bring the models up to date), so nothing is done twice.
+        if failed and all(LOCK_TIMEOUT_MESSAGE in node.message for node in failed) and time.monotonic() < deadline:
+            time.sleep(1)
+            continue
+        detail = ", ".join(f"{node.name} ({node.status})" for node in failed)
+        raise DbtError(f"dbt {' '.join(args)} failed: {detail or result.exception or 'see the task log'}")
+
+
+def lock_timeout_seconds() -> float:
+    return float(os.environ.get(LOCK_TIMEOUT_VARIABLE, DEFAULT_LOCK_TIMEOUT))
+
+
+@contextmanager
+def lock_timeout(seconds: float) -> Iterator[None]:
+    """dbt's connections for the call get `lock_timeout` (libpq reads PGOPTIONS when it connects; the profile
+    sets no options of its own)."""
+    saved = os.environ.get("PGOPTIONS")
+    os.environ["PGOPTIONS"] = f"{saved or ''} -c lock_timeout={int(seconds * 1000)}".strip()
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("PGOPTIONS", None)
+        else:
+            os.environ["PGOPTIONS"] = saved
 
 
 def invoke(args: list[str]) -> Any:
@@ -120,7 +162,7 @@ def _remove_if_own(pid: int, target: Path) -> None:
 def _node_results(result: Any) -> list[NodeResult]:
     return [
         NodeResult(name=entry.node.name, resource_type=str(entry.node.resource_type), status=str(entry.status),
-                   seconds=round(float(entry.execution_time or 0), 3))
+                   seconds=round(float(entry.execution_time or 0), 3), message=str(entry.message or ""))
         for entry in getattr(result, "results", None) or []
         if getattr(entry, "node", None) is not None
     ]

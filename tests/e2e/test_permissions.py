@@ -10,9 +10,12 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import closing
 from functools import cache
 from typing import Any
 
+import psycopg2
+import psycopg2.errors
 import pytest
 
 from benefitflow.platform.airflow_client import AirflowClient
@@ -130,3 +133,15 @@ def test_then_the_checker_rejects_and_the_engineer_clears_a_task(login, parked_r
     # The clear re-queued the run (the scheduler may already have finished it again: no-op task).
     assert after["queued_at"] > before["queued_at"]
     assert engineer.wait_for_run(DAG_ID, parked_run) == "success"
+
+
+def test_the_directory_reader_reads_who_users_are_and_not_their_passwords(airflow_services) -> None:
+    """Tasks read users and roles through airflow_reader: ids, names and whether active, never a password hash."""
+    url = airflow_services.database_url("airflow_reader", "airflow")
+    with closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM ab_user WHERE active AND username = 'checker'")
+        assert cur.fetchone()[0] == 1
+        for column in ("password", "email", "*"):
+            with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                cur.execute(f"SELECT {column} FROM ab_user")
+            conn.rollback()

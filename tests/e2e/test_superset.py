@@ -6,7 +6,7 @@ import csv
 import io
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -447,3 +447,74 @@ def test_datasets_name_columns_of_their_mart_and_describe_them(programme_data) -
             assert item["description"] and item["verbose_name"], (path.name, item)
         for metric in dataset["metrics"]:
             assert metric["d3format"], (path.name, metric["metric_name"])
+
+
+# -- regions enforced by PostgreSQL (superset/regions.json): whatever SQL a chart carries ---------------------------
+OTHER_REGIONS = ("South", "East", "West", "Central")  # the demo registry's other regions (register_people uses South)
+PROBES = {
+    "query_to_xml": "max(substr(query_to_xml('select region, count(*) n from marts.mart_registry_individuals"
+                    " group by 1', true, false, '')::text, 1, 2000))",
+    "table_to_xml": "max(substr(table_to_xml('marts.mart_registry_individuals', true, false, '')::text, 1, 2000))",
+    "set_config": "max(set_config('role', 'superset_reader', false))",
+}
+
+
+@pytest.mark.parametrize("probe", list(PROBES))
+def test_the_north_managers_sql_cannot_read_other_regions(superset, probe) -> None:
+    north = session_for(superset, "manager_north")
+    answer = ad_hoc_query(superset, north, "mart_registry_individuals", {"metrics": [
+        {"expressionType": "SQL", "label": "probe", "sqlExpression": PROBES[probe]}]})
+    # PostgreSQL refuses the function to the North login; nothing of any other region comes back either way.
+    assert answer.status_code != 200 and "permission denied" in answer.text, answer.text[:500]
+    assert not any(region in answer.text for region in OTHER_REGIONS), answer.text[:500]
+
+
+def test_a_custom_sql_column_cannot_widen_the_north_managers_rows(superset) -> None:
+    north = session_for(superset, "manager_north")
+    column = {"expressionType": "SQL", "label": "where", "sqlExpression": "coalesce(region, '') || ' ' || sex"}
+    count = {"expressionType": "SQL", "sqlExpression": "COUNT(*)", "label": "count"}
+    answer = ad_hoc_query(superset, north, "mart_registry_individuals", {
+        "columns": [column], "metrics": [count], "extras": {"where": "region IS NOT NULL OR region IS NULL"}})
+    assert answer.status_code == 200, answer.text
+    shown = {row["where"].split(" ")[0] for row in answer.json()["result"][0]["data"]}
+    assert shown == {NORTH}
+
+
+@pytest.fixture
+def manager_without_region(superset) -> Iterator[str]:
+    """A Manager added the way an administrator would (Superset's security API), with no region role."""
+    admin, url = session_for(superset, "admin"), superset.superset_url
+    roles = admin.get(f"{url}/api/v1/security/roles/", params={"q": "(page_size:100)"}).json()["result"]
+    username = f"nowhere_{uuid.uuid4().hex[:6]}"
+    password = uuid.uuid4().hex
+    created = admin.post(f"{url}/api/v1/security/users/", json={
+        "username": username, "first_name": "No", "last_name": "Region", "email": f"{username}@benefitflow.invalid",
+        "password": password, "active": True, "roles": [r["id"] for r in roles if r["name"] == "Manager"]})
+    assert created.status_code == 201, created.text
+    superset.secrets[f"user_{username}"] = password  # what session_for logs in with (this process only)
+    yield username
+    assert admin.delete(f"{url}/api/v1/security/users/{created.json()['id']}").status_code == 200
+
+
+def test_a_manager_without_a_region_role_sees_no_regional_row(superset, manager_without_region) -> None:
+    nowhere = session_for(superset, manager_without_region)
+    count = {"expressionType": "SQL", "sqlExpression": "COUNT(*)", "label": "count"}
+    for dataset in regional_datasets():
+        answer = ad_hoc_query(superset, nowhere, dataset, {"metrics": [count]})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["result"][0]["data"] == [{"count": 0}], dataset
+    # The marts without a region (plan-, cycle-, payroll-level) stay readable.
+    plans = ad_hoc_query(superset, nowhere, "mart_benefit_plans", {"metrics": [count]})
+    assert plans.status_code == 200 and plans.json()["result"][0]["data"] == [
+        {"count": query("SELECT count(*) FROM marts.mart_benefit_plans")[0][0]}], plans.text
+    assert "Beneficiaries" in charts(superset, nowhere)
+    assert chart_rows(superset, nowhere, "Beneficiaries by region") == []
+
+
+@pytest.mark.parametrize(("username", "login"), [("manager", "superset_reader"),
+                                                  ("manager_north", "superset_region_north")])
+def test_each_managers_queries_reach_postgresql_as_the_login_of_their_regions(superset, username, login) -> None:
+    answer = ad_hoc_query(superset, session_for(superset, username), "mart_benefit_plans", {"metrics": [
+        {"expressionType": "SQL", "label": "login", "sqlExpression": "max(current_user::text)"}]})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["result"][0]["data"] == [{"login": login}]

@@ -46,3 +46,8 @@ def test_compose_provisions_superset_roles_dashboards_and_row_level_security() -
     assert init["command"][-1].rstrip().endswith("python /app/superset/provision.py")
     assert "BENEFITFLOW_READER_DATABASE_URL" in compose["x-superset-common"]["environment"]
     assert "./superset:/app/superset:ro" in compose["x-superset-common"]["volumes"]
+    # PostgreSQL enforces the regions: the logins of superset/regions.json, their passwords' key known to both sides.
+    assert "BENEFITFLOW_READER_LOGINS_KEY" in compose["x-superset-common"]["environment"]
+    assert "BENEFITFLOW_READER_LOGINS_KEY" in compose["services"]["postgres"]["environment"]
+    assert "./superset/regions.json:/etc/benefitflow/regions.json:ro" in compose["services"]["postgres"]["volumes"]
+    assert any(v.startswith("./superset/regions.json:") for v in compose["x-airflow-common"]["volumes"])

@@ -26,3 +26,5 @@ select
         as days_to_resolve
 from {{ ref('grievances') }} as grievances
 left join {{ ref('individuals') }} as individuals using (individual_id)
+-- Readers see their regions' grievances only (a view: no row-level security of its own).
+where {{ readable_region('individuals.region') }}

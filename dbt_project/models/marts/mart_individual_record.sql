@@ -186,4 +186,6 @@ entries as (
     join {{ ref('stg_intake__uploads') }} as uploads using (upload_id)
 )
 
+-- Readers see the people of their regions only (a view: no row-level security of its own).
 select * from entries
+where {{ readable_region('region') }}

@@ -100,8 +100,13 @@ def provision_from_environment() -> None:
 
     from benefitflow import db
     from benefitflow.platform.postgres import grant_airflow_directory
+    from benefitflow.platform.readers import grant_marts
 
     print("migrations applied:", db.migrate(os.environ["BENEFITFLOW_OWNER_DATABASE_URL"]) or "none new")
+    with db.transaction(os.environ["BENEFITFLOW_OWNER_DATABASE_URL"]) as cur:  # Superset's logins and their regions
+        unprotected = grant_marts(cur)
+    if unprotected:
+        print("marts not readable by Superset until dbt builds them with row-level security:", ", ".join(unprotected))
     airflow_url = os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace("+psycopg2", "")
     with closing(psycopg2.connect(airflow_url)) as conn, conn, conn.cursor() as cur:
         grant_airflow_directory(cur)

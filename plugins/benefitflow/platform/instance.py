@@ -16,6 +16,9 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
+from benefitflow import file_store
+from benefitflow.platform import readers
+
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 DEMO_USERS: dict[str, list[str]] = {
@@ -27,8 +30,8 @@ DEMO_USERS: dict[str, list[str]] = {
     "checker": ["RegistryCheckers", "ProgrammeCheckers", "GrievanceCheckers"],
     "checker2": ["RegistryCheckers"],  # the second checker where a policy needs two distinct ones
     "payment_checker": ["PaymentCheckers"],
-    "manager": [],
-    "manager_north": [],  # Superset: Manager narrowed to region North by row-level security
+    "manager": [],  # Superset: Manager with all regions
+    "manager_north": [],  # Superset: Manager narrowed to region North (PostgreSQL row-level security)
 }
 DATABASE_USERS = ("airflow", "airflow_reader", "superset", "benefitflow_owner", "benefitflow_app", "superset_reader")
 
@@ -57,13 +60,16 @@ def _load_or_create_secrets(path: Path) -> dict[str, str]:
         "superset_secret_key": lambda: secrets.token_urlsafe(48),
         **{f"db_{user}": lambda: secrets.token_urlsafe(24) for user in DATABASE_USERS},
         **{f"user_{name}": lambda: secrets.token_urlsafe(12) for name in DEMO_USERS},
+        # Superset's regional logins' passwords derive from it (benefitflow.platform.readers.login_password).
+        "reader_logins_key": lambda: secrets.token_urlsafe(32),
     }
     missing = {key: make() for key, make in wanted.items() if key not in existing}
+    key = existing.get("reader_logins_key") or missing["reader_logins_key"]
+    missing |= {f"db_{entry.login}": readers.login_password(key, entry.login) for entry in readers.derived_logins()
+                if f"db_{entry.login}" not in existing}
     if missing or not path.exists():
         existing.update(missing)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(existing, indent=2))
-        path.chmod(0o600)
+        file_store.write_secret(path, json.dumps(existing, indent=2))
     return existing
 
 
@@ -214,6 +220,8 @@ class Instance:
             "SUPERSET_HOME": str(self.superset_home),
             "SUPERSET_SECRET_KEY": self.secrets["superset_secret_key"],
             "SUPERSET_METADATA_URL": self.database_url("superset", "superset"),
+            # superset_config.DB_CONNECTION_MUTATOR derives the regional logins' passwords from it.
+            "BENEFITFLOW_READER_LOGINS_KEY": self.secrets["reader_logins_key"],
             "FLASK_APP": "superset.app:create_app()",
             "NO_PROXY": "*",
         }

@@ -8,8 +8,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 
-from benefitflow import db, publishing
-from benefitflow.platform import demo, postgres, services, superset_setup
+from benefitflow import db, file_store, publishing
+from benefitflow.platform import demo, postgres, readers, services, superset_setup
 from benefitflow.platform.instance import DEMO_USERS, PROJECT_ROOT, Instance
 from benefitflow.platform.stack_tools import run
 
@@ -21,6 +21,10 @@ def prepare_database(instance: Instance) -> list[str]:
     postgres.start(instance)
     postgres.provision(instance)
     applied = db.migrate(instance.owner_database_url)
+    with db.transaction(instance.owner_database_url) as cur:
+        # Which regions each of Superset's logins sees, and SELECT on the marts protected so far (a mart
+        # rebuilt by dbt is protected in the transaction that creates it: macros/readable_region.sql).
+        readers.grant_marts(cur)
     print(f"  PostgreSQL on 127.0.0.1:{instance.pg_port}; migrations applied: {', '.join(applied) or 'none new'}")
     return applied
 
@@ -67,9 +71,7 @@ def prepare_airflow(instance: Instance) -> None:
         for name, roles in DEMO_USERS.items() if roles
     }
     users_file = instance.run_dir / "airflow-users.json"
-    users_file.parent.mkdir(parents=True, exist_ok=True)
-    users_file.write_text(json.dumps(users))
-    users_file.chmod(0o600)
+    file_store.write_secret(users_file, json.dumps(users))
     try:
         run([str(services.AIRFLOW_BIN / "python"), "-m", "benefitflow.platform.airflow_security", str(users_file)],
              env, "Airflow roles and users")
@@ -94,18 +96,14 @@ def stop_all(instance: Instance) -> None:
 
 def write_local_files(instance: Instance) -> None:
     credentials = {name: instance.user_password(name) for name in DEMO_USERS}
-    (instance.home / "credentials.json").write_text(json.dumps(credentials, indent=2) + "\n")
-    (instance.home / "credentials.json").chmod(0o600)
+    file_store.write_secret(instance.home / "credentials.json", json.dumps(credentials, indent=2) + "\n")
     env = instance.benefitflow_env()
     lines = [f"export {key}='{env[key]}'" for key in
              ("BENEFITFLOW_DATABASE_URL", "AIRFLOW_URL", "SUPERSET_URL", "BENEFITFLOW_INBOX", "BENEFITFLOW_OUTBOX")]
-    (instance.home / "env").write_text("\n".join(lines) + "\n")
-    (instance.home / "env").chmod(0o600)
+    file_store.write_secret(instance.home / "env", "\n".join(lines) + "\n")
     airflow_env = instance.airflow_env()
-    (instance.home / "airflow.env").write_text(
-        "".join(f"export {key}='{value}'\n" for key, value in sorted(airflow_env.items()))
-    )
-    (instance.home / "airflow.env").chmod(0o600)
+    file_store.write_secret(instance.home / "airflow.env",
+                            "".join(f"export {key}='{value}'\n" for key, value in sorted(airflow_env.items())))
 
 
 def up(instance: Instance, *, with_superset: bool = True, with_demo: bool = True) -> None:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 
+from benefitflow import file_store
 from benefitflow.platform import services
 from benefitflow.platform.instance import PROJECT_ROOT, Instance
 from benefitflow.platform.stack_tools import run
 
 ASSETS_DIR = PROJECT_ROOT / "superset" / "assets"  # imported by superset/provision.py
-# username -> Superset roles; a regional role (superset/provision.py) narrows the marts to one region.
-SUPERSET_USERS = {"admin": ["Admin"], "manager": ["Manager"], "manager_north": ["Manager", "Region North"]}
+# username -> Superset roles; beside Manager, "All regions" or a regional role (superset/regions.json) says which
+# regions' rows of the marts the manager sees (a Manager with neither sees none).
+SUPERSET_USERS = {"admin": ["Admin"], "manager": ["Manager", "All regions"],
+                  "manager_north": ["Manager", "Region North"]}
 
 
 def _superset(instance: Instance, *args: str, what: str) -> None:
@@ -25,10 +28,9 @@ def prepare(instance: Instance) -> None:
         _superset(instance, "init", what="superset init")
         marker.touch()
     users_file = instance.run_dir / "superset-users.json"
-    users_file.write_text(json.dumps({
+    file_store.write_secret(users_file, json.dumps({
         name: {"password": instance.user_password(name), "roles": roles} for name, roles in SUPERSET_USERS.items()
     }))
-    users_file.chmod(0o600)
     reader = {"BENEFITFLOW_READER_DATABASE_URL": instance.database_url("superset_reader", "benefitflow")}
     try:
         run([str(services.SUPERSET_BIN / "python"), str(PROJECT_ROOT / "superset" / "provision.py"), str(users_file)],
