@@ -195,6 +195,16 @@ def run_steps(
                                                     run_id=run_id))
     validated = on_step("validate", lambda: validate_step(workflow=workflow, request=request, options=options,
                                                           user=maker))
+    return run_steps_after_validate(workflow, request, validated, maker=maker, checker=checker, run_id=run_id,
+                                    on_step=on_step)
+
+
+def run_steps_after_validate(
+    workflow: RequestWorkflow, request: dict[str, Any], validated: dict[str, Any], *, maker: str,
+    checker: str | None, run_id: str, on_step: Callable[[str, Callable[[], Any]], Any] = lambda _name, action: action(),
+) -> dict[str, Any]:
+    """propose → decision → commit → publish of a request already taken in and checked."""
+    dag_id = f"{workflow.dag_id}:direct"
     proposal = on_step("propose", lambda: propose_step(workflow=workflow, request=request, validated=validated))
     request_id = int(request["request_id"])
     # A file given as a parameter (a list of ids) is part of the request: the decision names the request.

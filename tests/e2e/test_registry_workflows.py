@@ -85,23 +85,41 @@ def test_a_broken_file_fails_the_run_with_the_reason_and_is_kept(airflow, databa
     assert download(maker, f"/benefitflow/uploads/{upload_id}/original").content == (database.inbox / name).read_bytes()
 
 
-def test_registry_export_through_airflow_is_audited(airflow, database) -> None:
-    maker = airflow("maker")
+def test_registry_export_of_names_is_approved_first_and_audited(airflow, database) -> None:
+    """first_name is personal: the run asks a registry checker, who reads the filter, columns and row count."""
+    maker, checker = airflow("maker"), airflow("checker")
     document = {"all": [{"field": "educated_level", "op": "=", "value": "tertiary"},
                         {"field": "age", "op": ">=", "value": 18}]}
     response = maker.trigger("registry_export", {"filter": document, "columns": ["individual_id", "first_name", "age"]})
     assert response.status_code == 200, response.text
     run_id = response.json()["dag_run_id"]
-    assert maker.wait_for_run("registry_export", run_id) == "success"
-    ((actor, details),) = query("SELECT actor, details FROM ledger.audit_events WHERE action = 'registry.export'"
-                                " AND details->>'path' LIKE %s", f"%{run_id.replace(':', '_').replace('+', '_')}%")
-    assert actor == "maker" and details["filter"] == document
-    with open(details["path"], newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    assert len(rows) == details["rows"] > 0 and all(int(r["age"]) >= 18 for r in rows)
+    maker.wait_until_parked("registry_export", run_id)
     expected = query("SELECT count(*) FROM registry.individuals WHERE attributes->>'educated_level' = 'tertiary'"
                      " AND date_part('year', age(current_date, dob)) >= 18")[0][0]
-    assert details["rows"] == expected
+    (request,) = [p for p in checker.pending_approvals() if p["task_instance"]["dag_run_id"] == run_id]
+    for line in ("**Maker:** maker", "personal columns:** first_name", f"rows to export:** {expected}",
+                 "columns:** individual_id, first_name, age", "educated_level"):
+        assert line in request["body"], request["body"]
+    assert not list(database.outbox.glob(f"exports/registry-request*-{run_id.replace(':', '_').replace('+', '_')}*"))
+    assert checker.answer("registry_export", run_id, "Approve").status_code == 200
+    assert checker.wait_for_run("registry_export", run_id) == "success"
+    assert maker.task_states("registry_export", run_id)["export"] == "skipped"
+    ((actor, details),) = query("SELECT actor, details FROM ledger.audit_events WHERE action = 'registry.export'"
+                                " AND details->>'path' LIKE %s", f"%{run_id.replace(':', '_').replace('+', '_')}%")
+    assert actor == "maker" and details["filter"] == document and details["personal_columns"] == ["first_name"]
+    with open(details["path"], newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == details["rows"] == expected > 0 and all(int(r["age"]) >= 18 for r in rows)
+
+
+def test_registry_export_without_personal_columns_is_written_at_once(airflow) -> None:
+    maker = airflow("maker")
+    response = maker.trigger("registry_export", {"filter": {"all": [{"field": "age", "op": ">=", "value": 18}]},
+                                                 "columns": ["individual_id", "age", "region"]})
+    run_id = response.json()["dag_run_id"]
+    assert maker.wait_for_run("registry_export", run_id) == "success"
+    states = maker.task_states("registry_export", run_id)
+    assert states["export"] == "success" and states["approve"] == states["commit"] == "skipped"
 
 
 def test_a_bad_filter_fails_the_export_with_a_clear_message(airflow) -> None:

@@ -43,13 +43,24 @@ def test_workflows_have_the_six_steps_in_order(dagbag: DagBag, dag_id: str) -> N
     assert isinstance(approve, MakerCheckerApproval)
     assert approve.defaults == ["Reject"]  # a timeout never approves
     assert approve.retries >= 1  # survives Airflow's resume race without losing the answer
-    assert dag.get_task("intake").downstream_task_ids == {"validate", "propose", "commit"}
+    # An export also goes straight to its `export` step when no column is personal (see the test below).
+    assert dag.get_task("intake").downstream_task_ids - {"export"} == {"validate", "propose", "commit"}
     (first_approval,) = dag.get_task("propose").downstream_task_ids
     assert first_approval.startswith("approve")
     assert approve.downstream_task_ids == {"commit"}
     assert dag.get_task("commit").downstream_task_ids == {"publish"}
     assert dag.get_task("publish").downstream_task_ids == {"published"}
     assert dag.get_task("published").outlets
+
+
+@pytest.mark.parametrize("dag_id", [dag_id for dag_id in ALL_DAGS if "route" in DAGBAG.dags[dag_id].task_ids])
+def test_exports_route_personal_data_through_a_checker_and_the_rest_at_once(dagbag: DagBag, dag_id: str) -> None:
+    dag = dagbag.dags[dag_id]
+    assert dag_id.endswith("_export")
+    assert dag.get_task("validate").downstream_task_ids == {"route", "propose"}
+    assert dag.get_task("route").downstream_task_ids == {"propose", "export"}
+    assert dag.get_task("export").downstream_task_ids == set()
+    assert "approval" in dag.doc_md and "`national_id`" in dag.doc_md
 
 
 def test_a_policy_of_two_distinct_checkers_asks_twice_before_the_commit(dagbag: DagBag) -> None:
@@ -111,7 +122,8 @@ def test_publish_rebuilds_every_model_that_reads_what_the_commit_writes(database
     """Every table model with a written table among its ancestors, however far, is rebuilt, and no view (the
     views over a rebuilt table are re-pointed in its transaction); so is the approvals mart, every time."""
     writes = dagbag.dags[dag_id].get_task("publish").op_kwargs["writes"]
-    assert writes, "a workflow's commit writes at least one ledger table of its own"
+    # A workflow's commit writes ledger tables of its own; an export's writes its file (and the decision) only.
+    assert writes or "route" in dagbag.dags[dag_id].task_ids, f"{dag_id}'s commit writes no ledger table"
     manifest = dbt_runner.manifest()
     nodes = manifest["nodes"]
     assert {f"source.benefitflow.ledger.{table}" for table in writes} <= set(manifest["sources"])

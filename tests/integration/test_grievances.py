@@ -5,20 +5,19 @@ from __future__ import annotations
 import csv
 import uuid
 from datetime import date, timedelta
-from pathlib import Path
 
 import psycopg2
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
 
-from benefitflow import config, db
-from benefitflow.export_task import run_export
+from benefitflow import config, db, exports
+from benefitflow.export_workflow import export_dir
+from benefitflow.export_workflow import run_steps as run_export
 from benefitflow.grievances.importing import WORKFLOW as GRIEVANCES
 from benefitflow.grievances.importing import categories
 from benefitflow.grievances.status import STATUS
 from benefitflow.programmes.define import DEFINE
 from benefitflow.programmes.enrolment import ENROLMENT
-from benefitflow.records.individual import record_of
+from benefitflow.records.individual import EXPORT as RECORD_EXPORT
 from benefitflow.workflow import WorkflowError
 from benefitflow.workflow import run_steps as run_upload
 from tests.integration.programme_data import in_region, plan_document, query, register_region, run, tag
@@ -187,18 +186,24 @@ def test_the_individual_record_shows_identity_plans_grievances_and_uploads(peopl
                  code, people["region"]) == [(1,)]
 
 
-def test_one_persons_record_exports_as_csv_and_is_audited(people) -> None:
+def test_one_persons_record_exports_as_csv_once_approved_and_is_audited(people) -> None:
+    """The record names the person: the export waits for a registry checker and is written at commit."""
     (code,) = codes_of(upload([f"{people['head']},,Exported,,OTHER,SMS,,,"])["upload_id"])
-    done = run_export(record_of, {"individual_id": people["head"], "filter": {}}, user="maker", label="t")
-    with open(done["file"], newline="", encoding="utf-8") as handle:
+    run_id = uuid.uuid4().hex
+    done = run_export(RECORD_EXPORT, options={"individual_id": people["head"]}, maker="maker", checker="checker",
+                      run_id=run_id)
+    assert done["proposal"]["personal_columns"] == "full_name"
+    path = exports.export_path(export_dir(), "individual_record", done["request_id"], run_id)
+    with path.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert {row["individual_id"] for row in rows} == {people["head"]}
     assert rows[0]["section"] == "identity"
     assert [row["status"] for row in rows if row["reference"] == code] == ["RECEIVED"]
-    assert len(rows) == done["rows"] == query("SELECT count(*) FROM marts.mart_individual_record"
-                                              " WHERE individual_id = %s", people["head"])[0][0]
+    assert len(rows) == done["commit"]["rows"] == query("SELECT count(*) FROM marts.mart_individual_record"
+                                                        " WHERE individual_id = %s", people["head"])[0][0]
     assert query("SELECT actor, details->>'rows' FROM ledger.audit_events WHERE action = 'individual_record.export'"
-                 " AND object_id = %s", Path(done["file"]).name) == [("maker", str(done["rows"]))]
+                 " AND object_id = %s", path.name) == [("maker", str(done["commit"]["rows"]))]
     for wrong, message in ((str(uuid.uuid4()), "no individual with id"), ("1 OR 1=1", "must be an individual's id")):
-        with pytest.raises(AirflowFailException, match=message):
-            run_export(record_of, {"individual_id": wrong, "filter": {}}, user="maker", label="t")
+        with pytest.raises(WorkflowError, match=message):
+            run_export(RECORD_EXPORT, options={"individual_id": wrong}, maker="maker", checker="checker",
+                       run_id=uuid.uuid4().hex)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import csv
 import uuid
+from pathlib import Path
 
 import pytest
 
-from benefitflow import db
+from benefitflow import db, export_workflow, exports
 from benefitflow.exports import ExportError
 from benefitflow.registry import search
 from benefitflow.registry.importing import WORKFLOW
@@ -30,6 +31,12 @@ def family(database) -> str:
     run_steps(WORKFLOW, file=path.name, options={"mode": "create"}, maker="maker", checker="checker",
               run_id=uuid.uuid4().hex)
     return region
+
+
+def query(statement: str, *args: object) -> list[tuple]:
+    with db.transaction() as cur:
+        cur.execute(statement, args)
+        return cur.fetchall()
 
 
 def run_export(database, document, columns=None) -> search.Export:
@@ -109,3 +116,57 @@ def test_hostile_values_select_nothing_and_break_nothing(database, family, hosti
     assert done.rows == 0
     with db.transaction() as cur:
         assert search.count(cur, {"all": [{"field": "region", "op": "=", "value": family}]}) == 4
+
+
+def export_run(options: dict, *, checker: str | None, on_step=lambda _name, action: action()) -> tuple[dict, str]:
+    run_id = uuid.uuid4().hex
+    return export_workflow.run_steps(search.EXPORT, options=options, maker="maker", checker=checker, run_id=run_id,
+                                     on_step=on_step), run_id
+
+
+def approved_file(done: dict, run_id: str) -> Path:
+    return exports.export_path(export_workflow.export_dir(), "registry", done["request_id"], run_id)
+
+
+def test_an_export_of_names_waits_for_a_checker_and_writes_nothing_until_approved(database, family) -> None:
+    options = {"filter": {"all": [{"field": "region", "op": "=", "value": family}]},
+               "columns": ["individual_id", "first_name", "age"]}
+    rejected, run_id = export_run(options, checker=None)
+    assert (rejected["proposal"]["personal_columns"], rejected["proposal"]["rows_to_export"]) == ("first_name", 4)
+    assert "commit" not in rejected and not approved_file(rejected, run_id).exists()
+    assert query("SELECT count(*) FROM ledger.audit_events WHERE action = 'registry.export'"
+                 " AND details->>'request_id' = %s", str(rejected["request_id"])) == [(0,)]
+
+
+def test_an_export_without_personal_columns_is_written_at_once(database, family) -> None:
+    options = {"filter": {"all": [{"field": "region", "op": "=", "value": family}]},
+               "columns": ["individual_id", "age", "household_size", "disability"]}
+    done, run_id = export_run(options, checker=None)  # no checker is asked
+    assert done["export"]["rows"] == 4 and Path(done["export"]["file"]).is_file()
+    assert query("SELECT r.status, count(d.decision_id) FROM intake.requests r LEFT JOIN ledger.decisions d"
+                 " USING (request_id) WHERE r.run_id = %s GROUP BY r.status", run_id) == [("APPLIED", 0)]
+
+
+def test_an_approved_export_writes_exactly_the_rows_the_checker_was_shown(database, family, inbox_file) -> None:
+    """A person who joins the region between the request and the commit is not in the file."""
+    options = {"filter": {"all": [{"field": "region", "op": "=", "value": family}]},
+               "columns": ["individual_id", "first_name", "last_name"]}
+
+    def someone_joins_before_the_commit(name: str, action):
+        if name == "commit":
+            path = inbox_file("late.csv", f"first_name,last_name,dob,region\nLate,Comer,1990-01-01,{family}\n")
+            run_steps(WORKFLOW, file=path.name, options={"mode": "create"}, maker="maker", checker="checker",
+                      run_id=uuid.uuid4().hex)
+        return action()
+
+    done, run_id = export_run(options, checker="checker", on_step=someone_joins_before_the_commit)
+    with approved_file(done, run_id).open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert sorted(r["first_name"] for r in rows) == ["Awa", "Halima", "Ibou", "Omar"] == sorted(
+        r["first_name"] for r in rows if r["last_name"] == "Sow")
+    assert done["commit"]["rows"] == 4
+    assert approved_file(done, run_id).stat().st_mode & 0o777 == 0o640
+    ((actor, details),) = query("SELECT actor, details FROM ledger.audit_events WHERE action = 'registry.export'"
+                                " AND details->>'request_id' = %s", str(done["request_id"]))
+    assert actor == "maker" and details["personal_columns"] == ["first_name", "last_name"] and details["rows"] == 4
+    assert query("SELECT checker FROM ledger.decisions WHERE request_id = %s", done["request_id"]) == [("checker",)]

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg2.extensions
+from airflow.sdk import Param
 from psycopg2 import sql
 
+from benefitflow.export_workflow import ExportWorkflow
 from benefitflow.exports import Source
 from benefitflow.filters import Field
 
@@ -48,4 +50,35 @@ FIELDS: dict[str, Field] = {field.name: field for field in (
 def payments_of(_cur: psycopg2.extensions.cursor, _params: dict[str, Any]) -> Source:
     """Every bill with its recipient; the user's filter chooses plan, cycle, payroll, status, region, person."""
     return Source(name="payments", fields=FIELDS, rows=BILLS_WITH_RECIPIENTS, order_by=sql.SQL("bl.bill_code"),
-                  default_columns=tuple(FIELDS))
+                  default_columns=tuple(FIELDS), key=sql.SQL("bl.bill_id"), key_column="bill_id")
+
+
+EXPORT = ExportWorkflow(
+    dag_id="payments_export",
+    source_for=payments_of,
+    params={
+        "filter": Param({}, type="object",
+                        description='JSON filter, e.g. {"all": [{"field": "cycle", "op": "=", "value": "2026-01"}, '
+                                    '{"field": "status", "op": "in", "value": ["FAILED", "DUE"]}]}; {} exports every '
+                                    "bill"),
+        "columns": Param([], type="array", items={"type": "string"},
+                         description="columns to export (empty: all of them)"),
+    },
+    doc_md="""
+### Export payments
+
+Writes the bills the **filter** selects as CSV into the outbox (`exports/payments-….csv`): code,
+plan, cycle, status (HELD, DUE, PAID, FAILED), amount due, currency, amount paid, receipt, date
+paid, payroll, and the recipient (beneficiary, individual, name, national id, household, region).
+Recorded in the audit trail: who, which filter and columns, how many rows, the file's sha256.
+
+**filter** — the platform's filter language over `plan`, `cycle`, `payroll`, `status`, `region`,
+`individual_id`, `national_id`, `household_code`, `beneficiary_id`, `bill_code`, `amount`,
+`amount_paid`, `receipt`, `paid_on`, `billed_on`, `first_name`, `last_name`, `location_code`.
+For a GROUP plan the recipient is the household's primary recipient (else its head), as in the
+payroll file.
+
+**columns** — which of those to write; empty for all.
+""",
+    tags=("payments",),
+)

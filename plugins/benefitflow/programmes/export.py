@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg2.extensions
+from airflow.sdk import Param
 from psycopg2 import sql
 
+from benefitflow.export_workflow import ExportWorkflow
 from benefitflow.exports import Source
 from benefitflow.programmes import plans
 
@@ -23,5 +25,36 @@ def beneficiaries_of(cur: psycopg2.extensions.cursor, params: dict[str, Any]) ->
         rows=plans.beneficiary_rows(plan.type),
         order_by=sql.SQL("b.beneficiary_id"),
         default_columns=("beneficiary_id", "status", "individual_id", *PERSON, *variables),
+        key=sql.SQL("b.beneficiary_id"),
+        key_column="beneficiary_id",
         scope=sql.SQL("b.plan_code = {}").format(sql.Literal(plan.code)),
     )
+
+
+EXPORT = ExportWorkflow(
+    dag_id="beneficiaries_export",
+    source_for=beneficiaries_of,
+    params={
+        "plan": Param("", type="string", minLength=1, maxLength=30, description="The plan's code"),
+        "filter": Param({}, type="object",
+                        description='JSON filter, e.g. {"all": [{"field": "status", "op": "=", "value": "ACTIVE"}]}; '
+                                    "{} exports every beneficiary of the plan"),
+        "columns": Param([], type="array", items={"type": "string"},
+                         description="columns to export (empty: the default set)"),
+    },
+    doc_md="""
+### Export a plan's beneficiaries
+
+Writes the beneficiaries of **plan** that the **filter** selects as CSV into the outbox
+(`exports/`), in any status (filter on `status` to choose). Recorded in the audit trail: who,
+which plan and filter, which columns, how many rows, the file's sha256.
+
+**filter** — the platform's filter language over `status`, `beneficiary_id`, the registry's
+fields (`first_name`, `age`, `region`, `household_size`, ...; for a GROUP plan, the household
+head's) and the plan's own variables (its `beneficiary_data_schema`).
+
+**columns** — which columns to write (same names); empty for the default set: id, status,
+the person and household, and the plan's variables.
+""",
+    tags=("programmes",),
+)

@@ -6,9 +6,11 @@ import re
 from typing import Any
 
 import psycopg2.extensions
+from airflow.sdk import Param
 from psycopg2 import sql
 
 from benefitflow import filters
+from benefitflow.export_workflow import ExportWorkflow
 from benefitflow.exports import Source
 from benefitflow.intake import RequestError
 from benefitflow.registry import schema
@@ -35,4 +37,28 @@ def record_of(cur: psycopg2.extensions.cursor, params: dict[str, Any]) -> Source
               for name, kind in COLUMNS.items()}
     return Source(name="individual_record", fields=fields, rows=sql.SQL("marts.mart_individual_record AS r"),
                   order_by=sql.SQL("r.section_order, r.occurred_at, r.reference"), default_columns=tuple(COLUMNS),
+                  key=sql.SQL("r.individual_id"), key_column="individual_id",
                   scope=sql.SQL("r.individual_id = {}::uuid").format(sql.Literal(individual_id)))
+
+
+EXPORT = ExportWorkflow(
+    dag_id="individual_record_export",
+    source_for=record_of,
+    params={
+        "individual_id": Param("", type="string", minLength=36, maxLength=36,
+                               description="The person's id (registry_export or the Individual record dashboard "
+                                           "show it)"),
+    },
+    doc_md="""
+### Export one person's record
+
+Writes everything the platform holds about one individual as CSV into the outbox (`exports/`),
+one row per entry, in this order: **identity** (household, role, recipient, location, region),
+**plan status** (every plan they are or were in — their own or their household's — with each
+status, reason and checker), **benefit** (every bill: cycle, amount due, amount paid, receipt,
+payroll), **grievance** (every ticket with its status, due date and resolution) and **upload**
+(every file that created or changed the record, with the row). The same rows as the
+*Individual record* dashboard in Superset. The export is recorded in the audit trail.
+""",
+    tags=("registry",),
+)

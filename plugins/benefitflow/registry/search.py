@@ -6,9 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import psycopg2.extensions
+from airflow.sdk import Param
 from psycopg2 import sql
 
 from benefitflow import exports, filters
+from benefitflow.export_workflow import ExportWorkflow
 from benefitflow.filters import Field
 from benefitflow.registry import schema
 
@@ -49,7 +51,8 @@ def default_columns() -> list[str]:
 
 def source() -> exports.Source:
     return exports.Source(name="registry", fields=fields(), rows=FROM_REGISTRY, order_by=sql.SQL("i.individual_id"),
-                          default_columns=tuple(default_columns()))
+                          default_columns=tuple(default_columns()), key=sql.SQL("i.individual_id"),
+                          key_column="individual_id")
 
 
 def export(
@@ -59,3 +62,34 @@ def export(
     """Write the individuals the filter selects (with their household) as CSV into `target_dir`, audited."""
     return exports.export(cur, source(), document=document, columns=columns, target_dir=target_dir, user=user,
                           label=label)
+
+
+EXPORT = ExportWorkflow(
+    dag_id="registry_export",
+    source_for=lambda _cur, _options: source(),
+    params={
+        "filter": Param({}, type="object",
+                        description='JSON filter, e.g. {"all": [{"field": "age", "op": ">=", "value": 18}, '
+                                    '{"field": "region", "op": "in", "value": ["North"]}]}; {} exports everyone'),
+        "columns": Param([], type="array", items={"type": "string"},
+                         description="columns to export (empty: the default set)"),
+    },
+    doc_md="""
+### Export individuals from the registry
+
+Writes the individuals the **filter** selects, with their household, as CSV into the outbox
+(`exports/`). Every export of personal data is recorded in the audit trail: who, which
+filter, which columns, how many rows, the file's sha256.
+
+**filter** — the platform's filter language: groups `all` / `any` / `not`; conditions
+`{"field", "op", "value"}` with `=`, `!=`, `<`, `<=`, `>`, `>=`, `in`, `not in`, `contains`,
+`starts with`, `is null`, `is not null`. Fields: `first_name`, `last_name`, `sex`, `dob`, `age`,
+`national_id`, `location_code`, `location_name`, `region`, `household_code`, `role`,
+`recipient_type`, `household_size` and the registry schema's variables (e.g. `disability`,
+`number_of_children`). An unknown field, a wrong type or a malformed filter fails the run
+with a message saying where.
+
+**columns** — which columns to write (same names); empty for the default set.
+""",
+    tags=("registry",),
+)
