@@ -96,7 +96,7 @@ SELECT format('ALTER ROLE %I SET %I = %L', login, setting, :'reader_timeout')
 SELECT format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', p.oid::regprocedure)
   FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace
  WHERE (n.nspname = 'pg_catalog' OR p.proname ~ '^dblink')
-   AND p.proname ~ '^(query|table|cursor|schema|database)_to_xml|^pg_(read_file|read_binary_file|ls_dir|stat_file)$|^lo_|^lo(read|write)$|^dblink|^pg_sleep|^set_config$|^pg_(try_)?advisory_'
+   AND p.proname ~ '^(query|table|cursor|schema|database)_to_xml|^pg_(read_file|read_binary_file|ls_dir|stat_file)$|^lo_|^lo(read|write)$|^dblink|^pg_sleep|^set_config$|^pg_(try_)?advisory_|^ts_stat$|^ts_rewrite$|^pg_logical_emit_message$|^pg_notify$|^txid_current$|^pg_current_xact_id$|^pg_(cancel|terminate)_backend$'
 \gexec
 SELECT format('GRANT EXECUTE ON FUNCTION %s TO benefitflow_app, benefitflow_owner', p.oid::regprocedure)
   FROM pg_proc AS p

@@ -11,7 +11,9 @@
   every rebuild, full refresh included, keeps it; an incremental run finding both in place changes nothing (an
   ALTER would take an exclusive lock behind dashboard queries). The table's owner (benefitflow_app, dbt) is not
   subject to it, readers are never owners. A view with a region column must filter with readable_region itself
-  (policies do not apply to views): the hook fails the build when it does not.
+  (policies do not apply to views): the hook fails the build when it does not, and makes the view a security
+  barrier (else a reader's condition, say a cast that fails, could run on other regions' rows first and show
+  their values in its error). The readers are granted SELECT once the relation is protected.
 #}
 
 {% macro readable_region(column) -%}
@@ -28,17 +30,43 @@
     {%- if 'region' not in columns -%}{{ return('') }}{%- endif -%}
     {%- set state = run_query(
         "select c.relkind::text, c.relrowsecurity, exists (select 1 from pg_policy as p where p.polrelid = c.oid"
-        ~ " and p.polname = 'readers_by_region'), c.relkind = 'v' and pg_get_viewdef(c.oid) ~ 'access\\.mart_readers'"
+        ~ " and p.polname = 'readers_by_region'), c.relkind = 'v' and exists (select 1 from pg_depend as d"
+        ~ " join pg_rewrite as r on r.oid = d.objid where d.classid = 'pg_rewrite'::regclass and r.ev_class = c.oid"
+        ~ " and d.refobjid = 'access.mart_readers'::regclass), coalesce(c.reloptions @> '{security_barrier=true}', false)"
         ~ " from pg_class as c where c.oid = to_regclass(" ~ dbt.string_literal(this.schema ~ '.' ~ this.identifier) ~ ")"
     ).rows[0] -%}
     {%- if state[0] == 'v' -%}
         {%- if not state[3] -%}
             {{ exceptions.raise_compiler_error(this ~ " has a region column: filter it with readable_region()") }}
         {%- endif -%}
-        {{ return('') }}
-    {%- endif -%}
-    {%- if state[1] and state[2] -%}{{ return('') }}{%- endif -%}
+        {#- A security barrier: a reader's own conditions (a cast that fails, a function that raises) are
+            evaluated only on the rows the region filter let through, never on other regions' rows. -#}
+        {%- if not state[4] %}
+    alter view {{ this }} set (security_barrier = true);
+    {{ grant_to_mart_readers() }}
+        {%- endif %}
+    {%- elif not (state[1] and state[2]) %}
     alter table {{ this }} enable row level security;
     drop policy if exists readers_by_region on {{ this }};
     create policy readers_by_region on {{ this }} for select using ({{ readable_region('region') }});
+    {{ grant_to_mart_readers() }}
+    {%- endif %}
+{% endmacro %}
+
+{#- Readers may select a regional mart once it is protected (benefitflow.platform.readers.grant_marts
+    revokes it from an unprotected one): granted here, in the transaction that protects it. -#}
+{% macro grant_to_mart_readers() %}
+    do $grant$
+    declare
+        reader name;
+    begin
+        for reader in
+            select login from access.mart_readers
+            where login not in ('benefitflow_app', 'benefitflow_owner')
+                and exists (select 1 from pg_roles where rolname = login)
+        loop
+            execute format('grant select on %s to %I', {{ dbt.string_literal(this.render()) }}, reader);
+        end loop;
+    end
+    $grant$;
 {% endmacro %}

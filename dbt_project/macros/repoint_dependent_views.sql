@@ -45,14 +45,22 @@
         dependent record;
         attempts integer := 0;
     begin
+        -- Swaps take turns, however long the one before waits for its readers: the publish's lock_timeout
+        -- (dbt_runner) is for locks readers hold, not for this turn.
+        perform set_config('lock_timeout', '0', true);
         perform pg_advisory_xact_lock(hashtext('benefitflow.swap'));
+        perform set_config('lock_timeout', saved_lock_timeout, true);
         -- The relation may be gone (a view dropped by an earlier CASCADE, which dbt's cache missed).
         if moved is null then
             return;
         end if;
         loop
             begin
-                perform set_config('lock_timeout', '100ms', true);
+                -- Short tries first (readers never queue behind them); after about a minute of readers
+                -- overlapping, one try that queues until the reader in the way is cancelled at its
+                -- statement_timeout (benefitflow.platform.readers): a publish is delayed, never starved.
+                perform set_config('lock_timeout', case when attempts < {{ short_swap_attempts() }} then '100ms'
+                                                        else '{{ reader_statement_timeout() + 5 }}s' end, true);
                 select coalesce(jsonb_agg(jsonb_build_object('view_name', found.name, 'definition', found.definition)
                                           order by found.oid), '[]'::jsonb)
                 into kept
@@ -76,7 +84,7 @@
             exception when lock_not_available then
                 -- A reader holds what this swap needs and may want what it holds: give it all back.
                 attempts := attempts + 1;
-                if attempts >= 6000 then
+                if attempts > {{ short_swap_attempts() }} then
                     raise;
                 end if;
                 perform pg_sleep(0.05 + random() * 0.1);
@@ -124,4 +132,12 @@
         where false
     {%- endcall -%}
     {{ return(load_result('relations').table) }}
+{% endmacro %}
+
+
+{% macro short_swap_attempts() %}{{ return(300) }}{% endmacro %}
+
+{#- Seconds a reader's statement may run: the platform's setting (benefitflow.platform.readers). -#}
+{% macro reader_statement_timeout() %}
+    {{- return(env_var('BENEFITFLOW_READER_STATEMENT_TIMEOUT', '60') | int) -}}
 {% endmacro %}

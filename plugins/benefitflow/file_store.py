@@ -15,6 +15,7 @@ import ctypes
 import errno
 import hashlib
 import os
+import platform
 import stat
 import uuid
 from collections.abc import Iterator
@@ -25,10 +26,14 @@ from typing import BinaryIO, TextIO
 
 from psycopg2 import sql
 
+MAX_NAME_BYTES = 200  # the archived copy adds "<upload id>-" and must stay within the file system's 255
 PERSONAL_FILE_MODE = 0o640  # the platform's group (a download service, a backup) reads; nobody else
 SECRET_FILE_MODE = 0o600
 
-_SYS_OPENAT2 = 437  # the same number on every architecture (the generic syscall table)
+# openat2's number in the generic and x86 syscall tables; elsewhere (alpha, mips) it differs: walk instead.
+_SYS_OPENAT2 = 437 if platform.machine() in ("x86_64", "aarch64", "arm64", "riscv64", "ppc64le", "s390x") else None
+# A kernel without openat2 says ENOSYS; a sandbox (seccomp) may say EPERM; an old ABI EINVAL or E2BIG.
+_OPENAT2_UNAVAILABLE = (errno.ENOSYS, errno.EPERM, errno.EINVAL, errno.E2BIG)
 _RESOLVE_NO_MAGICLINKS = 0x02
 _RESOLVE_NO_SYMLINKS = 0x04
 _RESOLVE_BENEATH = 0x08
@@ -49,9 +54,16 @@ class HandedIn:
     """A file opened in the inbox: its name as the user gave it, and the one descriptor to read it through."""
 
     name: str  # the last component, for messages and the archived copy's name
-    given: str  # what the trigger form said
     handle: BinaryIO
-    size_bytes: int
+    size_bytes: int  # as it was when opened: what is read, and no more
+    modified_ns: int
+
+    def check_unchanged(self) -> None:
+        """Refuse a file written to while it was read (what was read may be half of either version)."""
+        now = os.fstat(self.handle.fileno())
+        if (now.st_size, now.st_mtime_ns) != (self.size_bytes, self.modified_ns):
+            raise InboxError(f"file {self.name!r} changed while it was read ({self.size_bytes:,} bytes when opened, "
+                             f"{now.st_size:,} now): hand it in once it is complete")
 
 
 @contextmanager
@@ -62,7 +74,7 @@ def open_in_inbox(raw_path: str, inbox: Path) -> Iterator[HandedIn]:
     try:
         fd = _open_beneath(inbox_fd, relative, raw_path)
         try:
-            size = _check_descriptor(fd, os.fstat(inbox_fd).st_dev, raw_path)
+            opened = _check_descriptor(fd, os.fstat(inbox_fd).st_dev, raw_path)
             os.set_blocking(fd, True)
         except BaseException:
             os.close(fd)
@@ -70,7 +82,8 @@ def open_in_inbox(raw_path: str, inbox: Path) -> Iterator[HandedIn]:
     finally:
         os.close(inbox_fd)
     with os.fdopen(fd, "rb") as handle:
-        yield HandedIn(name=relative.rsplit("/", 1)[-1], given=raw_path, handle=handle, size_bytes=size)
+        yield HandedIn(name=relative.rsplit("/", 1)[-1], handle=handle, size_bytes=opened.st_size,
+                       modified_ns=opened.st_mtime_ns)
 
 
 def _relative_name(raw_path: str, inbox: Path) -> str:
@@ -92,6 +105,8 @@ def _relative_name(raw_path: str, inbox: Path) -> str:
     parts = [part for part in raw_relative.split("/") if part not in ("", ".")]
     if not parts or ".." in parts:
         raise InboxError(f"file {raw_path!r} is outside the inbox {inbox}: only files in the inbox are accepted")
+    if any(len(os.fsencode(part)) > MAX_NAME_BYTES for part in parts):
+        raise InboxError(f"file {raw_path[:80]!r}…: a name in the path is longer than {MAX_NAME_BYTES} bytes")
     return "/".join(parts)
 
 
@@ -100,7 +115,7 @@ def _open_beneath(inbox_fd: int, relative: str, raw_path: str) -> int:
     try:
         return _openat2(inbox_fd, relative)
     except OSError as exc:
-        if exc.errno != errno.ENOSYS:
+        if exc.errno not in _OPENAT2_UNAVAILABLE:
             raise _refusal(exc, raw_path) from exc
     try:
         return _open_walking(inbox_fd, relative)
@@ -109,6 +124,8 @@ def _open_beneath(inbox_fd: int, relative: str, raw_path: str) -> int:
 
 
 def _openat2(inbox_fd: int, relative: str) -> int:
+    if _SYS_OPENAT2 is None:
+        raise OSError(errno.ENOSYS, "openat2's number is not known on this architecture", relative)
     how = _OpenHow(flags=_OPEN_FLAGS, mode=0,
                    resolve=_RESOLVE_BENEATH | _RESOLVE_NO_SYMLINKS | _RESOLVE_NO_MAGICLINKS)
     libc = ctypes.CDLL(None, use_errno=True)
@@ -147,8 +164,8 @@ def _refusal(exc: OSError, raw_path: str) -> InboxError:
     return InboxError(f"file {raw_path!r} cannot be opened ({exc.strerror})")
 
 
-def _check_descriptor(fd: int, inbox_device: int, raw_path: str) -> int:
-    """Refuse anything but a regular file with one link on the inbox's device; its size."""
+def _check_descriptor(fd: int, inbox_device: int, raw_path: str) -> os.stat_result:
+    """Refuse anything but a regular file with one link on the inbox's device; what fstat said of it."""
     found = os.fstat(fd)
     if stat.S_ISDIR(found.st_mode):
         raise InboxError(f"file {raw_path!r} is a directory: name a file in it")
@@ -160,7 +177,7 @@ def _check_descriptor(fd: int, inbox_device: int, raw_path: str) -> int:
                          "exactly one (a hard link could be another file's contents); copy it instead")
     if found.st_dev != inbox_device:
         raise InboxError(f"file {raw_path!r} is on another file system than the inbox (a mount point)")
-    return found.st_size
+    return found
 
 
 # -- files the platform writes ------------------------------------------------------------
@@ -203,11 +220,11 @@ def write_secret(path: Path, text: str) -> None:
         handle.write(text)
 
 
-def copy_and_hash(source: BinaryIO, target: BinaryIO) -> tuple[str, int]:
-    """Copy everything left in `source` to `target` in one pass; the sha256 and size of what was copied."""
+def copy_and_hash(source: BinaryIO, target: BinaryIO, limit: int | None = None) -> tuple[str, int]:
+    """Copy what is left in `source` (at most `limit` bytes) to `target` in one pass; its sha256 and size."""
     digest = hashlib.sha256()
     size = 0
-    for chunk in iter(lambda: source.read(1 << 20), b""):
+    while chunk := source.read(1 << 20 if limit is None else min(1 << 20, limit - size)):
         digest.update(chunk)
         target.write(chunk)
         size += len(chunk)

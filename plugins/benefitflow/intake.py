@@ -8,6 +8,7 @@ is one) and leaves the upload's record and the original file in place.
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import json
 import os
@@ -94,7 +95,8 @@ def register(
     receiving = archive_dir / f".receiving-{uuid.uuid4().hex}"
     try:
         with file_store.created_binary(receiving) as archived:
-            sha256, size = file_store.copy_and_hash(handed_in.handle, archived)
+            sha256, size = file_store.copy_and_hash(handed_in.handle, archived, limit=handed_in.size_bytes)
+        handed_in.check_unchanged()
         if dag_id and run_id:
             supersede_run_inputs(cur, "uploads", dag_id, run_id)
         cur.execute(
@@ -116,7 +118,7 @@ def register(
         )
         upload_id = int(cur.fetchone()[0])
         stored = archive_dir / f"{upload_id:08d}-{name}"
-        os.link(receiving, stored)  # never over an existing file
+        _keep_as(receiving, stored, name)
     finally:
         receiving.unlink(missing_ok=True)
     cur.execute("UPDATE intake.uploads SET stored_path = %s WHERE upload_id = %s", (str(stored), upload_id))
@@ -126,6 +128,21 @@ def register(
         details={"kind": kind, "plan": plan_code, "file": name, "sha256": sha256, "size": size},
     )
     return Upload(upload_id, kind, plan_code, name, stored, sha256, size)
+
+
+def _keep_as(receiving: Path, stored: Path, name: str) -> None:
+    """Give the archived copy its name, never over an existing file (a hard link where the store has them)."""
+    try:
+        try:
+            os.link(receiving, stored, follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+                raise
+            with receiving.open("rb") as source, file_store.created_binary(stored) as target:
+                file_store.copy_and_hash(source, target)
+    except FileExistsError as exc:
+        raise IntakeError(f"file {name}: the outbox already holds an archived file {stored.name} (was the database "
+                          "restored without its outbox?); nothing was overwritten: tell the operators") from exc
 
 
 # A run's input: its table in intake and that table's key.

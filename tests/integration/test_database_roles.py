@@ -7,7 +7,7 @@ from contextlib import closing
 import psycopg2
 import pytest
 
-from benefitflow import config
+from benefitflow import config, db, dbt_runner
 from benefitflow.platform import postgres, readers
 from benefitflow.registry.importing import WORKFLOW as INDIVIDUALS
 from benefitflow.workflow import run_steps as run_upload
@@ -175,12 +175,42 @@ def test_the_all_regions_login_reads_every_row_and_the_no_region_login_none(data
     "SELECT pg_advisory_lock(1)",
     "SELECT set_config('role', 'superset_reader', false)",
     "SELECT set_config('statement_timeout', '0', false)",
+    "SELECT * FROM ts_stat('SELECT to_tsvector(first_name) FROM marts.mart_registry_individuals')",
+    "SELECT pg_logical_emit_message(false, 'x', 'y')",
+    "SELECT pg_terminate_backend(pg_backend_pid() + 1)",
+    "SELECT txid_current()",
 ])
 def test_readers_cannot_run_functions_that_read_elsewhere_sleep_or_lock(database, statement) -> None:
     for entry in READERS:
         with pytest.raises(psycopg2.errors.InsufficientPrivilege):
             query_as(login_url(database, entry), statement)
     query_as(database.app_database_url, "SELECT set_config('benefitflow.test', 'x', true), pg_sleep(0)")
+
+
+def test_no_reader_holds_execute_on_a_denied_function_through_public_or_otherwise(database) -> None:
+    """The revocation itself (several of these are refused to non-superusers anyway, e.g. pg_read_file)."""
+    for entry in READERS:
+        held = query_as(database.app_database_url,
+                        "SELECT p.oid::regprocedure::text FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace"
+                        " WHERE p.proname ~ %s AND (n.nspname = 'pg_catalog' OR p.proname ~ '^dblink')"
+                        "   AND has_function_privilege(%s, p.oid, 'EXECUTE')",
+                        readers.DENIED_FUNCTION_PATTERN, entry.login)
+        assert held == [], entry.login
+
+
+def test_regional_views_are_security_barriers_and_the_dbt_build_keeps_them_so(database, people_everywhere) -> None:
+    """Policies do not apply to views: their region filter must run before any condition a reader adds (a cast
+    whose error quotes a value could otherwise run on other regions' rows first). A rebuilt view is one again."""
+    views = "SELECT c.relname, c.reloptions FROM pg_class AS c WHERE c.relnamespace = 'marts'::regnamespace" \
+            " AND c.relkind = 'v' AND c.relname IN ('mart_grievances', 'mart_individual_record') ORDER BY 1"
+    expected = [("mart_grievances", ["security_barrier=true"]), ("mart_individual_record", ["security_barrier=true"])]
+    assert query_as(database.app_database_url, views) == expected
+    with db.transaction(database.app_database_url) as cur:
+        cur.execute("ALTER VIEW marts.mart_grievances RESET (security_barrier)")
+    with db.transaction(database.owner_database_url) as cur:
+        assert readers.unprotected_regional_marts(cur) == ["mart_grievances"]
+    dbt_runner.run(["run", "--select", "mart_grievances"])
+    assert query_as(database.app_database_url, views) == expected
 
 
 @pytest.mark.parametrize("entry", [NO_REGION, *REGIONAL], ids=lambda entry: entry.login)

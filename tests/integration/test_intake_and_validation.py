@@ -167,6 +167,21 @@ def test_the_error_report_is_spreadsheet_safe_and_private_from_the_start(databas
     assert [path.stat().st_mode & 0o777 for path in paths] == [0o640, 0o640]
 
 
+def test_every_cell_a_spreadsheet_would_evaluate_is_neutralised_and_nothing_else(database) -> None:
+    evaluated = ["=1+1", "+1", "-2+3+cmd|' /C calc'!A0", "@SUM(A1)", "|calc", "%0A=1", "\t=1", "\r=1", "\n=1",
+                 " =1+1", '"=1+1', "\u00a0=1+1", "\u200b=1+1", "\ufeff=1", "\uff1d1+1", "\uff0b1", "\uff0d1",
+                 "\uff20SUM(A1)", '  "-1']
+    inert = ["Ann", "1.5", "", " Ann", '"quoted"', "O'Brien", "a=b", "2026-01-01", "\u00a0Ann"]
+    with db.transaction() as cur:
+        cur.execute("SELECT value, intake.spreadsheet_safe(value) FROM unnest(%s::text[]) AS value",
+                    (evaluated + inert,))
+        written = dict(cur.fetchall())
+        cur.execute("SELECT intake.spreadsheet_safe(NULL)")
+        assert cur.fetchone() == (None,)
+    assert {value: written[value] for value in evaluated} == {value: "'" + value for value in evaluated}
+    assert {value: written[value] for value in inert} == {value: value for value in inert}
+
+
 @pytest.mark.parametrize("kind", ["symbolic link", "hard link"])
 def test_a_link_to_a_file_outside_the_inbox_is_refused_and_nothing_is_archived(
         database, inbox_file, kind: str) -> None:

@@ -106,6 +106,8 @@ def test_the_openimis_sample_imports_as_is(database) -> None:
          "first_name:column_values_to_not_match_regex"),
         ("Ana,@Diaz,1990-01-01,F,,,,,,", "last_name", "last_name:column_values_to_not_match_regex"),
         ("Ana,+Diaz,1990-01-01,F,,,,,,", "last_name", "last_name:column_values_to_not_match_regex"),
+        ("\uff1dHYPERLINK(1),Diaz,1990-01-01,F,,,,,,", "first_name", "first_name:column_values_to_not_match_regex"),
+        ("Ana,\u00a0=1+1,1990-01-01,F,,,,,,", "last_name", "last_name:column_values_to_not_match_regex"),
     ],
 )
 def test_each_schema_rule_blocks_the_row_and_changes_nothing(database, inbox_file, row: str, column: str, rule: str) -> None:

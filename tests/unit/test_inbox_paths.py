@@ -132,3 +132,18 @@ def test_created_files_have_their_mode_from_the_start_and_never_replace_anything
     file_store.write_secret(tmp_path / "secrets.json", '{"a": 1}')
     assert (tmp_path / "secrets.json").stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "secrets.json").read_text() == '{"a": 1}'
+
+
+def test_a_name_too_long_for_the_archive_is_refused_before_anything_is_opened(inbox: Path) -> None:
+    with pytest.raises(InboxError, match="longer than 200 bytes"):
+        read("x" * 201 + ".csv", inbox)
+
+
+def test_a_file_written_to_while_it_is_read_is_refused(inbox: Path) -> None:
+    with open_in_inbox("ok.csv", inbox) as handed_in:
+        assert handed_in.size_bytes == 4
+        handed_in.check_unchanged()
+        with (inbox / "ok.csv").open("ab") as writer:  # someone goes on writing the file
+            writer.write(b"2\n" * 1000)
+        with pytest.raises(InboxError, match="changed while it was read"):
+            handed_in.check_unchanged()

@@ -33,14 +33,17 @@ DEFAULT_STATEMENT_TIMEOUT = 60
 
 # pg_catalog functions a reader must not run: they read any table or file by name (outside row-level
 # security's view of the query: query_to_xml('select ... from marts.x') runs as the reader, but a
-# Superset WHERE never reaches inside it), sleep, change settings or take advisory locks that
-# publishing waits on. PUBLIC has EXECUTE on most of them by default: revoked from PUBLIC and given
-# back only to the platform's own roles where its code uses them.
+# Superset WHERE never reaches inside it), sleep, change settings, take advisory locks that
+# publishing waits on, write WAL or end other sessions. PUBLIC has EXECUTE on most of them by default:
+# revoked from PUBLIC and given back only to the platform's own roles where its code uses them.
 DENIED_FUNCTION_PATTERN = (
     r"^(query|table|cursor|schema|database)_to_xml"
     r"|^pg_(read_file|read_binary_file|ls_dir|stat_file)$"
     r"|^lo_|^lo(read|write)$|^dblink"
     r"|^pg_sleep|^set_config$|^pg_(try_)?advisory_"
+    r"|^ts_stat$|^ts_rewrite$"  # both run a query given as text
+    # Writing WAL or a notification, taking a transaction id, ending another session of the same login.
+    r"|^pg_logical_emit_message$|^pg_notify$|^txid_current$|^pg_current_xact_id$|^pg_(cancel|terminate)_backend$"
 )
 PLATFORM_FUNCTION_PATTERN = r"^pg_sleep|^set_config$|^pg_(try_)?advisory_"  # used by the platform and dbt
 
@@ -157,7 +160,11 @@ def unprotected_regional_marts(cur) -> list[str]:
           FROM pg_class AS c
           JOIN pg_attribute AS a ON a.attrelid = c.oid AND a.attname = 'region' AND NOT a.attisdropped
          WHERE c.relnamespace = 'marts'::regnamespace AND c.relkind IN ('r', 'v', 'm', 'p')
-           AND CASE WHEN c.relkind = 'v' THEN pg_get_viewdef(c.oid) !~ 'access\\.mart_readers'
+           AND CASE WHEN c.relkind = 'v' THEN NOT (
+                        coalesce(c.reloptions @> '{security_barrier=true}', false) AND EXISTS (
+                        SELECT 1 FROM pg_depend AS d JOIN pg_rewrite AS r ON r.oid = d.objid
+                         WHERE d.classid = 'pg_rewrite'::regclass AND r.ev_class = c.oid
+                           AND d.refobjid = 'access.mart_readers'::regclass))
                     ELSE NOT (c.relrowsecurity AND EXISTS (
                         SELECT 1 FROM pg_policy AS p WHERE p.polrelid = c.oid AND p.polname = 'readers_by_region'))
                END

@@ -31,7 +31,8 @@ DEFAULT_SCHEMA_FILE = Path(__file__).with_name("individual.schema.json")
 CORE_COLUMNS = ("first_name", "last_name", "dob", "sex", "national_id", "location_code", "location_name", "region")
 REQUIRED_CORE = ("first_name", "last_name", "dob")
 NAME_COLUMNS = ("first_name", "last_name")
-FORMULA_START = "^[=+@]"  # what a name may not begin with: spreadsheets evaluate such cells
+# What a name may not begin with (after spaces, no-break or zero-width ones): spreadsheets evaluate such cells.
+FORMULA_START = r"^[[:space:]\u00a0\u200b\ufeff]*[=+@|\uff1d\uff0b\uff20]"
 HOUSEHOLD_COLUMNS = ("group_code", "recipient_info", "individual_role")
 ID_COLUMN = "id"
 ROLES = ("HEAD", "SPOUSE", "SON", "DAUGHTER", "FATHER", "MOTHER", "BROTHER", "SISTER", "GRANDSON",
@@ -156,7 +157,7 @@ def suite_document(schema: RegistrySchema, header: list[str], mode: str, *,
     present = [p for p in schema.properties.values() if p.name in header]
     for prop in present:
         expectations += property_expectations(prop, required=prop.required and not people_may_exist)
-    expectations += [expectation("not_match_regex", name, "must not begin with =, + or @ (a spreadsheet would run "
+    expectations += [expectation("not_match_regex", name, "must not begin with =, +, @ or | (a spreadsheet would run "
                                  "the name as a formula)", regex=FORMULA_START)
                      for name in NAME_COLUMNS if name in header]
     if mode == "update":

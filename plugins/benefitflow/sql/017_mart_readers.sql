@@ -18,6 +18,10 @@ COMMENT ON TABLE access.mart_readers IS
 ALTER TABLE access.mart_readers ENABLE ROW LEVEL SECURITY;
 CREATE POLICY own_row ON access.mart_readers FOR SELECT USING (login = current_user);
 
+-- The platform's own roles read every region (its exports read the regional views): here from the start,
+-- not only once grant_marts has run.
+INSERT INTO access.mart_readers (login, all_regions) VALUES ('benefitflow_app', true), ('benefitflow_owner', true);
+
 -- dbt's views over the marts read it as their owner, the app user.
 GRANT USAGE ON SCHEMA access TO benefitflow_app;
 GRANT SELECT ON access.mart_readers TO benefitflow_app;
