@@ -20,14 +20,16 @@ the regional roles' Superset row-level security filters made here are a second l
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 ASSETS_DIR = Path(__file__).with_name("assets")
 READER_URL_VARIABLE = "BENEFITFLOW_READER_DATABASE_URL"
+LOGINS_KEY_VARIABLE = "BENEFITFLOW_READER_LOGINS_KEY"
 
 MANAGER_ROLE = "Manager"
 MARTS_DATABASE = "benefitflow_marts"
@@ -104,16 +106,29 @@ def sync_users(sm, db, users: dict[str, dict]) -> None:
         sm.reset_password(user.id, entry["password"])
 
 
-def bundle_from_assets(reader_url: str) -> dict[str, str]:
-    """The asset bundle as Superset imports it (path -> YAML), with the read-only user's URL and password."""
+def stored_connection_url(reader_url: str, logins_key: str) -> str:
+    """The marts connection as Superset stores it: the no-region login, at the readers' host and database.
+
+    Fail closed: every query is narrowed to the user's regions by superset_config.DB_CONNECTION_MUTATOR,
+    which widens the connection to the login of the user's regions. A query it does not reach (a mutator
+    not loaded, a job without a user) reads no regional row.
+    """
+    parts = urlsplit(reader_url)
+    login = REGIONS["no_region"]["login"]
+    password = hashlib.sha256(f"{logins_key}:{login}".encode()).hexdigest()  # as benefitflow.platform.readers
+    return urlunsplit(parts._replace(netloc=f"{login}:{password}@{parts.hostname}:{parts.port or 5432}"))
+
+
+def bundle_from_assets(connection_url: str) -> dict[str, str]:
+    """The asset bundle as Superset imports it (path -> YAML), with the marts connection's URL and password."""
     import yaml
 
     bundle = {}
     for path in sorted(ASSETS_DIR.rglob("*.yaml")):
         document = yaml.safe_load(path.read_text())
         if path.parent.name == "databases":
-            document["sqlalchemy_uri"] = reader_url
-            document["password"] = unquote(urlsplit(reader_url).password or "")
+            document["sqlalchemy_uri"] = connection_url
+            document["password"] = unquote(urlsplit(connection_url).password or "")
         bundle[path.relative_to(ASSETS_DIR).as_posix()] = yaml.safe_dump(document, sort_keys=False)
     return bundle
 
@@ -130,7 +145,10 @@ def main(users_file: str | None) -> None:
     reader_url = os.environ.get(READER_URL_VARIABLE)
     if not reader_url:
         sys.exit(f"{READER_URL_VARIABLE} is not set: the marts database connection needs the read-only user's URL")
-    bundle = bundle_from_assets(reader_url)
+    logins_key = os.environ.get(LOGINS_KEY_VARIABLE)
+    if not logins_key:
+        sys.exit(f"{LOGINS_KEY_VARIABLE} is not set: the marts connection is stored as the no-region login")
+    bundle = bundle_from_assets(stored_connection_url(reader_url, logins_key))
     from superset.app import create_app
 
     app = create_app()

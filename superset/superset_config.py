@@ -20,14 +20,15 @@ SESSION_COOKIE_SAMESITE = "Lax"
 ROW_LIMIT = 50000
 
 # -- Row-level security enforced by PostgreSQL -------------------------------------------------------------
-# Superset's database connection to the marts is stored with the all-regions login (superset_reader). Each query
-# a user runs connects as the login of the user's regions instead (superset/regions.json); PostgreSQL's policies
-# on the marts admit that login to its regions whatever SQL a chart carries. Superset's own row-level security
-# filters (superset/provision.py) stay as a second layer.
+# Superset's database connection to the marts is stored with the no-region login, which reads no regional row.
+# Each query a user runs connects as the login of the user's regions instead (superset/regions.json);
+# PostgreSQL's policies on the marts admit that login to its regions whatever SQL a chart carries. Superset's own
+# row-level security filters (superset/provision.py) stay as a second layer.
 import hashlib  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 from pathlib import Path  # noqa: E402
+from urllib.parse import unquote, urlsplit  # noqa: E402
 
 _REGIONS = json.loads(Path(__file__).with_name("regions.json").read_text())
 _ALL_REGIONS_LOGIN = _REGIONS["all_regions"]["login"]
@@ -53,18 +54,25 @@ def _login_password(login: str) -> str:
     return hashlib.sha256(f"{os.environ['BENEFITFLOW_READER_LOGINS_KEY']}:{login}".encode()).hexdigest()
 
 
-def DB_CONNECTION_MUTATOR(uri, params, username, security_manager, source):  # noqa: N802 (Superset's name)
-    """Swap the all-regions login of the marts connection for the requesting user's login.
+def _all_regions_password() -> str:
+    # The all-regions login's own secret, as the platform gives it (BENEFITFLOW_READER_DATABASE_URL).
+    return unquote(urlsplit(os.environ["BENEFITFLOW_READER_DATABASE_URL"]).password or "")
 
-    Any other connection is left as it is. No user (a background job, the CLI) gets the no-region login."""
-    if uri.username != _ALL_REGIONS_LOGIN:
+
+def DB_CONNECTION_MUTATOR(uri, params, username, security_manager, source):  # noqa: N802 (Superset's name)
+    """Widen the marts connection, stored as the no-region login (superset/provision.py), to the requesting
+    user's login: all regions, their region, or left as it is (fail closed).
+
+    Any other connection is left as it is. No user (a background job, the CLI) keeps the no-region login."""
+    if uri.username != _NO_REGION_LOGIN:
         return uri, params
     user = security_manager.find_user(username=username) if username else None
     login = reader_login({role.name for role in user.roles} if user is not None and user.is_active else set())
-    if login == _ALL_REGIONS_LOGIN:
+    if login == _NO_REGION_LOGIN:
         return uri, params
     _log.debug("user %s reads the marts as %s", username, login)
-    return uri.set(username=login, password=_login_password(login)), params
+    password = _all_regions_password() if login == _ALL_REGIONS_LOGIN else _login_password(login)
+    return uri.set(username=login, password=password), params
 
 
 # Per-user cache keys: users with the same chart but different logins must not share cached rows

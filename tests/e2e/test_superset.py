@@ -7,9 +7,12 @@ import io
 import json
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
+import psycopg2
 import pytest
 import requests
 import yaml
@@ -518,3 +521,12 @@ def test_each_managers_queries_reach_postgresql_as_the_login_of_their_regions(su
         {"expressionType": "SQL", "label": "login", "sqlExpression": "max(current_user::text)"}]})
     assert answer.status_code == 200, answer.text
     assert answer.json()["result"][0]["data"] == [{"login": login}]
+
+
+def test_the_marts_connection_is_stored_as_the_login_that_reads_no_region(superset) -> None:
+    """Fail closed: a query the connection mutator does not widen (no user, a mutator not loaded) reads no
+    regional row; the managers' answers above show it is widened for each of them."""
+    with closing(psycopg2.connect(superset.database_url("superset", "superset"))) as conn, conn.cursor() as cur:
+        cur.execute("SELECT sqlalchemy_uri FROM dbs WHERE database_name = 'benefitflow_marts'")
+        (uri,) = cur.fetchone()
+    assert urlsplit(uri).username == "superset_no_region"

@@ -222,6 +222,8 @@ class Instance:
             "SUPERSET_METADATA_URL": self.database_url("superset", "superset"),
             # superset_config.DB_CONNECTION_MUTATOR derives the regional logins' passwords from it.
             "BENEFITFLOW_READER_LOGINS_KEY": self.secrets["reader_logins_key"],
+            # The marts connection is stored as the no-region login; the mutator widens it to all regions with this.
+            "BENEFITFLOW_READER_DATABASE_URL": self.database_url("superset_reader", "benefitflow"),
             "FLASK_APP": "superset.app:create_app()",
             "NO_PROXY": "*",
         }

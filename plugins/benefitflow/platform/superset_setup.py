@@ -31,10 +31,9 @@ def prepare(instance: Instance) -> None:
     file_store.write_secret(users_file, json.dumps({
         name: {"password": instance.user_password(name), "roles": roles} for name, roles in SUPERSET_USERS.items()
     }))
-    reader = {"BENEFITFLOW_READER_DATABASE_URL": instance.database_url("superset_reader", "benefitflow")}
     try:
         run([str(services.SUPERSET_BIN / "python"), str(PROJECT_ROOT / "superset" / "provision.py"), str(users_file)],
-            {**instance.superset_env(), **reader}, "Superset roles, users, assets and row-level security")
+            instance.superset_env(), "Superset roles, users, assets and row-level security")
     finally:
         users_file.unlink(missing_ok=True)
 
