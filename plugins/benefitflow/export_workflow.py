@@ -30,10 +30,9 @@ from benefitflow.intake import RequestError
 from benefitflow.request_workflow import (
     Options,
     RequestWorkflow,
-    commit_step,
     intake_step,
-    propose_step,
     run_steps_after_validate,
+    step_tasks,
     validate_step,
 )
 from benefitflow.workflow import approve_commit_publish, maker_of, workflow_dag
@@ -49,6 +48,13 @@ reads who asks, the filter, the columns and how many rows. Approved, the commit 
 the rows the filter selected when asked, as `exports/<name>-request<id>-<run>.csv`; rejected, no
 file. Without such columns the `export` step writes the file at once. Both are in the audit trail.
 """
+
+
+def filter_and_columns(filter_help: str, columns_help: str = "columns to export (empty: the default set)",
+                       ) -> dict[str, Param]:
+    """The trigger form's `filter` (the filter language, a JSON object) and `columns` (names, empty for the default)."""
+    return {"filter": Param({}, type="object", description=filter_help),
+            "columns": Param([], type="array", items={"type": "string"}, description=columns_help)}
 
 
 def export_dir() -> Path:
@@ -147,15 +153,7 @@ def export_now(workflow: ExportWorkflow, request: dict[str, Any], options: Optio
 def build_export_dag(workflow: ExportWorkflow) -> DAG:
     steps = workflow.as_request()
     with workflow_dag(workflow.dag_id, workflow.documentation, workflow.tags, workflow.params) as dag:
-
-        @task(task_id="intake")
-        def intake_task(**context: Any) -> dict[str, Any]:
-            return intake_step(workflow=steps, options=context["params"], user=maker_of(context),
-                               dag_id=context["dag"].dag_id, run_id=context["run_id"])
-
-        @task(task_id="validate")
-        def validate_task(request: dict[str, Any], **context: Any) -> dict[str, Any]:
-            return validate_step(workflow=steps, request=request, options=context["params"], user=maker_of(context))
+        intake_task, validate_task, propose_task, commit_task = step_tasks(steps)
 
         @task.branch(task_id="route")
         def route(validated: dict[str, Any]) -> str:
@@ -165,15 +163,6 @@ def build_export_dag(workflow: ExportWorkflow) -> DAG:
         @task(task_id="export")
         def export_task(request: dict[str, Any], **context: Any) -> dict[str, Any]:
             return export_now(workflow, request, context["params"], user=maker_of(context), label=context["run_id"])
-
-        @task(task_id="propose")
-        def propose_task(request: dict[str, Any], validated: dict[str, Any]) -> dict[str, Any]:
-            return propose_step(workflow=steps, request=request, validated=validated)
-
-        @task(task_id="commit")
-        def commit_task(request: dict[str, Any], **context: Any) -> dict[str, Any]:
-            return commit_step(workflow=steps, dag_id=context["dag"].dag_id, run_id=context["run_id"],
-                               request_id=int(request["request_id"]), user=maker_of(context))
 
         request = intake_task()
         validated = validate_task(request)

@@ -156,27 +156,33 @@ def _stop(request_id: int, user: str, message: str, *, status: str) -> None:
 
 
 # -- the DAG ---------------------------------------------------------------------------------
+def step_tasks(workflow: RequestWorkflow) -> tuple[Any, Any, Any, Any]:
+    """intake, validate, propose and commit as Airflow tasks (made inside a DAG's context)."""
+
+    @task(task_id="intake")
+    def intake_task(**context: Any) -> dict[str, Any]:
+        return intake_step(workflow=workflow, options=context["params"], user=maker_of(context),
+                           dag_id=context["dag"].dag_id, run_id=context["run_id"])
+
+    @task(task_id="validate")
+    def validate_task(request: dict[str, Any], **context: Any) -> dict[str, Any]:
+        return validate_step(workflow=workflow, request=request, options=context["params"], user=maker_of(context))
+
+    @task(task_id="propose")
+    def propose_task(request: dict[str, Any], validated: dict[str, Any]) -> dict[str, Any]:
+        return propose_step(workflow=workflow, request=request, validated=validated)
+
+    @task(task_id="commit")
+    def commit_task(request: dict[str, Any], **context: Any) -> dict[str, Any]:
+        return commit_step(workflow=workflow, dag_id=context["dag"].dag_id, run_id=context["run_id"],
+                           request_id=int(request["request_id"]), user=maker_of(context))
+
+    return intake_task, validate_task, propose_task, commit_task
+
+
 def build_request_dag(workflow: RequestWorkflow) -> DAG:
     with workflow_dag(workflow.dag_id, workflow.doc_md, workflow.tags, workflow.params) as dag:
-
-        @task(task_id="intake")
-        def intake_task(**context: Any) -> dict[str, Any]:
-            return intake_step(workflow=workflow, options=context["params"], user=maker_of(context),
-                               dag_id=context["dag"].dag_id, run_id=context["run_id"])
-
-        @task(task_id="validate")
-        def validate_task(request: dict[str, Any], **context: Any) -> dict[str, Any]:
-            return validate_step(workflow=workflow, request=request, options=context["params"], user=maker_of(context))
-
-        @task(task_id="propose")
-        def propose_task(request: dict[str, Any], validated: dict[str, Any]) -> dict[str, Any]:
-            return propose_step(workflow=workflow, request=request, validated=validated)
-
-        @task(task_id="commit")
-        def commit_task(request: dict[str, Any], **context: Any) -> dict[str, Any]:
-            return commit_step(workflow=workflow, dag_id=context["dag"].dag_id, run_id=context["run_id"],
-                               request_id=int(request["request_id"]), user=maker_of(context))
-
+        intake_task, validate_task, propose_task, commit_task = step_tasks(workflow)
         request = intake_task()
         proposal = propose_task(request, validate_task(request))
         approve_commit_publish(workflow.operation, workflow.proposal_model, workflow.publish_asset, proposal,

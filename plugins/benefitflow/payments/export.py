@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg2.extensions
-from airflow.sdk import Param
 from psycopg2 import sql
 
-from benefitflow.export_workflow import ExportWorkflow
+from benefitflow.export_workflow import ExportWorkflow, filter_and_columns
 from benefitflow.exports import Source
 from benefitflow.filters import Field
 
@@ -57,12 +56,11 @@ EXPORT = ExportWorkflow(
     dag_id="payments_export",
     source_for=payments_of,
     params={
-        "filter": Param({}, type="object",
-                        description='JSON filter, e.g. {"all": [{"field": "cycle", "op": "=", "value": "2026-01"}, '
-                                    '{"field": "status", "op": "in", "value": ["FAILED", "DUE"]}]}; {} exports every '
-                                    "bill"),
-        "columns": Param([], type="array", items={"type": "string"},
-                         description="columns to export (empty: all of them)"),
+        **filter_and_columns(
+            'JSON filter, e.g. {"all": [{"field": "cycle", "op": "=", "value": "2026-01"}, '
+            '{"field": "status", "op": "in", "value": ["FAILED", "DUE"]}]}; {} exports every '
+            "bill",
+            "columns to export (empty: all of them)"),
     },
     doc_md="""
 ### Export payments

@@ -8,7 +8,7 @@ import psycopg2.extensions
 from airflow.sdk import Param
 from psycopg2 import sql
 
-from benefitflow.export_workflow import ExportWorkflow
+from benefitflow.export_workflow import ExportWorkflow, filter_and_columns
 from benefitflow.exports import Source
 from benefitflow.programmes import plans
 
@@ -36,11 +36,9 @@ EXPORT = ExportWorkflow(
     source_for=beneficiaries_of,
     params={
         "plan": Param("", type="string", minLength=1, maxLength=30, description="The plan's code"),
-        "filter": Param({}, type="object",
-                        description='JSON filter, e.g. {"all": [{"field": "status", "op": "=", "value": "ACTIVE"}]}; '
-                                    "{} exports every beneficiary of the plan"),
-        "columns": Param([], type="array", items={"type": "string"},
-                         description="columns to export (empty: the default set)"),
+        **filter_and_columns(
+            'JSON filter, e.g. {"all": [{"field": "status", "op": "=", "value": "ACTIVE"}]}; '
+            "{} exports every beneficiary of the plan"),
     },
     doc_md="""
 ### Export a plan's beneficiaries

@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import psycopg2.extensions
-from airflow.sdk import Param
 from psycopg2 import sql
 
 from benefitflow import exports, filters
-from benefitflow.export_workflow import ExportWorkflow
+from benefitflow.export_workflow import ExportWorkflow, filter_and_columns
 from benefitflow.filters import Field
 from benefitflow.registry import schema
 
@@ -68,11 +67,9 @@ EXPORT = ExportWorkflow(
     dag_id="registry_export",
     source_for=lambda _cur, _options: source(),
     params={
-        "filter": Param({}, type="object",
-                        description='JSON filter, e.g. {"all": [{"field": "age", "op": ">=", "value": 18}, '
-                                    '{"field": "region", "op": "in", "value": ["North"]}]}; {} exports everyone'),
-        "columns": Param([], type="array", items={"type": "string"},
-                         description="columns to export (empty: the default set)"),
+        **filter_and_columns(
+            'JSON filter, e.g. {"all": [{"field": "age", "op": ">=", "value": 18}, '
+            '{"field": "region", "op": "in", "value": ["North"]}]}; {} exports everyone'),
     },
     doc_md="""
 ### Export individuals from the registry
