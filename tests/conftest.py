@@ -29,6 +29,7 @@ def pytest_configure(config: pytest.Config) -> None:
     home = Path(tempfile.mkdtemp(prefix="benefitflow-test-", dir="/tmp"))
     home.chmod(0o755)  # the PostgreSQL server user must reach its data folder
     _INSTANCE = Instance.throwaway(home)
+    _INSTANCE.write_airflow_config()
     os.environ.update(_INSTANCE.airflow_env())
     # A CI timeout or Ctrl-C sends SIGTERM: exit through pytest so the services are stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

@@ -107,7 +107,9 @@ def provision_from_environment() -> None:
         unprotected = grant_marts(cur)
     if unprotected:
         print("marts not readable by Superset until dbt builds them with row-level security:", ", ".join(unprotected))
-    airflow_url = os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace("+psycopg2", "")
+    from airflow.configuration import conf
+
+    airflow_url = conf.get("database", "sql_alchemy_conn").replace("+psycopg2", "")
     with closing(psycopg2.connect(airflow_url)) as conn, conn, conn.cursor() as cur:
         grant_airflow_directory(cur)
     provision({os.environ["AIRFLOW_ADMIN_USERNAME"]: {"password": os.environ["AIRFLOW_ADMIN_PASSWORD"],

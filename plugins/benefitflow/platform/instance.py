@@ -180,11 +180,32 @@ class Instance:
             "BENEFITFLOW_DBT_TARGET": str(self.dbt_target),
         }
 
+    @property
+    def airflow_config(self) -> Path:
+        return self.airflow_home / "airflow.cfg"
+
+    def airflow_service_secrets(self) -> dict[tuple[str, str], str]:
+        """What only Airflow's services need: kept in `airflow.cfg` (0600), never in an environment a task inherits."""
+        return {
+            ("core", "fernet_key"): self.secrets["fernet_key"],
+            ("database", "sql_alchemy_conn"): self.database_url("airflow", "airflow", driver="postgresql+psycopg2"),
+            ("api", "secret_key"): self.secrets["api_secret_key"],
+            ("api_auth", "jwt_secret"): self.secrets["jwt_secret"],
+        }
+
+    def write_airflow_config(self) -> None:
+        sections: dict[str, list[str]] = {}
+        for (section, key), value in self.airflow_service_secrets().items():
+            sections.setdefault(section, []).append(f"{key} = {value.replace('%', '%%')}")  # configparser interpolates
+        text = "".join(f"[{section}]\n" + "\n".join(lines) + "\n\n" for section, lines in sections.items())
+        self.airflow_home.mkdir(parents=True, exist_ok=True)
+        file_store.write_secret(self.airflow_config, "# Written by benefitflow (platform/instance.py).\n" + text)
+
     def airflow_env(self) -> dict[str, str]:
-        metadata = self.database_url("airflow", "airflow", driver="postgresql+psycopg2")
         return {
             **self.benefitflow_env(),
             "AIRFLOW_HOME": str(self.airflow_home),
+            "AIRFLOW_CONFIG": str(self.airflow_config),
             "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -193,15 +214,11 @@ class Instance:
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             # FAB, plus the rule that keeps trigger/answer apart from pause/clear/mark (review C2).
             "AIRFLOW__CORE__AUTH_MANAGER": "benefitflow.platform.auth_manager.BenefitflowFabAuthManager",
-            "AIRFLOW__CORE__FERNET_KEY": self.secrets["fernet_key"],
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.airflow_url}/execution/",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata,
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(self.airflow_port),
             "AIRFLOW__API__BASE_URL": self.airflow_url,
-            "AIRFLOW__API__SECRET_KEY": self.secrets["api_secret_key"],
             "AIRFLOW__API__WORKERS": "1",
-            "AIRFLOW__API_AUTH__JWT_SECRET": self.secrets["jwt_secret"],
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self.worker_log_port),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self.trigger_log_port),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",

@@ -62,7 +62,7 @@ def _project_checksum() -> str:
 
 def prepare_airflow(instance: Instance) -> None:
     env = instance.airflow_env()
-    instance.airflow_home.mkdir(parents=True, exist_ok=True)
+    instance.write_airflow_config()
     run([str(services.AIRFLOW_BIN / "airflow"), "db", "migrate"], env, "airflow db migrate")
     with closing(postgres.superuser_connection(instance, "airflow")) as conn, conn.cursor() as cur:
         postgres.grant_airflow_directory(cur)
