@@ -1,6 +1,5 @@
 """No Airflow service secret is in any process's environment, and every task process drops what it inherited in
-its configuration (security review M8). What a forked task still holds of the scheduler's memory is not covered:
-README, "Secrets"."""
+its configuration and holds nothing of the scheduler's memory (security review M8; README, "Secrets")."""
 
 from __future__ import annotations
 
@@ -52,6 +51,7 @@ def test_every_task_process_runs_the_listener_that_drops_the_inherited_secrets(a
                                         params={"full_content": "true"})
     assert response.status_code == 200, response.text
     assert "has forgotten the services' secrets: core.fernet_key, api.secret_key, api_auth.jwt_secret" in response.text
+    assert "holds no engine, session, executor or token signer of Airflow's services" in response.text
 
 
 

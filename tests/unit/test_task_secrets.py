@@ -32,6 +32,7 @@ import json, os, sys
 from airflow.configuration import conf
 from airflow.models.crypto import get_fernet
 from airflow.sdk.configuration import conf as sdk_conf
+from airflow.sdk.execution_time.supervisor import block_orm_access
 from airflow.sdk.execution_time.task_runner import TaskRunnerMarker
 from benefitflow.platform import task_secrets
 
@@ -46,9 +47,18 @@ def seen():
     }
 
 before = seen()
+if sys.argv[2] != "scheduler":
+    block_orm_access()  # as the supervisor's fork does before the task runner starts
+if sys.argv[2] == "holding an engine":
+    import sqlalchemy
+    kept = sqlalchemy.create_engine("postgresql+psycopg2://airflow:owner-password@127.0.0.1:1/airflow")
+if sys.argv[2] == "holding a token signer":
+    from airflow.api_fastapi.auth.tokens import JWTGenerator
+    kept = JWTGenerator(secret_key="jwt-in-the-config-file", valid_for=60, audience="task")
 if sys.argv[2] == "failing":
     task_secrets.forget_service_secrets = lambda: 1 / 0
 task_secrets.on_starting(component=TaskRunnerMarker() if sys.argv[2] != "scheduler" else object())
+print("listener done")
 print(json.dumps({"before": before, "after": seen()}))
 """
 
@@ -71,12 +81,18 @@ def seen(result: subprocess.CompletedProcess) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def said(result: subprocess.CompletedProcess) -> str:
+    return result.stdout + result.stderr
+
+
 @pytest.mark.parametrize("old_way", [False, True], ids=["secrets in airflow.cfg", "also in the environment"])
 def test_a_task_process_forgets_every_service_secret(tmp_path: Path, old_way: bool) -> None:
     environment = {"AIRFLOW__API_AUTH__JWT_SECRET": "jwt-in-the-environment",
                    "AIRFLOW__WEBSERVER__SECRET_KEY": "api-key-under-its-old-name",
                    "AIRFLOW__CORE__FERNET_KEY_CMD": f"echo {Fernet.generate_key().decode()}"} if old_way else {}
-    result = seen(run_probe(tmp_path, "task", environment))
+    probe = run_probe(tmp_path, "task", environment)
+    assert "holds no engine, session, executor or token signer" in said(probe)
+    result = seen(probe)
     before, after = result["before"], result["after"]
     assert before["fernet encrypts"] and before["sdk"]["api_auth.jwt_secret"] == (
         "jwt-in-the-environment" if old_way else "jwt-in-the-config-file")
@@ -96,5 +112,18 @@ def test_other_components_keep_their_secrets(tmp_path: Path) -> None:
 def test_a_task_process_that_cannot_forget_them_stops(tmp_path: Path) -> None:
     result = run_probe(tmp_path, "failing", {})
     assert result.returncode == 1
-    assert "could not forget the services' secrets" in result.stdout + result.stderr
-    assert '"after"' not in result.stdout  # it never came back from the listener
+    assert "could not forget the services' secrets" in said(result)
+    assert "listener done" not in result.stdout
+
+
+def test_a_task_process_holding_a_token_signer_of_the_services_stops(tmp_path: Path) -> None:
+    result = run_probe(tmp_path, "holding a token signer", {})
+    assert result.returncode == 1
+    assert "holds the scheduler's objects {'airflow.api_fastapi.auth.tokens.JWTGenerator': 1}" in said(result)
+    assert "listener done" not in result.stdout
+
+
+def test_a_database_engine_left_in_a_task_process_is_reported(tmp_path: Path) -> None:
+    result = run_probe(tmp_path, "holding an engine", {})
+    assert "still holds database engines or sessions" in said(result) and "sqlalchemy.engine.base.Engine" in said(result)
+    assert "listener done" in result.stdout

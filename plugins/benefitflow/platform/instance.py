@@ -211,6 +211,9 @@ class Instance:
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": "4",
+            # Executor workers start as fresh interpreters, not forks of the scheduler, so a task (forked from a
+            # worker) holds nothing of the scheduler's memory: platform/task_secrets.py checks it.
+            "AIRFLOW__SCHEDULER__MP_START_METHOD": "spawn",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             # FAB, plus the rule that keeps trigger/answer apart from pause/clear/mark (review C2).
             "AIRFLOW__CORE__AUTH_MANAGER": "benefitflow.platform.auth_manager.BenefitflowFabAuthManager",

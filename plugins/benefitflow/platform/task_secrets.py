@@ -7,13 +7,15 @@ Task code, and dbt, GX or a crafted input that makes them read something, needs 
 talks to Airflow with the short-lived token its supervisor hands it, and Airflow itself replaces the
 metadata database URL in a task process (`block_orm_access`). So the first thing a task process does
 (the task runner's `on_starting` listener call, before the DAG file is parsed) is to drop the rest
-from its environment, from both configuration objects and from the cached Fernet instances. If that
-fails, the task process exits rather than run with them.
+from its environment, from both configuration objects and from the cached Fernet instances.
 
-What this does not reach: a forked task holds a copy of the scheduler's memory, so code running in it
-can still dig out objects the scheduler made (its database session and engine, with the owner's URL;
-the executor's token signer once it has been used) and, as the same system user, read `airflow.cfg`.
-Only a task started afresh as another system user is out of reach of those (README, "Secrets").
+A task forked straight from the scheduler would also hold a copy of the scheduler's memory: its
+database session and engine (the metadata owner's URL) and its executor's token signer (the JWT
+secret). So the scheduler spawns its executor workers as fresh interpreters (`[scheduler]
+mp_start_method = spawn`, `Instance.airflow_env`), tasks fork from those, and the listener checks that
+none of those objects is in the task's memory. If anything fails, the task process exits rather than
+run. What still holds: a task runs as the services' system user, so it could read `airflow.cfg`, and
+freed memory is not wiped (README, "Secrets").
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ DATABASE_URLS = (("database", "sql_alchemy_conn"), ("core", "sql_alchemy_conn"),
 # Airflow's own block_orm_access puts this in place of the metadata database URL in a task process.
 BLOCKED_DATABASE_URL = "airflow-db-not-allowed:///"
 TASK_RUNNER = "airflow.sdk.execution_time.task_runner"
+SERVICE_OBJECT_KINDS = frozenset({"Engine", "AsyncEngine", "Session", "AsyncSession", "JWTGenerator"})
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +68,39 @@ def forget_service_secrets() -> None:
              ", ".join(f"{section}.{key}" for section, key in replacements))
 
 
+def inherited_service_objects() -> dict[str, int]:
+    """Objects of Airflow's services in this process's memory, by kind: a task forked from the scheduler itself
+    holds its executor (with the token signer, i.e. the JWT secret, once it has been used) and its database
+    session and engine (the metadata owner's URL); one forked from a spawned executor worker holds none."""
+    import gc
+
+    gc.collect()  # what block_orm_access let go of is gone, not merely unreachable
+    found: dict[str, int] = {}
+    for obj in gc.get_objects():
+        kind = type(obj)
+        module = kind.__dict__.get("__module__")
+        if not isinstance(module, str):  # a few built-in types have none
+            continue
+        if (kind.__name__ in SERVICE_OBJECT_KINDS and module.startswith(("sqlalchemy.", "airflow."))) or (
+                module.startswith("airflow.executors.") and kind.__name__.endswith("Executor")):
+            name = f"{module}.{kind.__name__}"
+            found[name] = found.get(name, 0) + 1
+    return found
+
+
+def check_nothing_inherited() -> None:
+    objects = inherited_service_objects()
+    signers = {name: count for name, count in objects.items() if name.startswith("airflow.")}
+    if signers:  # the JWT secret could be read out of these: no task runs beside them
+        raise RuntimeError(f"this task process holds the scheduler's objects {signers}: run the scheduler's "
+                           "executor workers spawned, not forked ([scheduler] mp_start_method = spawn)")
+    if objects:
+        log.warning("This task process still holds database engines or sessions of the process it was forked "
+                    "from: %s", objects)
+    else:
+        log.info("This task process holds no engine, session, executor or token signer of Airflow's services")
+
+
 @hookimpl
 def on_starting(component: Any) -> None:
     task_runner = sys.modules.get(TASK_RUNNER)
@@ -72,6 +108,7 @@ def on_starting(component: Any) -> None:
         return
     try:
         forget_service_secrets()
+        check_nothing_inherited()
     except BaseException:  # the task runner only logs a listener's error: a task must not run with the secrets
         log.exception("This task process could not forget the services' secrets; it stops here")
         logging.shutdown()
