@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from benefitflow import db, dbt_runner
+from benefitflow.exports import PERSONAL_COLUMNS
 
 DBT = str(Path(sys.executable).with_name("dbt"))
 
@@ -30,3 +31,18 @@ def test_derived_tables_are_rebuilt_from_the_ledger(database) -> None:
         cur.execute("SELECT count(*) FROM marts.mart_approvals")
         assert cur.fetchone()[0] == decisions
     assert before <= decisions
+
+
+# Free text written by makers and checkers may name anyone: it stays in marts with a region (or out of the marts).
+FREE_TEXT_COLUMNS = frozenset({"reason", "comment", "message", "notes"})
+
+
+def test_marts_every_manager_reads_hold_no_personal_data_nor_free_text(database) -> None:
+    with db.transaction() as cur:
+        cur.execute("SELECT table_name, array_agg(column_name::text) FROM information_schema.columns"
+                    " WHERE table_schema = 'marts' GROUP BY table_name")
+        marts = dict(cur.fetchall())
+    without_region = {name: set(columns) for name, columns in marts.items() if "region" not in columns}
+    assert {"mart_approvals", "mart_uploads", "mart_payrolls"} <= without_region.keys()
+    found = {name: sorted(columns & (PERSONAL_COLUMNS | FREE_TEXT_COLUMNS)) for name, columns in without_region.items()}
+    assert {name: columns for name, columns in found.items() if columns} == {}

@@ -1,4 +1,5 @@
--- Every approval decision with the time the checker took (null when the request time is unknown).
+-- Every approval decision with the time the checker took (null when the request time is unknown). Not the
+-- checker's reason: free text, it may name a person, and this mart has no region (every manager reads it).
 select
     decisions.decision_id,
     decisions.operation,
@@ -15,7 +16,6 @@ select
         then concat_ws(', ', nullif(decisions.other_approvers, ''), decisions.checker)
     end as approved_by,
     decisions.outcome,
-    decisions.reason,
     decisions.requested_at,
     decisions.decided_at,
     case
