@@ -35,6 +35,11 @@ def outbox() -> Path:
     return Path(os.environ.get("BENEFITFLOW_OUTBOX", PROJECT_ROOT / "data" / "outbox")).resolve()
 
 
+def max_upload_bytes() -> int:
+    """The largest file intake takes in (BENEFITFLOW_MAX_UPLOAD_BYTES; 4 GiB: ten million people in a registry file)."""
+    return int(os.environ.get("BENEFITFLOW_MAX_UPLOAD_BYTES", 4 << 30))
+
+
 def upload_file_url(upload_id: int, which: str) -> str:
     """Where an Airflow user downloads an upload's `original` or `error-report` (see upload_files.py)."""
     base = os.environ.get("AIRFLOW__API__BASE_URL", "").rstrip("/")

@@ -22,10 +22,11 @@ import psycopg2.errors
 import psycopg2.extensions
 from psycopg2 import sql
 
-from benefitflow import audit, file_store
+from benefitflow import audit, config, file_store
 from benefitflow.file_store import HandedIn
 
 MAX_IDENTIFIER_BYTES = 63
+ARCHIVE_HEADROOM_BYTES = 64 << 20  # left free beside an archived upload: the error report and the next upload
 OTHER_DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}
 
 
@@ -69,6 +70,21 @@ def checksum(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+def check_room_for(handed_in: HandedIn, archive_dir: Path) -> None:
+    """Refuse, before copying a byte, a file larger than the platform takes in or than the archive has room for
+    (a sparse file can claim terabytes)."""
+    largest = config.max_upload_bytes()
+    if handed_in.size_bytes > largest:
+        raise IntakeError(f"file {handed_in.name}: {handed_in.size_bytes:,} bytes is more than the largest file "
+                          f"taken in ({largest:,} bytes, BENEFITFLOW_MAX_UPLOAD_BYTES); split it")
+    archive_dir.mkdir(parents=True, exist_ok=True)
+    disk = os.statvfs(archive_dir)
+    free = disk.f_bavail * disk.f_frsize
+    if handed_in.size_bytes > free - ARCHIVE_HEADROOM_BYTES:
+        raise IntakeError(f"file {handed_in.name}: {handed_in.size_bytes:,} bytes does not fit in the archive "
+                          f"({free:,} bytes free in {archive_dir}); nothing was taken in, ask an operator for room")
+
+
 def register(
     cur: psycopg2.extensions.cursor,
     *,
@@ -92,6 +108,7 @@ def register(
     run only, and an approval given to the earlier upload cannot commit the new one.
     """
     name = handed_in.name
+    check_room_for(handed_in, archive_dir)
     receiving = archive_dir / f".receiving-{uuid.uuid4().hex}"
     try:
         with file_store.created_binary(receiving) as archived:

@@ -224,3 +224,20 @@ def test_a_validation_that_cannot_run_marks_the_upload_failed(database, inbox_fi
                       options={"on_invalid_rows": "reject_file"}, user="maker")
     record = latest_upload()
     assert record["status"] == "FAILED" and "validation could not run" in record["message"]
+
+
+def test_a_file_larger_than_intake_takes_is_refused_before_a_byte_is_copied(database, inbox_file, monkeypatch) -> None:
+    sparse = inbox_file("sparse.csv", "code,label,amount\n")
+    with sparse.open("r+b") as handle:
+        handle.truncate(1 << 43)  # eight terabytes that take no room on disk
+    archived_before = sorted((database.outbox / "uploads").glob("*"))
+    monkeypatch.setenv("BENEFITFLOW_MAX_UPLOAD_BYTES", str(1 << 50))
+    with pytest.raises(WorkflowError, match=r"8,796,093,022,208 bytes does not fit in the archive"):
+        run_intake(sparse)
+    monkeypatch.setenv("BENEFITFLOW_MAX_UPLOAD_BYTES", "1000")
+    with pytest.raises(WorkflowError, match=r"more than the largest file taken in \(1,000 bytes"):
+        run_intake(sparse)
+    assert sorted((database.outbox / "uploads").glob("*")) == archived_before
+    with db.transaction() as cur:
+        cur.execute("SELECT count(*) FROM intake.uploads WHERE file_name = %s", (sparse.name,))
+        assert cur.fetchone()[0] == 0
