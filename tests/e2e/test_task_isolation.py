@@ -51,7 +51,7 @@ def test_every_task_process_runs_the_listener_that_drops_the_inherited_secrets(a
                                         params={"full_content": "true"})
     assert response.status_code == 200, response.text
     assert "has forgotten the services' secrets: core.fernet_key, api.secret_key, api_auth.jwt_secret" in response.text
-    assert "holds no engine, session, executor or token signer of Airflow's services" in response.text
+    assert "holds no session, executor or token signer of Airflow's services" in response.text
 
 
 

@@ -49,12 +49,11 @@ def seen():
 before = seen()
 if sys.argv[2] != "scheduler":
     block_orm_access()  # as the supervisor's fork does before the task runner starts
-if sys.argv[2] == "holding an engine":
-    import sqlalchemy
-    kept = sqlalchemy.create_engine("postgresql+psycopg2://airflow:owner-password@127.0.0.1:1/airflow")
-if sys.argv[2] == "holding a token signer":
-    from airflow.api_fastapi.auth.tokens import JWTGenerator
-    kept = JWTGenerator(secret_key="jwt-in-the-config-file", valid_for=60, audience="task")
+if sys.argv[2] == "holding a session":
+    import sqlalchemy, sqlalchemy.orm
+    kept = sqlalchemy.orm.Session(sqlalchemy.create_engine("postgresql+psycopg2://airflow:pw@127.0.0.1:1/airflow"))
+if sys.argv[2] == "forked from the scheduler":
+    import airflow.jobs.scheduler_job_runner
 if sys.argv[2] == "failing":
     task_secrets.forget_service_secrets = lambda: 1 / 0
 task_secrets.on_starting(component=TaskRunnerMarker() if sys.argv[2] != "scheduler" else object())
@@ -91,7 +90,7 @@ def test_a_task_process_forgets_every_service_secret(tmp_path: Path, old_way: bo
                    "AIRFLOW__WEBSERVER__SECRET_KEY": "api-key-under-its-old-name",
                    "AIRFLOW__CORE__FERNET_KEY_CMD": f"echo {Fernet.generate_key().decode()}"} if old_way else {}
     probe = run_probe(tmp_path, "task", environment)
-    assert "holds no engine, session, executor or token signer" in said(probe)
+    assert "holds no session, executor or token signer" in said(probe)
     result = seen(probe)
     before, after = result["before"], result["after"]
     assert before["fernet encrypts"] and before["sdk"]["api_auth.jwt_secret"] == (
@@ -116,14 +115,14 @@ def test_a_task_process_that_cannot_forget_them_stops(tmp_path: Path) -> None:
     assert "listener done" not in result.stdout
 
 
-def test_a_task_process_holding_a_token_signer_of_the_services_stops(tmp_path: Path) -> None:
-    result = run_probe(tmp_path, "holding a token signer", {})
+def test_a_task_process_forked_from_the_scheduler_stops(tmp_path: Path) -> None:
+    result = run_probe(tmp_path, "forked from the scheduler", {})
     assert result.returncode == 1
-    assert "holds the scheduler's objects {'airflow.api_fastapi.auth.tokens.JWTGenerator': 1}" in said(result)
+    assert "is a fork of an Airflow service (airflow.jobs.scheduler_job_runner)" in said(result)
     assert "listener done" not in result.stdout
 
 
-def test_a_database_engine_left_in_a_task_process_is_reported(tmp_path: Path) -> None:
-    result = run_probe(tmp_path, "holding an engine", {})
-    assert "still holds database engines or sessions" in said(result) and "sqlalchemy.engine.base.Engine" in said(result)
+def test_a_database_session_left_in_a_task_process_is_reported(tmp_path: Path) -> None:
+    result = run_probe(tmp_path, "holding a session", {})
+    assert "still holds 1 database session(s)" in said(result)
     assert "listener done" in result.stdout

@@ -11,11 +11,12 @@ from its environment, from both configuration objects and from the cached Fernet
 
 A task forked straight from the scheduler would also hold a copy of the scheduler's memory: its
 database session and engine (the metadata owner's URL) and its executor's token signer (the JWT
-secret). So the scheduler spawns its executor workers as fresh interpreters (`[scheduler]
-mp_start_method = spawn`, `Instance.airflow_env`), tasks fork from those, and the listener checks that
-none of those objects is in the task's memory. If anything fails, the task process exits rather than
-run. What still holds: a task runs as the services' system user, so it could read `airflow.cfg`, and
-freed memory is not wiped (README, "Secrets").
+secret). So the scheduler starts its executor workers from a fork server, a fresh interpreter that
+imports what tasks need and nothing of the scheduler (`[scheduler] mp_start_method = forkserver`,
+`Instance.airflow_env`); tasks fork from those workers, and the listener checks that the task is no
+fork of a service. If anything fails, the task process exits rather than run. What still holds: a
+task runs as the services' system user, so it could read `airflow.cfg`, and freed memory is not
+wiped (README, "Secrets").
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ DATABASE_URLS = (("database", "sql_alchemy_conn"), ("core", "sql_alchemy_conn"),
 # Airflow's own block_orm_access puts this in place of the metadata database URL in a task process.
 BLOCKED_DATABASE_URL = "airflow-db-not-allowed:///"
 TASK_RUNNER = "airflow.sdk.execution_time.task_runner"
-SERVICE_OBJECT_KINDS = frozenset({"Engine", "AsyncEngine", "Session", "AsyncSession", "JWTGenerator"})
+# Imported by the scheduler and the triggerer, never by a task or an executor worker.
+SERVICE_MODULES = ("airflow.jobs.scheduler_job_runner", "airflow.jobs.triggerer_job_runner")
 
 log = logging.getLogger(__name__)
 
@@ -68,37 +70,25 @@ def forget_service_secrets() -> None:
              ", ".join(f"{section}.{key}" for section, key in replacements))
 
 
-def inherited_service_objects() -> dict[str, int]:
-    """Objects of Airflow's services in this process's memory, by kind: a task forked from the scheduler itself
-    holds its executor (with the token signer, i.e. the JWT secret, once it has been used) and its database
-    session and engine (the metadata owner's URL); one forked from a spawned executor worker holds none."""
-    import gc
-
-    gc.collect()  # what block_orm_access let go of is gone, not merely unreachable
-    found: dict[str, int] = {}
-    for obj in gc.get_objects():
-        kind = type(obj)
-        module = kind.__dict__.get("__module__")
-        if not isinstance(module, str):  # a few built-in types have none
-            continue
-        if (kind.__name__ in SERVICE_OBJECT_KINDS and module.startswith(("sqlalchemy.", "airflow."))) or (
-                module.startswith("airflow.executors.") and kind.__name__.endswith("Executor")):
-            name = f"{module}.{kind.__name__}"
-            found[name] = found.get(name, 0) + 1
-    return found
+def inherited_service_state() -> tuple[list[str], int]:
+    """The Airflow services this process is a fork of, told by their modules (a task forked from the scheduler
+    has its executor, whose token signer holds the JWT secret once used, and its database session); and how
+    many SQLAlchemy sessions are alive in it (any is a parent's: a task opens none)."""
+    services = sorted(module for module in SERVICE_MODULES if module in sys.modules)
+    session_module = sys.modules.get("sqlalchemy.orm.session")
+    return services, len(session_module._sessions) if session_module is not None else 0
 
 
 def check_nothing_inherited() -> None:
-    objects = inherited_service_objects()
-    signers = {name: count for name, count in objects.items() if name.startswith("airflow.")}
-    if signers:  # the JWT secret could be read out of these: no task runs beside them
-        raise RuntimeError(f"this task process holds the scheduler's objects {signers}: run the scheduler's "
-                           "executor workers spawned, not forked ([scheduler] mp_start_method = spawn)")
-    if objects:
-        log.warning("This task process still holds database engines or sessions of the process it was forked "
-                    "from: %s", objects)
+    services, sessions = inherited_service_state()
+    if services:  # no task runs with a copy of a service's memory
+        raise RuntimeError(f"this task process is a fork of an Airflow service ({', '.join(services)}): start the "
+                           "scheduler's executor workers afresh ([scheduler] mp_start_method = forkserver)")
+    if sessions:
+        log.warning("This task process still holds %d database session(s) of the process it was forked from",
+                    sessions)
     else:
-        log.info("This task process holds no engine, session, executor or token signer of Airflow's services")
+        log.info("This task process holds no session, executor or token signer of Airflow's services")
 
 
 @hookimpl
