@@ -278,10 +278,11 @@ def test_a_publish_waits_for_a_reader_in_short_turns_and_then_goes_through(datab
     release = threading.Timer(6, reader.rollback)
     release.start()
     waits: list[float] = []
+    published = threading.Event()
 
-    def other_reader() -> None:  # a dashboard query once the publish waits for its lock
+    def other_reader() -> None:  # a dashboard query once the publish waits for its lock (however long dbt takes)
         with closing(postgres.superuser_connection(database, "benefitflow")) as conn, conn.cursor() as cur:
-            for _ in range(100):
+            while not published.is_set():
                 cur.execute("SELECT count(*) FROM pg_locks WHERE relation = 'marts.mart_benefit_plans'::regclass"
                             " AND NOT granted")
                 if cur.fetchone()[0]:
@@ -300,8 +301,9 @@ def test_a_publish_waits_for_a_reader_in_short_turns_and_then_goes_through(datab
         [node] = dbt_runner.run(["run", "--select", "mart_benefit_plans"])
         elapsed = time.monotonic() - started
     finally:
+        published.set()
         release.join()
         meanwhile.join()
         reader.close()
     assert node.status == "success" and 5 < elapsed < 30, elapsed
-    assert waits and waits[0] < 2, waits
+    assert waits and waits[0] < 5, waits  # each try queues it for at most the 1 s lock timeout, never the 6 s
