@@ -62,8 +62,7 @@ def instance() -> Instance:
 @pytest.fixture(scope="session")
 def database(instance: Instance) -> Instance:
     """PostgreSQL with the platform's schemas, users and every dbt model built once."""
-    instance.inbox.mkdir(parents=True, exist_ok=True)
-    instance.outbox.mkdir(parents=True, exist_ok=True)
+    stack.prepare_file_store(instance)
     stack.prepare_database(instance)
     stack.build_dbt(instance)
     return instance

@@ -181,10 +181,15 @@ def _check_descriptor(fd: int, inbox_device: int, raw_path: str) -> os.stat_resu
 
 
 # -- files the platform writes ------------------------------------------------------------
-def _created(path: Path, mode: int) -> int:
+Owner = tuple[int, int]  # user and group id
+
+
+def _created(path: Path, mode: int, owner: Owner | None = None) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     os.fchmod(fd, mode)  # whatever the umask: the mode is part of the contract
+    if owner is not None:
+        os.fchown(fd, *owner)  # before a byte is written
     return fd
 
 
@@ -196,27 +201,27 @@ def created_binary(path: Path, mode: int = PERSONAL_FILE_MODE) -> Iterator[Binar
 
 
 @contextmanager
-def created_text(path: Path, mode: int = PERSONAL_FILE_MODE) -> Iterator[TextIO]:
+def created_text(path: Path, mode: int = PERSONAL_FILE_MODE, owner: Owner | None = None) -> Iterator[TextIO]:
     """As `created_binary`, for CSV and JSON text (UTF-8, no newline translation)."""
-    with os.fdopen(_created(path, mode), "w", encoding="utf-8", newline="") as handle:
+    with os.fdopen(_created(path, mode, owner), "w", encoding="utf-8", newline="") as handle:
         yield handle
 
 
 @contextmanager
-def replaced_text(path: Path, mode: int = PERSONAL_FILE_MODE) -> Iterator[TextIO]:
+def replaced_text(path: Path, mode: int = PERSONAL_FILE_MODE, owner: Owner | None = None) -> Iterator[TextIO]:
     """Write `path` anew: a new file created with `mode`, put in place of any earlier one once complete."""
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.new")
     try:
-        with created_text(temporary, mode) as handle:
+        with created_text(temporary, mode, owner) as handle:
             yield handle
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
 
 
-def write_secret(path: Path, text: str) -> None:
-    """Replace `path` with `text`, readable by its owner only from the moment it exists."""
-    with replaced_text(path, SECRET_FILE_MODE) as handle:
+def write_secret(path: Path, text: str, owner: Owner | None = None) -> None:
+    """Replace `path` with `text`, readable by its owner (ours, or `owner`) only from the moment it exists."""
+    with replaced_text(path, SECRET_FILE_MODE, owner) as handle:
         handle.write(text)
 
 

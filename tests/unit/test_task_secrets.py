@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
+from benefitflow.platform import system_users
 from benefitflow.platform.instance import PROJECT_ROOT
 
 SECRETS = {
@@ -34,7 +35,7 @@ from airflow.models.crypto import get_fernet
 from airflow.sdk.configuration import conf as sdk_conf
 from airflow.sdk.execution_time.supervisor import block_orm_access
 from airflow.sdk.execution_time.task_runner import TaskRunnerMarker
-from benefitflow.platform import task_secrets
+from benefitflow.platform import system_users, task_secrets
 
 def seen():
     names = [(s, k) for s, k in json.loads(sys.argv[1])]
@@ -44,7 +45,16 @@ def seen():
         "environment": sorted(n for n in os.environ if n.startswith("AIRFLOW__") and
                               any(k.upper() in n for _, k in names)),
         "fernet encrypts": get_fernet().is_encrypted,
+        "capabilities": {k: v for k, v in system_users.capability_sets().items() if k in ("CapEff", "CapPrm")},
+        "reads the secret file": reads(os.environ["PROBE_SECRET_FILE"]),
     }
+
+def reads(path):
+    try:
+        with open(path) as handle:
+            return handle.read() == "secret"
+    except PermissionError:
+        return False
 
 before = seen()
 if sys.argv[2] != "scheduler":
@@ -68,8 +78,10 @@ def run_probe(tmp_path: Path, component: str, environment: dict[str, str]) -> su
     for (section, key), value in SECRETS.items():
         sections.setdefault(section, []).append(f"{key} = {value}")
     config.write_text("".join(f"[{s}]\n" + "\n".join(lines) + "\n" for s, lines in sections.items()))
+    secret = tmp_path / "secret"
+    system_users.write_secret(secret, "secret")  # as root: the secrets owner's, like .local/secrets.json
     env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
-    env |= {"AIRFLOW_HOME": str(tmp_path), "AIRFLOW_CONFIG": str(config),
+    env |= {"AIRFLOW_HOME": str(tmp_path), "AIRFLOW_CONFIG": str(config), "PROBE_SECRET_FILE": str(secret),
             "PYTHONPATH": str(PROJECT_ROOT / "plugins"), **environment}
     return subprocess.run([sys.executable, "-c", PROBE, json.dumps(list(SECRETS)), component],
                           env=env, capture_output=True, text=True)
@@ -111,7 +123,7 @@ def test_other_components_keep_their_secrets(tmp_path: Path) -> None:
 def test_a_task_process_that_cannot_forget_them_stops(tmp_path: Path) -> None:
     result = run_probe(tmp_path, "failing", {})
     assert result.returncode == 1
-    assert "could not forget the services' secrets" in said(result)
+    assert "could not shed the services' secrets and privileges" in said(result)
     assert "listener done" not in result.stdout
 
 
@@ -126,3 +138,19 @@ def test_a_database_session_left_in_a_task_process_is_reported(tmp_path: Path) -
     result = run_probe(tmp_path, "holding a session", {})
     assert "still holds 1 database session(s)" in said(result)
     assert "listener done" in result.stdout
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only a process started as root has capabilities to give up")
+def test_a_task_process_started_as_root_gives_up_every_capability_and_cannot_read_the_secret_files(
+        tmp_path: Path) -> None:
+    probe = run_probe(tmp_path, "task", {})
+    assert "runs without privileges: uid 0, capabilities effective 0, permitted 0" in said(probe)
+    before, after = seen(probe)["before"], seen(probe)["after"]
+    assert before["capabilities"]["CapEff"] != 0 and before["reads the secret file"]
+    assert after["capabilities"] == {"CapEff": 0, "CapPrm": 0} and not after["reads the secret file"]
+
+
+def test_other_components_keep_their_privileges(tmp_path: Path) -> None:
+    result = seen(run_probe(tmp_path, "scheduler", {}))
+    assert result["after"]["capabilities"] == result["before"]["capabilities"]
+    assert result["after"]["reads the secret file"]

@@ -16,8 +16,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
-from benefitflow import file_store
-from benefitflow.platform import readers
+from benefitflow.platform import readers, system_users
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
@@ -75,7 +74,9 @@ def _load_or_create_secrets(path: Path) -> dict[str, str]:
                 if f"db_{entry.login}" not in existing}
     if missing or not path.exists():
         existing.update(missing)
-        file_store.write_secret(path, json.dumps(existing, indent=2))
+        system_users.write_secret(path, json.dumps(existing, indent=2))
+    else:
+        system_users.keep_secret(path)  # written before secret files had an owner of their own
     return existing
 
 
@@ -205,7 +206,8 @@ class Instance:
             sections.setdefault(section, []).append(f"{key} = {value.replace('%', '%%')}")  # configparser interpolates
         text = "".join(f"[{section}]\n" + "\n".join(lines) + "\n\n" for section, lines in sections.items())
         self.airflow_home.mkdir(parents=True, exist_ok=True)
-        file_store.write_secret(self.airflow_config, "# Written by benefitflow (platform/instance.py).\n" + text)
+        self.airflow_home.chmod(0o700)  # its task logs and configuration are the services'
+        system_users.write_secret(self.airflow_config, "# Written by benefitflow (platform/instance.py).\n" + text)
 
     def airflow_env(self) -> dict[str, str]:
         return {

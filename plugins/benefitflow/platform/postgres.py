@@ -20,7 +20,7 @@ from pathlib import Path
 import psycopg2
 from psycopg2 import sql
 
-from benefitflow.platform import readers
+from benefitflow.platform import readers, system_users
 from benefitflow.platform.instance import DATABASE_USERS, Instance
 
 PG_SYSTEM_USER_CANDIDATES = ("postgres", "benefitflow-pg")
@@ -63,7 +63,7 @@ def bindir() -> Path:
 
 def _server_user() -> str | None:
     """The unprivileged user that runs the server when we are root (None: run as ourselves)."""
-    if os.geteuid() != 0:
+    if not system_users.running_as_root():
         return None
     for name in PG_SYSTEM_USER_CANDIDATES:
         try:
@@ -71,12 +71,7 @@ def _server_user() -> str | None:
             return name
         except KeyError:
             continue
-    subprocess.run(
-        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-         PG_SYSTEM_USER_CANDIDATES[-1]],
-        check=True,
-    )
-    return PG_SYSTEM_USER_CANDIDATES[-1]
+    return system_users.ensure(PG_SYSTEM_USER_CANDIDATES[-1]).pw_name
 
 
 def _as_server_user(command: list[str]) -> list[str]:
@@ -141,6 +136,7 @@ def start(instance: Instance) -> None:
     logfile = instance.log_dir / "postgres.log"
     logfile.touch()
     _chown_for_server(instance.log_dir)
+    instance.log_dir.chmod(0o750)  # services' logs: not for task processes (task_secrets.py)
     _socket_dir(instance).mkdir(mode=0o700, parents=True, exist_ok=True)
     _chown_for_server(_socket_dir(instance))
     subprocess.run(

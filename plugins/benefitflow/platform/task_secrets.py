@@ -14,9 +14,11 @@ database session and engine (the metadata owner's URL) and its executor's token 
 secret). So the scheduler starts its executor workers from a fork server, a fresh interpreter that
 imports what tasks need and nothing of the scheduler (`[scheduler] mp_start_method = forkserver`,
 `Instance.airflow_env`); tasks fork from those workers, and the listener checks that the task is no
-fork of a service. If anything fails, the task process exits rather than run. What still holds: a
-task runs as the services' system user, so it could read `airflow.cfg`, and freed memory is not
-wiped (README, "Secrets").
+fork of a service. Then it gives up its privileges (`system_users.drop_privileges`): started as root,
+it keeps root's user id but no capability, so it cannot read the secret files (`system_users`: owned by
+another user), the database's files or the services' logs, nor read or trace any service's process. If
+anything fails, the task process exits rather than run. What still holds: started as an ordinary user,
+a task can read `airflow.cfg` as that user; and freed memory is not wiped (README, "Secrets").
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ import sys
 from typing import Any
 
 from airflow.listeners import hookimpl
+
+from benefitflow.platform import system_users
 
 SERVICE_SECRETS = (
     ("core", "fernet_key"), ("api", "secret_key"), ("api_auth", "jwt_secret"),
@@ -91,6 +95,13 @@ def check_nothing_inherited() -> None:
         log.info("This task process holds no session, executor or token signer of Airflow's services")
 
 
+def drop_privileges() -> None:
+    system_users.drop_privileges()
+    sets = system_users.capability_sets()
+    log.info("This task process runs without privileges: uid %d, capabilities effective %x, permitted %x, "
+             "bounding %x; no new privileges on exec", os.getuid(), sets["CapEff"], sets["CapPrm"], sets["CapBnd"])
+
+
 @hookimpl
 def on_starting(component: Any) -> None:
     task_runner = sys.modules.get(TASK_RUNNER)
@@ -99,7 +110,8 @@ def on_starting(component: Any) -> None:
     try:
         forget_service_secrets()
         check_nothing_inherited()
+        drop_privileges()
     except BaseException:  # the task runner only logs a listener's error: a task must not run with the secrets
-        log.exception("This task process could not forget the services' secrets; it stops here")
+        log.exception("This task process could not shed the services' secrets and privileges; it stops here")
         logging.shutdown()
         os._exit(1)
