@@ -105,8 +105,9 @@ def invoke(args: list[str]) -> Any:
     """dbt's own result of `dbt <args>` on this project, with this process's target folder."""
     from dbt.cli.main import dbtRunner
 
+    target = str(process_target())  # its log too: a task process may not write in the project
     return dbtRunner().invoke([*args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
-                               "--target-path", str(process_target())])
+                               "--target-path", target, "--log-path", target])
 
 
 @contextmanager

@@ -19,7 +19,7 @@ import platform
 import stat
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TextIO
@@ -84,6 +84,12 @@ def open_in_inbox(raw_path: str, inbox: Path) -> Iterator[HandedIn]:
     with os.fdopen(fd, "rb") as handle:
         yield HandedIn(name=relative.rsplit("/", 1)[-1], handle=handle, size_bytes=opened.st_size,
                        modified_ns=opened.st_mtime_ns)
+
+
+def open_in_outbox(raw_path: str, outbox: Path) -> AbstractContextManager[HandedIn]:
+    """A file the platform wrote, opened as an inbox file is: beneath the outbox, no link followed, a regular file
+    with one link. The task user owns the outbox, so a link could stand where a report was."""
+    return open_in_inbox(raw_path, outbox)
 
 
 def _relative_name(raw_path: str, inbox: Path) -> str:
@@ -160,7 +166,8 @@ def _refusal(exc: OSError, raw_path: str) -> InboxError:
     if exc.errno == errno.ENOENT:
         return InboxError(f"file {raw_path!r} does not exist in the inbox")
     if exc.errno == errno.EACCES:
-        return InboxError(f"file {raw_path!r} cannot be read (permission denied)")
+        return InboxError(f"file {raw_path!r} cannot be read (permission denied): the platform's tasks read the "
+                          "inbox as a user of their own (benefitflow-task when started as root); let it read the file")
     return InboxError(f"file {raw_path!r} cannot be opened ({exc.strerror})")
 
 
@@ -181,15 +188,10 @@ def _check_descriptor(fd: int, inbox_device: int, raw_path: str) -> os.stat_resu
 
 
 # -- files the platform writes ------------------------------------------------------------
-Owner = tuple[int, int]  # user and group id
-
-
-def _created(path: Path, mode: int, owner: Owner | None = None) -> int:
+def _created(path: Path, mode: int) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     os.fchmod(fd, mode)  # whatever the umask: the mode is part of the contract
-    if owner is not None:
-        os.fchown(fd, *owner)  # before a byte is written
     return fd
 
 
@@ -201,27 +203,27 @@ def created_binary(path: Path, mode: int = PERSONAL_FILE_MODE) -> Iterator[Binar
 
 
 @contextmanager
-def created_text(path: Path, mode: int = PERSONAL_FILE_MODE, owner: Owner | None = None) -> Iterator[TextIO]:
+def created_text(path: Path, mode: int = PERSONAL_FILE_MODE) -> Iterator[TextIO]:
     """As `created_binary`, for CSV and JSON text (UTF-8, no newline translation)."""
-    with os.fdopen(_created(path, mode, owner), "w", encoding="utf-8", newline="") as handle:
+    with os.fdopen(_created(path, mode), "w", encoding="utf-8", newline="") as handle:
         yield handle
 
 
 @contextmanager
-def replaced_text(path: Path, mode: int = PERSONAL_FILE_MODE, owner: Owner | None = None) -> Iterator[TextIO]:
+def replaced_text(path: Path, mode: int = PERSONAL_FILE_MODE) -> Iterator[TextIO]:
     """Write `path` anew: a new file created with `mode`, put in place of any earlier one once complete."""
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.new")
     try:
-        with created_text(temporary, mode, owner) as handle:
+        with created_text(temporary, mode) as handle:
             yield handle
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
 
 
-def write_secret(path: Path, text: str, owner: Owner | None = None) -> None:
-    """Replace `path` with `text`, readable by its owner (ours, or `owner`) only from the moment it exists."""
-    with replaced_text(path, SECRET_FILE_MODE, owner) as handle:
+def write_secret(path: Path, text: str) -> None:
+    """Replace `path` with `text`, readable by its owner only from the moment it exists."""
+    with replaced_text(path, SECRET_FILE_MODE) as handle:
         handle.write(text)
 
 

@@ -6,23 +6,27 @@
 The files hold personal data (names, national ids, phones), so they go only to those who
 handled the upload: its maker, the checker group of its operation, and the operators
 (`DataEngineer`, `Admin`) — who must also be able to read the DAG that received it. Anyone
-else gets 403. Files are served only from inside the outbox; every download, and every
-refusal, is in the audit trail.
+else gets 403. Files are served only from inside the outbox, opened as inbox files are (no link
+followed anywhere on the path, a regular file with one link: the task user, who owns the outbox,
+could otherwise put a link to the services' secrets where a report was), and streamed from that
+descriptor; every download, and every refusal, is in the audit trail.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Iterator
+from contextlib import ExitStack
 from typing import Any
+from urllib.parse import quote
 
 from airflow.api_fastapi.app import get_auth_manager
 from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
 from airflow.api_fastapi.core_api.security import GetUserDep
 from fastapi import FastAPI, HTTPException
-from fastapi.responses import FileResponse
+from fastapi.responses import StreamingResponse
 from psycopg2 import sql
 
-from benefitflow import audit, config, db
+from benefitflow import audit, config, db, file_store
 from benefitflow.approval import policy_for
 
 COLUMNS = {"original": "stored_path", "error-report": "error_report_path"}
@@ -32,7 +36,7 @@ app = FastAPI(title="benefitflow upload files", description=__doc__)
 
 
 @app.get("/uploads/{upload_id}/{which}")
-def download(upload_id: int, which: str, user: GetUserDep) -> FileResponse:
+def download(upload_id: int, which: str, user: GetUserDep) -> StreamingResponse:
     if which not in COLUMNS:
         raise HTTPException(404, f"no such file kind {which!r}: use original or error-report")
     with db.transaction() as cur:
@@ -44,14 +48,17 @@ def download(upload_id: int, which: str, user: GetUserDep) -> FileResponse:
             raise HTTPException(404, f"no upload {upload_id}")
         dag_id, file_name, maker, operation, stored = found
         refusal = _refusal(user, upload_id, dag_id=dag_id, maker=maker, operation=operation)
-        path = None if refusal else _inside_outbox(stored)
+        opened = ExitStack()
+        handed_in = None if refusal else _open_in_outbox(stored, opened)
         audit.record(cur, actor=user.get_name(), action=f"upload.download_{which.replace('-', '_')}",
                      object_type="upload", object_id=upload_id, outcome="REFUSED" if refusal else "DOWNLOADED",
-                     details={"reason": refusal} if refusal else {"path": str(path)})
-    if path is None:  # the refusal is in the audit trail (committed) before the answer goes out
+                     details={"reason": refusal} if refusal else {"path": stored})
+    if handed_in is None:  # the refusal is in the audit trail (committed) before the answer goes out
         raise HTTPException(403, refusal)
     name = file_name if which == "original" else f"upload-{upload_id:08d}-errors.csv"
-    return FileResponse(path, media_type="text/csv", filename=name)
+    return StreamingResponse(_streamed(opened, handed_in), media_type="text/csv",
+                             headers={"Content-Disposition": f"attachment; filename*=utf-8''{quote(name)}",
+                                      "Content-Length": str(handed_in.size_bytes)})
 
 
 def _refusal(user: Any, upload_id: int, *, dag_id: str, maker: str, operation: str) -> str | None:
@@ -77,9 +84,16 @@ def _role_names(user: Any) -> set[str]:
     return {role.name for role in getattr(user, "roles", None) or ()}
 
 
-def _inside_outbox(stored: str | None) -> Path:
-    outbox = config.outbox()
-    path = Path(stored).resolve() if stored else None
-    if path is None or not path.is_relative_to(outbox) or not path.is_file():
-        raise HTTPException(404, "the file is not available")
-    return path
+def _open_in_outbox(stored: str | None, opened: ExitStack) -> file_store.HandedIn:
+    try:
+        if stored:
+            return opened.enter_context(file_store.open_in_outbox(stored, config.outbox()))
+    except file_store.InboxError as exc:
+        raise HTTPException(404, "the file is not available") from exc
+    raise HTTPException(404, "the file is not available")
+
+
+def _streamed(opened: ExitStack, handed_in: file_store.HandedIn) -> Iterator[bytes]:
+    with opened:
+        while chunk := handed_in.handle.read(1 << 16):
+            yield chunk

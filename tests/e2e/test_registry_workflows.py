@@ -84,6 +84,12 @@ def test_a_broken_file_fails_the_run_with_the_reason_and_is_kept(airflow, databa
     (upload_id,) = query("SELECT upload_id FROM intake.uploads WHERE run_id = %s", run_id)[0]
     assert download(maker, f"/benefitflow/uploads/{upload_id}/original").content == (database.inbox / name).read_bytes()
 
+    # The task user owns the outbox: a link it put where the original was is not followed to the services' secrets.
+    Path(stored).unlink()
+    Path(stored).symlink_to(database.home / "secrets.json")
+    refused = download(maker, f"/benefitflow/uploads/{upload_id}/original")
+    assert refused.status_code == 404 and database.secrets["jwt_secret"] not in refused.text
+
 
 def test_registry_export_of_names_is_approved_first_and_audited(airflow, database) -> None:
     """first_name is personal: the run asks a registry checker, who reads the filter, columns and row count."""

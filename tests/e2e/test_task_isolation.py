@@ -3,7 +3,6 @@ its configuration and holds nothing of the scheduler's memory (security review M
 
 from __future__ import annotations
 
-import getpass
 import os
 from pathlib import Path
 
@@ -44,7 +43,8 @@ def test_no_process_has_an_airflow_service_secret_in_its_environment(airflow_ser
 
 
 
-def test_every_task_process_runs_the_listener_that_drops_the_inherited_secrets(airflow, inbox_file) -> None:
+def test_every_task_process_runs_the_listener_that_drops_the_inherited_secrets(airflow, airflow_services,
+                                                                                 inbox_file) -> None:
     maker = airflow("maker")
     name = inbox_file("isolation.csv", "code,label,amount\nBAD CODE,,-5\n").name
     run_id = maker.trigger(DAG_ID, {"file": name}).json()["dag_run_id"]
@@ -54,9 +54,10 @@ def test_every_task_process_runs_the_listener_that_drops_the_inherited_secrets(a
     assert response.status_code == 200, response.text
     assert "has forgotten the services' secrets: core.fernet_key, api.secret_key, api_auth.jwt_secret" in response.text
     assert "holds no session, executor or token signer of Airflow's services" in response.text
-    assert "runs without privileges" in response.text and "no new privileges on exec" in response.text
-    if os.geteuid() == 0:  # the services run as root; their task processes keep no capability
-        assert "uid 0, capabilities effective 0, permitted 0, bounding 0" in response.text
+    if os.geteuid() == 0:  # the services run as root: the task ran as the task user, and archived the file as it
+        assert f"runs as the task user {system_users.TASK_USER}" in response.text
+        archived = [path for path in airflow_services.outbox.rglob(f"*-{name}")]
+        assert archived and {path.owner() for path in archived} == {system_users.TASK_USER}, archived
 
 
 
@@ -66,9 +67,7 @@ def test_the_local_files_are_the_owners_alone_and_name_no_airflow_secret(airflow
     local_files = [home / name for name in ("secrets.json", "credentials.json", "env", "airflow.env")]
     for path in [*local_files, airflow_services.airflow_config]:
         assert path.stat().st_mode & 0o777 == 0o600, path
-        # As root they belong to a user nothing runs as: a task process, root without capabilities, cannot read them.
-        assert path.owner() == (system_users.SECRETS_OWNER if os.geteuid() == 0 else getpass.getuser()), path
-    assert home.stat().st_mode & 0o777 == 0o711
+    assert home.stat().st_mode & 0o777 == 0o711  # passed through (PostgreSQL's user, the task user), not listed
     sourced = (home / "airflow.env").read_text()
     assert f"AIRFLOW_CONFIG='{airflow_services.airflow_config}'" in sourced
     for what, secret in service_secrets(airflow_services).items():

@@ -18,7 +18,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from benefitflow.platform import system_users
-from benefitflow.platform.instance import PROJECT_ROOT
+from benefitflow.platform.instance import PROJECT_ROOT, TASK_USER_VARIABLE
 
 SECRETS = {
     ("core", "fernet_key"): Fernet.generate_key().decode(),
@@ -35,7 +35,7 @@ from airflow.models.crypto import get_fernet
 from airflow.sdk.configuration import conf as sdk_conf
 from airflow.sdk.execution_time.supervisor import block_orm_access
 from airflow.sdk.execution_time.task_runner import TaskRunnerMarker
-from benefitflow.platform import system_users, task_secrets
+from benefitflow.platform import task_secrets
 
 def seen():
     names = [(s, k) for s, k in json.loads(sys.argv[1])]
@@ -45,14 +45,14 @@ def seen():
         "environment": sorted(n for n in os.environ if n.startswith("AIRFLOW__") and
                               any(k.upper() in n for _, k in names)),
         "fernet encrypts": get_fernet().is_encrypted,
-        "capabilities": {k: v for k, v in system_users.capability_sets().items() if k in ("CapEff", "CapPrm")},
-        "reads the secret file": reads(os.environ["PROBE_SECRET_FILE"]),
+        "user": [os.getuid(), os.geteuid(), os.getgid(), os.getgroups()],
+        "reads airflow.cfg": reads(os.environ["AIRFLOW_CONFIG"]),
     }
 
 def reads(path):
     try:
         with open(path) as handle:
-            return handle.read() == "secret"
+            return bool(handle.read())
     except PermissionError:
         return False
 
@@ -68,6 +68,7 @@ if sys.argv[2] == "failing":
     task_secrets.forget_service_secrets = lambda: 1 / 0
 task_secrets.on_starting(component=TaskRunnerMarker() if sys.argv[2] != "scheduler" else object())
 print("listener done")
+print(next(line for line in open("/proc/self/status") if line.startswith("NoNewPrivs")).strip())
 print(json.dumps({"before": before, "after": seen()}))
 """
 
@@ -78,10 +79,10 @@ def run_probe(tmp_path: Path, component: str, environment: dict[str, str]) -> su
     for (section, key), value in SECRETS.items():
         sections.setdefault(section, []).append(f"{key} = {value}")
     config.write_text("".join(f"[{s}]\n" + "\n".join(lines) + "\n" for s, lines in sections.items()))
-    secret = tmp_path / "secret"
-    system_users.write_secret(secret, "secret")  # as root: the secrets owner's, like .local/secrets.json
-    env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
-    env |= {"AIRFLOW_HOME": str(tmp_path), "AIRFLOW_CONFIG": str(config), "PROBE_SECRET_FILE": str(secret),
+    config.chmod(0o600)
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith("AIRFLOW") and key != TASK_USER_VARIABLE}
+    env |= {"AIRFLOW_HOME": str(tmp_path), "AIRFLOW_CONFIG": str(config),
             "PYTHONPATH": str(PROJECT_ROOT / "plugins"), **environment}
     return subprocess.run([sys.executable, "-c", PROBE, json.dumps(list(SECRETS)), component],
                           env=env, capture_output=True, text=True)
@@ -123,7 +124,7 @@ def test_other_components_keep_their_secrets(tmp_path: Path) -> None:
 def test_a_task_process_that_cannot_forget_them_stops(tmp_path: Path) -> None:
     result = run_probe(tmp_path, "failing", {})
     assert result.returncode == 1
-    assert "could not shed the services' secrets and privileges" in said(result)
+    assert "could not shed the services' secrets and user" in said(result)
     assert "listener done" not in result.stdout
 
 
@@ -140,17 +141,38 @@ def test_a_database_session_left_in_a_task_process_is_reported(tmp_path: Path) -
     assert "listener done" in result.stdout
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="only a process started as root has capabilities to give up")
-def test_a_task_process_started_as_root_gives_up_every_capability_and_cannot_read_the_secret_files(
-        tmp_path: Path) -> None:
-    probe = run_probe(tmp_path, "task", {})
-    assert "runs without privileges: uid 0, capabilities effective 0, permitted 0" in said(probe)
+root_only = pytest.mark.skipif(os.geteuid() != 0, reason="only root can become another user")
+
+
+@root_only
+def test_a_task_process_started_as_root_becomes_the_task_user(tmp_path: Path) -> None:
+    task_user = system_users.prepare_task_user(PROJECT_ROOT)
+    tmp_path.chmod(0o755)  # the probe's own configuration stays 0600, the services'
+    probe = run_probe(tmp_path, "task", {TASK_USER_VARIABLE: task_user.pw_name})
+    assert f"runs as the task user {task_user.pw_name} (uid {task_user.pw_uid})" in said(probe)
     before, after = seen(probe)["before"], seen(probe)["after"]
-    assert before["capabilities"]["CapEff"] != 0 and before["reads the secret file"]
-    assert after["capabilities"] == {"CapEff": 0, "CapPrm": 0} and not after["reads the secret file"]
+    assert before["user"][:3] == [0, 0, 0] and before["reads airflow.cfg"]
+    assert after["user"] == [task_user.pw_uid, task_user.pw_uid, task_user.pw_gid, []]
+    assert not after["reads airflow.cfg"]
 
 
-def test_other_components_keep_their_privileges(tmp_path: Path) -> None:
-    result = seen(run_probe(tmp_path, "scheduler", {}))
-    assert result["after"]["capabilities"] == result["before"]["capabilities"]
-    assert result["after"]["reads the secret file"]
+@root_only
+def test_a_task_process_that_cannot_become_the_task_user_stops(tmp_path: Path) -> None:
+    result = run_probe(tmp_path, "task", {TASK_USER_VARIABLE: "no-such-benefitflow-user"})
+    assert result.returncode == 1
+    assert "could not shed the services' secrets and user" in said(result)
+    assert "listener done" not in result.stdout
+
+
+def test_without_a_task_user_a_task_process_stays_the_services_user(tmp_path: Path) -> None:
+    probe = run_probe(tmp_path, "task", {})
+    assert f"runs as uid {os.getuid()}, the services' own user" in said(probe)
+    result = seen(probe)
+    assert result["after"]["user"] == result["before"]["user"]
+
+
+def test_no_program_a_task_process_starts_gains_privileges(tmp_path: Path) -> None:
+    probe = run_probe(tmp_path, "task", {})
+    assert "listener done" in probe.stdout
+    no_new_privileges = [line for line in probe.stdout.splitlines() if line.startswith("NoNewPrivs")]
+    assert no_new_privileges == ["NoNewPrivs:\t1"]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
+from benefitflow import file_store
 from benefitflow.platform import readers, system_users
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
@@ -44,6 +45,8 @@ THROWAWAY_AIRFLOW_SETTINGS = {
 }
 
 
+# The system user a task process runs as (set when the services run as root).
+TASK_USER_VARIABLE = "BENEFITFLOW_TASK_USER"
 # What every task imports, loaded once by the scheduler's fork server (a fresh interpreter, never the scheduler
 # itself) and shared by every executor worker and task forked from it; a task then starts in about a second.
 TASK_PRELOAD = ("airflow.sdk.execution_time.task_runner", "benefitflow_plugin", "benefitflow.workflow",
@@ -74,9 +77,7 @@ def _load_or_create_secrets(path: Path) -> dict[str, str]:
                 if f"db_{entry.login}" not in existing}
     if missing or not path.exists():
         existing.update(missing)
-        system_users.write_secret(path, json.dumps(existing, indent=2))
-    else:
-        system_users.keep_secret(path)  # written before secret files had an owner of their own
+        file_store.write_secret(path, json.dumps(existing, indent=2))
     return existing
 
 
@@ -207,7 +208,7 @@ class Instance:
         text = "".join(f"[{section}]\n" + "\n".join(lines) + "\n\n" for section, lines in sections.items())
         self.airflow_home.mkdir(parents=True, exist_ok=True)
         self.airflow_home.chmod(0o700)  # its task logs and configuration are the services'
-        system_users.write_secret(self.airflow_config, "# Written by benefitflow (platform/instance.py).\n" + text)
+        file_store.write_secret(self.airflow_config, "# Written by benefitflow (platform/instance.py).\n" + text)
 
     def airflow_env(self) -> dict[str, str]:
         return {
@@ -223,6 +224,8 @@ class Instance:
             # worker) holds nothing of the scheduler's memory: platform/task_secrets.py checks it.
             "AIRFLOW__SCHEDULER__MP_START_METHOD": "forkserver",
             "AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD": ",".join(TASK_PRELOAD),
+            # Started as root, a task process becomes this user before it parses its DAG file (task_secrets.py).
+            **({TASK_USER_VARIABLE: system_users.TASK_USER} if system_users.running_as_root() else {}),
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             # FAB, plus the rule that keeps trigger/answer apart from pause/clear/mark (review C2).
             "AIRFLOW__CORE__AUTH_MANAGER": "benefitflow.platform.auth_manager.BenefitflowFabAuthManager",

@@ -8,7 +8,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 
-from benefitflow import db, publishing
+from benefitflow import db, file_store, publishing
 from benefitflow.platform import demo, postgres, readers, services, superset_setup, system_users
 from benefitflow.platform.instance import DEMO_USERS, PROJECT_ROOT, Instance
 from benefitflow.platform.stack_tools import run
@@ -71,7 +71,7 @@ def prepare_airflow(instance: Instance) -> None:
         for name, roles in DEMO_USERS.items() if roles
     }
     users_file = instance.run_dir / "airflow-users.json"
-    system_users.write_secret(users_file, json.dumps(users))
+    file_store.write_secret(users_file, json.dumps(users))
     try:
         run([str(services.AIRFLOW_BIN / "python"), "-m", "benefitflow.platform.airflow_security", str(users_file)],
              env, "Airflow roles and users")
@@ -96,22 +96,27 @@ def stop_all(instance: Instance) -> None:
 
 def write_local_files(instance: Instance) -> None:
     credentials = {name: instance.user_password(name) for name in DEMO_USERS}
-    system_users.write_secret(instance.home / "credentials.json", json.dumps(credentials, indent=2) + "\n")
+    file_store.write_secret(instance.home / "credentials.json", json.dumps(credentials, indent=2) + "\n")
     env = instance.benefitflow_env()
     lines = [f"export {key}='{env[key]}'" for key in
              ("BENEFITFLOW_DATABASE_URL", "AIRFLOW_URL", "SUPERSET_URL", "BENEFITFLOW_INBOX", "BENEFITFLOW_OUTBOX")]
-    system_users.write_secret(instance.home / "env", "\n".join(lines) + "\n")
+    file_store.write_secret(instance.home / "env", "\n".join(lines) + "\n")
     airflow_env = instance.airflow_env()
-    system_users.write_secret(instance.home / "airflow.env",
+    file_store.write_secret(instance.home / "airflow.env",
                             "".join(f"export {key}='{value}'\n" for key, value in sorted(airflow_env.items())))
 
 
 def prepare_file_store(instance: Instance) -> None:
-    """The inbox and the outbox; the installation's folder can be passed through (PostgreSQL's user reaches its
-    data folder in it), not listed."""
+    """The inbox, which tasks read, and the outbox, which they write: as root, the task user's (task_secrets.py).
+
+    The installation's folder can be passed through, not listed: PostgreSQL's user reaches its data folder
+    in it, a task the dbt target."""
     instance.home.chmod(0o711)
     instance.inbox.mkdir(parents=True, exist_ok=True)
     instance.outbox.mkdir(parents=True, exist_ok=True)
+    if system_users.running_as_root():
+        system_users.give_tree(instance.outbox, system_users.prepare_task_user(PROJECT_ROOT))
+        instance.outbox.chmod(0o750)  # its files are 0640: the platform's group reads them, nobody else
 
 
 def up(instance: Instance, *, with_superset: bool = True, with_demo: bool = True) -> None:

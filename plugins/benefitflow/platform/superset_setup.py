@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from benefitflow.platform import services, system_users
+from benefitflow import file_store
+from benefitflow.platform import services
 from benefitflow.platform.instance import PROJECT_ROOT, Instance
 from benefitflow.platform.stack_tools import run
 
@@ -27,7 +28,7 @@ def prepare(instance: Instance) -> None:
         _superset(instance, "init", what="superset init")
         marker.touch()
     users_file = instance.run_dir / "superset-users.json"
-    system_users.write_secret(users_file, json.dumps({
+    file_store.write_secret(users_file, json.dumps({
         name: {"password": instance.user_password(name), "roles": roles} for name, roles in SUPERSET_USERS.items()
     }))
     try:

@@ -1,16 +1,12 @@
-"""Who owns the platform's files and processes when it is started as root.
+"""The unprivileged system users the platform runs parts of itself as, when it is started as root.
 
-PostgreSQL refuses to run as root and runs as its own system user (`postgres.py`). The services' secret
-files (`.local/secrets.json`, `credentials.json`, `env`, `airflow.env`, Airflow's `airflow.cfg`) belong to
-`SECRETS_OWNER`, a system user nothing runs as, mode 0600: the services read them as root, with the
-capability to read any file; a task process gives up every capability before it runs task code
-(`drop_privileges`, called by `task_secrets.py`), so although still root it reads only what root owns
-and cannot read those files, the database's files, the services' logs, or any service's memory or
-environment. Started as another user, everything runs and owns its files as that user.
-
-Task processes do not switch to a user of their own: where Python lives under a home folder only root
-may enter (as on these machines), a task process of another user could not import what it has not
-imported yet; see the README's "Secrets".
+PostgreSQL refuses to run as root and runs as its own system user (`postgres.py`). Task processes run as
+`TASK_USER` (`task_secrets.py` switches to it before the DAG file is parsed): task code — and dbt, GX or
+a crafted input that makes them read something — cannot read what only the services may
+(`.local/secrets.json`, `airflow.cfg`, the database's files, the services' logs and processes), nor
+write the code the services run (the DAG files, the plugins, the environments). It reads the inbox,
+the code and the environments, and writes the outbox and its own temporary folders.
+Started as another user, everything runs as that user, and none of this applies.
 """
 
 from __future__ import annotations
@@ -18,23 +14,24 @@ from __future__ import annotations
 import ctypes
 import os
 import pwd
+import struct
 import subprocess
+import sys
 from pathlib import Path
 
-from benefitflow import file_store
+TASK_USER = "benefitflow-task"
+# What a task process must still be able to import once it is the task user:
+# Its standard library, and the platform's code (the environments are in the project, readable).
+RUNTIME_CHECK = "import encodings.idna, json, csv, decimal, benefitflow.config"
 
-SECRETS_OWNER = "benefitflow-secrets"
-
-# <linux/prctl.h>, <linux/capability.h>, <linux/securebits.h>
-PR_CAPBSET_DROP = 24
-PR_SET_SECUREBITS = 28
 PR_SET_NO_NEW_PRIVS = 38
-PR_GET_NO_NEW_PRIVS = 39
-PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
-# No capability from uid 0 or a setuid fix-up, no ambient capability, kept over exec; each locked.
-SECUREBITS_NO_ROOT = 0b1111_1111
-CAPABILITY_VERSION_3 = 0x20080522
-SYS_CAPSET = {"x86_64": 126, "aarch64": 91}
+# A POSIX access ACL, as the kernel keeps it in the system.posix_acl_access attribute (<linux/posix_acl_xattr.h>).
+ACL_XATTR, ACL_VERSION, ACL_NO_ID = "system.posix_acl_access", 2, 0xFFFFFFFF
+ACL_USER_OBJ, ACL_USER, ACL_GROUP_OBJ, ACL_MASK, ACL_OTHER = 0x01, 0x02, 0x04, 0x10, 0x20
+
+
+class TaskUserError(RuntimeError):
+    pass
 
 
 def running_as_root() -> bool:
@@ -51,66 +48,74 @@ def ensure(name: str) -> pwd.struct_passwd:
         return pwd.getpwnam(name)
 
 
-def secrets_owner() -> file_store.Owner | None:
-    """Whom the services' secret files belong to: `SECRETS_OWNER` when we are root, otherwise ourselves (None)."""
-    if not running_as_root():
-        return None
-    user = ensure(SECRETS_OWNER)
-    return user.pw_uid, user.pw_gid
+def give_tree(root: Path, user: pwd.struct_passwd) -> None:
+    """Make `root` and everything under it `user`'s (skipping what already is: cheap on a large archive)."""
+    for path in [root, *root.rglob("*")]:
+        status = path.lstat()
+        if (status.st_uid, status.st_gid) != (user.pw_uid, user.pw_gid):
+            os.lchown(path, user.pw_uid, user.pw_gid)
 
 
-def write_secret(path: Path, text: str) -> None:
-    file_store.write_secret(path, text, owner=secrets_owner())
+def prepare_task_user(project_root: Path) -> pwd.struct_passwd:
+    """The task user, able to run this interpreter and import the platform as task processes do.
+
+    Where Python lives in a folder only root may enter (pyenv under /root), that folder lets the task user
+    pass through it, and nothing more (an ACL entry; nobody else gains anything). Raises, naming the
+    folder, if the task user still cannot."""
+    user = ensure(TASK_USER)
+    if _runs_as(user, project_root):
+        return user
+    for folder in _closed_folders_on_the_way(Path(sys.executable).resolve(), user):
+        _let_pass(folder, user)
+    if not _runs_as(user, project_root):
+        raise TaskUserError(
+            f"the task user {TASK_USER} cannot run {sys.executable} or read the platform's code in {project_root}: "
+            f"let it read them (folders o+rx, files o+r), or start the platform as an ordinary user")
+    return user
 
 
-def keep_secret(path: Path) -> None:
-    """An existing secret file made the secrets owner's, 0600, if it is not already."""
-    owner = secrets_owner()
-    status = path.stat()
-    if owner is not None and (status.st_uid, status.st_gid) != owner:
-        os.chown(path, *owner)
-    if status.st_mode & 0o777 != file_store.SECRET_FILE_MODE:
-        path.chmod(file_store.SECRET_FILE_MODE)
+def _runs_as(user: pwd.struct_passwd, project_root: Path) -> bool:
+    result = subprocess.run(["runuser", "-u", user.pw_name, "--", sys.executable, "-c", RUNTIME_CHECK],
+                            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                                 "PYTHONPATH": str(project_root / "plugins")},
+                            cwd="/", capture_output=True, text=True, check=False)
+    return result.returncode == 0
 
 
-class _CapabilityHeader(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+def _closed_folders_on_the_way(target: Path, user: pwd.struct_passwd) -> list[Path]:
+    """Folders above `target` that others may not pass through (owned by someone other than `user`)."""
+    return [folder for folder in reversed(target.parents)
+            if not os.stat(folder).st_mode & 0o001 and os.stat(folder).st_uid != user.pw_uid]
 
 
-class _CapabilityData(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+def _let_pass(folder: Path, user: pwd.struct_passwd) -> None:
+    """Add 'user may pass through' to `folder`'s access ACL; the owner, group and others keep what they had."""
+    if ACL_XATTR in os.listxattr(folder):
+        raise TaskUserError(f"{folder} has an access ACL already: add an entry that lets {user.pw_name} pass "
+                            f"through it (setfacl -m u:{user.pw_name}:x), then start again")
+    mode = os.stat(folder).st_mode
+    entries = [(ACL_USER_OBJ, (mode >> 6) & 7, ACL_NO_ID), (ACL_USER, 1, user.pw_uid),
+               (ACL_GROUP_OBJ, (mode >> 3) & 7, ACL_NO_ID), (ACL_MASK, ((mode >> 3) & 7) | 1, ACL_NO_ID),
+               (ACL_OTHER, mode & 7, ACL_NO_ID)]
+    os.setxattr(folder, ACL_XATTR, struct.pack("<I", ACL_VERSION) + b"".join(struct.pack("<HHI", *e) for e in entries))
+    print(f"  {folder}: the task user {user.pw_name} may now pass through it (an ACL entry), to reach Python",
+          flush=True)
 
 
-def drop_privileges() -> None:
-    """Give up, for good, what lets this process do more than its user's file modes allow.
+def become(name: str) -> pwd.struct_passwd:
+    """Become `name` for good: its user and group, no supplementary groups, and no way back."""
+    user = pwd.getpwnam(name)
+    os.setgroups([])
+    os.setgid(user.pw_gid)
+    os.setuid(user.pw_uid)
+    forbid_new_privileges()
+    if 0 in (os.getuid(), os.geteuid(), os.getgid(), os.getegid()):
+        raise RuntimeError(f"this process is still root after becoming {name}")
+    return user
 
-    No new privileges on exec (no setuid program, no file capability); as root, also every capability:
-    from the bounding set and the securebits where we may change them, and from the effective,
-    permitted, inheritable and ambient sets always. Raises if any capability is left."""
+
+def forbid_new_privileges() -> None:
+    """No program this process starts gains privileges (setuid programs such as su or sudo, file capabilities)."""
     libc = ctypes.CDLL(None, use_errno=True)
-
-    def prctl(option: int, value: int, *, required: bool = True) -> None:
-        if libc.prctl(option, ctypes.c_ulong(value), 0, 0, 0) != 0 and required:
-            raise OSError(ctypes.get_errno(), f"prctl({option}, {value}): {os.strerror(ctypes.get_errno())}")
-
-    prctl(PR_SET_NO_NEW_PRIVS, 1)
-    if not running_as_root():
-        return
-    for capability in range(int(Path("/proc/sys/kernel/cap_last_cap").read_text()) + 1):
-        prctl(PR_CAPBSET_DROP, capability, required=False)  # needs CAP_SETPCAP; no_new_privs covers exec anyway
-    prctl(PR_SET_SECUREBITS, SECUREBITS_NO_ROOT, required=False)
-    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, required=False)
-    header = _CapabilityHeader(CAPABILITY_VERSION_3, 0)
-    nothing = (_CapabilityData * 2)()
-    if libc.syscall(SYS_CAPSET[os.uname().machine], ctypes.byref(header), nothing) != 0:
-        raise OSError(ctypes.get_errno(), f"capset: {os.strerror(ctypes.get_errno())}")
-    left = {name: value for name, value in capability_sets().items() if name != "CapBnd" and value}
-    if left or libc.prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1:
-        raise RuntimeError(f"this process still holds capabilities {left} or may gain privileges on exec")
-
-
-def capability_sets() -> dict[str, int]:
-    """This process's capability sets, as /proc/self/status shows them (CapInh, CapPrm, CapEff, CapBnd, CapAmb)."""
-    lines = Path("/proc/self/status").read_text().splitlines()
-    return {name: int(value, 16) for name, _, value in (line.partition(":\t") for line in lines)
-            if name.startswith("Cap")}
+    if libc.prctl(PR_SET_NO_NEW_PRIVS, ctypes.c_ulong(1), 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), f"prctl(PR_SET_NO_NEW_PRIVS): {os.strerror(ctypes.get_errno())}")

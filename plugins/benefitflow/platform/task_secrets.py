@@ -14,23 +14,28 @@ database session and engine (the metadata owner's URL) and its executor's token 
 secret). So the scheduler starts its executor workers from a fork server, a fresh interpreter that
 imports what tasks need and nothing of the scheduler (`[scheduler] mp_start_method = forkserver`,
 `Instance.airflow_env`); tasks fork from those workers, and the listener checks that the task is no
-fork of a service. Then it gives up its privileges (`system_users.drop_privileges`): started as root,
-it keeps root's user id but no capability, so it cannot read the secret files (`system_users`: owned by
-another user), the database's files or the services' logs, nor read or trace any service's process. If
-anything fails, the task process exits rather than run. What still holds: started as an ordinary user,
-a task can read `airflow.cfg` as that user; and freed memory is not wiped (README, "Secrets").
+fork of a service. Started as root (`make up` on a server, the test suite), the task process then becomes
+the task user (`BENEFITFLOW_TASK_USER`; `system_users.py`) before it parses its DAG file, and no program
+it starts gains privileges: it cannot read `airflow.cfg`, `.local/secrets.json` or any service's process,
+nor write the code the services run. If anything fails, the task process exits rather than run. What
+still holds: started as an ordinary user, services and tasks are that user, so a task could read
+`airflow.cfg`; and freed memory is not wiped (README, "Secrets").
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import shutil
 import sys
+import tempfile
 from typing import Any
 
 from airflow.listeners import hookimpl
 
 from benefitflow.platform import system_users
+from benefitflow.platform.instance import TASK_USER_VARIABLE
 
 SERVICE_SECRETS = (
     ("core", "fernet_key"), ("api", "secret_key"), ("api_auth", "jwt_secret"),
@@ -95,11 +100,20 @@ def check_nothing_inherited() -> None:
         log.info("This task process holds no session, executor or token signer of Airflow's services")
 
 
-def drop_privileges() -> None:
-    system_users.drop_privileges()
-    sets = system_users.capability_sets()
-    log.info("This task process runs without privileges: uid %d, capabilities effective %x, permitted %x, "
-             "bounding %x; no new privileges on exec", os.getuid(), sets["CapEff"], sets["CapPrm"], sets["CapBnd"])
+def become_task_user() -> None:
+    """Started as root, become the task user for good; otherwise stay the services' user. Either way no program
+    started from here gains privileges."""
+    name = os.environ.get(TASK_USER_VARIABLE)
+    if not (name and system_users.running_as_root()):
+        system_users.forbid_new_privileges()
+        log.info("This task process runs as uid %d, the services' own user", os.getuid())
+        return
+    user = system_users.become(name)
+    home = tempfile.mkdtemp(prefix="benefitflow-task-home-")  # root's home is not the task user's
+    atexit.register(shutil.rmtree, home, True)
+    os.environ.update(HOME=home, USER=name, LOGNAME=name)
+    log.info("This task process runs as the task user %s (uid %d); no program it starts gains privileges",
+             name, user.pw_uid)
 
 
 @hookimpl
@@ -110,8 +124,8 @@ def on_starting(component: Any) -> None:
     try:
         forget_service_secrets()
         check_nothing_inherited()
-        drop_privileges()
+        become_task_user()
     except BaseException:  # the task runner only logs a listener's error: a task must not run with the secrets
-        log.exception("This task process could not shed the services' secrets and privileges; it stops here")
+        log.exception("This task process could not shed the services' secrets and user; it stops here")
         logging.shutdown()
         os._exit(1)
