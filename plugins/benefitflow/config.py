@@ -35,6 +35,16 @@ def outbox() -> Path:
     return Path(os.environ.get("BENEFITFLOW_OUTBOX", PROJECT_ROOT / "data" / "outbox")).resolve()
 
 
+# What the steps write in the outbox, each in its folder (made at start-up, the task user's: make up, tests).
+OUTBOX_FOLDERS = ("uploads", "reports", "exports", "payrolls")
+
+
+def outbox_folder(name: str) -> Path:
+    if name not in OUTBOX_FOLDERS:
+        raise ValueError(f"no outbox folder {name!r}: one of {', '.join(OUTBOX_FOLDERS)}")
+    return outbox() / name
+
+
 def max_upload_bytes() -> int:
     """The largest file intake takes in (BENEFITFLOW_MAX_UPLOAD_BYTES; 4 GiB: ten million people in a registry file)."""
     return int(os.environ.get("BENEFITFLOW_MAX_UPLOAD_BYTES", 4 << 30))

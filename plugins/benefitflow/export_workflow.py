@@ -58,7 +58,7 @@ def filter_and_columns(filter_help: str, columns_help: str = "columns to export 
 
 
 def export_dir() -> Path:
-    return config.outbox() / "exports"
+    return config.outbox_folder("exports")
 
 
 @dataclass(frozen=True)

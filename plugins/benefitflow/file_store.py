@@ -188,26 +188,8 @@ def _check_descriptor(fd: int, inbox_device: int, raw_path: str) -> os.stat_resu
 
 
 # -- files the platform writes ------------------------------------------------------------
-def make_folder(path: Path) -> None:
-    """`path` and any missing folder above it, each owned as the folder it is made in: a folder root makes in the
-    outbox (an in-process step, a test, a benchmark) stays the task user's, who owns the outbox, so tasks can
-    still write in it."""
-    missing = []
-    while not path.exists():
-        missing.append(path)
-        path = path.parent
-    for folder in reversed(missing):
-        try:
-            folder.mkdir()
-        except FileExistsError:  # made meanwhile by another process
-            continue
-        parent = folder.parent.stat()
-        if os.geteuid() == 0 and parent.st_uid != 0:
-            os.chown(folder, parent.st_uid, parent.st_gid)
-
-
 def _created(path: Path, mode: int) -> int:
-    make_folder(path.parent)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     os.fchmod(fd, mode)  # whatever the umask: the mode is part of the contract
     return fd

@@ -77,7 +77,7 @@ def check_room_for(handed_in: HandedIn, archive_dir: Path) -> None:
     if handed_in.size_bytes > largest:
         raise IntakeError(f"file {handed_in.name}: {handed_in.size_bytes:,} bytes is more than the largest file "
                           f"taken in ({largest:,} bytes, BENEFITFLOW_MAX_UPLOAD_BYTES); split it")
-    file_store.make_folder(archive_dir)
+    archive_dir.mkdir(parents=True, exist_ok=True)
     disk = os.statvfs(archive_dir)
     free = disk.f_bavail * disk.f_frsize
     if handed_in.size_bytes > free - ARCHIVE_HEADROOM_BYTES:

@@ -107,7 +107,7 @@ def intake_step(
         with file_store.open_in_inbox(file, config.inbox()) as handed_in, db.transaction() as cur:
             upload = intake.register(
                 cur, handed_in=handed_in, kind=spec.kind, plan_code=plan_code, user=user,
-                archive_dir=config.outbox() / "uploads", dag_id=dag_id, run_id=run_id, mode=mode,
+                archive_dir=config.outbox_folder("uploads"), dag_id=dag_id, run_id=run_id, mode=mode,
                 operation=operation,
             )
     except (IntakeError, InboxError) as exc:
@@ -153,7 +153,7 @@ def validate_step(*, workflow: UploadWorkflow, upload: dict[str, Any], options: 
     except Exception as exc:
         _stop_upload(upload_id, user, f"validation could not run: {exc}", status="FAILED")
         raise
-    report_path = config.outbox() / "reports" / f"upload-{upload_id:08d}-errors.csv"
+    report_path = config.outbox_folder("reports") / f"upload-{upload_id:08d}-errors.csv"
     with db.transaction() as cur:
         blocking_file_errors = validation.record_errors(cur, upload_id, results, "intake", table)
         if workflow.check is not None:

@@ -56,6 +56,7 @@ def test_every_task_process_runs_the_listener_that_drops_the_inherited_secrets(a
     assert "holds no session, executor or token signer of Airflow's services" in response.text
     if os.geteuid() == 0:  # the services run as root: the task ran as the task user, and archived the file as it
         assert f"runs as the task user {system_users.TASK_USER}" in response.text
+        assert "holding none of the" in response.text and "pipes and files it inherited" in response.text
         archived = [path for path in airflow_services.outbox.rglob(f"*-{name}")]
         assert archived and {path.owner() for path in archived} == {system_users.TASK_USER}, archived
 

@@ -148,16 +148,3 @@ def test_a_file_written_to_while_it_is_read_is_refused(inbox: Path) -> None:
         with pytest.raises(InboxError, match="changed while it was read"):
             handed_in.check_unchanged()
 
-
-@pytest.mark.skipif(os.geteuid() != 0, reason="only root makes folders for another user")
-def test_a_folder_root_makes_in_the_task_users_outbox_stays_the_task_users(tmp_path: Path) -> None:
-    outbox = tmp_path / "outbox"
-    outbox.mkdir()
-    os.chown(outbox, 65534, 65534)  # nobody, standing in for the task user
-    with file_store.created_text(outbox / "payrolls" / "2026" / "file.csv") as handle:
-        handle.write("a\n")
-    for folder in (outbox / "payrolls", outbox / "payrolls" / "2026"):
-        assert (folder.stat().st_uid, folder.stat().st_gid) == (65534, 65534), folder
-    assert (outbox / "payrolls" / "2026" / "file.csv").stat().st_uid == 0  # a file keeps its maker
-    file_store.make_folder(tmp_path / "elsewhere" / "deep")
-    assert (tmp_path / "elsewhere" / "deep").stat().st_uid == 0  # made in root's own folder: root's

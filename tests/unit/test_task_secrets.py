@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from cryptography.fernet import Fernet
 
 from benefitflow.platform import system_users
 from benefitflow.platform.instance import PROJECT_ROOT, TASK_USER_VARIABLE
+from tests.unit.task_process import run_like_a_task
 
 SECRETS = {
     ("core", "fernet_key"): Fernet.generate_key().decode(),
@@ -84,8 +84,7 @@ def run_probe(tmp_path: Path, component: str, environment: dict[str, str]) -> su
            if not key.startswith("AIRFLOW") and key != TASK_USER_VARIABLE}
     env |= {"AIRFLOW_HOME": str(tmp_path), "AIRFLOW_CONFIG": str(config),
             "PYTHONPATH": str(PROJECT_ROOT / "plugins"), **environment}
-    return subprocess.run([sys.executable, "-c", PROBE, json.dumps(list(SECRETS)), component],
-                          env=env, capture_output=True, text=True)
+    return run_like_a_task(PROBE, json.dumps(list(SECRETS)), component, env=env)
 
 
 def seen(result: subprocess.CompletedProcess) -> dict:

@@ -36,7 +36,7 @@ IDENTIFIER_COLUMNS = ("Currency", "Individual Id", "National Id", "Household Cod
 
 
 def payroll_dir() -> Path:
-    return config.outbox() / "payrolls"
+    return config.outbox_folder("payrolls")
 
 
 def validate_payroll(cur: psycopg2.extensions.cursor, request_id: int, options: Options, user: str) -> dict[str, Any]:

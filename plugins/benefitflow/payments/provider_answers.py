@@ -8,19 +8,21 @@ memory); `answer(row_number, row)` says which columns the provider fills or chan
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import BinaryIO, TextIO
 
 Answer = Callable[[int, dict[str, str]], Mapping[str, str]]
 ADDED_COLUMNS = ("Amount Paid", "Paid On")
 
 
-def write_answers(payroll_file: Path, target: Path, answer: Answer,
+def write_answers(payroll_file: Path | BinaryIO, target: Path, answer: Answer,
                   added_columns: Sequence[str] = ADDED_COLUMNS) -> int:
-    """Write the provider's filled copy of `payroll_file` to `target`; returns the rows written."""
+    """Write the provider's filled copy of `payroll_file` (a path, or a file opened for reading) to `target`;
+    returns the rows written."""
     rows = 0
-    with payroll_file.open(encoding="utf-8", newline="") as source, \
-            target.open("w", encoding="utf-8", newline="") as sink:
+    with _text(payroll_file) as source, target.open("w", encoding="utf-8", newline="") as sink:
         reader = csv.DictReader(source)
         header = list(reader.fieldnames or [])
         writer = csv.DictWriter(sink, fieldnames=[*header, *(c for c in added_columns if c not in header)],
@@ -38,3 +40,9 @@ def paid(row: Mapping[str, str], receipt: str, paid_on: str) -> dict[str, str]:
 
 def unpaid() -> dict[str, str]:
     return {"Paid": "No", "Receipt": "", "Amount Paid": "", "Paid On": ""}
+
+
+def _text(payroll_file: Path | BinaryIO) -> TextIO:
+    if isinstance(payroll_file, Path):
+        return payroll_file.open(encoding="utf-8", newline="")
+    return io.TextIOWrapper(payroll_file, encoding="utf-8", newline="")

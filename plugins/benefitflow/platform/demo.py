@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psycopg2.extensions
 
-from benefitflow import db
+from benefitflow import db, file_store
 from benefitflow.payments import provider_answers
 from benefitflow.platform.airflow_client import AirflowClient
 from benefitflow.platform.instance import Instance
@@ -178,7 +178,9 @@ def write_provider_file(instance: Instance, payroll: str, *, paid_on: str, faili
             return provider_answers.unpaid()
         return provider_answers.paid(row, f"MP{row['Code'][2:]}{suffix}", paid_on)
 
-    provider_answers.write_answers(instance.outbox / "payrolls" / f"{payroll}.csv", target, answer)
+    # The task user owns the outbox: read the payroll file without following a link it may have put there.
+    with file_store.open_in_outbox(f"payrolls/{payroll}.csv", instance.outbox) as payroll_file:
+        provider_answers.write_answers(payroll_file.handle, target, answer)
     return target
 
 

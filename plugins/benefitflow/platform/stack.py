@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 
 from benefitflow import db, file_store, publishing
+from benefitflow.config import OUTBOX_FOLDERS
 from benefitflow.platform import demo, postgres, readers, services, superset_setup, system_users
 from benefitflow.platform.instance import DEMO_USERS, PROJECT_ROOT, Instance
 from benefitflow.platform.stack_tools import run
@@ -113,7 +114,8 @@ def prepare_file_store(instance: Instance) -> None:
     in it, a task the dbt target."""
     instance.home.chmod(0o711)
     instance.inbox.mkdir(parents=True, exist_ok=True)
-    instance.outbox.mkdir(parents=True, exist_ok=True)
+    for folder in OUTBOX_FOLDERS:  # made here, so that a step run as root (a test, a benchmark) makes none of them
+        (instance.outbox / folder).mkdir(parents=True, exist_ok=True)
     if system_users.running_as_root():
         system_users.give_tree(instance.outbox, system_users.prepare_task_user(PROJECT_ROOT))
         instance.outbox.chmod(0o750)  # its files are 0640: the platform's group reads them, nobody else

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import os
 import pwd
+import stat
 import struct
 import subprocess
 import sys
@@ -49,11 +50,18 @@ def ensure(name: str) -> pwd.struct_passwd:
 
 
 def give_tree(root: Path, user: pwd.struct_passwd) -> None:
-    """Make `root` and everything under it `user`'s (skipping what already is: cheap on a large archive)."""
-    for path in [root, *root.rglob("*")]:
-        status = path.lstat()
-        if (status.st_uid, status.st_gid) != (user.pw_uid, user.pw_gid):
-            os.lchown(path, user.pw_uid, user.pw_gid)
+    """Make `root` and everything under it `user`'s, following no link (the task user can put links and swap
+    folders in the outbox while this runs; each name is changed relative to its folder's descriptor)."""
+    owner = (user.pw_uid, user.pw_gid)
+    os.chown(root, *owner, follow_symlinks=False)
+    for _, folders, files, folder_fd in os.fwalk(root, follow_symlinks=False):
+        for name in [*folders, *files]:
+            try:
+                status = os.stat(name, dir_fd=folder_fd, follow_symlinks=False)
+                if (status.st_uid, status.st_gid) != owner:
+                    os.chown(name, *owner, dir_fd=folder_fd, follow_symlinks=False)
+            except FileNotFoundError:  # removed meanwhile
+                continue
 
 
 def prepare_task_user(project_root: Path) -> pwd.struct_passwd:
@@ -112,6 +120,32 @@ def become(name: str) -> pwd.struct_passwd:
     if 0 in (os.getuid(), os.geteuid(), os.getgid(), os.getegid()):
         raise RuntimeError(f"this process is still root after becoming {name}")
     return user
+
+
+def shed_inherited_files() -> int:
+    """Put /dev/null in place of every descriptor this process inherited that is not a socket; how many.
+
+    A task process is forked from an executor worker, root's, and inherits its pipes (the executor's work
+    queue, which the worker unpickles: a way back to root), its log file and its shared memory. The task
+    talks to its supervisor over sockets, which it keeps."""
+    shed = 0
+    null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        for entry in os.listdir("/proc/self/fd"):
+            fd = int(entry)
+            if fd == null:
+                continue
+            try:
+                if stat.S_ISSOCK(os.fstat(fd).st_mode):
+                    continue
+            except OSError:  # the listing's own descriptor, closed by now
+                continue
+            inheritable = os.get_inheritable(fd)
+            os.dup2(null, fd, inheritable=inheritable)
+            shed += 1
+    finally:
+        os.close(null)
+    return shed
 
 
 def forbid_new_privileges() -> None:

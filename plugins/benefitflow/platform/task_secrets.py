@@ -108,12 +108,13 @@ def become_task_user() -> None:
         system_users.forbid_new_privileges()
         log.info("This task process runs as uid %d, the services' own user", os.getuid())
         return
+    shed = system_users.shed_inherited_files()
     user = system_users.become(name)
     home = tempfile.mkdtemp(prefix="benefitflow-task-home-")  # root's home is not the task user's
     atexit.register(shutil.rmtree, home, True)
     os.environ.update(HOME=home, USER=name, LOGNAME=name)
-    log.info("This task process runs as the task user %s (uid %d); no program it starts gains privileges",
-             name, user.pw_uid)
+    log.info("This task process runs as the task user %s (uid %d), holding none of the %d pipes and files it "
+             "inherited; no program it starts gains privileges", name, user.pw_uid, shed)
 
 
 @hookimpl
