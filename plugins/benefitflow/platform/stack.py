@@ -113,7 +113,9 @@ def prepare_file_store(instance: Instance) -> None:
     The installation's folder can be passed through, not listed: PostgreSQL's user reaches its data folder
     in it, a task the dbt target."""
     instance.home.chmod(0o711)
-    instance.inbox.mkdir(parents=True, exist_ok=True)
+    if not instance.inbox.exists():
+        instance.inbox.mkdir(parents=True)
+        instance.inbox.chmod(0o755)  # whatever the umask: tasks read it
     for folder in OUTBOX_FOLDERS:  # made here, so that a step run as root (a test, a benchmark) makes none of them
         (instance.outbox / folder).mkdir(parents=True, exist_ok=True)
     if system_users.running_as_root():
