@@ -45,6 +45,11 @@ def outbox_folder(name: str) -> Path:
     return outbox() / name
 
 
+def error_report(upload_id: int) -> Path:
+    """Where an upload's error report is written (and, by its name, what a download of it is called)."""
+    return outbox_folder("reports") / f"upload-{upload_id:08d}-errors.csv"
+
+
 def max_upload_bytes() -> int:
     """The largest file intake takes in (BENEFITFLOW_MAX_UPLOAD_BYTES; 4 GiB: ten million people in a registry file)."""
     return int(os.environ.get("BENEFITFLOW_MAX_UPLOAD_BYTES", 4 << 30))

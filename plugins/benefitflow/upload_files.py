@@ -55,7 +55,7 @@ def download(upload_id: int, which: str, user: GetUserDep) -> StreamingResponse:
                      details={"reason": refusal} if refusal else {"path": stored})
     if handed_in is None:  # the refusal is in the audit trail (committed) before the answer goes out
         raise HTTPException(403, refusal)
-    name = file_name if which == "original" else f"upload-{upload_id:08d}-errors.csv"
+    name = file_name if which == "original" else config.error_report(upload_id).name
     return StreamingResponse(_streamed(opened, handed_in), media_type="text/csv",
                              headers={"Content-Disposition": f"attachment; filename*=utf-8''{quote(name)}",
                                       "Content-Length": str(handed_in.size_bytes)})
@@ -85,12 +85,10 @@ def _role_names(user: Any) -> set[str]:
 
 
 def _open_in_outbox(stored: str | None, opened: ExitStack) -> file_store.HandedIn:
-    try:
-        if stored:
-            return opened.enter_context(file_store.open_in_outbox(stored, config.outbox()))
+    try:  # no path recorded (no report written) is refused like a missing file
+        return opened.enter_context(file_store.open_in_outbox(stored or "", config.outbox()))
     except file_store.InboxError as exc:
         raise HTTPException(404, "the file is not available") from exc
-    raise HTTPException(404, "the file is not available")
 
 
 def _streamed(opened: ExitStack, handed_in: file_store.HandedIn) -> Iterator[bytes]:

@@ -153,7 +153,7 @@ def validate_step(*, workflow: UploadWorkflow, upload: dict[str, Any], options: 
     except Exception as exc:
         _stop_upload(upload_id, user, f"validation could not run: {exc}", status="FAILED")
         raise
-    report_path = config.outbox_folder("reports") / f"upload-{upload_id:08d}-errors.csv"
+    report_path = config.error_report(upload_id)
     with db.transaction() as cur:
         blocking_file_errors = validation.record_errors(cur, upload_id, results, "intake", table)
         if workflow.check is not None:

@@ -21,8 +21,8 @@ import sys
 from pathlib import Path
 
 TASK_USER = "benefitflow-task"
-# What a task process must still be able to import once it is the task user:
-# Its standard library, and the platform's code (the environments are in the project, readable).
+# What a task process must still be able to import once it is the task user: its standard library, and the
+# platform's code (the environments are in the project, readable).
 RUNTIME_CHECK = "import encodings.idna, json, csv, decimal, benefitflow.config"
 
 PR_SET_NO_NEW_PRIVS = 38
@@ -92,8 +92,12 @@ def _runs_as(user: pwd.struct_passwd, project_root: Path) -> bool:
 
 def _closed_folders_on_the_way(target: Path, user: pwd.struct_passwd) -> list[Path]:
     """Folders above `target` that others may not pass through (owned by someone other than `user`)."""
-    return [folder for folder in reversed(target.parents)
-            if not os.stat(folder).st_mode & 0o001 and os.stat(folder).st_uid != user.pw_uid]
+    closed = []
+    for folder in reversed(target.parents):
+        status = os.stat(folder)
+        if not status.st_mode & 0o001 and status.st_uid != user.pw_uid:
+            closed.append(folder)
+    return closed
 
 
 def _let_pass(folder: Path, user: pwd.struct_passwd) -> None:

@@ -75,7 +75,7 @@ def _id_column(header: list[str], plan: Plan) -> str | None:
 
 def _refuse(upload_id: int, name: str, user: str, message: str, rows: sql.Composable | None = None) -> None:
     """Keep why the file is refused (upload INVALID, errors per row, the report), then stop the request."""
-    report = config.outbox_folder("reports") / f"upload-{upload_id:08d}-errors.csv"
+    report = config.error_report(upload_id)
     with db.transaction() as cur:
         if rows is not None:
             cur.execute(sql.SQL("INSERT INTO intake.row_errors (upload_id, row_number, column_name, rule, value,"
