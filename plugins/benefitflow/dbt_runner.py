@@ -7,7 +7,9 @@ whole project (about 2 s a call), a changed environment variable only the files 
 Each process writes its own target folder, seeded with the parse state the installation's
 `dbt build` left in its target (BENEFITFLOW_DBT_TARGET; `make up`, the test stack): two processes
 (two Airflow tasks, a test beside a task) never overwrite each other's manifest, and the first
-call in a process parses partially.
+call in a process parses partially. That first call's manifest is kept for the process's later
+calls, which then parse nothing: run values are read when a model is compiled, at run time, so a
+kept manifest runs each call's own values (no model reads one in its config or refs).
 
 Every call takes its locks with a lock timeout (BENEFITFLOW_PUBLISH_LOCK_TIMEOUT seconds, 5 by default): swapping a
 rebuilt mart in needs an exclusive lock, which waits for every dashboard query reading it, and every dashboard query
@@ -24,8 +26,9 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +45,7 @@ LOCK_TIMEOUT_MESSAGE = "canceling statement due to lock timeout"  # PostgreSQL's
 RETRY_LOCKS_FOR_SECONDS = 15 * 60
 
 _process_target: tuple[int, Path] | None = None
+_process_manifest: tuple[int, Any] | None = None
 
 
 class DbtError(RuntimeError):
@@ -102,12 +106,58 @@ def lock_timeout(seconds: float) -> Iterator[None]:
 
 
 def invoke(args: list[str]) -> Any:
-    """dbt's own result of `dbt <args>` on this project, with this process's target folder."""
+    """dbt's own result of `dbt <args>` on this project, with this process's target folder and parsed project."""
     from dbt.cli.main import dbtRunner
 
-    target = str(process_target())  # its log too: a task process may not write in the project
-    return dbtRunner().invoke([*args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
-                               "--target-path", target, "--log-path", target])
+    return _on_a_short_stack(dbtRunner(manifest=parsed_project()).invoke, [*args, *_project_arguments()])
+
+
+def parsed_project() -> Any:
+    """The project as dbt parsed it in this process (once: a fork parses again, its target being its own)."""
+    global _process_manifest
+    if _process_manifest is None or _process_manifest[0] != os.getpid():
+        from dbt.cli.main import dbtRunner
+
+        result = _on_a_short_stack(dbtRunner().invoke, ["parse", "--no-write-json", *_project_arguments()])
+        if not result.success:
+            raise DbtError(f"dbt parse failed: {result.exception or 'see the log'}")
+        _process_manifest = (os.getpid(), result.result)
+    return _process_manifest[1]
+
+
+def _on_a_short_stack(call: Callable[[list[str]], Any], args: list[str]) -> Any:
+    """`call(args)` in a thread of its own, the caller waiting.
+
+    Every dbt call builds a new adapter, whose behaviour flags each walk the whole calling stack with
+    `inspect.stack()` (dbt_common.behavior_flags), reading every frame's source: under pytest or an Airflow task,
+    a third of a small call's time. A new thread's stack is a few frames deep. Daemonic, so a task killed while
+    dbt runs exits without waiting for it (its transaction rolls back with its connection).
+    """
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["result"] = call(args)
+        except BaseException as error:  # handed to the caller, raised there
+            outcome["error"] = error
+
+    thread = threading.Thread(target=target, name="dbt", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
+
+
+def _project_arguments() -> list[str]:
+    target = str(process_target())  # and its log path: a task process may not write in the project
+    # No debug log file: nobody reads a process target's (removed at exit), and writing every statement to it
+    # took a tenth of a small call; what a run says at info level still goes to the task's log. The relation
+    # cache is filled for the selected models' schemas only, not every schema of the project: half a small
+    # call. (Not filled at all, dbt would look relations up inside the state models' transactions, which must
+    # set their isolation level first.)
+    return ["--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
+            "--target-path", target, "--log-path", target, "--log-level-file", "none", "--cache-selected-only"]
 
 
 @contextmanager

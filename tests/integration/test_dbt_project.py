@@ -1,5 +1,6 @@
 """dbt: the whole project, unit tests included, builds on an empty database; state is derived."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +9,8 @@ from benefitflow import db, dbt_runner
 from benefitflow.exports import PERSONAL_COLUMNS
 
 DBT = str(Path(sys.executable).with_name("dbt"))
+REF = re.compile(r"\bref\(\s*'(\w+)'\s*\)")
+SOURCE = re.compile(r"\bsource\(\s*'(\w+)'\s*,\s*'(\w+)'\s*\)")
 
 
 def test_dbt_build_passes_with_unit_tests(database, tmp_path) -> None:
@@ -46,3 +49,24 @@ def test_marts_every_manager_reads_hold_no_personal_data_nor_free_text(database)
     assert {"mart_approvals", "mart_uploads", "mart_payrolls"} <= without_region.keys()
     found = {name: sorted(columns & (PERSONAL_COLUMNS | FREE_TEXT_COLUMNS)) for name, columns in without_region.items()}
     assert {name: columns for name, columns in found.items() if columns} == {}
+
+
+def test_every_model_declares_what_it_reads_whatever_its_run_values(database) -> None:
+    """A process parses the project once and keeps it (dbt_runner.parsed_project), so what a model reads only for some
+    run values (an update's current version, an upload's rows) must be declared whatever the values: parsed with the
+    defaults, as the installation parses, every ref and source a model names is among its dependencies."""
+    undeclared = {}
+    for node in dbt_runner.manifest()["nodes"].values():
+        if node["resource_type"] != "model":
+            continue
+        named = {f"model.benefitflow.{name}" for name in REF.findall(node["raw_code"])}
+        named |= {f"source.benefitflow.{source}.{table}" for source, table in SOURCE.findall(node["raw_code"])}
+        if missing := named - set(node["depends_on"]["nodes"]):
+            undeclared[node["name"]] = sorted(missing)
+    assert undeclared == {}
+
+
+def test_a_process_parses_the_project_once(database) -> None:
+    parsed = dbt_runner.parsed_project()
+    dbt_runner.run(["run", "--select", "mart_approvals"])
+    assert dbt_runner.parsed_project() is parsed

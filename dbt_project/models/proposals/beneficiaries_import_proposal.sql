@@ -9,6 +9,10 @@
           indexes=[{'columns': ['upload_id']}],
           on_schema_change='append_new_columns') }}
 
+-- depends_on: {{ ref('stg_intake__uploads') }}
+-- depends_on: {{ ref('households') }}
+-- depends_on: {{ ref('beneficiaries') }}
+-- depends_on: {{ source('intake', 'row_errors') }}
 {%- set upload_id = run_value('upload_id') %}
 {%- set mode = run_value('mode') %}
 {%- set given = run_value('columns') %}

@@ -4,6 +4,9 @@
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='upload_id',
           indexes=[{'columns': ['upload_id']}]) }}
 
+-- depends_on: {{ ref('beneficiaries') }}
+-- depends_on: {{ ref('households') }}
+-- depends_on: {{ source('intake', 'row_errors') }}
 {%- set upload_id = run_value('upload_id') %}
 {%- if upload_id is not none %}
     {%- set checked = 'stage_grievances_' ~ (upload_id | int) ~ '_checked' %}

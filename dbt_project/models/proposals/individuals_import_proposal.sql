@@ -6,6 +6,9 @@
           indexes=[{'columns': ['upload_id']}],
           on_schema_change='append_new_columns') }}
 
+-- depends_on: {{ ref('individuals') }}
+-- depends_on: {{ ref('households') }}
+-- depends_on: {{ source('intake', 'row_errors') }}
 {%- set upload_id = run_value('upload_id') %}
 {%- set mode = run_value('mode') %}
 {%- set given = run_value('columns') %}

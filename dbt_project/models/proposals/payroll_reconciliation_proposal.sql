@@ -6,6 +6,8 @@
           indexes=[{'columns': ['upload_id']}],
           on_schema_change='append_new_columns') }}
 
+-- depends_on: {{ ref('stg_ledger__bills') }}
+-- depends_on: {{ source('intake', 'row_errors') }}
 {%- set upload_id = run_value('upload_id') %}
 {%- if upload_id is not none %}
     {%- set checked = 'stage_payroll_reconciliation_' ~ (upload_id | int) ~ '_checked' %}

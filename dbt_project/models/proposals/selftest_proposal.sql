@@ -3,6 +3,7 @@
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='upload_id',
           indexes=[{'columns': ['upload_id']}]) }}
 
+-- depends_on: {{ source('intake', 'row_errors') }}
 {%- set upload_id = run_value('upload_id') %}
 {%- if upload_id is not none %}
     {%- set staged = 'stage_selftest_' ~ (upload_id | int) %}
