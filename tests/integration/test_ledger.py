@@ -1,5 +1,6 @@
 """The ledger is append-only for everyone, and the audit chain exposes tampering."""
 
+import uuid
 from contextlib import closing
 
 import psycopg2
@@ -52,6 +53,82 @@ def test_a_decision_approved_by_its_maker_cannot_be_stored(database) -> None:
             "INSERT INTO ledger.decisions (operation, dag_id, run_id, maker, checker, checker_group, policy, outcome)"
             " VALUES ('selftest', 'd', 'r', 'maker', 'maker', 'RegistryCheckers', 'any', 'APPROVED')"
         )
+
+
+# Ledger references are checked once per INSERT statement (migration 020), not by a foreign key per row.
+REFERENCE_TRIGGERS = """
+SELECT t.tgrelid::regclass::text, t.tgname, encode(t.tgargs, 'escape')
+FROM pg_trigger t JOIN pg_proc f ON f.oid = t.tgfoid
+WHERE f.proname = 'refuse_missing_references' ORDER BY 1, 2
+"""
+
+
+def test_a_ledger_row_whose_parent_is_missing_is_refused_by_name(database) -> None:
+    row = ("INSERT INTO ledger.individual_versions (individual_id, version, commit_id, first_name, last_name, dob,"
+           " household_code) VALUES (gen_random_uuid(), 1, {commit}, 'A', 'B', '2000-01-01', {household})")
+    with db.transaction() as cur:
+        cur.execute("INSERT INTO ledger.decisions (operation, dag_id, run_id, maker, checker, checker_group, policy,"
+                    " outcome) VALUES ('test', 'test', %s, 'maker', 'checker', 'RegistryCheckers', 'any', 'REJECTED')"
+                    " RETURNING decision_id", (f"references-{uuid.uuid4()}",))
+        cur.execute("INSERT INTO ledger.commits (operation, dag_id, run_id, decision_id)"
+                    " SELECT operation, dag_id, run_id, decision_id FROM ledger.decisions WHERE decision_id = %s"
+                    " RETURNING commit_id", (cur.fetchone()[0],))
+        commit = cur.fetchone()[0]
+    for values, constraint, key in [
+        ({"commit": "-1", "household": "NULL"}, "individual_versions_commit_id_fkey", "(commit_id)=(-1)"),
+        ({"commit": str(commit), "household": "'NO-SUCH-HOUSEHOLD'"}, "individual_versions_household_code_fkey",
+         "(household_code)=(NO-SUCH-HOUSEHOLD)"),
+    ]:
+        with pytest.raises(psycopg2.errors.ForeignKeyViolation) as error, db.transaction() as cur:
+            cur.execute(row.format(**values))
+        assert error.value.diag.constraint_name == constraint
+        assert key in error.value.diag.message_detail
+
+
+def test_every_reference_check_names_a_parent_key_that_exists(database) -> None:
+    with db.transaction(database.owner_database_url) as cur:
+        cur.execute(REFERENCE_TRIGGERS)
+        triggers = cur.fetchall()
+        assert len(triggers) >= 30  # the 37 declared references less the ones to tables that are not records
+        for child, name, arguments in triggers:
+            constraint, parent, child_columns, parent_columns = arguments.split("\\000")[:4]
+            assert constraint == name
+            cur.execute("SELECT count(*) FROM pg_attribute WHERE attrelid = %s::regclass AND attname = ANY(%s)"
+                        " AND NOT attisdropped", (child, child_columns.split(",")))
+            assert cur.fetchone()[0] == len(child_columns.split(",")), name
+            cur.execute("SELECT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = %s::regclass AND i.indisunique"
+                        " AND (SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_attribute a"
+                        "      WHERE a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey))"
+                        "     = (SELECT array_agg(c ORDER BY c) FROM unnest(%s::text[]) c))",
+                        (parent, parent_columns.split(",")))
+            assert cur.fetchone()[0], f"{name}: no unique key {parent_columns} in {parent}"
+            cur.execute("SELECT tgname FROM pg_trigger WHERE tgrelid = %s::regclass"
+                        " AND tgname IN ('append_only', 'records_kept')", (parent,))
+            assert cur.fetchone(), f"{name}: {parent} could lose the rows the ledger refers to"
+
+
+RECORDS = {
+    "uploads": ("upload_id", "INSERT INTO intake.uploads (kind, file_name, stored_path, sha256, size_bytes, uploaded_by)"
+                " VALUES ('test', 'kept.csv', 'kept.csv', encode(sha256(gen_random_uuid()::text::bytea), 'hex'), 0, 'tester')"
+                " RETURNING upload_id"),
+    "requests": ("request_id", "INSERT INTO intake.requests (kind, parameters, requested_by)"
+                 " VALUES ('test', '{}', 'tester') RETURNING request_id"),
+}
+
+
+@pytest.mark.parametrize("table", sorted(RECORDS))
+@pytest.mark.parametrize("who", ["app", "owner"])
+def test_uploads_and_requests_are_never_deleted_nor_renumbered(database, table: str, who: str) -> None:
+    key, insert = RECORDS[table]
+    with db.transaction(database.owner_database_url) as cur:
+        cur.execute(insert)
+        kept = cur.fetchone()[0]
+    url = database.app_database_url if who == "app" else database.owner_database_url
+    for statement in [f"DELETE FROM intake.{table} WHERE {key} = {kept}", f"TRUNCATE intake.{table} CASCADE",
+                      f"UPDATE intake.{table} SET {key} = DEFAULT WHERE {key} = {kept}"]:
+        with pytest.raises(psycopg2.Error) as error, db.transaction(url) as cur:
+            cur.execute(statement)
+        assert error.value.pgcode == "42501", statement
 
 
 def _append_events(n: int) -> list[int]:
