@@ -131,7 +131,9 @@ def _on_a_short_stack(call: Callable[[list[str]], Any], args: list[str]) -> Any:
     Every dbt call builds a new adapter, whose behaviour flags each walk the whole calling stack with
     `inspect.stack()` (dbt_common.behavior_flags), reading every frame's source: under pytest or an Airflow task,
     a third of a small call's time. A new thread's stack is a few frames deep. Daemonic, so a task killed while
-    dbt runs exits without waiting for it (its transaction rolls back with its connection).
+    dbt runs exits without waiting for it (its transaction rolls back with its connection). Anything raised in
+    the caller meanwhile (Ctrl-C, a task's execution timeout) waits for dbt to finish before it goes up: the
+    caller's run values, lock timeout and advisory locks must not change or go while dbt still uses them.
     """
     outcome: dict[str, Any] = {}
 
@@ -143,7 +145,11 @@ def _on_a_short_stack(call: Callable[[list[str]], Any], args: list[str]) -> Any:
 
     thread = threading.Thread(target=target, name="dbt", daemon=True)
     thread.start()
-    thread.join()
+    try:
+        thread.join()
+    except BaseException:
+        thread.join()
+        raise
     if "error" in outcome:
         raise outcome["error"]
     return outcome["result"]
@@ -195,8 +201,10 @@ def manifest() -> dict[str, Any]:
     """The project's manifest as the installation's `dbt build` wrote it (parsed here when it is missing)."""
     written = installation_target() / "manifest.json"
     if not written.exists():
+        from dbt.cli.main import dbtRunner
+
         written = process_target() / "manifest.json"
-        invoke(["parse"])
+        _on_a_short_stack(dbtRunner().invoke, ["parse", *_project_arguments()])  # a kept project writes no file
     return json.loads(written.read_text())
 
 

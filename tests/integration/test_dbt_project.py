@@ -70,3 +70,13 @@ def test_a_process_parses_the_project_once(database) -> None:
     parsed = dbt_runner.parsed_project()
     dbt_runner.run(["run", "--select", "mart_approvals"])
     assert dbt_runner.parsed_project() is parsed
+
+
+def test_no_model_is_ephemeral_nor_declares_constraints(database) -> None:
+    """dbt marks a kept manifest's nodes as it compiles them (injected CTEs of ephemeral models, resolved constraint
+    targets), so a second call in the same process would compile those differently: none is used here."""
+    for node in dbt_runner.manifest()["nodes"].values():
+        if node["resource_type"] == "model":
+            assert node["config"]["materialized"] != "ephemeral", node["name"]
+            assert not node.get("constraints"), node["name"]
+            assert not any(column.get("constraints") for column in node["columns"].values()), node["name"]

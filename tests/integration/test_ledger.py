@@ -83,6 +83,13 @@ def test_a_ledger_row_whose_parent_is_missing_is_refused_by_name(database) -> No
             cur.execute(row.format(**values))
         assert error.value.diag.constraint_name == constraint
         assert key in error.value.diag.message_detail
+    # One statement, a good row and a bad one: neither is appended.
+    with pytest.raises(psycopg2.errors.ForeignKeyViolation), db.transaction() as cur:
+        cur.execute(row.format(commit=commit, household="NULL")
+                    + ", (gen_random_uuid(), 1, -1, 'A', 'B', '2000-01-01', NULL)")
+    with db.transaction() as cur:
+        cur.execute("SELECT count(*) FROM ledger.individual_versions WHERE commit_id = %s", (commit,))
+        assert cur.fetchone()[0] == 0
 
 
 def test_every_reference_check_names_a_parent_key_that_exists(database) -> None:
@@ -96,13 +103,13 @@ def test_every_reference_check_names_a_parent_key_that_exists(database) -> None:
             cur.execute("SELECT count(*) FROM pg_attribute WHERE attrelid = %s::regclass AND attname = ANY(%s)"
                         " AND NOT attisdropped", (child, child_columns.split(",")))
             assert cur.fetchone()[0] == len(child_columns.split(",")), name
-            cur.execute("SELECT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = %s::regclass AND i.indisunique"
+            cur.execute("SELECT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = %s::oid AND i.indisunique"
                         " AND (SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_attribute a"
                         "      WHERE a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey))"
                         "     = (SELECT array_agg(c ORDER BY c) FROM unnest(%s::text[]) c))",
                         (parent, parent_columns.split(",")))
             assert cur.fetchone()[0], f"{name}: no unique key {parent_columns} in {parent}"
-            cur.execute("SELECT tgname FROM pg_trigger WHERE tgrelid = %s::regclass"
+            cur.execute("SELECT tgname FROM pg_trigger WHERE tgrelid = %s::oid"
                         " AND tgname IN ('append_only', 'records_kept')", (parent,))
             assert cur.fetchone(), f"{name}: {parent} could lose the rows the ledger refers to"
 
@@ -126,8 +133,12 @@ def test_uploads_and_requests_are_never_deleted_nor_renumbered(database, table: 
     url = database.app_database_url if who == "app" else database.owner_database_url
     for statement in [f"DELETE FROM intake.{table} WHERE {key} = {kept}", f"TRUNCATE intake.{table} CASCADE",
                       f"UPDATE intake.{table} SET {key} = DEFAULT WHERE {key} = {kept}"]:
-        with pytest.raises(psycopg2.Error) as error, db.transaction(url) as cur:
-            cur.execute(statement)
+        # Rolled back whatever happens: were the guard missing, TRUNCATE must not empty the shared test database.
+        with closing(psycopg2.connect(url)) as connection, pytest.raises(psycopg2.Error) as error:
+            try:
+                connection.cursor().execute(statement)
+            finally:
+                connection.rollback()
         assert error.value.pgcode == "42501", statement
 
 
