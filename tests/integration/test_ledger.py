@@ -123,6 +123,24 @@ RECORDS = {
 }
 
 
+def test_a_row_appended_with_its_check_switched_off_is_found_by_the_verification(database) -> None:
+    """The owner can switch a table's checks off; `verify-audit` checks every reference again over whole tables."""
+    grievance = uuid.uuid4()
+    with closing(psycopg2.connect(database.owner_database_url)) as connection:
+        try:
+            with connection.cursor() as cur:
+                assert audit.reference_breaks(cur) == []
+                cur.execute("ALTER TABLE ledger.grievance_events DISABLE TRIGGER USER")
+                cur.execute("INSERT INTO ledger.grievance_events (grievance_id, version, status, commit_id)"
+                            " VALUES (%s, 1, 'RECEIVED', -7)", (str(grievance),))
+                assert sorted(audit.reference_breaks(cur)) == [
+                    "ledger.grievance_events: 1 row(s) break grievance_events_commit_id_fkey, e.g. key (-7)",
+                    f"ledger.grievance_events: 1 row(s) break grievance_events_grievance_id_fkey, e.g. key ({grievance})",
+                ]
+        finally:
+            connection.rollback()
+
+
 @pytest.mark.parametrize("table", sorted(RECORDS))
 @pytest.mark.parametrize("who", ["app", "owner"])
 def test_uploads_and_requests_are_never_deleted_nor_renumbered(database, table: str, who: str) -> None:

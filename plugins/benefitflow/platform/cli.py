@@ -57,15 +57,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def verify_audit(database_url: str) -> int:
-    """Exit status 0 when the audit chain verifies, 1 naming the first broken row otherwise."""
+    """Exit status 0 when the audit chain and the ledger's references verify, 1 naming what is broken otherwise."""
     with closing(psycopg2.connect(database_url)) as conn, conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM ledger.audit_events")
         count = cur.fetchone()[0]
         broken = audit.first_break(cur)
+        dangling = audit.reference_breaks(cur)
     if broken:
         print(f"Audit chain BROKEN at {broken}", file=sys.stderr)
+    for line in dangling:
+        print(f"Ledger reference BROKEN: {line}", file=sys.stderr)
+    if broken or dangling:
         return 1
-    print(f"Audit chain intact: {count} events verified")
+    print(f"Audit chain intact: {count} events verified; every ledger row's references hold")
     return 0
 
 
