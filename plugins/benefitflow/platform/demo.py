@@ -7,6 +7,7 @@ so the demo data shows in the upload history like anything else.
 from __future__ import annotations
 
 import csv
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
@@ -30,12 +31,21 @@ class DemoError(RuntimeError):
 
 
 def load(instance: Instance) -> None:
-    """Independent workflows run side by side (each still waits for its checker); dependent ones in order."""
-    _at_once(lambda: load_registry(instance), lambda: define_plans(instance))
-    load_programmes(instance)
-    load_payments(instance, DEMO_CYCLES[:1])
+    """Independent workflows run side by side (each still waits for its checker); dependent ones in order.
+
+    Each phase says how long it took (`make up`'s budget is mostly these workflow runs)."""
+    _phase("registry and plans", lambda: load_registry(instance), lambda: define_plans(instance))
+    _phase("enrolments and statuses", lambda: load_programmes(instance))
+    _phase("first payment cycle", lambda: load_payments(instance, DEMO_CYCLES[:1]))
     # Grievances name January's failed payments: they run beside February's cycle.
-    _at_once(lambda: load_payments(instance, DEMO_CYCLES), lambda: load_grievances(instance))
+    _phase("second payment cycle and grievances", lambda: load_payments(instance, DEMO_CYCLES),
+           lambda: load_grievances(instance))
+
+
+def _phase(name: str, *steps: Callable[[], None]) -> None:
+    started = time.monotonic()
+    _at_once(*steps)
+    print(f"  demo phase: {name} ({time.monotonic() - started:.1f} s)", flush=True)
 
 
 def _at_once(*steps: Callable[[], None]) -> None:
