@@ -116,13 +116,18 @@ def parsed_project() -> Any:
     """The project as dbt parsed it in this process (once: a fork parses again, its target being its own)."""
     global _process_manifest
     if _process_manifest is None or _process_manifest[0] != os.getpid():
-        from dbt.cli.main import dbtRunner
-
-        result = _on_a_short_stack(dbtRunner().invoke, ["parse", "--no-write-json", *_project_arguments()])
-        if not result.success:
-            raise DbtError(f"dbt parse failed: {result.exception or 'see the log'}")
-        _process_manifest = (os.getpid(), result.result)
+        _process_manifest = (os.getpid(), _parse("--no-write-json"))
     return _process_manifest[1]
+
+
+def _parse(*options: str) -> Any:
+    """`dbt parse` of the project (partial, from this process's target): the parsed Manifest."""
+    from dbt.cli.main import dbtRunner
+
+    result = _on_a_short_stack(dbtRunner().invoke, ["parse", *options, *_project_arguments()])
+    if not result.success:
+        raise DbtError(f"dbt parse failed: {result.exception or 'see the log'}")
+    return result.result
 
 
 def _on_a_short_stack(call: Callable[[list[str]], Any], args: list[str]) -> Any:
@@ -201,10 +206,8 @@ def manifest() -> dict[str, Any]:
     """The project's manifest as the installation's `dbt build` wrote it (parsed here when it is missing)."""
     written = installation_target() / "manifest.json"
     if not written.exists():
-        from dbt.cli.main import dbtRunner
-
         written = process_target() / "manifest.json"
-        _on_a_short_stack(dbtRunner().invoke, ["parse", *_project_arguments()])  # a kept project writes no file
+        _parse()  # writes it (a kept project does not)
     return json.loads(written.read_text())
 
 
