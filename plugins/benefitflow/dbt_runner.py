@@ -7,9 +7,11 @@ whole project (about 2 s a call), a changed environment variable only the files 
 Each process writes its own target folder, seeded with the parse state the installation's
 `dbt build` left in its target (BENEFITFLOW_DBT_TARGET; `make up`, the test stack): two processes
 (two Airflow tasks, a test beside a task) never overwrite each other's manifest, and the first
-call in a process parses partially. That first call's manifest is kept for the process's later
-calls, which then parse nothing: run values are read when a model is compiled, at run time, so a
-kept manifest runs each call's own values (no model reads one in its config or refs).
+call in a process parses partially. That parse is kept for the process's later calls and for the
+processes forked from it (Airflow's fork server parses at its start, `benefitflow.dbt_preload`, so
+a task parses nothing), until a file of the project changes: run values are read when a model is
+compiled, at run time, so a kept manifest runs each call's own values (no model reads one in its
+config or refs).
 
 Every call takes its locks with a lock timeout (BENEFITFLOW_PUBLISH_LOCK_TIMEOUT seconds, 5 by default): swapping a
 rebuilt mart in needs an exclusive lock, which waits for every dashboard query reading it, and every dashboard query
@@ -45,7 +47,8 @@ LOCK_TIMEOUT_MESSAGE = "canceling statement due to lock timeout"  # PostgreSQL's
 RETRY_LOCKS_FOR_SECONDS = 15 * 60
 
 _process_target: tuple[int, Path] | None = None
-_process_manifest: tuple[int, Any] | None = None
+_kept_manifest: tuple[tuple[tuple[str, int, int], ...], Any] | None = None
+NOT_PARSED = ("target", "logs")  # the project's folders dbt writes, not reads (and hidden files: its .user.yml)
 
 
 class DbtError(RuntimeError):
@@ -113,11 +116,26 @@ def invoke(args: list[str]) -> Any:
 
 
 def parsed_project() -> Any:
-    """The project as dbt parsed it in this process (once: a fork parses again, its target being its own)."""
-    global _process_manifest
-    if _process_manifest is None or _process_manifest[0] != os.getpid():
-        _process_manifest = (os.getpid(), _parse("--no-write-json"))
-    return _process_manifest[1]
+    """The project as dbt parsed it in this process or the one it was forked from, parsed again once a file changed."""
+    global _kept_manifest
+    files = project_files()
+    if _kept_manifest is None or _kept_manifest[0] != files:
+        _kept_manifest = (files, _parse("--no-write-json"))
+    return _kept_manifest[1]
+
+
+def project_files() -> tuple[tuple[str, int, int], ...]:
+    """Every file dbt reads from the project, with its modification time and size (a few milliseconds)."""
+    found = []
+    for folder, subfolders, names in os.walk(DBT_PROJECT_DIR):
+        if folder == str(DBT_PROJECT_DIR):
+            subfolders[:] = [name for name in subfolders if name not in NOT_PARSED]
+        for name in names:
+            if name.startswith("."):
+                continue
+            status = os.stat(os.path.join(folder, name))
+            found.append((os.path.join(folder, name), status.st_mtime_ns, status.st_size))
+    return tuple(sorted(found))
 
 
 def _parse(*options: str) -> Any:

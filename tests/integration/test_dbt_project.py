@@ -1,5 +1,6 @@
 """dbt: the whole project, unit tests included, builds on an empty database; state is derived."""
 
+import multiprocessing
 import re
 import subprocess
 import sys
@@ -80,3 +81,20 @@ def test_no_model_is_ephemeral_nor_declares_constraints(database) -> None:
             assert node["config"]["materialized"] != "ephemeral", node["name"]
             assert not node.get("constraints"), node["name"]
             assert not any(column.get("constraints") for column in node["columns"].values()), node["name"]
+
+
+def _parses_in_a_task() -> bool:
+    """In a process forked from the fork server: would dbt parse the project again?"""
+    parsed = []
+    dbt_runner._parse = lambda *options: parsed.append(options)
+    dbt_runner.parsed_project()
+    return bool(parsed)
+
+
+def test_a_task_forked_from_the_fork_server_finds_the_project_parsed(database) -> None:
+    """Airflow's fork server imports benefitflow.dbt_preload (platform.instance.TASK_PRELOAD): what it forks parses
+    nothing."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["benefitflow.dbt_preload"])
+    with context.Pool(1) as pool:
+        assert pool.apply(_parses_in_a_task) is False

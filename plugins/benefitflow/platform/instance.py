@@ -37,12 +37,15 @@ DATABASE_USERS = ("airflow", "airflow_reader", "superset", "benefitflow_owner", 
 
 
 # A throwaway instance parses its DAG files once (they do not change during a test session; re-parsing
-# every 30 s took 14 % of a core) and schedules the next task sooner after one ends.
+# every 30 s took 14 % of a core).
 THROWAWAY_AIRFLOW_SETTINGS = {
     "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "86400",
     "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "86400",
-    "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
 }
+# A workflow's seven steps each wait a few scheduler loops to be scheduled, queued and started after the last
+# one ends: at Airflow's 1 s idle sleep a one-row selftest run took 15 s from trigger to success (answered at
+# once), at 0.2 s 7 s. The scheduler then spends about a tenth of a core while nothing runs.
+SCHEDULER_IDLE_SLEEP_SECONDS = "0.2"
 
 
 # The system user a task process runs as (set when the services run as root).
@@ -50,7 +53,8 @@ TASK_USER_VARIABLE = "BENEFITFLOW_TASK_USER"
 # What every task imports, loaded once by the scheduler's fork server (a fresh interpreter, never the scheduler
 # itself) and shared by every executor worker and task forked from it; a task then starts in about a second.
 TASK_PRELOAD = ("airflow.sdk.execution_time.task_runner", "benefitflow_plugin", "benefitflow.workflow",
-                "benefitflow.request_workflow", "benefitflow.export_workflow", "great_expectations", "dbt.cli.main")
+                "benefitflow.request_workflow", "benefitflow.export_workflow", "great_expectations", "dbt.cli.main",
+                "benefitflow.dbt_preload")
 
 
 def free_port() -> int:
@@ -240,6 +244,7 @@ class Instance:
             # Parsing lags on a busy two-core machine: the default 50 s marks DAGs stale (untriggerable) for a while.
             "AIRFLOW__DAG_PROCESSOR__STALE_DAG_THRESHOLD": "300",
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": SCHEDULER_IDLE_SLEEP_SECONDS,
             "PYTHONPATH": str(PROJECT_ROOT / "plugins"),
             "PATH": f"{PROJECT_ROOT / '.venv' / 'airflow' / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}",
             "NO_PROXY": "*",
