@@ -6,7 +6,7 @@ SUPERSET_VENV := $(ROOT)/.venv/superset
 LINT_VENV := $(ROOT)/.venv/lint
 PY := PYTHONPATH=$(ROOT)/plugins $(AIRFLOW_VENV)/bin/python
 
-.PHONY: up down status rebuild lint test test-unit test-integration test-e2e test-fast bench venvs chromium lock verify-audit clean
+.PHONY: up down status rebuild lint test test-unit test-integration test-e2e test-fast bench bench-airflow venvs chromium lock verify-audit clean
 
 # The environments install side by side (make -j2): each mostly waits on downloads and unpacking.
 venvs:
@@ -72,6 +72,10 @@ test-fast: venvs
 
 bench: venvs
 	@$(PY) -m bench.run
+
+# A small upload through the running Airflow (throwaway services): trigger -> approval -> success, step by step.
+bench-airflow: venvs
+	@$(PY) -m bench.airflow
 
 # Regenerate the locks from requirements/*.in (needs the package index).
 lock:

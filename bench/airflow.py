@@ -1,0 +1,120 @@
+"""`make bench-airflow`: a small upload through the running Airflow, as a maker and a checker use it.
+
+    make bench-airflow                        # 100-person imports, 3 of them
+    BENCH_AIRFLOW_ROWS=1000 BENCH_AIRFLOW_RUNS=5 make bench-airflow
+
+Throwaway PostgreSQL and Airflow services (as the end-to-end tests start them) on free ports. Each
+run: the maker puts a file of BENCH_AIRFLOW_ROWS people in the inbox and triggers
+`individuals_import` on the REST API; the checker answers as soon as the approval step waits for
+them (a person takes longer: that wait is not part of the figures). Printed per run: trigger ->
+awaiting approval and approval -> success (target <= 10 s each), and each step's time in Airflow
+(start to end; the rest is the scheduler between steps). The first run also pays for the first
+task processes and DAG runs of the fresh services.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported where used: Airflow reads its settings when first imported, after main() set them
+    from benefitflow.platform.airflow_client import AirflowClient
+    from benefitflow.platform.instance import Instance
+
+ROWS = int(os.environ.get("BENCH_AIRFLOW_ROWS", "100"))
+RUNS = int(os.environ.get("BENCH_AIRFLOW_RUNS", "3"))
+DAG_ID = "individuals_import"
+TARGET_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class RunTimes:
+    to_approval: float
+    to_success: float
+    steps: dict[str, float]
+
+
+def main() -> None:
+    from benefitflow.platform import postgres, services, stack
+    from benefitflow.platform.instance import Instance
+
+    home = Path(tempfile.mkdtemp(prefix="benefitflow-bench-airflow-", dir="/tmp"))
+    home.chmod(0o755)
+    instance = Instance.throwaway(home)
+    instance.write_airflow_config()
+    os.environ.update(instance.airflow_env())
+    try:
+        stack.prepare_file_store(instance)
+        stack.prepare_database(instance)
+        stack.build_dbt(instance)
+        stack.prepare_airflow(instance)
+        stack.start_airflow(instance)
+        bench(instance)
+    finally:
+        for service in services.airflow_services(instance):
+            services.stop(instance, service.name)
+        postgres.stop(instance)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def bench(instance: Instance) -> None:
+    from benefitflow.platform.airflow_client import AirflowClient
+
+    maker = AirflowClient(instance.airflow_url, "maker", instance.user_password("maker"))
+    checker = AirflowClient(instance.airflow_url, "checker", instance.user_password("checker"))
+    maker.wait_for_dag(DAG_ID)
+    print(f"\n{DAG_ID} of {ROWS:,} people through the running Airflow (REST API; maker, then checker)\n")
+    runs = [timed_run(instance, maker, checker, number) for number in range(RUNS)]
+    steps = list(runs[0].steps)
+    print(f"  {'run':<5} {'trigger -> approval':>20} {'approval -> success':>20}   "
+          + " ".join(f"{step:>9}" for step in steps))
+    for number, run in enumerate(runs, start=1):
+        print(f"  {number:<5} {run.to_approval:19.1f}s {run.to_success:19.1f}s   "
+              + " ".join(f"{run.steps.get(step, 0.0):8.1f}s" for step in steps))
+    later = runs[1:] or runs
+    for label, values in (("trigger -> awaiting approval", [r.to_approval for r in later]),
+                          ("approval -> success", [r.to_success for r in later])):
+        median = statistics.median(values)
+        print(f"  {label}: median {median:.1f} s of runs {2 if len(runs) > 1 else 1}-{len(runs)} "
+              f"(target <= {TARGET_SECONDS:.0f} s: {'holds' if median <= TARGET_SECONDS else 'MISSED'})")
+
+
+def timed_run(instance: Instance, maker: AirflowClient, checker: AirflowClient, number: int) -> RunTimes:
+    from benefitflow.synthetic import write_registry_file
+
+    name = f"bench-airflow-{number + 1}.csv"
+    write_registry_file(instance.inbox / name, ROWS, seed=1000 + number, household_prefix=f"BA{number + 1}-")
+    began = time.monotonic()
+    response = maker.trigger(DAG_ID, {"file": name, "on_invalid_rows": "skip_invalid_rows"})
+    response.raise_for_status()
+    run_id = response.json()["dag_run_id"]
+    maker.wait_for_task_state(DAG_ID, run_id, "approve", {"awaiting_input"}, timeout=300)
+    parked = time.monotonic()
+    answer = checker.answer(DAG_ID, run_id, "Approve")
+    answer.raise_for_status()
+    state = maker.wait_for_run(DAG_ID, run_id, timeout=600)
+    if state != "success":
+        raise RuntimeError(f"{DAG_ID} run {run_id} ended {state}: {maker.task_states(DAG_ID, run_id)}")
+    return RunTimes(to_approval=parked - began, to_success=time.monotonic() - parked,
+                    steps=step_seconds(maker, run_id))
+
+
+def step_seconds(client: AirflowClient, run_id: str) -> dict[str, float]:
+    """Start to end of each step's last try, in the order the steps started."""
+    response = client.request("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")
+    response.raise_for_status()
+    instances = sorted((ti for ti in response.json()["task_instances"] if ti["start_date"] and ti["end_date"]),
+                       key=lambda ti: ti["start_date"])
+    return {ti["task_id"]: (datetime.fromisoformat(ti["end_date"]) - datetime.fromisoformat(ti["start_date"]))
+            .total_seconds() for ti in instances}
+
+
+if __name__ == "__main__":
+    main()
