@@ -210,9 +210,9 @@ class MakerCheckerApproval(ApprovalOperator):
         if not 1 <= step <= policy.checkers:
             raise ValueError(f"approval step {step} of {operation}: its policy has {policy.checkers} step(s)")
         kwargs.setdefault("retries", 3)
-        # The resume race (module doc) is the common cause of a retry here: the answer is already there, so the
-        # retry goes at once (2 s before, three runs in five).
-        kwargs.setdefault("retry_delay", timedelta(0))
+        # Not at once: after the resume race (module doc) the answered attempt's workload may still wait in the
+        # executor's queue; a retry queued beside it met it, and the run asked its checker again (seen in `make up`).
+        kwargs.setdefault("retry_delay", timedelta(seconds=2))
         super().__init__(
             task_id=task_id,
             subject=f"Approve {operation}",
@@ -246,7 +246,7 @@ class MakerCheckerApproval(ApprovalOperator):
                 "nobody is asked to approve numbers that are not the proposal's; run the workflow again")
         earlier = self._earlier_answer(context, proposal, digest)
         if earlier is not None:
-            self.log.warning("Using the answer already given to this step for proposal %s by %s (an earlier try)",
+            self.log.warning("Using the answer already given to this step for proposal %s by %s (an earlier start)",
                              proposal_digest.short(digest),
                              (earlier["responded_by_user"] or {}).get("name", "nobody: timed out"))
             return self.execute_complete(context, earlier)
@@ -347,11 +347,11 @@ class MakerCheckerApproval(ApprovalOperator):
         step's approval), or still on this task instance's request (Airflow wipes it when
         the request is written again), or in Airflow's HITL history (when the try got a new
         id). Each counts only if it was given to the same proposal since the run was last
-        cleared: a retry reuses an answer, a cleared run asks again.
+        cleared: a retry reuses an answer, a cleared run asks again. Looked up on a first try
+        too: the answered attempt's own workload, left in the executor's queue by the race,
+        can start afresh under the first try's number (seen in `make up`: it asked again).
         """
         ti = context["ti"]
-        if ti.try_number <= 1:
-            return None
         with db.transaction() as cur:
             recorded = decisions.latest_for_run(cur, ti.dag_id, ti.run_id)
             given = {step: (approver, at) for step, approver, at in _approvals_given(cur, self.operation, context,
