@@ -48,7 +48,8 @@ RETRY_LOCKS_FOR_SECONDS = 15 * 60
 
 _process_target: tuple[int, Path] | None = None
 _kept_manifest: tuple[tuple[tuple[str, int, int], ...], Any] | None = None
-NOT_PARSED = ("target", "logs")  # the project's folders dbt writes, not reads (and hidden files: its .user.yml)
+PARSED_FOLDERS = ("models", "macros", "tests")  # dbt_project.yml's model-, macro- and test-paths
+PARSED_FILES = ("dbt_project.yml", "profiles.yml")
 
 
 class DbtError(RuntimeError):
@@ -124,18 +125,17 @@ def parsed_project() -> Any:
     return _kept_manifest[1]
 
 
+def project_paths() -> list[Path]:
+    """The files dbt reads from the project (not what it writes: target/, logs/, its hidden .user.yml), sorted."""
+    found = [path for folder in PARSED_FOLDERS for path in (DBT_PROJECT_DIR / folder).rglob("*") if path.is_file()]
+    found += [DBT_PROJECT_DIR / name for name in PARSED_FILES if (DBT_PROJECT_DIR / name).exists()]
+    return sorted(path for path in found if not path.name.startswith("."))
+
+
 def project_files() -> tuple[tuple[str, int, int], ...]:
     """Every file dbt reads from the project, with its modification time and size (a few milliseconds)."""
-    found = []
-    for folder, subfolders, names in os.walk(DBT_PROJECT_DIR):
-        if folder == str(DBT_PROJECT_DIR):
-            subfolders[:] = [name for name in subfolders if name not in NOT_PARSED]
-        for name in names:
-            if name.startswith("."):
-                continue
-            status = os.stat(os.path.join(folder, name))
-            found.append((os.path.join(folder, name), status.st_mtime_ns, status.st_size))
-    return tuple(sorted(found))
+    return tuple((str(path), status.st_mtime_ns, status.st_size)
+                 for path in project_paths() for status in [path.stat()])
 
 
 def _parse(*options: str) -> Any:

@@ -8,13 +8,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 
-from benefitflow import db, file_store, publishing
-from benefitflow.config import OUTBOX_FOLDERS
+from benefitflow import db, dbt_runner, file_store, publishing
+from benefitflow.config import DBT_PROJECT_DIR, OUTBOX_FOLDERS
 from benefitflow.platform import demo, postgres, readers, services, superset_setup, system_users
 from benefitflow.platform.instance import DEMO_USERS, PROJECT_ROOT, Instance
 from benefitflow.platform.stack_tools import run
-
-DBT_DIR = PROJECT_ROOT / "dbt_project"
 
 
 def prepare_database(instance: Instance) -> list[str]:
@@ -47,17 +45,15 @@ def build_dbt(instance: Instance, *, only_if_changed: bool = False, exclude: tup
     # A changed project may compute state differently: every state model is rebuilt whole (--full-refresh;
     # proposals opt out, their rows are what checkers are asked about), taking turns with publishes.
     with db.session_lock(publishing.PUBLISH_LOCK, instance.app_database_url):
-        run([str(services.AIRFLOW_BIN / "dbt"), "build", "--full-refresh", "--profiles-dir", str(DBT_DIR),
-             "--target-path", str(instance.dbt_target), *exclude], env, "dbt build", cwd=DBT_DIR)
+        run([str(services.AIRFLOW_BIN / "dbt"), "build", "--full-refresh", "--profiles-dir", str(DBT_PROJECT_DIR),
+             "--target-path", str(instance.dbt_target), *exclude], env, "dbt build", cwd=DBT_PROJECT_DIR)
     stamp.write_text(project)
 
 
 def _project_checksum() -> str:
     digest = hashlib.sha256()
-    for path in sorted(p for folder in ("models", "macros") for p in (DBT_DIR / folder).rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(DBT_DIR)).encode() + b"\0" + path.read_bytes())
-    for name in ("dbt_project.yml", "profiles.yml"):
-        digest.update(name.encode() + b"\0" + (DBT_DIR / name).read_bytes())
+    for path in dbt_runner.project_paths():
+        digest.update(str(path.relative_to(DBT_PROJECT_DIR)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
 
