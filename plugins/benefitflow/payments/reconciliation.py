@@ -199,7 +199,7 @@ def commit(cur: psycopg2.extensions.cursor, commit_id: int, upload_id: int) -> i
                 f" provider_row, reason, upload_id, row_number, commit_id)"
                 f" SELECT bill_id, status, payroll_id, amount_paid, receipt, paid_on, provider_row,"
                 f" 'reconciled from the provider''s file', upload_id, row_number, %s FROM {PROPOSAL}"
-                f" WHERE upload_id = %s", (commit_id, upload_id))
+                f" WHERE upload_id = %s ORDER BY bill_id", (commit_id, upload_id))  # index filled in order: payroll.py
     reconciled = cur.rowcount
     publishing.refresh_statistics(cur)
     cur.execute(f"SELECT DISTINCT payroll_id FROM {PROPOSAL} WHERE upload_id = %s", (upload_id,))
