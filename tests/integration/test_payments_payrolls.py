@@ -177,6 +177,37 @@ def test_two_payrolls_reconciled_with_failures_moved_and_paid(database, region, 
         (12, Decimal("1200.00"), region, 2)]  # the two failed bills now carry the second payroll's name
 
 
+def open_bills(payroll: str) -> tuple[int, int]:
+    """(the open bills the ledger keeps for the payroll, the same counted from its bills and their events)."""
+    return query(
+        "SELECT (SELECT o.open_bills FROM ledger.payroll_open_bills o WHERE o.payroll_id = p.payroll_id"
+        "        ORDER BY o.commit_id DESC LIMIT 1),"
+        "       (SELECT count(*) FROM ledger.payroll_bills pb WHERE pb.payroll_id = p.payroll_id AND NOT EXISTS ("
+        "            SELECT FROM ledger.bill_events e WHERE e.bill_id = pb.bill_id AND e.payroll_id = pb.payroll_id"
+        "            AND e.status IN ('PAID', 'FAILED')))"
+        " FROM ledger.payrolls p WHERE p.payroll_name = %s", payroll)[0]
+
+
+def test_a_payroll_reconciled_file_by_file_counts_down_its_open_bills(database, region, inbox_file) -> None:
+    code = f"PO-{tag()}"
+    define_and_activate(region, code, {"fixed_amount": "100.00"})
+    pay(CYCLE, plan=code, cycle="O1", period_start="2026-07-01", period_end="2026-07-31")
+    payroll = pay(PAYROLL, cycle="O1", plan=code)["proposal"]["payroll"]
+    codes = sorted(r["Code"] for r in read_rows(payroll))
+    assert open_bills(payroll) == (12, 12)
+
+    first = reconcile(provider_file(inbox_file, payroll, {c: ("Yes", f"R-{c}") for c in codes[:5]}), payroll)
+    assert first["proposal"]["bills_left_open"] == 7
+    assert open_bills(payroll) == (7, 7)
+    assert query("SELECT status FROM payments.payrolls WHERE payroll_name = %s", payroll) == [("APPROVED_FOR_PAYMENT",)]
+
+    rest = {c: ("No", "") for c in codes[5:]}
+    second = reconcile(provider_file(inbox_file, payroll, rest, suffix="-rest"), payroll)
+    assert second["proposal"]["bills_left_open"] == 0
+    assert open_bills(payroll) == (0, 0)
+    assert query("SELECT status FROM payments.payrolls WHERE payroll_name = %s", payroll) == [("RECONCILED",)]
+
+
 def test_bad_provider_files_are_refused_row_by_row_and_change_nothing(database, region, inbox_file) -> None:
     code = f"PY-{tag()}"
     define_and_activate(region, code, {"fixed_amount": "100.00"})

@@ -162,6 +162,8 @@ def commit_payroll(cur: psycopg2.extensions.cursor, commit_id: int, request_id: 
                 f" SELECT %s, bill_id, amount, %s FROM {PROPOSAL} WHERE request_id = %s AND to_pay ORDER BY bill_id",
                 (payroll_id, commit_id, request_id))
     bills = cur.rowcount
+    cur.execute("INSERT INTO ledger.payroll_open_bills (payroll_id, commit_id, open_bills) VALUES (%s, %s, %s)",
+                (payroll_id, commit_id, bills))
     cur.execute(f"INSERT INTO ledger.bill_events (bill_id, status, payroll_id, reason, commit_id)"
                 f" SELECT bill_id, 'DUE', %s, 'unpaid in ' || moved_from || ', moved to ' || %s, %s FROM {PROPOSAL}"
                 f" WHERE request_id = %s AND to_pay AND moved_from IS NOT NULL",
@@ -292,7 +294,7 @@ PAYROLL = RequestWorkflow(
     after_commit=publish_payroll_file,
     after_failed_commit=discard_payroll_file,
     publish_asset="benefitflow://payments/payrolls",
-    writes=("bill_events", "payroll_bills", "payroll_events", "payroll_exports", "payrolls"),
+    writes=("bill_events", "payroll_bills", "payroll_events", "payroll_exports", "payroll_open_bills", "payrolls"),
     plan_of=lambda options: str(options.get("plan") or ""),
     describe=lambda options: f"payroll of cycle {options.get('cycle')}",
     tags=("payments",),

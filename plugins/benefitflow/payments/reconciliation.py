@@ -177,14 +177,20 @@ def summarise(cur: psycopg2.extensions.cursor, upload_id: int) -> dict[str, Any]
 
 
 def _left_open(cur: psycopg2.extensions.cursor, upload_id: int, payroll_id: int | None) -> int | None:
-    """Bills of the payroll neither reconciled before nor answered by this file (missing from it)."""
+    """Bills of the payroll neither reconciled before nor answered by this file (missing from it).
+
+    The payroll's open bills as its latest commit left them (ledger.payroll_open_bills), less this file's
+    rows: validation let through only rows that close an open bill of the payroll, each bill once, and
+    commit refuses a file whose bills another upload closed since. So the cost follows the file, not the
+    payroll."""
     if payroll_id is None:
         return None
-    cur.execute(f"SELECT count(*) FROM ledger.payroll_bills pb WHERE pb.payroll_id = %s AND NOT EXISTS ("
-                f"SELECT 1 FROM ledger.bill_events e WHERE e.bill_id = pb.bill_id AND e.payroll_id = pb.payroll_id"
-                f" AND e.status IN ('PAID', 'FAILED')) AND NOT EXISTS (SELECT 1 FROM {PROPOSAL} p"
-                f" WHERE p.upload_id = %s AND p.bill_id = pb.bill_id)", (payroll_id, upload_id))
-    return int(cur.fetchone()[0])
+    cur.execute(f"SELECT (SELECT open_bills FROM ledger.payroll_open_bills WHERE payroll_id = %s"
+                f"        ORDER BY commit_id DESC LIMIT 1)"
+                f" - (SELECT count(*) FROM {PROPOSAL} WHERE upload_id = %s AND payroll_id = %s)",
+                (payroll_id, upload_id, payroll_id))
+    left_open = cur.fetchone()[0]
+    return None if left_open is None else int(left_open)
 
 
 def commit(cur: psycopg2.extensions.cursor, commit_id: int, upload_id: int) -> int:
@@ -195,6 +201,8 @@ def commit(cur: psycopg2.extensions.cursor, commit_id: int, upload_id: int) -> i
                 (upload_id,))
     if done := cur.fetchone()[0]:
         raise CommitConflict(f"{done} of these bills were reconciled by another upload since the proposal")
+    cur.execute(f"SELECT DISTINCT payroll_id FROM {PROPOSAL} WHERE upload_id = %s", (upload_id,))
+    left_open = {payroll_id: _left_open(cur, upload_id, payroll_id) for (payroll_id,) in cur.fetchall()}
     cur.execute(f"INSERT INTO ledger.bill_events (bill_id, status, payroll_id, amount_paid, receipt, paid_on,"
                 f" provider_row, reason, upload_id, row_number, commit_id)"
                 f" SELECT bill_id, status, payroll_id, amount_paid, receipt, paid_on, provider_row,"
@@ -202,9 +210,10 @@ def commit(cur: psycopg2.extensions.cursor, commit_id: int, upload_id: int) -> i
                 f" WHERE upload_id = %s ORDER BY bill_id", (commit_id, upload_id))  # index filled in order: payroll.py
     reconciled = cur.rowcount
     publishing.refresh_statistics(cur)
-    cur.execute(f"SELECT DISTINCT payroll_id FROM {PROPOSAL} WHERE upload_id = %s", (upload_id,))
-    for (payroll_id,) in cur.fetchall():
-        if _left_open(cur, upload_id, payroll_id) == 0:
+    for payroll_id, open_bills in left_open.items():
+        cur.execute("INSERT INTO ledger.payroll_open_bills (payroll_id, commit_id, open_bills) VALUES (%s, %s, %s)",
+                    (payroll_id, commit_id, open_bills))
+        if open_bills == 0:
             cur.execute("INSERT INTO ledger.payroll_events (payroll_id, status, commit_id)"
                         " VALUES (%s, 'RECONCILED', %s)", (payroll_id, commit_id))
     return reconciled
@@ -227,7 +236,7 @@ WORKFLOW = UploadWorkflow(
     summarise=summarise,
     commit=commit,
     publish_asset="benefitflow://payments/payrolls",
-    writes=("bill_events", "payroll_events"),
+    writes=("bill_events", "payroll_events", "payroll_open_bills"),
     tags=("payments",),
     extra_params={
         "payroll": Param("", type="string", minLength=1, maxLength=80,
