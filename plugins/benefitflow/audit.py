@@ -47,7 +47,8 @@ def first_time(cur: psycopg2.extensions.cursor, *, action: str, object_type: str
 
 
 def reference_breaks(cur: psycopg2.extensions.cursor) -> list[str]:
-    """Ledger rows whose parent is missing, one line per broken reference (ledger.reference_breaks)."""
+    """Ledger rows (and intake scratch rows) whose parent is missing, one line per broken reference
+    (ledger.reference_breaks)."""
     cur.execute("SELECT constraint_name, table_name, missing_key, rows FROM ledger.reference_breaks()")
     return [f"{table}: {rows} row(s) break {name}, e.g. key ({key})" for name, table, key, rows in cur.fetchall()]
 

@@ -116,6 +116,11 @@ def test_intake_scratch_rows_name_a_request_or_upload_that_exists(database, tabl
     with db.transaction() as cur:
         cur.execute(f"INSERT INTO {table} {good}")
         assert cur.rowcount == 1
+    with db.transaction(database.owner_database_url) as cur:  # the statement check, not a per-row foreign key
+        cur.execute("SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND conrelid = %s::regclass", (table,))
+        assert cur.fetchone()[0] == 0
+        cur.execute(REFERENCE_TRIGGERS)
+        assert (table, constraint) in {(child, name) for child, name, _ in cur.fetchall()}
 
 
 def test_every_reference_check_names_a_parent_key_that_exists(database) -> None:

@@ -15,6 +15,7 @@ from benefitflow.payments.cycle import CYCLE
 from benefitflow.payments.export import payments_of
 from benefitflow.payments.payroll import PAYROLL, payroll_dir
 from benefitflow.payments.reconciliation import WORKFLOW as RECONCILIATION
+from benefitflow.payments.reconciliation import bills_left_open
 from benefitflow.programmes.define import DEFINE
 from benefitflow.programmes.enrolment import ENROLMENT
 from benefitflow.registry.importing import WORKFLOW as INDIVIDUALS
@@ -180,8 +181,7 @@ def test_two_payrolls_reconciled_with_failures_moved_and_paid(database, region, 
 def open_bills(payroll: str) -> tuple[int, int]:
     """(the open bills the ledger keeps for the payroll, the same counted from its bills and their events)."""
     return query(
-        "SELECT (SELECT o.open_bills FROM ledger.payroll_open_bills o WHERE o.payroll_id = p.payroll_id"
-        "        ORDER BY o.commit_id DESC LIMIT 1),"
+        "SELECT (SELECT min(o.open_bills) FROM ledger.payroll_open_bills o WHERE o.payroll_id = p.payroll_id),"
         "       (SELECT count(*) FROM ledger.payroll_bills pb WHERE pb.payroll_id = p.payroll_id AND NOT EXISTS ("
         "            SELECT FROM ledger.bill_events e WHERE e.bill_id = pb.bill_id AND e.payroll_id = pb.payroll_id"
         "            AND e.status IN ('PAID', 'FAILED')))"
@@ -200,6 +200,15 @@ def test_a_payroll_reconciled_file_by_file_counts_down_its_open_bills(database, 
     assert first["proposal"]["bills_left_open"] == 7
     assert open_bills(payroll) == (7, 7)
     assert query("SELECT status FROM payments.payrolls WHERE payroll_name = %s", payroll) == [("APPROVED_FOR_PAYMENT",)]
+    # Commit ids are handed out before the payroll lock: a commit that took the lock later may have the
+    # lower id. Its count (here 3, under the cycle's commit id) is still the latest: the smallest.
+    with pytest.raises(RuntimeError, match="rolled back"), db.transaction() as cur:
+        cur.execute("INSERT INTO ledger.payroll_open_bills (payroll_id, commit_id, open_bills)"
+                    " SELECT p.payroll_id, min(c.commit_id), 3 FROM ledger.payrolls p, ledger.commits c"
+                    " WHERE p.payroll_name = %s AND c.commit_id < p.commit_id GROUP BY p.payroll_id RETURNING payroll_id",
+                    (payroll,))
+        assert bills_left_open(cur, upload_id=-1, payroll_id=cur.fetchone()[0]) == 3
+        raise RuntimeError("rolled back")
 
     rest = {c: ("No", "") for c in codes[5:]}
     second = reconcile(provider_file(inbox_file, payroll, rest, suffix="-rest"), payroll)

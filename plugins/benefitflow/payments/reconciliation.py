@@ -173,21 +173,22 @@ def summarise(cur: psycopg2.extensions.cursor, upload_id: int) -> dict[str, Any]
     stale, mismatched, wrong_codes = cur.fetchone()
     return {"paid": paid, "paid_total": money(paid_total, currency), "failed": failed,
             "failed_total": money(failed_total, currency), "stale_rows": stale, "mismatched_rows": mismatched,
-            "unknown_or_foreign_codes": wrong_codes, "bills_left_open": _left_open(cur, upload_id, payroll_id)}
+            "unknown_or_foreign_codes": wrong_codes, "bills_left_open": bills_left_open(cur, upload_id, payroll_id)}
 
 
-def _left_open(cur: psycopg2.extensions.cursor, upload_id: int, payroll_id: int | None) -> int | None:
+def bills_left_open(cur: psycopg2.extensions.cursor, upload_id: int, payroll_id: int | None) -> int | None:
     """Bills of the payroll neither reconciled before nor answered by this file (missing from it).
 
-    The payroll's open bills as its latest commit left them (ledger.payroll_open_bills), less this file's
-    rows: validation let through only rows that close an open bill of the payroll, each bill once, and
-    commit refuses a file whose bills another upload closed since. So the cost follows the file, not the
-    payroll."""
+    The payroll's open bills as the commits so far left them (ledger.payroll_open_bills: each commit, under
+    the payroll lock, writes the count less what it closed, so the smallest is the latest whatever order
+    the commit ids were handed out in), less this file's rows that close a bill still open in the payroll.
+    The cost follows the file, not the payroll."""
     if payroll_id is None:
         return None
-    cur.execute(f"SELECT (SELECT open_bills FROM ledger.payroll_open_bills WHERE payroll_id = %s"
-                f"        ORDER BY commit_id DESC LIMIT 1)"
-                f" - (SELECT count(*) FROM {PROPOSAL} WHERE upload_id = %s AND payroll_id = %s)",
+    cur.execute(f"SELECT (SELECT min(open_bills) FROM ledger.payroll_open_bills WHERE payroll_id = %s)"
+                f" - (SELECT count(*) FROM {PROPOSAL} p WHERE p.upload_id = %s AND p.payroll_id = %s"
+                f"    AND NOT EXISTS (SELECT FROM ledger.bill_events e WHERE e.bill_id = p.bill_id"
+                f"                    AND e.payroll_id = p.payroll_id AND e.status IN ('PAID', 'FAILED')))",
                 (payroll_id, upload_id, payroll_id))
     left_open = cur.fetchone()[0]
     return None if left_open is None else int(left_open)
@@ -202,7 +203,7 @@ def commit(cur: psycopg2.extensions.cursor, commit_id: int, upload_id: int) -> i
     if done := cur.fetchone()[0]:
         raise CommitConflict(f"{done} of these bills were reconciled by another upload since the proposal")
     cur.execute(f"SELECT DISTINCT payroll_id FROM {PROPOSAL} WHERE upload_id = %s", (upload_id,))
-    left_open = {payroll_id: _left_open(cur, upload_id, payroll_id) for (payroll_id,) in cur.fetchall()}
+    left_open = {payroll_id: bills_left_open(cur, upload_id, payroll_id) for (payroll_id,) in cur.fetchall()}
     cur.execute(f"INSERT INTO ledger.bill_events (bill_id, status, payroll_id, amount_paid, receipt, paid_on,"
                 f" provider_row, reason, upload_id, row_number, commit_id)"
                 f" SELECT bill_id, status, payroll_id, amount_paid, receipt, paid_on, provider_row,"

@@ -66,10 +66,10 @@ def verify_audit(database_url: str) -> int:
     if broken:
         print(f"Audit chain BROKEN at {broken}", file=sys.stderr)
     for line in dangling:
-        print(f"Ledger reference BROKEN: {line}", file=sys.stderr)
+        print(f"Reference BROKEN: {line}", file=sys.stderr)
     if broken or dangling:
         return 1
-    print(f"Audit chain intact: {count} events verified; every ledger row's references hold")
+    print(f"Audit chain intact: {count} events verified; every ledger and intake row's references hold")
     return 0
 
 
