@@ -436,9 +436,12 @@ class MakerCheckerApproval(ApprovalOperator):
         checker = responder.username if responder else None
         with db.transaction() as cur:
             latest = decisions.latest_for_run(cur, ti.dag_id, ti.run_id)
-            if (latest and latest["outcome"] == outcome and latest["checker"] == checker
+            # This answer was recorded by an earlier try; so was a refusal of this request when this one knows no
+            # responder (a stale workload the resume race restarted, finding the request refused already).
+            if (latest and latest["outcome"] == outcome
+                    and (latest["checker"] == checker or (outcome == "REFUSED" and checker is None))
                     and latest["proposal_digest"] == digest and latest["run_clear_number"] == _clear_number(context)):
-                return int(latest["decision_id"])  # this answer was recorded by an earlier try
+                return int(latest["decision_id"])
             requested_at = audit.first_time(cur, action=f"{self.operation}.approval_requested", object_type="run",
                                             object_id=_run_object(context))
             return decisions.record(
