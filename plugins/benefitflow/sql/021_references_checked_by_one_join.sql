@@ -27,30 +27,35 @@ AS $$
          FROM unnest(parent_columns, child_columns) AS k (p, c)))
 $$;
 
-DO $$
+-- Every foreign key of `child` to a table that keeps its records (append_only or records_kept) becomes a
+-- statement trigger of the same name, as migration 020 did for the ledger; later tables declare their keys
+-- and call this.
+CREATE FUNCTION ledger.check_references_per_statement(child regclass) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
 DECLARE
     reference record;
 BEGIN
     FOR reference IN
-        SELECT k.conname,
-               format('%I.%I', child_schema.nspname, child.relname) AS child,
-               k.confrelid::oid AS parent,
+        SELECT k.conname, k.confrelid::oid AS parent,
                (SELECT string_agg(a.attname, ',' ORDER BY n.i) FROM unnest(k.conkey) WITH ORDINALITY AS n (attnum, i)
                 JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = n.attnum) AS child_columns,
                (SELECT string_agg(a.attname, ',' ORDER BY n.i) FROM unnest(k.confkey) WITH ORDINALITY AS n (attnum, i)
                 JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = n.attnum) AS parent_columns
         FROM pg_constraint k
-        JOIN pg_class child ON child.oid = k.conrelid
-        JOIN pg_namespace child_schema ON child_schema.oid = child.relnamespace
-        WHERE k.contype = 'f' AND k.conrelid IN ('intake.request_selection'::regclass, 'intake.row_errors'::regclass)
-          AND EXISTS (SELECT FROM pg_trigger t WHERE t.tgrelid = k.confrelid AND t.tgname = 'records_kept')
-        ORDER BY 1
+        WHERE k.contype = 'f' AND k.conrelid = child
+          AND EXISTS (SELECT FROM pg_trigger t WHERE t.tgrelid = k.confrelid AND t.tgname IN ('append_only', 'records_kept'))
+        ORDER BY k.conname
     LOOP
-        EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', reference.child, reference.conname);
+        EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', child, reference.conname);
         EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS inserted'
                        ' FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_missing_references(%L, %L, %L, %L)',
-                       reference.conname, reference.child, reference.conname, reference.parent,
+                       reference.conname, child, reference.conname, reference.parent,
                        reference.child_columns, reference.parent_columns);
     END LOOP;
 END;
 $$;
+
+SELECT ledger.check_references_per_statement('intake.request_selection');
+SELECT ledger.check_references_per_statement('intake.row_errors');

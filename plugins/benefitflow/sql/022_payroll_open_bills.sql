@@ -6,33 +6,18 @@
 -- 10-row corrections file's 2.5 s. Now it reads the payroll's latest count and subtracts its own rows.
 -- Runs as benefitflow_owner.
 CREATE TABLE ledger.payroll_open_bills (
-    payroll_id   bigint      NOT NULL,
-    commit_id    bigint      NOT NULL,
+    payroll_id   bigint      NOT NULL REFERENCES ledger.payrolls (payroll_id),
+    commit_id    bigint      NOT NULL REFERENCES ledger.commits (commit_id),
     open_bills   bigint      NOT NULL CHECK (open_bills >= 0),
     recorded_at  timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (payroll_id, commit_id)
 );
 COMMENT ON TABLE ledger.payroll_open_bills IS
-    'Bills of a payroll neither PAID nor FAILED in it, after each commit that changed that number (the latest counts).';
+    'Bills of a payroll neither PAID nor FAILED in it, after each commit that changed that number; the smallest is the latest.';
 SELECT ledger.make_append_only('ledger.payroll_open_bills');
 
 -- Its references checked once per statement, as every ledger reference (migrations 020 and 021).
-DO $$
-DECLARE
-    reference record;
-BEGIN
-    FOR reference IN
-        SELECT * FROM (VALUES ('payroll_open_bills_payroll_id_fkey', 'ledger.payrolls'::regclass, 'payroll_id'),
-                              ('payroll_open_bills_commit_id_fkey', 'ledger.commits'::regclass, 'commit_id'))
-            AS r (name, parent, key_column)
-    LOOP
-        EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON ledger.payroll_open_bills REFERENCING NEW TABLE AS inserted'
-                       ' FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_missing_references(%L, %L, %L, %L)',
-                       reference.name, reference.name, reference.parent::oid, reference.key_column,
-                       reference.key_column);
-    END LOOP;
-END;
-$$;
+SELECT ledger.check_references_per_statement('ledger.payroll_open_bills');
 
 -- Payrolls committed before this migration: counted once here, under their latest commit, with no
 -- reconciliation committing meanwhile (the lock its commit takes).
