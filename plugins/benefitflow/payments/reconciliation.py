@@ -177,21 +177,27 @@ def summarise(cur: psycopg2.extensions.cursor, upload_id: int) -> dict[str, Any]
 
 
 def bills_left_open(cur: psycopg2.extensions.cursor, upload_id: int, payroll_id: int | None) -> int | None:
-    """Bills of the payroll neither reconciled before nor answered by this file (missing from it).
-
-    The payroll's open bills as the commits so far left them (ledger.payroll_open_bills: each commit, under
-    the payroll lock, writes the count less what it closed, so the smallest is the latest whatever order
-    the commit ids were handed out in), less this file's rows that close a bill still open in the payroll.
-    The cost follows the file, not the payroll."""
+    """Bills of the payroll neither reconciled before nor answered by this file (missing from it): the open
+    bills the commits so far left (`_open_bills`), less this file's rows that close a bill still open in
+    the payroll. The cost follows the file, not the payroll."""
     if payroll_id is None:
         return None
-    cur.execute(f"SELECT (SELECT min(open_bills) FROM ledger.payroll_open_bills WHERE payroll_id = %s)"
-                f" - (SELECT count(*) FROM {PROPOSAL} p WHERE p.upload_id = %s AND p.payroll_id = %s"
-                f"    AND NOT EXISTS (SELECT FROM ledger.bill_events e WHERE e.bill_id = p.bill_id"
-                f"                    AND e.payroll_id = p.payroll_id AND e.status IN ('PAID', 'FAILED')))",
-                (payroll_id, upload_id, payroll_id))
-    left_open = cur.fetchone()[0]
-    return None if left_open is None else int(left_open)
+    cur.execute(f"SELECT count(*) FROM {PROPOSAL} p WHERE p.upload_id = %s AND p.payroll_id = %s"
+                f" AND NOT EXISTS (SELECT FROM ledger.bill_events e WHERE e.bill_id = p.bill_id"
+                f"                 AND e.payroll_id = p.payroll_id AND e.status IN ('PAID', 'FAILED'))",
+                (upload_id, payroll_id))
+    closing = cur.fetchone()[0]
+    open_bills = _open_bills(cur, payroll_id)
+    return None if open_bills is None else open_bills - closing
+
+
+def _open_bills(cur: psycopg2.extensions.cursor, payroll_id: int) -> int | None:
+    """The payroll's open bills as its commits left them (ledger.payroll_open_bills): each commit, under the
+    payroll lock, writes the count less what it closed, so the smallest is the latest whatever order the
+    commit ids were handed out in."""
+    cur.execute("SELECT min(open_bills) FROM ledger.payroll_open_bills WHERE payroll_id = %s", (payroll_id,))
+    found = cur.fetchone()[0]
+    return None if found is None else int(found)
 
 
 def commit(cur: psycopg2.extensions.cursor, commit_id: int, upload_id: int) -> int:
@@ -202,8 +208,9 @@ def commit(cur: psycopg2.extensions.cursor, commit_id: int, upload_id: int) -> i
                 (upload_id,))
     if done := cur.fetchone()[0]:
         raise CommitConflict(f"{done} of these bills were reconciled by another upload since the proposal")
-    cur.execute(f"SELECT DISTINCT payroll_id FROM {PROPOSAL} WHERE upload_id = %s", (upload_id,))
-    left_open = {payroll_id: bills_left_open(cur, upload_id, payroll_id) for (payroll_id,) in cur.fetchall()}
+    # None of these rows' bills is closed (just checked, under the lock): each row closes one.
+    cur.execute(f"SELECT payroll_id, count(*) FROM {PROPOSAL} WHERE upload_id = %s GROUP BY payroll_id", (upload_id,))
+    closing = dict(cur.fetchall())
     cur.execute(f"INSERT INTO ledger.bill_events (bill_id, status, payroll_id, amount_paid, receipt, paid_on,"
                 f" provider_row, reason, upload_id, row_number, commit_id)"
                 f" SELECT bill_id, status, payroll_id, amount_paid, receipt, paid_on, provider_row,"
@@ -211,7 +218,10 @@ def commit(cur: psycopg2.extensions.cursor, commit_id: int, upload_id: int) -> i
                 f" WHERE upload_id = %s ORDER BY bill_id", (commit_id, upload_id))  # index filled in order: payroll.py
     reconciled = cur.rowcount
     publishing.refresh_statistics(cur)
-    for payroll_id, open_bills in left_open.items():
+    for payroll_id, closed in closing.items():
+        if (open_before := _open_bills(cur, payroll_id)) is None:
+            raise CommitConflict(f"payroll {payroll_id} has no count of its open bills (ledger.payroll_open_bills)")
+        open_bills = open_before - closed
         cur.execute("INSERT INTO ledger.payroll_open_bills (payroll_id, commit_id, open_bills) VALUES (%s, %s, %s)",
                     (payroll_id, commit_id, open_bills))
         if open_bills == 0:
