@@ -188,7 +188,7 @@ class Stages:
 def bench_registry_import(instance: Any, memory: PeakMemory) -> int:
     from benefitflow.registry.importing import WORKFLOW
     from benefitflow.synthetic import write_registry_file
-    from benefitflow.workflow import run_steps
+    from benefitflow.workflows.direct import run_steps
 
     path = instance.inbox / "bench-registry.csv"
     started = time.perf_counter()
@@ -209,7 +209,7 @@ def bench_registry_import(instance: Any, memory: PeakMemory) -> int:
           f"({', '.join(f'{rule} {n:,}' for rule, n in sorted(proposal['invalid_by_rule'].items()))}); "
           f"{proposal['likely_duplicates']:,} likely duplicates shown to the checker; "
           f"{result['commit']['rows']:,} individuals committed")
-    print_digest_cost(WORKFLOW.operation, WORKFLOW.proposal_model, stages, upload_id=int(result["upload_id"]))
+    print_digest_cost(WORKFLOW.operation, WORKFLOW.propose.model, stages, upload_id=int(result["upload_id"]))
     return int(result["commit"]["rows"])
 
 
@@ -217,9 +217,9 @@ def print_digest_cost(operation: str, proposal_model: str, stages: Stages, *, up
                       request_id: int | None = None) -> None:
     """What the proposal digest costs (computed again here, as the approve and commit steps do) against propose."""
     from benefitflow import db, proposal_digest
-    from benefitflow.workflow import proposal_ref
+    from benefitflow.proposal_digest import ProposalRef
 
-    proposal = proposal_ref(operation, proposal_model, upload_id=upload_id, request_id=request_id)
+    proposal = ProposalRef(operation, f"proposals.{proposal_model}", upload_id=upload_id, request_id=request_id)
     with db.transaction() as cur:
         began = time.perf_counter()
         proposal_digest.compute(cur, proposal)
@@ -236,7 +236,7 @@ def top_up_registry(instance: Any, rows: int) -> None:
     """Clean people (no planted errors) so the registry holds about ROWS individuals; not timed."""
     from benefitflow.registry.importing import WORKFLOW
     from benefitflow.synthetic import write_registry_file
-    from benefitflow.workflow import run_steps
+    from benefitflow.workflows.direct import run_steps
 
     if rows <= 0:
         return
@@ -251,8 +251,8 @@ def bench_enrolment(memory: PeakMemory) -> None:
     from benefitflow import db
     from benefitflow.programmes.define import DEFINE
     from benefitflow.programmes.enrolment import ENROLMENT
-    from benefitflow.request_workflow import run_steps
     from benefitflow.synthetic import PLACES_BY_REGION
+    from benefitflow.workflows.direct import run_steps
 
     regions = list(PLACES_BY_REGION)
     criteria = {"all": [{"field": "age", "op": ">=", "value": 0}, {"field": "region", "op": "in", "value": regions}]}
@@ -323,7 +323,7 @@ def bench_payments(memory: PeakMemory) -> None:
 def bench_cycle(memory: PeakMemory, checks: Checks) -> tuple[tuple[int, Decimal], float]:
     """The cycle's bills (count, sum) and the seconds it took; check (a) against the rule in plain SQL."""
     from benefitflow.payments.cycle import CYCLE
-    from benefitflow.request_workflow import run_steps
+    from benefitflow.workflows.direct import run_steps
 
     print(f"\nbenefitflow bench: payment cycle {CYCLE_CODE} ({PERIOD[0]} to {PERIOD[1]}) of plan {PLAN}: "
           f"{FIXED_AMOUNT} KES + {TOP_UP_AMOUNT} if sex = {TOP_UP_SEX}, for every ACTIVE beneficiary")
@@ -357,7 +357,7 @@ def rule_in_plain_sql() -> tuple[int, Decimal]:
 def bench_payroll(memory: PeakMemory, bills: tuple[int, Decimal]) -> tuple[str, float]:
     """The payroll's name and the seconds it took (its file is written by the commit)."""
     from benefitflow.payments.payroll import PAYROLL
-    from benefitflow.request_workflow import run_steps
+    from benefitflow.workflows.direct import run_steps
 
     print(f"\nbenefitflow bench: payroll of cycle {CYCLE_CODE} ({bills[0]:,} DUE bills) and its provider file")
     stages = Stages(memory)
@@ -366,7 +366,7 @@ def bench_payroll(memory: PeakMemory, bills: tuple[int, Decimal]) -> tuple[str, 
     proposal = result["proposal"]
     print_table(stages.timings, proposal["bills"], "payroll (excl. approval)")
     print(f"  outcome: payroll {proposal['payroll']}: {proposal['bills']:,} bills, total {proposal['total']}")
-    print_digest_cost(PAYROLL.operation, PAYROLL.proposal_model, stages, request_id=int(result["request_id"]))
+    print_digest_cost(PAYROLL.operation, PAYROLL.propose.model, stages, request_id=int(result["request_id"]))
     return str(proposal["payroll"]), stage_seconds(stages)
 
 
@@ -475,7 +475,7 @@ def bench_corrections(memory: PeakMemory, checks: Checks, name: str, filled: Pro
 
 def reconcile(memory: PeakMemory, name: str, path: Path, rows: int, label: str) -> tuple[dict[str, Any], Stages]:
     from benefitflow.payments.reconciliation import WORKFLOW
-    from benefitflow.workflow import run_steps
+    from benefitflow.workflows.direct import run_steps
 
     stages = Stages(memory)
     result = run_steps(WORKFLOW, file=path.name, options={"payroll": name, "on_invalid_rows": "skip_invalid_rows"},
@@ -517,7 +517,7 @@ def check_reconciled(checks: Checks, name: str, bills: tuple[int, Decimal], fill
 def bench_grievances(memory: PeakMemory) -> None:
     from benefitflow import config
     from benefitflow.grievances.importing import WORKFLOW as GRIEVANCES
-    from benefitflow.workflow import run_steps
+    from benefitflow.workflows.direct import run_steps
 
     tickets = max(ROWS // PEOPLE_PER_GRIEVANCE, 100)
     path = config.inbox() / f"bench-grievances-{uuid.uuid4().hex[:8]}.csv"
@@ -592,8 +592,8 @@ def bench_small_operations(memory: PeakMemory) -> None:
     from benefitflow.grievances.status import STATUS as GRIEVANCE_STATUS
     from benefitflow.programmes.status import STATUS
     from benefitflow.registry.importing import WORKFLOW as INDIVIDUALS
-    from benefitflow.request_workflow import run_steps as run_request
-    from benefitflow.workflow import run_steps as run_upload
+    from benefitflow.workflows.direct import run_steps as run_request
+    from benefitflow.workflows.direct import run_steps as run_upload
 
     print(f"\nbenefitflow bench: {SMALL_ROWS} rows of each kind in a registry of {ROWS:,} people")
     people = first_values("SELECT individual_id FROM registry.individuals ORDER BY individual_id LIMIT %s")

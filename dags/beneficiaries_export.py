@@ -1,6 +1,6 @@
 """Airflow DAG `beneficiaries_export`: a plan's beneficiaries a filter selects, as CSV in the outbox (audited)."""
 
-from benefitflow.export_workflow import build_export_dag
 from benefitflow.programmes.export import EXPORT
+from benefitflow.workflows.dag import build_dag
 
-dag = build_export_dag(EXPORT)
+dag = build_dag(EXPORT)

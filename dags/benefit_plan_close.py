@@ -1,6 +1,6 @@
 """Airflow DAG `benefit_plan_close`: close a plan; its beneficiaries not yet graduated graduate."""
 
 from benefitflow.programmes.define import CLOSE
-from benefitflow.request_workflow import build_request_dag
+from benefitflow.workflows.dag import build_dag
 
-dag = build_request_dag(CLOSE)
+dag = build_dag(CLOSE)

@@ -1,6 +1,6 @@
 """Airflow DAG `enrolment`: enrol eligible individuals or households into a plan by criteria."""
 
 from benefitflow.programmes.enrolment import ENROLMENT
-from benefitflow.request_workflow import build_request_dag
+from benefitflow.workflows.dag import build_dag
 
-dag = build_request_dag(ENROLMENT)
+dag = build_dag(ENROLMENT)

@@ -1,6 +1,6 @@
 """Airflow DAG `grievances_import`: grievance tickets from CSV, linked to the people who reported them."""
 
 from benefitflow.grievances.importing import WORKFLOW
-from benefitflow.workflow import build_upload_dag
+from benefitflow.workflows.dag import build_dag
 
-dag = build_upload_dag(WORKFLOW)
+dag = build_dag(WORKFLOW)

@@ -1,6 +1,6 @@
 """Airflow DAG `individual_record_export`: one person's whole record as CSV in the outbox (audited)."""
 
-from benefitflow.export_workflow import build_export_dag
 from benefitflow.records.individual import EXPORT
+from benefitflow.workflows.dag import build_dag
 
-dag = build_export_dag(EXPORT)
+dag = build_dag(EXPORT)

@@ -1,6 +1,6 @@
 """Airflow DAG `individuals_import`: individuals and households from CSV into the registry (see its doc in the UI)."""
 
 from benefitflow.registry.importing import WORKFLOW
-from benefitflow.workflow import build_upload_dag
+from benefitflow.workflows.dag import build_dag
 
-dag = build_upload_dag(WORKFLOW)
+dag = build_dag(WORKFLOW)

@@ -1,6 +1,6 @@
 """Airflow DAG `payroll_reconciliation`: the provider's filled payroll file makes bills PAID or FAILED."""
 
 from benefitflow.payments.reconciliation import WORKFLOW
-from benefitflow.workflow import build_upload_dag
+from benefitflow.workflows.dag import build_dag
 
-dag = build_upload_dag(WORKFLOW)
+dag = build_dag(WORKFLOW)

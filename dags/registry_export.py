@@ -1,6 +1,6 @@
 """Airflow DAG `registry_export`: the individuals a filter selects, as CSV in the outbox (audited)."""
 
-from benefitflow.export_workflow import build_export_dag
 from benefitflow.registry.search import EXPORT
+from benefitflow.workflows.dag import build_dag
 
-dag = build_export_dag(EXPORT)
+dag = build_dag(EXPORT)

@@ -22,7 +22,7 @@ from benefitflow.filters import Field, FilterError
 from benefitflow.intake import checksum
 
 # Columns that identify a person: an export naming any of them is approved by a checker first
-# (benefitflow.export_workflow); an export of none of them is written at once.
+# (benefitflow.workflows.export); an export of none of them is written at once.
 PERSONAL_COLUMNS = frozenset({"first_name", "last_name", "full_name", "national_id", "phone", "phone_number",
                               "email", "dob"})
 

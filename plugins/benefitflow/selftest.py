@@ -8,7 +8,7 @@ from typing import Any
 import psycopg2.extensions
 
 from benefitflow.intake import FileSpec
-from benefitflow.workflow import UploadWorkflow
+from benefitflow.workflows.declaration import Commit, FileChecks, FileIntake, Proposal, Publish, Workflow
 
 SPEC = FileSpec(kind="selftest", required_columns=("code", "label", "amount"))
 
@@ -34,16 +34,14 @@ def commit(cur: psycopg2.extensions.cursor, commit_id: int, upload_id: int) -> i
     return cur.rowcount
 
 
-WORKFLOW = UploadWorkflow(
+WORKFLOW = Workflow(
     dag_id="platform_selftest",
     operation="selftest",
-    spec=SPEC,
-    suite="selftest",
-    proposal_model="selftest_proposal",
-    summarise=summarise,
-    commit=commit,
-    publish_asset="benefitflow://marts/selftest",
-    writes=("selftest_records",),
+    intake=FileIntake(spec=SPEC),
+    validate=FileChecks(suite="selftest"),
+    propose=Proposal(model="selftest_proposal", summarise=summarise),
+    commit=Commit(append=commit, writes=("selftest_records",)),
+    publish=Publish(asset="benefitflow://marts/selftest"),
     tags=("platform",),
     doc_md="""
 ### Platform self-test

@@ -6,7 +6,7 @@ import uuid
 
 from benefitflow import db
 from benefitflow.registry.importing import WORKFLOW as INDIVIDUALS
-from benefitflow.workflow import run_steps
+from benefitflow.workflows.direct import run_steps
 
 HEADER = "first_name,last_name,dob,sex,group_code,recipient_info,individual_role,region"
 

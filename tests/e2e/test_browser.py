@@ -29,10 +29,10 @@ from benefitflow.platform.instance import Instance
 from benefitflow.programmes.define import DEFINE
 from benefitflow.programmes.enrolment import ENROLMENT
 from benefitflow.registry.importing import WORKFLOW as INDIVIDUALS
-from benefitflow.request_workflow import RequestWorkflow
-from benefitflow.request_workflow import run_steps as run_request
 from benefitflow.selftest import WORKFLOW as SELFTEST
-from benefitflow.workflow import run_steps as run_upload
+from benefitflow.workflows.declaration import Workflow
+from benefitflow.workflows.direct import run_steps as run_request
+from benefitflow.workflows.direct import run_steps as run_upload
 from tests.e2e.browser import OpenPage, screenshot, sign_in_to_airflow, sign_in_to_superset
 from tests.e2e.people import HEADER
 from tests.e2e.test_selftest_workflow import DAG_ID, audit_actions, committed_rows, decisions_for, start_run
@@ -302,7 +302,7 @@ def register_people(regions: tuple[str, ...], tag: str) -> None:
                run_id=uuid.uuid4().hex)
 
 
-def run_approved(workflow: RequestWorkflow, checker: str = "checker", **options: Any) -> dict[str, Any]:
+def run_approved(workflow: Workflow, checker: str = "checker", **options: Any) -> dict[str, Any]:
     return run_request(workflow, options=options, maker="maker", checker=checker, run_id=uuid.uuid4().hex)
 
 

@@ -11,7 +11,7 @@ from benefitflow.payments.payroll import payroll_dir
 from benefitflow.payments.provider_answers import paid, unpaid, write_answers
 from benefitflow.programmes.define import DEFINE
 from benefitflow.programmes.enrolment import ENROLMENT
-from benefitflow.request_workflow import run_steps as run_request
+from benefitflow.workflows.direct import run_steps as run_request
 from tests.e2e.people import query, register_region
 
 pytestmark = pytest.mark.e2e

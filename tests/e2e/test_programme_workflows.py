@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from benefitflow.programmes.define import DEFINE
-from benefitflow.request_workflow import run_steps as run_request
+from benefitflow.workflows.direct import run_steps as run_request
 from tests.e2e.people import query, register_region
 
 pytestmark = pytest.mark.e2e

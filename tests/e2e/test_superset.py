@@ -27,7 +27,7 @@ from benefitflow.programmes.define import DEFINE
 from benefitflow.programmes.enrolment import ENROLMENT
 from benefitflow.programmes.status import STATUS
 from benefitflow.registry.importing import WORKFLOW as INDIVIDUALS
-from benefitflow.workflow import run_steps as run_upload
+from benefitflow.workflows.direct import run_steps as run_upload
 from tests.integration.programme_data import HEADER, plan_document, query, run, tag
 
 pytestmark = pytest.mark.e2e

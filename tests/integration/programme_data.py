@@ -7,13 +7,14 @@ from typing import Any
 
 from benefitflow import config, db
 from benefitflow.registry.importing import WORKFLOW as INDIVIDUALS
-from benefitflow.request_workflow import RequestWorkflow, run_steps
-from benefitflow.workflow import run_steps as run_upload
+from benefitflow.workflows.declaration import Workflow
+from benefitflow.workflows.direct import run_steps
+from benefitflow.workflows.direct import run_steps as run_upload
 
 HEADER = "first_name,last_name,dob,sex,group_code,recipient_info,individual_role,region,disability"
 
 
-def run(workflow: RequestWorkflow, checker: str | None = "checker", **options: Any) -> dict:
+def run(workflow: Workflow, checker: str | None = "checker", **options: Any) -> dict:
     return run_steps(workflow, options=options, maker="maker", checker=checker, run_id=uuid.uuid4().hex)
 
 

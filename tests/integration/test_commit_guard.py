@@ -15,20 +15,13 @@ from benefitflow.programmes.define import DEFINE
 from benefitflow.programmes.enrolment import ENROLMENT
 from benefitflow.programmes.status import STATUS
 from benefitflow.publishing import UndeclaredWrite
-from benefitflow.request_workflow import commit_step as commit_request
-from benefitflow.request_workflow import intake_step as take_request
-from benefitflow.request_workflow import propose_step as propose_request
-from benefitflow.request_workflow import validate_step as validate_request
-from benefitflow.selftest import WORKFLOW
-from benefitflow.workflow import (
-    WorkflowError,
-    commit_step,
-    intake_step,
-    proposal_ref,
-    propose_step,
-    record_direct_decision,
-    validate_step,
-)
+from benefitflow.selftest import WORKFLOW, WORKFLOW_TWO_CHECKERS
+from benefitflow.workflows.commit import commit_step
+from benefitflow.workflows.direct import record_direct_decision
+from benefitflow.workflows.errors import WorkflowError
+from benefitflow.workflows.intake import intake_step, take_in_file
+from benefitflow.workflows.propose import propose_step
+from benefitflow.workflows.validate import validate_step
 from tests.integration.programme_data import in_region, plan_document, query, register_region, run, tag
 
 OPTIONS = {"on_invalid_rows": "reject_file"}
@@ -40,9 +33,9 @@ def csv_text(*amounts: str, code: str = "G") -> str:
 
 def propose_file(file_name: str, run_id: str) -> dict:
     """intake → validate → propose of a self-test file in run `guard/<run_id>`; the proposal summary."""
-    upload = intake_step(spec=WORKFLOW.spec, file=file_name, user="maker", dag_id="guard", run_id=run_id)
-    validated = validate_step(workflow=WORKFLOW, upload=upload, options=OPTIONS, user="maker")
-    return propose_step(workflow=WORKFLOW, upload=upload, validated=validated)
+    upload = take_in_file(spec=WORKFLOW.intake.spec_for(OPTIONS), file=file_name, user="maker", dag_id="guard", run_id=run_id)
+    validated = validate_step(workflow=WORKFLOW, taken=upload, options=OPTIONS, user="maker")
+    return propose_step(workflow=WORKFLOW, taken=upload, validated=validated)
 
 
 def proposed_upload(inbox_file, name: str) -> dict:
@@ -59,7 +52,7 @@ def decide(run_id: str, outcome: str, checker: str | None, proposal: dict, *, di
 
 
 def commit(run_id: str, proposal: dict) -> dict:
-    return commit_step(workflow=WORKFLOW, dag_id="guard", run_id=run_id, upload_id=int(proposal["upload_id"]),
+    return commit_step(workflow=WORKFLOW, dag_id="guard", run_id=run_id, taken=proposal,
                        user="maker")
 
 
@@ -70,7 +63,7 @@ def committed_rows(upload_id: int) -> int:
 
 def digest_of(upload_id: int) -> str:
     with db.transaction() as cur:
-        return proposal_digest.compute(cur, proposal_ref("selftest", "selftest_proposal", upload_id=upload_id))
+        return proposal_digest.compute(cur, WORKFLOW.proposal_for({"upload_id": upload_id}))
 
 
 def test_no_decision_no_commit(database, inbox_file) -> None:
@@ -109,9 +102,9 @@ def test_a_commit_writing_a_table_its_workflow_does_not_publish_from_lands_nothi
     """The publish selection comes from the workflow's `writes`: a commit writing more is refused, not half-published."""
     proposal = proposed_upload(inbox_file, "undeclared")
     decide("undeclared", "APPROVED", "checker", proposal)
-    silent = dataclasses.replace(WORKFLOW, writes=())
+    silent = dataclasses.replace(WORKFLOW, commit=dataclasses.replace(WORKFLOW.commit, writes=()))
     with pytest.raises(UndeclaredWrite, match="selftest_records"):
-        commit_step(workflow=silent, dag_id="guard", run_id="undeclared", upload_id=int(proposal["upload_id"]),
+        commit_step(workflow=silent, dag_id="guard", run_id="undeclared", taken=proposal,
                     user="maker")
     assert committed_rows(proposal["upload_id"]) == 0
     assert commit("undeclared", proposal)["rows"] == 1  # with its true `writes`, the same approval commits
@@ -130,8 +123,7 @@ def test_the_digest_is_the_proposal(database, inbox_file) -> None:
     assert len(digests) == 3
     # The same rows under another operation, or of another upload, are another proposal.
     with db.transaction() as cur:
-        assert proposal_digest.compute(cur, proposal_ref("selftest_two_checkers", "selftest_proposal",
-                                                         upload_id=first["upload_id"])) not in digests
+        assert proposal_digest.compute(cur, WORKFLOW_TWO_CHECKERS.proposal_for(first)) not in digests
 
 
 def test_the_digest_hashed_and_sorted_in_parallel_workers_is_the_one_of_a_single_process(database, inbox_file) -> None:
@@ -249,7 +241,7 @@ def test_the_database_refuses_an_approval_without_enough_distinct_checkers(
 def test_two_distinct_checkers_commit(database, inbox_file) -> None:
     proposal = proposed_upload(inbox_file, "twochecked")
     two_checker_decision("twochecked", "checker2", ("checker",), proposal)
-    commit_step(workflow=WORKFLOW, dag_id="guard", run_id="twochecked", upload_id=int(proposal["upload_id"]),
+    commit_step(workflow=WORKFLOW, dag_id="guard", run_id="twochecked", taken=proposal,
                 user="maker")
     assert committed_rows(proposal["upload_id"]) == 1
     assert query("SELECT other_approvers, required_approvals FROM ledger.decisions WHERE run_id = 'twochecked'") == [
@@ -269,28 +261,28 @@ def plan_with_bills(database) -> str:
 
 def propose_payroll(code: str, run_id: str) -> tuple[dict, dict]:
     options = {"cycle": "C1", "plan": code}
-    request = take_request(workflow=PAYROLL, options=options, user="maker", dag_id="guard", run_id=run_id)
-    validated = validate_request(workflow=PAYROLL, request=request, options=options, user="maker")
-    return request, propose_request(workflow=PAYROLL, request=request, validated=validated)
+    request = intake_step(workflow=PAYROLL, options=options, user="maker", dag_id="guard", run_id=run_id)
+    validated = validate_step(workflow=PAYROLL, taken=request, options=options, user="maker")
+    return request, propose_step(workflow=PAYROLL, taken=request, validated=validated)
 
 
 def test_a_payment_cycle_whose_proposal_changed_after_the_approval_commits_nothing(database, plan_with_bills) -> None:
     code = plan_with_bills
     options = {"plan": code, "cycle": "C2", "period_start": "2026-02-01", "period_end": "2026-02-28"}
     run_id = uuid.uuid4().hex
-    request = take_request(workflow=CYCLE, options=options, user="maker", dag_id="guard", run_id=run_id)
-    validated = validate_request(workflow=CYCLE, request=request, options=options, user="maker")
-    shown = propose_request(workflow=CYCLE, request=request, validated=validated)
+    request = intake_step(workflow=CYCLE, options=options, user="maker", dag_id="guard", run_id=run_id)
+    validated = validate_step(workflow=CYCLE, taken=request, options=options, user="maker")
+    shown = propose_step(workflow=CYCLE, taken=request, validated=validated)
     assert record_direct_decision("payment_cycle", "guard", run_id, "maker", "payment_checker", shown,
                                   request_id=request["request_id"])
     # Someone re-runs validate and propose after a suspension: fewer bills than the checker approved.
     run(STATUS, plan=code, status="SUSPENDED", reason="moved away",
         criteria={"all": [{"field": "role", "op": "=", "value": "SPOUSE"}]})
-    validated = validate_request(workflow=CYCLE, request=request, options=options, user="maker")
-    changed = propose_request(workflow=CYCLE, request=request, validated=validated)
+    validated = validate_step(workflow=CYCLE, taken=request, options=options, user="maker")
+    changed = propose_step(workflow=CYCLE, taken=request, validated=validated)
     assert changed["proposal_digest"] != shown["proposal_digest"] and changed["bills"] < shown["bills"]
     with pytest.raises(WorkflowError, match="the proposal changed after the checker saw it"):
-        commit_request(workflow=CYCLE, dag_id="guard", run_id=run_id, request_id=request["request_id"], user="maker")
+        commit_step(workflow=CYCLE, dag_id="guard", run_id=run_id, taken=request, user="maker")
     assert query("SELECT count(*) FROM ledger.payment_cycles WHERE plan_code = %s AND cycle_code = 'C2'",
                  code) == [(0,)]
     assert query("SELECT count(*) FROM ledger.audit_events WHERE action = 'payment_cycle.commit_refused'"
@@ -300,7 +292,7 @@ def test_a_payment_cycle_whose_proposal_changed_after_the_approval_commits_nothi
 def test_a_changed_request_parameter_is_another_digest(database, plan_with_bills) -> None:
     run_id = uuid.uuid4().hex
     request, proposal = propose_payroll(plan_with_bills, run_id)
-    ref = proposal_ref("payroll", "payroll_proposal", request_id=request["request_id"])
+    ref = PAYROLL.proposal_for(request)
     with db.transaction() as cur:
         assert proposal_digest.compute(cur, ref) == proposal["proposal_digest"]
         cur.execute("UPDATE intake.requests SET parameters = parameters || '{\"payment_point\": \"Elsewhere\"}'"
@@ -316,19 +308,19 @@ def test_a_payroll_commit_run_twice_makes_one_payroll_and_one_file(database, pla
     request, proposal = propose_payroll(plan_with_bills, run_id)
     assert record_direct_decision("payroll", "guard", run_id, "maker", "payment_checker", proposal,
                                   request_id=request["request_id"])
-    first = commit_request(workflow=PAYROLL, dag_id="guard", run_id=run_id, request_id=request["request_id"],
+    first = commit_step(workflow=PAYROLL, dag_id="guard", run_id=run_id, taken=request,
                            user="maker")
     name = proposal["payroll"]
     path = payroll_dir() / f"{name}.csv"
     approved = path.read_bytes()
     # The worker died after the commit, before the file got its name: the retry puts it in place.
     path.rename(path.with_name(f"{name}.csv.partial"))
-    again = commit_request(workflow=PAYROLL, dag_id="guard", run_id=run_id, request_id=request["request_id"],
+    again = commit_step(workflow=PAYROLL, dag_id="guard", run_id=run_id, taken=request,
                            user="maker")
     assert again["commit_id"] == first["commit_id"] and path.read_bytes() == approved
     # The file was lost altogether: written again from the ledger, byte for byte the approved one.
     path.unlink()
-    commit_request(workflow=PAYROLL, dag_id="guard", run_id=run_id, request_id=request["request_id"], user="maker")
+    commit_step(workflow=PAYROLL, dag_id="guard", run_id=run_id, taken=request, user="maker")
     assert path.read_bytes() == approved
     assert query("SELECT count(*) FROM ledger.payrolls WHERE request_id = %s", request["request_id"]) == [(1,)]
     assert not path.with_name(f"{name}.csv.partial").exists()

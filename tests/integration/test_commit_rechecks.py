@@ -17,14 +17,20 @@ from typing import Any
 
 import pytest
 
-from benefitflow import request_workflow, workflow
 from benefitflow.payments.cycle import CYCLE
 from benefitflow.programmes.define import CLOSE, DEFINE
 from benefitflow.programmes.enrolment import ENROLMENT
 from benefitflow.programmes.importing import WORKFLOW as BENEFICIARIES
 from benefitflow.programmes.status import STATUS
 from benefitflow.registry.importing import WORKFLOW as INDIVIDUALS
-from benefitflow.workflow import CommitConflict, record_direct_decision
+from benefitflow.workflows import direct
+from benefitflow.workflows.commit import commit_step
+from benefitflow.workflows.declaration import Workflow
+from benefitflow.workflows.direct import record_direct_decision
+from benefitflow.workflows.errors import CommitConflict
+from benefitflow.workflows.intake import intake_step
+from benefitflow.workflows.propose import propose_step
+from benefitflow.workflows.validate import validate_step
 from tests.integration.programme_data import in_region, plan_document, query, register_region, run, tag
 
 MAKER = "maker"
@@ -40,29 +46,20 @@ class Approved:
     commit: Callable[[], dict[str, Any]]
 
 
-def approved_upload(flow: workflow.UploadWorkflow, path: Path, options: dict[str, Any],
-                    checker: str = "checker") -> Approved:
-    dag_id, run_id = f"{flow.dag_id}:direct", uuid.uuid4().hex
-    upload = workflow.intake_step(spec=flow.spec_for(options), file=path.name, user=MAKER, dag_id=dag_id,
-                                  run_id=run_id, mode=options.get("mode"), plan_code=flow.plan_of(options))
-    validated = workflow.validate_step(workflow=flow, upload=upload, options=options, user=MAKER)
-    proposal = workflow.propose_step(workflow=flow, upload=upload, validated=validated, options=options)
-    upload_id = int(upload["upload_id"])
-    assert record_direct_decision(flow.operation, dag_id, run_id, MAKER, checker, proposal, upload_id=upload_id)
-    return Approved(proposal, lambda: workflow.commit_step(workflow=flow, dag_id=dag_id, run_id=run_id,
-                                                           upload_id=upload_id, user=MAKER))
+def approved_upload(flow: Workflow, path: Path, options: dict[str, Any], checker: str = "checker") -> Approved:
+    return approved_request(flow, {**options, "file": path.name}, checker)
 
 
-def approved_request(flow: request_workflow.RequestWorkflow, options: dict[str, Any],
-                     checker: str = "checker") -> Approved:
-    dag_id, run_id = f"{flow.dag_id}:direct", uuid.uuid4().hex
-    request = request_workflow.intake_step(workflow=flow, options=options, user=MAKER, dag_id=dag_id, run_id=run_id)
-    validated = request_workflow.validate_step(workflow=flow, request=request, options=options, user=MAKER)
-    proposal = request_workflow.propose_step(workflow=flow, request=request, validated=validated)
-    request_id = int(request["request_id"])
-    assert record_direct_decision(flow.operation, dag_id, run_id, MAKER, checker, proposal, request_id=request_id)
-    return Approved(proposal, lambda: request_workflow.commit_step(workflow=flow, dag_id=dag_id, run_id=run_id,
-                                                                   request_id=request_id, user=MAKER))
+def approved_request(flow: Workflow, options: dict[str, Any], checker: str = "checker") -> Approved:
+    dag_id, run_id = direct.direct_dag_id(flow), uuid.uuid4().hex
+    taken = intake_step(workflow=flow, options=options, user=MAKER, dag_id=dag_id, run_id=run_id)
+    validated = validate_step(workflow=flow, taken=taken, options=options, user=MAKER)
+    proposal = propose_step(workflow=flow, taken=taken, validated=validated, options=options)
+    ref = flow.proposal_for(taken)
+    assert record_direct_decision(flow.operation, dag_id, run_id, MAKER, checker, proposal, upload_id=ref.upload_id,
+                                  request_id=ref.request_id)
+    return Approved(proposal, lambda: commit_step(workflow=flow, dag_id=dag_id, run_id=run_id, taken=taken,
+                                                  user=MAKER))
 
 
 def concurrently(*commits: Callable[[], dict[str, Any]]) -> tuple[list[dict[str, Any]], list[Exception]]:
@@ -123,7 +120,7 @@ def test_new_people_of_a_beneficiaries_file_are_rechecked_against_their_househol
     # son to the old one. Each alone keeps the rules; together the old household is left with the son
     # alone: no HEAD, no primary recipient. The beneficiaries commit, second, is refused.
     old, new, surname = f"H{tag()}", f"H{tag()}", f"Mensah{tag()}"
-    workflow.run_steps(INDIVIDUALS, file=inbox_file("pair.csv", f"{PEOPLE}\n"
+    direct.run_steps(INDIVIDUALS, file=inbox_file("pair.csv", f"{PEOPLE}\n"
                                                     f"Ama,{surname},1980-01-01,F,{old},1,HEAD,East\n"
                                                     f"Kwame,{surname},1979-01-01,M,{old},2,SPOUSE,East\n").name,
                        options={"mode": "create"}, maker=MAKER, checker="checker", run_id=uuid.uuid4().hex)

@@ -10,16 +10,16 @@ import psycopg2
 import pytest
 
 from benefitflow import config, db, exports
-from benefitflow.export_workflow import export_dir
-from benefitflow.export_workflow import run_steps as run_export
 from benefitflow.grievances.importing import WORKFLOW as GRIEVANCES
 from benefitflow.grievances.importing import categories
 from benefitflow.grievances.status import STATUS
 from benefitflow.programmes.define import DEFINE
 from benefitflow.programmes.enrolment import ENROLMENT
 from benefitflow.records.individual import EXPORT as RECORD_EXPORT
-from benefitflow.workflow import WorkflowError
-from benefitflow.workflow import run_steps as run_upload
+from benefitflow.workflows.direct import run_steps as run_export
+from benefitflow.workflows.direct import run_steps as run_upload
+from benefitflow.workflows.errors import WorkflowError
+from benefitflow.workflows.export import export_dir
 from tests.integration.programme_data import in_region, plan_document, query, register_region, run, tag
 
 HEADER = "individual_id,beneficiary_id,title,description,category,channel,priority,incident_date,received_on"

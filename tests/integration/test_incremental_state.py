@@ -26,7 +26,7 @@ from benefitflow.payments.reconciliation import WORKFLOW as RECONCILIATION
 from benefitflow.payments.release import RELEASE
 from benefitflow.programmes.status import STATUS
 from benefitflow.registry.importing import WORKFLOW as INDIVIDUALS
-from benefitflow.workflow import run_steps as run_upload
+from benefitflow.workflows.direct import run_steps as run_upload
 from tests.integration.payments_data import define_and_activate, pay, read_rows
 from tests.integration.programme_data import in_region, query, register_region, run, tag
 

@@ -11,7 +11,9 @@ import pytest
 from benefitflow import db, validation
 from benefitflow.config import EXPECTATIONS_DIR
 from benefitflow.selftest import SPEC, WORKFLOW
-from benefitflow.workflow import WorkflowError, intake_step, validate_step
+from benefitflow.workflows.errors import WorkflowError
+from benefitflow.workflows.intake import take_in_file
+from benefitflow.workflows.validate import validate_step
 
 GOOD = "code,label,amount\nA1,first,10.50\nA2,second,0.25\n"
 
@@ -31,7 +33,7 @@ def latest_upload() -> dict:
 
 def run_intake(path: Path) -> dict:
     """A run of its own for each file (a run taking in a file again supersedes its earlier upload)."""
-    return intake_step(spec=SPEC, file=path.name, user="maker", dag_id="test", run_id=uuid.uuid4().hex)
+    return take_in_file(spec=SPEC, file=path.name, user="maker", dag_id="test", run_id=uuid.uuid4().hex)
 
 
 @pytest.mark.parametrize("suite_file", sorted(EXPECTATIONS_DIR.glob("*.json")), ids=lambda p: p.name)
@@ -94,8 +96,8 @@ def test_the_same_file_is_refused_the_second_time(database, inbox_file) -> None:
 
 def test_a_run_taking_in_its_file_again_supersedes_its_earlier_upload(database, inbox_file) -> None:
     path = inbox_file("retried.csv", "code,label,amount\nRETRY1,x,1\n")
-    first = intake_step(spec=SPEC, file=path.name, user="maker", dag_id="test", run_id="retried")
-    again = intake_step(spec=SPEC, file=path.name, user="maker", dag_id="test", run_id="retried")
+    first = take_in_file(spec=SPEC, file=path.name, user="maker", dag_id="test", run_id="retried")
+    again = take_in_file(spec=SPEC, file=path.name, user="maker", dag_id="test", run_id="retried")
     with db.transaction() as cur:
         cur.execute("SELECT upload_id, status FROM intake.uploads WHERE run_id = 'retried' ORDER BY upload_id")
         assert cur.fetchall() == [(first["upload_id"], "SUPERSEDED"), (again["upload_id"], "RECEIVED")]
@@ -131,7 +133,7 @@ def test_validation_reports_every_failing_row_and_column(database, inbox_file) -
     rows = ["code,label,amount", "A1,ok,1.00", "bad code,ok,2", "A3,,3", "A1,dup,abc", "A5,\"'; DROP TABLE x; --\",4"]
     upload = run_intake(inbox_file("mixed.csv", "\n".join(rows) + "\n"))
     with pytest.raises(WorkflowError, match="4 of 5 rows are invalid") as error:
-        validate_step(workflow=WORKFLOW, upload=upload, options={"on_invalid_rows": "reject_file"}, user="maker")
+        validate_step(workflow=WORKFLOW, taken=upload, options={"on_invalid_rows": "reject_file"}, user="maker")
     assert "mixed.csv" in str(error.value) and "Row 2, column code" in str(error.value)
     with db.transaction() as cur:
         cur.execute("SELECT row_number, column_name, rule FROM intake.row_errors WHERE upload_id = %s"
@@ -155,7 +157,7 @@ def test_the_error_report_is_spreadsheet_safe_and_private_from_the_start(databas
     rows = ["code,label,amount", f'"{formula.replace(chr(34), chr(34) * 2)}",x,1', "@SUM(1),y,2", "A3,z,-3"]
     upload = run_intake(inbox_file("formulas.csv", "\n".join(rows) + "\n"))
     with pytest.raises(WorkflowError):
-        validate_step(workflow=WORKFLOW, upload=upload, options={"on_invalid_rows": "reject_file"}, user="maker")
+        validate_step(workflow=WORKFLOW, taken=upload, options={"on_invalid_rows": "reject_file"}, user="maker")
     values = {(r["row"], r["column"]): r["value"] for r in validation_report(upload["upload_id"])}
     assert values[("1", "code")] == "'" + formula
     assert values[("2", "code")] == "'@SUM(1)"
@@ -212,7 +214,7 @@ def validation_report(upload_id: int) -> list[dict]:
 
 def test_skip_invalid_rows_goes_on_with_the_valid_ones(database, inbox_file) -> None:
     upload = run_intake(inbox_file("skip.csv", "code,label,amount\nS1,ok,1\nS2,,2\n"))
-    summary = validate_step(workflow=WORKFLOW, upload=upload, options={"on_invalid_rows": "skip_invalid_rows"}, user="maker")
+    summary = validate_step(workflow=WORKFLOW, taken=upload, options={"on_invalid_rows": "skip_invalid_rows"}, user="maker")
     assert (summary["rows_in_file"], summary["valid_rows"], summary["invalid_rows"]) == (2, 1, 1)
     assert latest_upload()["status"] == "WAITING_FOR_APPROVAL"
 
@@ -220,8 +222,8 @@ def test_skip_invalid_rows_goes_on_with_the_valid_ones(database, inbox_file) -> 
 def test_a_validation_that_cannot_run_marks_the_upload_failed(database, inbox_file) -> None:
     upload = run_intake(inbox_file("nosuite.csv", "code,label,amount\nN1,x,1\n"))
     with pytest.raises(FileNotFoundError):
-        validate_step(workflow=replace(WORKFLOW, suite="no_such_suite"), upload=upload,
-                      options={"on_invalid_rows": "reject_file"}, user="maker")
+        validate_step(workflow=replace(WORKFLOW, validate=replace(WORKFLOW.validate, suite="no_such_suite")),
+                      taken=upload, options={"on_invalid_rows": "reject_file"}, user="maker")
     record = latest_upload()
     assert record["status"] == "FAILED" and "validation could not run" in record["message"]
 

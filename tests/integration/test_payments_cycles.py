@@ -12,8 +12,12 @@ from benefitflow.payments.payroll import PAYROLL, payroll_dir
 from benefitflow.payments.release import RELEASE
 from benefitflow.programmes.define import DEFINE
 from benefitflow.programmes.status import STATUS
-from benefitflow.request_workflow import commit_step, intake_step, propose_step, validate_step
-from benefitflow.workflow import CommitConflict, WorkflowError, record_direct_decision
+from benefitflow.workflows.commit import commit_step
+from benefitflow.workflows.direct import record_direct_decision
+from benefitflow.workflows.errors import CommitConflict, WorkflowError
+from benefitflow.workflows.intake import intake_step
+from benefitflow.workflows.propose import propose_step
+from benefitflow.workflows.validate import validate_step
 from tests.integration.payments_data import bills, define_and_activate, pay, read_control, read_rows
 from tests.integration.programme_data import plan_document, query, register_region, run, tag
 
@@ -132,8 +136,8 @@ def test_a_payroll_takes_due_bills_once_and_writes_the_provider_file(database, r
     waiting = {"cycle": "M1", "plan": code}
     run_id = tag()
     request = intake_step(workflow=PAYROLL, options=waiting, user="maker", dag_id="waiting", run_id=run_id)
-    validated = validate_step(workflow=PAYROLL, request=request, options=waiting, user="maker")
-    assert propose_step(workflow=PAYROLL, request=request, validated=validated)["bills"] == 8
+    validated = validate_step(workflow=PAYROLL, taken=request, options=waiting, user="maker")
+    assert propose_step(workflow=PAYROLL, taken=request, validated=validated)["bills"] == 8
     held = run(PAYROLL, checker=None, cycle="M1", plan=code)["proposal"]
     assert (held["bills"], held["held_by_another_payroll_waiting_for_approval"]) == (0, 8)
     with pytest.raises(CommitConflict, match="nothing to pay"):  # an empty payroll is never approved into the ledger
@@ -179,13 +183,13 @@ def test_a_held_bill_waits_for_its_own_release_then_a_payroll_takes_it(database,
     first_ask = {"plan": code, "cycle": "H1", "bills": [held_code], "reason": "first ask"}
     run_id = tag()
     request = intake_step(workflow=RELEASE, options=first_ask, user="maker", dag_id="waiting", run_id=run_id)
-    proposal = propose_step(workflow=RELEASE, request=request,
-                            validated=validate_step(workflow=RELEASE, request=request, options=first_ask, user="maker"))
+    proposal = propose_step(workflow=RELEASE, taken=request,
+                            validated=validate_step(workflow=RELEASE, taken=request, options=first_ask, user="maker"))
     released = pay(RELEASE, plan=code, cycle="H1", bills=[held_code], reason="verified by the district officer")
     assert record_direct_decision("held_bills_release", "waiting", run_id, "maker", "payment_checker", proposal,
                                   request_id=request["request_id"])
     with pytest.raises(CommitConflict, match="1 of these bills were released by another run"):
-        commit_step(workflow=RELEASE, dag_id="waiting", run_id=run_id, request_id=request["request_id"], user="maker")
+        commit_step(workflow=RELEASE, dag_id="waiting", run_id=run_id, taken=request, user="maker")
     assert (released["proposal"]["bills_released"], released["proposal"]["total"]) == (1, "600.00 KES")
     assert query("SELECT b.status, e.reason, d.checker FROM payments.bills b JOIN ledger.bill_events e USING (bill_id)"
                  " JOIN ledger.commits c USING (commit_id) JOIN ledger.decisions d USING (decision_id)"

@@ -19,9 +19,9 @@ from benefitflow.payments.reconciliation import bills_left_open
 from benefitflow.programmes.define import DEFINE
 from benefitflow.programmes.enrolment import ENROLMENT
 from benefitflow.registry.importing import WORKFLOW as INDIVIDUALS
-from benefitflow.request_workflow import run_steps
-from benefitflow.workflow import CommitConflict, WorkflowError
-from benefitflow.workflow import run_steps as run_upload
+from benefitflow.workflows.direct import run_steps
+from benefitflow.workflows.direct import run_steps as run_upload
+from benefitflow.workflows.errors import CommitConflict, WorkflowError
 from tests.integration.payments_data import define_and_activate, pay, read_control, read_rows
 from tests.integration.programme_data import HEADER, in_region, plan_document, query, register_region, run, tag
 

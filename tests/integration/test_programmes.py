@@ -17,8 +17,8 @@ from benefitflow.programmes.export import beneficiaries_of
 from benefitflow.programmes.importing import WORKFLOW as BENEFICIARIES
 from benefitflow.programmes.plans import PlanError
 from benefitflow.programmes.status import STATUS
-from benefitflow.workflow import WorkflowError
-from benefitflow.workflow import run_steps as run_upload
+from benefitflow.workflows.direct import run_steps as run_upload
+from benefitflow.workflows.errors import WorkflowError
 from tests.integration.programme_data import in_region, plan_document, query, register_region, run, tag
 
 
@@ -370,23 +370,27 @@ def test_new_households_in_a_group_plans_file_join_the_registry(database, region
 
 
 def test_an_enrolment_approved_after_the_plan_filled_up_is_not_applied(database, region: str) -> None:
-    from benefitflow.request_workflow import commit_step, intake_step, propose_step, validate_step
-    from benefitflow.workflow import CommitConflict, record_direct_decision
+    from benefitflow.workflows.commit import commit_step
+    from benefitflow.workflows.direct import record_direct_decision
+    from benefitflow.workflows.errors import CommitConflict
+    from benefitflow.workflows.intake import intake_step
+    from benefitflow.workflows.propose import propose_step
+    from benefitflow.workflows.validate import validate_step
 
     code = f"FU-{tag()}"
     run(DEFINE, plan=plan_document(code, max_beneficiaries=4))
     options = {"plan": code, "target_status": "ACTIVE", "criteria": {"all": [in_region(region), {
         "field": "role", "op": "=", "value": "HEAD"}]}}
     request = intake_step(workflow=ENROLMENT, options=options, user="maker", dag_id="late", run_id="a")
-    validated = validate_step(workflow=ENROLMENT, request=request, options=options, user="maker")
-    proposal = propose_step(workflow=ENROLMENT, request=request, validated=validated)
+    validated = validate_step(workflow=ENROLMENT, taken=request, options=options, user="maker")
+    proposal = propose_step(workflow=ENROLMENT, taken=request, validated=validated)
     assert proposal["would_be_added"] == 4
     run(ENROLMENT, plan=code, target_status="POTENTIAL", criteria={"all": [in_region(region), {
         "field": "role", "op": "=", "value": "SPOUSE"}]})  # another run fills the plan meanwhile
     assert record_direct_decision("enrolment", "late", "a", "maker", "checker", proposal,
                                   request_id=request["request_id"])
     with pytest.raises(CommitConflict, match="would exceed max_beneficiaries 4"):
-        commit_step(workflow=ENROLMENT, dag_id="late", run_id="a", request_id=request["request_id"], user="maker")
+        commit_step(workflow=ENROLMENT, dag_id="late", run_id="a", taken=request, user="maker")
     assert beneficiaries(code) == {"POTENTIAL": 4}
     assert query("SELECT status FROM intake.requests WHERE request_id = %s", request["request_id"]) == [("FAILED",)]
 

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from benefitflow import db, export_workflow, exports
+from benefitflow import db, exports
 from benefitflow.exports import ExportError
 from benefitflow.registry import search
 from benefitflow.registry.importing import WORKFLOW
-from benefitflow.workflow import run_steps
+from benefitflow.workflows.direct import run_steps
+from benefitflow.workflows.export import export_dir
 
 HEADER = "first_name,last_name,dob,sex,group_code,recipient_info,individual_role,region,disability,number_of_children"
 
@@ -120,12 +121,12 @@ def test_hostile_values_select_nothing_and_break_nothing(database, family, hosti
 
 def export_run(options: dict, *, checker: str | None, on_step=lambda _name, action: action()) -> tuple[dict, str]:
     run_id = uuid.uuid4().hex
-    return export_workflow.run_steps(search.EXPORT, options=options, maker="maker", checker=checker, run_id=run_id,
+    return run_steps(search.EXPORT, options=options, maker="maker", checker=checker, run_id=run_id,
                                      on_step=on_step), run_id
 
 
 def approved_file(done: dict, run_id: str) -> Path:
-    return exports.export_path(export_workflow.export_dir(), "registry", done["request_id"], run_id)
+    return exports.export_path(export_dir(), "registry", done["request_id"], run_id)
 
 
 def test_an_export_of_names_waits_for_a_checker_and_writes_nothing_until_approved(database, family) -> None:

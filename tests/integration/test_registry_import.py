@@ -9,7 +9,8 @@ import pytest
 
 from benefitflow import db
 from benefitflow.registry.importing import WORKFLOW
-from benefitflow.workflow import CommitConflict, WorkflowError, run_steps
+from benefitflow.workflows.direct import run_steps
+from benefitflow.workflows.errors import CommitConflict, WorkflowError
 
 # A copy of ../shared/data/external/openimis-individuals-sample.csv (openIMIS's own end-to-end fixture).
 SAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "openimis-individuals-sample.csv"
@@ -329,21 +330,24 @@ def test_an_update_approved_after_the_record_changed_is_not_applied(database, in
     tag = unique()
     run_import(csv_file(inbox_file, "stale-base.csv", [f"Ruth,Phiri{tag},1960-01-01,F,R{tag},,,,,"]))
     (individual_id,) = query("SELECT individual_id FROM registry.individuals WHERE national_id = %s", f"R{tag}")[0]
-    from benefitflow.workflow import intake_step, propose_step, validate_step
+    from benefitflow.workflows.intake import take_in_file
+    from benefitflow.workflows.propose import propose_step
+    from benefitflow.workflows.validate import validate_step
 
     options = {"mode": "update", "on_invalid_rows": "reject_file"}
     first = csv_file(inbox_file, "stale-1.csv", [f"{individual_id},Phiri-Banda{tag}"], "id,last_name")
-    upload = intake_step(spec=WORKFLOW.spec_for(options), file=first.name, user="maker", dag_id="stale", run_id="a",
-                         mode="update")
-    validated = validate_step(workflow=WORKFLOW, upload=upload, options=options, user="maker")
-    proposal = propose_step(workflow=WORKFLOW, upload=upload, validated=validated, options=options)
+    upload = take_in_file(spec=WORKFLOW.intake.spec_for(options), file=first.name, user="maker", dag_id="stale", run_id="a",
+                          mode="update")
+    validated = validate_step(workflow=WORKFLOW, taken=upload, options=options, user="maker")
+    proposal = propose_step(workflow=WORKFLOW, taken=upload, validated=validated, options=options)
     run_import(csv_file(inbox_file, "stale-2.csv", [f"{individual_id},Zulu{tag}"], "id,last_name"), mode="update")
-    from benefitflow.workflow import commit_step, record_direct_decision
+    from benefitflow.workflows.commit import commit_step
+    from benefitflow.workflows.direct import record_direct_decision
 
     assert record_direct_decision("individuals_import", "stale", "a", "maker", "checker", proposal,
                                   upload_id=upload["upload_id"])
     with pytest.raises(CommitConflict, match="registry changed after the proposal"):
-        commit_step(workflow=WORKFLOW, dag_id="stale", run_id="a", upload_id=upload["upload_id"], user="maker")
+        commit_step(workflow=WORKFLOW, dag_id="stale", run_id="a", taken=upload, user="maker")
     assert query("SELECT last_name FROM registry.individuals WHERE individual_id = %s", individual_id) == [(f"Zulu{tag}",)]
     assert query("SELECT status FROM intake.uploads WHERE upload_id = %s", upload["upload_id"])[0][0] == "FAILED"
 

@@ -18,7 +18,7 @@ from psycopg2 import sql
 from benefitflow import validation
 from benefitflow.intake import ROW_ERRORS_INSERT, FileSpec, index_by_row
 from benefitflow.registry import schema
-from benefitflow.workflow import Options, UploadWorkflow
+from benefitflow.workflows.declaration import Commit, FileChecks, FileIntake, Options, Proposal, Publish, Workflow
 
 if TYPE_CHECKING:  # GX is imported by the tasks that validate, not when the DAG is parsed
     from great_expectations.core import ExpectationSuite
@@ -182,18 +182,13 @@ def commit(cur: psycopg2.extensions.cursor, commit_id: int, upload_id: int) -> i
     return recorded
 
 
-WORKFLOW = UploadWorkflow(
+WORKFLOW = Workflow(
     dag_id="grievances_import",
-    operation="grievances_import",
-    spec=SPEC,
-    suite=suite_for,
-    prepare=prepare,
-    check=check,
-    proposal_model="grievances_import_proposal",
-    summarise=summarise,
-    commit=commit,
-    publish_asset="benefitflow://grievances",
-    writes=("grievance_events", "grievances"),
+    intake=FileIntake(spec=SPEC),
+    validate=FileChecks(suite=suite_for, prepare=prepare, check=check),
+    propose=Proposal(model="grievances_import_proposal", summarise=summarise),
+    commit=Commit(append=commit, writes=("grievance_events", "grievances")),
+    publish=Publish(asset="benefitflow://grievances"),
     tags=("grievances",),
     doc_md=f"""
 ### Import grievance tickets from CSV

@@ -14,8 +14,17 @@ import psycopg2.extensions
 from airflow.sdk import Param
 
 from benefitflow.intake import RequestError, required_text
-from benefitflow.request_workflow import Options, RequestWorkflow
-from benefitflow.workflow import CommitConflict
+from benefitflow.workflows.declaration import (
+    Commit,
+    FormCheck,
+    FormIntake,
+    Options,
+    Proposal,
+    Publish,
+    Workflow,
+    no_plan,
+)
+from benefitflow.workflows.errors import CommitConflict
 
 TARGET_STATUSES = ("OPEN", "IN_PROGRESS", "RESOLVED", "CLOSED")
 PROPOSAL = "proposals.grievance_status_proposal"
@@ -87,24 +96,19 @@ def commit_changes(cur: psycopg2.extensions.cursor, commit_id: int, request_id: 
     return cur.rowcount
 
 
-STATUS = RequestWorkflow(
+STATUS = Workflow(
     dag_id="grievance_status",
-    operation="grievance_status",
-    params={
+    intake=FormIntake(params={
         "grievances": Param([], type="array", items={"type": "string"}, minItems=1,
                             description='Ticket codes, e.g. ["GR00000012", "GR00000013"]'),
         "status": Param("OPEN", enum=list(TARGET_STATUSES), description="The new status"),
         "comment": Param("", type="string", minLength=1, maxLength=MAX_COMMENT,
                          description="Kept with the change; for RESOLVED, the resolution"),
-    },
-    validate=validate_change,
-    proposal_model="grievance_status_proposal",
-    summarise=summarise_changes,
-    commit=commit_changes,
-    publish_asset="benefitflow://grievances",
-    writes=("grievance_events",),
-    plan_of=lambda options: "",
-    describe=lambda options: f"grievances to {options.get('status')}",
+    }, describe=lambda options: f"grievances to {options.get('status')}", plan_of=no_plan),
+    validate=FormCheck(check=validate_change),
+    propose=Proposal(model="grievance_status_proposal", summarise=summarise_changes),
+    commit=Commit(append=commit_changes, writes=("grievance_events",)),
+    publish=Publish(asset="benefitflow://grievances"),
     tags=("grievances",),
     doc_md="""
 ### Change the status of grievance tickets

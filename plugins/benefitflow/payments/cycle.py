@@ -21,8 +21,8 @@ from psycopg2 import sql
 from benefitflow.intake import RequestError
 from benefitflow.programmes import plans
 from benefitflow.programmes.plans import money
-from benefitflow.request_workflow import Options, RequestWorkflow
-from benefitflow.workflow import CommitConflict
+from benefitflow.workflows.declaration import Commit, FormCheck, FormIntake, Options, Proposal, Publish, Workflow
+from benefitflow.workflows.errors import CommitConflict
 
 PROPOSAL = "proposals.payment_cycle_proposal"
 CODE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,29}$")
@@ -181,23 +181,19 @@ def _refuse_no_longer_active(cur: psycopg2.extensions.cursor, request_id: int) -
                              f"run the cycle again to bill those still ACTIVE")
 
 
-CYCLE = RequestWorkflow(
+CYCLE = Workflow(
     dag_id="payment_cycle",
-    operation="payment_cycle",
-    params={
+    intake=FormIntake(params={
         "plan": Param("", type="string", minLength=1, maxLength=30, description="The plan's code"),
         "cycle": Param("", type="string", minLength=1, maxLength=30,
                        description="The cycle's code, e.g. 2026-11 (letters, digits, . _ -)"),
         "period_start": Param("", type="string", format="date", description="First day of the period paid"),
         "period_end": Param("", type="string", format="date", description="Last day of the period paid"),
-    },
-    validate=validate_cycle,
-    proposal_model="payment_cycle_proposal",
-    summarise=summarise_cycle,
-    commit=commit_cycle,
-    publish_asset="benefitflow://payments/bills",
-    writes=("bills", "payment_cycles"),
-    describe=lambda options: f"cycle {options.get('cycle')} of {options.get('plan')}",
+    }, describe=lambda options: f"cycle {options.get('cycle')} of {options.get('plan')}"),
+    validate=FormCheck(check=validate_cycle),
+    propose=Proposal(model="payment_cycle_proposal", summarise=summarise_cycle),
+    commit=Commit(append=commit_cycle, writes=("bills", "payment_cycles")),
+    publish=Publish(asset="benefitflow://payments/bills"),
     tags=("payments",),
     doc_md="""
 ### Bill a plan's ACTIVE beneficiaries for one payment cycle

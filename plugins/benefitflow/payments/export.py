@@ -7,9 +7,9 @@ from typing import Any
 import psycopg2.extensions
 from psycopg2 import sql
 
-from benefitflow.export_workflow import ExportWorkflow, filter_and_columns
 from benefitflow.exports import Source
 from benefitflow.filters import Field
+from benefitflow.workflows.export import export_workflow, filter_and_columns
 
 # Who is paid: the person billed (INDIVIDUAL plans), else the household's primary recipient, else its head.
 RECIPIENT = sql.SQL("coalesce(bl.individual_id, h.primary_recipient_id, h.head_individual_id)")
@@ -52,7 +52,7 @@ def payments_of(_cur: psycopg2.extensions.cursor, _params: dict[str, Any]) -> So
                   default_columns=tuple(FIELDS), key=sql.SQL("bl.bill_id"), key_column="bill_id")
 
 
-EXPORT = ExportWorkflow(
+EXPORT = export_workflow(
     dag_id="payments_export",
     source_for=payments_of,
     params={

@@ -24,8 +24,8 @@ from benefitflow.intake import RequestError, checksum
 from benefitflow.payments.cycle import code_of
 from benefitflow.payments.export import RECIPIENT
 from benefitflow.programmes import plans
-from benefitflow.request_workflow import Options, RequestWorkflow
-from benefitflow.workflow import CommitConflict
+from benefitflow.workflows.declaration import Commit, FormCheck, FormIntake, Options, Proposal, Publish, Workflow
+from benefitflow.workflows.errors import CommitConflict
 
 PROPOSAL = "proposals.payroll_proposal"
 MAX_PAYMENT_POINT = 100
@@ -273,10 +273,9 @@ _EXPORTED = ("p.payroll_name", "'APPROVED_FOR_PAYMENT'", "i.first_name", "i.last
 _TYPES = {"Amount": "number", "Date of Birth": "date", "Individual Id": "uuid", "Beneficiary Id": "uuid"}
 
 
-PAYROLL = RequestWorkflow(
+PAYROLL = Workflow(
     dag_id="payroll",
-    operation="payroll",
-    params={
+    intake=FormIntake(params={
         "cycle": Param("", type="string", minLength=1, maxLength=30, description="The cycle's code"),
         "plan": Param("", type="string", maxLength=30, description="Only this plan's bills (empty: every plan)"),
         "payment_point": Param("", type="string", maxLength=MAX_PAYMENT_POINT,
@@ -286,17 +285,14 @@ PAYROLL = RequestWorkflow(
         "include_unpaid_from": Param("", type="string", maxLength=80,
                                      description="An earlier payroll's name: its unpaid (FAILED) bills move into "
                                                  "this one"),
-    },
-    validate=validate_payroll,
-    proposal_model="payroll_proposal",
-    summarise=summarise_payroll,
-    commit=commit_payroll,
-    after_commit=publish_payroll_file,
-    after_failed_commit=discard_payroll_file,
-    publish_asset="benefitflow://payments/payrolls",
-    writes=("bill_events", "payroll_bills", "payroll_events", "payroll_exports", "payroll_open_bills", "payrolls"),
-    plan_of=lambda options: str(options.get("plan") or ""),
-    describe=lambda options: f"payroll of cycle {options.get('cycle')}",
+    }, describe=lambda options: f"payroll of cycle {options.get('cycle')}"),
+    validate=FormCheck(check=validate_payroll),
+    propose=Proposal(model="payroll_proposal", summarise=summarise_payroll),
+    commit=Commit(append=commit_payroll,
+                  writes=("bill_events", "payroll_bills", "payroll_events", "payroll_exports", "payroll_open_bills",
+                          "payrolls"),
+                  after=publish_payroll_file, after_failure=discard_payroll_file),
+    publish=Publish(asset="benefitflow://payments/payrolls"),
     tags=("payments",),
     doc_md="""
 ### Combine a cycle's DUE bills into a payroll for a payment provider

@@ -23,7 +23,8 @@ from benefitflow.intake import ROW_ERRORS_INSERT, FileSpec
 from benefitflow.payments.payroll import approved_payroll
 from benefitflow.programmes.plans import money
 from benefitflow.registry import schema
-from benefitflow.workflow import CommitConflict, Options, UploadWorkflow, WorkflowError
+from benefitflow.workflows.declaration import Commit, FileChecks, FileIntake, Options, Proposal, Publish, Workflow
+from benefitflow.workflows.errors import CommitConflict, WorkflowError
 
 if TYPE_CHECKING:  # GX is imported by the tasks that validate, not when the DAG is parsed
     from great_expectations.core import ExpectationSuite
@@ -235,24 +236,17 @@ def proposal_vars(upload: dict[str, Any], options: Options) -> dict[str, Any]:
         return {"payroll_id": payroll_of(cur, options)}
 
 
-WORKFLOW = UploadWorkflow(
+WORKFLOW = Workflow(
     dag_id="payroll_reconciliation",
-    operation="payroll_reconciliation",
-    spec=spec_for,
-    suite=suite_for,
-    prepare=prepare,
-    check=check,
-    proposal_vars=proposal_vars,
-    proposal_model="payroll_reconciliation_proposal",
-    summarise=summarise,
-    commit=commit,
-    publish_asset="benefitflow://payments/payrolls",
-    writes=("bill_events", "payroll_events", "payroll_open_bills"),
-    tags=("payments",),
-    extra_params={
+    intake=FileIntake(spec=spec_for, params={
         "payroll": Param("", type="string", minLength=1, maxLength=80,
                          description="The payroll's name, as in the file's `Payroll Name` column"),
-    },
+    }),
+    validate=FileChecks(suite=suite_for, prepare=prepare, check=check),
+    propose=Proposal(model="payroll_reconciliation_proposal", summarise=summarise, vars=proposal_vars),
+    commit=Commit(append=commit, writes=("bill_events", "payroll_events", "payroll_open_bills")),
+    publish=Publish(asset="benefitflow://payments/payrolls"),
+    tags=("payments",),
     doc_md="""
 ### Reconcile a payroll from the provider's filled file
 

@@ -17,8 +17,8 @@ from benefitflow.intake import RequestError
 from benefitflow.payments.cycle import code_of
 from benefitflow.programmes import plans
 from benefitflow.programmes.status import reason_of
-from benefitflow.request_workflow import Options, RequestWorkflow
-from benefitflow.workflow import CommitConflict
+from benefitflow.workflows.declaration import Commit, FormCheck, FormIntake, Options, Proposal, Publish, Workflow
+from benefitflow.workflows.errors import CommitConflict
 
 PROPOSAL = "proposals.held_bills_release_proposal"
 MAX_BILLS = 10_000
@@ -78,10 +78,9 @@ def commit_release(cur: psycopg2.extensions.cursor, commit_id: int, request_id: 
     return cur.rowcount
 
 
-RELEASE = RequestWorkflow(
+RELEASE = Workflow(
     dag_id="held_bills_release",
-    operation="held_bills_release",
-    params={
+    intake=FormIntake(params={
         "plan": Param("", type="string", minLength=1, maxLength=30, description="The plan's code"),
         "cycle": Param("", type="string", minLength=1, maxLength=30, description="The cycle's code"),
         "bills": Param([], type="array", items={"type": "string"},
@@ -89,14 +88,11 @@ RELEASE = RequestWorkflow(
                                    "of the cycle"),
         "reason": Param("", type="string", minLength=1, maxLength=500,
                         description="Why these amounts may be paid (kept with each bill)"),
-    },
-    validate=validate_release,
-    proposal_model="held_bills_release_proposal",
-    summarise=summarise_release,
-    commit=commit_release,
-    publish_asset="benefitflow://payments/bills",
-    writes=("bill_events",),
-    describe=lambda options: f"release of held bills of cycle {options.get('cycle')} of {options.get('plan')}",
+    }, describe=lambda options: f"release of held bills of cycle {options.get('cycle')} of {options.get('plan')}"),
+    validate=FormCheck(check=validate_release),
+    propose=Proposal(model="held_bills_release_proposal", summarise=summarise_release),
+    commit=Commit(append=commit_release, writes=("bill_events",)),
+    publish=Publish(asset="benefitflow://payments/bills"),
     tags=("payments",),
     doc_md="""
 ### Release bills held over the plan's transaction limit

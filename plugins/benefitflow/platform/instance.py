@@ -52,9 +52,8 @@ SCHEDULER_IDLE_SLEEP_SECONDS = "0.2"
 TASK_USER_VARIABLE = "BENEFITFLOW_TASK_USER"
 # What every task imports, loaded once by the scheduler's fork server (a fresh interpreter, never the scheduler
 # itself) and shared by every executor worker and task forked from it; a task then starts in about a second.
-TASK_PRELOAD = ("airflow.sdk.execution_time.task_runner", "benefitflow_plugin", "benefitflow.workflow",
-                "benefitflow.request_workflow", "benefitflow.export_workflow", "great_expectations", "dbt.cli.main",
-                "benefitflow.dbt_preload")
+TASK_PRELOAD = ("airflow.sdk.execution_time.task_runner", "benefitflow_plugin", "benefitflow.workflows.dag",
+                "benefitflow.workflows.export", "great_expectations", "dbt.cli.main", "benefitflow.dbt_preload")
 
 
 def free_port() -> int:

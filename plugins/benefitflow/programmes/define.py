@@ -14,8 +14,8 @@ from benefitflow import config, file_store
 from benefitflow.file_store import InboxError
 from benefitflow.intake import RequestError
 from benefitflow.programmes import plans, status
-from benefitflow.request_workflow import Options, RequestWorkflow
-from benefitflow.workflow import CommitConflict
+from benefitflow.workflows.declaration import Commit, FormCheck, FormIntake, Options, Proposal, Publish, Workflow
+from benefitflow.workflows.errors import CommitConflict
 
 MAX_PLAN_FILE_BYTES = 1 << 20
 DEFINITION = "proposals.plan_define_proposal"
@@ -164,22 +164,18 @@ def commit_closing(cur: psycopg2.extensions.cursor, commit_id: int, request_id: 
 
 PLAN_ASSET = "benefitflow://programmes/plans"
 
-DEFINE = RequestWorkflow(
+DEFINE = Workflow(
     dag_id="benefit_plan_define",
-    operation="benefit_plan_define",
-    params={
+    intake=FormIntake(params={
         "plan": Param({}, type="object",
                       description="The plan document as a JSON object (or leave empty and give `file`)"),
         "file": Param("", type="string", maxLength=500, description="A YAML or JSON plan document in the inbox"),
-    },
-    validate=validate_definition,
-    proposal_model="plan_define_proposal",
-    summarise=summarise_definition,
-    commit=commit_definition,
-    publish_asset=PLAN_ASSET,
-    writes=("plan_versions",),
-    plan_of=lambda options: str((options.get("plan") or {}).get("code") or options.get("file") or ""),
-    describe=lambda options: f"plan {(options.get('plan') or {}).get('code') or options.get('file') or '?'}",
+    }, describe=lambda options: f"plan {(options.get('plan') or {}).get('code') or options.get('file') or '?'}",
+       plan_of=lambda options: str((options.get("plan") or {}).get("code") or options.get("file") or "")),
+    validate=FormCheck(check=validate_definition),
+    propose=Proposal(model="plan_define_proposal", summarise=summarise_definition),
+    commit=Commit(append=commit_definition, writes=("plan_versions",)),
+    publish=Publish(asset=PLAN_ASSET),
     tags=("programmes",),
     doc_md="""
 ### Define a benefit plan, or a new version of one
@@ -199,20 +195,16 @@ redefined). Every problem is reported with its path; nothing changes until a mem
 """,
 )
 
-CLOSE = RequestWorkflow(
+CLOSE = Workflow(
     dag_id="benefit_plan_close",
-    operation="benefit_plan_close",
-    params={
+    intake=FormIntake(params={
         "plan": Param("", type="string", minLength=1, maxLength=30, description="The plan's code"),
         "reason": Param("", type="string", minLength=1, maxLength=500, description="Why the plan closes"),
-    },
-    validate=validate_closing,
-    proposal_model="beneficiary_status_proposal",
-    summarise=status.summarise_changes,
-    commit=commit_closing,
-    publish_asset=PLAN_ASSET,
-    writes=("beneficiary_versions", "plan_versions"),  # closing graduates everyone
-    describe=lambda options: f"close plan {options.get('plan')}",
+    }, describe=lambda options: f"close plan {options.get('plan')}"),
+    validate=FormCheck(check=validate_closing),
+    propose=Proposal(model="beneficiary_status_proposal", summarise=status.summarise_changes),
+    commit=Commit(append=commit_closing, writes=("beneficiary_versions", "plan_versions")),  # closing graduates all
+    publish=Publish(asset=PLAN_ASSET),
     tags=("programmes",),
     doc_md="""
 ### Close a benefit plan

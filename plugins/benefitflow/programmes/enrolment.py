@@ -12,7 +12,7 @@ from psycopg2 import sql
 from benefitflow.intake import RequestError
 from benefitflow.programmes import plans
 from benefitflow.programmes.define import append_beneficiaries
-from benefitflow.request_workflow import Options, RequestWorkflow
+from benefitflow.workflows.declaration import Commit, FormCheck, FormIntake, Options, Proposal, Publish, Workflow
 
 PROPOSAL = "proposals.enrolment_proposal"
 
@@ -75,24 +75,20 @@ def commit_enrolment(cur: psycopg2.extensions.cursor, commit_id: int, request_id
     )
 
 
-ENROLMENT = RequestWorkflow(
+ENROLMENT = Workflow(
     dag_id="enrolment",
-    operation="enrolment",
-    params={
+    intake=FormIntake(params={
         "plan": Param("", type="string", minLength=1, maxLength=30, description="The plan's code"),
         "target_status": Param("POTENTIAL", enum=list(plans.ENROLMENT_STATUSES),
                                description="Status the new beneficiaries get"),
         "criteria": Param({}, type="object",
                           description="Who is eligible (filter language); empty: the plan's default criteria for "
                                       "the target status"),
-    },
-    validate=validate_enrolment,
-    proposal_model="enrolment_proposal",
-    summarise=summarise_enrolment,
-    commit=commit_enrolment,
-    publish_asset="benefitflow://programmes/beneficiaries",
-    writes=("beneficiary_versions",),
-    describe=lambda options: f"enrol into {options.get('plan')} as {options.get('target_status')}",
+    }, describe=lambda options: f"enrol into {options.get('plan')} as {options.get('target_status')}"),
+    validate=FormCheck(check=validate_enrolment),
+    propose=Proposal(model="enrolment_proposal", summarise=summarise_enrolment),
+    commit=Commit(append=commit_enrolment, writes=("beneficiary_versions",)),
+    publish=Publish(asset="benefitflow://programmes/beneficiaries"),
     tags=("programmes",),
     doc_md="""
 ### Enrol eligible people (or households) into a plan

@@ -8,9 +8,9 @@ import psycopg2.extensions
 from airflow.sdk import Param
 from psycopg2 import sql
 
-from benefitflow.export_workflow import ExportWorkflow, filter_and_columns
 from benefitflow.exports import Source
 from benefitflow.programmes import plans
+from benefitflow.workflows.export import export_workflow, filter_and_columns
 
 PERSON = ("first_name", "last_name", "dob", "sex", "region", "location_code", "household_code")
 
@@ -31,7 +31,7 @@ def beneficiaries_of(cur: psycopg2.extensions.cursor, params: dict[str, Any]) ->
     )
 
 
-EXPORT = ExportWorkflow(
+EXPORT = export_workflow(
     dag_id="beneficiaries_export",
     source_for=beneficiaries_of,
     params={

@@ -16,7 +16,8 @@ from benefitflow import audit, config, db, intake, validation
 from benefitflow.intake import FileSpec, RequestError
 from benefitflow.programmes.plans import Plan
 from benefitflow.registry.schema import as_uuid
-from benefitflow.workflow import WorkflowError, intake_step
+from benefitflow.workflows.errors import WorkflowError
+from benefitflow.workflows.intake import take_in_file
 
 ID_COLUMNS = ("beneficiary_id", "individual_id", "household_code")
 SPEC = FileSpec(kind="beneficiary_ids", required_columns=(), optional_columns=ID_COLUMNS)
@@ -30,7 +31,7 @@ def select_from_file(
     cur.execute("SELECT dag_id, run_id, kind FROM intake.requests WHERE request_id = %s", (request_id,))
     dag_id, run_id, operation = cur.fetchone()
     try:
-        upload = intake_step(spec=SPEC, file=file, user=user, dag_id=dag_id, run_id=run_id, plan_code=plan.code,
+        upload = take_in_file(spec=SPEC, file=file, user=user, dag_id=dag_id, run_id=run_id, plan_code=plan.code,
                              operation=operation)
     except WorkflowError as exc:
         raise RequestError(str(exc)) from exc

@@ -22,7 +22,17 @@ from benefitflow.programmes import plans
 from benefitflow.programmes.define import append_beneficiaries
 from benefitflow.registry import checks, schema
 from benefitflow.registry import importing as registry_importing
-from benefitflow.workflow import CommitConflict, Options, UploadWorkflow, WorkflowError
+from benefitflow.workflows.declaration import (
+    Commit,
+    FileChecks,
+    FileIntake,
+    Options,
+    Proposal,
+    Publish,
+    Workflow,
+    plan_parameter,
+)
+from benefitflow.workflows.errors import CommitConflict, WorkflowError
 
 if TYPE_CHECKING:  # GX is imported by the tasks that validate, not when the DAG is parsed
     from great_expectations.core import ExpectationSuite
@@ -372,28 +382,19 @@ def _register_new_people(cur: psycopg2.extensions.cursor, commit_id: int, upload
     registry_importing.refuse_broken_households(cur, commit_id)  # a new person may join a registered household
 
 
-WORKFLOW = UploadWorkflow(
+WORKFLOW = Workflow(
     dag_id="beneficiaries_import",
-    operation="beneficiaries_import",
-    spec=spec_for,
-    suite=suite_for,
-    prepare=prepare,
-    check=check,
-    proposal_vars=proposal_vars,
-    proposal_model="beneficiaries_import_proposal",
-    summarise=summarise,
-    commit=commit,
-    publish_asset="benefitflow://programmes/beneficiaries",
-    writes=("beneficiary_versions", "households", "individual_versions"),
-    # New people join the registry too: everything is rebuilt.
-    plan_of=lambda options: str(options.get("plan") or ""),
-    tags=("programmes",),
-    extra_params={
+    intake=FileIntake(spec=spec_for, params={
         "plan": Param("", type="string", minLength=1, maxLength=30, description="The plan's code"),
         "mode": Param("create", enum=list(MODES),
                       description="create: enrol the people (or households) the rows name; update: rows carry the "
                                   "beneficiary `id` and only the plan variables in the file change"),
-    },
+    }, plan_of=plan_parameter),
+    validate=FileChecks(suite=suite_for, prepare=prepare, check=check),
+    propose=Proposal(model="beneficiaries_import_proposal", summarise=summarise, vars=proposal_vars),
+    commit=Commit(append=commit, writes=("beneficiary_versions", "households", "individual_versions")),
+    publish=Publish(asset="benefitflow://programmes/beneficiaries"),
+    tags=("programmes",),
     doc_md="""
 ### Import a plan's beneficiaries from CSV
 

@@ -15,8 +15,8 @@ from psycopg2 import sql
 
 from benefitflow.intake import RequestError, required_text
 from benefitflow.programmes import id_files, plans
-from benefitflow.request_workflow import Options, RequestWorkflow
-from benefitflow.workflow import CommitConflict
+from benefitflow.workflows.declaration import Commit, FormCheck, FormIntake, Options, Proposal, Publish, Workflow
+from benefitflow.workflows.errors import CommitConflict
 
 TARGET_STATUSES = ("ACTIVE", "SUSPENDED", "GRADUATED")
 PROPOSAL = "proposals.beneficiary_status_proposal"
@@ -89,10 +89,9 @@ def commit_changes(cur: psycopg2.extensions.cursor, commit_id: int, request_id: 
     return cur.rowcount
 
 
-STATUS = RequestWorkflow(
+STATUS = Workflow(
     dag_id="beneficiary_status",
-    operation="beneficiary_status",
-    params={
+    intake=FormIntake(params={
         "plan": Param("", type="string", minLength=1, maxLength=30, description="The plan's code"),
         "status": Param("ACTIVE", enum=list(TARGET_STATUSES), description="The new status"),
         "reason": Param("", type="string", minLength=1, maxLength=MAX_REASON,
@@ -103,14 +102,11 @@ STATUS = RequestWorkflow(
         "file": Param("", type="string", maxLength=500,
                       description="Or: a CSV in the inbox with one column beneficiary_id, individual_id (INDIVIDUAL "
                                   "plans) or household_code (GROUP plans)"),
-    },
-    validate=validate_change,
-    proposal_model="beneficiary_status_proposal",
-    summarise=summarise_changes,
-    commit=commit_changes,
-    publish_asset="benefitflow://programmes/beneficiaries",
-    writes=("beneficiary_versions",),
-    describe=lambda options: f"{options.get('plan')}: to {options.get('status')}",
+    }, describe=lambda options: f"{options.get('plan')}: to {options.get('status')}"),
+    validate=FormCheck(check=validate_change),
+    propose=Proposal(model="beneficiary_status_proposal", summarise=summarise_changes),
+    commit=Commit(append=commit_changes, writes=("beneficiary_versions",)),
+    publish=Publish(asset="benefitflow://programmes/beneficiaries"),
     tags=("programmes",),
     doc_md="""
 ### Change the status of a plan's beneficiaries

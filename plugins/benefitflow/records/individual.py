@@ -10,10 +10,10 @@ from airflow.sdk import Param
 from psycopg2 import sql
 
 from benefitflow import filters
-from benefitflow.export_workflow import ExportWorkflow
 from benefitflow.exports import Source
 from benefitflow.intake import RequestError
 from benefitflow.registry import schema
+from benefitflow.workflows.export import export_workflow
 
 UUID = re.compile(schema.UUID_PATTERN)
 COLUMNS = {
@@ -41,7 +41,7 @@ def record_of(cur: psycopg2.extensions.cursor, params: dict[str, Any]) -> Source
                   scope=sql.SQL("r.individual_id = {}::uuid").format(sql.Literal(individual_id)))
 
 
-EXPORT = ExportWorkflow(
+EXPORT = export_workflow(
     dag_id="individual_record_export",
     source_for=record_of,
     params={

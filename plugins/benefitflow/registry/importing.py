@@ -10,7 +10,8 @@ from airflow.sdk import Param
 from benefitflow import validation
 from benefitflow.intake import FileSpec, index_by_row
 from benefitflow.registry import checks, schema
-from benefitflow.workflow import CommitConflict, Options, UploadWorkflow
+from benefitflow.workflows.declaration import Commit, FileChecks, FileIntake, Options, Proposal, Publish, Workflow
+from benefitflow.workflows.errors import CommitConflict
 
 if TYPE_CHECKING:  # GX is imported by the tasks that validate, not when the DAG is parsed
     from great_expectations.core import ExpectationSuite
@@ -170,25 +171,18 @@ def refuse_taken_national_ids(cur: psycopg2.extensions.cursor, upload_id: int, p
         raise CommitConflict(f"national ids committed by another upload in the meantime: {rows}")
 
 
-WORKFLOW = UploadWorkflow(
+WORKFLOW = Workflow(
     dag_id="individuals_import",
-    operation="individuals_import",
-    spec=spec_for,
-    suite=suite_for,
-    prepare=prepare,
-    check=check,
-    proposal_vars=proposal_vars,
-    proposal_model="individuals_import_proposal",
-    summarise=summarise,
-    commit=commit,
-    publish_asset="benefitflow://registry/individuals",
-    writes=("households", "individual_versions"),
-    tags=("registry",),
-    extra_params={
+    intake=FileIntake(spec=spec_for, params={
         "mode": Param("create", enum=list(MODES),
                       description="create: new individuals (and households); update: rows carry `id` and only "
                                   "the columns in the file change"),
-    },
+    }),
+    validate=FileChecks(suite=suite_for, prepare=prepare, check=check),
+    propose=Proposal(model="individuals_import_proposal", summarise=summarise, vars=proposal_vars),
+    commit=Commit(append=commit, writes=("households", "individual_versions")),
+    publish=Publish(asset="benefitflow://registry/individuals"),
+    tags=("registry",),
     doc_md="""
 ### Import individuals and households into the social registry
 

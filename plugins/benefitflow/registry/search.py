@@ -9,9 +9,9 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from benefitflow import exports, filters
-from benefitflow.export_workflow import ExportWorkflow, filter_and_columns
 from benefitflow.filters import Field
 from benefitflow.registry import schema
+from benefitflow.workflows.export import export_workflow, filter_and_columns
 
 INDIVIDUAL = "i"
 HOUSEHOLD = "h"
@@ -63,7 +63,7 @@ def export(
                           label=label)
 
 
-EXPORT = ExportWorkflow(
+EXPORT = export_workflow(
     dag_id="registry_export",
     source_for=lambda _cur, _options: source(),
     params={

@@ -1,0 +1,99 @@
+"""The DAG of any workflow: its steps as tasks, with the same defaults for every DAG.
+
+    intake -> validate -> propose -> approve (one task per checker) -> commit -> publish -> published
+                       -> route -> <shortcut>      (a workflow with a shortcut, e.g. an export)
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from airflow.sdk import DAG, Asset, Param, chain, task
+
+from benefitflow import publishing
+from benefitflow.approval import approval_steps
+from benefitflow.workflows.commit import commit_step
+from benefitflow.workflows.declaration import FileIntake, Workflow
+from benefitflow.workflows.intake import intake_step
+from benefitflow.workflows.propose import propose_step
+from benefitflow.workflows.validate import ON_INVALID_ROWS, validate_step
+
+FILE_PARAMS = {
+    "file": Param("", type="string", minLength=1, maxLength=500,
+                  description="CSV file name in the inbox (a path inside it is allowed)"),
+    "on_invalid_rows": Param("reject_file", enum=list(ON_INVALID_ROWS),
+                             description="reject_file: any invalid row refuses the file; "
+                                         "skip_invalid_rows: continue with the valid rows"),
+}
+
+
+def maker_of(context: dict[str, Any]) -> str:
+    return context["dag_run"].triggering_user_name or "system"
+
+
+def params_of(workflow: Workflow) -> dict[str, Param]:
+    """The trigger form: a file workflow's `file` and `on_invalid_rows`, then the workflow's own parameters."""
+    if isinstance(workflow.intake, FileIntake):
+        return {**FILE_PARAMS, **workflow.intake.params}
+    return dict(workflow.intake.params)
+
+
+def build_dag(workflow: Workflow) -> DAG:
+    """Triggered by a maker; many runs at once (a run waiting for a checker holds no slot)."""
+    with DAG(dag_id=workflow.dag_id, schedule=None, start_date=datetime(2026, 1, 1), catchup=False,
+             max_active_runs=64, doc_md=workflow.doc_md, tags=["benefitflow", *workflow.tags],
+             default_args={"owner": "benefitflow", "retries": 0}, params=params_of(workflow),
+             render_template_as_native_obj=True) as dag:
+
+        @task(task_id="intake")
+        def intake_task(**context: Any) -> dict[str, Any]:
+            return intake_step(workflow=workflow, options=context["params"], user=maker_of(context),
+                               dag_id=context["dag"].dag_id, run_id=context["run_id"])
+
+        @task(task_id="validate")
+        def validate_task(taken: dict[str, Any], **context: Any) -> dict[str, Any]:
+            return validate_step(workflow=workflow, taken=taken, options=context["params"], user=maker_of(context))
+
+        @task(task_id="propose")
+        def propose_task(taken: dict[str, Any], validated: dict[str, Any], **context: Any) -> dict[str, Any]:
+            return propose_step(workflow=workflow, taken=taken, validated=validated, options=context["params"])
+
+        @task(task_id="commit")
+        def commit_task(taken: dict[str, Any], **context: Any) -> dict[str, Any]:
+            return commit_step(workflow=workflow, dag_id=context["dag"].dag_id, run_id=context["run_id"],
+                               taken=taken, user=maker_of(context))
+
+        @task(task_id="publish", retries=1)
+        def publish_task(writes: list[str]) -> dict[str, Any]:
+            """One in-process `dbt run` of the models downstream of `writes`; each model's status is the XCom."""
+            return publishing.publish(writes)
+
+        @task(task_id="published", outlets=[Asset(workflow.publish.asset)])
+        def published_task() -> None:
+            """Marks the derived state as refreshed: downstream DAGs scheduled on the asset run."""
+
+        taken = intake_task()
+        validated = validate_task(taken)
+        proposal = propose_task(taken, validated)
+        if workflow.shortcut is not None:
+            _route(workflow, taken, validated, proposal)
+        chain(proposal, *approval_steps(workflow.operation, proposal_table=workflow.propose.table),
+              commit_task(taken), publish_task(writes=list(workflow.commit.writes)), published_task())
+    return dag
+
+
+def _route(workflow: Workflow, taken: Any, validated: Any, proposal: Any) -> None:
+    shortcut = workflow.shortcut
+    assert shortcut is not None
+
+    @task.branch(task_id="route")
+    def route(validated: dict[str, Any]) -> str:
+        """Straight to the shortcut when no checker is needed; otherwise propose and ask."""
+        return shortcut.task_id if shortcut.applies(validated) else "propose"
+
+    @task(task_id=shortcut.task_id)
+    def shortcut_task(taken: dict[str, Any], **context: Any) -> dict[str, Any]:
+        return shortcut.run(taken, context["params"], user=maker_of(context), label=context["run_id"])
+
+    route(validated) >> [shortcut_task(taken), proposal]

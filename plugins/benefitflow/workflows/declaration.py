@@ -1,0 +1,176 @@
+"""A workflow, declared by its steps: what intake, validate, propose, approve, commit and publish do.
+
+An operation takes in either a file (`FileIntake`: a CSV from the inbox, kept as an upload and
+checked by `FileChecks`) or a form (`FormIntake`: the trigger form's parameters, kept as a request
+and checked by `FormCheck`). From there every workflow is the same: dbt builds the proposal model
+for the upload or request (`Proposal`), the checker group of the operation approves it
+(`approval_groups.yaml`), the commit appends it to the ledger (`Commit`), and the models
+downstream of what the commit wrote are rebuilt (`Publish`). An export adds a `Shortcut`: a
+request its validation shows needs no checker is carried out at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import psycopg2.extensions
+from airflow.sdk import Param
+
+from benefitflow import validation
+from benefitflow.intake import FileSpec
+from benefitflow.proposal_digest import ProposalRef
+
+if TYPE_CHECKING:  # GX is imported by the tasks that validate, not when the DAG is parsed
+    from great_expectations.core import ExpectationSuite
+
+Cursor = psycopg2.extensions.cursor
+Options = Mapping[str, Any]  # the run's parameters (file, on_invalid_rows, mode, plan, ...)
+Taken = dict[str, Any]  # what intake returns: the upload (upload_id, file_name, staged_table, ...) or the request
+
+
+def no_plan(_options: Options) -> str:
+    return ""
+
+
+def plan_parameter(options: Options) -> str:
+    return str(options.get("plan") or "")
+
+
+# -- intake --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FileIntake:
+    """A CSV from the inbox: `spec` its columns (or a function of the options, e.g. of `mode`).
+
+    params: the trigger form's parameters beyond `file` and `on_invalid_rows`.
+    plan_of: the plan the upload is for, if any (kept with the upload).
+    """
+
+    spec: FileSpec | Callable[[Options], FileSpec]
+    params: dict[str, Param] = field(default_factory=dict)
+    plan_of: Callable[[Options], str] = no_plan
+
+    def spec_for(self, options: Options) -> FileSpec:
+        return self.spec if isinstance(self.spec, FileSpec) else self.spec(options)
+
+
+@dataclass(frozen=True)
+class FormIntake:
+    """The trigger form's parameters, kept as given; `describe` names the request for the checker."""
+
+    params: dict[str, Param]
+    describe: Callable[[Options], str] = lambda _options: ""
+    plan_of: Callable[[Options], str] = plan_parameter
+
+
+# -- validate ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FileChecks:
+    """How an upload is checked.
+
+    suite: a suite name in expectations/ (or a function building the suite for the upload).
+    prepare: optional; derives the table to validate from the staged one (typed values, checks).
+    check: optional; SQL checks GX cannot express (against the registry), writing intake.row_errors.
+    """
+
+    suite: str | Callable[[Taken, Options], ExpectationSuite]
+    prepare: Callable[[Cursor, Taken, Options], str] | None = None
+    check: Callable[[Cursor, Taken, Options], None] | None = None
+
+    def suite_for(self, upload: Taken, options: Options) -> ExpectationSuite:
+        return validation.load_suite(self.suite) if isinstance(self.suite, str) else self.suite(upload, options)
+
+
+@dataclass(frozen=True)
+class FormCheck:
+    """check(cur, request_id, options, user): the parameters checked (RequestError if wrong); returns what
+    the checker should see of them, kept as the request's document, which the proposal model reads.
+    It may write the set the request selects into intake.request_selection."""
+
+    check: Callable[[Cursor, int, Options, str], dict[str, Any]]
+
+
+# -- propose -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Proposal:
+    """The dbt model proposing what the commit would append, and what the checker reads of it.
+
+    summarise(cur, upload or request id): the numbers the checker reads beside the digest.
+    vars: optional; values for the model beyond the upload or request id (dbt_runner.run_values).
+    """
+
+    model: str
+    summarise: Callable[[Cursor, int], dict[str, Any]]
+    vars: Callable[[Taken, Options], dict[str, Any]] | None = None
+
+    @property
+    def table(self) -> str:
+        return f"proposals.{self.model}"
+
+
+# -- commit --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Commit:
+    """append(cur, commit_id, upload or request id): appends the approved proposal, returns the rows appended.
+
+    writes: the ledger tables it appends to; the publish rebuilds what derives from them.
+    after / after_failure: work outside the database (upload or request id) once the commit is
+    durable (e.g. a file put in place; also when a retried commit finds it done), or when it failed.
+    """
+
+    append: Callable[[Cursor, int, int], int]
+    writes: tuple[str, ...]
+    after: Callable[[int], None] | None = None
+    after_failure: Callable[[int], None] | None = None
+
+
+# -- publish -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Publish:
+    """The asset event once the state is rebuilt: DAGs scheduled on it run next."""
+
+    asset: str
+
+
+@dataclass(frozen=True)
+class Shortcut:
+    """A request carried out without a checker when `applies(validated)`: task `task_id` runs
+    `run(request, options, user=..., label=...)` instead of propose, approve and commit."""
+
+    task_id: str
+    applies: Callable[[dict[str, Any]], bool]
+    run: Callable[..., dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """An operation, step by step. `operation` (what the ledger, the audit trail and
+    `approval_groups.yaml` call it) is the DAG id unless given."""
+
+    dag_id: str
+    doc_md: str
+    intake: FileIntake | FormIntake
+    validate: FileChecks | FormCheck
+    propose: Proposal
+    commit: Commit
+    publish: Publish
+    tags: tuple[str, ...] = ()
+    operation: str = ""
+    shortcut: Shortcut | None = None
+
+    def __post_init__(self) -> None:
+        if not self.operation:
+            object.__setattr__(self, "operation", self.dag_id)
+        if isinstance(self.intake, FileIntake) != isinstance(self.validate, FileChecks):
+            raise TypeError(f"{self.dag_id}: a file is checked by FileChecks, a form by FormCheck")
+
+    @property
+    def takes_file(self) -> bool:
+        return isinstance(self.intake, FileIntake)
+
+    def proposal_for(self, taken: Taken) -> ProposalRef:
+        """The rows a run proposes: the proposal model's table, keyed by the run's upload or request."""
+        if self.takes_file:
+            return ProposalRef(self.operation, self.propose.table, upload_id=int(taken["upload_id"]))
+        return ProposalRef(self.operation, self.propose.table, request_id=int(taken["request_id"]))

@@ -1,0 +1,76 @@
+"""Step 1, intake: a file is opened once in the inbox, archived, recorded and staged with COPY;
+a form's parameters are recorded as given. A refusal is kept (the upload's record and the audit trail)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from benefitflow import audit, config, db, file_store, intake
+from benefitflow.file_store import InboxError
+from benefitflow.intake import FileSpec, IntakeError
+from benefitflow.workflows.declaration import FileIntake, Options, Taken, Workflow
+from benefitflow.workflows.errors import WorkflowError
+
+
+def intake_step(*, workflow: Workflow, options: Options, user: str, dag_id: str, run_id: str) -> Taken:
+    """The run's input taken in: its upload (a file workflow) or its request (a form workflow)."""
+    if isinstance(workflow.intake, FileIntake):
+        return take_in_file(spec=workflow.intake.spec_for(options), file=str(options.get("file") or ""), user=user,
+                            dag_id=dag_id, run_id=run_id, mode=options.get("mode"),
+                            plan_code=workflow.intake.plan_of(options), operation=workflow.operation)
+    with db.transaction() as cur:
+        request_id = intake.register_request(
+            cur, kind=workflow.operation, plan_code=workflow.intake.plan_of(options)[:100], parameters=dict(options),
+            user=user, dag_id=dag_id, run_id=run_id,
+        )
+    described = workflow.intake.describe(options) or f"{workflow.operation} {request_id}"
+    return {"request_id": request_id, "request": described}
+
+
+def take_in_file(
+    *, spec: FileSpec, file: str, user: str, dag_id: str, run_id: str, plan_code: str = "", mode: str | None = None,
+    operation: str | None = None,
+) -> dict[str, Any]:
+    """Open the file once in the inbox, archive and register it, stage its rows; `operation` defaults to `dag_id`."""
+    try:
+        with file_store.open_in_inbox(file, config.inbox()) as handed_in, db.transaction() as cur:
+            upload = intake.register(
+                cur, handed_in=handed_in, kind=spec.kind, plan_code=plan_code, user=user,
+                archive_dir=config.outbox_folder("uploads"), dag_id=dag_id, run_id=run_id, mode=mode,
+                operation=operation,
+            )
+    except (IntakeError, InboxError) as exc:
+        with db.transaction() as cur:  # refused before any upload record: the audit trail keeps the attempt
+            audit.record(cur, actor=user, action="upload.refused", object_type="file", object_id=file[:500],
+                         outcome="REFUSED", details={"reason": str(exc), "dag_id": dag_id, "run_id": run_id})
+        raise WorkflowError(str(exc)) from exc
+    try:
+        header = intake.read_header(upload.stored_path, spec, upload.file_name)
+        with db.transaction() as cur:
+            table, row_count = intake.stage(cur, upload, header)
+            intake.set_status(cur, upload.upload_id, "RECEIVED", staged_table=table, row_count=row_count)
+    except IntakeError as exc:
+        stop_upload(upload.upload_id, user, str(exc))
+        raise WorkflowError(str(exc)) from exc
+    return {"upload_id": upload.upload_id, "file_name": upload.file_name, "staged_table": table,
+            "row_count": row_count, "header": header}
+
+
+def stop_upload(upload_id: int, user: str, message: str, *, status: str = "INVALID") -> None:
+    """Record why the upload stops: the user's file (INVALID) or the platform (FAILED)."""
+    with db.transaction() as cur:
+        if status == "INVALID":
+            cur.execute(
+                "INSERT INTO intake.row_errors (upload_id, rule, message) VALUES (%s, 'file', %s)", (upload_id, message)
+            )
+        intake.set_status(cur, upload_id, status, message=message)
+        audit.record(cur, actor=user, action=f"upload.{status.lower()}", object_type="upload", object_id=upload_id,
+                     outcome=status, details={"message": message})
+
+
+def stop_request(request_id: int, user: str, message: str, *, status: str) -> None:
+    """Record why the request stops: its parameters (INVALID) or the platform (FAILED)."""
+    with db.transaction() as cur:
+        intake.set_request_status(cur, request_id, status, message=message)
+        audit.record(cur, actor=user, action=f"request.{status.lower()}", object_type="request",
+                     object_id=request_id, outcome=status, details={"message": message})

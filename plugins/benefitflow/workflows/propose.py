@@ -1,0 +1,34 @@
+"""Step 3, propose: dbt builds the proposal model for the upload or request, under the proposal's
+lock; the checker's numbers and the proposal's digest are taken from what it built."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from benefitflow import db, dbt_runner, intake, proposal_digest
+from benefitflow.workflows.declaration import Options, Taken, Workflow
+
+
+def propose_step(
+    *, workflow: Workflow, taken: Taken, validated: dict[str, Any], options: Options | None = None
+) -> dict[str, Any]:
+    proposal = workflow.proposal_for(taken)
+    key = proposal.upload_id if proposal.upload_id is not None else proposal.request_id
+    values: dict[str, Any] = {"upload_id": key} if workflow.takes_file else {"request_id": key}
+    if workflow.propose.vars is not None:
+        values |= workflow.propose.vars(taken, options or {})
+    with proposal_digest.locked(proposal):
+        dbt_runner.run(["run", "--select", workflow.propose.model], values)
+        with db.transaction() as cur:
+            summary = workflow.propose.summarise(cur, key)
+            digest = proposal_digest.compute(cur, proposal)
+            # The proposal now holds all the commit needs.
+            if workflow.takes_file:
+                intake.drop_staged(cur, taken["staged_table"])
+            else:
+                cur.execute("DELETE FROM intake.request_selection WHERE request_id = %s", (key,))
+                intake.set_request_status(cur, key, "WAITING_FOR_APPROVAL")
+    if workflow.takes_file:
+        return {"file": taken["file_name"], "upload_id": taken["upload_id"], **validated, **summary,
+                "proposal_digest": digest}
+    return {**taken, **validated, **summary, "proposal_digest": digest}
