@@ -186,7 +186,7 @@ class Stages:
 
 
 def bench_registry_import(instance: Any, memory: PeakMemory) -> int:
-    from benefitflow.registry.importing import WORKFLOW
+    from benefitflow.registry.individuals_import import WORKFLOW
     from benefitflow.synthetic import write_registry_file
     from benefitflow.workflows.direct import run_steps
 
@@ -234,7 +234,7 @@ def print_digest_cost(operation: str, proposal_model: str, stages: Stages, *, up
 
 def top_up_registry(instance: Any, rows: int) -> None:
     """Clean people (no planted errors) so the registry holds about ROWS individuals; not timed."""
-    from benefitflow.registry.importing import WORKFLOW
+    from benefitflow.registry.individuals_import import WORKFLOW
     from benefitflow.synthetic import write_registry_file
     from benefitflow.workflows.direct import run_steps
 
@@ -249,8 +249,8 @@ def top_up_registry(instance: Any, rows: int) -> None:
 
 def bench_enrolment(memory: PeakMemory) -> None:
     from benefitflow import db
-    from benefitflow.programmes.define import DEFINE
-    from benefitflow.programmes.enrolment import ENROLMENT
+    from benefitflow.programmes.benefit_plan_define import WORKFLOW as DEFINE
+    from benefitflow.programmes.enrolment import WORKFLOW as ENROLMENT
     from benefitflow.synthetic import PLACES_BY_REGION
     from benefitflow.workflows.direct import run_steps
 
@@ -322,7 +322,7 @@ def bench_payments(memory: PeakMemory) -> None:
 
 def bench_cycle(memory: PeakMemory, checks: Checks) -> tuple[tuple[int, Decimal], float]:
     """The cycle's bills (count, sum) and the seconds it took; check (a) against the rule in plain SQL."""
-    from benefitflow.payments.cycle import CYCLE
+    from benefitflow.payments.payment_cycle import WORKFLOW as CYCLE
     from benefitflow.workflows.direct import run_steps
 
     print(f"\nbenefitflow bench: payment cycle {CYCLE_CODE} ({PERIOD[0]} to {PERIOD[1]}) of plan {PLAN}: "
@@ -356,7 +356,7 @@ def rule_in_plain_sql() -> tuple[int, Decimal]:
 
 def bench_payroll(memory: PeakMemory, bills: tuple[int, Decimal]) -> tuple[str, float]:
     """The payroll's name and the seconds it took (its file is written by the commit)."""
-    from benefitflow.payments.payroll import PAYROLL
+    from benefitflow.payments.payroll import WORKFLOW as PAYROLL
     from benefitflow.workflows.direct import run_steps
 
     print(f"\nbenefitflow bench: payroll of cycle {CYCLE_CODE} ({bills[0]:,} DUE bills) and its provider file")
@@ -474,7 +474,7 @@ def bench_corrections(memory: PeakMemory, checks: Checks, name: str, filled: Pro
 
 
 def reconcile(memory: PeakMemory, name: str, path: Path, rows: int, label: str) -> tuple[dict[str, Any], Stages]:
-    from benefitflow.payments.reconciliation import WORKFLOW
+    from benefitflow.payments.payroll_reconciliation import WORKFLOW
     from benefitflow.workflows.direct import run_steps
 
     stages = Stages(memory)
@@ -516,7 +516,7 @@ def check_reconciled(checks: Checks, name: str, bills: tuple[int, Decimal], fill
 
 def bench_grievances(memory: PeakMemory) -> None:
     from benefitflow import config
-    from benefitflow.grievances.importing import WORKFLOW as GRIEVANCES
+    from benefitflow.grievances.grievances_import import WORKFLOW as GRIEVANCES
     from benefitflow.workflows.direct import run_steps
 
     tickets = max(ROWS // PEOPLE_PER_GRIEVANCE, 100)
@@ -537,7 +537,7 @@ def write_grievances_file(path: Path, tickets: int) -> None:
     from psycopg2 import sql
 
     from benefitflow import db
-    from benefitflow.grievances.importing import CHANNELS, PRIORITIES, categories
+    from benefitflow.grievances.grievances_import import CHANNELS, PRIORITIES, categories
 
     category_codes = sorted(categories())
     query = sql.SQL("""
@@ -589,9 +589,9 @@ def bench_individual_record() -> None:
 
 def bench_small_operations(memory: PeakMemory) -> None:
     """Ten rows of each kind, through the same steps as the DAGs (approval excluded)."""
-    from benefitflow.grievances.status import STATUS as GRIEVANCE_STATUS
-    from benefitflow.programmes.status import STATUS
-    from benefitflow.registry.importing import WORKFLOW as INDIVIDUALS
+    from benefitflow.grievances.grievance_status import WORKFLOW as GRIEVANCE_STATUS
+    from benefitflow.programmes.beneficiary_status import WORKFLOW as STATUS
+    from benefitflow.registry.individuals_import import WORKFLOW as INDIVIDUALS
     from benefitflow.workflows.direct import run_steps as run_request
     from benefitflow.workflows.direct import run_steps as run_upload
 

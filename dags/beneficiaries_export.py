@@ -1,6 +1,6 @@
 """Airflow DAG `beneficiaries_export`: a plan's beneficiaries a filter selects, as CSV in the outbox (audited)."""
 
-from benefitflow.programmes.export import EXPORT
+from benefitflow.programmes.beneficiaries_export import WORKFLOW
 from benefitflow.workflows.dag import build_dag
 
-dag = build_dag(EXPORT)
+dag = build_dag(WORKFLOW)

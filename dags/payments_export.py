@@ -1,6 +1,6 @@
 """Airflow DAG `payments_export`: bills a filter selects, with status, amounts and receipts, as CSV (audited)."""
 
-from benefitflow.payments.export import EXPORT
+from benefitflow.payments.payments_export import WORKFLOW
 from benefitflow.workflows.dag import build_dag
 
-dag = build_dag(EXPORT)
+dag = build_dag(WORKFLOW)

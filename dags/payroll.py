@@ -1,6 +1,6 @@
 """Airflow DAG `payroll`: combine a cycle's DUE bills into a payroll, approve it, export its file."""
 
-from benefitflow.payments.payroll import PAYROLL
+from benefitflow.payments.payroll import WORKFLOW
 from benefitflow.workflows.dag import build_dag
 
-dag = build_dag(PAYROLL)
+dag = build_dag(WORKFLOW)

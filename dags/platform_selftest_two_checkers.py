@@ -1,6 +1,6 @@
 """Airflow DAG `platform_selftest_two_checkers`: the self-test approved by two distinct checkers."""
 
-from benefitflow.selftest import WORKFLOW_TWO_CHECKERS
+from benefitflow.selftest.platform_selftest_two_checkers import WORKFLOW
 from benefitflow.workflows.dag import build_dag
 
-dag = build_dag(WORKFLOW_TWO_CHECKERS)
+dag = build_dag(WORKFLOW)

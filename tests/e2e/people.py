@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from benefitflow import db
-from benefitflow.registry.importing import WORKFLOW as INDIVIDUALS
+from benefitflow.registry.individuals_import import WORKFLOW as INDIVIDUALS
 from benefitflow.workflows.direct import run_steps
 
 HEADER = "first_name,last_name,dob,sex,group_code,recipient_info,individual_role,region"

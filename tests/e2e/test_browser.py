@@ -20,16 +20,17 @@ import requests
 from playwright.sync_api import Locator, Page, Response, expect
 
 from benefitflow import config, db
-from benefitflow.payments.cycle import CYCLE
-from benefitflow.payments.payroll import PAYROLL, payroll_dir
+from benefitflow.payments.payment_cycle import WORKFLOW as CYCLE
+from benefitflow.payments.payroll import WORKFLOW as PAYROLL
+from benefitflow.payments.payroll import payroll_dir
+from benefitflow.payments.payroll_reconciliation import WORKFLOW as RECONCILIATION
 from benefitflow.payments.provider_answers import paid, unpaid, write_answers
-from benefitflow.payments.reconciliation import WORKFLOW as RECONCILIATION
 from benefitflow.platform import superset_setup
 from benefitflow.platform.instance import Instance
-from benefitflow.programmes.define import DEFINE
-from benefitflow.programmes.enrolment import ENROLMENT
-from benefitflow.registry.importing import WORKFLOW as INDIVIDUALS
-from benefitflow.selftest import WORKFLOW as SELFTEST
+from benefitflow.programmes.benefit_plan_define import WORKFLOW as DEFINE
+from benefitflow.programmes.enrolment import WORKFLOW as ENROLMENT
+from benefitflow.registry.individuals_import import WORKFLOW as INDIVIDUALS
+from benefitflow.selftest.platform_selftest import WORKFLOW as SELFTEST
 from benefitflow.workflows.declaration import Workflow
 from benefitflow.workflows.direct import run_steps as run_request
 from benefitflow.workflows.direct import run_steps as run_upload

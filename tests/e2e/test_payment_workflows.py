@@ -9,8 +9,8 @@ import pytest
 
 from benefitflow.payments.payroll import payroll_dir
 from benefitflow.payments.provider_answers import paid, unpaid, write_answers
-from benefitflow.programmes.define import DEFINE
-from benefitflow.programmes.enrolment import ENROLMENT
+from benefitflow.programmes.benefit_plan_define import WORKFLOW as DEFINE
+from benefitflow.programmes.enrolment import WORKFLOW as ENROLMENT
 from benefitflow.workflows.direct import run_steps as run_request
 from tests.e2e.people import query, register_region
 

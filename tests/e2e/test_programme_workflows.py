@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from benefitflow.programmes.define import DEFINE
+from benefitflow.programmes.benefit_plan_define import WORKFLOW as DEFINE
 from benefitflow.workflows.direct import run_steps as run_request
 from tests.e2e.people import query, register_region
 

@@ -18,15 +18,16 @@ import requests
 import yaml
 
 from benefitflow import config
-from benefitflow.payments.cycle import CYCLE
-from benefitflow.payments.payroll import PAYROLL, payroll_dir
+from benefitflow.payments.payment_cycle import WORKFLOW as CYCLE
+from benefitflow.payments.payroll import WORKFLOW as PAYROLL
+from benefitflow.payments.payroll import payroll_dir
+from benefitflow.payments.payroll_reconciliation import WORKFLOW as RECONCILIATION
 from benefitflow.payments.provider_answers import paid, unpaid, write_answers
-from benefitflow.payments.reconciliation import WORKFLOW as RECONCILIATION
 from benefitflow.platform import services, superset_setup
-from benefitflow.programmes.define import DEFINE
-from benefitflow.programmes.enrolment import ENROLMENT
-from benefitflow.programmes.status import STATUS
-from benefitflow.registry.importing import WORKFLOW as INDIVIDUALS
+from benefitflow.programmes.beneficiary_status import WORKFLOW as STATUS
+from benefitflow.programmes.benefit_plan_define import WORKFLOW as DEFINE
+from benefitflow.programmes.enrolment import WORKFLOW as ENROLMENT
+from benefitflow.registry.individuals_import import WORKFLOW as INDIVIDUALS
 from benefitflow.workflows.direct import run_steps as run_upload
 from tests.integration.programme_data import HEADER, plan_document, query, run, tag
 

@@ -7,8 +7,8 @@ import json
 from typing import Any
 
 from benefitflow.payments.payroll import payroll_dir
-from benefitflow.programmes.define import DEFINE
-from benefitflow.programmes.enrolment import ENROLMENT
+from benefitflow.programmes.benefit_plan_define import WORKFLOW as DEFINE
+from benefitflow.programmes.enrolment import WORKFLOW as ENROLMENT
 from tests.integration.programme_data import in_region, plan_document, query, run
 
 

@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from benefitflow import config, db
-from benefitflow.registry.importing import WORKFLOW as INDIVIDUALS
+from benefitflow.registry.individuals_import import WORKFLOW as INDIVIDUALS
 from benefitflow.workflows.declaration import Workflow
 from benefitflow.workflows.direct import run_steps
 from benefitflow.workflows.direct import run_steps as run_upload

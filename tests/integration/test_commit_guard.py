@@ -9,13 +9,15 @@ import pytest
 
 from benefitflow import db, decisions, proposal_digest
 from benefitflow.decisions import Decision
-from benefitflow.payments.cycle import CYCLE
-from benefitflow.payments.payroll import PAYROLL, payroll_dir
-from benefitflow.programmes.define import DEFINE
-from benefitflow.programmes.enrolment import ENROLMENT
-from benefitflow.programmes.status import STATUS
+from benefitflow.payments.payment_cycle import WORKFLOW as CYCLE
+from benefitflow.payments.payroll import WORKFLOW as PAYROLL
+from benefitflow.payments.payroll import payroll_dir
+from benefitflow.programmes.beneficiary_status import WORKFLOW as STATUS
+from benefitflow.programmes.benefit_plan_define import WORKFLOW as DEFINE
+from benefitflow.programmes.enrolment import WORKFLOW as ENROLMENT
 from benefitflow.publishing import UndeclaredWrite
-from benefitflow.selftest import WORKFLOW, WORKFLOW_TWO_CHECKERS
+from benefitflow.selftest.platform_selftest import WORKFLOW
+from benefitflow.selftest.platform_selftest_two_checkers import WORKFLOW as WORKFLOW_TWO_CHECKERS
 from benefitflow.workflows.commit import commit_step
 from benefitflow.workflows.direct import record_direct_decision
 from benefitflow.workflows.errors import WorkflowError

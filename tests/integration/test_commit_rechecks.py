@@ -17,12 +17,13 @@ from typing import Any
 
 import pytest
 
-from benefitflow.payments.cycle import CYCLE
-from benefitflow.programmes.define import CLOSE, DEFINE
-from benefitflow.programmes.enrolment import ENROLMENT
-from benefitflow.programmes.importing import WORKFLOW as BENEFICIARIES
-from benefitflow.programmes.status import STATUS
-from benefitflow.registry.importing import WORKFLOW as INDIVIDUALS
+from benefitflow.payments.payment_cycle import WORKFLOW as CYCLE
+from benefitflow.programmes.beneficiaries_import import WORKFLOW as BENEFICIARIES
+from benefitflow.programmes.beneficiary_status import WORKFLOW as STATUS
+from benefitflow.programmes.benefit_plan_close import WORKFLOW as CLOSE
+from benefitflow.programmes.benefit_plan_define import WORKFLOW as DEFINE
+from benefitflow.programmes.enrolment import WORKFLOW as ENROLMENT
+from benefitflow.registry.individuals_import import WORKFLOW as INDIVIDUALS
 from benefitflow.workflows import direct
 from benefitflow.workflows.commit import commit_step
 from benefitflow.workflows.declaration import Workflow

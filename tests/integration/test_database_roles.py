@@ -9,7 +9,7 @@ import pytest
 
 from benefitflow import config, db, dbt_runner
 from benefitflow.platform import postgres, readers
-from benefitflow.registry.importing import WORKFLOW as INDIVIDUALS
+from benefitflow.registry.individuals_import import WORKFLOW as INDIVIDUALS
 from benefitflow.workflows.direct import run_steps as run_upload
 from tests.integration.programme_data import HEADER, tag
 

@@ -10,12 +10,12 @@ import psycopg2
 import pytest
 
 from benefitflow import config, db, exports
-from benefitflow.grievances.importing import WORKFLOW as GRIEVANCES
-from benefitflow.grievances.importing import categories
-from benefitflow.grievances.status import STATUS
-from benefitflow.programmes.define import DEFINE
-from benefitflow.programmes.enrolment import ENROLMENT
-from benefitflow.records.individual import EXPORT as RECORD_EXPORT
+from benefitflow.grievances.grievance_status import WORKFLOW as STATUS
+from benefitflow.grievances.grievances_import import WORKFLOW as GRIEVANCES
+from benefitflow.grievances.grievances_import import categories
+from benefitflow.programmes.benefit_plan_define import WORKFLOW as DEFINE
+from benefitflow.programmes.enrolment import WORKFLOW as ENROLMENT
+from benefitflow.registry.individual_record_export import WORKFLOW as RECORD_EXPORT
 from benefitflow.workflows.direct import run_steps as run_export
 from benefitflow.workflows.direct import run_steps as run_upload
 from benefitflow.workflows.errors import WorkflowError

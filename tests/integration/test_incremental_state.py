@@ -18,14 +18,14 @@ import pytest
 from psycopg2 import sql
 
 from benefitflow import config, dbt_runner, publishing
-from benefitflow.grievances.importing import WORKFLOW as GRIEVANCES
-from benefitflow.grievances.status import STATUS as GRIEVANCE_STATUS
-from benefitflow.payments.cycle import CYCLE
-from benefitflow.payments.payroll import PAYROLL
-from benefitflow.payments.reconciliation import WORKFLOW as RECONCILIATION
-from benefitflow.payments.release import RELEASE
-from benefitflow.programmes.status import STATUS
-from benefitflow.registry.importing import WORKFLOW as INDIVIDUALS
+from benefitflow.grievances.grievance_status import WORKFLOW as GRIEVANCE_STATUS
+from benefitflow.grievances.grievances_import import WORKFLOW as GRIEVANCES
+from benefitflow.payments.held_bills_release import WORKFLOW as RELEASE
+from benefitflow.payments.payment_cycle import WORKFLOW as CYCLE
+from benefitflow.payments.payroll import WORKFLOW as PAYROLL
+from benefitflow.payments.payroll_reconciliation import WORKFLOW as RECONCILIATION
+from benefitflow.programmes.beneficiary_status import WORKFLOW as STATUS
+from benefitflow.registry.individuals_import import WORKFLOW as INDIVIDUALS
 from benefitflow.workflows.direct import run_steps as run_upload
 from tests.integration.payments_data import define_and_activate, pay, read_rows
 from tests.integration.programme_data import in_region, query, register_region, run, tag

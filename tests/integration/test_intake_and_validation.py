@@ -10,7 +10,7 @@ import pytest
 
 from benefitflow import db, validation
 from benefitflow.config import EXPECTATIONS_DIR
-from benefitflow.selftest import SPEC, WORKFLOW
+from benefitflow.selftest.platform_selftest import SPEC, WORKFLOW
 from benefitflow.workflows.errors import WorkflowError
 from benefitflow.workflows.intake import take_in_file
 from benefitflow.workflows.validate import validate_step

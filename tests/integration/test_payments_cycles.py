@@ -7,11 +7,12 @@ from decimal import Decimal
 
 import pytest
 
-from benefitflow.payments.cycle import CYCLE
-from benefitflow.payments.payroll import PAYROLL, payroll_dir
-from benefitflow.payments.release import RELEASE
-from benefitflow.programmes.define import DEFINE
-from benefitflow.programmes.status import STATUS
+from benefitflow.payments.held_bills_release import WORKFLOW as RELEASE
+from benefitflow.payments.payment_cycle import WORKFLOW as CYCLE
+from benefitflow.payments.payroll import WORKFLOW as PAYROLL
+from benefitflow.payments.payroll import payroll_dir
+from benefitflow.programmes.beneficiary_status import WORKFLOW as STATUS
+from benefitflow.programmes.benefit_plan_define import WORKFLOW as DEFINE
 from benefitflow.workflows.commit import commit_step
 from benefitflow.workflows.direct import record_direct_decision
 from benefitflow.workflows.errors import CommitConflict, WorkflowError

@@ -11,14 +11,15 @@ from typing import Any
 import pytest
 
 from benefitflow import config, db, exports
-from benefitflow.payments.cycle import CYCLE
-from benefitflow.payments.export import payments_of
-from benefitflow.payments.payroll import PAYROLL, payroll_dir
-from benefitflow.payments.reconciliation import WORKFLOW as RECONCILIATION
-from benefitflow.payments.reconciliation import bills_left_open
-from benefitflow.programmes.define import DEFINE
-from benefitflow.programmes.enrolment import ENROLMENT
-from benefitflow.registry.importing import WORKFLOW as INDIVIDUALS
+from benefitflow.payments.payment_cycle import WORKFLOW as CYCLE
+from benefitflow.payments.payments_export import payments_of
+from benefitflow.payments.payroll import WORKFLOW as PAYROLL
+from benefitflow.payments.payroll import payroll_dir
+from benefitflow.payments.payroll_reconciliation import WORKFLOW as RECONCILIATION
+from benefitflow.payments.payroll_reconciliation import bills_left_open
+from benefitflow.programmes.benefit_plan_define import WORKFLOW as DEFINE
+from benefitflow.programmes.enrolment import WORKFLOW as ENROLMENT
+from benefitflow.registry.individuals_import import WORKFLOW as INDIVIDUALS
 from benefitflow.workflows.direct import run_steps
 from benefitflow.workflows.direct import run_steps as run_upload
 from benefitflow.workflows.errors import CommitConflict, WorkflowError

@@ -11,12 +11,13 @@ import pytest
 
 from benefitflow import db, exports
 from benefitflow.exports import ExportError
-from benefitflow.programmes.define import CLOSE, DEFINE
-from benefitflow.programmes.enrolment import ENROLMENT
-from benefitflow.programmes.export import beneficiaries_of
-from benefitflow.programmes.importing import WORKFLOW as BENEFICIARIES
+from benefitflow.programmes.beneficiaries_export import beneficiaries_of
+from benefitflow.programmes.beneficiaries_import import WORKFLOW as BENEFICIARIES
+from benefitflow.programmes.beneficiary_status import WORKFLOW as STATUS
+from benefitflow.programmes.benefit_plan_close import WORKFLOW as CLOSE
+from benefitflow.programmes.benefit_plan_define import WORKFLOW as DEFINE
+from benefitflow.programmes.enrolment import WORKFLOW as ENROLMENT
 from benefitflow.programmes.plans import PlanError
-from benefitflow.programmes.status import STATUS
 from benefitflow.workflows.direct import run_steps as run_upload
 from benefitflow.workflows.errors import WorkflowError
 from tests.integration.programme_data import in_region, plan_document, query, register_region, run, tag

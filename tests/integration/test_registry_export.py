@@ -10,8 +10,8 @@ import pytest
 
 from benefitflow import db, exports
 from benefitflow.exports import ExportError
-from benefitflow.registry import search
-from benefitflow.registry.importing import WORKFLOW
+from benefitflow.registry import registry_export
+from benefitflow.registry.individuals_import import WORKFLOW
 from benefitflow.workflows.direct import run_steps
 from benefitflow.workflows.export import export_dir
 
@@ -40,13 +40,13 @@ def query(statement: str, *args: object) -> list[tuple]:
         return cur.fetchall()
 
 
-def run_export(database, document, columns=None) -> search.Export:
+def run_export(database, document, columns=None) -> registry_export.Export:
     with db.transaction() as cur:
-        return search.export(cur, document=document, columns=columns, target_dir=database.outbox / "exports",
+        return registry_export.export(cur, document=document, columns=columns, target_dir=database.outbox / "exports",
                              user="maker", label="test")
 
 
-def read(export: search.Export) -> list[dict[str, str]]:
+def read(export: registry_export.Export) -> list[dict[str, str]]:
     with export.path.open(newline="") as handle:
         return list(csv.DictReader(handle))
 
@@ -116,12 +116,12 @@ def test_hostile_values_select_nothing_and_break_nothing(database, family, hosti
         {"field": "last_name", "op": "contains", "value": hostile}]}]})
     assert done.rows == 0
     with db.transaction() as cur:
-        assert search.count(cur, {"all": [{"field": "region", "op": "=", "value": family}]}) == 4
+        assert registry_export.count(cur, {"all": [{"field": "region", "op": "=", "value": family}]}) == 4
 
 
 def export_run(options: dict, *, checker: str | None, on_step=lambda _name, action: action()) -> tuple[dict, str]:
     run_id = uuid.uuid4().hex
-    return run_steps(search.EXPORT, options=options, maker="maker", checker=checker, run_id=run_id,
+    return run_steps(registry_export.WORKFLOW, options=options, maker="maker", checker=checker, run_id=run_id,
                                      on_step=on_step), run_id
 
 

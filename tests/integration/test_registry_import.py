@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from benefitflow import db
-from benefitflow.registry.importing import WORKFLOW
+from benefitflow.registry.individuals_import import WORKFLOW
 from benefitflow.workflows.direct import run_steps
 from benefitflow.workflows.errors import CommitConflict, WorkflowError
 

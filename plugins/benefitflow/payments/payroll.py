@@ -21,8 +21,8 @@ from psycopg2 import sql
 
 from benefitflow import config, db, file_store, publishing
 from benefitflow.intake import RequestError, checksum
-from benefitflow.payments.cycle import code_of
-from benefitflow.payments.export import RECIPIENT
+from benefitflow.payments.payment_cycle import code_of
+from benefitflow.payments.payments_export import RECIPIENT
 from benefitflow.programmes import plans
 from benefitflow.workflows.declaration import Commit, FormCheck, FormIntake, Options, Proposal, Publish, Workflow
 from benefitflow.workflows.errors import CommitConflict
@@ -53,7 +53,7 @@ def validate_payroll(cur: psycopg2.extensions.cursor, request_id: int, options: 
                            f"choose a plan")
     unpaid_from = _earlier_payroll(cur, options.get("include_unpaid_from"))
     condition = _criteria(options.get("criteria"), plan)
-    name = f"PAYROLL-{cycle}-{plan.code if plan else 'ALL'}-{request_id}"
+    name = f"WORKFLOW-{cycle}-{plan.code if plan else 'ALL'}-{request_id}"
     _select_bills(cur, request_id, cycle, plan, condition, unpaid_from)
     if cur.rowcount == 0:
         of_plan = f" of plan {plan.code}" if plan else ""
@@ -273,7 +273,7 @@ _EXPORTED = ("p.payroll_name", "'APPROVED_FOR_PAYMENT'", "i.first_name", "i.last
 _TYPES = {"Amount": "number", "Date of Birth": "date", "Individual Id": "uuid", "Beneficiary Id": "uuid"}
 
 
-PAYROLL = Workflow(
+WORKFLOW = Workflow(
     dag_id="payroll",
     intake=FormIntake(params={
         "cycle": Param("", type="string", minLength=1, maxLength=30, description="The cycle's code"),

@@ -11,7 +11,7 @@ from psycopg2 import sql
 
 from benefitflow.intake import RequestError
 from benefitflow.programmes import plans
-from benefitflow.programmes.define import append_beneficiaries
+from benefitflow.programmes.beneficiary_versions import append_beneficiaries
 from benefitflow.workflows.declaration import Commit, FormCheck, FormIntake, Options, Proposal, Publish, Workflow
 
 PROPOSAL = "proposals.enrolment_proposal"
@@ -75,7 +75,7 @@ def commit_enrolment(cur: psycopg2.extensions.cursor, commit_id: int, request_id
     )
 
 
-ENROLMENT = Workflow(
+WORKFLOW = Workflow(
     dag_id="enrolment",
     intake=FormIntake(params={
         "plan": Param("", type="string", minLength=1, maxLength=30, description="The plan's code"),

@@ -25,10 +25,12 @@ from psycopg2 import sql
 from benefitflow import filters
 from benefitflow.filters import Field, FilterError
 from benefitflow.intake import RequestError
+from benefitflow.registry import registry_export
 from benefitflow.registry import schema as registry_schema
-from benefitflow.registry import search
+from benefitflow.workflows.errors import CommitConflict
 
 PLAN_SCHEMA_FILE = Path(__file__).with_name("plan.schema.json")
+PLAN_ASSET = "benefitflow://programmes/plans"
 STATUSES = ("POTENTIAL", "ACTIVE", "SUSPENDED", "GRADUATED")
 ENROLMENT_STATUSES = ("POTENTIAL", "ACTIVE")
 BENEFICIARY = "b"
@@ -122,7 +124,7 @@ def _variables_problems(variables: Mapping[str, Any]) -> list[str]:
     except jsonschema.SchemaError as exc:
         return [f"beneficiary_data_schema: not a valid JSON Schema ({exc.message})"]
     problems = []
-    registry_fields = set(search.fields())
+    registry_fields = set(registry_export.fields())
     for name, definition in (variables.get("properties") or {}).items():
         if not registry_schema.NAME.match(name):
             problems.append(f"beneficiary_data_schema: variable name {name!r} must match "
@@ -144,7 +146,7 @@ def _criteria_problems(plan: Plan) -> list[str]:
     entitlement = plan.document.get("entitlement") or {}
     if "criteria" in (entitlement.get("per_member") or {}):
         problems += _compile_problem("entitlement.per_member.criteria", entitlement["per_member"]["criteria"],
-                                     search.fields())
+                                     registry_export.fields())
     for index, top_up in enumerate(entitlement.get("top_ups") or []):
         problems += _compile_problem(f"entitlement.top_ups[{index}].criteria", top_up["criteria"],
                                      beneficiary_fields(plan))
@@ -175,12 +177,12 @@ def money(amount: Decimal | None, currency: str | None) -> str | None:
 # -- the fields criteria may name ---------------------------------------------------------------
 def enrolment_fields() -> dict[str, Field]:
     """Enrolment criteria name registry fields; for a GROUP plan they are the household head's."""
-    return search.fields()
+    return registry_export.fields()
 
 
 def beneficiary_fields(plan: Plan) -> dict[str, Field]:
     """A plan's beneficiaries: registry fields, status, and the plan's own variables."""
-    catalogue = dict(search.fields())
+    catalogue = dict(registry_export.fields())
     catalogue["status"] = Field("status", "string", sql.Identifier(BENEFICIARY, "status"), STATUSES)
     catalogue["beneficiary_id"] = Field("beneficiary_id", "string", sql.SQL("b.beneficiary_id::text"))
     catalogue.update(filters.schema_fields(plan.variables_schema, "attributes", table_alias=BENEFICIARY))
@@ -210,9 +212,9 @@ def entitlement_facts(plan: Plan, fields: Mapping[str, Field]) -> tuple[sql.Comp
     if per_member is None:
         counts, counted = sql.SQL("SELECT NULL::text AS household_code, 0::bigint AS n WHERE false"), sql.SQL("NULL")
     else:
-        member = filters.compile_filter(per_member.get("criteria") or {}, search.fields())
+        member = filters.compile_filter(per_member.get("criteria") or {}, registry_export.fields())
         counts = sql.SQL("SELECT i.household_code, count(*) AS n FROM {} WHERE i.household_code IS NOT NULL"
-                         " AND {} GROUP BY i.household_code").format(search.FROM_REGISTRY, member)
+                         " AND {} GROUP BY i.household_code").format(registry_export.FROM_REGISTRY, member)
         counted = sql.SQL("CASE WHEN h.household_code IS NULL THEN CASE WHEN {} THEN 1 ELSE 0 END"
                           " ELSE coalesce(member_counts.n, 0) END").format(member)
     matches = [sql.SQL("CASE WHEN {} THEN {} END").format(filters.compile_filter(top_up["criteria"], fields),
@@ -228,7 +230,7 @@ def registry_rows(plan_type: str) -> sql.Composable:
     if plan_type == "GROUP":
         return sql.SQL("registry.households AS h LEFT JOIN registry.individuals AS i"
                        " ON i.individual_id = h.head_individual_id")
-    return search.FROM_REGISTRY
+    return registry_export.FROM_REGISTRY
 
 
 def beneficiary_rows(plan_type: str) -> sql.Composable:
@@ -251,7 +253,7 @@ class PlanVersion:
 def lock_plan(cur: psycopg2.extensions.cursor, code: str) -> None:
     """Serialise, until the transaction ends, the commits that change one plan: its versions, its
     beneficiaries (enrolment, status, data) and its bills, so each re-checks what the others wrote.
-    Order when a commit takes several locks: the registry's, all plans' (`define.lock_plans`), one plan's."""
+    Order when a commit takes several locks: the registry's, all plans' (`lock_plans`), one plan's."""
     cur.execute("SELECT pg_advisory_xact_lock(hashtext('benefitflow.plan:' || lower(%s)))", (code,))
 
 
@@ -281,3 +283,14 @@ def require_active(cur: psycopg2.extensions.cursor, code: Any) -> PlanVersion:
     if found.status != "ACTIVE":
         raise PlanError(f"plan {found.plan.code} is {found.status.lower()}")
     return found
+
+
+def lock_plans(cur: psycopg2.extensions.cursor) -> None:
+    cur.execute("SELECT pg_advisory_xact_lock(hashtext('benefitflow.plans'))")
+
+
+def refuse_if_moved_on(cur: psycopg2.extensions.cursor, code: str, based_on: int | None) -> None:
+    found = current(cur, code)
+    latest = found.version if found else None
+    if latest != based_on:
+        raise CommitConflict(f"plan {code} changed after the proposal (now version {latest}); ask again")

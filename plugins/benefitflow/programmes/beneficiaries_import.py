@@ -19,9 +19,8 @@ from psycopg2 import sql
 from benefitflow import db, filters, validation
 from benefitflow.intake import ROW_ERRORS_INSERT, FileSpec, index_by_row
 from benefitflow.programmes import plans
-from benefitflow.programmes.define import append_beneficiaries
-from benefitflow.registry import checks, schema
-from benefitflow.registry import importing as registry_importing
+from benefitflow.programmes.beneficiary_versions import append_beneficiaries
+from benefitflow.registry import checks, individuals_import, schema
 from benefitflow.workflows.declaration import (
     Commit,
     FileChecks,
@@ -339,7 +338,7 @@ def commit(cur: psycopg2.extensions.cursor, commit_id: int, upload_id: int) -> i
                 (upload_id,))
     code, enrolling, registering = cur.fetchone()
     if registering:  # lock order: the registry, then the plan
-        registry_importing.lock_registry(cur)
+        individuals_import.lock_registry(cur)
     plans.lock_plan(cur, code)  # before the re-checks, so a concurrent commit of the plan is seen
     cur.execute(
         f"SELECT p.row_number FROM {PROPOSAL} p WHERE p.upload_id = %s AND p.version > 1 AND p.version - 1 <>"
@@ -361,7 +360,7 @@ def commit(cur: psycopg2.extensions.cursor, commit_id: int, upload_id: int) -> i
 
 def _register_new_people(cur: psycopg2.extensions.cursor, commit_id: int, upload_id: int) -> None:
     """Under the registry lock (taken by `commit`): re-checked like an individuals upload."""
-    registry_importing.refuse_taken_national_ids(cur, upload_id, PROPOSAL, person="person_id")
+    individuals_import.refuse_taken_national_ids(cur, upload_id, PROPOSAL, person="person_id")
     cur.execute(
         f"SELECT DISTINCT p.member_household_code FROM {PROPOSAL} p JOIN ledger.households h"
         f" ON h.household_code = p.member_household_code WHERE p.upload_id = %s AND p.household_is_new"
@@ -379,7 +378,7 @@ def _register_new_people(cur: psycopg2.extensions.cursor, commit_id: int, upload
         f" location_code, location_name, region, member_household_code, role, recipient_type, person_attributes"
         f" FROM {PROPOSAL} WHERE upload_id = %s AND person_is_new",
         (commit_id, upload_id))
-    registry_importing.refuse_broken_households(cur, commit_id)  # a new person may join a registered household
+    individuals_import.refuse_broken_households(cur, commit_id)  # a new person may join a registered household
 
 
 WORKFLOW = Workflow(

@@ -96,7 +96,7 @@ def commit_changes(cur: psycopg2.extensions.cursor, commit_id: int, request_id: 
     return cur.rowcount
 
 
-STATUS = Workflow(
+WORKFLOW = Workflow(
     dag_id="grievance_status",
     intake=FormIntake(params={
         "grievances": Param([], type="array", items={"type": "string"}, minItems=1,

@@ -52,7 +52,7 @@ def payments_of(_cur: psycopg2.extensions.cursor, _params: dict[str, Any]) -> So
                   default_columns=tuple(FIELDS), key=sql.SQL("bl.bill_id"), key_column="bill_id")
 
 
-EXPORT = export_workflow(
+WORKFLOW = export_workflow(
     dag_id="payments_export",
     source_for=payments_of,
     params={

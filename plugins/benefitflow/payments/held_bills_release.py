@@ -14,9 +14,9 @@ import psycopg2.extensions
 from airflow.sdk import Param
 
 from benefitflow.intake import RequestError
-from benefitflow.payments.cycle import code_of
+from benefitflow.payments.payment_cycle import code_of
 from benefitflow.programmes import plans
-from benefitflow.programmes.status import reason_of
+from benefitflow.programmes.beneficiary_status import reason_of
 from benefitflow.workflows.declaration import Commit, FormCheck, FormIntake, Options, Proposal, Publish, Workflow
 from benefitflow.workflows.errors import CommitConflict
 
@@ -78,7 +78,7 @@ def commit_release(cur: psycopg2.extensions.cursor, commit_id: int, request_id: 
     return cur.rowcount
 
 
-RELEASE = Workflow(
+WORKFLOW = Workflow(
     dag_id="held_bills_release",
     intake=FormIntake(params={
         "plan": Param("", type="string", minLength=1, maxLength=30, description="The plan's code"),

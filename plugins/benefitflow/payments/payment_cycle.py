@@ -181,7 +181,7 @@ def _refuse_no_longer_active(cur: psycopg2.extensions.cursor, request_id: int) -
                              f"run the cycle again to bill those still ACTIVE")
 
 
-CYCLE = Workflow(
+WORKFLOW = Workflow(
     dag_id="payment_cycle",
     intake=FormIntake(params={
         "plan": Param("", type="string", minLength=1, maxLength=30, description="The plan's code"),

@@ -63,7 +63,7 @@ def export(
                           label=label)
 
 
-EXPORT = export_workflow(
+WORKFLOW = export_workflow(
     dag_id="registry_export",
     source_for=lambda _cur, _options: source(),
     params={

@@ -41,7 +41,7 @@ def record_of(cur: psycopg2.extensions.cursor, params: dict[str, Any]) -> Source
                   scope=sql.SQL("r.individual_id = {}::uuid").format(sql.Literal(individual_id)))
 
 
-EXPORT = export_workflow(
+WORKFLOW = export_workflow(
     dag_id="individual_record_export",
     source_for=record_of,
     params={

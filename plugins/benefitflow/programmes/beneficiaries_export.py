@@ -31,7 +31,7 @@ def beneficiaries_of(cur: psycopg2.extensions.cursor, params: dict[str, Any]) ->
     )
 
 
-EXPORT = export_workflow(
+WORKFLOW = export_workflow(
     dag_id="beneficiaries_export",
     source_for=beneficiaries_of,
     params={

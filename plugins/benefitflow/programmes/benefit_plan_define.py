@@ -1,11 +1,10 @@
-"""The `benefit_plan_define` and `benefit_plan_close` workflows: plans versioned in the ledger."""
+"""The `benefit_plan_define` workflow: a benefit plan, or a new version of one, versioned in the ledger."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-import psycopg2.errors
 import psycopg2.extensions
 import yaml
 from airflow.sdk import Param
@@ -13,13 +12,11 @@ from airflow.sdk import Param
 from benefitflow import config, file_store
 from benefitflow.file_store import InboxError
 from benefitflow.intake import RequestError
-from benefitflow.programmes import plans, status
+from benefitflow.programmes import plans
 from benefitflow.workflows.declaration import Commit, FormCheck, FormIntake, Options, Proposal, Publish, Workflow
-from benefitflow.workflows.errors import CommitConflict
 
 MAX_PLAN_FILE_BYTES = 1 << 20
 DEFINITION = "proposals.plan_define_proposal"
-
 
 def document_from(options: Options) -> Any:
     """The plan document of the trigger form: the `plan` object, or a YAML/JSON `file` in the inbox."""
@@ -74,11 +71,11 @@ def summarise_definition(cur: psycopg2.extensions.cursor, request_id: int) -> di
 
 
 def commit_definition(cur: psycopg2.extensions.cursor, commit_id: int, request_id: int) -> int:
-    lock_plans(cur)  # a new code is unique whatever its case
+    plans.lock_plans(cur)  # a new code is unique whatever its case
     cur.execute(f"SELECT plan_code, based_on_version FROM {DEFINITION} WHERE request_id = %s", (request_id,))
     code, based_on = cur.fetchone()
     plans.lock_plan(cur, code)  # a new version may lower max_beneficiaries or change the entitlement rule
-    refuse_if_moved_on(cur, code, based_on)
+    plans.refuse_if_moved_on(cur, code, based_on)
     cur.execute(
         f"INSERT INTO ledger.plan_versions (plan_code, version, commit_id, name, plan_type, valid_from, valid_to,"
         f" max_beneficiaries, currency, status, document)"
@@ -89,82 +86,7 @@ def commit_definition(cur: psycopg2.extensions.cursor, commit_id: int, request_i
     return cur.rowcount
 
 
-def lock_plans(cur: psycopg2.extensions.cursor) -> None:
-    cur.execute("SELECT pg_advisory_xact_lock(hashtext('benefitflow.plans'))")
-
-
-def append_beneficiaries(
-    cur: psycopg2.extensions.cursor, code: str, enrolling: int, insert: str, parameters: tuple[object, ...],
-) -> int:
-    """Run `insert` (beneficiary versions, `enrolling` of them new) unless, since the proposal, the plan
-    was closed, its max_beneficiaries would be exceeded, or a person was enrolled by another run."""
-    plans.lock_plan(cur, code)
-    found = plans.current(cur, code)
-    if found is not None and found.status != "ACTIVE":
-        raise CommitConflict(f"plan {code} was {found.status.lower()} since the proposal; nothing is enrolled")
-    capacity = found.plan.max_beneficiaries if found else None
-    cur.execute("SELECT count(*) FROM ledger.beneficiary_versions WHERE plan_code = %s AND version = 1", (code,))
-    enrolled = cur.fetchone()[0]
-    if capacity is not None and enrolled + enrolling > capacity:
-        raise CommitConflict(f"plan {code} now has {enrolled} beneficiaries; {enrolling} more would exceed "
-                             f"max_beneficiaries {capacity}; ask again")
-    cur.execute("SAVEPOINT enrol")
-    try:
-        cur.execute(insert, parameters)
-    except psycopg2.errors.UniqueViolation as exc:
-        cur.execute("ROLLBACK TO SAVEPOINT enrol")
-        raise CommitConflict(f"some were enrolled in plan {code} by another run since the proposal; ask again") from exc
-    return cur.rowcount
-
-
-def refuse_if_moved_on(cur: psycopg2.extensions.cursor, code: str, based_on: int | None) -> None:
-    found = plans.current(cur, code)
-    latest = found.version if found else None
-    if latest != based_on:
-        raise CommitConflict(f"plan {code} changed after the proposal (now version {latest}); ask again")
-
-
-# -- closing ----------------------------------------------------------------------------------
-def validate_closing(cur: psycopg2.extensions.cursor, request_id: int, options: Options, user: str) -> dict[str, Any]:
-    found = plans.require_active(cur, options.get("plan"))
-    reason = status.reason_of(options)
-    cur.execute(
-        "INSERT INTO intake.request_selection (request_id, beneficiary_id)"
-        " SELECT %s, beneficiary_id FROM programmes.beneficiaries WHERE plan_code = %s AND status <> 'GRADUATED'",
-        (request_id, found.plan.code),
-    )
-    return {"plan": found.plan.code, "based_on_version": found.version, "status": "GRADUATED", "reason": reason,
-            "beneficiaries_selected": cur.rowcount}
-
-
-def commit_closing(cur: psycopg2.extensions.cursor, commit_id: int, request_id: int) -> int:
-    lock_plans(cur)
-    cur.execute("SELECT document->>'plan', (document->>'based_on_version')::int FROM intake.requests"
-                " WHERE request_id = %s", (request_id,))
-    code, based_on = cur.fetchone()
-    plans.lock_plan(cur, code)
-    refuse_if_moved_on(cur, code, based_on)
-    cur.execute(
-        "INSERT INTO ledger.plan_versions (plan_code, version, commit_id, name, plan_type, valid_from, valid_to,"
-        " max_beneficiaries, currency, status, document)"
-        " SELECT plan_code, version + 1, %s, name, plan_type, valid_from, valid_to, max_beneficiaries, currency,"
-        " 'CLOSED', document FROM ledger.plan_versions WHERE plan_code = %s AND version = %s",
-        (commit_id, code, based_on),
-    )
-    graduated = status.commit_changes(cur, commit_id, request_id)
-    # Enrolled after the proposal selected whom to graduate: they would stay in a closed plan.
-    cur.execute("SELECT count(*) FROM (SELECT DISTINCT ON (beneficiary_id) status FROM ledger.beneficiary_versions"
-                " WHERE plan_code = %s ORDER BY beneficiary_id, version DESC) latest WHERE status <> 'GRADUATED'",
-                (code,))
-    if left := cur.fetchone()[0]:
-        raise CommitConflict(f"plan {code}: {left} beneficiaries were enrolled since the proposal and would not be "
-                             f"graduated; ask again")
-    return graduated
-
-
-PLAN_ASSET = "benefitflow://programmes/plans"
-
-DEFINE = Workflow(
+WORKFLOW = Workflow(
     dag_id="benefit_plan_define",
     intake=FormIntake(params={
         "plan": Param({}, type="object",
@@ -175,7 +97,7 @@ DEFINE = Workflow(
     validate=FormCheck(check=validate_definition),
     propose=Proposal(model="plan_define_proposal", summarise=summarise_definition),
     commit=Commit(append=commit_definition, writes=("plan_versions",)),
-    publish=Publish(asset=PLAN_ASSET),
+    publish=Publish(asset=plans.PLAN_ASSET),
     tags=("programmes",),
     doc_md="""
 ### Define a benefit plan, or a new version of one
@@ -191,26 +113,6 @@ filters in the registry's filter language) and `entitlement` (`fixed_amount`, `p
 
 A code that exists makes a new version (its type cannot change; a closed plan is not
 redefined). Every problem is reported with its path; nothing changes until a member of
-`ProgrammeCheckers` other than you approves.
-""",
-)
-
-CLOSE = Workflow(
-    dag_id="benefit_plan_close",
-    intake=FormIntake(params={
-        "plan": Param("", type="string", minLength=1, maxLength=30, description="The plan's code"),
-        "reason": Param("", type="string", minLength=1, maxLength=500, description="Why the plan closes"),
-    }, describe=lambda options: f"close plan {options.get('plan')}"),
-    validate=FormCheck(check=validate_closing),
-    propose=Proposal(model="beneficiary_status_proposal", summarise=status.summarise_changes),
-    commit=Commit(append=commit_closing, writes=("beneficiary_versions", "plan_versions")),  # closing graduates all
-    publish=Publish(asset=PLAN_ASSET),
-    tags=("programmes",),
-    doc_md="""
-### Close a benefit plan
-
-Every beneficiary of the plan not yet graduated becomes GRADUATED (POTENTIAL ones as "not
-taken up"), with your `reason`, and the plan's new version is CLOSED. A member of
 `ProgrammeCheckers` other than you approves.
 """,
 )

@@ -89,7 +89,7 @@ def commit_changes(cur: psycopg2.extensions.cursor, commit_id: int, request_id: 
     return cur.rowcount
 
 
-STATUS = Workflow(
+WORKFLOW = Workflow(
     dag_id="beneficiary_status",
     intake=FormIntake(params={
         "plan": Param("", type="string", minLength=1, maxLength=30, description="The plan's code"),

@@ -1,0 +1,70 @@
+"""The `benefit_plan_close` workflow: a plan closes; its beneficiaries not yet graduated graduate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg2.extensions
+from airflow.sdk import Param
+
+from benefitflow.programmes import beneficiary_status, plans
+from benefitflow.workflows.declaration import Commit, FormCheck, FormIntake, Options, Proposal, Publish, Workflow
+from benefitflow.workflows.errors import CommitConflict
+
+
+def validate_closing(cur: psycopg2.extensions.cursor, request_id: int, options: Options, user: str) -> dict[str, Any]:
+    found = plans.require_active(cur, options.get("plan"))
+    reason = beneficiary_status.reason_of(options)
+    cur.execute(
+        "INSERT INTO intake.request_selection (request_id, beneficiary_id)"
+        " SELECT %s, beneficiary_id FROM programmes.beneficiaries WHERE plan_code = %s AND status <> 'GRADUATED'",
+        (request_id, found.plan.code),
+    )
+    return {"plan": found.plan.code, "based_on_version": found.version, "status": "GRADUATED", "reason": reason,
+            "beneficiaries_selected": cur.rowcount}
+
+
+def commit_closing(cur: psycopg2.extensions.cursor, commit_id: int, request_id: int) -> int:
+    plans.lock_plans(cur)
+    cur.execute("SELECT document->>'plan', (document->>'based_on_version')::int FROM intake.requests"
+                " WHERE request_id = %s", (request_id,))
+    code, based_on = cur.fetchone()
+    plans.lock_plan(cur, code)
+    plans.refuse_if_moved_on(cur, code, based_on)
+    cur.execute(
+        "INSERT INTO ledger.plan_versions (plan_code, version, commit_id, name, plan_type, valid_from, valid_to,"
+        " max_beneficiaries, currency, status, document)"
+        " SELECT plan_code, version + 1, %s, name, plan_type, valid_from, valid_to, max_beneficiaries, currency,"
+        " 'CLOSED', document FROM ledger.plan_versions WHERE plan_code = %s AND version = %s",
+        (commit_id, code, based_on),
+    )
+    graduated = beneficiary_status.commit_changes(cur, commit_id, request_id)
+    # Enrolled after the proposal selected whom to graduate: they would stay in a closed plan.
+    cur.execute("SELECT count(*) FROM (SELECT DISTINCT ON (beneficiary_id) status FROM ledger.beneficiary_versions"
+                " WHERE plan_code = %s ORDER BY beneficiary_id, version DESC) latest WHERE status <> 'GRADUATED'",
+                (code,))
+    if left := cur.fetchone()[0]:
+        raise CommitConflict(f"plan {code}: {left} beneficiaries were enrolled since the proposal and would not be "
+                             f"graduated; ask again")
+    return graduated
+
+
+WORKFLOW = Workflow(
+    dag_id="benefit_plan_close",
+    intake=FormIntake(params={
+        "plan": Param("", type="string", minLength=1, maxLength=30, description="The plan's code"),
+        "reason": Param("", type="string", minLength=1, maxLength=500, description="Why the plan closes"),
+    }, describe=lambda options: f"close plan {options.get('plan')}"),
+    validate=FormCheck(check=validate_closing),
+    propose=Proposal(model="beneficiary_status_proposal", summarise=beneficiary_status.summarise_changes),
+    commit=Commit(append=commit_closing, writes=("beneficiary_versions", "plan_versions")),  # closing graduates all
+    publish=Publish(asset=plans.PLAN_ASSET),
+    tags=("programmes",),
+    doc_md="""
+### Close a benefit plan
+
+Every beneficiary of the plan not yet graduated becomes GRADUATED (POTENTIAL ones as "not
+taken up"), with your `reason`, and the plan's new version is CLOSED. A member of
+`ProgrammeCheckers` other than you approves.
+""",
+)
