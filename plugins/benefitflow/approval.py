@@ -47,6 +47,7 @@ SYSTEM_MAKER = "system"
 
 
 POLICIES = ("any", "distinct")
+DEFAULT_RESPONSE_HOURS = 168
 
 
 @dataclass(frozen=True)
@@ -66,12 +67,18 @@ def approval_groups() -> dict[str, dict[str, Any]]:
 
 @cache
 def policy_for(operation: str) -> ApprovalPolicy:
-    try:
-        entry = approval_groups()[operation]
-    except KeyError as exc:
+    """The operation's entry in approval_groups.yaml, else its declaration's default: one checker of its group."""
+    entry = approval_groups().get(operation)
+    if entry is not None:
+        return parse_policy(operation, entry)
+    from benefitflow.workflows import catalogue  # the declarations import the steps, which import this module
+
+    workflow = catalogue.by_operation(operation)
+    if workflow is None:
         raise ValueError(f"no checker group configured for operation {operation!r} "
-                         f"in {APPROVAL_GROUPS_FILE.name}") from exc
-    return parse_policy(operation, entry)
+                         f"in {APPROVAL_GROUPS_FILE.name}, and no workflow declares it")
+    return ApprovalPolicy(group=workflow.approve.group, policy="any", checkers=1,
+                          response_timeout=timedelta(hours=DEFAULT_RESPONSE_HOURS))
 
 
 def parse_policy(operation: str, entry: dict[str, Any]) -> ApprovalPolicy:
@@ -87,7 +94,7 @@ def parse_policy(operation: str, entry: dict[str, Any]) -> ApprovalPolicy:
     if policy == "distinct" and not (isinstance(checkers, int) and not isinstance(checkers, bool)
                                      and 2 <= checkers <= 10):
         raise ValueError(f"{where}: policy 'distinct' needs 'checkers', a whole number from 2 to 10")
-    hours = entry.get("response_timeout_hours", 168)
+    hours = entry.get("response_timeout_hours", DEFAULT_RESPONSE_HOURS)
     if not isinstance(hours, int | float) or isinstance(hours, bool) or hours <= 0:
         raise ValueError(f"{where}: response_timeout_hours must be a positive number")
     return ApprovalPolicy(group=group, policy=policy, checkers=checkers or 1,
@@ -107,7 +114,7 @@ def approval_steps(operation: str, *, proposal_table: str, **kwargs: Any) -> lis
 # The checker reads the file and its numbers first, the report last (XCom does not keep key order).
 SUMMARY_FIRST = ("file", "request", "upload_id", "request_id", "rows_in_file", "valid_rows", "invalid_rows",
                  "invalid_by_rule", "warnings_by_rule")
-SUMMARY_LAST = ("error_report",)
+SUMMARY_LAST = ("error_report", "checked_with")
 DIGEST_KEY = "proposal_digest"
 # The body's last line names the full digest: what a checker's answer is compared with (the rest of
 # the body holds file names and other text a maker chose, so only the last line is read).

@@ -50,12 +50,17 @@ def error_report(upload_id: int) -> Path:
     return outbox_folder("reports") / f"upload-{upload_id:08d}-errors.csv"
 
 
+def upload_suite(upload_id: int) -> Path:
+    """Where the Great Expectations suite an upload was validated with is kept, beside its error report."""
+    return outbox_folder("reports") / f"upload-{upload_id:08d}-suite.json"
+
+
 def max_upload_bytes() -> int:
     """The largest file intake takes in (BENEFITFLOW_MAX_UPLOAD_BYTES; 4 GiB: ten million people in a registry file)."""
     return int(os.environ.get("BENEFITFLOW_MAX_UPLOAD_BYTES", 4 << 30))
 
 
 def upload_file_url(upload_id: int, which: str) -> str:
-    """Where an Airflow user downloads an upload's `original` or `error-report` (see upload_files.py)."""
+    """Where an Airflow user downloads an upload's `original`, `error-report` or `suite` (see upload_files.py)."""
     base = os.environ.get("AIRFLOW__API__BASE_URL", "").rstrip("/")
     return f"{base}/benefitflow/uploads/{upload_id}/{which}"

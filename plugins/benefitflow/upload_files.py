@@ -1,7 +1,8 @@
-"""Download of an upload's original file and error report, from Airflow's api-server (audited).
+"""Download of an upload's original file, error report and validation suite, from Airflow's api-server (audited).
 
     GET /benefitflow/uploads/{upload_id}/original
     GET /benefitflow/uploads/{upload_id}/error-report
+    GET /benefitflow/uploads/{upload_id}/suite        (the Great Expectations suite it was checked with)
 
 The files hold personal data (names, national ids, phones), so they go only to those who
 handled the upload: its maker, the checker group of its operation, and the operators
@@ -24,12 +25,12 @@ from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
 from airflow.api_fastapi.core_api.security import GetUserDep
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import StreamingResponse
-from psycopg2 import sql
 
 from benefitflow import audit, config, db, file_store
 from benefitflow.approval import policy_for
 
-COLUMNS = {"original": "stored_path", "error-report": "error_report_path"}
+KINDS = ("original", "error-report", "suite")
+MEDIA_TYPES = {"original": "text/csv", "error-report": "text/csv", "suite": "application/json"}
 OPERATOR_ROLES = ("DataEngineer", "Admin")
 
 app = FastAPI(title="benefitflow upload files", description=__doc__)
@@ -37,16 +38,16 @@ app = FastAPI(title="benefitflow upload files", description=__doc__)
 
 @app.get("/uploads/{upload_id}/{which}")
 def download(upload_id: int, which: str, user: GetUserDep) -> StreamingResponse:
-    if which not in COLUMNS:
-        raise HTTPException(404, f"no such file kind {which!r}: use original or error-report")
+    if which not in KINDS:
+        raise HTTPException(404, f"no such file kind {which!r}: use {', '.join(KINDS)}")
     with db.transaction() as cur:
-        cur.execute(sql.SQL("SELECT dag_id, file_name, uploaded_by, coalesce(operation, dag_id), {}"
-                            " FROM intake.uploads WHERE upload_id = %s").format(sql.Identifier(COLUMNS[which])),
-                    (upload_id,))
+        cur.execute("SELECT dag_id, file_name, uploaded_by, coalesce(operation, dag_id), stored_path, error_report_path"
+                    " FROM intake.uploads WHERE upload_id = %s", (upload_id,))
         found = cur.fetchone()
         if found is None:
             raise HTTPException(404, f"no upload {upload_id}")
-        dag_id, file_name, maker, operation, stored = found
+        dag_id, file_name, maker, operation, original, report = found
+        stored = {"original": original, "error-report": report, "suite": str(config.upload_suite(upload_id))}[which]
         refusal = _refusal(user, upload_id, dag_id=dag_id, maker=maker, operation=operation)
         opened = ExitStack()
         handed_in = None if refusal else _open_in_outbox(stored, opened)
@@ -55,8 +56,9 @@ def download(upload_id: int, which: str, user: GetUserDep) -> StreamingResponse:
                      details={"reason": refusal} if refusal else {"path": stored})
     if handed_in is None:  # the refusal is in the audit trail (committed) before the answer goes out
         raise HTTPException(403, refusal)
-    name = file_name if which == "original" else config.error_report(upload_id).name
-    return StreamingResponse(_streamed(opened, handed_in), media_type="text/csv",
+    name = {"original": file_name, "error-report": config.error_report(upload_id).name,
+            "suite": config.upload_suite(upload_id).name}[which]
+    return StreamingResponse(_streamed(opened, handed_in), media_type=MEDIA_TYPES[which],
                              headers={"Content-Disposition": f"attachment; filename*=utf-8''{quote(name)}",
                                       "Content-Length": str(handed_in.size_bytes)})
 

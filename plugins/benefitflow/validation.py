@@ -186,6 +186,13 @@ def summarise(
     return ValidationSummary(row_count, invalid, by_rule["critical"], by_rule["warning"], blocking_file_errors)
 
 
+def write_suite(suite: ExpectationSuite, target: Path) -> Path:
+    """The suite as run, every expectation with its parameters: generated suites can be read like written ones."""
+    with file_store.replaced_text(target) as handle:
+        json.dump(suite.to_json_dict(), handle, indent=2, sort_keys=True)
+    return target
+
+
 def write_error_report(cur: psycopg2.extensions.cursor, upload_id: int, file_name: str, target: Path) -> Path:
     """The downloadable per-row error report: file, row, column, rule, value, message."""
     query = sql.SQL(

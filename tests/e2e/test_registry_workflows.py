@@ -34,7 +34,7 @@ def test_the_openimis_sample_is_imported_with_approval(airflow, database) -> Non
     (request,) = [p for p in checker.pending_approvals() if p["task_instance"]["dag_run_id"] == run_id]
     body = request["body"]
     for line in ("rows in file:** 100", "valid rows:** 100", "invalid rows:** 0", "individuals to create:** 100",
-                 "households to create:** 20", "likely duplicates:** 0", "error report:**"):
+                 "households to create:** 20", "likely duplicates:** 0", "error report:**", "checked with:**"):
         assert line in body, body
     assert checker.answer("individuals_import", run_id, "Approve").status_code == 200
     assert checker.wait_for_run("individuals_import", run_id) == "success"
@@ -54,6 +54,10 @@ def test_the_openimis_sample_is_imported_with_approval(airflow, database) -> Non
     assert original.status_code == 200 and original.content == SAMPLE.read_bytes()
     report = download(maker, f"/benefitflow/uploads/{upload_id}/error-report")
     assert report.status_code == 200 and report.text.startswith("file,row,column,rule,value,message")
+    suite = download(checker, f"/benefitflow/uploads/{upload_id}/suite")  # the generated suite, as it ran
+    assert suite.status_code == 200 and suite.headers["content-type"] == "application/json"
+    assert {"expectation_type": "expect_column_values_to_be_unique", "column": "national_id"} in [
+        {"expectation_type": e["type"], "column": e["kwargs"].get("column")} for e in suite.json()["expectations"]]
     assert download(airflow("engineer"), f"/benefitflow/uploads/{upload_id}/original").status_code == 200
     for other in ("maker2", "payment_checker"):
         refused = download(airflow(other), f"/benefitflow/uploads/{upload_id}/original")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from benefitflow import db, validation
+from benefitflow import config, db, validation
 from benefitflow.config import EXPECTATIONS_DIR
 from benefitflow.selftest.platform_selftest import SPEC, WORKFLOW
 from benefitflow.workflows.errors import WorkflowError
@@ -149,6 +149,17 @@ def test_validation_reports_every_failing_row_and_column(database, inbox_file) -
     report = validation_report(upload["upload_id"])
     assert {"file", "row", "column", "rule", "value", "message", "severity"} <= set(report[0])
     assert {r["file"] for r in report} == {Path(upload["file_name"]).name}
+
+
+def test_the_suite_an_upload_was_checked_with_is_kept_beside_its_error_report(database, inbox_file) -> None:
+    upload = run_intake(inbox_file("suite.csv", "code,label,amount\nS1,x,1.00\n"))
+    summary = validate_step(workflow=WORKFLOW, taken=upload, options={"on_invalid_rows": "reject_file"}, user="maker")
+    kept = config.upload_suite(upload["upload_id"])
+    assert summary["checked_with"].endswith(f"/benefitflow/uploads/{upload['upload_id']}/suite")
+    assert kept.parent == config.error_report(upload["upload_id"]).parent and kept.stat().st_mode & 0o777 == 0o640
+    written = json.loads(EXPECTATIONS_DIR.joinpath("selftest.json").read_text())
+    assert [(e["type"], e["kwargs"]) for e in json.loads(kept.read_text())["expectations"]] == [
+        (e["type"], e["kwargs"]) for e in written["expectations"]]
 
 
 def test_the_error_report_is_spreadsheet_safe_and_private_from_the_start(database, inbox_file) -> None:

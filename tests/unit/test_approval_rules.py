@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import pytest
 
+from benefitflow import approval
 from benefitflow.approval import approval_groups, decide_outcome, digest_shown, parse_policy, policy_for, render_body
 from benefitflow.directory import Person
 
@@ -95,6 +96,19 @@ def test_body_says_which_approval_and_who_approved_before() -> None:
 def test_unknown_operation_is_a_configuration_error() -> None:
     with pytest.raises(ValueError, match="no checker group"):
         policy_for("no_such_operation")
+
+
+def test_an_operation_the_file_does_not_name_gets_its_declarations_checker_group(monkeypatch) -> None:
+    """A workflow needs no entry in approval_groups.yaml: one checker of its declared group, within a week."""
+    without = {operation: entry for operation, entry in approval_groups().items() if operation != "grievance_status"}
+    monkeypatch.setattr(approval, "approval_groups", lambda: without)
+    policy_for.cache_clear()
+    try:
+        policy = policy_for("grievance_status")
+    finally:
+        policy_for.cache_clear()
+    assert (policy.group, policy.policy, policy.checkers, policy.response_timeout) == (
+        "GrievanceCheckers", "any", 1, timedelta(hours=168))
 
 
 def test_body_lists_the_summary() -> None:

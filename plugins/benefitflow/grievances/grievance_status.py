@@ -13,8 +13,10 @@ from typing import Any
 import psycopg2.extensions
 from airflow.sdk import Param
 
-from benefitflow.intake import RequestError, required_text
+from benefitflow.intake import RequestError
+from benefitflow.parameters import required_text
 from benefitflow.workflows.declaration import (
+    Approval,
     Commit,
     FormCheck,
     FormIntake,
@@ -22,12 +24,13 @@ from benefitflow.workflows.declaration import (
     Proposal,
     Publish,
     Workflow,
-    no_plan,
+    proposal_table,
 )
 from benefitflow.workflows.errors import CommitConflict
 
 TARGET_STATUSES = ("OPEN", "IN_PROGRESS", "RESOLVED", "CLOSED")
-PROPOSAL = "proposals.grievance_status_proposal"
+PROPOSAL_MODEL = "grievance_status_proposal"
+PROPOSAL = proposal_table(PROPOSAL_MODEL)
 CODE = re.compile(r"^GR[0-9]{8}$")
 MAX_COMMENT = 4000
 MAX_TICKETS = 10_000
@@ -104,9 +107,10 @@ WORKFLOW = Workflow(
         "status": Param("OPEN", enum=list(TARGET_STATUSES), description="The new status"),
         "comment": Param("", type="string", minLength=1, maxLength=MAX_COMMENT,
                          description="Kept with the change; for RESOLVED, the resolution"),
-    }, describe=lambda options: f"grievances to {options.get('status')}", plan_of=no_plan),
+    }, describe=lambda options: f"grievances to {options.get('status')}"),
     validate=FormCheck(check=validate_change),
-    propose=Proposal(model="grievance_status_proposal", summarise=summarise_changes),
+    propose=Proposal(model=PROPOSAL_MODEL, summarise=summarise_changes),
+    approve=Approval(group="GrievanceCheckers"),
     commit=Commit(append=commit_changes, writes=("grievance_events",)),
     publish=Publish(asset="benefitflow://grievances"),
     tags=("grievances",),

@@ -15,26 +15,36 @@ import psycopg2.extensions
 import yaml
 from psycopg2 import sql
 
-from benefitflow import validation
-from benefitflow.intake import ROW_ERRORS_INSERT, FileSpec, index_by_row
-from benefitflow.registry import schema
-from benefitflow.workflows.declaration import Commit, FileChecks, FileIntake, Options, Proposal, Publish, Workflow
+from benefitflow import columns, validation
+from benefitflow.intake import ROW_ERRORS_INSERT, FileSpec, checked_table, index_by_row
+from benefitflow.workflows.declaration import (
+    Approval,
+    Commit,
+    FileChecks,
+    FileIntake,
+    Options,
+    Proposal,
+    Publish,
+    Workflow,
+    proposal_table,
+)
 
 if TYPE_CHECKING:  # GX is imported by the tasks that validate, not when the DAG is parsed
     from great_expectations.core import ExpectationSuite
 
 KIND = "grievances"
-PROPOSAL = "proposals.grievances_import_proposal"
+PROPOSAL_MODEL = "grievances_import_proposal"
+PROPOSAL = proposal_table(PROPOSAL_MODEL)
 CATEGORIES_FILE = Path(__file__).with_name("categories.yaml")
 CHANNELS = ("PHONE", "SMS", "EMAIL", "WEB", "IN_PERSON", "LETTER", "COMMUNITY_MEETING", "OTHER")
 PRIORITIES = ("LOW", "NORMAL", "HIGH", "URGENT")
 
 # The file's columns as properties, so the registry's typing and GX expectations serve them too.
 PROPERTIES = [
-    schema.Property("title", "string", {"minLength": 1, "maxLength": 200}, True),
-    schema.Property("description", "string", {"maxLength": 4000}, False),
-    schema.Property("incident_date", "date", {}, False),
-    schema.Property("received_on", "date", {}, False),
+    columns.Property("title", "string", {"minLength": 1, "maxLength": 200}, True),
+    columns.Property("description", "string", {"maxLength": 4000}, False),
+    columns.Property("incident_date", "date", {}, False),
+    columns.Property("received_on", "date", {}, False),
 ]
 SPEC = FileSpec(kind=KIND, required_columns=("title", "category", "channel"),
                 optional_columns=("individual_id", "beneficiary_id", "description", "priority", "incident_date",
@@ -49,9 +59,6 @@ def categories() -> dict[str, dict[str, Any]]:
     return yaml.safe_load(CATEGORIES_FILE.read_text())
 
 
-def checked_table(upload: dict[str, Any]) -> str:
-    return f"{upload['staged_table']}_checked"
-
 
 def prepare(cur: psycopg2.extensions.cursor, upload: dict[str, Any], options: Options) -> str:
     """Trimmed text, typed dates, ids, codes in capitals, and the category's resolution time."""
@@ -59,10 +66,10 @@ def prepare(cur: psycopg2.extensions.cursor, upload: dict[str, Any], options: Op
         sql.SQL("WHEN {} THEN {}").format(sql.Literal(code), sql.Literal(int(entry["resolution_days"])))
         for code, entry in categories().items()))
     target = checked_table(upload)
-    cur.execute(schema.typed_table_sql(
+    cur.execute(columns.typed_table_sql(
         PROPERTIES, [], upload["header"], upload["staged_table"], target, text_columns=TEXT_COLUMNS,
-        derived=[sql.SQL("{} AS person_id").format(schema.as_uuid(sql.SQL("p.individual_id"))),
-                 sql.SQL("{} AS reporting_beneficiary_id").format(schema.as_uuid(sql.SQL("p.beneficiary_id"))),
+        derived=[sql.SQL("{} AS person_id").format(columns.as_uuid(sql.SQL("p.individual_id"))),
+                 sql.SQL("{} AS reporting_beneficiary_id").format(columns.as_uuid(sql.SQL("p.beneficiary_id"))),
                  sql.SQL("upper(p.category) AS category_code"),
                  sql.SQL("upper(p.channel) AS channel_code"),
                  sql.SQL("coalesce(upper(p.priority), 'NORMAL') AS priority_code"),
@@ -78,18 +85,19 @@ def suite_for(upload: dict[str, Any], options: Options) -> ExpectationSuite:
     expectations: list[dict[str, Any]] = []
     for prop in PROPERTIES:
         if prop.name in header:
-            expectations += schema.property_expectations(prop, required=prop.required)
+            expectations += columns.property_expectations(prop, required=prop.required)
     expectations += [
-        schema.expectation("in_set", "category_code", f"must be one of {', '.join(categories())}",
+        columns.expectation("in_set", "category_code", f"must be one of {', '.join(categories())}",
                            report="category", value_set=list(categories())),
-        schema.expectation("in_set", "channel_code", f"must be one of {', '.join(CHANNELS)}",
+        columns.expectation("in_set", "channel_code", f"must be one of {', '.join(CHANNELS)}",
                            report="channel", value_set=list(CHANNELS)),
-        schema.expectation("in_set", "priority_code", f"must be one of {', '.join(PRIORITIES)}",
+        columns.expectation("in_set", "priority_code", f"must be one of {', '.join(PRIORITIES)}",
                            report="priority", value_set=list(PRIORITIES)),
     ]
     for column in ("individual_id", "beneficiary_id"):
         if column in header:
-            expectations.append(schema.expectation("match_regex", column, "not a valid id", regex=schema.UUID_PATTERN))
+            expectations.append(columns.expectation("match_regex", column, "not a valid id",
+                                                    regex=columns.UUID_PATTERN))
     return validation.suite_from_document({"name": "grievances", "expectations": expectations})
 
 
@@ -98,10 +106,9 @@ def check(cur: psycopg2.extensions.cursor, upload: dict[str, Any], options: Opti
     parts = {"upload": sql.Literal(int(upload["upload_id"])), "checked": sql.Identifier(checked_table(upload))}
     for query in (NO_REPORTER, UNKNOWN_INDIVIDUAL, UNKNOWN_BENEFICIARY, HOUSEHOLD_WITHOUT_HEAD, REPORTERS_DISAGREE,
                   INCIDENT_AFTER_RECEIPT):
-        cur.execute(sql.SQL(_INSERT + query).format(**parts))
+        cur.execute(sql.SQL(ROW_ERRORS_INSERT + query).format(**parts))
 
 
-_INSERT = ROW_ERRORS_INSERT
 
 NO_REPORTER = """
 SELECT {upload}, c.row_number, 'individual_id', 'reporter:missing', NULL,
@@ -186,7 +193,8 @@ WORKFLOW = Workflow(
     dag_id="grievances_import",
     intake=FileIntake(spec=SPEC),
     validate=FileChecks(suite=suite_for, prepare=prepare, check=check),
-    propose=Proposal(model="grievances_import_proposal", summarise=summarise),
+    propose=Proposal(model=PROPOSAL_MODEL, summarise=summarise),
+    approve=Approval(group="GrievanceCheckers"),
     commit=Commit(append=commit, writes=("grievance_events", "grievances")),
     publish=Publish(asset="benefitflow://grievances"),
     tags=("grievances",),

@@ -14,13 +14,24 @@ import psycopg2.extensions
 from airflow.sdk import Param
 
 from benefitflow.intake import RequestError
-from benefitflow.payments.payment_cycle import code_of
+from benefitflow.parameters import code_of, money, reason_of
 from benefitflow.programmes import plans
-from benefitflow.programmes.beneficiary_status import reason_of
-from benefitflow.workflows.declaration import Commit, FormCheck, FormIntake, Options, Proposal, Publish, Workflow
+from benefitflow.workflows.declaration import (
+    Approval,
+    Commit,
+    FormCheck,
+    FormIntake,
+    Options,
+    Proposal,
+    Publish,
+    Workflow,
+    plan_parameter,
+    proposal_table,
+)
 from benefitflow.workflows.errors import CommitConflict
 
-PROPOSAL = "proposals.held_bills_release_proposal"
+PROPOSAL_MODEL = "held_bills_release_proposal"
+PROPOSAL = proposal_table(PROPOSAL_MODEL)
 MAX_BILLS = 10_000
 
 
@@ -61,8 +72,8 @@ def summarise_release(cur: psycopg2.extensions.cursor, request_id: int) -> dict[
     bills, total, largest, currency = cur.fetchone()
     cur.execute(f"SELECT bill_code, amount FROM {PROPOSAL} WHERE request_id = %s ORDER BY amount DESC, bill_code"
                 f" LIMIT 10", (request_id,))
-    return {"bills_released": bills, "total": plans.money(total, currency), "largest": plans.money(largest, currency),
-            "largest_bills": {code: plans.money(amount, currency) for code, amount in cur.fetchall()}}
+    return {"bills_released": bills, "total": money(total, currency), "largest": money(largest, currency),
+            "largest_bills": {code: money(amount, currency) for code, amount in cur.fetchall()}}
 
 
 def commit_release(cur: psycopg2.extensions.cursor, commit_id: int, request_id: int) -> int:
@@ -88,9 +99,11 @@ WORKFLOW = Workflow(
                                    "of the cycle"),
         "reason": Param("", type="string", minLength=1, maxLength=500,
                         description="Why these amounts may be paid (kept with each bill)"),
-    }, describe=lambda options: f"release of held bills of cycle {options.get('cycle')} of {options.get('plan')}"),
+    }, describe=lambda options: f"release of held bills of cycle {options.get('cycle')} of {options.get('plan')}",
+       plan_of=plan_parameter),
     validate=FormCheck(check=validate_release),
-    propose=Proposal(model="held_bills_release_proposal", summarise=summarise_release),
+    propose=Proposal(model=PROPOSAL_MODEL, summarise=summarise_release),
+    approve=Approval(group="PaymentCheckers"),
     commit=Commit(append=commit_release, writes=("bill_events",)),
     publish=Publish(asset="benefitflow://payments/bills"),
     tags=("payments",),

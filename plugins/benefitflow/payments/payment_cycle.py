@@ -10,7 +10,6 @@ those not yet billed.
 
 from __future__ import annotations
 
-import re
 from datetime import date
 from typing import Any
 
@@ -19,29 +18,28 @@ from airflow.sdk import Param
 from psycopg2 import sql
 
 from benefitflow.intake import RequestError
+from benefitflow.parameters import code_of, date_of, money
 from benefitflow.programmes import plans
-from benefitflow.programmes.plans import money
-from benefitflow.workflows.declaration import Commit, FormCheck, FormIntake, Options, Proposal, Publish, Workflow
+from benefitflow.workflows.declaration import (
+    Approval,
+    Commit,
+    FormCheck,
+    FormIntake,
+    Options,
+    Proposal,
+    Publish,
+    Workflow,
+    plan_parameter,
+    proposal_table,
+)
 from benefitflow.workflows.errors import CommitConflict
 
-PROPOSAL = "proposals.payment_cycle_proposal"
-CODE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,29}$")
+PROPOSAL_MODEL = "payment_cycle_proposal"
+PROPOSAL = proposal_table(PROPOSAL_MODEL)
 
 
-def code_of(options: Options, name: str) -> str:
-    value = options.get(name)
-    if not isinstance(value, str) or not CODE_PATTERN.match(value.strip()):
-        raise RequestError(f"{name}: a code of 1 to 30 letters, digits, '.', '_' or '-' is required, "
-                           f"not {str(value)[:40]!r}")
-    return value.strip()
 
 
-def date_of(options: Options, name: str) -> date:
-    value = options.get(name)
-    try:
-        return date.fromisoformat(str(value).strip())
-    except ValueError:
-        raise RequestError(f"{name}: not a date (YYYY-MM-DD): {str(value)[:40]!r}") from None
 
 
 def validate_cycle(cur: psycopg2.extensions.cursor, request_id: int, options: Options, user: str) -> dict[str, Any]:
@@ -189,9 +187,10 @@ WORKFLOW = Workflow(
                        description="The cycle's code, e.g. 2026-11 (letters, digits, . _ -)"),
         "period_start": Param("", type="string", format="date", description="First day of the period paid"),
         "period_end": Param("", type="string", format="date", description="Last day of the period paid"),
-    }, describe=lambda options: f"cycle {options.get('cycle')} of {options.get('plan')}"),
+    }, describe=lambda options: f"cycle {options.get('cycle')} of {options.get('plan')}", plan_of=plan_parameter),
     validate=FormCheck(check=validate_cycle),
-    propose=Proposal(model="payment_cycle_proposal", summarise=summarise_cycle),
+    propose=Proposal(model=PROPOSAL_MODEL, summarise=summarise_cycle),
+    approve=Approval(group="PaymentCheckers"),
     commit=Commit(append=commit_cycle, writes=("bills", "payment_cycles")),
     publish=Publish(asset="benefitflow://payments/bills"),
     tags=("payments",),

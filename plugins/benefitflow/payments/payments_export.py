@@ -9,6 +9,7 @@ from psycopg2 import sql
 
 from benefitflow.exports import Source
 from benefitflow.filters import Field
+from benefitflow.workflows.declaration import Approval
 from benefitflow.workflows.export import export_workflow, filter_and_columns
 
 # Who is paid: the person billed (INDIVIDUAL plans), else the household's primary recipient, else its head.
@@ -55,6 +56,7 @@ def payments_of(_cur: psycopg2.extensions.cursor, _params: dict[str, Any]) -> So
 WORKFLOW = export_workflow(
     dag_id="payments_export",
     source_for=payments_of,
+    approve=Approval(group="PaymentCheckers"),
     params={
         **filter_and_columns(
             'JSON filter, e.g. {"all": [{"field": "cycle", "op": "=", "value": "2026-01"}, '

@@ -21,13 +21,25 @@ from psycopg2 import sql
 
 from benefitflow import config, db, file_store, publishing
 from benefitflow.intake import RequestError, checksum
-from benefitflow.payments.payment_cycle import code_of
+from benefitflow.parameters import code_of, money
 from benefitflow.payments.payments_export import RECIPIENT
 from benefitflow.programmes import plans
-from benefitflow.workflows.declaration import Commit, FormCheck, FormIntake, Options, Proposal, Publish, Workflow
+from benefitflow.workflows.declaration import (
+    Approval,
+    Commit,
+    FormCheck,
+    FormIntake,
+    Options,
+    Proposal,
+    Publish,
+    Workflow,
+    plan_parameter,
+    proposal_table,
+)
 from benefitflow.workflows.errors import CommitConflict
 
-PROPOSAL = "proposals.payroll_proposal"
+PROPOSAL_MODEL = "payroll_proposal"
+PROPOSAL = proposal_table(PROPOSAL_MODEL)
 MAX_PAYMENT_POINT = 100
 # openIMIS's payroll layout (what providers already fill in), then the recipient's identifiers.
 PAYROLL_COLUMNS = ("Payroll Name", "Payroll Status", "First Name", "Last Name", "Date of Birth", "Code", "Status",
@@ -129,7 +141,7 @@ def summarise_payroll(cur: psycopg2.extensions.cursor, request_id: int) -> dict[
     bills, total, moved, pending, currency = cur.fetchone()
     cur.execute(f"SELECT plan_code, count(*) FROM {PROPOSAL} WHERE request_id = %s AND to_pay GROUP BY 1 ORDER BY 1",
                 (request_id,))
-    return {"bills": bills, "total": plans.money(total, currency), "moved_from_earlier_payroll": moved,
+    return {"bills": bills, "total": money(total, currency), "moved_from_earlier_payroll": moved,
             "held_by_another_payroll_waiting_for_approval": pending, "bills_by_plan": dict(cur.fetchall())}
 
 
@@ -285,9 +297,10 @@ WORKFLOW = Workflow(
         "include_unpaid_from": Param("", type="string", maxLength=80,
                                      description="An earlier payroll's name: its unpaid (FAILED) bills move into "
                                                  "this one"),
-    }, describe=lambda options: f"payroll of cycle {options.get('cycle')}"),
+    }, describe=lambda options: f"payroll of cycle {options.get('cycle')}", plan_of=plan_parameter),
     validate=FormCheck(check=validate_payroll),
-    propose=Proposal(model="payroll_proposal", summarise=summarise_payroll),
+    propose=Proposal(model=PROPOSAL_MODEL, summarise=summarise_payroll),
+    approve=Approval(group="PaymentCheckers"),
     commit=Commit(append=commit_payroll,
                   writes=("bill_events", "payroll_bills", "payroll_events", "payroll_exports", "payroll_open_bills",
                           "payrolls"),

@@ -18,19 +18,29 @@ import psycopg2.extensions
 from airflow.sdk import Param
 from psycopg2 import sql
 
-from benefitflow import db, publishing, validation
-from benefitflow.intake import ROW_ERRORS_INSERT, FileSpec
+from benefitflow import columns, db, publishing, validation
+from benefitflow.intake import ROW_ERRORS_INSERT, FileSpec, checked_table
+from benefitflow.parameters import money
 from benefitflow.payments.payroll import approved_payroll
-from benefitflow.programmes.plans import money
-from benefitflow.registry import schema
-from benefitflow.workflows.declaration import Commit, FileChecks, FileIntake, Options, Proposal, Publish, Workflow
+from benefitflow.workflows.declaration import (
+    Approval,
+    Commit,
+    FileChecks,
+    FileIntake,
+    Options,
+    Proposal,
+    Publish,
+    Workflow,
+    proposal_table,
+)
 from benefitflow.workflows.errors import CommitConflict, WorkflowError
 
 if TYPE_CHECKING:  # GX is imported by the tasks that validate, not when the DAG is parsed
     from great_expectations.core import ExpectationSuite
 
 KIND = "payroll_reconciliation"
-PROPOSAL = "proposals.payroll_reconciliation_proposal"
+PROPOSAL_MODEL = "payroll_reconciliation_proposal"
+PROPOSAL = proposal_table(PROPOSAL_MODEL)
 COLUMNS = {  # the file's column -> the name used here
     "Payroll Name": "payroll_name", "Payroll Status": "payroll_status", "First Name": "first_name",
     "Last Name": "last_name", "Date of Birth": "date_of_birth", "Code": "code", "Status": "status",
@@ -64,9 +74,6 @@ def spec_for(options: Options) -> FileSpec:
                     allow_extra_columns=True, aliases=tuple(COLUMNS.items()))
 
 
-def checked_table(upload: dict[str, Any]) -> str:
-    return f"{upload['staged_table']}_checked"
-
 
 def prepare(cur: psycopg2.extensions.cursor, upload: dict[str, Any], options: Options) -> str:
     """Each row with the bill its code names (if any) and that bill's state; other columns kept as jsonb."""
@@ -95,7 +102,7 @@ def prepare(cur: psycopg2.extensions.cursor, upload: dict[str, Any], options: Op
         " FROM intake.{staged} s LEFT JOIN payments.bills bl ON bl.bill_code = {code}"
     ).format(target=sql.Identifier(target), staged=sql.Identifier(staged), code=text("code"), status=text("status"),
              receipt=text("receipt"), paid=text("paid"), payroll_name=text("payroll_name"), amount=text("amount"),
-             amount_paid=text("amount_paid"), paid_on=text("paid_on"), number=sql.Literal(schema.NUMBER_PATTERN),
+             amount_paid=text("amount_paid"), paid_on=text("paid_on"), number=sql.Literal(columns.NUMBER_PATTERN),
              payroll=sql.Literal(payroll_id),
              extra=sql.SQL(", ").join(sql.SQL("{}, s.{}").format(sql.Literal(c), sql.Identifier(c)) for c in extra)))
     cur.execute(sql.SQL("CREATE INDEX ON intake.{} (row_number)").format(sql.Identifier(target)))
@@ -106,18 +113,18 @@ def prepare(cur: psycopg2.extensions.cursor, upload: dict[str, Any], options: Op
 def suite_for(upload: dict[str, Any], options: Options) -> ExpectationSuite:
     header = upload["header"]
     expectations = [
-        schema.expectation("not_null", "code", "the bill's code is required"),
-        schema.expectation("unique", "code", "the same code appears more than once in the file"),
-        schema.expectation("not_null", "paid", "Paid is required (Yes or No)"),
-        schema.expectation("in_set", "paid_answer", "Paid must be Yes or No", value_set=list(PAID_ANSWERS),
+        columns.expectation("not_null", "code", "the bill's code is required"),
+        columns.expectation("unique", "code", "the same code appears more than once in the file"),
+        columns.expectation("not_null", "paid", "Paid is required (Yes or No)"),
+        columns.expectation("in_set", "paid_answer", "Paid must be Yes or No", value_set=list(PAID_ANSWERS),
                            report="paid"),
-        schema.expectation("not_null", "status", "the Status exported with the bill is required"),
+        columns.expectation("not_null", "status", "the Status exported with the bill is required"),
     ]
     if "amount_paid" in header:
-        expectations.append(schema.expectation("match_regex", "amount_paid_text", "not an amount (e.g. 1500.00)",
-                                               regex=schema.NUMBER_PATTERN, report="amount_paid"))
+        expectations.append(columns.expectation("match_regex", "amount_paid_text", "not an amount (e.g. 1500.00)",
+                                               regex=columns.NUMBER_PATTERN, report="amount_paid"))
     if "paid_on" in header:
-        expectations.append(schema.expectation("in_set", "paid_on_is_date", "not a real date (expected YYYY-MM-DD)",
+        expectations.append(columns.expectation("in_set", "paid_on_is_date", "not a real date (expected YYYY-MM-DD)",
                                                value_set=[True], report="paid_on"))
     return validation.suite_from_document({"name": KIND, "expectations": expectations})
 
@@ -127,10 +134,9 @@ def check(cur: psycopg2.extensions.cursor, upload: dict[str, Any], options: Opti
     parts = {"upload": sql.Literal(int(upload["upload_id"])), "checked": sql.Identifier(checked_table(upload)),
              "payroll": sql.Literal(name)}
     for query in CHECKS:
-        cur.execute(sql.SQL(_INSERT + query).format(**parts))
+        cur.execute(sql.SQL(ROW_ERRORS_INSERT + query).format(**parts))
 
 
-_INSERT = ROW_ERRORS_INSERT
 CHECKS = (
     """SELECT {upload}, row_number, 'code', 'code:unknown', code, 'no bill with this code', 'critical'
        FROM intake.{checked} WHERE code IS NOT NULL AND bill_id IS NULL""",
@@ -243,7 +249,8 @@ WORKFLOW = Workflow(
                          description="The payroll's name, as in the file's `Payroll Name` column"),
     }),
     validate=FileChecks(suite=suite_for, prepare=prepare, check=check),
-    propose=Proposal(model="payroll_reconciliation_proposal", summarise=summarise, vars=proposal_vars),
+    propose=Proposal(model=PROPOSAL_MODEL, summarise=summarise, vars=proposal_vars),
+    approve=Approval(group="PaymentCheckers"),
     commit=Commit(append=commit, writes=("bill_events", "payroll_events", "payroll_open_bills")),
     publish=Publish(asset="benefitflow://payments/payrolls"),
     tags=("payments",),

@@ -10,6 +10,7 @@ from psycopg2 import sql
 
 from benefitflow.exports import Source
 from benefitflow.programmes import plans
+from benefitflow.workflows.declaration import Approval
 from benefitflow.workflows.export import export_workflow, filter_and_columns
 
 PERSON = ("first_name", "last_name", "dob", "sex", "region", "location_code", "household_code")
@@ -34,6 +35,7 @@ def beneficiaries_of(cur: psycopg2.extensions.cursor, params: dict[str, Any]) ->
 WORKFLOW = export_workflow(
     dag_id="beneficiaries_export",
     source_for=beneficiaries_of,
+    approve=Approval(group="ProgrammeCheckers"),
     params={
         "plan": Param("", type="string", minLength=1, maxLength=30, description="The plan's code"),
         **filter_and_columns(

@@ -16,12 +16,13 @@ import psycopg2.extensions
 from airflow.sdk import Param
 from psycopg2 import sql
 
-from benefitflow import db, filters, validation
-from benefitflow.intake import ROW_ERRORS_INSERT, FileSpec, index_by_row
+from benefitflow import columns, db, filters, validation
+from benefitflow.intake import ROW_ERRORS_INSERT, UPLOAD_MODES, FileSpec, checked_table, index_by_row, mode_of
 from benefitflow.programmes import plans
 from benefitflow.programmes.beneficiary_versions import append_beneficiaries
 from benefitflow.registry import checks, individuals_import, schema
 from benefitflow.workflows.declaration import (
+    Approval,
     Commit,
     FileChecks,
     FileIntake,
@@ -30,6 +31,7 @@ from benefitflow.workflows.declaration import (
     Publish,
     Workflow,
     plan_parameter,
+    proposal_table,
 )
 from benefitflow.workflows.errors import CommitConflict, WorkflowError
 
@@ -37,19 +39,13 @@ if TYPE_CHECKING:  # GX is imported by the tasks that validate, not when the DAG
     from great_expectations.core import ExpectationSuite
 
 KIND = "beneficiaries"
-MODES = ("create", "update")
-PROPOSAL = "proposals.beneficiaries_import_proposal"
+PROPOSAL_MODEL = "beneficiaries_import_proposal"
+PROPOSAL = proposal_table(PROPOSAL_MODEL)
 STATUS_COLUMN = "status"
 ID_COLUMN = "id"
 MEMBER_COLUMNS = ("recipient_info", "individual_role")  # a GROUP file's household_code is the group_code
 REGISTERED_HOUSEHOLD = "EXISTS (SELECT 1 FROM registry.households h WHERE h.household_code = {})"
 
-
-def mode_of(options: Options) -> str:
-    mode = options.get("mode") or "create"
-    if mode not in MODES:
-        raise WorkflowError(f"mode must be one of {MODES}, not {str(mode)[:20]!r}")
-    return mode
 
 
 def plan_of(options: Options) -> plans.Plan:
@@ -60,10 +56,10 @@ def plan_of(options: Options) -> plans.Plan:
         raise WorkflowError(f"plan: {exc}") from exc
 
 
-def variables_of(plan: plans.Plan) -> list[schema.Property]:
+def variables_of(plan: plans.Plan) -> list[columns.Property]:
     variables = plan.variables_schema
     required = set(variables.get("required") or [])
-    return [schema.Property(name, filters.property_type(definition), definition, name in required)
+    return [columns.Property(name, filters.property_type(definition), definition, name in required)
             for name, definition in (variables.get("properties") or {}).items()]
 
 
@@ -85,9 +81,6 @@ def spec_for(options: Options) -> FileSpec:
                     optional_columns=("individual_id", *people, *schema.HOUSEHOLD_COLUMNS, *optional))
 
 
-def checked_table(upload: dict[str, Any]) -> str:
-    return f"{upload['staged_table']}_checked"
-
 
 def people_table(upload: dict[str, Any]) -> str:
     return f"{upload['staged_table']}_people"
@@ -101,16 +94,16 @@ def prepare(cur: psycopg2.extensions.cursor, upload: dict[str, Any], options: Op
     creating = mode_of(options) == "create"
     people = list(registry.properties.values()) if creating else []
     target = checked_table(upload)
-    cur.execute(schema.typed_table_sql(
+    cur.execute(columns.typed_table_sql(
         [*people, *variables], registry.variables if people else [], header, upload["staged_table"], target,
         text_columns=[*(p.name for p in people), *(schema.HOUSEHOLD_COLUMNS if people else ()),
                       *(v.name for v in variables), ID_COLUMN, "individual_id", "household_code", STATUS_COLUMN],
-        derived=[sql.SQL("{} AS beneficiary_id").format(schema.as_uuid(sql.SQL("p.id"))),
-                 sql.SQL("{} AS person_id").format(schema.as_uuid(sql.SQL("p.individual_id"))),
+        derived=[sql.SQL("{} AS beneficiary_id").format(columns.as_uuid(sql.SQL("p.id"))),
+                 sql.SQL("{} AS person_id").format(columns.as_uuid(sql.SQL("p.individual_id"))),
                  sql.SQL("coalesce(upper(p.status), 'POTENTIAL') AS initial_status"),
                  *(schema.person_columns()[1:] if people else []),
                  *_row_kind(plan, creating),
-                 sql.SQL("{} AS plan_attributes").format(schema.attributes_sql(variables))],
+                 sql.SQL("{} AS plan_attributes").format(columns.attributes_sql(variables))],
     ))
     index_by_row(cur, target)
     if not people:
@@ -144,21 +137,21 @@ def suite_for(upload: dict[str, Any], options: Options) -> ExpectationSuite:
     variables_required = mode == "create" and plan.type == "INDIVIDUAL"
     for variable in variables_of(plan):
         if variable.name in header:
-            expectations += schema.property_expectations(variable, required=variable.required and variables_required)
+            expectations += columns.property_expectations(variable, required=variable.required and variables_required)
     if mode == "update":
-        identity = [(ID_COLUMN, "the id of the beneficiary to update is required", schema.UUID_PATTERN)]
+        identity = [(ID_COLUMN, "the id of the beneficiary to update is required", columns.UUID_PATTERN)]
     elif plan.type == "GROUP":
         identity = [("household_code", "the household's code is required", schema.GROUP_CODE_PATTERN)]
     else:  # optional: a row without individual_id describes a new person
-        identity = [("individual_id", "", schema.UUID_PATTERN)] if "individual_id" in header else []
+        identity = [("individual_id", "", columns.UUID_PATTERN)] if "individual_id" in header else []
     for column, message, pattern in identity:
-        expectations.append(schema.expectation("match_regex", column, "not a valid id", regex=pattern))
+        expectations.append(columns.expectation("match_regex", column, "not a valid id", regex=pattern))
         if message:
-            expectations.append(schema.expectation("not_null", column, message))
+            expectations.append(columns.expectation("not_null", column, message))
         if column != "household_code":  # a new household's members share it (a SQL check covers registered ones)
-            expectations.append(schema.expectation("unique", column, "appears more than once in the file"))
+            expectations.append(columns.expectation("unique", column, "appears more than once in the file"))
     if STATUS_COLUMN in header:
-        expectations.append(schema.expectation("in_set", STATUS_COLUMN,
+        expectations.append(columns.expectation("in_set", STATUS_COLUMN,
                                                "an imported beneficiary is POTENTIAL or ACTIVE",
                                                value_set=["POTENTIAL", "ACTIVE", "potential", "active"]))
     return validation.suite_from_document({"name": f"beneficiaries_{mode}", "expectations": expectations})
@@ -205,10 +198,9 @@ def _describes_a_person(plan: plans.Plan) -> sql.Composable:
 
 
 def _run(cur: psycopg2.extensions.cursor, query: str, parts: dict[str, sql.Composable]) -> None:
-    cur.execute(sql.SQL(_INSERT + query).format(**parts))
+    cur.execute(sql.SQL(ROW_ERRORS_INSERT + query).format(**parts))
 
 
-_INSERT = ROW_ERRORS_INSERT
 
 UNKNOWN_INDIVIDUAL = """
 SELECT {upload}, c.row_number, 'individual_id', 'individual_id:unknown', c.individual_id,
@@ -385,12 +377,13 @@ WORKFLOW = Workflow(
     dag_id="beneficiaries_import",
     intake=FileIntake(spec=spec_for, params={
         "plan": Param("", type="string", minLength=1, maxLength=30, description="The plan's code"),
-        "mode": Param("create", enum=list(MODES),
+        "mode": Param("create", enum=list(UPLOAD_MODES),
                       description="create: enrol the people (or households) the rows name; update: rows carry the "
                                   "beneficiary `id` and only the plan variables in the file change"),
     }, plan_of=plan_parameter),
     validate=FileChecks(suite=suite_for, prepare=prepare, check=check),
-    propose=Proposal(model="beneficiaries_import_proposal", summarise=summarise, vars=proposal_vars),
+    propose=Proposal(model=PROPOSAL_MODEL, summarise=summarise, vars=proposal_vars),
+    approve=Approval(group="ProgrammeCheckers"),
     commit=Commit(append=commit, writes=("beneficiary_versions", "households", "individual_versions")),
     publish=Publish(asset="benefitflow://programmes/beneficiaries"),
     tags=("programmes",),

@@ -13,18 +13,28 @@ import psycopg2.extensions
 from airflow.sdk import Param
 from psycopg2 import sql
 
-from benefitflow.intake import RequestError, required_text
+from benefitflow.intake import RequestError
+from benefitflow.parameters import MAX_REASON, reason_of
 from benefitflow.programmes import id_files, plans
-from benefitflow.workflows.declaration import Commit, FormCheck, FormIntake, Options, Proposal, Publish, Workflow
+from benefitflow.workflows.declaration import (
+    Approval,
+    Commit,
+    FormCheck,
+    FormIntake,
+    Options,
+    Proposal,
+    Publish,
+    Workflow,
+    plan_parameter,
+    proposal_table,
+)
 from benefitflow.workflows.errors import CommitConflict
 
 TARGET_STATUSES = ("ACTIVE", "SUSPENDED", "GRADUATED")
-PROPOSAL = "proposals.beneficiary_status_proposal"
-MAX_REASON = 500
+PROPOSAL_MODEL = "beneficiary_status_proposal"
+PROPOSAL = proposal_table(PROPOSAL_MODEL)
 
 
-def reason_of(options: Options) -> str:
-    return required_text(options, "reason", MAX_REASON, "give a reason: it is kept with every change")
 
 
 def validate_change(cur: psycopg2.extensions.cursor, request_id: int, options: Options, user: str) -> dict[str, Any]:
@@ -102,9 +112,10 @@ WORKFLOW = Workflow(
         "file": Param("", type="string", maxLength=500,
                       description="Or: a CSV in the inbox with one column beneficiary_id, individual_id (INDIVIDUAL "
                                   "plans) or household_code (GROUP plans)"),
-    }, describe=lambda options: f"{options.get('plan')}: to {options.get('status')}"),
+    }, describe=lambda options: f"{options.get('plan')}: to {options.get('status')}", plan_of=plan_parameter),
     validate=FormCheck(check=validate_change),
-    propose=Proposal(model="beneficiary_status_proposal", summarise=summarise_changes),
+    propose=Proposal(model=PROPOSAL_MODEL, summarise=summarise_changes),
+    approve=Approval(group="ProgrammeCheckers"),
     commit=Commit(append=commit_changes, writes=("beneficiary_versions",)),
     publish=Publish(asset="benefitflow://programmes/beneficiaries"),
     tags=("programmes",),

@@ -7,14 +7,25 @@ from typing import Any
 import psycopg2.extensions
 from airflow.sdk import Param
 
+from benefitflow.parameters import reason_of
 from benefitflow.programmes import beneficiary_status, plans
-from benefitflow.workflows.declaration import Commit, FormCheck, FormIntake, Options, Proposal, Publish, Workflow
+from benefitflow.workflows.declaration import (
+    Approval,
+    Commit,
+    FormCheck,
+    FormIntake,
+    Options,
+    Proposal,
+    Publish,
+    Workflow,
+    plan_parameter,
+)
 from benefitflow.workflows.errors import CommitConflict
 
 
 def validate_closing(cur: psycopg2.extensions.cursor, request_id: int, options: Options, user: str) -> dict[str, Any]:
     found = plans.require_active(cur, options.get("plan"))
-    reason = beneficiary_status.reason_of(options)
+    reason = reason_of(options)
     cur.execute(
         "INSERT INTO intake.request_selection (request_id, beneficiary_id)"
         " SELECT %s, beneficiary_id FROM programmes.beneficiaries WHERE plan_code = %s AND status <> 'GRADUATED'",
@@ -54,9 +65,10 @@ WORKFLOW = Workflow(
     intake=FormIntake(params={
         "plan": Param("", type="string", minLength=1, maxLength=30, description="The plan's code"),
         "reason": Param("", type="string", minLength=1, maxLength=500, description="Why the plan closes"),
-    }, describe=lambda options: f"close plan {options.get('plan')}"),
+    }, describe=lambda options: f"close plan {options.get('plan')}", plan_of=plan_parameter),
     validate=FormCheck(check=validate_closing),
-    propose=Proposal(model="beneficiary_status_proposal", summarise=beneficiary_status.summarise_changes),
+    propose=Proposal(model=beneficiary_status.PROPOSAL_MODEL, summarise=beneficiary_status.summarise_changes),
+    approve=Approval(group="ProgrammeCheckers"),
     commit=Commit(append=commit_closing, writes=("beneficiary_versions", "plan_versions")),  # closing graduates all
     publish=Publish(asset=plans.PLAN_ASSET),
     tags=("programmes",),

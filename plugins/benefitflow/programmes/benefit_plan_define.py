@@ -13,10 +13,21 @@ from benefitflow import config, file_store
 from benefitflow.file_store import InboxError
 from benefitflow.intake import RequestError
 from benefitflow.programmes import plans
-from benefitflow.workflows.declaration import Commit, FormCheck, FormIntake, Options, Proposal, Publish, Workflow
+from benefitflow.workflows.declaration import (
+    Approval,
+    Commit,
+    FormCheck,
+    FormIntake,
+    Options,
+    Proposal,
+    Publish,
+    Workflow,
+    proposal_table,
+)
 
 MAX_PLAN_FILE_BYTES = 1 << 20
-DEFINITION = "proposals.plan_define_proposal"
+PROPOSAL_MODEL = "plan_define_proposal"
+DEFINITION = proposal_table(PROPOSAL_MODEL)
 
 def document_from(options: Options) -> Any:
     """The plan document of the trigger form: the `plan` object, or a YAML/JSON `file` in the inbox."""
@@ -95,7 +106,8 @@ WORKFLOW = Workflow(
     }, describe=lambda options: f"plan {(options.get('plan') or {}).get('code') or options.get('file') or '?'}",
        plan_of=lambda options: str((options.get("plan") or {}).get("code") or options.get("file") or "")),
     validate=FormCheck(check=validate_definition),
-    propose=Proposal(model="plan_define_proposal", summarise=summarise_definition),
+    propose=Proposal(model=PROPOSAL_MODEL, summarise=summarise_definition),
+    approve=Approval(group="ProgrammeCheckers"),
     commit=Commit(append=commit_definition, writes=("plan_versions",)),
     publish=Publish(asset=plans.PLAN_ASSET),
     tags=("programmes",),

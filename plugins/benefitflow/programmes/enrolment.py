@@ -10,11 +10,24 @@ from airflow.sdk import Param
 from psycopg2 import sql
 
 from benefitflow.intake import RequestError
+from benefitflow.parameters import money
 from benefitflow.programmes import plans
 from benefitflow.programmes.beneficiary_versions import append_beneficiaries
-from benefitflow.workflows.declaration import Commit, FormCheck, FormIntake, Options, Proposal, Publish, Workflow
+from benefitflow.workflows.declaration import (
+    Approval,
+    Commit,
+    FormCheck,
+    FormIntake,
+    Options,
+    Proposal,
+    Publish,
+    Workflow,
+    plan_parameter,
+    proposal_table,
+)
 
-PROPOSAL = "proposals.enrolment_proposal"
+PROPOSAL_MODEL = "enrolment_proposal"
+PROPOSAL = proposal_table(PROPOSAL_MODEL)
 
 
 def validate_enrolment(cur: psycopg2.extensions.cursor, request_id: int, options: Options, user: str) -> dict[str, Any]:
@@ -57,7 +70,7 @@ def summarise_enrolment(cur: psycopg2.extensions.cursor, request_id: int) -> dic
                 (request_id,))
     cost, currency = cur.fetchone()
     return {"already_enrolled": already, "would_be_added": added, "over_max_beneficiaries": over,
-            "projected_cost_per_cycle": plans.money(cost, currency)}
+            "projected_cost_per_cycle": money(cost, currency)}
 
 
 def commit_enrolment(cur: psycopg2.extensions.cursor, commit_id: int, request_id: int) -> int:
@@ -84,9 +97,11 @@ WORKFLOW = Workflow(
         "criteria": Param({}, type="object",
                           description="Who is eligible (filter language); empty: the plan's default criteria for "
                                       "the target status"),
-    }, describe=lambda options: f"enrol into {options.get('plan')} as {options.get('target_status')}"),
+    }, describe=lambda options: f"enrol into {options.get('plan')} as {options.get('target_status')}",
+       plan_of=plan_parameter),
     validate=FormCheck(check=validate_enrolment),
-    propose=Proposal(model="enrolment_proposal", summarise=summarise_enrolment),
+    propose=Proposal(model=PROPOSAL_MODEL, summarise=summarise_enrolment),
+    approve=Approval(group="ProgrammeCheckers"),
     commit=Commit(append=commit_enrolment, writes=("beneficiary_versions",)),
     publish=Publish(asset="benefitflow://programmes/beneficiaries"),
     tags=("programmes",),

@@ -13,9 +13,9 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from benefitflow import audit, config, db, intake, validation
+from benefitflow.columns import as_uuid
 from benefitflow.intake import FileSpec, RequestError
 from benefitflow.programmes.plans import Plan
-from benefitflow.registry.schema import as_uuid
 from benefitflow.workflows.errors import WorkflowError
 from benefitflow.workflows.intake import take_in_file
 

@@ -13,7 +13,6 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -169,9 +168,6 @@ def request_condition(criteria: Any, fields: Mapping[str, Field]) -> sql.Composa
         raise RequestError(f"criteria: {exc}") from exc
 
 
-def money(amount: Decimal | None, currency: str | None) -> str | None:
-    """An amount as a checker reads it: 12,345.67 KES."""
-    return None if amount is None else f"{amount:,.2f} {currency or ''}".strip()
 
 
 # -- the fields criteria may name ---------------------------------------------------------------

@@ -15,7 +15,6 @@ from benefitflow.registry.schema import HOUSEHOLD_COLUMNS
 
 LIKELY_DUPLICATE_SIMILARITY = 0.6  # pg_trgm similarity of "first last", with the same dob and location
 
-_INSERT = ROW_ERRORS_INSERT
 
 
 def run_all(cur: psycopg2.extensions.cursor, upload_id: int, checked: str, *, mode: str, header: list[str],
@@ -38,7 +37,7 @@ def run_all(cur: psycopg2.extensions.cursor, upload_id: int, checked: str, *, mo
 def _run(cur: psycopg2.extensions.cursor, query: str, upload_id: int, table: sql.Identifier,
          **literals: object) -> None:
     values = {name: sql.Literal(value) for name, value in literals.items()}
-    cur.execute(sql.SQL(_INSERT + query).format(upload=sql.Literal(upload_id), checked=table, **values))
+    cur.execute(sql.SQL(ROW_ERRORS_INSERT + query).format(upload=sql.Literal(upload_id), checked=table, **values))
 
 
 def _collect_households(cur: psycopg2.extensions.cursor, table: sql.Identifier, mode: str, header: list[str]) -> None:

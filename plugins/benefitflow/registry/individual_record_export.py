@@ -9,13 +9,13 @@ import psycopg2.extensions
 from airflow.sdk import Param
 from psycopg2 import sql
 
-from benefitflow import filters
+from benefitflow import columns, filters
 from benefitflow.exports import Source
 from benefitflow.intake import RequestError
-from benefitflow.registry import schema
+from benefitflow.workflows.declaration import Approval
 from benefitflow.workflows.export import export_workflow
 
-UUID = re.compile(schema.UUID_PATTERN)
+UUID = re.compile(columns.UUID_PATTERN)
 COLUMNS = {
     "individual_id": "string", "full_name": "string", "household_code": "string", "region": "string",
     "location_code": "string", "section": "string", "occurred_at": "string", "plan_code": "string",
@@ -44,6 +44,7 @@ def record_of(cur: psycopg2.extensions.cursor, params: dict[str, Any]) -> Source
 WORKFLOW = export_workflow(
     dag_id="individual_record_export",
     source_for=record_of,
+    approve=Approval(group="RegistryCheckers"),
     params={
         "individual_id": Param("", type="string", minLength=36, maxLength=36,
                                description="The person's id (registry_export or the Individual record dashboard "

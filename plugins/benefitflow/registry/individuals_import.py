@@ -8,24 +8,28 @@ import psycopg2.extensions
 from airflow.sdk import Param
 
 from benefitflow import validation
-from benefitflow.intake import FileSpec, index_by_row
+from benefitflow.intake import UPLOAD_MODES, FileSpec, checked_table, index_by_row, mode_of
 from benefitflow.registry import checks, schema
-from benefitflow.workflows.declaration import Commit, FileChecks, FileIntake, Options, Proposal, Publish, Workflow
+from benefitflow.workflows.declaration import (
+    Approval,
+    Commit,
+    FileChecks,
+    FileIntake,
+    Options,
+    Proposal,
+    Publish,
+    Workflow,
+    proposal_table,
+)
 from benefitflow.workflows.errors import CommitConflict
 
 if TYPE_CHECKING:  # GX is imported by the tasks that validate, not when the DAG is parsed
     from great_expectations.core import ExpectationSuite
 
 KIND = "individuals"
-MODES = ("create", "update")
-PROPOSAL = "proposals.individuals_import_proposal"
+PROPOSAL_MODEL = "individuals_import_proposal"
+PROPOSAL = proposal_table(PROPOSAL_MODEL)
 
-
-def mode_of(options: Options) -> str:
-    mode = options.get("mode") or "create"
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
-    return mode
 
 
 def spec_for(options: Options) -> FileSpec:
@@ -38,9 +42,6 @@ def spec_for(options: Options) -> FileSpec:
     optional = tuple(p.name for p in registry.properties.values() if not p.required) + schema.HOUSEHOLD_COLUMNS
     return FileSpec(kind=KIND, required_columns=required, optional_columns=optional)
 
-
-def checked_table(upload: dict[str, Any]) -> str:
-    return f"{upload['staged_table']}_checked"
 
 
 def prepare(cur: psycopg2.extensions.cursor, upload: dict[str, Any], options: Options) -> str:
@@ -174,12 +175,13 @@ def refuse_taken_national_ids(cur: psycopg2.extensions.cursor, upload_id: int, p
 WORKFLOW = Workflow(
     dag_id="individuals_import",
     intake=FileIntake(spec=spec_for, params={
-        "mode": Param("create", enum=list(MODES),
+        "mode": Param("create", enum=list(UPLOAD_MODES),
                       description="create: new individuals (and households); update: rows carry `id` and only "
                                   "the columns in the file change"),
     }),
     validate=FileChecks(suite=suite_for, prepare=prepare, check=check),
-    propose=Proposal(model="individuals_import_proposal", summarise=summarise, vars=proposal_vars),
+    propose=Proposal(model=PROPOSAL_MODEL, summarise=summarise, vars=proposal_vars),
+    approve=Approval(group="RegistryCheckers"),
     commit=Commit(append=commit, writes=("households", "individual_versions")),
     publish=Publish(asset="benefitflow://registry/individuals"),
     tags=("registry",),

@@ -11,6 +11,7 @@ from psycopg2 import sql
 from benefitflow import exports, filters
 from benefitflow.filters import Field
 from benefitflow.registry import schema
+from benefitflow.workflows.declaration import Approval
 from benefitflow.workflows.export import export_workflow, filter_and_columns
 
 INDIVIDUAL = "i"
@@ -66,6 +67,7 @@ def export(
 WORKFLOW = export_workflow(
     dag_id="registry_export",
     source_for=lambda _cur, _options: source(),
+    approve=Approval(group="RegistryCheckers"),
     params={
         **filter_and_columns(
             'JSON filter, e.g. {"all": [{"field": "age", "op": ">=", "value": 18}, '

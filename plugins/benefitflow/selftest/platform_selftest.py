@@ -7,15 +7,25 @@ from typing import Any
 import psycopg2.extensions
 
 from benefitflow.intake import FileSpec
-from benefitflow.workflows.declaration import Commit, FileChecks, FileIntake, Proposal, Publish, Workflow
+from benefitflow.workflows.declaration import (
+    Approval,
+    Commit,
+    FileChecks,
+    FileIntake,
+    Proposal,
+    Publish,
+    Workflow,
+    proposal_table,
+)
 
 SPEC = FileSpec(kind="selftest", required_columns=("code", "label", "amount"))
+PROPOSAL_MODEL = "selftest_proposal"
+PROPOSAL = proposal_table(PROPOSAL_MODEL)
 
 
 def summarise(cur: psycopg2.extensions.cursor, upload_id: int) -> dict[str, Any]:
     cur.execute(
-        "SELECT count(*), coalesce(sum(amount), 0), min(amount), max(amount)"
-        " FROM proposals.selftest_proposal WHERE upload_id = %s",
+        f"SELECT count(*), coalesce(sum(amount), 0), min(amount), max(amount) FROM {PROPOSAL} WHERE upload_id = %s",
         (upload_id,),
     )
     rows, total, smallest, largest = cur.fetchone()
@@ -27,7 +37,7 @@ def summarise(cur: psycopg2.extensions.cursor, upload_id: int) -> dict[str, Any]
 def commit(cur: psycopg2.extensions.cursor, commit_id: int, upload_id: int) -> int:
     cur.execute(
         "INSERT INTO ledger.selftest_records (commit_id, row_number, code, label, amount)"
-        " SELECT %s, row_number, code, label, amount FROM proposals.selftest_proposal WHERE upload_id = %s",
+        f" SELECT %s, row_number, code, label, amount FROM {PROPOSAL} WHERE upload_id = %s",
         (commit_id, upload_id),
     )
     return cur.rowcount
@@ -38,7 +48,8 @@ WORKFLOW = Workflow(
     operation="selftest",
     intake=FileIntake(spec=SPEC),
     validate=FileChecks(suite="selftest"),
-    propose=Proposal(model="selftest_proposal", summarise=summarise),
+    propose=Proposal(model=PROPOSAL_MODEL, summarise=summarise),
+    approve=Approval(group="RegistryCheckers"),
     commit=Commit(append=commit, writes=("selftest_records",)),
     publish=Publish(asset="benefitflow://marts/selftest"),
     tags=("platform",),

@@ -3,8 +3,8 @@
 An operation takes in either a file (`FileIntake`: a CSV from the inbox, kept as an upload and
 checked by `FileChecks`) or a form (`FormIntake`: the trigger form's parameters, kept as a request
 and checked by `FormCheck`). From there every workflow is the same: dbt builds the proposal model
-for the upload or request (`Proposal`), the checker group of the operation approves it
-(`approval_groups.yaml`), the commit appends it to the ledger (`Commit`), and the models
+for the upload or request (`Proposal`), its checker group approves it (`Approval`, unless
+`approval_groups.yaml` says otherwise), the commit appends it to the ledger (`Commit`), and the models
 downstream of what the commit wrote are rebuilt (`Publish`). An export adds a `Shortcut`: a
 request its validation shows needs no checker is carried out at once.
 """
@@ -57,11 +57,12 @@ class FileIntake:
 
 @dataclass(frozen=True)
 class FormIntake:
-    """The trigger form's parameters, kept as given; `describe` names the request for the checker."""
+    """The trigger form's parameters, kept as given; `describe` names the request for the checker,
+    `plan_of` the plan it is for, if any (kept with the request)."""
 
     params: dict[str, Param]
     describe: Callable[[Options], str] = lambda _options: ""
-    plan_of: Callable[[Options], str] = plan_parameter
+    plan_of: Callable[[Options], str] = no_plan
 
 
 # -- validate ------------------------------------------------------------------------------------
@@ -92,6 +93,11 @@ class FormCheck:
 
 
 # -- propose -------------------------------------------------------------------------------------
+def proposal_table(model: str) -> str:
+    """Where dbt builds a proposal model: the table the summary, the digest and the commit read."""
+    return f"proposals.{model}"
+
+
 @dataclass(frozen=True)
 class Proposal:
     """The dbt model proposing what the commit would append, and what the checker reads of it.
@@ -106,7 +112,17 @@ class Proposal:
 
     @property
     def table(self) -> str:
-        return f"proposals.{self.model}"
+        return proposal_table(self.model)
+
+
+# -- approve -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Approval:
+    """Who approves when `approval_groups.yaml` says nothing of the operation: one member of `group`
+    (an Airflow role) other than the maker, within a week. The file's entry overrides it (another
+    group, N distinct checkers, another time limit)."""
+
+    group: str
 
 
 # -- commit --------------------------------------------------------------------------------------
@@ -153,6 +169,7 @@ class Workflow:
     intake: FileIntake | FormIntake
     validate: FileChecks | FormCheck
     propose: Proposal
+    approve: Approval
     commit: Commit
     publish: Publish
     tags: tuple[str, ...] = ()

@@ -27,6 +27,7 @@ from benefitflow import config, db, exports, intake
 from benefitflow.exports import ExportError, Selection, Source
 from benefitflow.intake import RequestError
 from benefitflow.workflows.declaration import (
+    Approval,
     Commit,
     Cursor,
     FormCheck,
@@ -36,6 +37,7 @@ from benefitflow.workflows.declaration import (
     Publish,
     Shortcut,
     Workflow,
+    plan_parameter,
 )
 
 SourceFor = Callable[[Cursor, Options], Source]
@@ -62,16 +64,18 @@ def export_dir() -> Path:
 
 
 def export_workflow(*, dag_id: str, source_for: SourceFor, params: dict[str, Param], doc_md: str,
-                    tags: tuple[str, ...] = ()) -> Workflow:
-    """An export of the rows `source_for` offers (whitelisted fields, rows, key), chosen by the trigger form."""
+                    approve: Approval, tags: tuple[str, ...] = ()) -> Workflow:
+    """An export of the rows `source_for` offers (whitelisted fields, rows, key), chosen by the trigger form;
+    `approve` says who approves it when it has personal columns."""
     steps = _ExportSteps(source_for)
     return Workflow(
         dag_id=dag_id,
         doc_md=doc_md + PERSONAL_DATA_NOTE,
-        intake=FormIntake(params=params,
+        intake=FormIntake(params=params, plan_of=plan_parameter,
                           describe=lambda options: f"{dag_id} of {_columns_text(options.get('columns'))}"),
         validate=FormCheck(check=steps.validate),
         propose=Proposal(model=PROPOSAL_MODEL, summarise=_summarise),
+        approve=approve,
         commit=Commit(append=steps.commit, writes=(), after_failure=_remove_request_file),
         publish=Publish(asset=f"benefitflow://exports/{dag_id}"),
         tags=tags,

@@ -14,7 +14,10 @@ def propose_step(
 ) -> dict[str, Any]:
     proposal = workflow.proposal_for(taken)
     key = proposal.upload_id if proposal.upload_id is not None else proposal.request_id
-    values: dict[str, Any] = {"upload_id": key} if workflow.takes_file else {"request_id": key}
+    if workflow.takes_file:
+        values: dict[str, Any] = {"upload_id": key, "checked_table": intake.checked_table(taken)}
+    else:
+        values = {"request_id": key}
     if workflow.propose.vars is not None:
         values |= workflow.propose.vars(taken, options or {})
     with proposal_digest.locked(proposal):

@@ -45,7 +45,9 @@ def _validate_upload(checks: FileChecks, upload: Taken, options: Options, user: 
         if checks.prepare is not None:
             with db.transaction() as cur:
                 table = checks.prepare(cur, upload, options)
-        results = validation.run_suite(config.database_url(), "intake", table, checks.suite_for(upload, options))
+        suite = checks.suite_for(upload, options)
+        validation.write_suite(suite, config.upload_suite(upload_id))
+        results = validation.run_suite(config.database_url(), "intake", table, suite)
     except Exception as exc:
         stop_upload(upload_id, user, f"validation could not run: {exc}", status="FAILED")
         raise
@@ -78,6 +80,7 @@ def _validate_upload(checks: FileChecks, upload: Taken, options: Options, user: 
         "invalid_by_rule": summary.errors_by_rule,
         "warnings_by_rule": summary.warnings_by_rule,
         "error_report": config.upload_file_url(upload_id, "error-report"),
+        "checked_with": config.upload_file_url(upload_id, "suite"),
     }
 
 
