@@ -31,7 +31,6 @@ SMALL_RATIO_TARGET, SMALL_SECONDS_TARGET = 1.5, 2.0
 REFERENCE_OUT = os.environ.get("BENCH_REFERENCE_OUT")  # set for the 10,000-people run: where its figures go
 
 
-
 def query_one(query: str, parameters: tuple[Any, ...]) -> Any:
     from benefitflow import db
 

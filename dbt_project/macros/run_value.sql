@@ -11,3 +11,14 @@
     {%- endif %}
     {{- return(var(name)) }}
 {% endmacro %}
+
+{#- The checked table of the upload a file workflow proposes from (run value `checked_table`, handed over by
+    the workflow: `benefitflow.intake.checked_table`), refused unless it is that upload's, and quoted. -#}
+{% macro checked_table(upload_id) %}
+    {%- set name = run_value('checked_table') %}
+    {%- if name is none or not modules.re.match('^stage_[a-z_]+_' ~ (upload_id | int) ~ '_checked$', name) %}
+        {{- exceptions.raise_compiler_error("checked_table must be upload " ~ upload_id
+            ~ "'s checked table (stage_<kind>_" ~ upload_id ~ "_checked), not " ~ name) }}
+    {%- endif %}
+    {{- return(adapter.quote(name)) }}
+{% endmacro %}

@@ -71,14 +71,15 @@ def policy_for(operation: str) -> ApprovalPolicy:
     entry = approval_groups().get(operation)
     if entry is not None:
         return parse_policy(operation, entry)
-    from benefitflow.workflows import catalogue  # the declarations import the steps, which import this module
+    from benefitflow.workflows import catalogue  # imports every workflow module: only when the file is silent
 
     workflow = catalogue.by_operation(operation)
     if workflow is None:
         raise ValueError(f"no checker group configured for operation {operation!r} "
                          f"in {APPROVAL_GROUPS_FILE.name}, and no workflow declares it")
-    return ApprovalPolicy(group=workflow.approve.group, policy="any", checkers=1,
-                          response_timeout=timedelta(hours=DEFAULT_RESPONSE_HOURS))
+    default = workflow.approve
+    return parse_policy(operation, {"group": default.group, "policy": "distinct" if default.checkers > 1 else "any",
+                                    "checkers": default.checkers if default.checkers > 1 else None})
 
 
 def parse_policy(operation: str, entry: dict[str, Any]) -> ApprovalPolicy:

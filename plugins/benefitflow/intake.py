@@ -26,7 +26,6 @@ from psycopg2 import sql
 
 from benefitflow import audit, config, file_store
 from benefitflow.file_store import HandedIn
-from benefitflow.workflows.errors import WorkflowError
 
 MAX_IDENTIFIER_BYTES = 63
 ARCHIVE_HEADROOM_BYTES = 64 << 20  # left free beside an archived upload: the error report and the next upload
@@ -241,24 +240,13 @@ def _check_header_names(name: str, header: list[str], spec: FileSpec) -> None:
         raise IntakeError(f"file {name}: wrong header — " + "; ".join(problems))
 
 
-# SQL checks of staged rows write their findings with this prefix and a SELECT of the same columns.
-UPLOAD_MODES = ("create", "update")
-
-
 def checked_table(upload: Mapping[str, Any]) -> str:
     """The typed, checked copy of an upload's staged rows that its workflow's `prepare` makes (in schema intake);
     the proposal model reads it by this name (the run value `checked_table`)."""
     return f"{upload['staged_table']}_checked"
 
 
-def mode_of(options: Mapping[str, Any]) -> str:
-    """An upload's `mode`: create (new records, the default) or update (rows name the records they change)."""
-    mode = options.get("mode") or "create"
-    if mode not in UPLOAD_MODES:
-        raise WorkflowError(f"mode must be one of {', '.join(UPLOAD_MODES)}, not {str(mode)[:20]!r}")
-    return str(mode)
-
-
+# SQL checks of staged rows write their findings with this prefix and a SELECT of the same columns.
 ROW_ERRORS_INSERT = ("INSERT INTO intake.row_errors (upload_id, row_number, column_name, rule, value, message,"
                      " severity) ")
 
@@ -357,8 +345,6 @@ def set_status(
 # -- requests: operations asked for from a trigger form (no file, or a file as one parameter) --
 class RequestError(ValueError):
     """A request's parameters that cannot be carried out (the message is for the maker)."""
-
-
 
 
 def register_request(

@@ -46,6 +46,7 @@ def test_a_group_plan_pays_the_households_primary_recipient_not_always_its_head(
     run(ENROLMENT, plan=code, target_status="ACTIVE", criteria={"all": [in_region(name)]})
     pay(CYCLE, plan=code, cycle="G1", period_start="2026-05-01", period_end="2026-05-31")
     payroll = pay(PAYROLL, cycle="G1", plan=code)["proposal"]["payroll"]
+    assert payroll.startswith(f"PAYROLL-G1-{code}-")  # the name providers see and send back
 
     # A name beginning with '-' is written as text a spreadsheet does not evaluate; amounts stay numbers.
     paid = {(r["Household Code"], r["First Name"], r["Amount"]) for r in read_rows(payroll)}

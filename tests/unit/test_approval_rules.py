@@ -98,17 +98,23 @@ def test_unknown_operation_is_a_configuration_error() -> None:
         policy_for("no_such_operation")
 
 
-def test_an_operation_the_file_does_not_name_gets_its_declarations_checker_group(monkeypatch) -> None:
-    """A workflow needs no entry in approval_groups.yaml: one checker of its declared group, within a week."""
-    without = {operation: entry for operation, entry in approval_groups().items() if operation != "grievance_status"}
+@pytest.mark.parametrize(("operation", "expected"), [
+    ("grievance_status", ("GrievanceCheckers", "any", 1)),
+    ("selftest_two_checkers", ("RegistryCheckers", "distinct", 2)),  # a missing entry never weakens the policy
+])
+def test_an_operation_the_file_does_not_name_gets_its_declarations_checker_group(
+    monkeypatch, operation: str, expected: tuple[str, str, int],
+) -> None:
+    """A workflow needs no entry in approval_groups.yaml: its declared group and checkers, within a week."""
+    without = {name: entry for name, entry in approval_groups().items() if name != operation}
     monkeypatch.setattr(approval, "approval_groups", lambda: without)
     policy_for.cache_clear()
     try:
-        policy = policy_for("grievance_status")
+        policy = policy_for(operation)
     finally:
         policy_for.cache_clear()
     assert (policy.group, policy.policy, policy.checkers, policy.response_timeout) == (
-        "GrievanceCheckers", "any", 1, timedelta(hours=168))
+        *expected, timedelta(hours=168))
 
 
 def test_body_lists_the_summary() -> None:

@@ -28,7 +28,7 @@
     null::jsonb as person_attributes, false as household_is_new
 {%- endset %}
 {%- if upload_id is not none %}
-    {%- set checked = run_value('checked_table') %}
+    {%- set checked = checked_table(upload_id) %}
 with valid_rows as (
     select checked.*
     from intake.{{ checked }} as checked

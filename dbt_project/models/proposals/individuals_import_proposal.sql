@@ -14,7 +14,7 @@
 {%- set given = run_value('columns') %}
 {%- set core = ['first_name', 'last_name', 'sex', 'national_id', 'location_code', 'location_name', 'region'] %}
 {%- if upload_id is not none %}
-    {%- set checked = run_value('checked_table') %}
+    {%- set checked = checked_table(upload_id) %}
 with valid_rows as (
     select checked.*
     from intake.{{ checked }} as checked

@@ -10,7 +10,7 @@
 -- depends_on: {{ source('intake', 'row_errors') }}
 {%- set upload_id = run_value('upload_id') %}
 {%- if upload_id is not none %}
-    {%- set checked = run_value('checked_table') %}
+    {%- set checked = checked_table(upload_id) %}
 select
     {{ upload_id | int }}::bigint as upload_id,
     checked.row_number,

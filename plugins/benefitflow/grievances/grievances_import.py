@@ -59,7 +59,6 @@ def categories() -> dict[str, dict[str, Any]]:
     return yaml.safe_load(CATEGORIES_FILE.read_text())
 
 
-
 def prepare(cur: psycopg2.extensions.cursor, upload: dict[str, Any], options: Options) -> str:
     """Trimmed text, typed dates, ids, codes in capitals, and the category's resolution time."""
     resolution_days = sql.SQL("CASE upper(p.category) {} END").format(sql.SQL(" ").join(
@@ -107,7 +106,6 @@ def check(cur: psycopg2.extensions.cursor, upload: dict[str, Any], options: Opti
     for query in (NO_REPORTER, UNKNOWN_INDIVIDUAL, UNKNOWN_BENEFICIARY, HOUSEHOLD_WITHOUT_HEAD, REPORTERS_DISAGREE,
                   INCIDENT_AFTER_RECEIPT):
         cur.execute(sql.SQL(ROW_ERRORS_INSERT + query).format(**parts))
-
 
 
 NO_REPORTER = """

@@ -38,10 +38,6 @@ PROPOSAL_MODEL = "payment_cycle_proposal"
 PROPOSAL = proposal_table(PROPOSAL_MODEL)
 
 
-
-
-
-
 def validate_cycle(cur: psycopg2.extensions.cursor, request_id: int, options: Options, user: str) -> dict[str, Any]:
     found = plans.require_active(cur, options.get("plan"))
     plan, cycle = found.plan, code_of(options, "cycle")

@@ -65,7 +65,7 @@ def validate_payroll(cur: psycopg2.extensions.cursor, request_id: int, options: 
                            f"choose a plan")
     unpaid_from = _earlier_payroll(cur, options.get("include_unpaid_from"))
     condition = _criteria(options.get("criteria"), plan)
-    name = f"WORKFLOW-{cycle}-{plan.code if plan else 'ALL'}-{request_id}"
+    name = f"PAYROLL-{cycle}-{plan.code if plan else 'ALL'}-{request_id}"
     _select_bills(cur, request_id, cycle, plan, condition, unpaid_from)
     if cur.rowcount == 0:
         of_plan = f" of plan {plan.code}" if plan else ""

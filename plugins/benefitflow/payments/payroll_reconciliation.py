@@ -74,7 +74,6 @@ def spec_for(options: Options) -> FileSpec:
                     allow_extra_columns=True, aliases=tuple(COLUMNS.items()))
 
 
-
 def prepare(cur: psycopg2.extensions.cursor, upload: dict[str, Any], options: Options) -> str:
     """Each row with the bill its code names (if any) and that bill's state; other columns kept as jsonb."""
     header, staged, target = upload["header"], upload["staged_table"], checked_table(upload)

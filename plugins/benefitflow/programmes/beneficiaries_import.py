@@ -17,7 +17,7 @@ from airflow.sdk import Param
 from psycopg2 import sql
 
 from benefitflow import columns, db, filters, validation
-from benefitflow.intake import ROW_ERRORS_INSERT, UPLOAD_MODES, FileSpec, checked_table, index_by_row, mode_of
+from benefitflow.intake import ROW_ERRORS_INSERT, FileSpec, checked_table, index_by_row
 from benefitflow.programmes import plans
 from benefitflow.programmes.beneficiary_versions import append_beneficiaries
 from benefitflow.registry import checks, individuals_import, schema
@@ -34,6 +34,7 @@ from benefitflow.workflows.declaration import (
     proposal_table,
 )
 from benefitflow.workflows.errors import CommitConflict, WorkflowError
+from benefitflow.workflows.intake import UPLOAD_MODES, mode_of
 
 if TYPE_CHECKING:  # GX is imported by the tasks that validate, not when the DAG is parsed
     from great_expectations.core import ExpectationSuite
@@ -45,7 +46,6 @@ STATUS_COLUMN = "status"
 ID_COLUMN = "id"
 MEMBER_COLUMNS = ("recipient_info", "individual_role")  # a GROUP file's household_code is the group_code
 REGISTERED_HOUSEHOLD = "EXISTS (SELECT 1 FROM registry.households h WHERE h.household_code = {})"
-
 
 
 def plan_of(options: Options) -> plans.Plan:
@@ -79,7 +79,6 @@ def spec_for(options: Options) -> FileSpec:
     # A row names a registered person by individual_id, or describes a new one (added to the registry).
     return FileSpec(kind=KIND, required_columns=required,
                     optional_columns=("individual_id", *people, *schema.HOUSEHOLD_COLUMNS, *optional))
-
 
 
 def people_table(upload: dict[str, Any]) -> str:
@@ -193,13 +192,13 @@ def check(cur: psycopg2.extensions.cursor, upload: dict[str, Any], options: Opti
 
 def _describes_a_person(plan: plans.Plan) -> sql.Composable:
     """The row gives any of the registry's person columns (a GROUP file's household_code is not one)."""
-    columns = [*schema.load().properties, *(MEMBER_COLUMNS if plan.type == "GROUP" else schema.HOUSEHOLD_COLUMNS)]
-    return sql.SQL("num_nonnulls({}) > 0").format(sql.SQL(", ").join(sql.Identifier("c", c) for c in columns))
+    household = MEMBER_COLUMNS if plan.type == "GROUP" else schema.HOUSEHOLD_COLUMNS
+    named = [*schema.load().properties, *household]
+    return sql.SQL("num_nonnulls({}) > 0").format(sql.SQL(", ").join(sql.Identifier("c", c) for c in named))
 
 
 def _run(cur: psycopg2.extensions.cursor, query: str, parts: dict[str, sql.Composable]) -> None:
     cur.execute(sql.SQL(ROW_ERRORS_INSERT + query).format(**parts))
-
 
 
 UNKNOWN_INDIVIDUAL = """
@@ -384,6 +383,7 @@ WORKFLOW = Workflow(
     validate=FileChecks(suite=suite_for, prepare=prepare, check=check),
     propose=Proposal(model=PROPOSAL_MODEL, summarise=summarise, vars=proposal_vars),
     approve=Approval(group="ProgrammeCheckers"),
+    # New people join the registry too: their versions and households are published with the beneficiaries.
     commit=Commit(append=commit, writes=("beneficiary_versions", "households", "individual_versions")),
     publish=Publish(asset="benefitflow://programmes/beneficiaries"),
     tags=("programmes",),

@@ -35,8 +35,6 @@ PROPOSAL_MODEL = "beneficiary_status_proposal"
 PROPOSAL = proposal_table(PROPOSAL_MODEL)
 
 
-
-
 def validate_change(cur: psycopg2.extensions.cursor, request_id: int, options: Options, user: str) -> dict[str, Any]:
     found = plans.require_active(cur, options.get("plan"))
     target = options.get("status")

@@ -29,6 +29,7 @@ MAX_PLAN_FILE_BYTES = 1 << 20
 PROPOSAL_MODEL = "plan_define_proposal"
 DEFINITION = proposal_table(PROPOSAL_MODEL)
 
+
 def document_from(options: Options) -> Any:
     """The plan document of the trigger form: the `plan` object, or a YAML/JSON `file` in the inbox."""
     given, file = options.get("plan") or {}, (options.get("file") or "").strip()

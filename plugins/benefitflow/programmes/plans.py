@@ -168,8 +168,6 @@ def request_condition(criteria: Any, fields: Mapping[str, Field]) -> sql.Composa
         raise RequestError(f"criteria: {exc}") from exc
 
 
-
-
 # -- the fields criteria may name ---------------------------------------------------------------
 def enrolment_fields() -> dict[str, Field]:
     """Enrolment criteria name registry fields; for a GROUP plan they are the household head's."""

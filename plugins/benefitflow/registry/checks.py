@@ -16,7 +16,6 @@ from benefitflow.registry.schema import HOUSEHOLD_COLUMNS
 LIKELY_DUPLICATE_SIMILARITY = 0.6  # pg_trgm similarity of "first last", with the same dob and location
 
 
-
 def run_all(cur: psycopg2.extensions.cursor, upload_id: int, checked: str, *, mode: str, header: list[str],
             whole_households: bool) -> None:
     table = sql.Identifier(checked)

@@ -8,7 +8,7 @@ import psycopg2.extensions
 from airflow.sdk import Param
 
 from benefitflow import validation
-from benefitflow.intake import UPLOAD_MODES, FileSpec, checked_table, index_by_row, mode_of
+from benefitflow.intake import FileSpec, checked_table, index_by_row
 from benefitflow.registry import checks, schema
 from benefitflow.workflows.declaration import (
     Approval,
@@ -22,6 +22,7 @@ from benefitflow.workflows.declaration import (
     proposal_table,
 )
 from benefitflow.workflows.errors import CommitConflict
+from benefitflow.workflows.intake import UPLOAD_MODES, mode_of
 
 if TYPE_CHECKING:  # GX is imported by the tasks that validate, not when the DAG is parsed
     from great_expectations.core import ExpectationSuite
@@ -29,7 +30,6 @@ if TYPE_CHECKING:  # GX is imported by the tasks that validate, not when the DAG
 KIND = "individuals"
 PROPOSAL_MODEL = "individuals_import_proposal"
 PROPOSAL = proposal_table(PROPOSAL_MODEL)
-
 
 
 def spec_for(options: Options) -> FileSpec:
@@ -41,7 +41,6 @@ def spec_for(options: Options) -> FileSpec:
     required = tuple(p.name for p in registry.properties.values() if p.required)
     optional = tuple(p.name for p in registry.properties.values() if not p.required) + schema.HOUSEHOLD_COLUMNS
     return FileSpec(kind=KIND, required_columns=required, optional_columns=optional)
-
 
 
 def prepare(cur: psycopg2.extensions.cursor, upload: dict[str, Any], options: Options) -> str:

@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import replace
 
 from benefitflow.selftest import platform_selftest
+from benefitflow.workflows.declaration import Approval
 
 # The same self-test under the `distinct` policy (approval_groups.yaml: two distinct checkers): proves
 # that a policy needing N checkers asks them one after the other and never counts anyone twice.
 WORKFLOW = replace(
     platform_selftest.WORKFLOW,
+    approve=Approval(group="RegistryCheckers", checkers=2),
     dag_id="platform_selftest_two_checkers",
     operation="selftest_two_checkers",
     doc_md="""

@@ -1,8 +1,8 @@
 """Every workflow of the platform, found where it is declared: no list of workflows is kept by hand.
 
 A workflow is a module-level `WORKFLOW` in a module of a domain package (every subpackage of
-`benefitflow` but the machinery and the local stack); the naming rule (module name = DAG id =
-operation) is checked by the DagBag tests.
+`benefitflow` but the machinery and the local stack); the naming rule (module name = DAG id, and
+operation = DAG id but for the self-test's older operation names) is checked by the DagBag tests.
 """
 
 from __future__ import annotations

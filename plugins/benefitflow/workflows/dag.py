@@ -19,14 +19,6 @@ from benefitflow.workflows.intake import intake_step
 from benefitflow.workflows.propose import propose_step
 from benefitflow.workflows.validate import ON_INVALID_ROWS, validate_step
 
-FILE_PARAMS = {
-    "file": Param("", type="string", minLength=1, maxLength=500,
-                  description="CSV file name in the inbox (a path inside it is allowed)"),
-    "on_invalid_rows": Param("reject_file", enum=list(ON_INVALID_ROWS),
-                             description="reject_file: any invalid row refuses the file; "
-                                         "skip_invalid_rows: continue with the valid rows"),
-}
-
 
 def maker_of(context: dict[str, Any]) -> str:
     return context["dag_run"].triggering_user_name or "system"
@@ -34,9 +26,16 @@ def maker_of(context: dict[str, Any]) -> str:
 
 def params_of(workflow: Workflow) -> dict[str, Param]:
     """The trigger form: a file workflow's `file` and `on_invalid_rows`, then the workflow's own parameters."""
-    if isinstance(workflow.intake, FileIntake):
-        return {**FILE_PARAMS, **workflow.intake.params}
-    return dict(workflow.intake.params)
+    if not isinstance(workflow.intake, FileIntake):
+        return dict(workflow.intake.params)
+    return {  # new Param objects for each DAG: a Param keeps the value it last resolved
+        "file": Param("", type="string", minLength=1, maxLength=500,
+                      description="CSV file name in the inbox (a path inside it is allowed)"),
+        "on_invalid_rows": Param("reject_file", enum=list(ON_INVALID_ROWS),
+                                 description="reject_file: any invalid row refuses the file; "
+                                             "skip_invalid_rows: continue with the valid rows"),
+        **workflow.intake.params,
+    }
 
 
 def build_dag(workflow: Workflow) -> DAG:

@@ -118,11 +118,12 @@ class Proposal:
 # -- approve -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Approval:
-    """Who approves when `approval_groups.yaml` says nothing of the operation: one member of `group`
-    (an Airflow role) other than the maker, within a week. The file's entry overrides it (another
-    group, N distinct checkers, another time limit)."""
+    """Who approves when `approval_groups.yaml` says nothing of the operation: `checkers` distinct members
+    of `group` (an Airflow role), never the maker, within a week. The file's entry overrides it (another
+    group, more checkers, another time limit)."""
 
     group: str
+    checkers: int = 1
 
 
 # -- commit --------------------------------------------------------------------------------------

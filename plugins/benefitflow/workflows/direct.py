@@ -45,6 +45,7 @@ def run_steps(
         return {workflow.shortcut.task_id: workflow.shortcut.run(taken, options, user=maker, label=run_id)}
     proposal = on_step("propose", lambda: propose_step(workflow=workflow, taken=taken, validated=validated,
                                                        options=options))
+    # A file given as a parameter (a list of ids) is part of the request: the decision names the request.
     ref = workflow.proposal_for(taken)
     key = {"upload_id": taken["upload_id"]} if workflow.takes_file else {"request_id": ref.request_id}
     if not record_direct_decision(workflow.operation, dag_id, run_id, maker, checker, proposal,

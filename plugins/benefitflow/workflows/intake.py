@@ -11,6 +11,8 @@ from benefitflow.intake import FileSpec, IntakeError
 from benefitflow.workflows.declaration import FileIntake, Options, Taken, Workflow
 from benefitflow.workflows.errors import WorkflowError
 
+UPLOAD_MODES = ("create", "update")
+
 
 def intake_step(*, workflow: Workflow, options: Options, user: str, dag_id: str, run_id: str) -> Taken:
     """The run's input taken in: its upload (a file workflow) or its request (a form workflow)."""
@@ -25,6 +27,14 @@ def intake_step(*, workflow: Workflow, options: Options, user: str, dag_id: str,
         )
     described = workflow.intake.describe(options) or f"{workflow.operation} {request_id}"
     return {"request_id": request_id, "request": described}
+
+
+def mode_of(options: Options) -> str:
+    """An upload's `mode`: create (new records, the default) or update (rows name the records they change)."""
+    mode = options.get("mode") or "create"
+    if mode not in UPLOAD_MODES:
+        raise WorkflowError(f"mode must be one of {', '.join(UPLOAD_MODES)}, not {str(mode)[:20]!r}")
+    return str(mode)
 
 
 def take_in_file(
