@@ -16,9 +16,11 @@
     the workflow: `benefitflow.intake.checked_table`), refused unless it is that upload's, and quoted. -#}
 {% macro checked_table(upload_id) %}
     {%- set name = run_value('checked_table') %}
-    {%- if name is none or not modules.re.match('^stage_[a-z_]+_' ~ (upload_id | int) ~ '_checked$', name) %}
+    {%- set suffix = '_' ~ (upload_id | int) ~ '_checked' %}
+    {%- if name is none or not (name.startswith('stage_') and name.endswith(suffix)
+                                and name.replace('_', '').isalnum() and name == name.lower()) %}
         {{- exceptions.raise_compiler_error("checked_table must be upload " ~ upload_id
             ~ "'s checked table (stage_<kind>_" ~ upload_id ~ "_checked), not " ~ name) }}
     {%- endif %}
-    {{- return(adapter.quote(name)) }}
+    {{- return('"' ~ name ~ '"') }}
 {% endmacro %}

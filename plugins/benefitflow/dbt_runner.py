@@ -56,6 +56,9 @@ class DbtError(RuntimeError):
     pass
 
 
+MESSAGE_CHARS = 500  # of each failed model's message in the error: enough for dbt's own sentence
+
+
 @dataclass(frozen=True)
 class NodeResult:
     name: str
@@ -86,7 +89,8 @@ def run(args: list[str], values: Mapping[str, Any] | None = None) -> list[NodeRe
         if failed and all(LOCK_TIMEOUT_MESSAGE in node.message for node in failed) and time.monotonic() < deadline:
             time.sleep(1)
             continue
-        detail = ", ".join(f"{node.name} ({node.status})" for node in failed)
+        detail = ", ".join(f"{node.name} ({node.status}{': ' + node.message[:MESSAGE_CHARS] if node.message else ''})"
+                           for node in failed)
         raise DbtError(f"dbt {' '.join(args)} failed: {detail or result.exception or 'see the task log'}")
 
 

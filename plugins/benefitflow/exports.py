@@ -18,6 +18,7 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from benefitflow import audit, file_store, filters
+from benefitflow.errors import UserError
 from benefitflow.filters import Field, FilterError
 from benefitflow.intake import checksum
 
@@ -27,7 +28,7 @@ PERSONAL_COLUMNS = frozenset({"first_name", "last_name", "full_name", "national_
                               "email", "dob"})
 
 
-class ExportError(ValueError):
+class ExportError(UserError):
     """An export request that cannot be carried out (the message is for the user)."""
 
 

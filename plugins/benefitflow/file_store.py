@@ -26,6 +26,8 @@ from typing import BinaryIO, TextIO
 
 from psycopg2 import sql
 
+from benefitflow.errors import UserError
+
 MAX_NAME_BYTES = 200  # the archived copy adds "<upload id>-" and must stay within the file system's 255
 PERSONAL_FILE_MODE = 0o640  # the platform's group (a download service, a backup) reads; nobody else
 SECRET_FILE_MODE = 0o600
@@ -41,7 +43,7 @@ _RESOLVE_BENEATH = 0x08
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
-class InboxError(ValueError):
+class InboxError(UserError):
     """A file name or file the inbox refuses; the message names the file, for the user."""
 
 

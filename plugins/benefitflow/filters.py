@@ -21,6 +21,8 @@ from typing import Any
 
 from psycopg2 import sql
 
+from benefitflow.errors import UserError
+
 MAX_DEPTH = 8
 MAX_CONDITIONS = 200
 MAX_STRING = 1000
@@ -38,7 +40,7 @@ OPERATORS_BY_TYPE: dict[str, tuple[str, ...]] = {
 SQL_TYPES = {"string": "text", "number": "numeric", "integer": "numeric", "date": "date", "boolean": "boolean"}
 
 
-class FilterError(ValueError):
+class FilterError(UserError):
     """A filter that does not compile; the message says where (a path like all[1].any[0])."""
 
 

@@ -25,6 +25,7 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from benefitflow import audit, config, file_store
+from benefitflow.errors import UserError
 from benefitflow.file_store import HandedIn
 
 MAX_IDENTIFIER_BYTES = 63
@@ -32,7 +33,7 @@ ARCHIVE_HEADROOM_BYTES = 64 << 20  # left free beside an archived upload: the er
 OTHER_DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}
 
 
-class IntakeError(ValueError):
+class IntakeError(UserError):
     """A problem with what the user handed in; the message is meant for them."""
 
 
@@ -343,7 +344,7 @@ def set_status(
 
 
 # -- requests: operations asked for from a trigger form (no file, or a file as one parameter) --
-class RequestError(ValueError):
+class RequestError(UserError):
     """A request's parameters that cannot be carried out (the message is for the maker)."""
 
 

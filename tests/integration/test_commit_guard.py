@@ -9,6 +9,7 @@ import pytest
 
 from benefitflow import db, decisions, proposal_digest
 from benefitflow.decisions import Decision
+from benefitflow.errors import WorkflowError
 from benefitflow.payments.payment_cycle import WORKFLOW as CYCLE
 from benefitflow.payments.payroll import WORKFLOW as PAYROLL
 from benefitflow.payments.payroll import payroll_dir
@@ -20,7 +21,6 @@ from benefitflow.selftest.platform_selftest import WORKFLOW
 from benefitflow.selftest.platform_selftest_two_checkers import WORKFLOW as WORKFLOW_TWO_CHECKERS
 from benefitflow.workflows.commit import commit_step
 from benefitflow.workflows.direct import record_direct_decision
-from benefitflow.workflows.errors import WorkflowError
 from benefitflow.workflows.intake import intake_step, take_in_file
 from benefitflow.workflows.propose import propose_step
 from benefitflow.workflows.validate import validate_step

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from benefitflow.errors import CommitConflict
 from benefitflow.payments.payment_cycle import WORKFLOW as CYCLE
 from benefitflow.programmes.beneficiaries_import import WORKFLOW as BENEFICIARIES
 from benefitflow.programmes.beneficiary_status import WORKFLOW as STATUS
@@ -28,7 +29,6 @@ from benefitflow.workflows import direct
 from benefitflow.workflows.commit import commit_step
 from benefitflow.workflows.declaration import Workflow
 from benefitflow.workflows.direct import record_direct_decision
-from benefitflow.workflows.errors import CommitConflict
 from benefitflow.workflows.intake import intake_step
 from benefitflow.workflows.propose import propose_step
 from benefitflow.workflows.validate import validate_step

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from benefitflow import db, dbt_runner
 from benefitflow.exports import PERSONAL_COLUMNS
 
@@ -98,3 +100,20 @@ def test_a_task_forked_from_the_fork_server_finds_the_project_parsed(database) -
     context.set_forkserver_preload(["benefitflow.dbt_preload"])
     with context.Pool(1) as pool:
         assert pool.apply(_parses_in_a_task) is False
+
+
+def test_a_proposal_reads_only_the_checked_table_of_its_own_upload(database) -> None:
+    """The checked table's name reaches dbt as a run value: refused unless it is the upload's own (and quoted)."""
+    for given in ("stage_grievances_8_checked", "stage_grievances_7_checked; drop table x", None):
+        with pytest.raises(dbt_runner.DbtError, match="checked_table must be upload 7's checked table"):
+            dbt_runner.run(["run", "--select", "grievances_import_proposal"],
+                           {"upload_id": 7, "checked_table": given})
+
+
+def test_status_change_proposals_declare_what_their_macro_reads(database) -> None:
+    nodes = dbt_runner.manifest()["nodes"]
+    for model, state, transitions in (("beneficiary_status_proposal", "beneficiaries", "beneficiary_status_transitions"),
+                                      ("grievance_status_proposal", "grievances", "grievance_status_transitions")):
+        depends = set(nodes[f"model.benefitflow.{model}"]["depends_on"]["nodes"])
+        assert {f"model.benefitflow.{state}", "model.benefitflow.stg_intake__requests",
+                "source.benefitflow.intake.request_selection", f"source.benefitflow.ledger.{transitions}"} <= depends

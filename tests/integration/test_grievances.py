@@ -10,6 +10,7 @@ import psycopg2
 import pytest
 
 from benefitflow import config, db, exports
+from benefitflow.errors import WorkflowError
 from benefitflow.grievances.grievance_status import WORKFLOW as STATUS
 from benefitflow.grievances.grievances_import import WORKFLOW as GRIEVANCES
 from benefitflow.grievances.grievances_import import categories
@@ -18,7 +19,6 @@ from benefitflow.programmes.enrolment import WORKFLOW as ENROLMENT
 from benefitflow.registry.individual_record_export import WORKFLOW as RECORD_EXPORT
 from benefitflow.workflows.direct import run_steps as run_export
 from benefitflow.workflows.direct import run_steps as run_upload
-from benefitflow.workflows.errors import WorkflowError
 from benefitflow.workflows.export import export_dir
 from tests.integration.programme_data import in_region, plan_document, query, register_region, run, tag
 

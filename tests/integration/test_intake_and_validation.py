@@ -10,8 +10,8 @@ import pytest
 
 from benefitflow import config, db, validation
 from benefitflow.config import EXPECTATIONS_DIR
+from benefitflow.errors import WorkflowError
 from benefitflow.selftest.platform_selftest import SPEC, WORKFLOW
-from benefitflow.workflows.errors import WorkflowError
 from benefitflow.workflows.intake import take_in_file
 from benefitflow.workflows.validate import validate_step
 

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 
+from benefitflow.errors import CommitConflict, WorkflowError
 from benefitflow.payments.held_bills_release import WORKFLOW as RELEASE
 from benefitflow.payments.payment_cycle import WORKFLOW as CYCLE
 from benefitflow.payments.payroll import WORKFLOW as PAYROLL
@@ -15,7 +16,6 @@ from benefitflow.programmes.beneficiary_status import WORKFLOW as STATUS
 from benefitflow.programmes.benefit_plan_define import WORKFLOW as DEFINE
 from benefitflow.workflows.commit import commit_step
 from benefitflow.workflows.direct import record_direct_decision
-from benefitflow.workflows.errors import CommitConflict, WorkflowError
 from benefitflow.workflows.intake import intake_step
 from benefitflow.workflows.propose import propose_step
 from benefitflow.workflows.validate import validate_step

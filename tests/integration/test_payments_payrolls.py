@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from benefitflow import config, db, exports
+from benefitflow.errors import CommitConflict, WorkflowError
 from benefitflow.payments.payment_cycle import WORKFLOW as CYCLE
 from benefitflow.payments.payments_export import payments_of
 from benefitflow.payments.payroll import WORKFLOW as PAYROLL
@@ -22,7 +23,6 @@ from benefitflow.programmes.enrolment import WORKFLOW as ENROLMENT
 from benefitflow.registry.individuals_import import WORKFLOW as INDIVIDUALS
 from benefitflow.workflows.direct import run_steps
 from benefitflow.workflows.direct import run_steps as run_upload
-from benefitflow.workflows.errors import CommitConflict, WorkflowError
 from tests.integration.payments_data import define_and_activate, pay, read_control, read_rows
 from tests.integration.programme_data import HEADER, in_region, plan_document, query, register_region, run, tag
 

@@ -10,6 +10,7 @@ import psycopg2
 import pytest
 
 from benefitflow import db, exports
+from benefitflow.errors import WorkflowError
 from benefitflow.exports import ExportError
 from benefitflow.programmes.beneficiaries_export import beneficiaries_of
 from benefitflow.programmes.beneficiaries_import import WORKFLOW as BENEFICIARIES
@@ -19,7 +20,6 @@ from benefitflow.programmes.benefit_plan_define import WORKFLOW as DEFINE
 from benefitflow.programmes.enrolment import WORKFLOW as ENROLMENT
 from benefitflow.programmes.plans import PlanError
 from benefitflow.workflows.direct import run_steps as run_upload
-from benefitflow.workflows.errors import WorkflowError
 from tests.integration.programme_data import in_region, plan_document, query, register_region, run, tag
 
 
@@ -371,9 +371,9 @@ def test_new_households_in_a_group_plans_file_join_the_registry(database, region
 
 
 def test_an_enrolment_approved_after_the_plan_filled_up_is_not_applied(database, region: str) -> None:
+    from benefitflow.errors import CommitConflict
     from benefitflow.workflows.commit import commit_step
     from benefitflow.workflows.direct import record_direct_decision
-    from benefitflow.workflows.errors import CommitConflict
     from benefitflow.workflows.intake import intake_step
     from benefitflow.workflows.propose import propose_step
     from benefitflow.workflows.validate import validate_step

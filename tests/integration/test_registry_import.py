@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from benefitflow import db
+from benefitflow.errors import CommitConflict, WorkflowError
 from benefitflow.registry.individuals_import import WORKFLOW
 from benefitflow.workflows.direct import run_steps
-from benefitflow.workflows.errors import CommitConflict, WorkflowError
 
 # A copy of ../shared/data/external/openimis-individuals-sample.csv (openIMIS's own end-to-end fixture).
 SAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "openimis-individuals-sample.csv"

@@ -13,6 +13,7 @@ from typing import Any
 import psycopg2.extensions
 from airflow.sdk import Param
 
+from benefitflow.errors import CommitConflict
 from benefitflow.intake import RequestError
 from benefitflow.parameters import required_text
 from benefitflow.workflows.declaration import (
@@ -26,7 +27,6 @@ from benefitflow.workflows.declaration import (
     Workflow,
     proposal_table,
 )
-from benefitflow.workflows.errors import CommitConflict
 
 TARGET_STATUSES = ("OPEN", "IN_PROGRESS", "RESOLVED", "CLOSED")
 PROPOSAL_MODEL = "grievance_status_proposal"

@@ -13,6 +13,7 @@ from typing import Any
 import psycopg2.extensions
 from airflow.sdk import Param
 
+from benefitflow.errors import CommitConflict
 from benefitflow.intake import RequestError
 from benefitflow.parameters import code_of, money, reason_of
 from benefitflow.programmes import plans
@@ -28,7 +29,6 @@ from benefitflow.workflows.declaration import (
     plan_parameter,
     proposal_table,
 )
-from benefitflow.workflows.errors import CommitConflict
 
 PROPOSAL_MODEL = "held_bills_release_proposal"
 PROPOSAL = proposal_table(PROPOSAL_MODEL)

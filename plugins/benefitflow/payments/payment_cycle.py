@@ -17,6 +17,7 @@ import psycopg2.extensions
 from airflow.sdk import Param
 from psycopg2 import sql
 
+from benefitflow.errors import CommitConflict
 from benefitflow.intake import RequestError
 from benefitflow.parameters import code_of, date_of, money
 from benefitflow.programmes import plans
@@ -32,7 +33,6 @@ from benefitflow.workflows.declaration import (
     plan_parameter,
     proposal_table,
 )
-from benefitflow.workflows.errors import CommitConflict
 
 PROPOSAL_MODEL = "payment_cycle_proposal"
 PROPOSAL = proposal_table(PROPOSAL_MODEL)

@@ -20,6 +20,7 @@ from airflow.sdk import Param
 from psycopg2 import sql
 
 from benefitflow import config, db, file_store, publishing
+from benefitflow.errors import CommitConflict
 from benefitflow.intake import RequestError, checksum
 from benefitflow.parameters import code_of, money
 from benefitflow.payments.payments_export import RECIPIENT
@@ -36,7 +37,6 @@ from benefitflow.workflows.declaration import (
     plan_parameter,
     proposal_table,
 )
-from benefitflow.workflows.errors import CommitConflict
 
 PROPOSAL_MODEL = "payroll_proposal"
 PROPOSAL = proposal_table(PROPOSAL_MODEL)

@@ -19,6 +19,7 @@ from airflow.sdk import Param
 from psycopg2 import sql
 
 from benefitflow import columns, db, publishing, validation
+from benefitflow.errors import CommitConflict, WorkflowError
 from benefitflow.intake import ROW_ERRORS_INSERT, FileSpec, checked_table
 from benefitflow.parameters import money
 from benefitflow.payments.payroll import approved_payroll
@@ -33,7 +34,6 @@ from benefitflow.workflows.declaration import (
     Workflow,
     proposal_table,
 )
-from benefitflow.workflows.errors import CommitConflict, WorkflowError
 
 if TYPE_CHECKING:  # GX is imported by the tasks that validate, not when the DAG is parsed
     from great_expectations.core import ExpectationSuite

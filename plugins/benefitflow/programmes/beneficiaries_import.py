@@ -17,6 +17,7 @@ from airflow.sdk import Param
 from psycopg2 import sql
 
 from benefitflow import columns, db, filters, validation
+from benefitflow.errors import CommitConflict, WorkflowError
 from benefitflow.intake import ROW_ERRORS_INSERT, FileSpec, checked_table, index_by_row
 from benefitflow.programmes import plans
 from benefitflow.programmes.beneficiary_versions import append_beneficiaries
@@ -33,7 +34,6 @@ from benefitflow.workflows.declaration import (
     plan_parameter,
     proposal_table,
 )
-from benefitflow.workflows.errors import CommitConflict, WorkflowError
 from benefitflow.workflows.intake import UPLOAD_MODES, mode_of
 
 if TYPE_CHECKING:  # GX is imported by the tasks that validate, not when the DAG is parsed

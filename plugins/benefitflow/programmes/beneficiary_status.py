@@ -13,6 +13,7 @@ import psycopg2.extensions
 from airflow.sdk import Param
 from psycopg2 import sql
 
+from benefitflow.errors import CommitConflict
 from benefitflow.intake import RequestError
 from benefitflow.parameters import MAX_REASON, reason_of
 from benefitflow.programmes import id_files, plans
@@ -28,7 +29,6 @@ from benefitflow.workflows.declaration import (
     plan_parameter,
     proposal_table,
 )
-from benefitflow.workflows.errors import CommitConflict
 
 TARGET_STATUSES = ("ACTIVE", "SUSPENDED", "GRADUATED")
 PROPOSAL_MODEL = "beneficiary_status_proposal"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import psycopg2.errors
 import psycopg2.extensions
 
+from benefitflow.errors import CommitConflict
 from benefitflow.programmes import plans
-from benefitflow.workflows.errors import CommitConflict
 
 
 def append_beneficiaries(

@@ -7,6 +7,7 @@ from typing import Any
 import psycopg2.extensions
 from airflow.sdk import Param
 
+from benefitflow.errors import CommitConflict
 from benefitflow.parameters import reason_of
 from benefitflow.programmes import beneficiary_status, plans
 from benefitflow.workflows.declaration import (
@@ -20,7 +21,6 @@ from benefitflow.workflows.declaration import (
     Workflow,
     plan_parameter,
 )
-from benefitflow.workflows.errors import CommitConflict
 
 
 def validate_closing(cur: psycopg2.extensions.cursor, request_id: int, options: Options, user: str) -> dict[str, Any]:

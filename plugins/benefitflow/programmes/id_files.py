@@ -14,9 +14,9 @@ from psycopg2 import sql
 
 from benefitflow import audit, config, db, intake, validation
 from benefitflow.columns import as_uuid
+from benefitflow.errors import WorkflowError
 from benefitflow.intake import FileSpec, RequestError
 from benefitflow.programmes.plans import Plan
-from benefitflow.workflows.errors import WorkflowError
 from benefitflow.workflows.intake import take_in_file
 
 ID_COLUMNS = ("beneficiary_id", "individual_id", "household_code")

@@ -22,11 +22,11 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from benefitflow import filters
+from benefitflow.errors import CommitConflict
 from benefitflow.filters import Field, FilterError
 from benefitflow.intake import RequestError
 from benefitflow.registry import registry_export
 from benefitflow.registry import schema as registry_schema
-from benefitflow.workflows.errors import CommitConflict
 
 PLAN_SCHEMA_FILE = Path(__file__).with_name("plan.schema.json")
 PLAN_ASSET = "benefitflow://programmes/plans"

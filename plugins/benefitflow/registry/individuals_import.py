@@ -8,6 +8,7 @@ import psycopg2.extensions
 from airflow.sdk import Param
 
 from benefitflow import validation
+from benefitflow.errors import CommitConflict
 from benefitflow.intake import FileSpec, checked_table, index_by_row
 from benefitflow.registry import checks, schema
 from benefitflow.workflows.declaration import (
@@ -21,7 +22,6 @@ from benefitflow.workflows.declaration import (
     Workflow,
     proposal_table,
 )
-from benefitflow.workflows.errors import CommitConflict
 from benefitflow.workflows.intake import UPLOAD_MODES, mode_of
 
 if TYPE_CHECKING:  # GX is imported by the tasks that validate, not when the DAG is parsed

@@ -9,9 +9,9 @@ from typing import Any
 from psycopg2 import sql
 
 from benefitflow import audit, db, decisions, intake, proposal_digest, publishing
+from benefitflow.errors import CommitConflict, WorkflowError
 from benefitflow.proposal_digest import ProposalRef
 from benefitflow.workflows.declaration import Cursor, Taken, Workflow
-from benefitflow.workflows.errors import CommitConflict, WorkflowError
 from benefitflow.workflows.intake import stop_request, stop_upload
 
 

@@ -6,18 +6,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 from airflow.sdk import DAG, Asset, Param, chain, task
+from airflow.sdk.exceptions import AirflowFailException
 
 from benefitflow import publishing
 from benefitflow.approval import approval_steps
+from benefitflow.errors import UserError
 from benefitflow.workflows.commit import commit_step
 from benefitflow.workflows.declaration import FileIntake, Workflow
 from benefitflow.workflows.intake import intake_step
 from benefitflow.workflows.propose import propose_step
 from benefitflow.workflows.validate import ON_INVALID_ROWS, validate_step
+
+
+@contextmanager
+def user_errors_fail_the_run() -> Iterator[None]:
+    """A user's error (benefitflow.errors) fails the run with its message and no retry: the one place it is told."""
+    try:
+        yield
+    except UserError as exc:
+        raise AirflowFailException(str(exc)) from exc
 
 
 def maker_of(context: dict[str, Any]) -> str:
@@ -47,21 +60,26 @@ def build_dag(workflow: Workflow) -> DAG:
 
         @task(task_id="intake")
         def intake_task(**context: Any) -> dict[str, Any]:
-            return intake_step(workflow=workflow, options=context["params"], user=maker_of(context),
-                               dag_id=context["dag"].dag_id, run_id=context["run_id"])
+            with user_errors_fail_the_run():
+                return intake_step(workflow=workflow, options=context["params"], user=maker_of(context),
+                                   dag_id=context["dag"].dag_id, run_id=context["run_id"])
 
         @task(task_id="validate")
         def validate_task(taken: dict[str, Any], **context: Any) -> dict[str, Any]:
-            return validate_step(workflow=workflow, taken=taken, options=context["params"], user=maker_of(context))
+            with user_errors_fail_the_run():
+                return validate_step(workflow=workflow, taken=taken, options=context["params"],
+                                     user=maker_of(context))
 
         @task(task_id="propose")
         def propose_task(taken: dict[str, Any], validated: dict[str, Any], **context: Any) -> dict[str, Any]:
-            return propose_step(workflow=workflow, taken=taken, validated=validated, options=context["params"])
+            with user_errors_fail_the_run():
+                return propose_step(workflow=workflow, taken=taken, validated=validated, options=context["params"])
 
         @task(task_id="commit")
         def commit_task(taken: dict[str, Any], **context: Any) -> dict[str, Any]:
-            return commit_step(workflow=workflow, dag_id=context["dag"].dag_id, run_id=context["run_id"],
-                               taken=taken, user=maker_of(context))
+            with user_errors_fail_the_run():
+                return commit_step(workflow=workflow, dag_id=context["dag"].dag_id, run_id=context["run_id"],
+                                   taken=taken, user=maker_of(context))
 
         @task(task_id="publish", retries=1)
         def publish_task(writes: list[str]) -> dict[str, Any]:
@@ -93,6 +111,7 @@ def _route(workflow: Workflow, taken: Any, validated: Any, proposal: Any) -> Non
 
     @task(task_id=shortcut.task_id)
     def shortcut_task(taken: dict[str, Any], **context: Any) -> dict[str, Any]:
-        return shortcut.run(taken, context["params"], user=maker_of(context), label=context["run_id"])
+        with user_errors_fail_the_run():
+            return shortcut.run(taken, context["params"], user=maker_of(context), label=context["run_id"])
 
     route(validated) >> [shortcut_task(taken), proposal]

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from airflow.sdk import Param
-from airflow.sdk.exceptions import AirflowFailException
 from psycopg2 import sql
 
 from benefitflow import config, db, exports, intake
+from benefitflow.errors import WorkflowError
 from benefitflow.exports import ExportError, Selection, Source
 from benefitflow.intake import RequestError
 from benefitflow.workflows.declaration import (
@@ -119,7 +119,7 @@ class _ExportSteps:
         with db.transaction() as cur:
             selection = self.selection(cur, options)
             if selection.personal_columns:  # the route is the validate step's: checked again where the file is written
-                raise AirflowFailException(f"columns {', '.join(selection.personal_columns)} are personal data: "
+                raise WorkflowError(f"columns {', '.join(selection.personal_columns)} are personal data: "
                                            "such an export waits for a checker's approval")
             done = exports.export(cur, selection.source, document=selection.document, columns=selection.columns,
                                   target_dir=export_dir(), user=user, label=label,

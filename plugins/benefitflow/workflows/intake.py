@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from benefitflow import audit, config, db, file_store, intake
+from benefitflow.errors import WorkflowError
 from benefitflow.file_store import InboxError
 from benefitflow.intake import FileSpec, IntakeError
 from benefitflow.workflows.declaration import FileIntake, Options, Taken, Workflow
-from benefitflow.workflows.errors import WorkflowError
 
 UPLOAD_MODES = ("create", "update")
 

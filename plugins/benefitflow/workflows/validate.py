@@ -8,9 +8,9 @@ from typing import Any
 import psycopg2.extensions
 
 from benefitflow import audit, config, db, intake, validation
+from benefitflow.errors import WorkflowError
 from benefitflow.intake import RequestError
 from benefitflow.workflows.declaration import FileChecks, FormCheck, Options, Taken, Workflow
-from benefitflow.workflows.errors import WorkflowError
 from benefitflow.workflows.intake import stop_request, stop_upload
 
 ON_INVALID_ROWS = ("reject_file", "skip_invalid_rows")
