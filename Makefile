@@ -4,7 +4,7 @@ ROOT := $(abspath .)
 AIRFLOW_VENV := $(ROOT)/.venv/airflow
 SUPERSET_VENV := $(ROOT)/.venv/superset
 LINT_VENV := $(ROOT)/.venv/lint
-PY := PYTHONPATH=$(ROOT)/plugins $(AIRFLOW_VENV)/bin/python
+PY := PYTHONPATH=$(ROOT)/plugins:$(ROOT)/devtools $(AIRFLOW_VENV)/bin/python
 
 .PHONY: up down status rebuild lint test test-unit test-integration test-e2e test-fast bench bench-airflow venvs chromium lock verify-audit clean
 
@@ -25,24 +25,24 @@ $(SUPERSET_VENV)/.lock: requirements/superset.lock scripts/make-venv.sh
 	@scripts/make-venv.sh $(SUPERSET_VENV) requirements/superset.lock
 
 up: venvs
-	@$(PY) -m benefitflow.platform.cli up
+	@$(PY) -m benefitflow_dev.cli up
 
 # Every derived table again from the ledger (dbt build), e.g. after a table was dropped.
 rebuild: venvs
-	@$(PY) -m benefitflow.platform.cli rebuild
+	@$(PY) -m benefitflow_dev.cli rebuild
 
 down:
-	@if [ -x $(AIRFLOW_VENV)/bin/python ]; then $(PY) -m benefitflow.platform.cli down; fi
+	@if [ -x $(AIRFLOW_VENV)/bin/python ]; then $(PY) -m benefitflow_dev.cli down; fi
 
 status: venvs
-	@$(PY) -m benefitflow.platform.cli status
+	@$(PY) -m benefitflow_dev.cli status
 
 verify-audit: venvs
-	@$(PY) -m benefitflow.platform.cli verify-audit
+	@$(PY) -m benefitflow_dev.cli verify-audit
 
 # ruff over the Python code, sqlfluff over the dbt models (config: pyproject.toml, .sqlfluff).
 lint: $(LINT_VENV)/.lock
-	@$(LINT_VENV)/bin/ruff check plugins dags tests bench superset
+	@$(LINT_VENV)/bin/ruff check plugins devtools dags tests bench superset
 	@$(LINT_VENV)/bin/sqlfluff lint dbt_project/models --processes 2 --nocolor
 
 # Every test, in three tiers, each against services it starts and stops itself (throwaway PostgreSQL;

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # imported where used: Airflow reads its settings when first imported, after main() set them
-    from benefitflow.platform.airflow_client import AirflowClient
-    from benefitflow.platform.instance import Instance
+    from benefitflow_dev.airflow_client import AirflowClient
+    from benefitflow_dev.instance import Instance
 
 ROWS = int(os.environ.get("BENCH_AIRFLOW_ROWS", "100"))
 RUNS = int(os.environ.get("BENCH_AIRFLOW_RUNS", "3"))
@@ -42,8 +42,8 @@ class RunTimes:
 
 
 def main() -> None:
-    from benefitflow.platform import postgres, services, stack
-    from benefitflow.platform.instance import Instance
+    from benefitflow_dev import postgres, services, stack
+    from benefitflow_dev.instance import Instance
 
     home = Path(tempfile.mkdtemp(prefix="benefitflow-bench-airflow-", dir="/tmp"))
     home.chmod(0o755)
@@ -65,7 +65,7 @@ def main() -> None:
 
 
 def bench(instance: Instance) -> None:
-    from benefitflow.platform.airflow_client import AirflowClient
+    from benefitflow_dev.airflow_client import AirflowClient
 
     maker = AirflowClient(instance.airflow_url, "maker", instance.user_password("maker"))
     checker = AirflowClient(instance.airflow_url, "checker", instance.user_password("checker"))
@@ -87,7 +87,7 @@ def bench(instance: Instance) -> None:
 
 
 def timed_run(instance: Instance, maker: AirflowClient, checker: AirflowClient, number: int) -> RunTimes:
-    from benefitflow.synthetic import write_registry_file
+    from benefitflow_dev.synthetic import write_registry_file
 
     name = f"bench-airflow-{number + 1}.csv"
     write_registry_file(instance.inbox / name, ROWS, seed=1000 + number, household_prefix=f"BA{number + 1}-")

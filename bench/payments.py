@@ -152,7 +152,7 @@ def planted_rows(rows: int) -> dict[int, str]:
 
 def fill_provider_file(payroll_file: Path, target: Path, planted: dict[int, str]) -> ProviderFile:
     """Stream the payroll file into the provider's answers, counting what it wrote (rows, amounts, failures)."""
-    from benefitflow.payments.provider_answers import write_answers
+    from benefitflow_dev.provider_answers import write_answers
 
     filled = ProviderFile(target)
 

@@ -12,8 +12,8 @@ def bench_enrolment(memory: PeakMemory) -> None:
     from benefitflow import db
     from benefitflow.programmes.benefit_plan_define import WORKFLOW as DEFINE
     from benefitflow.programmes.enrolment import WORKFLOW as ENROLMENT
-    from benefitflow.synthetic import PLACES_BY_REGION
     from benefitflow.workflows.direct import run_steps
+    from benefitflow_dev.synthetic import PLACES_BY_REGION
 
     regions = list(PLACES_BY_REGION)
     criteria = {"all": [{"field": "age", "op": ">=", "value": 0}, {"field": "region", "op": "in", "value": regions}]}

@@ -14,8 +14,8 @@ from bench.settings import RECORD_SAMPLE, ROWS
 
 def bench_registry_import(instance: Any, memory: PeakMemory) -> int:
     from benefitflow.registry.individuals_import import WORKFLOW
-    from benefitflow.synthetic import write_registry_file
     from benefitflow.workflows.direct import run_steps
+    from benefitflow_dev.synthetic import write_registry_file
 
     path = instance.inbox / "bench-registry.csv"
     started = time.perf_counter()
@@ -62,8 +62,8 @@ def print_digest_cost(operation: str, proposal_model: str, stages: Stages, *, up
 def top_up_registry(instance: Any, rows: int) -> None:
     """Clean people (no planted errors) so the registry holds about ROWS individuals; not timed."""
     from benefitflow.registry.individuals_import import WORKFLOW
-    from benefitflow.synthetic import write_registry_file
     from benefitflow.workflows.direct import run_steps
+    from benefitflow_dev.synthetic import write_registry_file
 
     if rows <= 0:
         return
@@ -78,7 +78,7 @@ def copy_floor(path: Path) -> None:
     from psycopg2 import sql
 
     from benefitflow import db
-    from benefitflow.synthetic import HEADER
+    from benefitflow_dev.synthetic import HEADER
 
     with db.transaction() as cur:
         columns = sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in HEADER)

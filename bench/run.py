@@ -61,8 +61,8 @@ from bench.small_operations import bench_small_operations, print_small_operation
 
 
 def main() -> None:
-    from benefitflow.platform import postgres, stack
-    from benefitflow.platform.instance import Instance
+    from benefitflow_dev import postgres, stack
+    from benefitflow_dev.instance import Instance
 
     home = Path(tempfile.mkdtemp(prefix="benefitflow-bench-", dir="/tmp"))
     home.chmod(0o755)
@@ -86,7 +86,7 @@ def main() -> None:
 def load_as_a_task_starts() -> None:
     """What Airflow's fork server loads once for all tasks (platform.instance.TASK_PRELOAD: GX, the parsed dbt
     project, the workflows) is loaded here before anything is timed: a task starts with it, so no step pays it."""
-    from benefitflow.platform.instance import TASK_PRELOAD
+    from benefitflow_dev.instance import TASK_PRELOAD
 
     began = time.perf_counter()
     loaded = [module for module in TASK_PRELOAD if not module.startswith(("airflow.", "benefitflow_plugin"))]

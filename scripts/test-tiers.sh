@@ -13,7 +13,7 @@ for tier in "$@"; do
   # Integration tests run in-process against a database of their own: two workers (pytest-xdist), each
   # with its own throwaway PostgreSQL, a module per worker at a time. The e2e tier shares one Airflow.
   [[ $tier == integration ]] && workers=(-n "${BENEFITFLOW_TEST_WORKERS:-2}" --dist loadfile)
-  PYTHONPATH="$PWD/plugins" "$python" -m pytest "tests/${tier}" --durations=25 "${workers[@]}"
+  PYTHONPATH="$PWD/plugins:$PWD/devtools" "$python" -m pytest "tests/${tier}" --durations=25 "${workers[@]}"
   status=$?
   (( status == 2 )) && { echo "tier ${tier} interrupted"; exit 2; }  # Ctrl-C (or a usage error): stop here
   (( status != 0 )) && failed+=("$tier")

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from benefitflow.platform import postgres, services, stack
-from benefitflow.platform.instance import Instance
+from benefitflow_dev import postgres, services, stack
+from benefitflow_dev.instance import Instance
 
 _INSTANCE: Instance | None = None
 

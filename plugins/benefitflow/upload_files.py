@@ -27,7 +27,7 @@ from fastapi import FastAPI, HTTPException
 from fastapi.responses import StreamingResponse
 
 from benefitflow import audit, config, db, file_store
-from benefitflow.approval import policy_for
+from benefitflow.workflows.approve import policy_for
 
 KINDS = ("original", "error-report", "suite")
 MEDIA_TYPES = {"original": "text/csv", "error-report": "text/csv", "suite": "application/json"}

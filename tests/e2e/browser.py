@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, ViewportSize, expect, sync_playwright
 
-from benefitflow.platform.instance import PROJECT_ROOT, Instance
+from benefitflow_dev.instance import PROJECT_ROOT, Instance
 
 CHROMIUM = os.environ.get("BENEFITFLOW_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 # No sandbox: CI runs as root, where Chromium refuses its sandbox. The rest keeps a headless

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from benefitflow.platform import services, superset_setup
-from benefitflow.platform.airflow_client import AirflowClient
+from benefitflow_dev import services, superset_setup
+from benefitflow_dev.airflow_client import AirflowClient
 
 DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"  # one DAG per file (tests/integration/test_dags.py)
 

@@ -24,9 +24,6 @@ from benefitflow.payments.payment_cycle import WORKFLOW as CYCLE
 from benefitflow.payments.payroll import WORKFLOW as PAYROLL
 from benefitflow.payments.payroll import payroll_dir
 from benefitflow.payments.payroll_reconciliation import WORKFLOW as RECONCILIATION
-from benefitflow.payments.provider_answers import paid, unpaid, write_answers
-from benefitflow.platform import superset_setup
-from benefitflow.platform.instance import Instance
 from benefitflow.programmes.benefit_plan_define import WORKFLOW as DEFINE
 from benefitflow.programmes.enrolment import WORKFLOW as ENROLMENT
 from benefitflow.registry.individuals_import import WORKFLOW as INDIVIDUALS
@@ -34,6 +31,9 @@ from benefitflow.selftest.platform_selftest import WORKFLOW as SELFTEST
 from benefitflow.workflows.declaration import Workflow
 from benefitflow.workflows.direct import run_steps as run_request
 from benefitflow.workflows.direct import run_steps as run_upload
+from benefitflow_dev import superset_setup
+from benefitflow_dev.instance import Instance
+from benefitflow_dev.provider_answers import paid, unpaid, write_answers
 from tests.e2e.browser import OpenPage, screenshot, sign_in_to_airflow, sign_in_to_superset
 from tests.e2e.people import HEADER
 from tests.e2e.test_selftest_workflow import DAG_ID, audit_actions, committed_rows, decisions_for, start_run

@@ -8,10 +8,10 @@ from decimal import Decimal
 import pytest
 
 from benefitflow.payments.payroll import payroll_dir
-from benefitflow.payments.provider_answers import paid, unpaid, write_answers
 from benefitflow.programmes.benefit_plan_define import WORKFLOW as DEFINE
 from benefitflow.programmes.enrolment import WORKFLOW as ENROLMENT
 from benefitflow.workflows.direct import run_steps as run_request
+from benefitflow_dev.provider_answers import paid, unpaid, write_answers
 from tests.e2e.people import query, register_region
 
 pytestmark = pytest.mark.e2e

@@ -18,7 +18,7 @@ import psycopg2
 import psycopg2.errors
 import pytest
 
-from benefitflow.platform.airflow_client import AirflowClient
+from benefitflow_dev.airflow_client import AirflowClient
 
 pytestmark = pytest.mark.e2e
 

@@ -22,18 +22,18 @@ from benefitflow.payments.payment_cycle import WORKFLOW as CYCLE
 from benefitflow.payments.payroll import WORKFLOW as PAYROLL
 from benefitflow.payments.payroll import payroll_dir
 from benefitflow.payments.payroll_reconciliation import WORKFLOW as RECONCILIATION
-from benefitflow.payments.provider_answers import paid, unpaid, write_answers
-from benefitflow.platform import services, superset_setup
 from benefitflow.programmes.beneficiary_status import WORKFLOW as STATUS
 from benefitflow.programmes.benefit_plan_define import WORKFLOW as DEFINE
 from benefitflow.programmes.enrolment import WORKFLOW as ENROLMENT
 from benefitflow.registry.individuals_import import WORKFLOW as INDIVIDUALS
 from benefitflow.workflows.direct import run_steps as run_upload
+from benefitflow_dev import services, superset_setup
+from benefitflow_dev.provider_answers import paid, unpaid, write_answers
 from tests.integration.programme_data import HEADER, plan_document, query, run, tag
 
 pytestmark = pytest.mark.e2e
 
-NORTH = "North"  # the demo registry's northern region (benefitflow.synthetic.PLACES_BY_REGION), as RLS names it
+NORTH = "North"  # the demo registry's northern region (benefitflow_dev.synthetic.PLACES_BY_REGION), as RLS names it
 PROGRAMME_CHARTS = ("Beneficiaries", "Active beneficiaries", "Beneficiaries by status", "Beneficiaries by plan",
                     "Beneficiaries by region", "Enrolments over time", "Beneficiaries by age band and sex",
                     "Plan capacity used")

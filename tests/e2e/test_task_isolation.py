@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from benefitflow.platform import services, stack, system_users
+from benefitflow.platform import system_users
+from benefitflow_dev import services, stack
 
 pytestmark = pytest.mark.e2e
 

@@ -16,13 +16,13 @@ from benefitflow.payments.payroll import payroll_dir
 from benefitflow.programmes.beneficiary_status import WORKFLOW as STATUS
 from benefitflow.programmes.benefit_plan_define import WORKFLOW as DEFINE
 from benefitflow.programmes.enrolment import WORKFLOW as ENROLMENT
-from benefitflow.publishing import UndeclaredWrite
 from benefitflow.selftest.platform_selftest import WORKFLOW
 from benefitflow.selftest.platform_selftest_two_checkers import WORKFLOW as WORKFLOW_TWO_CHECKERS
 from benefitflow.workflows.commit import commit_step
 from benefitflow.workflows.direct import record_direct_decision
 from benefitflow.workflows.intake import intake_step, take_in_file
 from benefitflow.workflows.propose import propose_step
+from benefitflow.workflows.publish import UndeclaredWrite
 from benefitflow.workflows.validate import validate_step
 from tests.integration.programme_data import in_region, plan_document, query, register_region, run, tag
 

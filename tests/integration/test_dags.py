@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 
-from benefitflow import dbt_runner, publishing
-from benefitflow.approval import MakerCheckerApproval, policy_for
-from benefitflow.workflows import catalogue
+from benefitflow import dbt_runner
+from benefitflow.workflows import catalogue, publish
+from benefitflow.workflows.approve import MakerCheckerApproval, policy_for
 
 DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
 # Parsed once at collection: the tests below are parametrised over what the DAG folder holds, not over a list.
@@ -173,11 +173,11 @@ def test_publish_rebuilds_every_model_that_reads_what_the_commit_writes(database
     manifest = dbt_runner.manifest()
     nodes = manifest["nodes"]
     assert {f"source.benefitflow.ledger.{table}" for table in writes} <= set(manifest["sources"])
-    rebuilt = set(publishing.selection(writes, manifest))
+    rebuilt = set(publish.selection(writes, manifest))
     for node, spec in nodes.items():
         if spec["resource_type"] != "model" or "propose" in spec["tags"]:
             continue
-        upstream = publishing.reachable(manifest["parent_map"], {node})
+        upstream = publish.reachable(manifest["parent_map"], {node})
         reads_written = any(f"source.benefitflow.ledger.{table}" in upstream for table in writes)
         if spec["config"]["materialized"] == "view":
             assert spec["name"] not in rebuilt, f"{dag_id} rebuilds the view {spec['name']}"
@@ -186,7 +186,7 @@ def test_publish_rebuilds_every_model_that_reads_what_the_commit_writes(database
     assert "mart_approvals" in rebuilt and not any(name.startswith("stg_") for name in rebuilt)
     incremental = _incremental_state(nodes)
     for name in rebuilt & set(incremental):
-        inputs = {nodes[node]["name"] for node in publishing.reachable(manifest["parent_map"], {incremental[name]})
+        inputs = {nodes[node]["name"] for node in publish.reachable(manifest["parent_map"], {incremental[name]})
                   if node in nodes}
         missing = (inputs & set(incremental)) - rebuilt
         assert not missing, f"{dag_id} rebuilds {name} but not the incremental models it reads first: {missing}"
@@ -221,7 +221,7 @@ def test_every_proposal_table_is_indexed_by_its_upload_or_request(database) -> N
 
 
 def _incremental_state(nodes: dict) -> dict[str, str]:
-    return {spec["name"]: node for node, spec in nodes.items() if publishing.is_incremental_state(spec)}
+    return {spec["name"]: node for node, spec in nodes.items() if publish.is_incremental_state(spec)}
 
 
 @pytest.mark.parametrize(("dag_id", "rebuilt"), [
@@ -231,11 +231,11 @@ def _incremental_state(nodes: dict) -> dict[str, str]:
 def test_a_small_workflow_rebuilds_its_own_state_not_the_registry(database, dagbag: DagBag, dag_id: str,
                                                                   rebuilt: set[str]) -> None:
     writes = dagbag.dags[dag_id].get_task("publish").op_kwargs["writes"]
-    assert set(publishing.selection(writes)) == rebuilt
+    assert set(publish.selection(writes)) == rebuilt
 
 
 def test_the_selection_names_models_dbt_knows(database) -> None:
-    names = publishing.selection(["individual_versions", "households"])
+    names = publish.selection(["individual_versions", "households"])
     assert {"individuals", "households", "mart_registry_individuals", "mart_approvals"} <= set(names)
     assert _listed_by_dbt(names) == set(names)
 

@@ -8,9 +8,10 @@ import psycopg2
 import pytest
 
 from benefitflow import config, db, dbt_runner
-from benefitflow.platform import postgres, readers
+from benefitflow.platform import readers
 from benefitflow.registry.individuals_import import WORKFLOW as INDIVIDUALS
 from benefitflow.workflows.direct import run_steps as run_upload
+from benefitflow_dev import postgres
 from tests.integration.programme_data import HEADER, tag
 
 

@@ -8,7 +8,8 @@ import psycopg2.extras
 import pytest
 
 from benefitflow import audit, db
-from benefitflow.platform import cli, postgres
+from benefitflow.platform import cli
+from benefitflow_dev import postgres
 
 LEDGER_TABLES = ["decisions", "commits", "audit_events", "selftest_records", "registry_schemas", "households",
                  "individual_versions", "plan_versions", "beneficiary_status_transitions", "beneficiary_versions",

@@ -8,7 +8,8 @@ from contextlib import closing
 import psycopg2
 from psycopg2 import sql
 
-from benefitflow import config, dbt_runner, publishing
+from benefitflow import config, dbt_runner
+from benefitflow.workflows import publish
 
 
 def published_relations() -> list[tuple[str, str]]:
@@ -77,7 +78,7 @@ def test_a_reader_of_every_published_relation_never_fails_while_publishes_rebuil
     reader.start()
     try:
         for _ in range(3):  # every table model over the ledger, rebuilt three times
-            rebuilt = publishing.publish(ledger_tables())["models"]
+            rebuilt = publish.publish(ledger_tables())["models"]
             assert all(model["status"] == "success" for model in rebuilt.values()), rebuilt
     finally:
         reader.stopping.set()

@@ -4,9 +4,16 @@ from datetime import timedelta
 
 import pytest
 
-from benefitflow import approval
-from benefitflow.approval import approval_groups, decide_outcome, digest_shown, parse_policy, policy_for, render_body
-from benefitflow.directory import Person
+from benefitflow.airflow_users import Person
+from benefitflow.workflows import approve
+from benefitflow.workflows.approve import (
+    approval_groups,
+    decide_outcome,
+    digest_shown,
+    parse_policy,
+    policy_for,
+    render_body,
+)
 
 PEOPLE = {name: Person(str(user_id), name) for user_id, name in enumerate(["maker", "checker", "checker2", "admin"], 1)}
 MAKER = PEOPLE["maker"]
@@ -107,7 +114,7 @@ def test_an_operation_the_file_does_not_name_gets_its_declarations_checker_group
 ) -> None:
     """A workflow needs no entry in approval_groups.yaml: its declared group and checkers, within a week."""
     without = {name: entry for name, entry in approval_groups().items() if name != operation}
-    monkeypatch.setattr(approval, "approval_groups", lambda: without)
+    monkeypatch.setattr(approve, "approval_groups", lambda: without)
     policy_for.cache_clear()
     try:
         policy = policy_for(operation)

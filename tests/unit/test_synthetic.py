@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from benefitflow.synthetic import (
+from benefitflow_dev.synthetic import (
     DISABILITY_LEVELS,
     EDUCATION_LEVELS,
     FEMALE_FIRST_NAMES,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from benefitflow.platform import system_users
-from benefitflow.platform.instance import PROJECT_ROOT
+from benefitflow_dev.instance import PROJECT_ROOT
 from tests.unit.task_process import run_like_a_task
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="only root hands files to another user")

@@ -17,7 +17,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from benefitflow.platform import system_users
-from benefitflow.platform.instance import PROJECT_ROOT, TASK_USER_VARIABLE
+from benefitflow_dev.instance import PROJECT_ROOT
 from tests.unit.task_process import run_like_a_task
 
 SECRETS = {
@@ -81,7 +81,7 @@ def run_probe(tmp_path: Path, component: str, environment: dict[str, str]) -> su
     config.write_text("".join(f"[{s}]\n" + "\n".join(lines) + "\n" for s, lines in sections.items()))
     config.chmod(0o600)
     env = {key: value for key, value in os.environ.items()
-           if not key.startswith("AIRFLOW") and key != TASK_USER_VARIABLE}
+           if not key.startswith("AIRFLOW") and key != system_users.TASK_USER_VARIABLE}
     env |= {"AIRFLOW_HOME": str(tmp_path), "AIRFLOW_CONFIG": str(config),
             "PYTHONPATH": str(PROJECT_ROOT / "plugins"), **environment}
     return run_like_a_task(PROBE, json.dumps(list(SECRETS)), component, env=env)
@@ -147,7 +147,7 @@ root_only = pytest.mark.skipif(os.geteuid() != 0, reason="only root can become a
 def test_a_task_process_started_as_root_becomes_the_task_user(tmp_path: Path) -> None:
     task_user = system_users.prepare_task_user(PROJECT_ROOT)
     tmp_path.chmod(0o755)  # the probe's own configuration stays 0600, the services'
-    probe = run_probe(tmp_path, "task", {TASK_USER_VARIABLE: task_user.pw_name})
+    probe = run_probe(tmp_path, "task", {system_users.TASK_USER_VARIABLE: task_user.pw_name})
     assert f"runs as the task user {task_user.pw_name} (uid {task_user.pw_uid})" in said(probe)
     before, after = seen(probe)["before"], seen(probe)["after"]
     assert before["user"][:3] == [0, 0, 0] and before["reads airflow.cfg"]
@@ -157,7 +157,7 @@ def test_a_task_process_started_as_root_becomes_the_task_user(tmp_path: Path) ->
 
 @root_only
 def test_a_task_process_that_cannot_become_the_task_user_stops(tmp_path: Path) -> None:
-    result = run_probe(tmp_path, "task", {TASK_USER_VARIABLE: "no-such-benefitflow-user"})
+    result = run_probe(tmp_path, "task", {system_users.TASK_USER_VARIABLE: "no-such-benefitflow-user"})
     assert result.returncode == 1
     assert "could not shed the services' secrets and user" in said(result)
     assert "listener done" not in result.stdout

@@ -19,12 +19,13 @@ import psycopg2.extensions
 from airflow.sdk import Param
 from psycopg2 import sql
 
-from benefitflow import config, db, file_store, publishing
+from benefitflow import config, db, file_store
 from benefitflow.errors import CommitConflict
 from benefitflow.intake import RequestError, checksum
 from benefitflow.parameters import code_of, money
 from benefitflow.payments.payments_export import RECIPIENT
 from benefitflow.programmes import plans
+from benefitflow.workflows import publish
 from benefitflow.workflows.declaration import (
     Approval,
     Commit,
@@ -182,7 +183,7 @@ def commit_payroll(cur: psycopg2.extensions.cursor, commit_id: int, request_id: 
                 (payroll_id, name, commit_id, request_id))
     cur.execute("INSERT INTO ledger.payroll_events (payroll_id, status, commit_id)"
                 " VALUES (%s, 'APPROVED_FOR_PAYMENT', %s)", (payroll_id, commit_id))
-    publishing.refresh_statistics(cur)
+    publish.refresh_statistics(cur)
     write_payroll_file(cur, payroll_id, name, commit_id)
     return bills
 

@@ -18,11 +18,12 @@ import psycopg2.extensions
 from airflow.sdk import Param
 from psycopg2 import sql
 
-from benefitflow import columns, db, publishing, validation
+from benefitflow import columns, db, validation
 from benefitflow.errors import CommitConflict, WorkflowError
 from benefitflow.intake import ROW_ERRORS_INSERT, FileSpec, checked_table
 from benefitflow.parameters import money
 from benefitflow.payments.payroll import approved_payroll
+from benefitflow.workflows import publish
 from benefitflow.workflows.declaration import (
     Approval,
     Commit,
@@ -223,7 +224,7 @@ def commit(cur: psycopg2.extensions.cursor, commit_id: int, upload_id: int) -> i
                 f" 'reconciled from the provider''s file', upload_id, row_number, %s FROM {PROPOSAL}"
                 f" WHERE upload_id = %s ORDER BY bill_id", (commit_id, upload_id))  # index filled in order: payroll.py
     reconciled = cur.rowcount
-    publishing.refresh_statistics(cur)
+    publish.refresh_statistics(cur)
     for payroll_id, closed in closing.items():
         if (open_before := _open_bills(cur, payroll_id)) is None:
             raise CommitConflict(f"payroll {payroll_id} has no count of its open bills (ledger.payroll_open_bills)")

@@ -28,6 +28,8 @@ import sys
 from contextlib import closing
 from pathlib import Path
 
+from psycopg2 import sql
+
 CHECKER_ROLES = ("RegistryCheckers", "ProgrammeCheckers", "PaymentCheckers", "GrievanceCheckers")
 ROLES = ("Maker", "DataEngineer", *CHECKER_ROLES)
 
@@ -99,7 +101,6 @@ def provision_from_environment() -> None:
     import psycopg2
 
     from benefitflow import db
-    from benefitflow.platform.postgres import grant_airflow_directory
     from benefitflow.platform.readers import grant_marts
 
     print("migrations applied:", db.migrate(os.environ["BENEFITFLOW_OWNER_DATABASE_URL"]) or "none new")
@@ -122,3 +123,20 @@ def main(users_file: str) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1])
+
+
+AIRFLOW_DIRECTORY_TABLES = ("ab_role", "ab_user_role", "hitl_detail", "hitl_detail_history", "task_instance_history")
+# Of the users, who they are and whether they are active: never a password hash, e-mail or login history.
+AIRFLOW_DIRECTORY_USER_COLUMNS = ("id", "username", "active")
+
+
+def grant_airflow_directory(cur) -> None:
+    """After Airflow's migration: the reader may SELECT users' ids and names, roles and earlier HITL answers only.
+
+    `cur` is on the airflow database, as its owner or a superuser.
+    """
+    for table in AIRFLOW_DIRECTORY_TABLES:
+        cur.execute(sql.SQL("GRANT SELECT ON public.{} TO airflow_reader").format(sql.Identifier(table)))
+    cur.execute("REVOKE SELECT ON public.ab_user FROM airflow_reader")  # a whole-table grant of earlier versions
+    cur.execute(sql.SQL("GRANT SELECT ({}) ON public.ab_user TO airflow_reader").format(
+        sql.SQL(", ").join(map(sql.Identifier, AIRFLOW_DIRECTORY_USER_COLUMNS))))

@@ -1,4 +1,9 @@
-"""`python -m benefitflow.platform.cli up|down|status|rebuild|verify-audit` (what `make up` and friends call)."""
+"""`python -m benefitflow.platform.cli provision-airflow|verify-audit`: what a deployment runs.
+
+provision-airflow: docker-compose's airflow-init (settings from the environment). verify-audit:
+the audit chain and the ledger's references (BENEFITFLOW_DATABASE_URL). The one-machine stack's
+up, down, status and rebuild are development tools: `make up` (benefitflow_dev.cli, in devtools/).
+"""
 
 from __future__ import annotations
 
@@ -10,50 +15,28 @@ from contextlib import closing
 import psycopg2
 
 from benefitflow import audit
-from benefitflow.platform import stack
-from benefitflow.platform.instance import DEMO_USERS, Instance
 
-
-def _print_welcome(instance: Instance) -> None:
-    print()
-    print(f"Airflow   {instance.airflow_url}   (data engineers, makers, checkers)")
-    print(f"Superset  {instance.superset_url}   (managers)")
-    print()
-    print("Demo users (also in .local/credentials.json):")
-    for name, roles in DEMO_USERS.items():
-        where = ", ".join(roles) if roles else "Superset"
-        print(f"  {name:<16} {instance.user_password(name):<20} {where}")
-    print()
-    print("Connection settings for scripts: source .local/env")
+DEVELOPMENT_COMMANDS = ("up", "down", "status", "rebuild")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="benefitflow")
-    parser.add_argument("command", choices=["up", "down", "status", "rebuild", "verify-audit", "provision-airflow"])
-    parser.add_argument("--no-superset", action="store_true", help="up: skip Superset")
-    args = parser.parse_args(argv)
-    if args.command == "provision-airflow":  # docker-compose's airflow-init: settings from the environment
+    parser.add_argument("command", choices=["provision-airflow", "verify-audit", *DEVELOPMENT_COMMANDS])
+    args, _ = parser.parse_known_args(argv)
+    if args.command in DEVELOPMENT_COMMANDS:
+        print(f"`{args.command}` moved to the development tools: run `make {args.command}` (or "
+              f"`PYTHONPATH=plugins:devtools python -m benefitflow_dev.cli {args.command}`)", file=sys.stderr)
+        return 2
+    if args.command == "provision-airflow":
         from benefitflow.platform.airflow_security import provision_from_environment
 
         provision_from_environment()
         return 0
-    if args.command == "verify-audit":  # a script's own settings (.local/env) win over the installation's
-        return verify_audit(os.environ.get("BENEFITFLOW_DATABASE_URL") or Instance.default().app_database_url)
-    instance = Instance.default()
-    if args.command == "up":
-        stack.up(instance, with_superset=not args.no_superset)
-        _print_welcome(instance)
-    elif args.command == "rebuild":
-        stack.rebuild(instance)
-    elif args.command == "down":
-        stack.stop_all(instance)
-    elif args.command == "status":
-        report = stack.status(instance)
-        width = max(map(len, report))
-        for name, state in report.items():
-            print(f"{name:<{width}}  {state}")
-        return 0 if all(state != "stopped" for state in report.values()) else 3
-    return 0
+    if not (url := os.environ.get("BENEFITFLOW_DATABASE_URL")):
+        print("verify-audit needs BENEFITFLOW_DATABASE_URL (a one-machine installation: make verify-audit)",
+              file=sys.stderr)
+        return 2
+    return verify_audit(url)
 
 
 def verify_audit(database_url: str) -> int:

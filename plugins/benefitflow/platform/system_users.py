@@ -31,6 +31,10 @@ ACL_XATTR, ACL_VERSION, ACL_NO_ID = "system.posix_acl_access", 2, 0xFFFFFFFF
 ACL_USER_OBJ, ACL_USER, ACL_GROUP_OBJ, ACL_MASK, ACL_OTHER = 0x01, 0x02, 0x04, 0x10, 0x20
 
 
+# The system user a task process runs as (set when the services run as root).
+TASK_USER_VARIABLE = "BENEFITFLOW_TASK_USER"
+
+
 class TaskUserError(RuntimeError):
     pass
 

@@ -35,7 +35,6 @@ from typing import Any
 from airflow.listeners import hookimpl
 
 from benefitflow.platform import system_users
-from benefitflow.platform.instance import TASK_USER_VARIABLE
 
 SERVICE_SECRETS = (
     ("core", "fernet_key"), ("api", "secret_key"), ("api_auth", "jwt_secret"),
@@ -103,7 +102,7 @@ def check_nothing_inherited() -> None:
 def become_task_user() -> None:
     """Started as root, become the task user for good; otherwise stay the services' user. Either way no program
     started from here gains privileges."""
-    name = os.environ.get(TASK_USER_VARIABLE)
+    name = os.environ.get(system_users.TASK_USER_VARIABLE)
     if not (name and system_users.running_as_root()):
         system_users.forbid_new_privileges()
         log.info("This task process runs as uid %d, the services' own user", os.getuid())

@@ -3,7 +3,7 @@
     intake -> validate -> propose -> approve -> commit -> publish
 
 `declaration` says what a workflow is (a `Workflow` whose parts are the six steps); the
-modules named after the steps do them (`intake`, `validate`, `propose`, `commit`; approving
-is `benefitflow.approval`, publishing `benefitflow.publishing`); `dag` builds the Airflow DAG
-of any workflow, and `direct` runs the same steps in one process, for tests and the bench.
+modules named after the steps do them (`intake`, `validate`, `propose`, `approve`, `commit`,
+`publish`); `dag` builds the Airflow DAG of any workflow, and `direct` runs the same steps in
+one process, for tests and the bench.
 """

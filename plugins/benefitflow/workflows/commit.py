@@ -8,9 +8,10 @@ from typing import Any
 
 from psycopg2 import sql
 
-from benefitflow import audit, db, decisions, intake, proposal_digest, publishing
+from benefitflow import audit, db, decisions, intake, proposal_digest
 from benefitflow.errors import CommitConflict, WorkflowError
 from benefitflow.proposal_digest import ProposalRef
+from benefitflow.workflows import publish
 from benefitflow.workflows.declaration import Cursor, Taken, Workflow
 from benefitflow.workflows.intake import stop_request, stop_upload
 
@@ -27,8 +28,8 @@ def commit_step(*, workflow: Workflow, dag_id: str, run_id: str, taken: Taken, u
         with db.transaction() as cur:
             decision_id, commit_id = append_commit(cur, proposal, dag_id, run_id)
             appended = workflow.commit.append(cur, commit_id, key)
-            publishing.check_writes(cur, workflow.operation, workflow.commit.writes)
-            publishing.refresh_statistics(cur)
+            publish.check_writes(cur, workflow.operation, workflow.commit.writes)
+            publish.refresh_statistics(cur)
             _mark_applied(cur, proposal)
             audit.record(cur, actor=user, action=f"{workflow.operation}.commit", object_type=_kind(proposal),
                          object_id=key, outcome="COMMITTED",

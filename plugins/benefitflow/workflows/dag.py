@@ -14,9 +14,9 @@ from typing import Any
 from airflow.sdk import DAG, Asset, Param, chain, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from benefitflow import publishing
-from benefitflow.approval import approval_steps
 from benefitflow.errors import UserError
+from benefitflow.workflows import publish
+from benefitflow.workflows.approve import approval_steps
 from benefitflow.workflows.commit import commit_step
 from benefitflow.workflows.declaration import FileIntake, Workflow
 from benefitflow.workflows.intake import intake_step
@@ -84,7 +84,7 @@ def build_dag(workflow: Workflow) -> DAG:
         @task(task_id="publish", retries=1)
         def publish_task(writes: list[str]) -> dict[str, Any]:
             """One in-process `dbt run` of the models downstream of `writes`; each model's status is the XCom."""
-            return publishing.publish(writes)
+            return publish.publish(writes)
 
         @task(task_id="published", outlets=[Asset(workflow.publish.asset)])
         def published_task() -> None:

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from benefitflow import db, decisions, publishing
-from benefitflow.approval import policy_for
+from benefitflow import db, decisions
+from benefitflow.workflows import publish
+from benefitflow.workflows.approve import policy_for
 from benefitflow.workflows.commit import commit_step
 from benefitflow.workflows.declaration import Options, Workflow
 from benefitflow.workflows.intake import intake_step
@@ -53,7 +54,7 @@ def run_steps(
         return {"proposal": proposal, **key}
     committed = on_step("commit", lambda: commit_step(workflow=workflow, dag_id=dag_id, run_id=run_id, taken=taken,
                                                       user=maker))
-    on_step("publish", lambda: publishing.publish(workflow.commit.writes))
+    on_step("publish", lambda: publish.publish(workflow.commit.writes))
     return {"proposal": proposal, **key, "commit": committed}
 
 

@@ -12,7 +12,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from benefitflow.platform.instance import PROJECT_ROOT, Instance
+from benefitflow_dev.instance import PROJECT_ROOT, Instance
 
 AIRFLOW_BIN = PROJECT_ROOT / ".venv" / "airflow" / "bin"
 SUPERSET_BIN = PROJECT_ROOT / ".venv" / "superset" / "bin"

@@ -17,9 +17,9 @@ from pathlib import Path
 import psycopg2.extensions
 
 from benefitflow import db, file_store
-from benefitflow.payments import provider_answers
-from benefitflow.platform.airflow_client import AirflowClient
-from benefitflow.platform.instance import Instance
+from benefitflow_dev import provider_answers
+from benefitflow_dev.airflow_client import AirflowClient
+from benefitflow_dev.instance import Instance
 
 DEMO_REGISTRY_ROWS = 10_000
 DEMO_REGISTRY_FILE = "demo-registry.csv"
@@ -55,7 +55,7 @@ def _at_once(*steps: Callable[[], None]) -> None:
 
 
 def load_registry(instance: Instance) -> None:
-    from benefitflow.synthetic import write_registry_file
+    from benefitflow_dev.synthetic import write_registry_file
 
     with db.transaction(instance.app_database_url) as cur:
         cur.execute("SELECT status FROM intake.uploads WHERE kind = 'individuals' AND file_name = %s",

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 from benefitflow import file_store
-from benefitflow.platform import services
-from benefitflow.platform.instance import PROJECT_ROOT, Instance
-from benefitflow.platform.stack_tools import run
+from benefitflow_dev import services
+from benefitflow_dev.instance import PROJECT_ROOT, Instance
+from benefitflow_dev.stack_tools import run
 
 ASSETS_DIR = PROJECT_ROOT / "superset" / "assets"  # imported by superset/provision.py
 # username -> Superset roles; beside Manager, "All regions" or a regional role (superset/regions.json) says which

@@ -8,11 +8,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 
-from benefitflow import db, dbt_runner, file_store, publishing
+from benefitflow import db, dbt_runner, file_store
 from benefitflow.config import DBT_PROJECT_DIR, OUTBOX_FOLDERS
-from benefitflow.platform import demo, postgres, readers, services, superset_setup, system_users
-from benefitflow.platform.instance import DEMO_USERS, PROJECT_ROOT, Instance
-from benefitflow.platform.stack_tools import run
+from benefitflow.platform import airflow_security, readers, system_users
+from benefitflow.workflows import publish
+from benefitflow_dev import demo, postgres, services, superset_setup
+from benefitflow_dev.instance import DEMO_USERS, PROJECT_ROOT, Instance
+from benefitflow_dev.stack_tools import run
 
 
 def prepare_database(instance: Instance) -> list[str]:
@@ -44,7 +46,7 @@ def build_dbt(instance: Instance, *, only_if_changed: bool = False, exclude: tup
     env = instance.benefitflow_env()
     # A changed project may compute state differently: every state model is rebuilt whole (--full-refresh;
     # proposals opt out, their rows are what checkers are asked about), taking turns with publishes.
-    with db.session_lock(publishing.PUBLISH_LOCK, instance.app_database_url):
+    with db.session_lock(publish.PUBLISH_LOCK, instance.app_database_url):
         run([str(services.AIRFLOW_BIN / "dbt"), "build", "--full-refresh", "--profiles-dir", str(DBT_PROJECT_DIR),
              "--target-path", str(instance.dbt_target), *exclude], env, "dbt build", cwd=DBT_PROJECT_DIR)
     stamp.write_text(project)
@@ -62,7 +64,7 @@ def prepare_airflow(instance: Instance) -> None:
     instance.write_airflow_config()
     run([str(services.AIRFLOW_BIN / "airflow"), "db", "migrate"], env, "airflow db migrate")
     with closing(postgres.superuser_connection(instance, "airflow")) as conn, conn.cursor() as cur:
-        postgres.grant_airflow_directory(cur)
+        airflow_security.grant_airflow_directory(cur)
     users = {
         name: {"password": instance.user_password(name), "roles": roles}
         for name, roles in DEMO_USERS.items() if roles

@@ -21,7 +21,7 @@ import psycopg2
 from psycopg2 import sql
 
 from benefitflow.platform import readers, system_users
-from benefitflow.platform.instance import DATABASE_USERS, Instance
+from benefitflow_dev.instance import DATABASE_USERS, Instance
 
 PG_SYSTEM_USER_CANDIDATES = ("postgres", "benefitflow-pg")
 
@@ -212,20 +212,3 @@ def provision(instance: Instance) -> None:
     with closing(superuser_connection(instance, "airflow")) as conn, conn.cursor() as cur:
         cur.execute("REVOKE ALL ON DATABASE airflow FROM PUBLIC")
         cur.execute("GRANT CONNECT ON DATABASE airflow TO airflow_reader")
-
-
-AIRFLOW_DIRECTORY_TABLES = ("ab_role", "ab_user_role", "hitl_detail", "hitl_detail_history", "task_instance_history")
-# Of the users, who they are and whether they are active: never a password hash, e-mail or login history.
-AIRFLOW_DIRECTORY_USER_COLUMNS = ("id", "username", "active")
-
-
-def grant_airflow_directory(cur) -> None:
-    """After Airflow's migration: the reader may SELECT users' ids and names, roles and earlier HITL answers only.
-
-    `cur` is on the airflow database, as its owner or a superuser.
-    """
-    for table in AIRFLOW_DIRECTORY_TABLES:
-        cur.execute(sql.SQL("GRANT SELECT ON public.{} TO airflow_reader").format(sql.Identifier(table)))
-    cur.execute("REVOKE SELECT ON public.ab_user FROM airflow_reader")  # a whole-table grant of earlier versions
-    cur.execute(sql.SQL("GRANT SELECT ({}) ON public.ab_user TO airflow_reader").format(
-        sql.SQL(", ").join(map(sql.Identifier, AIRFLOW_DIRECTORY_USER_COLUMNS))))

@@ -19,7 +19,7 @@ from cryptography.fernet import Fernet
 from benefitflow import file_store
 from benefitflow.platform import readers, system_users
 
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 DEMO_USERS: dict[str, list[str]] = {
     # username -> Airflow roles (empty: Superset only)
@@ -49,7 +49,6 @@ SCHEDULER_IDLE_SLEEP_SECONDS = "0.2"
 
 
 # The system user a task process runs as (set when the services run as root).
-TASK_USER_VARIABLE = "BENEFITFLOW_TASK_USER"
 # What every task imports, loaded once by the scheduler's fork server (a fresh interpreter, never the scheduler
 # itself) and shared by every executor worker and task forked from it; a task then starts in about a second.
 TASK_PRELOAD = ("airflow.sdk.execution_time.task_runner", "benefitflow_plugin", "benefitflow.workflows.dag",
@@ -228,7 +227,7 @@ class Instance:
             "AIRFLOW__SCHEDULER__MP_START_METHOD": "forkserver",
             "AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD": ",".join(TASK_PRELOAD),
             # Started as root, a task process becomes this user before it parses its DAG file (task_secrets.py).
-            **({TASK_USER_VARIABLE: system_users.TASK_USER} if system_users.running_as_root() else {}),
+            **({system_users.TASK_USER_VARIABLE: system_users.TASK_USER} if system_users.running_as_root() else {}),
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             # FAB, plus the rule that keeps trigger/answer apart from pause/clear/mark (review C2).
             "AIRFLOW__CORE__AUTH_MANAGER": "benefitflow.platform.auth_manager.BenefitflowFabAuthManager",

@@ -37,12 +37,12 @@ import yaml
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from benefitflow import audit, db, decisions, directory, proposal_digest
+from benefitflow import airflow_users, audit, db, decisions, proposal_digest
+from benefitflow.airflow_users import Person
 from benefitflow.decisions import Decision
-from benefitflow.directory import Person
 from benefitflow.proposal_digest import ProposalRef
 
-APPROVAL_GROUPS_FILE = Path(__file__).with_name("approval_groups.yaml")
+APPROVAL_GROUPS_FILE = Path(__file__).resolve().parents[1] / "approval_groups.yaml"  # where programmes edit it
 SYSTEM_MAKER = "system"
 
 
@@ -264,7 +264,7 @@ class MakerCheckerApproval(ApprovalOperator):
                 f"approval {self.step} of {self.needed}: the approvals before it were not given again since the run "
                 "was cleared (a cleared run asks every checker again): clear from approve_1")
         earlier_ids = {person.user_id for person in approved_by}
-        checkers = [p for p in directory.members_of(self.checker_group)
+        checkers = [p for p in airflow_users.members_of(self.checker_group)
                     if p.user_id != maker.user_id and p.username != maker.username and p.user_id not in earlier_ids]
         still_needed = self.needed - len(approved_by)
         if len(checkers) < still_needed:
@@ -305,11 +305,11 @@ class MakerCheckerApproval(ApprovalOperator):
         to it is recorded as refused, and it takes a new run to ask about the new proposal.
         """
         ti = context["ti"]
-        body = directory.request_body(ti.id)
+        body = airflow_users.request_body(ti.id)
         if body is None or body == self.body:
             return
         shown = digest_shown(body)
-        answer = directory.earlier_response(ti.id, ti.dag_id, ti.run_id, ti.task_id)
+        answer = airflow_users.earlier_response(ti.id, ti.dag_id, ti.run_id, ti.task_id)
         responder = Person(str(answer.responded_by.get("id") or ""), answer.responded_by["name"]) if answer else None
         changed = (f"the proposal changed after the request was made: the request showed proposal "
                    f"{proposal_digest.short(shown)}, the run now proposes {proposal_digest.short(digest)}"
@@ -325,7 +325,7 @@ class MakerCheckerApproval(ApprovalOperator):
 
     def _maker(self, context: Any) -> Person:
         name = context["dag_run"].triggering_user_name or SYSTEM_MAKER
-        return Person(directory.user_id_of(name) or "", name)
+        return Person(airflow_users.user_id_of(name) or "", name)
 
     def _summary(self, context: Any) -> dict[str, Any]:
         return context["ti"].xcom_pull(task_ids=self.summary_task_id) or {}
@@ -375,7 +375,7 @@ class MakerCheckerApproval(ApprovalOperator):
         if requested is None or not requested.matches(proposal, digest) or requested.clear_number != _clear_number(
                 context):
             return None  # the earlier request was for another proposal, or before a clear: its answer does not count
-        found = directory.earlier_response(ti.id, ti.dag_id, ti.run_id, ti.task_id)
+        found = airflow_users.earlier_response(ti.id, ti.dag_id, ti.run_id, ti.task_id)
         if found is None or digest_shown(found.body) != digest:
             return None
         return {"chosen_options": found.chosen_options, "params_input": {}, "responded_at": found.responded_at,
@@ -395,7 +395,7 @@ class MakerCheckerApproval(ApprovalOperator):
         approved_by = self._approved_before(given)
         # What the checker answered: the request as Airflow showed it (or, for an answer an earlier
         # try recorded, the proposal it was recorded for).
-        shown = event.get(DIGEST_KEY) or digest_shown(directory.request_body(context["ti"].id))
+        shown = event.get(DIGEST_KEY) or digest_shown(airflow_users.request_body(context["ti"].id))
         if shown != digest or requested is None or not requested.matches(proposal, digest):
             reason = (f"the proposal changed after the request was made: the request showed proposal "
                       f"{proposal_digest.short(shown)}, the run now proposes {proposal_digest.short(digest)}; "
@@ -406,7 +406,7 @@ class MakerCheckerApproval(ApprovalOperator):
             raise ProposalChanged(f"{reason}; trigger a new run to ask the checkers about the new proposal")
         # The task resumes in a fresh worker: who may answer is derived from the group again.
         earlier_ids = {person.user_id for person in approved_by}
-        assigned = {p.user_id for p in directory.members_of(self.checker_group)} - {maker.user_id, *earlier_ids}
+        assigned = {p.user_id for p in airflow_users.members_of(self.checker_group)} - {maker.user_id, *earlier_ids}
         outcome, reason = decide_outcome(chosen=chosen, responder=responder, maker=maker, assigned=assigned,
                                          approved_by=approved_by)
         if outcome == "APPROVED" and not self.decides:

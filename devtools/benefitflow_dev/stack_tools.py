@@ -7,7 +7,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from benefitflow.platform.instance import PROJECT_ROOT
+from benefitflow_dev.instance import PROJECT_ROOT
 
 
 def run(command: list[str], env: dict[str, str], what: str, cwd: Path = PROJECT_ROOT) -> None:

@@ -1,0 +1,27 @@
+"""The package Airflow loads (plugins/) holds only what production runs: the local stack, the demo, synthetic
+data and the simulated provider are development tools (devtools/), never imported by it nor copied into images."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+IMPORT_ALL = ("import importlib, pkgutil, benefitflow, benefitflow_plugin\n"
+              "for module in pkgutil.walk_packages(benefitflow.__path__, 'benefitflow.'):\n"
+              "    importlib.import_module(module.name)\n")
+
+
+def test_every_runtime_module_imports_without_the_development_tools(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "plugins")}
+    done = subprocess.run([sys.executable, "-c", IMPORT_ALL], env=env, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_no_runtime_file_names_the_development_tools() -> None:
+    naming = [path.relative_to(ROOT) for path in (ROOT / "plugins").rglob("*.py")
+              if re.search(r"\bbenefitflow_dev\b", path.read_text()) and path.name != "cli.py"]
+    assert naming == []  # (the runtime cli only tells where `make up`'s commands went)
+    assert not (ROOT / "plugins" / "benefitflow" / "synthetic.py").exists()
