@@ -84,7 +84,7 @@ def main() -> None:
 
 
 def load_as_a_task_starts() -> None:
-    """What Airflow's fork server loads once for all tasks (platform.instance.TASK_PRELOAD: GX, the parsed dbt
+    """What Airflow's fork server loads once for all tasks (benefitflow_dev.instance.TASK_PRELOAD: GX, the parsed dbt
     project, the workflows) is loaded here before anything is timed: a task starts with it, so no step pays it."""
     from benefitflow_dev.instance import TASK_PRELOAD
 

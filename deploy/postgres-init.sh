@@ -7,7 +7,7 @@
 #   docker compose --env-file deploy/compose.env exec postgres \
 #     bash /docker-entrypoint-initdb.d/10-benefitflow.sh
 #
-# Mirrors benefitflow.platform.postgres.provision() (the one-machine installation):
+# Mirrors benefitflow_dev.postgres.provision() (the one-machine installation):
 #   airflow            owns database airflow      (Airflow metadata + Celery results)
 #   superset           owns database superset     (Superset metadata)
 #   benefitflow_owner  owns database benefitflow  (schemas, ledger, migrations)

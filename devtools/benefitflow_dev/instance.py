@@ -48,7 +48,6 @@ THROWAWAY_AIRFLOW_SETTINGS = {
 SCHEDULER_IDLE_SLEEP_SECONDS = "0.2"
 
 
-# The system user a task process runs as (set when the services run as root).
 # What every task imports, loaded once by the scheduler's fork server (a fresh interpreter, never the scheduler
 # itself) and shared by every executor worker and task forked from it; a task then starts in about a second.
 TASK_PRELOAD = ("airflow.sdk.execution_time.task_runner", "benefitflow_plugin", "benefitflow.workflows.dag",
@@ -210,7 +209,7 @@ class Instance:
         text = "".join(f"[{section}]\n" + "\n".join(lines) + "\n\n" for section, lines in sections.items())
         self.airflow_home.mkdir(parents=True, exist_ok=True)
         self.airflow_home.chmod(0o700)  # its task logs and configuration are the services'
-        file_store.write_secret(self.airflow_config, "# Written by benefitflow (platform/instance.py).\n" + text)
+        file_store.write_secret(self.airflow_config, "# Written by benefitflow (benefitflow_dev/instance.py).\n" + text)
 
     def airflow_env(self) -> dict[str, str]:
         return {

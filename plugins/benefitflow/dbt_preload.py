@@ -1,4 +1,4 @@
-"""Imported by Airflow's fork server at its start (platform.instance.TASK_PRELOAD): the dbt project is parsed
+"""Imported by Airflow's fork server at its start (benefitflow_dev.instance.TASK_PRELOAD): the dbt project is parsed
 there once, and every task forked from it starts with it (dbt_runner.parsed_project) instead of parsing it
 again — about a second of each proposing or publishing task. A failure here only costs that second: the task
 parses for itself (and the fork server, which would stop on an error raised by a preloaded module, goes on)."""

@@ -94,7 +94,7 @@ def _parses_in_a_task() -> bool:
 
 
 def test_a_task_forked_from_the_fork_server_finds_the_project_parsed(database) -> None:
-    """Airflow's fork server imports benefitflow.dbt_preload (platform.instance.TASK_PRELOAD): what it forks parses
+    """Airflow's fork server imports benefitflow.dbt_preload (benefitflow_dev.instance.TASK_PRELOAD): what it forks parses
     nothing."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["benefitflow.dbt_preload"])

@@ -121,9 +121,6 @@ def main(users_file: str) -> None:
     provision(json.loads(Path(users_file).read_text()))
 
 
-if __name__ == "__main__":
-    main(sys.argv[1])
-
 
 AIRFLOW_DIRECTORY_TABLES = ("ab_role", "ab_user_role", "hitl_detail", "hitl_detail_history", "task_instance_history")
 # Of the users, who they are and whether they are active: never a password hash, e-mail or login history.
@@ -140,3 +137,7 @@ def grant_airflow_directory(cur) -> None:
     cur.execute("REVOKE SELECT ON public.ab_user FROM airflow_reader")  # a whole-table grant of earlier versions
     cur.execute(sql.SQL("GRANT SELECT ({}) ON public.ab_user TO airflow_reader").format(
         sql.SQL(", ").join(map(sql.Identifier, AIRFLOW_DIRECTORY_USER_COLUMNS))))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

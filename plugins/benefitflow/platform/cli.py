@@ -22,7 +22,8 @@ DEVELOPMENT_COMMANDS = ("up", "down", "status", "rebuild")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="benefitflow")
     parser.add_argument("command", choices=["provision-airflow", "verify-audit", *DEVELOPMENT_COMMANDS])
-    args, _ = parser.parse_known_args(argv)
+    parser.add_argument("--no-superset", action="store_true", help=argparse.SUPPRESS)  # `up`'s, refused below
+    args = parser.parse_args(argv)
     if args.command in DEVELOPMENT_COMMANDS:
         print(f"`{args.command}` moved to the development tools: run `make {args.command}` (or "
               f"`PYTHONPATH=plugins:devtools python -m benefitflow_dev.cli {args.command}`)", file=sys.stderr)

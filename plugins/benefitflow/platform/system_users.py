@@ -1,6 +1,7 @@
 """The unprivileged system users the platform runs parts of itself as, when it is started as root.
 
-PostgreSQL refuses to run as root and runs as its own system user (`postgres.py`). Task processes run as
+PostgreSQL refuses to run as root and runs as its own system user (the one-machine stack's
+`benefitflow_dev/postgres.py`). Task processes run as
 `TASK_USER` (`task_secrets.py` switches to it before the DAG file is parsed): task code — and dbt, GX or
 a crafted input that makes them read something — cannot read what only the services may
 (`.local/secrets.json`, `airflow.cfg`, the database's files, the services' logs and processes), nor

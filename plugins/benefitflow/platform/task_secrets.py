@@ -1,7 +1,8 @@
 """A task process forgets the secrets that only Airflow's services need (security review M8).
 
 The services read the Fernet key, the JWT and API secret keys and the metadata database's owner from
-`airflow.cfg` (0600; `Instance.write_airflow_config`), so none of them is in any process environment.
+`airflow.cfg` (0600; written by the one-machine stack, `benefitflow_dev.instance`, or the deployment), so
+none of them is in any process environment.
 A task process is forked from the scheduler's executor worker, though, and inherits that configuration.
 Task code, and dbt, GX or a crafted input that makes them read something, needs none of it: the task
 talks to Airflow with the short-lived token its supervisor hands it, and Airflow itself replaces the
@@ -12,9 +13,9 @@ from its environment, from both configuration objects and from the cached Fernet
 A task forked straight from the scheduler would also hold a copy of the scheduler's memory: its
 database session and engine (the metadata owner's URL) and its executor's token signer (the JWT
 secret). So the scheduler starts its executor workers from a fork server, a fresh interpreter that
-imports what tasks need and nothing of the scheduler (`[scheduler] mp_start_method = forkserver`,
-`Instance.airflow_env`); tasks fork from those workers, and the listener checks that the task is no
-fork of a service. Started as root (`make up` on a server, the test suite), the task process then becomes
+imports what tasks need and nothing of the scheduler (`[scheduler] mp_start_method = forkserver`, set by
+`benefitflow_dev.instance` and the deployment's settings); tasks fork from those workers, and the listener
+checks that the task is no fork of a service. Started as root (`make up` on a server, the test suite), the task process then becomes
 the task user (`BENEFITFLOW_TASK_USER`; `system_users.py`) before it parses its DAG file, and no program
 it starts gains privileges: it cannot read `airflow.cfg`, `.local/secrets.json` or any service's process,
 nor write the code the services run. If anything fails, the task process exits rather than run. What

@@ -1,7 +1,7 @@
 """Every workflow of the platform, found where it is declared: no list of workflows is kept by hand.
 
 A workflow is a module-level `WORKFLOW` in a module of a domain package (every subpackage of
-`benefitflow` but the machinery and the local stack); the naming rule (module name = DAG id, and
+`benefitflow` but the machinery and the deployment's platform pieces); the naming rule (module name = DAG id, and
 operation = DAG id but for the self-test's older operation names) is checked by the DagBag tests.
 """
 
