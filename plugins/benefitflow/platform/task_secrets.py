@@ -15,12 +15,12 @@ database session and engine (the metadata owner's URL) and its executor's token 
 secret). So the scheduler starts its executor workers from a fork server, a fresh interpreter that
 imports what tasks need and nothing of the scheduler (`[scheduler] mp_start_method = forkserver`, set by
 `benefitflow_dev.instance` and the deployment's settings); tasks fork from those workers, and the listener
-checks that the task is no fork of a service. Started as root (`make up` on a server, the test suite), the task process then becomes
-the task user (`BENEFITFLOW_TASK_USER`; `system_users.py`) before it parses its DAG file, and no program
-it starts gains privileges: it cannot read `airflow.cfg`, `.local/secrets.json` or any service's process,
-nor write the code the services run. If anything fails, the task process exits rather than run. What
-still holds: started as an ordinary user, services and tasks are that user, so a task could read
-`airflow.cfg`; and freed memory is not wiped (README, "Secrets").
+checks that the task is no fork of a service. Started as root (`make up` on a server, the test suite), the
+task process then becomes the task user (`BENEFITFLOW_TASK_USER`; `system_users.py`) before it parses its
+DAG file, and no program it starts gains privileges: it cannot read `airflow.cfg`, `.local/secrets.json` or
+any service's process, nor write the code the services run. If anything fails, the task process exits
+rather than run. What still holds: started as an ordinary user, services and tasks are that user, so a task
+could read `airflow.cfg`; and freed memory is not wiped (README, "Secrets").
 """
 
 from __future__ import annotations
