@@ -38,12 +38,7 @@ OPERATIONS_KEPT = {  # operations the ledger, the audit trail and approval_group
 PROPOSALS_SHARED = {  # workflows whose proposal model is another's: same rows, same commit
     "platform_selftest_two_checkers": "selftest_proposal",
     "platform_selftest": "selftest_proposal",
-    "benefit_plan_define": "plan_define_proposal",
     "benefit_plan_close": "beneficiary_status_proposal",
-    "registry_export": "export_proposal",
-    "individual_record_export": "export_proposal",
-    "beneficiaries_export": "export_proposal",
-    "payments_export": "export_proposal",
 }
 
 

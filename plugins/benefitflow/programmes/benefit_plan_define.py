@@ -26,7 +26,7 @@ from benefitflow.workflows.declaration import (
 )
 
 MAX_PLAN_FILE_BYTES = 1 << 20
-PROPOSAL_MODEL = "plan_define_proposal"
+PROPOSAL_MODEL = "benefit_plan_define_proposal"
 DEFINITION = proposal_table(PROPOSAL_MODEL)
 
 

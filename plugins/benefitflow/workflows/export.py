@@ -41,7 +41,6 @@ from benefitflow.workflows.declaration import (
 )
 
 SourceFor = Callable[[Cursor, Options], Source]
-PROPOSAL_MODEL = "export_proposal"
 PERSONAL_DATA_NOTE = f"""
 **Personal data is approved first.** If the columns include any of
 {", ".join(f"`{column}`" for column in sorted(exports.PERSONAL_COLUMNS))} (the default set does),
@@ -67,14 +66,14 @@ def export_workflow(*, dag_id: str, source_for: SourceFor, params: dict[str, Par
                     approve: Approval, tags: tuple[str, ...] = ()) -> Workflow:
     """An export of the rows `source_for` offers (whitelisted fields, rows, key), chosen by the trigger form;
     `approve` says who approves it when it has personal columns."""
-    steps = _ExportSteps(source_for)
+    steps = _ExportSteps(source_for, model=f"{dag_id}_proposal")
     return Workflow(
         dag_id=dag_id,
         doc_md=doc_md + PERSONAL_DATA_NOTE,
         intake=FormIntake(params=params, plan_of=plan_parameter,
                           describe=lambda options: f"{dag_id} of {_columns_text(options.get('columns'))}"),
         validate=FormCheck(check=steps.validate),
-        propose=Proposal(model=PROPOSAL_MODEL, summarise=_summarise),
+        propose=Proposal(model=steps.model, summarise=_summarise),
         approve=approve,
         commit=Commit(append=steps.commit, writes=(), after_failure=_remove_request_file),
         publish=Publish(asset=f"benefitflow://exports/{dag_id}"),
@@ -87,6 +86,7 @@ def export_workflow(*, dag_id: str, source_for: SourceFor, params: dict[str, Par
 @dataclass(frozen=True)
 class _ExportSteps:
     source_for: SourceFor
+    model: str  # the export's proposal model: the keys of the rows selected when it was asked for
 
     def selection(self, cur: Cursor, options: Options) -> Selection:
         try:
@@ -108,7 +108,7 @@ class _ExportSteps:
                     (request_id,))
         parameters, maker, run_id = cur.fetchone()
         done = exports.export_approved(
-            cur, self.selection(cur, parameters), sql.Identifier("proposals", PROPOSAL_MODEL), request_id,
+            cur, self.selection(cur, parameters), sql.Identifier("proposals", self.model), request_id,
             target_dir=export_dir(), user=maker, label=run_id,
             details={"parameters": parameters, "commit_id": commit_id})
         return done.rows
