@@ -109,7 +109,7 @@ def bench_payroll(memory: PeakMemory, bills: tuple[int, Decimal]) -> tuple[str, 
     proposal = result["proposal"]
     print_table(stages.timings, proposal["bills"], "payroll (excl. approval)")
     print(f"  outcome: payroll {proposal['payroll']}: {proposal['bills']:,} bills, total {proposal['total']}")
-    print_digest_cost(PAYROLL.operation, PAYROLL.propose.model, stages, request_id=int(result["request_id"]))
+    print_digest_cost(PAYROLL, result, stages)
     return str(proposal["payroll"]), stage_seconds(stages)
 
 

@@ -6,10 +6,13 @@ from __future__ import annotations
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.report import PeakMemory, Stages, print_table
-from bench.settings import RECORD_SAMPLE, ROWS
+from bench.settings import CHECKER, MAKER, RECORD_SAMPLE, ROWS
+
+if TYPE_CHECKING:  # benefitflow is imported once the bench's database is set up
+    from benefitflow.workflows.declaration import Workflow
 
 
 def bench_registry_import(instance: Any, memory: PeakMemory) -> int:
@@ -28,7 +31,7 @@ def bench_registry_import(instance: Any, memory: PeakMemory) -> int:
     stages = Stages(memory)
     stages("floor: bare COPY, unlogged table", lambda: copy_floor(path))
     result = run_steps(WORKFLOW, file=path.name, options={"mode": "create", "on_invalid_rows": "skip_invalid_rows"},
-                       maker="bench-maker", checker="bench-checker", run_id=uuid.uuid4().hex, on_step=stages)
+                       maker=MAKER, checker=CHECKER, run_id=uuid.uuid4().hex, on_step=stages)
     floor, *steps = stages.timings
     print_table(steps, ROWS, "whole import (excl. approval)", floor=floor)
     proposal = result["proposal"]
@@ -36,23 +39,20 @@ def bench_registry_import(instance: Any, memory: PeakMemory) -> int:
           f"({', '.join(f'{rule} {n:,}' for rule, n in sorted(proposal['invalid_by_rule'].items()))}); "
           f"{proposal['likely_duplicates']:,} likely duplicates shown to the checker; "
           f"{result['commit']['rows']:,} individuals committed")
-    print_digest_cost(WORKFLOW.operation, WORKFLOW.propose.model, stages, upload_id=int(result["upload_id"]))
+    print_digest_cost(WORKFLOW, result, stages)
     return int(result["commit"]["rows"])
 
 
-def print_digest_cost(operation: str, proposal_model: str, stages: Stages, *, upload_id: int | None = None,
-                      request_id: int | None = None) -> None:
+def print_digest_cost(workflow: Workflow, taken: dict[str, Any], stages: Stages) -> None:
     """What the proposal digest costs (computed again here, as the approve and commit steps do) against propose."""
     from benefitflow import db, proposal_digest
-    from benefitflow.proposal_digest import ProposalRef
 
-    proposal = ProposalRef(operation, f"proposals.{proposal_model}", upload_id=upload_id, request_id=request_id)
+    proposal = workflow.proposal_for(taken)
     with db.transaction() as cur:
         began = time.perf_counter()
         proposal_digest.compute(cur, proposal)
         seconds = time.perf_counter() - began
-        cur.execute(f"SELECT count(*) FROM {proposal.table} WHERE {'request_id' if request_id else 'upload_id'} = %s",
-                    (request_id or upload_id,))
+        cur.execute(f"SELECT count(*) FROM {proposal.table} WHERE {proposal.key_column} = %s", (proposal.key,))
         rows = cur.fetchone()[0]
     propose = next(step_seconds for step, step_seconds, _, _ in stages.timings if step == "propose")
     print(f"  proposal digest of {rows:,} rows: {seconds:.2f} s = {100 * seconds / propose:.1f} % of the propose step "
@@ -71,7 +71,7 @@ def top_up_registry(instance: Any, rows: int) -> None:
     write_registry_file(path, rows, seed=7, invalid_share=0.0, duplicate_share=0.0, likely_duplicate_share=0.0,
                         household_prefix="TU")
     run_steps(WORKFLOW, file=path.name, options={"mode": "create", "on_invalid_rows": "skip_invalid_rows"},
-              maker="bench-maker", checker="bench-checker", run_id=uuid.uuid4().hex)
+              maker=MAKER, checker=CHECKER, run_id=uuid.uuid4().hex)
 
 
 def copy_floor(path: Path) -> None:

@@ -33,24 +33,23 @@ def bench_small_operations(memory: PeakMemory) -> None:
     from benefitflow.grievances.grievance_status import WORKFLOW as GRIEVANCE_STATUS
     from benefitflow.programmes.beneficiary_status import WORKFLOW as STATUS
     from benefitflow.registry.individuals_import import WORKFLOW as INDIVIDUALS
-    from benefitflow.workflows.direct import run_steps as run_request
-    from benefitflow.workflows.direct import run_steps as run_upload
+    from benefitflow.workflows.direct import run_steps
 
     print(f"\nbenefitflow bench: {SMALL_ROWS} rows of each kind in a registry of {ROWS:,} people")
     people = first_values("SELECT individual_id FROM registry.individuals ORDER BY individual_id LIMIT %s")
     update = inbox_file("bench-small-update.csv", ["id,last_name", *(f"{person},Corrected" for person in people)])
-    timed_small_operation("registry update", memory, lambda on_step: run_upload(
+    timed_small_operation("registry update", memory, lambda on_step: run_steps(
         INDIVIDUALS, file=update, options={"mode": "update", "on_invalid_rows": "reject_file"}, maker=MAKER,
         checker=CHECKER, run_id=uuid.uuid4().hex, on_step=on_step))
     beneficiaries = first_values("SELECT beneficiary_id FROM programmes.beneficiaries WHERE status = 'ACTIVE'"
                                  " AND plan_code = %s ORDER BY beneficiary_id LIMIT %s", PLAN)
     chosen = inbox_file("bench-small-status.csv", ["beneficiary_id", *beneficiaries])
-    timed_small_operation("beneficiary status change", memory, lambda on_step: run_request(
+    timed_small_operation("beneficiary status change", memory, lambda on_step: run_steps(
         STATUS, options={"plan": PLAN, "status": "SUSPENDED", "reason": "bench", "file": chosen}, maker=MAKER,
         checker=CHECKER, run_id=uuid.uuid4().hex, on_step=on_step))
     tickets = first_values("SELECT grievance_code FROM grievances.grievances WHERE status = 'RECEIVED'"
                            " ORDER BY grievance_code LIMIT %s")
-    timed_small_operation("grievance status change", memory, lambda on_step: run_request(
+    timed_small_operation("grievance status change", memory, lambda on_step: run_steps(
         GRIEVANCE_STATUS, options={"grievances": tickets, "status": "OPEN", "comment": "bench"}, maker=MAKER,
         checker=CHECKER, run_id=uuid.uuid4().hex, on_step=on_step))
     if REFERENCE_OUT:

@@ -28,8 +28,30 @@ class ProposalRef:
     request_id: int | None = None
 
     @property
+    def is_request(self) -> bool:
+        return self.request_id is not None
+
+    @property
+    def key(self) -> int:
+        """The upload or request id: what the proposal rows, the hooks and the input's record are keyed by."""
+        return int(self.request_id if self.is_request else self.upload_id)  # type: ignore[arg-type]
+
+    @property
+    def key_column(self) -> str:
+        return "request_id" if self.is_request else "upload_id"
+
+    @property
+    def input_kind(self) -> str:
+        return "request" if self.is_request else "upload"
+
+    @property
+    def input_name(self) -> str:
+        """How messages name the input: "upload 12" or "request 7"."""
+        return f"{self.input_kind} {self.key}"
+
+    @property
     def lock_key(self) -> str:
-        return f"benefitflow.proposal:{self.table}:{self.request_id if self.request_id is not None else self.upload_id}"
+        return f"benefitflow.proposal:{self.table}:{self.key}"
 
 
 def compute(cur: psycopg2.extensions.cursor, proposal: ProposalRef) -> str:

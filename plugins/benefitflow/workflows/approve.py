@@ -41,6 +41,7 @@ from benefitflow import airflow_users, audit, db, decisions, proposal_digest
 from benefitflow.airflow_users import Person
 from benefitflow.decisions import Decision
 from benefitflow.proposal_digest import ProposalRef
+from benefitflow.workflows.declaration import Approval
 
 APPROVAL_GROUPS_FILE = Path(__file__).resolve().parents[1] / "approval_groups.yaml"  # where programmes edit it
 SYSTEM_MAKER = "system"
@@ -66,18 +67,20 @@ def approval_groups() -> dict[str, dict[str, Any]]:
 
 
 @cache
-def policy_for(operation: str) -> ApprovalPolicy:
-    """The operation's entry in approval_groups.yaml, else its declaration's default: one checker of its group."""
+def policy_for(operation: str, default: Approval | None = None) -> ApprovalPolicy:
+    """The operation's entry in approval_groups.yaml, else its declaration's default (`default`, which the DAG
+    builder and the in-process runner hand over; looked up among the declared workflows when not given)."""
     entry = approval_groups().get(operation)
     if entry is not None:
         return parse_policy(operation, entry)
-    from benefitflow.workflows import catalogue  # imports every workflow module: only when the file is silent
+    if default is None:
+        from benefitflow.workflows import catalogue  # imports every workflow module: only when nobody handed it
 
-    workflow = catalogue.by_operation(operation)
-    if workflow is None:
-        raise ValueError(f"no checker group configured for operation {operation!r} "
-                         f"in {APPROVAL_GROUPS_FILE.name}, and no workflow declares it")
-    default = workflow.approve
+        workflow = catalogue.by_operation(operation)
+        if workflow is None:
+            raise ValueError(f"no checker group configured for operation {operation!r} "
+                             f"in {APPROVAL_GROUPS_FILE.name}, and no workflow declares it")
+        default = workflow.approve
     return parse_policy(operation, {"group": default.group, "policy": "distinct" if default.checkers > 1 else "any",
                                     "checkers": default.checkers if default.checkers > 1 else None})
 
@@ -102,11 +105,12 @@ def parse_policy(operation: str, entry: dict[str, Any]) -> ApprovalPolicy:
                           response_timeout=timedelta(hours=float(hours)))
 
 
-def approval_steps(operation: str, *, proposal_table: str, **kwargs: Any) -> list[MakerCheckerApproval]:
+def approval_steps(operation: str, *, proposal_table: str, default: Approval | None = None,
+                   **kwargs: Any) -> list[MakerCheckerApproval]:
     """The operation's approval tasks in order: `approve` alone, or `approve_1` ... `approve` for N checkers."""
-    needed = policy_for(operation).checkers
+    needed = policy_for(operation, default).checkers
     return [
-        MakerCheckerApproval(operation=operation, proposal_table=proposal_table, step=step,
+        MakerCheckerApproval(operation=operation, proposal_table=proposal_table, step=step, default=default,
                              task_id="approve" if step == needed else f"approve_{step}", **kwargs)
         for step in range(1, needed + 1)
     ]
@@ -209,12 +213,13 @@ class MakerCheckerApproval(ApprovalOperator):
         *,
         operation: str,
         proposal_table: str,
+        default: Approval | None = None,
         step: int = 1,
         summary_task_id: str = "propose",
         task_id: str = "approve",
         **kwargs: Any,
     ) -> None:
-        policy = policy_for(operation)
+        policy = policy_for(operation, default)
         if not 1 <= step <= policy.checkers:
             raise ValueError(f"approval step {step} of {operation}: its policy has {policy.checkers} step(s)")
         kwargs.setdefault("retries", 3)

@@ -18,7 +18,7 @@ from benefitflow.workflows.intake import stop_request, stop_upload
 
 def commit_step(*, workflow: Workflow, dag_id: str, run_id: str, taken: Taken, user: str) -> dict[str, Any]:
     proposal = workflow.proposal_for(taken)
-    key = _key(proposal)
+    key = proposal.key
     after, after_failure = workflow.commit.after, workflow.commit.after_failure
     if (earlier := earlier_commit(workflow.operation, dag_id, run_id, proposal)) is not None:
         if after is not None:
@@ -31,7 +31,7 @@ def commit_step(*, workflow: Workflow, dag_id: str, run_id: str, taken: Taken, u
             publish.check_writes(cur, workflow.operation, workflow.commit.writes)
             publish.refresh_statistics(cur)
             _mark_applied(cur, proposal)
-            audit.record(cur, actor=user, action=f"{workflow.operation}.commit", object_type=_kind(proposal),
+            audit.record(cur, actor=user, action=f"{workflow.operation}.commit", object_type=proposal.input_kind,
                          object_id=key, outcome="COMMITTED",
                          details={"commit_id": commit_id, "decision_id": decision_id, "rows": appended})
     except Exception as exc:
@@ -41,20 +41,12 @@ def commit_step(*, workflow: Workflow, dag_id: str, run_id: str, taken: Taken, u
             refuse_commit(proposal, dag_id, run_id, user, str(exc))
             raise WorkflowError(str(exc)) from exc
         if isinstance(exc, CommitConflict):
-            stop = stop_upload if proposal.upload_id is not None else stop_request
+            stop = stop_request if proposal.is_request else stop_upload
             stop(key, user, f"approved but not applied: {exc}", status="FAILED")
         raise
     if after is not None:
         after(key)
     return {"commit_id": commit_id, "decision_id": decision_id, "rows": appended}
-
-
-def _key(proposal: ProposalRef) -> int:
-    return int(proposal.upload_id if proposal.upload_id is not None else proposal.request_id)  # type: ignore[arg-type]
-
-
-def _kind(proposal: ProposalRef) -> str:
-    return "upload" if proposal.upload_id is not None else "request"
 
 
 def _mark_applied(cur: Cursor, proposal: ProposalRef) -> None:
@@ -92,13 +84,12 @@ def append_commit(cur: Cursor, proposal: ProposalRef, dag_id: str, run_id: str) 
 
 
 def _refuse_superseded(cur: Cursor, proposal: ProposalRef, dag_id: str, run_id: str) -> None:
-    is_request = proposal.request_id is not None
-    table, key = ("requests", proposal.request_id) if is_request else ("uploads", proposal.upload_id)
+    table = "requests" if proposal.is_request else "uploads"
     cur.execute(sql.SQL("SELECT status FROM intake.{} WHERE {} = %s FOR UPDATE").format(
-        sql.Identifier(table), sql.Identifier(intake.INPUT_KEYS[table])), (key,))
+        sql.Identifier(table), sql.Identifier(proposal.key_column)), (proposal.key,))
     if (found := cur.fetchone()) is None or found[0] == "SUPERSEDED":
         raise decisions.NotApprovedError(
-            f"run {dag_id}/{run_id}: {_input_name(proposal.upload_id, proposal.request_id)} was superseded "
+            f"run {dag_id}/{run_id}: {proposal.input_name} was superseded "
             "(its run took in its input again): nothing is committed")
 
 
@@ -123,7 +114,7 @@ def earlier_commit(operation: str, dag_id: str, run_id: str, proposal: ProposalR
     if (upload_id, request_id) != (proposal.upload_id, proposal.request_id):
         raise WorkflowError(
             f"run {dag_id}/{run_id} already committed {_input_name(upload_id, request_id)} (commit {commit_id}); "
-            f"it does not commit {_input_name(proposal.upload_id, proposal.request_id)} too: start a new run")
+            f"it does not commit {proposal.input_name} too: start a new run")
     return {"commit_id": commit_id, "decision_id": decision_id, "rows": rows, "already_committed": True}
 
 

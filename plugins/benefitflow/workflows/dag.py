@@ -16,7 +16,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from benefitflow.errors import UserError
 from benefitflow.workflows import publish
-from benefitflow.workflows.approve import approval_steps
+from benefitflow.workflows.approve import SYSTEM_MAKER, approval_steps
 from benefitflow.workflows.commit import commit_step
 from benefitflow.workflows.declaration import FileIntake, Workflow
 from benefitflow.workflows.intake import intake_step
@@ -34,7 +34,7 @@ def user_errors_fail_the_run() -> Iterator[None]:
 
 
 def maker_of(context: dict[str, Any]) -> str:
-    return context["dag_run"].triggering_user_name or "system"
+    return context["dag_run"].triggering_user_name or SYSTEM_MAKER
 
 
 def params_of(workflow: Workflow) -> dict[str, Param]:
@@ -95,7 +95,8 @@ def build_dag(workflow: Workflow) -> DAG:
         proposal = propose_task(taken, validated)
         if workflow.shortcut is not None:
             _route(workflow, taken, validated, proposal)
-        chain(proposal, *approval_steps(workflow.operation, proposal_table=workflow.propose.table),
+        chain(proposal, *approval_steps(workflow.operation, proposal_table=workflow.propose.table,
+                                             default=workflow.approve),
               commit_task(taken), publish_task(writes=list(workflow.commit.writes)), published_task())
     return dag
 

@@ -13,7 +13,7 @@ from benefitflow import db, decisions
 from benefitflow.workflows import publish
 from benefitflow.workflows.approve import policy_for
 from benefitflow.workflows.commit import commit_step
-from benefitflow.workflows.declaration import Options, Workflow
+from benefitflow.workflows.declaration import Approval, Options, Workflow
 from benefitflow.workflows.intake import intake_step
 from benefitflow.workflows.propose import propose_step
 from benefitflow.workflows.validate import validate_step
@@ -48,9 +48,9 @@ def run_steps(
                                                        options=options))
     # A file given as a parameter (a list of ids) is part of the request: the decision names the request.
     ref = workflow.proposal_for(taken)
-    key = {"upload_id": taken["upload_id"]} if workflow.takes_file else {"request_id": ref.request_id}
+    key = {ref.key_column: ref.key}
     if not record_direct_decision(workflow.operation, dag_id, run_id, maker, checker, proposal,
-                                  upload_id=ref.upload_id, request_id=ref.request_id):
+                                  upload_id=ref.upload_id, request_id=ref.request_id, default=workflow.approve):
         return {"proposal": proposal, **key}
     committed = on_step("commit", lambda: commit_step(workflow=workflow, dag_id=dag_id, run_id=run_id, taken=taken,
                                                       user=maker))
@@ -65,7 +65,7 @@ def direct_dag_id(workflow: Workflow) -> str:
 
 def record_direct_decision(
     operation: str, dag_id: str, run_id: str, maker: str, checker: str | None, summary: dict[str, Any], *,
-    upload_id: int | None = None, request_id: int | None = None,
+    upload_id: int | None = None, request_id: int | None = None, default: Approval | None = None,
 ) -> bool:
     """`checker`'s approval (None: a rejection) of a run made without the scheduler; True when approved.
 
@@ -73,7 +73,7 @@ def record_direct_decision(
     no Airflow users: the names stand for the user ids. One checker: under a `distinct` policy the
     database refuses the approval (too few checkers).
     """
-    policy = policy_for(operation)
+    policy = policy_for(operation, default)
     outcome = "APPROVED" if checker else "REJECTED"
     with db.transaction() as cur:
         decisions.record(cur, decisions.Decision(

@@ -13,11 +13,10 @@ def propose_step(
     *, workflow: Workflow, taken: Taken, validated: dict[str, Any], options: Options | None = None
 ) -> dict[str, Any]:
     proposal = workflow.proposal_for(taken)
-    key = proposal.upload_id if proposal.upload_id is not None else proposal.request_id
+    key = proposal.key
+    values: dict[str, Any] = {proposal.key_column: key}
     if workflow.takes_file:
-        values: dict[str, Any] = {"upload_id": key, "checked_table": intake.checked_table(taken)}
-    else:
-        values = {"request_id": key}
+        values["checked_table"] = intake.checked_table(taken)
     if workflow.propose.vars is not None:
         values |= workflow.propose.vars(taken, options or {})
     with proposal_digest.locked(proposal):
