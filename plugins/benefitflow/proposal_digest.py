@@ -23,7 +23,7 @@ class ProposalRef:
     """Which rows a run proposes: its operation's proposal table, keyed by its upload or request."""
 
     operation: str
-    table: str  # schema-qualified, e.g. proposals.selftest_proposal
+    table: str  # schema-qualified, e.g. proposals.platform_selftest_proposal
     upload_id: int | None = None
     request_id: int | None = None
 

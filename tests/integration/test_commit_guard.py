@@ -133,7 +133,7 @@ def test_the_digest_hashed_and_sorted_in_parallel_workers_is_the_one_of_a_single
     process sorting every row hash, whatever order the rows were written in."""
     amounts = [f"{i}.00" for i in range(300, 0, -1)]  # written in descending order
     upload_id = int(propose_file(inbox_file("par.csv", csv_text(*amounts, code="PAR")).name, "parallel")["upload_id"])
-    rows = ("SELECT sha256(record_send(p)) AS row_hash FROM proposals.selftest_proposal AS p"
+    rows = ("SELECT sha256(record_send(p)) AS row_hash FROM proposals.platform_selftest_proposal AS p"
             " WHERE upload_id = %s ORDER BY 1")
     with db.transaction() as cur:
         # Parallel workers even for this small proposal, as for one of a million rows (read whole, not through
@@ -143,11 +143,11 @@ def test_the_digest_hashed_and_sorted_in_parallel_workers_is_the_one_of_a_single
                     " SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off")
         cur.execute("EXPLAIN " + rows, (upload_id,))
         assert "Gather Merge" in "\n".join(line for (line,) in cur.fetchall())
-        cur.execute("SELECT ledger.proposal_rows_digest('proposals.selftest_proposal', 'upload_id', %s)", (upload_id,))
+        cur.execute("SELECT ledger.proposal_rows_digest('proposals.platform_selftest_proposal', 'upload_id', %s)", (upload_id,))
         in_parallel = bytes(cur.fetchone()[0])
         cur.execute("SET LOCAL max_parallel_workers_per_gather = 0")
         cur.execute("SELECT sha256(string_agg(row_hash, ''::bytea ORDER BY row_hash)) FROM"
-                    " (SELECT sha256(record_send(p)) AS row_hash FROM proposals.selftest_proposal AS p"
+                    " (SELECT sha256(record_send(p)) AS row_hash FROM proposals.platform_selftest_proposal AS p"
                     "  WHERE upload_id = %s) AS hashed", (upload_id,))
         in_one_process = bytes(cur.fetchone()[0])
     assert in_parallel == in_one_process

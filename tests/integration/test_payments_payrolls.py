@@ -209,7 +209,7 @@ def test_a_payroll_reconciled_file_by_file_counts_down_its_open_bills(database, 
                     " SELECT p.payroll_id, min(c.commit_id), 3 FROM ledger.payrolls p, ledger.commits c"
                     " WHERE p.payroll_name = %s AND c.commit_id < p.commit_id GROUP BY p.payroll_id RETURNING payroll_id",
                     (payroll,))
-        assert bills_left_open(cur, upload_id=-1, payroll_id=cur.fetchone()[0]) == 3
+        assert bills_left_open(cur, RECONCILIATION.proposal_for({"upload_id": -1}), payroll_id=cur.fetchone()[0]) == 3
         raise RuntimeError("rolled back")
 
     rest = {c: ("No", "") for c in codes[5:]}

@@ -16,6 +16,7 @@ from airflow.sdk import Param
 from benefitflow.errors import CommitConflict
 from benefitflow.intake import RequestError
 from benefitflow.parameters import required_text
+from benefitflow.proposal_digest import ProposalRef
 from benefitflow.workflows.declaration import (
     Approval,
     Commit,
@@ -25,12 +26,9 @@ from benefitflow.workflows.declaration import (
     Proposal,
     Publish,
     Workflow,
-    proposal_table,
 )
 
 TARGET_STATUSES = ("OPEN", "IN_PROGRESS", "RESOLVED", "CLOSED")
-PROPOSAL_MODEL = "grievance_status_proposal"
-PROPOSAL = proposal_table(PROPOSAL_MODEL)
 CODE = re.compile(r"^GR[0-9]{8}$")
 MAX_COMMENT = 4000
 MAX_TICKETS = 10_000
@@ -69,22 +67,25 @@ def validate_change(cur: psycopg2.extensions.cursor, request_id: int, options: O
     return {"status": target, "comment": comment, "grievances": codes}
 
 
-def summarise_changes(cur: psycopg2.extensions.cursor, request_id: int) -> dict[str, Any]:
+def summarise_changes(cur: psycopg2.extensions.cursor, proposal: ProposalRef) -> dict[str, Any]:
+    request_id = proposal.key
     cur.execute(
-        f"SELECT from_status || ' → ' || to_status, count(*) FROM {PROPOSAL} WHERE request_id = %s AND allowed"
+        f"SELECT from_status || ' → ' || to_status, count(*) FROM {proposal.table} WHERE request_id = %s AND allowed"
         f" GROUP BY 1 ORDER BY 1", (request_id,))
     changes = dict(cur.fetchall())
     cur.execute(
-        f"SELECT grievance_code || ': ' || refusal FROM {PROPOSAL} WHERE request_id = %s AND NOT allowed"
+        f"SELECT grievance_code || ': ' || refusal FROM {proposal.table} WHERE request_id = %s AND NOT allowed"
         f" ORDER BY grievance_code LIMIT 20", (request_id,))
     refused = [line for (line,) in cur.fetchall()]
     return {"grievances_changing": sum(changes.values()), "changes": changes, "not_allowed": refused}
 
 
-def commit_changes(cur: psycopg2.extensions.cursor, commit_id: int, request_id: int) -> int:
+def commit_changes(cur: psycopg2.extensions.cursor, commit_id: int, proposal: ProposalRef) -> int:
     """Append the allowed changes; refuse if any ticket moved on since the proposal."""
+    request_id = proposal.key
     cur.execute(
-        f"SELECT p.grievance_code FROM {PROPOSAL} p WHERE p.request_id = %s AND p.allowed AND p.based_on_version <>"
+        f"SELECT p.grievance_code FROM {proposal.table} p WHERE p.request_id = %s AND p.allowed AND"
+        f" p.based_on_version <>"
         f" (SELECT max(e.version) FROM ledger.grievance_events e WHERE e.grievance_id = p.grievance_id) LIMIT 5",
         (request_id,))
     if stale := [code for (code,) in cur.fetchall()]:
@@ -92,7 +93,7 @@ def commit_changes(cur: psycopg2.extensions.cursor, commit_id: int, request_id: 
     cur.execute(
         f"INSERT INTO ledger.grievance_events (grievance_id, version, status, comment, commit_id)"
         f" SELECT p.grievance_id, p.version, p.to_status, r.document->>'comment', %s"
-        f" FROM {PROPOSAL} p JOIN intake.requests r USING (request_id) WHERE p.request_id = %s AND p.allowed",
+        f" FROM {proposal.table} p JOIN intake.requests r USING (request_id) WHERE p.request_id = %s AND p.allowed",
         (commit_id, request_id))
     if cur.rowcount == 0:
         raise CommitConflict("none of the named grievances may take this status")
@@ -109,7 +110,7 @@ WORKFLOW = Workflow(
                          description="Kept with the change; for RESOLVED, the resolution"),
     }, describe=lambda options: f"grievances to {options.get('status')}"),
     validate=FormCheck(check=validate_change),
-    propose=Proposal(model=PROPOSAL_MODEL, summarise=summarise_changes),
+    propose=Proposal(summarise=summarise_changes),
     approve=Approval(group="GrievanceCheckers"),
     commit=Commit(append=commit_changes, writes=("grievance_events",)),
     publish=Publish(asset="benefitflow://grievances"),

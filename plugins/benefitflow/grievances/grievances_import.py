@@ -17,6 +17,7 @@ from psycopg2 import sql
 
 from benefitflow import columns, validation
 from benefitflow.intake import ROW_ERRORS_INSERT, FileSpec, checked_table, index_by_row
+from benefitflow.proposal_digest import ProposalRef
 from benefitflow.workflows.declaration import (
     Approval,
     Commit,
@@ -26,15 +27,12 @@ from benefitflow.workflows.declaration import (
     Proposal,
     Publish,
     Workflow,
-    proposal_table,
 )
 
 if TYPE_CHECKING:  # GX is imported by the tasks that validate, not when the DAG is parsed
     from great_expectations.core import ExpectationSuite
 
 KIND = "grievances"
-PROPOSAL_MODEL = "grievances_import_proposal"
-PROPOSAL = proposal_table(PROPOSAL_MODEL)
 CATEGORIES_FILE = Path(__file__).with_name("categories.yaml")
 CHANNELS = ("PHONE", "SMS", "EMAIL", "WEB", "IN_PERSON", "LETTER", "COMMUNITY_MEETING", "OTHER")
 PRIORITIES = ("LOW", "NORMAL", "HIGH", "URGENT")
@@ -160,29 +158,34 @@ WHERE c.incident_date__date > c.received_date
 """
 
 
-def summarise(cur: psycopg2.extensions.cursor, upload_id: int) -> dict[str, Any]:
-    cur.execute(f"SELECT count(*), count(DISTINCT individual_id), min(due_on), max(due_on) FROM {PROPOSAL}"
+def summarise(cur: psycopg2.extensions.cursor, proposal: ProposalRef) -> dict[str, Any]:
+    upload_id = proposal.key
+    cur.execute(f"SELECT count(*), count(DISTINCT individual_id), min(due_on), max(due_on) FROM {proposal.table}"
                 f" WHERE upload_id = %s", (upload_id,))
     tickets, people, first_due, last_due = cur.fetchone()
-    cur.execute(f"SELECT category, count(*) FROM {PROPOSAL} WHERE upload_id = %s GROUP BY 1 ORDER BY 1", (upload_id,))
+    cur.execute(f"SELECT category, count(*) FROM {proposal.table} WHERE upload_id = %s GROUP BY 1 ORDER BY"
+                f" 1", (upload_id,))
     by_category = dict(cur.fetchall())
-    cur.execute(f"SELECT priority, count(*) FROM {PROPOSAL} WHERE upload_id = %s GROUP BY 1 ORDER BY 1", (upload_id,))
+    cur.execute(f"SELECT priority, count(*) FROM {proposal.table} WHERE upload_id = %s GROUP BY 1 ORDER BY"
+                f" 1", (upload_id,))
     return {"grievances_to_record": tickets, "people_reporting": people, "by_category": by_category,
             "by_priority": dict(cur.fetchall()),
             "due_between": None if first_due is None else f"{first_due} and {last_due}"}
 
 
-def commit(cur: psycopg2.extensions.cursor, commit_id: int, upload_id: int) -> int:
+def commit(cur: psycopg2.extensions.cursor, commit_id: int, proposal: ProposalRef) -> int:
+    upload_id = proposal.key
     cur.execute(
         f"INSERT INTO ledger.grievances (grievance_id, individual_id, beneficiary_id, title, description, category,"
         f" channel, priority, incident_date, received_on, due_on, commit_id, upload_id, row_number)"
         f" SELECT grievance_id, individual_id, beneficiary_id, title, description, category, channel, priority,"
-        f" incident_date, received_on, due_on, %s, upload_id, row_number FROM {PROPOSAL} WHERE upload_id = %s"
+        f" incident_date, received_on, due_on, %s, upload_id, row_number FROM {proposal.table} WHERE upload_id = %s"
         f" ORDER BY row_number", (commit_id, upload_id))
     recorded = cur.rowcount
     cur.execute(
         f"INSERT INTO ledger.grievance_events (grievance_id, version, status, comment, commit_id)"
-        f" SELECT grievance_id, 1, 'RECEIVED', 'received by ' || channel, %s FROM {PROPOSAL} WHERE upload_id = %s",
+        f" SELECT grievance_id, 1, 'RECEIVED', 'received by ' || channel, %s FROM {proposal.table} WHERE"
+        f" upload_id = %s",
         (commit_id, upload_id))
     return recorded
 
@@ -191,7 +194,7 @@ WORKFLOW = Workflow(
     dag_id="grievances_import",
     intake=FileIntake(spec=SPEC),
     validate=FileChecks(suite=suite_for, prepare=prepare, check=check),
-    propose=Proposal(model=PROPOSAL_MODEL, summarise=summarise),
+    propose=Proposal(summarise=summarise),
     approve=Approval(group="GrievanceCheckers"),
     commit=Commit(append=commit, writes=("grievance_events", "grievances")),
     publish=Publish(asset="benefitflow://grievances"),

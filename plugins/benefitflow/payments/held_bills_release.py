@@ -17,6 +17,7 @@ from benefitflow.errors import CommitConflict
 from benefitflow.intake import RequestError
 from benefitflow.parameters import code_of, money, reason_of
 from benefitflow.programmes import plans
+from benefitflow.proposal_digest import ProposalRef
 from benefitflow.workflows.declaration import (
     Approval,
     Commit,
@@ -27,11 +28,8 @@ from benefitflow.workflows.declaration import (
     Publish,
     Workflow,
     plan_parameter,
-    proposal_table,
 )
 
-PROPOSAL_MODEL = "held_bills_release_proposal"
-PROPOSAL = proposal_table(PROPOSAL_MODEL)
 MAX_BILLS = 10_000
 
 
@@ -66,25 +64,27 @@ def validate_release(cur: psycopg2.extensions.cursor, request_id: int, options: 
             "transaction_limit": (plan.document.get("entitlement") or {}).get("transaction_limit")}
 
 
-def summarise_release(cur: psycopg2.extensions.cursor, request_id: int) -> dict[str, Any]:
-    cur.execute(f"SELECT count(*), coalesce(sum(amount), 0), max(amount), min(currency) FROM {PROPOSAL}"
+def summarise_release(cur: psycopg2.extensions.cursor, proposal: ProposalRef) -> dict[str, Any]:
+    request_id = proposal.key
+    cur.execute(f"SELECT count(*), coalesce(sum(amount), 0), max(amount), min(currency) FROM {proposal.table}"
                 f" WHERE request_id = %s", (request_id,))
     bills, total, largest, currency = cur.fetchone()
-    cur.execute(f"SELECT bill_code, amount FROM {PROPOSAL} WHERE request_id = %s ORDER BY amount DESC, bill_code"
+    cur.execute(f"SELECT bill_code, amount FROM {proposal.table} WHERE request_id = %s ORDER BY amount DESC, bill_code"
                 f" LIMIT 10", (request_id,))
     return {"bills_released": bills, "total": money(total, currency), "largest": money(largest, currency),
             "largest_bills": {code: money(amount, currency) for code, amount in cur.fetchall()}}
 
 
-def commit_release(cur: psycopg2.extensions.cursor, commit_id: int, request_id: int) -> int:
+def commit_release(cur: psycopg2.extensions.cursor, commit_id: int, proposal: ProposalRef) -> int:
     """DUE events for the held bills; refused if any of them was released by another run since."""
+    request_id = proposal.key
     cur.execute("SELECT pg_advisory_xact_lock(hashtext('benefitflow.payroll'))")  # payrolls read bill statuses
-    cur.execute(f"SELECT count(*) FROM {PROPOSAL} p WHERE p.request_id = %s"
+    cur.execute(f"SELECT count(*) FROM {proposal.table} p WHERE p.request_id = %s"
                 f" AND EXISTS (SELECT 1 FROM ledger.bill_events e WHERE e.bill_id = p.bill_id)", (request_id,))
     if released := cur.fetchone()[0]:
         raise CommitConflict(f"{released} of these bills were released by another run since the proposal")
     cur.execute(f"INSERT INTO ledger.bill_events (bill_id, status, reason, commit_id)"
-                f" SELECT p.bill_id, 'DUE', 'released: ' || (r.document->>'reason'), %s FROM {PROPOSAL} p"
+                f" SELECT p.bill_id, 'DUE', 'released: ' || (r.document->>'reason'), %s FROM {proposal.table} p"
                 f" JOIN intake.requests r USING (request_id) WHERE p.request_id = %s", (commit_id, request_id))
     return cur.rowcount
 
@@ -102,7 +102,7 @@ WORKFLOW = Workflow(
     }, describe=lambda options: f"release of held bills of cycle {options.get('cycle')} of {options.get('plan')}",
        plan_of=plan_parameter),
     validate=FormCheck(check=validate_release),
-    propose=Proposal(model=PROPOSAL_MODEL, summarise=summarise_release),
+    propose=Proposal(summarise=summarise_release),
     approve=Approval(group="PaymentCheckers"),
     commit=Commit(append=commit_release, writes=("bill_events",)),
     publish=Publish(asset="benefitflow://payments/bills"),

@@ -25,6 +25,7 @@ from benefitflow.intake import RequestError, checksum
 from benefitflow.parameters import code_of, money
 from benefitflow.payments.payments_export import RECIPIENT
 from benefitflow.programmes import plans
+from benefitflow.proposal_digest import ProposalRef
 from benefitflow.workflows import publish
 from benefitflow.workflows.declaration import (
     Approval,
@@ -36,11 +37,8 @@ from benefitflow.workflows.declaration import (
     Publish,
     Workflow,
     plan_parameter,
-    proposal_table,
 )
 
-PROPOSAL_MODEL = "payroll_proposal"
-PROPOSAL = proposal_table(PROPOSAL_MODEL)
 MAX_PAYMENT_POINT = 100
 # openIMIS's payroll layout (what providers already fill in), then the recipient's identifiers.
 PAYROLL_COLUMNS = ("Payroll Name", "Payroll Status", "First Name", "Last Name", "Date of Birth", "Code", "Status",
@@ -133,33 +131,37 @@ def _select_bills(cur: psycopg2.extensions.cursor, request_id: int, cycle: str, 
              condition=condition))
 
 
-def summarise_payroll(cur: psycopg2.extensions.cursor, request_id: int) -> dict[str, Any]:
+def summarise_payroll(cur: psycopg2.extensions.cursor, proposal: ProposalRef) -> dict[str, Any]:
+    request_id = proposal.key
     cur.execute(
         f"SELECT count(*) FILTER (WHERE to_pay), coalesce(sum(amount) FILTER (WHERE to_pay), 0),"
         f" count(*) FILTER (WHERE to_pay AND moved_from IS NOT NULL),"
         f" count(*) FILTER (WHERE NOT to_pay), min(currency)"
-        f" FROM {PROPOSAL} WHERE request_id = %s", (request_id,))
+        f" FROM {proposal.table} WHERE request_id = %s", (request_id,))
     bills, total, moved, pending, currency = cur.fetchone()
-    cur.execute(f"SELECT plan_code, count(*) FROM {PROPOSAL} WHERE request_id = %s AND to_pay GROUP BY 1 ORDER BY 1",
+    cur.execute(f"SELECT plan_code, count(*) FROM {proposal.table} WHERE request_id = %s AND to_pay GROUP BY 1"
+                f" ORDER BY 1",
                 (request_id,))
     return {"bills": bills, "total": money(total, currency), "moved_from_earlier_payroll": moved,
             "held_by_another_payroll_waiting_for_approval": pending, "bills_by_plan": dict(cur.fetchall())}
 
 
-def commit_payroll(cur: psycopg2.extensions.cursor, commit_id: int, request_id: int) -> int:
+def commit_payroll(cur: psycopg2.extensions.cursor, commit_id: int, proposal: ProposalRef) -> int:
     """The payroll, its bills and the moved bills' release to the ledger, then its file to the outbox."""
+    request_id = proposal.key
     cur.execute("SELECT pg_advisory_xact_lock(hashtext('benefitflow.payroll'))")  # one payroll commit at a time
     # The ledger decides, not the derived tables the selection read (they lag until the next publish):
     # each bill is still where the proposal saw it, and a bill moving on FAILED in the payroll it leaves.
     cur.execute(
-        f"SELECT count(*) FROM {PROPOSAL} p WHERE p.request_id = %s AND p.to_pay AND (p.moved_from_id IS DISTINCT FROM"
+        f"SELECT count(*) FROM {proposal.table} p WHERE p.request_id = %s AND p.to_pay AND (p.moved_from_id IS"
+        f" DISTINCT FROM"
         f" (SELECT max(pb.payroll_id) FROM ledger.payroll_bills pb WHERE pb.bill_id = p.bill_id)"
         f" OR (p.moved_from_id IS NOT NULL AND 'FAILED' IS DISTINCT FROM (SELECT e.status FROM ledger.bill_events e"
         f" WHERE e.bill_id = p.bill_id ORDER BY e.commit_id DESC LIMIT 1)))", (request_id,))
     if taken := cur.fetchone()[0]:
         raise CommitConflict(f"{taken} of these bills were taken by another payroll, or are not failed in the payroll "
                              f"they would leave; ask for the payroll again")
-    cur.execute(f"SELECT count(*) FROM {PROPOSAL} WHERE request_id = %s AND to_pay", (request_id,))
+    cur.execute(f"SELECT count(*) FROM {proposal.table} WHERE request_id = %s AND to_pay", (request_id,))
     if cur.fetchone()[0] == 0:
         raise CommitConflict("nothing to pay: every bill selected is held by a payroll waiting for approval")
     cur.execute("INSERT INTO ledger.payrolls (payroll_name, cycle_code, plan_code, payment_point, criteria,"
@@ -172,13 +174,15 @@ def commit_payroll(cur: psycopg2.extensions.cursor, commit_id: int, request_id: 
     # In bill order: the two indexes that hold a bill id are then filled page after page instead of at a
     # random page per line (1,000,000 lines into empty indexes: 3.6 s instead of 8.7 s).
     cur.execute(f"INSERT INTO ledger.payroll_bills (payroll_id, bill_id, amount, commit_id)"
-                f" SELECT %s, bill_id, amount, %s FROM {PROPOSAL} WHERE request_id = %s AND to_pay ORDER BY bill_id",
+                f" SELECT %s, bill_id, amount, %s FROM {proposal.table} WHERE request_id = %s AND to_pay ORDER"
+                f" BY bill_id",
                 (payroll_id, commit_id, request_id))
     bills = cur.rowcount
     cur.execute("INSERT INTO ledger.payroll_open_bills (payroll_id, commit_id, open_bills) VALUES (%s, %s, %s)",
                 (payroll_id, commit_id, bills))
     cur.execute(f"INSERT INTO ledger.bill_events (bill_id, status, payroll_id, reason, commit_id)"
-                f" SELECT bill_id, 'DUE', %s, 'unpaid in ' || moved_from || ', moved to ' || %s, %s FROM {PROPOSAL}"
+                f" SELECT bill_id, 'DUE', %s, 'unpaid in ' || moved_from || ', moved to ' || %s, %s FROM"
+                f" {proposal.table}"
                 f" WHERE request_id = %s AND to_pay AND moved_from IS NOT NULL",
                 (payroll_id, name, commit_id, request_id))
     cur.execute("INSERT INTO ledger.payroll_events (payroll_id, status, commit_id)"
@@ -300,7 +304,7 @@ WORKFLOW = Workflow(
                                                  "this one"),
     }, describe=lambda options: f"payroll of cycle {options.get('cycle')}", plan_of=plan_parameter),
     validate=FormCheck(check=validate_payroll),
-    propose=Proposal(model=PROPOSAL_MODEL, summarise=summarise_payroll),
+    propose=Proposal(summarise=summarise_payroll),
     approve=Approval(group="PaymentCheckers"),
     commit=Commit(append=commit_payroll,
                   writes=("bill_events", "payroll_bills", "payroll_events", "payroll_exports", "payroll_open_bills",

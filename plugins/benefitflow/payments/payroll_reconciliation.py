@@ -23,6 +23,7 @@ from benefitflow.errors import CommitConflict, WorkflowError
 from benefitflow.intake import ROW_ERRORS_INSERT, FileSpec, checked_table
 from benefitflow.parameters import money
 from benefitflow.payments.payroll import approved_payroll
+from benefitflow.proposal_digest import ProposalRef
 from benefitflow.workflows import publish
 from benefitflow.workflows.declaration import (
     Approval,
@@ -33,15 +34,12 @@ from benefitflow.workflows.declaration import (
     Proposal,
     Publish,
     Workflow,
-    proposal_table,
 )
 
 if TYPE_CHECKING:  # GX is imported by the tasks that validate, not when the DAG is parsed
     from great_expectations.core import ExpectationSuite
 
 KIND = "payroll_reconciliation"
-PROPOSAL_MODEL = "payroll_reconciliation_proposal"
-PROPOSAL = proposal_table(PROPOSAL_MODEL)
 COLUMNS = {  # the file's column -> the name used here
     "Payroll Name": "payroll_name", "Payroll Status": "payroll_status", "First Name": "first_name",
     "Last Name": "last_name", "Date of Birth": "date_of_birth", "Code": "code", "Status": "status",
@@ -167,11 +165,12 @@ CHECKS = (
 )
 
 
-def summarise(cur: psycopg2.extensions.cursor, upload_id: int) -> dict[str, Any]:
+def summarise(cur: psycopg2.extensions.cursor, proposal: ProposalRef) -> dict[str, Any]:
+    upload_id = proposal.key
     cur.execute(f"SELECT count(*) FILTER (WHERE status = 'PAID'), coalesce(sum(amount_paid) FILTER (WHERE status ="
                 f" 'PAID'), 0), count(*) FILTER (WHERE status = 'FAILED'),"
                 f" coalesce(sum(amount_due) FILTER (WHERE status = 'FAILED'), 0), min(currency), min(payroll_id)"
-                f" FROM {PROPOSAL} WHERE upload_id = %s", (upload_id,))
+                f" FROM {proposal.table} WHERE upload_id = %s", (upload_id,))
     paid, paid_total, failed, failed_total, currency, payroll_id = cur.fetchone()
     cur.execute("SELECT count(DISTINCT row_number) FILTER (WHERE rule IN ('status:stale', 'code:moved')),"
                 " count(DISTINCT row_number) FILTER (WHERE rule = 'amount:mismatch'),"
@@ -180,16 +179,17 @@ def summarise(cur: psycopg2.extensions.cursor, upload_id: int) -> dict[str, Any]
     stale, mismatched, wrong_codes = cur.fetchone()
     return {"paid": paid, "paid_total": money(paid_total, currency), "failed": failed,
             "failed_total": money(failed_total, currency), "stale_rows": stale, "mismatched_rows": mismatched,
-            "unknown_or_foreign_codes": wrong_codes, "bills_left_open": bills_left_open(cur, upload_id, payroll_id)}
+            "unknown_or_foreign_codes": wrong_codes, "bills_left_open": bills_left_open(cur, proposal, payroll_id)}
 
 
-def bills_left_open(cur: psycopg2.extensions.cursor, upload_id: int, payroll_id: int | None) -> int | None:
+def bills_left_open(cur: psycopg2.extensions.cursor, proposal: ProposalRef, payroll_id: int | None) -> int | None:
     """Bills of the payroll neither reconciled before nor answered by this file (missing from it): the open
     bills the commits so far left (`_open_bills`), less this file's rows that close a bill still open in
     the payroll. The cost follows the file, not the payroll."""
+    upload_id = proposal.key
     if payroll_id is None:
         return None
-    cur.execute(f"SELECT count(*) FROM {PROPOSAL} p WHERE p.upload_id = %s AND p.payroll_id = %s"
+    cur.execute(f"SELECT count(*) FROM {proposal.table} p WHERE p.upload_id = %s AND p.payroll_id = %s"
                 f" AND NOT EXISTS (SELECT FROM ledger.bill_events e WHERE e.bill_id = p.bill_id"
                 f"                 AND e.payroll_id = p.payroll_id AND e.status IN ('PAID', 'FAILED'))",
                 (upload_id, payroll_id))
@@ -207,21 +207,23 @@ def _open_bills(cur: psycopg2.extensions.cursor, payroll_id: int) -> int | None:
     return None if found is None else int(found)
 
 
-def commit(cur: psycopg2.extensions.cursor, commit_id: int, upload_id: int) -> int:
+def commit(cur: psycopg2.extensions.cursor, commit_id: int, proposal: ProposalRef) -> int:
     """The results to the ledger; RECONCILED when no bill of the payroll is left open."""
+    upload_id = proposal.key
     cur.execute("SELECT pg_advisory_xact_lock(hashtext('benefitflow.payroll'))")
-    cur.execute(f"SELECT count(*) FROM {PROPOSAL} p JOIN ledger.bill_events e ON e.bill_id = p.bill_id"
+    cur.execute(f"SELECT count(*) FROM {proposal.table} p JOIN ledger.bill_events e ON e.bill_id = p.bill_id"
                 f" AND e.payroll_id = p.payroll_id AND e.status IN ('PAID', 'FAILED') WHERE p.upload_id = %s",
                 (upload_id,))
     if done := cur.fetchone()[0]:
         raise CommitConflict(f"{done} of these bills were reconciled by another upload since the proposal")
     # None of these rows' bills is closed (just checked, under the lock): each row closes one.
-    cur.execute(f"SELECT payroll_id, count(*) FROM {PROPOSAL} WHERE upload_id = %s GROUP BY payroll_id", (upload_id,))
+    cur.execute(f"SELECT payroll_id, count(*) FROM {proposal.table} WHERE upload_id = %s GROUP BY"
+                f" payroll_id", (upload_id,))
     closing = dict(cur.fetchall())
     cur.execute(f"INSERT INTO ledger.bill_events (bill_id, status, payroll_id, amount_paid, receipt, paid_on,"
                 f" provider_row, reason, upload_id, row_number, commit_id)"
                 f" SELECT bill_id, status, payroll_id, amount_paid, receipt, paid_on, provider_row,"
-                f" 'reconciled from the provider''s file', upload_id, row_number, %s FROM {PROPOSAL}"
+                f" 'reconciled from the provider''s file', upload_id, row_number, %s FROM {proposal.table}"
                 f" WHERE upload_id = %s ORDER BY bill_id", (commit_id, upload_id))  # index filled in order: payroll.py
     reconciled = cur.rowcount
     publish.refresh_statistics(cur)
@@ -249,7 +251,7 @@ WORKFLOW = Workflow(
                          description="The payroll's name, as in the file's `Payroll Name` column"),
     }),
     validate=FileChecks(suite=suite_for, prepare=prepare, check=check),
-    propose=Proposal(model=PROPOSAL_MODEL, summarise=summarise, vars=proposal_vars),
+    propose=Proposal(summarise=summarise, vars=proposal_vars),
     approve=Approval(group="PaymentCheckers"),
     commit=Commit(append=commit, writes=("bill_events", "payroll_events", "payroll_open_bills")),
     publish=Publish(asset="benefitflow://payments/payrolls"),

@@ -21,6 +21,7 @@ from benefitflow.errors import CommitConflict, WorkflowError
 from benefitflow.intake import ROW_ERRORS_INSERT, FileSpec, checked_table, index_by_row
 from benefitflow.programmes import plans
 from benefitflow.programmes.beneficiary_versions import append_beneficiaries
+from benefitflow.proposal_digest import ProposalRef
 from benefitflow.registry import checks, individuals_import, schema
 from benefitflow.workflows.declaration import (
     Approval,
@@ -32,7 +33,6 @@ from benefitflow.workflows.declaration import (
     Publish,
     Workflow,
     plan_parameter,
-    proposal_table,
 )
 from benefitflow.workflows.intake import UPLOAD_MODES, mode_of
 
@@ -40,8 +40,6 @@ if TYPE_CHECKING:  # GX is imported by the tasks that validate, not when the DAG
     from great_expectations.core import ExpectationSuite
 
 KIND = "beneficiaries"
-PROPOSAL_MODEL = "beneficiaries_import_proposal"
-PROPOSAL = proposal_table(PROPOSAL_MODEL)
 STATUS_COLUMN = "status"
 ID_COLUMN = "id"
 MEMBER_COLUMNS = ("recipient_info", "individual_role")  # a GROUP file's household_code is the group_code
@@ -305,14 +303,15 @@ def proposal_vars(upload: dict[str, Any], options: Options) -> dict[str, Any]:
     return {"mode": mode_of(options), "columns": list(upload["header"]), "plan_type": plan.type}
 
 
-def summarise(cur: psycopg2.extensions.cursor, upload_id: int) -> dict[str, Any]:
+def summarise(cur: psycopg2.extensions.cursor, proposal: ProposalRef) -> dict[str, Any]:
+    upload_id = proposal.key
     cur.execute(
         f"SELECT count(*) FILTER (WHERE version = 1), count(*) FILTER (WHERE version > 1),"
-        f" count(*) FILTER (WHERE version = 1 AND status = 'ACTIVE') FROM {PROPOSAL} WHERE upload_id = %s",
+        f" count(*) FILTER (WHERE version = 1 AND status = 'ACTIVE') FROM {proposal.table} WHERE upload_id = %s",
         (upload_id,))
     enrolled, updated, active = cur.fetchone()
     cur.execute(f"SELECT count(*) FILTER (WHERE person_is_new), count(DISTINCT member_household_code)"
-                f" FILTER (WHERE household_is_new) FROM {PROPOSAL} WHERE upload_id = %s", (upload_id,))
+                f" FILTER (WHERE household_is_new) FROM {proposal.table} WHERE upload_id = %s", (upload_id,))
     new_people, new_households = cur.fetchone()
     cur.execute("SELECT count(DISTINCT row_number) FROM intake.row_errors"
                 " WHERE upload_id = %s AND rule = 'likely_duplicate'", (upload_id,))
@@ -321,53 +320,56 @@ def summarise(cur: psycopg2.extensions.cursor, upload_id: int) -> dict[str, Any]
             "likely_duplicates": cur.fetchone()[0]}
 
 
-def commit(cur: psycopg2.extensions.cursor, commit_id: int, upload_id: int) -> int:
+def commit(cur: psycopg2.extensions.cursor, commit_id: int, proposal: ProposalRef) -> int:
     """Register the new people (and their new households), then append the beneficiaries."""
+    upload_id = proposal.key
     cur.execute(f"SELECT u.plan_code, count(p.*) FILTER (WHERE p.version = 1),"
                 f" count(p.*) FILTER (WHERE p.person_is_new)"
-                f" FROM intake.uploads u LEFT JOIN {PROPOSAL} p USING (upload_id) WHERE u.upload_id = %s GROUP BY 1",
+                f" FROM intake.uploads u LEFT JOIN {proposal.table} p USING (upload_id) WHERE u.upload_id = %s"
+                f" GROUP BY 1",
                 (upload_id,))
     code, enrolling, registering = cur.fetchone()
     if registering:  # lock order: the registry, then the plan
         individuals_import.lock_registry(cur)
     plans.lock_plan(cur, code)  # before the re-checks, so a concurrent commit of the plan is seen
     cur.execute(
-        f"SELECT p.row_number FROM {PROPOSAL} p WHERE p.upload_id = %s AND p.version > 1 AND p.version - 1 <>"
+        f"SELECT p.row_number FROM {proposal.table} p WHERE p.upload_id = %s AND p.version > 1 AND p.version - 1 <>"
         f" (SELECT max(v.version) FROM ledger.beneficiary_versions v WHERE v.beneficiary_id = p.beneficiary_id)"
         f" ORDER BY 1 LIMIT 5", (upload_id,))
     if stale := [str(row) for (row,) in cur.fetchall()]:
         raise CommitConflict(f"beneficiaries changed after the proposal (rows {', '.join(stale)}); upload again")
     if registering:
-        _register_new_people(cur, commit_id, upload_id)
+        _register_new_people(cur, commit_id, proposal)
     return append_beneficiaries(
         cur, code, enrolling,
         f"INSERT INTO ledger.beneficiary_versions (beneficiary_id, version, plan_code, individual_id,"
         f" household_code, status, attributes, reason, commit_id, upload_id, row_number)"
         f" SELECT beneficiary_id, version, plan_code, individual_id, household_code, status, attributes,"
-        f" reason, %s, upload_id, row_number FROM {PROPOSAL} WHERE upload_id = %s AND beneficiary_id IS NOT NULL",
+        f" reason, %s, upload_id, row_number FROM {proposal.table} WHERE upload_id = %s AND beneficiary_id IS NOT NULL",
         (commit_id, upload_id),
     )
 
 
-def _register_new_people(cur: psycopg2.extensions.cursor, commit_id: int, upload_id: int) -> None:
+def _register_new_people(cur: psycopg2.extensions.cursor, commit_id: int, proposal: ProposalRef) -> None:
     """Under the registry lock (taken by `commit`): re-checked like an individuals upload."""
-    individuals_import.refuse_taken_national_ids(cur, upload_id, PROPOSAL, person="person_id")
+    upload_id = proposal.key
+    individuals_import.refuse_taken_national_ids(cur, proposal, person="person_id")
     cur.execute(
-        f"SELECT DISTINCT p.member_household_code FROM {PROPOSAL} p JOIN ledger.households h"
+        f"SELECT DISTINCT p.member_household_code FROM {proposal.table} p JOIN ledger.households h"
         f" ON h.household_code = p.member_household_code WHERE p.upload_id = %s AND p.household_is_new"
         f" ORDER BY 1 LIMIT 5", (upload_id,))
     if taken := [code for (code,) in cur.fetchall()]:
         raise CommitConflict(f"households registered by another upload in the meantime: {', '.join(taken)}")
     cur.execute(
         f"INSERT INTO ledger.households (household_code, commit_id) SELECT DISTINCT member_household_code, %s"
-        f" FROM {PROPOSAL} WHERE upload_id = %s AND household_is_new", (commit_id, upload_id))
+        f" FROM {proposal.table} WHERE upload_id = %s AND household_is_new", (commit_id, upload_id))
     cur.execute(
         f"INSERT INTO ledger.individual_versions (individual_id, version, commit_id, upload_id, row_number,"
         f" first_name, last_name, dob, sex, national_id, location_code, location_name, region, household_code,"
         f" role, recipient_type, attributes)"
         f" SELECT person_id, 1, %s, upload_id, row_number, first_name, last_name, dob, sex, national_id,"
         f" location_code, location_name, region, member_household_code, role, recipient_type, person_attributes"
-        f" FROM {PROPOSAL} WHERE upload_id = %s AND person_is_new",
+        f" FROM {proposal.table} WHERE upload_id = %s AND person_is_new",
         (commit_id, upload_id))
     individuals_import.refuse_broken_households(cur, commit_id)  # a new person may join a registered household
 
@@ -381,7 +383,7 @@ WORKFLOW = Workflow(
                                   "beneficiary `id` and only the plan variables in the file change"),
     }, plan_of=plan_parameter),
     validate=FileChecks(suite=suite_for, prepare=prepare, check=check),
-    propose=Proposal(model=PROPOSAL_MODEL, summarise=summarise, vars=proposal_vars),
+    propose=Proposal(summarise=summarise, vars=proposal_vars),
     approve=Approval(group="ProgrammeCheckers"),
     # New people join the registry too: their versions and households are published with the beneficiaries.
     commit=Commit(append=commit, writes=("beneficiary_versions", "households", "individual_versions")),

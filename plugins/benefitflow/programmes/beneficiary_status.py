@@ -17,6 +17,7 @@ from benefitflow.errors import CommitConflict
 from benefitflow.intake import RequestError
 from benefitflow.parameters import MAX_REASON, reason_of
 from benefitflow.programmes import id_files, plans
+from benefitflow.proposal_digest import ProposalRef
 from benefitflow.workflows.declaration import (
     Approval,
     Commit,
@@ -27,12 +28,9 @@ from benefitflow.workflows.declaration import (
     Publish,
     Workflow,
     plan_parameter,
-    proposal_table,
 )
 
 TARGET_STATUSES = ("ACTIVE", "SUSPENDED", "GRADUATED")
-PROPOSAL_MODEL = "beneficiary_status_proposal"
-PROPOSAL = proposal_table(PROPOSAL_MODEL)
 
 
 def validate_change(cur: psycopg2.extensions.cursor, request_id: int, options: Options, user: str) -> dict[str, Any]:
@@ -58,30 +56,33 @@ def validate_change(cur: psycopg2.extensions.cursor, request_id: int, options: O
     return chosen | {"criteria": criteria, "beneficiaries_selected": cur.rowcount}
 
 
-def summarise_changes(cur: psycopg2.extensions.cursor, request_id: int) -> dict[str, Any]:
+def summarise_changes(cur: psycopg2.extensions.cursor, proposal: ProposalRef) -> dict[str, Any]:
+    request_id = proposal.key
     cur.execute(
-        f"SELECT count(*) FILTER (WHERE allowed), count(*) FILTER (WHERE NOT allowed) FROM {PROPOSAL}"
+        f"SELECT count(*) FILTER (WHERE allowed), count(*) FILTER (WHERE NOT allowed) FROM {proposal.table}"
         f" WHERE request_id = %s", (request_id,))
     allowed, refused = cur.fetchone()
     cur.execute(
-        f"SELECT from_status || ' → ' || to_status, count(*) FROM {PROPOSAL} WHERE request_id = %s AND allowed"
+        f"SELECT from_status || ' → ' || to_status, count(*) FROM {proposal.table} WHERE request_id = %s AND allowed"
         f" GROUP BY 1 ORDER BY 1", (request_id,))
     changes = dict(cur.fetchall())
     cur.execute(
-        f"SELECT refusal, count(*) FROM {PROPOSAL} WHERE request_id = %s AND NOT allowed GROUP BY 1 ORDER BY 1",
+        f"SELECT refusal, count(*) FROM {proposal.table} WHERE request_id = %s AND NOT allowed GROUP BY 1 ORDER BY 1",
         (request_id,))
     return {"beneficiaries_changing": allowed, "changes": changes, "beneficiaries_left_as_they_are": refused,
             "not_allowed": dict(cur.fetchall())}
 
 
-def commit_changes(cur: psycopg2.extensions.cursor, commit_id: int, request_id: int) -> int:
+def commit_changes(cur: psycopg2.extensions.cursor, commit_id: int, proposal: ProposalRef) -> int:
     """Append a new version for every allowed change; refuse if any of them moved on since the proposal."""
+    request_id = proposal.key
     cur.execute("SELECT document->>'plan' FROM intake.requests WHERE request_id = %s", (request_id,))
     # Under the plan's lock a concurrent change of the same beneficiaries is seen below (and named), not met
     # as a duplicate version; and a payment cycle's commit sees this one's suspensions.
     plans.lock_plan(cur, cur.fetchone()[0])
     cur.execute(
-        f"SELECT p.beneficiary_id FROM {PROPOSAL} p WHERE p.request_id = %s AND p.allowed AND p.based_on_version <>"
+        f"SELECT p.beneficiary_id FROM {proposal.table} p WHERE p.request_id = %s AND p.allowed AND"
+        f" p.based_on_version <>"
         f" (SELECT max(v.version) FROM ledger.beneficiary_versions v WHERE v.beneficiary_id = p.beneficiary_id)"
         f" LIMIT 5", (request_id,))
     if stale := [str(row[0]) for row in cur.fetchall()]:
@@ -91,7 +92,7 @@ def commit_changes(cur: psycopg2.extensions.cursor, commit_id: int, request_id: 
         f" status, attributes, reason, commit_id)"
         f" SELECT p.beneficiary_id, p.version, p.plan_code, p.individual_id, p.household_code, p.to_status,"
         f" p.attributes, r.document->>'reason', %s"
-        f" FROM {PROPOSAL} p JOIN intake.requests r USING (request_id) WHERE p.request_id = %s AND p.allowed",
+        f" FROM {proposal.table} p JOIN intake.requests r USING (request_id) WHERE p.request_id = %s AND p.allowed",
         (commit_id, request_id),
     )
     return cur.rowcount
@@ -112,7 +113,7 @@ WORKFLOW = Workflow(
                                   "plans) or household_code (GROUP plans)"),
     }, describe=lambda options: f"{options.get('plan')}: to {options.get('status')}", plan_of=plan_parameter),
     validate=FormCheck(check=validate_change),
-    propose=Proposal(model=PROPOSAL_MODEL, summarise=summarise_changes),
+    propose=Proposal(summarise=summarise_changes),
     approve=Approval(group="ProgrammeCheckers"),
     commit=Commit(append=commit_changes, writes=("beneficiary_versions",)),
     publish=Publish(asset="benefitflow://programmes/beneficiaries"),

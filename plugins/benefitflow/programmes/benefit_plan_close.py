@@ -10,6 +10,7 @@ from airflow.sdk import Param
 from benefitflow.errors import CommitConflict
 from benefitflow.parameters import reason_of
 from benefitflow.programmes import beneficiary_status, plans
+from benefitflow.proposal_digest import ProposalRef
 from benefitflow.workflows.declaration import (
     Approval,
     Commit,
@@ -35,10 +36,10 @@ def validate_closing(cur: psycopg2.extensions.cursor, request_id: int, options: 
             "beneficiaries_selected": cur.rowcount}
 
 
-def commit_closing(cur: psycopg2.extensions.cursor, commit_id: int, request_id: int) -> int:
+def commit_closing(cur: psycopg2.extensions.cursor, commit_id: int, proposal: ProposalRef) -> int:
     plans.lock_plans(cur)
     cur.execute("SELECT document->>'plan', (document->>'based_on_version')::int FROM intake.requests"
-                " WHERE request_id = %s", (request_id,))
+                " WHERE request_id = %s", (proposal.key,))
     code, based_on = cur.fetchone()
     plans.lock_plan(cur, code)
     plans.refuse_if_moved_on(cur, code, based_on)
@@ -49,7 +50,7 @@ def commit_closing(cur: psycopg2.extensions.cursor, commit_id: int, request_id: 
         " 'CLOSED', document FROM ledger.plan_versions WHERE plan_code = %s AND version = %s",
         (commit_id, code, based_on),
     )
-    graduated = beneficiary_status.commit_changes(cur, commit_id, request_id)
+    graduated = beneficiary_status.commit_changes(cur, commit_id, proposal)
     # Enrolled after the proposal selected whom to graduate: they would stay in a closed plan.
     cur.execute("SELECT count(*) FROM (SELECT DISTINCT ON (beneficiary_id) status FROM ledger.beneficiary_versions"
                 " WHERE plan_code = %s ORDER BY beneficiary_id, version DESC) latest WHERE status <> 'GRADUATED'",
@@ -67,7 +68,7 @@ WORKFLOW = Workflow(
         "reason": Param("", type="string", minLength=1, maxLength=500, description="Why the plan closes"),
     }, describe=lambda options: f"close plan {options.get('plan')}", plan_of=plan_parameter),
     validate=FormCheck(check=validate_closing),
-    propose=Proposal(model=beneficiary_status.PROPOSAL_MODEL, summarise=beneficiary_status.summarise_changes),
+    propose=Proposal(summarise=beneficiary_status.summarise_changes),
     approve=Approval(group="ProgrammeCheckers"),
     commit=Commit(append=commit_closing, writes=("beneficiary_versions", "plan_versions")),  # closing graduates all
     publish=Publish(asset=plans.PLAN_ASSET),

@@ -13,6 +13,7 @@ from benefitflow import config, file_store
 from benefitflow.file_store import InboxError
 from benefitflow.intake import RequestError
 from benefitflow.programmes import plans
+from benefitflow.proposal_digest import ProposalRef
 from benefitflow.workflows.declaration import (
     Approval,
     Commit,
@@ -22,12 +23,9 @@ from benefitflow.workflows.declaration import (
     Proposal,
     Publish,
     Workflow,
-    proposal_table,
 )
 
 MAX_PLAN_FILE_BYTES = 1 << 20
-PROPOSAL_MODEL = "benefit_plan_define_proposal"
-DEFINITION = proposal_table(PROPOSAL_MODEL)
 
 
 def document_from(options: Options) -> Any:
@@ -76,15 +74,18 @@ def validate_definition(
             "changes": changes, "document": plan.document}
 
 
-def summarise_definition(cur: psycopg2.extensions.cursor, request_id: int) -> dict[str, Any]:
-    cur.execute(f"SELECT plan_code, version, name, plan_type FROM {DEFINITION} WHERE request_id = %s", (request_id,))
+def summarise_definition(cur: psycopg2.extensions.cursor, proposal: ProposalRef) -> dict[str, Any]:
+    request_id = proposal.key
+    cur.execute(f"SELECT plan_code, version, name, plan_type FROM {proposal.table} WHERE request_id ="
+                f" %s", (request_id,))
     code, version, name, plan_type = cur.fetchone()
     return {"plan_version": f"{code} version {version}: {name} ({plan_type})"}
 
 
-def commit_definition(cur: psycopg2.extensions.cursor, commit_id: int, request_id: int) -> int:
+def commit_definition(cur: psycopg2.extensions.cursor, commit_id: int, proposal: ProposalRef) -> int:
+    request_id = proposal.key
     plans.lock_plans(cur)  # a new code is unique whatever its case
-    cur.execute(f"SELECT plan_code, based_on_version FROM {DEFINITION} WHERE request_id = %s", (request_id,))
+    cur.execute(f"SELECT plan_code, based_on_version FROM {proposal.table} WHERE request_id = %s", (request_id,))
     code, based_on = cur.fetchone()
     plans.lock_plan(cur, code)  # a new version may lower max_beneficiaries or change the entitlement rule
     plans.refuse_if_moved_on(cur, code, based_on)
@@ -92,7 +93,7 @@ def commit_definition(cur: psycopg2.extensions.cursor, commit_id: int, request_i
         f"INSERT INTO ledger.plan_versions (plan_code, version, commit_id, name, plan_type, valid_from, valid_to,"
         f" max_beneficiaries, currency, status, document)"
         f" SELECT plan_code, version, %s, name, plan_type, valid_from, valid_to, max_beneficiaries, currency,"
-        f" 'ACTIVE', document FROM {DEFINITION} WHERE request_id = %s",
+        f" 'ACTIVE', document FROM {proposal.table} WHERE request_id = %s",
         (commit_id, request_id),
     )
     return cur.rowcount
@@ -107,7 +108,7 @@ WORKFLOW = Workflow(
     }, describe=lambda options: f"plan {(options.get('plan') or {}).get('code') or options.get('file') or '?'}",
        plan_of=lambda options: str((options.get("plan") or {}).get("code") or options.get("file") or "")),
     validate=FormCheck(check=validate_definition),
-    propose=Proposal(model=PROPOSAL_MODEL, summarise=summarise_definition),
+    propose=Proposal(summarise=summarise_definition),
     approve=Approval(group="ProgrammeCheckers"),
     commit=Commit(append=commit_definition, writes=("plan_versions",)),
     publish=Publish(asset=plans.PLAN_ASSET),

@@ -13,6 +13,7 @@ from benefitflow.intake import RequestError
 from benefitflow.parameters import money
 from benefitflow.programmes import plans
 from benefitflow.programmes.beneficiary_versions import append_beneficiaries
+from benefitflow.proposal_digest import ProposalRef
 from benefitflow.workflows.declaration import (
     Approval,
     Commit,
@@ -23,11 +24,7 @@ from benefitflow.workflows.declaration import (
     Publish,
     Workflow,
     plan_parameter,
-    proposal_table,
 )
-
-PROPOSAL_MODEL = "enrolment_proposal"
-PROPOSAL = proposal_table(PROPOSAL_MODEL)
 
 
 def validate_enrolment(cur: psycopg2.extensions.cursor, request_id: int, options: Options, user: str) -> dict[str, Any]:
@@ -60,22 +57,25 @@ def validate_enrolment(cur: psycopg2.extensions.cursor, request_id: int, options
             "max_beneficiaries": plan.max_beneficiaries, "matching": cur.rowcount}
 
 
-def summarise_enrolment(cur: psycopg2.extensions.cursor, request_id: int) -> dict[str, Any]:
+def summarise_enrolment(cur: psycopg2.extensions.cursor, proposal: ProposalRef) -> dict[str, Any]:
+    request_id = proposal.key
     cur.execute(
         f"SELECT count(*) FILTER (WHERE already_enrolled), count(*) FILTER (WHERE to_enrol),"
-        f" count(*) FILTER (WHERE over_capacity) FROM {PROPOSAL} WHERE request_id = %s", (request_id,))
+        f" count(*) FILTER (WHERE over_capacity) FROM {proposal.table} WHERE request_id = %s", (request_id,))
     already, added, over = cur.fetchone()
     cur.execute(f"SELECT coalesce(sum(p.projected_amount) FILTER (WHERE p.to_enrol), 0), min(v.currency)"
-                f" FROM {PROPOSAL} p JOIN programmes.benefit_plans v USING (plan_code) WHERE p.request_id = %s",
+                f" FROM {proposal.table} p JOIN programmes.benefit_plans v USING (plan_code) WHERE p.request_id = %s",
                 (request_id,))
     cost, currency = cur.fetchone()
     return {"already_enrolled": already, "would_be_added": added, "over_max_beneficiaries": over,
             "projected_cost_per_cycle": money(cost, currency)}
 
 
-def commit_enrolment(cur: psycopg2.extensions.cursor, commit_id: int, request_id: int) -> int:
+def commit_enrolment(cur: psycopg2.extensions.cursor, commit_id: int, proposal: ProposalRef) -> int:
     """Enrol the approved candidates; refuse if capacity or enrolments moved on since the proposal."""
-    cur.execute(f"SELECT r.document->>'plan', (SELECT count(*) FROM {PROPOSAL} p WHERE p.request_id = r.request_id"
+    request_id = proposal.key
+    cur.execute(f"SELECT r.document->>'plan', (SELECT count(*) FROM {proposal.table} p WHERE p.request_id ="
+                f" r.request_id"
                 f" AND p.to_enrol) FROM intake.requests r WHERE r.request_id = %s", (request_id,))
     code, enrolling = cur.fetchone()
     return append_beneficiaries(
@@ -83,7 +83,7 @@ def commit_enrolment(cur: psycopg2.extensions.cursor, commit_id: int, request_id
         f"INSERT INTO ledger.beneficiary_versions (beneficiary_id, version, plan_code, individual_id,"
         f" household_code, status, reason, commit_id)"
         f" SELECT beneficiary_id, 1, plan_code, individual_id, household_code, status, 'enrolment', %s"
-        f" FROM {PROPOSAL} WHERE request_id = %s AND to_enrol",
+        f" FROM {proposal.table} WHERE request_id = %s AND to_enrol",
         (commit_id, request_id),
     )
 
@@ -100,7 +100,7 @@ WORKFLOW = Workflow(
     }, describe=lambda options: f"enrol into {options.get('plan')} as {options.get('target_status')}",
        plan_of=plan_parameter),
     validate=FormCheck(check=validate_enrolment),
-    propose=Proposal(model=PROPOSAL_MODEL, summarise=summarise_enrolment),
+    propose=Proposal(summarise=summarise_enrolment),
     approve=Approval(group="ProgrammeCheckers"),
     commit=Commit(append=commit_enrolment, writes=("beneficiary_versions",)),
     publish=Publish(asset="benefitflow://programmes/beneficiaries"),

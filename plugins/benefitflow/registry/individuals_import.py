@@ -10,6 +10,7 @@ from airflow.sdk import Param
 from benefitflow import validation
 from benefitflow.errors import CommitConflict
 from benefitflow.intake import FileSpec, checked_table, index_by_row
+from benefitflow.proposal_digest import ProposalRef
 from benefitflow.registry import checks, schema
 from benefitflow.workflows.declaration import (
     Approval,
@@ -20,7 +21,6 @@ from benefitflow.workflows.declaration import (
     Proposal,
     Publish,
     Workflow,
-    proposal_table,
 )
 from benefitflow.workflows.intake import UPLOAD_MODES, mode_of
 
@@ -28,8 +28,6 @@ if TYPE_CHECKING:  # GX is imported by the tasks that validate, not when the DAG
     from great_expectations.core import ExpectationSuite
 
 KIND = "individuals"
-PROPOSAL_MODEL = "individuals_import_proposal"
-PROPOSAL = proposal_table(PROPOSAL_MODEL)
 
 
 def spec_for(options: Options) -> FileSpec:
@@ -67,13 +65,14 @@ def proposal_vars(upload: dict[str, Any], options: Options) -> dict[str, Any]:
     return {"mode": mode_of(options), "columns": list(upload["header"])}
 
 
-def summarise(cur: psycopg2.extensions.cursor, upload_id: int) -> dict[str, Any]:
+def summarise(cur: psycopg2.extensions.cursor, proposal: ProposalRef) -> dict[str, Any]:
+    upload_id = proposal.key
     cur.execute(
         f"SELECT count(*) FILTER (WHERE action = 'create'), count(*) FILTER (WHERE action = 'update'),"
         f" count(DISTINCT household_code) FILTER (WHERE household_is_new),"
         f" count(DISTINCT household_code) FILTER (WHERE NOT household_is_new"
         f"                                        AND household_code IS DISTINCT FROM previous_household_code)"
-        f" FROM {PROPOSAL} WHERE upload_id = %s",
+        f" FROM {proposal.table} WHERE upload_id = %s",
         (upload_id,),
     )
     created, updated, new_households, extended = cur.fetchone()
@@ -90,14 +89,15 @@ def summarise(cur: psycopg2.extensions.cursor, upload_id: int) -> dict[str, Any]
             "likely_duplicates": likely, "likely_duplicates_first": examples}
 
 
-def commit(cur: psycopg2.extensions.cursor, commit_id: int, upload_id: int) -> int:
+def commit(cur: psycopg2.extensions.cursor, commit_id: int, proposal: ProposalRef) -> int:
     """Append the proposal: new households, then one new version per individual."""
+    upload_id = proposal.key
     lock_registry(cur)
-    _refuse_stale_updates(cur, upload_id)
-    refuse_taken_national_ids(cur, upload_id)
+    _refuse_stale_updates(cur, proposal)
+    refuse_taken_national_ids(cur, proposal)
     cur.execute(
         f"INSERT INTO ledger.households (household_code, commit_id)"
-        f" SELECT DISTINCT household_code, %s FROM {PROPOSAL} WHERE upload_id = %s AND household_is_new"
+        f" SELECT DISTINCT household_code, %s FROM {proposal.table} WHERE upload_id = %s AND household_is_new"
         f" ON CONFLICT (household_code) DO NOTHING",
         (commit_id, upload_id),
     )
@@ -107,7 +107,7 @@ def commit(cur: psycopg2.extensions.cursor, commit_id: int, upload_id: int) -> i
         f" household_code, role, recipient_type, attributes)"
         f" SELECT individual_id, version, %s, upload_id, row_number, first_name, last_name, dob, sex, national_id,"
         f" location_code, location_name, region, household_code, role, recipient_type, attributes"
-        f" FROM {PROPOSAL} WHERE upload_id = %s",
+        f" FROM {proposal.table} WHERE upload_id = %s",
         (commit_id, upload_id),
     )
     appended = cur.rowcount
@@ -137,24 +137,24 @@ def refuse_broken_households(cur: psycopg2.extensions.cursor, commit_id: int) ->
                          f" a household has one HEAD and one primary recipient; upload its rows again")
 
 
-def _refuse_stale_updates(cur: psycopg2.extensions.cursor, upload_id: int) -> None:
+def _refuse_stale_updates(cur: psycopg2.extensions.cursor, proposal: ProposalRef) -> None:
     cur.execute(
-        f"SELECT p.row_number, p.individual_id FROM {PROPOSAL} p"
+        f"SELECT p.row_number, p.individual_id FROM {proposal.table} p"
         f" WHERE p.upload_id = %s AND p.action = 'update' AND p.based_on_version <>"
         f" (SELECT max(v.version) FROM ledger.individual_versions v WHERE v.individual_id = p.individual_id)"
         f" ORDER BY p.row_number LIMIT 5",
-        (upload_id,),
+        (proposal.key,),
     )
     if stale := cur.fetchall():
         rows = ", ".join(f"row {row} (id {individual})" for row, individual in stale)
         raise CommitConflict(f"the registry changed after the proposal for {rows}; upload the changes again")
 
 
-def refuse_taken_national_ids(cur: psycopg2.extensions.cursor, upload_id: int, proposal: str = PROPOSAL,
+def refuse_taken_national_ids(cur: psycopg2.extensions.cursor, proposal: ProposalRef,
                               person: str = "individual_id") -> None:
     """A national id committed by another upload since this one was validated (`person`: the proposal's id column)."""
     cur.execute(
-        f"WITH wanted AS (SELECT row_number, {person} AS individual_id, national_id FROM {proposal}"
+        f"WITH wanted AS (SELECT row_number, {person} AS individual_id, national_id FROM {proposal.table}"
         f"                WHERE upload_id = %s AND national_id IS NOT NULL),"
         f" holders AS (SELECT DISTINCT ON (v.individual_id) v.individual_id, v.national_id"
         f"             FROM ledger.individual_versions v"
@@ -164,7 +164,7 @@ def refuse_taken_national_ids(cur: psycopg2.extensions.cursor, upload_id: int, p
         f" SELECT w.row_number, w.national_id FROM wanted w"
         f" JOIN holders h ON h.national_id = w.national_id AND h.individual_id <> w.individual_id"
         f" ORDER BY w.row_number LIMIT 5",
-        (upload_id,),
+        (proposal.key,),
     )
     if taken := cur.fetchall():
         rows = ", ".join(f"row {row} ({national_id})" for row, national_id in taken)
@@ -179,7 +179,7 @@ WORKFLOW = Workflow(
                                   "the columns in the file change"),
     }),
     validate=FileChecks(suite=suite_for, prepare=prepare, check=check),
-    propose=Proposal(model=PROPOSAL_MODEL, summarise=summarise, vars=proposal_vars),
+    propose=Proposal(summarise=summarise, vars=proposal_vars),
     approve=Approval(group="RegistryCheckers"),
     commit=Commit(append=commit, writes=("households", "individual_versions")),
     publish=Publish(asset="benefitflow://registry/individuals"),

@@ -7,6 +7,7 @@ from typing import Any
 import psycopg2.extensions
 
 from benefitflow.intake import FileSpec
+from benefitflow.proposal_digest import ProposalRef
 from benefitflow.workflows.declaration import (
     Approval,
     Commit,
@@ -15,18 +16,16 @@ from benefitflow.workflows.declaration import (
     Proposal,
     Publish,
     Workflow,
-    proposal_table,
 )
 
 SPEC = FileSpec(kind="selftest", required_columns=("code", "label", "amount"))
-PROPOSAL_MODEL = "selftest_proposal"
-PROPOSAL = proposal_table(PROPOSAL_MODEL)
 
 
-def summarise(cur: psycopg2.extensions.cursor, upload_id: int) -> dict[str, Any]:
+def summarise(cur: psycopg2.extensions.cursor, proposal: ProposalRef) -> dict[str, Any]:
     cur.execute(
-        f"SELECT count(*), coalesce(sum(amount), 0), min(amount), max(amount) FROM {PROPOSAL} WHERE upload_id = %s",
-        (upload_id,),
+        "SELECT count(*), coalesce(sum(amount), 0), min(amount), max(amount)"
+        f" FROM {proposal.table} WHERE upload_id = %s",
+        (proposal.key,),
     )
     rows, total, smallest, largest = cur.fetchone()
     return {"rows_to_append": rows, "total_amount": f"{total:.2f}",
@@ -34,11 +33,11 @@ def summarise(cur: psycopg2.extensions.cursor, upload_id: int) -> dict[str, Any]
             "largest_amount": None if largest is None else f"{largest:.2f}"}
 
 
-def commit(cur: psycopg2.extensions.cursor, commit_id: int, upload_id: int) -> int:
+def commit(cur: psycopg2.extensions.cursor, commit_id: int, proposal: ProposalRef) -> int:
     cur.execute(
         "INSERT INTO ledger.selftest_records (commit_id, row_number, code, label, amount)"
-        f" SELECT %s, row_number, code, label, amount FROM {PROPOSAL} WHERE upload_id = %s",
-        (commit_id, upload_id),
+        f" SELECT %s, row_number, code, label, amount FROM {proposal.table} WHERE upload_id = %s",
+        (commit_id, proposal.key),
     )
     return cur.rowcount
 
@@ -48,7 +47,7 @@ WORKFLOW = Workflow(
     operation="selftest",
     intake=FileIntake(spec=SPEC),
     validate=FileChecks(suite="selftest"),
-    propose=Proposal(model=PROPOSAL_MODEL, summarise=summarise),
+    propose=Proposal(summarise=summarise),
     approve=Approval(group="RegistryCheckers"),
     commit=Commit(append=commit, writes=("selftest_records",)),
     publish=Publish(asset="benefitflow://marts/selftest"),
@@ -62,7 +61,7 @@ Proves the platform end to end on a tiny CSV with the columns `code,label,amount
    a staging table with `COPY`; the same file is refused the second time.
 2. **validate** — the Great Expectations suite `expectations/selftest.json` checks every row;
    failing rows go to a CSV report in the outbox (`reports/`).
-3. **propose** — dbt builds `proposals.selftest_proposal` for this upload.
+3. **propose** — dbt builds `proposals.platform_selftest_proposal` for this upload.
 4. **approve** — a member of `RegistryCheckers` other than you approves or rejects it on the
    *Required actions* page.
 5. **commit** — approved rows are appended to `ledger.selftest_records` with the decision.

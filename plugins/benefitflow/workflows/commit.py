@@ -27,7 +27,7 @@ def commit_step(*, workflow: Workflow, dag_id: str, run_id: str, taken: Taken, u
     try:
         with db.transaction() as cur:
             decision_id, commit_id = append_commit(cur, proposal, dag_id, run_id)
-            appended = workflow.commit.append(cur, commit_id, key)
+            appended = workflow.commit.append(cur, commit_id, proposal)
             publish.check_writes(cur, workflow.operation, workflow.commit.writes)
             publish.refresh_statistics(cur)
             _mark_applied(cur, proposal)

@@ -95,7 +95,7 @@ def build_dag(workflow: Workflow) -> DAG:
         proposal = propose_task(taken, validated)
         if workflow.shortcut is not None:
             _route(workflow, taken, validated, proposal)
-        chain(proposal, *approval_steps(workflow.operation, proposal_table=workflow.propose.table,
+        chain(proposal, *approval_steps(workflow.operation, proposal_table=workflow.proposal_table,
                                              default=workflow.approve),
               commit_task(taken), publish_task(writes=list(workflow.commit.writes)), published_task())
     return dag

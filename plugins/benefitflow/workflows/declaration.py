@@ -93,26 +93,18 @@ class FormCheck:
 
 
 # -- propose -------------------------------------------------------------------------------------
-def proposal_table(model: str) -> str:
-    """Where dbt builds a proposal model: the table the summary, the digest and the commit read."""
-    return f"proposals.{model}"
-
-
 @dataclass(frozen=True)
 class Proposal:
-    """The dbt model proposing what the commit would append, and what the checker reads of it.
+    """What the checker reads of the proposal dbt builds as `proposals.<dag_id>_proposal` (the workflow's
+    proposal model, one name per DAG) for the run's upload or request.
 
-    summarise(cur, upload or request id): the numbers the checker reads beside the digest.
+    summarise(cur, proposal): the numbers the checker reads beside the digest; `proposal.table` holds the
+    rows, `proposal.key` is the upload or request id they are keyed by.
     vars: optional; values for the model beyond the upload or request id (dbt_runner.run_values).
     """
 
-    model: str
-    summarise: Callable[[Cursor, int], dict[str, Any]]
+    summarise: Callable[[Cursor, ProposalRef], dict[str, Any]]
     vars: Callable[[Taken, Options], dict[str, Any]] | None = None
-
-    @property
-    def table(self) -> str:
-        return proposal_table(self.model)
 
 
 # -- approve -------------------------------------------------------------------------------------
@@ -129,14 +121,15 @@ class Approval:
 # -- commit --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Commit:
-    """append(cur, commit_id, upload or request id): appends the approved proposal, returns the rows appended.
+    """append(cur, commit_id, proposal): appends the approved proposal (`proposal.table`, keyed by
+    `proposal.key`), returns the rows appended.
 
     writes: the ledger tables it appends to; the publish rebuilds what derives from them.
     after / after_failure: work outside the database (upload or request id) once the commit is
     durable (e.g. a file put in place; also when a retried commit finds it done), or when it failed.
     """
 
-    append: Callable[[Cursor, int, int], int]
+    append: Callable[[Cursor, int, ProposalRef], int]
     writes: tuple[str, ...]
     after: Callable[[int], None] | None = None
     after_failure: Callable[[int], None] | None = None
@@ -187,8 +180,18 @@ class Workflow:
     def takes_file(self) -> bool:
         return isinstance(self.intake, FileIntake)
 
+    @property
+    def proposal_model(self) -> str:
+        """The dbt model proposing what the commit appends: named after the DAG, whatever the operation."""
+        return f"{self.dag_id}_proposal"
+
+    @property
+    def proposal_table(self) -> str:
+        """Where dbt builds the proposal: the table the summary, the digest and the commit read."""
+        return f"proposals.{self.proposal_model}"
+
     def proposal_for(self, taken: Taken) -> ProposalRef:
         """The rows a run proposes: the proposal model's table, keyed by the run's upload or request."""
         if self.takes_file:
-            return ProposalRef(self.operation, self.propose.table, upload_id=int(taken["upload_id"]))
-        return ProposalRef(self.operation, self.propose.table, request_id=int(taken["request_id"]))
+            return ProposalRef(self.operation, self.proposal_table, upload_id=int(taken["upload_id"]))
+        return ProposalRef(self.operation, self.proposal_table, request_id=int(taken["request_id"]))

@@ -26,6 +26,7 @@ from benefitflow import config, db, exports, intake
 from benefitflow.errors import WorkflowError
 from benefitflow.exports import ExportError, Selection, Source
 from benefitflow.intake import RequestError
+from benefitflow.proposal_digest import ProposalRef
 from benefitflow.workflows.declaration import (
     Approval,
     Commit,
@@ -66,14 +67,14 @@ def export_workflow(*, dag_id: str, source_for: SourceFor, params: dict[str, Par
                     approve: Approval, tags: tuple[str, ...] = ()) -> Workflow:
     """An export of the rows `source_for` offers (whitelisted fields, rows, key), chosen by the trigger form;
     `approve` says who approves it when it has personal columns."""
-    steps = _ExportSteps(source_for, model=f"{dag_id}_proposal")
+    steps = _ExportSteps(source_for)
     return Workflow(
         dag_id=dag_id,
         doc_md=doc_md + PERSONAL_DATA_NOTE,
         intake=FormIntake(params=params, plan_of=plan_parameter,
                           describe=lambda options: f"{dag_id} of {_columns_text(options.get('columns'))}"),
         validate=FormCheck(check=steps.validate),
-        propose=Proposal(model=steps.model, summarise=_summarise),
+        propose=Proposal(summarise=_summarise),
         approve=approve,
         commit=Commit(append=steps.commit, writes=(), after_failure=_remove_request_file),
         publish=Publish(asset=f"benefitflow://exports/{dag_id}"),
@@ -86,7 +87,6 @@ def export_workflow(*, dag_id: str, source_for: SourceFor, params: dict[str, Par
 @dataclass(frozen=True)
 class _ExportSteps:
     source_for: SourceFor
-    model: str  # the export's proposal model: the keys of the rows selected when it was asked for
 
     def selection(self, cur: Cursor, options: Options) -> Selection:
         try:
@@ -103,12 +103,13 @@ class _ExportSteps:
             document["rows_to_export"] = exports.remember(cur, selection, request_id)
         return document
 
-    def commit(self, cur: Cursor, commit_id: int, request_id: int) -> int:
+    def commit(self, cur: Cursor, commit_id: int, proposal: ProposalRef) -> int:
+        """Writes the rows whose keys the proposal kept when the export was asked for."""
         cur.execute("SELECT parameters, requested_by, run_id FROM intake.requests WHERE request_id = %s",
-                    (request_id,))
+                    (proposal.key,))
         parameters, maker, run_id = cur.fetchone()
         done = exports.export_approved(
-            cur, self.selection(cur, parameters), sql.Identifier("proposals", self.model), request_id,
+            cur, self.selection(cur, parameters), sql.Identifier(*proposal.table.split(".")), proposal.key,
             target_dir=export_dir(), user=maker, label=run_id,
             details={"parameters": parameters, "commit_id": commit_id})
         return done.rows
@@ -128,9 +129,9 @@ class _ExportSteps:
         return {"file": str(done.path), "rows": done.rows, "sha256": done.sha256, "columns": done.columns}
 
 
-def _summarise(cur: Cursor, request_id: int) -> dict[str, Any]:
+def _summarise(cur: Cursor, proposal: ProposalRef) -> dict[str, Any]:
     """What the checker reads beside who asks (the request's maker): the filter, the columns, the rows."""
-    cur.execute("SELECT document FROM intake.requests WHERE request_id = %s", (request_id,))
+    cur.execute("SELECT document FROM intake.requests WHERE request_id = %s", (proposal.key,))
     (document,) = cur.fetchone()
     return {"filter": json.dumps(document["filter"], sort_keys=True), "columns": ", ".join(document["columns"]),
             "personal_columns": ", ".join(document["personal_columns"]), "rows_to_export": document["rows_to_export"]}

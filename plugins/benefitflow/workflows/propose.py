@@ -20,9 +20,9 @@ def propose_step(
     if workflow.propose.vars is not None:
         values |= workflow.propose.vars(taken, options or {})
     with proposal_digest.locked(proposal):
-        dbt_runner.run(["run", "--select", workflow.propose.model], values)
+        dbt_runner.run(["run", "--select", workflow.proposal_model], values)
         with db.transaction() as cur:
-            summary = workflow.propose.summarise(cur, key)
+            summary = workflow.propose.summarise(cur, proposal)
             digest = proposal_digest.compute(cur, proposal)
             # The proposal now holds all the commit needs.
             if workflow.takes_file:
