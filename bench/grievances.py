@@ -10,7 +10,7 @@ from bench.settings import CHECKER, MAKER, PEOPLE_PER_GRIEVANCE, PLAN, ROWS
 
 
 def bench_grievances(memory: PeakMemory) -> None:
-    from benefitflow import config
+    from benefitflow.core import config
     from benefitflow.grievances.grievances_import import WORKFLOW as GRIEVANCES
     from benefitflow.workflows.direct import run_steps
 
@@ -31,7 +31,7 @@ def write_grievances_file(path: Path, tickets: int) -> None:
     """Streamed out of PostgreSQL with COPY: every tenth ticket is reported by a beneficiary of the plan."""
     from psycopg2 import sql
 
-    from benefitflow import db
+    from benefitflow.core import db
     from benefitflow.grievances.grievances_import import CHANNELS, PRIORITIES, categories
 
     category_codes = sorted(categories())

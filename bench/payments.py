@@ -125,7 +125,7 @@ def check_control(checks: Checks, name: str, payroll_file: Path, bills: tuple[in
 
 def simulate_provider(memory: PeakMemory, payroll_file: Path, rows: int) -> ProviderFile:
     """The provider's filled file in the inbox, timed apart: it is not part of the platform's chain."""
-    from benefitflow import config
+    from benefitflow.core import config
 
     if rows < MIN_BILLS:
         raise SystemExit(f"benefitflow bench: {rows} bills are too few for the provider's file (at least {MIN_BILLS})")
@@ -198,7 +198,7 @@ def bench_reconciliation(memory: PeakMemory, checks: Checks, name: str, filled: 
 
 def bench_corrections(memory: PeakMemory, checks: Checks, name: str, filled: ProviderFile) -> float:
     """The refused rows as they should have been, in a second small file: every bill of the payroll answered."""
-    from benefitflow import config
+    from benefitflow.core import config
 
     path = config.inbox() / f"{name}-provider-corrections.csv"
     with path.open("w", encoding="utf-8", newline="") as sink:
@@ -234,7 +234,7 @@ def reconcile(memory: PeakMemory, name: str, path: Path, rows: int, label: str) 
 
 def check_reconciled(checks: Checks, name: str, bills: tuple[int, Decimal], filled: ProviderFile) -> None:
     """(c) Every bill PAID or FAILED in the published `payments.bills`, as the ledger's latest events say."""
-    from benefitflow import db
+    from benefitflow.core import db
     from benefitflow.payments.payroll import approved_payroll
 
     print(f"\nbenefitflow bench: payment checks after reconciliation of {name}")

@@ -9,7 +9,7 @@ from bench.settings import CHECKER, ENTITLEMENT, MAKER, PLAN
 
 
 def bench_enrolment(memory: PeakMemory) -> None:
-    from benefitflow import db
+    from benefitflow.core import db
     from benefitflow.programmes.benefit_plan_define import WORKFLOW as DEFINE
     from benefitflow.programmes.enrolment import WORKFLOW as ENROLMENT
     from benefitflow.workflows.direct import run_steps

@@ -45,7 +45,8 @@ def bench_registry_import(instance: Any, memory: PeakMemory) -> int:
 
 def print_digest_cost(workflow: Workflow, taken: dict[str, Any], stages: Stages) -> None:
     """What the proposal digest costs (computed again here, as the approve and commit steps do) against propose."""
-    from benefitflow import db, proposal_digest
+    from benefitflow.core import db
+    from benefitflow.workflows import proposal_digest
 
     proposal = workflow.proposal_for(taken)
     with db.transaction() as cur:
@@ -77,7 +78,7 @@ def top_up_registry(instance: Any, rows: int) -> None:
 def copy_floor(path: Path) -> None:
     from psycopg2 import sql
 
-    from benefitflow import db
+    from benefitflow.core import db
     from benefitflow_dev.synthetic import HEADER
 
     with db.transaction() as cur:
@@ -89,7 +90,7 @@ def copy_floor(path: Path) -> None:
 
 
 def bench_individual_record() -> None:
-    from benefitflow import db
+    from benefitflow.core import db
 
     with db.transaction() as cur:
         cur.execute(

@@ -32,7 +32,7 @@ REFERENCE_OUT = os.environ.get("BENCH_REFERENCE_OUT")  # set for the 10,000-peop
 
 
 def query_one(query: str, parameters: tuple[Any, ...]) -> Any:
-    from benefitflow import db
+    from benefitflow.core import db
 
     with db.transaction() as cur:
         cur.execute(query, parameters)
@@ -40,7 +40,7 @@ def query_one(query: str, parameters: tuple[Any, ...]) -> Any:
 
 
 def inbox_file(name: str, lines: list[str]) -> str:
-    from benefitflow import config
+    from benefitflow.core import config
 
     path = config.inbox() / f"{uuid.uuid4().hex[:8]}-{name}"
     path.write_text("\n".join(lines) + "\n")

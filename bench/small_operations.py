@@ -58,7 +58,7 @@ def bench_small_operations(memory: PeakMemory) -> None:
 
 def first_values(query: str, *parameters: Any) -> list[str]:
     """The first SMALL_ROWS values the query gives (its last parameter is the LIMIT); exactly that many."""
-    from benefitflow import db
+    from benefitflow.core import db
 
     with db.transaction() as cur:
         cur.execute(query, (*parameters, SMALL_ROWS))

@@ -4,7 +4,7 @@ listener that makes each task process forget the services' secrets."""
 from airflow.plugins_manager import AirflowPlugin
 
 from benefitflow.platform import task_secrets
-from benefitflow.upload_files import app
+from benefitflow.platform.upload_files import app
 
 
 class BenefitflowPlugin(AirflowPlugin):

@@ -12,8 +12,9 @@
     {{- return(var(name)) }}
 {% endmacro %}
 
-{#- The checked table of the upload a file workflow proposes from (run value `checked_table`, handed over by
-    the workflow: `benefitflow.intake.checked_table`), refused unless it is that upload's, and quoted. -#}
+{#- The checked table of the upload a file workflow proposes from (run value `checked_table`, handed over
+    by the workflow: `benefitflow.workflows.inputs.checked_table`), refused unless it is that upload's,
+    and quoted. -#}
 {% macro checked_table(upload_id) %}
     {%- set name = run_value('checked_table') %}
     {%- set suffix = '_' ~ (upload_id | int) ~ '_checked' %}

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psycopg2.extensions
 
-from benefitflow import db, file_store
+from benefitflow.core import db, file_store
 from benefitflow_dev import provider_answers
 from benefitflow_dev.airflow_client import AirflowClient
 from benefitflow_dev.instance import Instance

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
-from benefitflow import file_store
+from benefitflow.core import file_store
 from benefitflow.platform import readers, system_users
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -51,7 +51,7 @@ SCHEDULER_IDLE_SLEEP_SECONDS = "0.2"
 # What every task imports, loaded once by the scheduler's fork server (a fresh interpreter, never the scheduler
 # itself) and shared by every executor worker and task forked from it; a task then starts in about a second.
 TASK_PRELOAD = ("airflow.sdk.execution_time.task_runner", "benefitflow_plugin", "benefitflow.workflows.dag",
-                "benefitflow.workflows.export", "great_expectations", "dbt.cli.main", "benefitflow.dbt_preload")
+                "benefitflow.workflows.export", "great_expectations", "dbt.cli.main", "benefitflow.core.dbt_preload")
 
 
 def free_port() -> int:

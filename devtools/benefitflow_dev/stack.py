@@ -8,8 +8,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 
-from benefitflow import db, dbt_runner, file_store
-from benefitflow.config import DBT_PROJECT_DIR, OUTBOX_FOLDERS
+from benefitflow.core import db, dbt_runner, file_store
+from benefitflow.core.config import DBT_PROJECT_DIR, OUTBOX_FOLDERS
 from benefitflow.platform import airflow_security, readers, system_users
 from benefitflow.workflows import publish
 from benefitflow_dev import demo, postgres, services, superset_setup

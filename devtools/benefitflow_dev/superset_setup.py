@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from benefitflow import file_store
+from benefitflow.core import file_store
 from benefitflow_dev import services
 from benefitflow_dev.instance import PROJECT_ROOT, Instance
 from benefitflow_dev.stack_tools import run

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from benefitflow import db
+from benefitflow.core import db
 from benefitflow.registry.individuals_import import WORKFLOW as INDIVIDUALS
 from benefitflow.workflows.direct import run_steps
 

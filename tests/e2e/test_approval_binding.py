@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from benefitflow import db
+from benefitflow.core import db
 
 pytestmark = pytest.mark.e2e
 

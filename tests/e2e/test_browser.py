@@ -19,7 +19,7 @@ import pytest
 import requests
 from playwright.sync_api import Locator, Page, Response, expect
 
-from benefitflow import config, db
+from benefitflow.core import config, db
 from benefitflow.payments.payment_cycle import WORKFLOW as CYCLE
 from benefitflow.payments.payroll import WORKFLOW as PAYROLL
 from benefitflow.payments.payroll import payroll_dir

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from benefitflow import db
+from benefitflow.core import db
 
 pytestmark = pytest.mark.e2e
 

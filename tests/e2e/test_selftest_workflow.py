@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benefitflow import audit, db
+from benefitflow.core import audit, db
 
 pytestmark = pytest.mark.e2e
 

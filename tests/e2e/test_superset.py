@@ -17,7 +17,7 @@ import pytest
 import requests
 import yaml
 
-from benefitflow import config
+from benefitflow.core import config
 from benefitflow.payments.payment_cycle import WORKFLOW as CYCLE
 from benefitflow.payments.payroll import WORKFLOW as PAYROLL
 from benefitflow.payments.payroll import payroll_dir

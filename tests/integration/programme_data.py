@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from benefitflow import config, db
+from benefitflow.core import config, db
 from benefitflow.registry.individuals_import import WORKFLOW as INDIVIDUALS
 from benefitflow.workflows.declaration import Workflow
 from benefitflow.workflows.direct import run_steps

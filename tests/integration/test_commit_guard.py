@@ -7,9 +7,8 @@ import uuid
 
 import pytest
 
-from benefitflow import db, decisions, proposal_digest
-from benefitflow.decisions import Decision
-from benefitflow.errors import WorkflowError
+from benefitflow.core import db
+from benefitflow.core.errors import WorkflowError
 from benefitflow.payments.payment_cycle import WORKFLOW as CYCLE
 from benefitflow.payments.payroll import WORKFLOW as PAYROLL
 from benefitflow.payments.payroll import payroll_dir
@@ -18,7 +17,9 @@ from benefitflow.programmes.benefit_plan_define import WORKFLOW as DEFINE
 from benefitflow.programmes.enrolment import WORKFLOW as ENROLMENT
 from benefitflow.selftest.platform_selftest import WORKFLOW
 from benefitflow.selftest.platform_selftest_two_checkers import WORKFLOW as WORKFLOW_TWO_CHECKERS
+from benefitflow.workflows import decisions, proposal_digest
 from benefitflow.workflows.commit import commit_step
+from benefitflow.workflows.decisions import Decision
 from benefitflow.workflows.direct import record_direct_decision
 from benefitflow.workflows.intake import intake_step, take_in_file
 from benefitflow.workflows.propose import propose_step

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from benefitflow.errors import CommitConflict
+from benefitflow.core.errors import CommitConflict
 from benefitflow.payments.payment_cycle import WORKFLOW as CYCLE
 from benefitflow.programmes.beneficiaries_import import WORKFLOW as BENEFICIARIES
 from benefitflow.programmes.beneficiary_status import WORKFLOW as STATUS

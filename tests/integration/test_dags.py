@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 
-from benefitflow import dbt_runner
+from benefitflow.core import dbt_runner
 from benefitflow.workflows import catalogue, publish
 from benefitflow.workflows.approve import MakerCheckerApproval, policy_for
 

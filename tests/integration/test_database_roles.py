@@ -7,7 +7,7 @@ from contextlib import closing
 import psycopg2
 import pytest
 
-from benefitflow import config, db, dbt_runner
+from benefitflow.core import config, db, dbt_runner
 from benefitflow.platform import readers
 from benefitflow.registry.individuals_import import WORKFLOW as INDIVIDUALS
 from benefitflow.workflows.direct import run_steps as run_upload
@@ -54,7 +54,7 @@ def test_app_user_cannot_alter_the_ledger_schema(database) -> None:
 
 def test_a_commit_analyzes_what_it_appended_in_bulk_through_the_owners_function(database) -> None:
     """ANALYZE is the owner's: the app asks migration 015's function, once per min_rows appended."""
-    from benefitflow import audit
+    from benefitflow.core import audit
 
     with closing(psycopg2.connect(database.app_database_url)) as conn, conn.cursor() as cur:
         cur.execute("SELECT ledger.refresh_statistics(2)")
@@ -78,7 +78,7 @@ def test_a_commit_analyzes_what_it_appended_in_bulk_through_the_owners_function(
 def test_statistics_wait_for_nobody_and_are_asked_for_only_after_rows(database) -> None:
     """A table someone else is analyzing or vacuuming is left as it is after a second (lock_timeout), and the
     commit goes on; the app cannot make the function analyze tables it has not appended to."""
-    from benefitflow import audit
+    from benefitflow.core import audit
 
     with closing(psycopg2.connect(database.owner_database_url)) as holder, holder.cursor() as held, \
             closing(psycopg2.connect(database.app_database_url)) as conn, conn.cursor() as cur:
@@ -236,7 +236,7 @@ def test_a_region_login_cannot_become_another_nor_widen_through_settings(databas
 
 
 def test_a_full_refresh_keeps_the_policies(database, people_everywhere) -> None:
-    from benefitflow import dbt_runner
+    from benefitflow.core import dbt_runner
 
     north = REGIONAL[0]
     before = {mart: regions_seen(login_url(database, north), mart) for mart in people_everywhere}
@@ -271,7 +271,7 @@ def test_a_publish_waits_for_a_reader_in_short_turns_and_then_goes_through(datab
     """A reader holding a mart (here an open transaction, released after 6 s; a dashboard query is cancelled at
     its statement_timeout) delays the rebuild of that mart, which tries again after each 1 s lock timeout;
     other readers are not queued behind it for longer than that."""
-    from benefitflow import dbt_runner
+    from benefitflow.core import dbt_runner
 
     monkeypatch.setenv(dbt_runner.LOCK_TIMEOUT_VARIABLE, "1")
     reader = psycopg2.connect(login_url(database, ALL_REGIONS))

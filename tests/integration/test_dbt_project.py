@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from benefitflow import db, dbt_runner
-from benefitflow.exports import PERSONAL_COLUMNS
+from benefitflow.core import db, dbt_runner
+from benefitflow.workflows.export_files import PERSONAL_COLUMNS
 
 DBT = str(Path(sys.executable).with_name("dbt"))
 REF = re.compile(r"\bref\(\s*'(\w+)'\s*\)")
@@ -94,10 +94,10 @@ def _parses_in_a_task() -> bool:
 
 
 def test_a_task_forked_from_the_fork_server_finds_the_project_parsed(database) -> None:
-    """Airflow's fork server imports benefitflow.dbt_preload (benefitflow_dev.instance.TASK_PRELOAD): what it forks parses
+    """Airflow's fork server imports benefitflow.core.dbt_preload (benefitflow_dev.instance.TASK_PRELOAD): what it forks parses
     nothing."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["benefitflow.dbt_preload"])
+    context.set_forkserver_preload(["benefitflow.core.dbt_preload"])
     with context.Pool(1) as pool:
         assert pool.apply(_parses_in_a_task) is False
 

@@ -7,8 +7,8 @@ import json
 import pytest
 from psycopg2 import sql
 
-from benefitflow import db
-from benefitflow.filters import FilterError, age_field, compile_filter, core_field, schema_fields
+from benefitflow.core import db
+from benefitflow.core.filters import FilterError, age_field, compile_filter, core_field, schema_fields
 
 SCHEMA = {
     "type": "object",

@@ -9,14 +9,15 @@ from datetime import date, timedelta
 import psycopg2
 import pytest
 
-from benefitflow import config, db, exports
-from benefitflow.errors import WorkflowError
+from benefitflow.core import config, db
+from benefitflow.core.errors import WorkflowError
 from benefitflow.grievances.grievance_status import WORKFLOW as STATUS
 from benefitflow.grievances.grievances_import import WORKFLOW as GRIEVANCES
 from benefitflow.grievances.grievances_import import categories
 from benefitflow.programmes.benefit_plan_define import WORKFLOW as DEFINE
 from benefitflow.programmes.enrolment import WORKFLOW as ENROLMENT
 from benefitflow.registry.individual_record_export import WORKFLOW as RECORD_EXPORT
+from benefitflow.workflows import export_files
 from benefitflow.workflows.direct import run_steps as run_export
 from benefitflow.workflows.direct import run_steps as run_upload
 from benefitflow.workflows.export import export_dir
@@ -193,7 +194,7 @@ def test_one_persons_record_exports_as_csv_once_approved_and_is_audited(people) 
     done = run_export(RECORD_EXPORT, options={"individual_id": people["head"]}, maker="maker", checker="checker",
                       run_id=run_id)
     assert done["proposal"]["personal_columns"] == "full_name"
-    path = exports.export_path(export_dir(), "individual_record", done["request_id"], run_id)
+    path = export_files.export_path(export_dir(), "individual_record", done["request_id"], run_id)
     with path.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert {row["individual_id"] for row in rows} == {people["head"]}

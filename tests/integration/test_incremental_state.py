@@ -17,7 +17,7 @@ import psycopg2
 import pytest
 from psycopg2 import sql
 
-from benefitflow import config, dbt_runner
+from benefitflow.core import config, dbt_runner
 from benefitflow.grievances.grievance_status import WORKFLOW as GRIEVANCE_STATUS
 from benefitflow.grievances.grievances_import import WORKFLOW as GRIEVANCES
 from benefitflow.payments.held_bills_release import WORKFLOW as RELEASE

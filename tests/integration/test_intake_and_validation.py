@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from benefitflow import config, db, validation
-from benefitflow.config import EXPECTATIONS_DIR
-from benefitflow.errors import WorkflowError
+from benefitflow.core import config, db
+from benefitflow.core.config import EXPECTATIONS_DIR
+from benefitflow.core.errors import WorkflowError
 from benefitflow.selftest.platform_selftest import SPEC, WORKFLOW
+from benefitflow.workflows import suites
 from benefitflow.workflows.intake import take_in_file
 from benefitflow.workflows.validate import validate_step
 
@@ -39,12 +40,12 @@ def run_intake(path: Path) -> dict:
 @pytest.mark.parametrize("suite_file", sorted(EXPECTATIONS_DIR.glob("*.json")), ids=lambda p: p.name)
 def test_every_suite_loads_with_all_its_expectations(suite_file: Path) -> None:
     declared = len(json.loads(suite_file.read_text())["expectations"])
-    assert len(validation.load_suite(suite_file.stem).expectations) == declared
+    assert len(suites.load_suite(suite_file.stem).expectations) == declared
 
 
 def test_a_suite_with_an_unknown_expectation_is_refused() -> None:
-    with pytest.raises(validation.SuiteError):
-        validation.suite_from_document({"name": "x", "expectations": [
+    with pytest.raises(suites.SuiteError):
+        suites.suite_from_document({"name": "x", "expectations": [
             {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "a"}},
             {"type": "expect_column_values_to_be_bogus", "kwargs": {"column": "a"}},
         ]})

@@ -7,7 +7,7 @@ import psycopg2
 import psycopg2.extras
 import pytest
 
-from benefitflow import audit, db
+from benefitflow.core import audit, db
 from benefitflow.platform import cli
 from benefitflow_dev import postgres
 

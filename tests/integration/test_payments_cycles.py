@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from benefitflow.errors import CommitConflict, WorkflowError
+from benefitflow.core.errors import CommitConflict, WorkflowError
 from benefitflow.payments.held_bills_release import WORKFLOW as RELEASE
 from benefitflow.payments.payment_cycle import WORKFLOW as CYCLE
 from benefitflow.payments.payroll import WORKFLOW as PAYROLL

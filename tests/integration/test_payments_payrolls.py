@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from benefitflow import config, db, exports
-from benefitflow.errors import CommitConflict, WorkflowError
+from benefitflow.core import config, db
+from benefitflow.core.errors import CommitConflict, WorkflowError
 from benefitflow.payments.payment_cycle import WORKFLOW as CYCLE
 from benefitflow.payments.payments_export import payments_of
 from benefitflow.payments.payroll import WORKFLOW as PAYROLL
@@ -21,6 +21,7 @@ from benefitflow.payments.payroll_reconciliation import bills_left_open
 from benefitflow.programmes.benefit_plan_define import WORKFLOW as DEFINE
 from benefitflow.programmes.enrolment import WORKFLOW as ENROLMENT
 from benefitflow.registry.individuals_import import WORKFLOW as INDIVIDUALS
+from benefitflow.workflows import export_files
 from benefitflow.workflows.direct import run_steps
 from benefitflow.workflows.direct import run_steps as run_upload
 from tests.integration.payments_data import define_and_activate, pay, read_control, read_rows
@@ -56,9 +57,9 @@ def test_a_group_plan_pays_the_households_primary_recipient_not_always_its_head(
     assert control["sha256"] == hashlib.sha256(file.read_bytes()).hexdigest()
     assert {path.stat().st_mode & 0o777 for path in (file, file.with_suffix(".control.json"))} == {0o640}
     with db.transaction() as cur:
-        done = exports.export(cur, payments_of(cur, {}), columns=["household_code", "first_name"],
-                              document={"all": [{"field": "plan", "op": "=", "value": code}]},
-                              target_dir=database.outbox / "exports", user="maker", label="t")
+        done = export_files.export(cur, payments_of(cur, {}), columns=["household_code", "first_name"],
+                                   document={"all": [{"field": "plan", "op": "=", "value": code}]},
+                                   target_dir=database.outbox / "exports", user="maker", label="t")
     with done.path.open(encoding="utf-8", newline="") as handle:
         assert {(r["household_code"], r["first_name"]) for r in csv.DictReader(handle)} == {
             (first, "Akinyi"), (second, "'-Baraka")}
@@ -157,7 +158,7 @@ def test_two_payrolls_reconciled_with_failures_moved_and_paid(database, region, 
 
     # Found again: the payments export with a filter, and the marts Superset reads.
     with db.transaction() as cur:
-        done = exports.export(cur, payments_of(cur, {}), document={"all": [
+        done = export_files.export(cur, payments_of(cur, {}), document={"all": [
             {"field": "plan", "op": "=", "value": code}, {"field": "payroll", "op": "=", "value": second["payroll"]},
             {"field": "status", "op": "in", "value": ["PAID"]}, {"field": "region", "op": "=", "value": region}]},
             columns=["bill_code", "status", "amount", "amount_paid", "receipt", "region", "national_id"],

@@ -9,9 +9,8 @@ from typing import Any
 import psycopg2
 import pytest
 
-from benefitflow import db, exports
-from benefitflow.errors import WorkflowError
-from benefitflow.exports import ExportError
+from benefitflow.core import db
+from benefitflow.core.errors import WorkflowError
 from benefitflow.programmes.beneficiaries_export import beneficiaries_of
 from benefitflow.programmes.beneficiaries_import import WORKFLOW as BENEFICIARIES
 from benefitflow.programmes.beneficiary_status import WORKFLOW as STATUS
@@ -19,7 +18,9 @@ from benefitflow.programmes.benefit_plan_close import WORKFLOW as CLOSE
 from benefitflow.programmes.benefit_plan_define import WORKFLOW as DEFINE
 from benefitflow.programmes.enrolment import WORKFLOW as ENROLMENT
 from benefitflow.programmes.plans import PlanError
+from benefitflow.workflows import export_files
 from benefitflow.workflows.direct import run_steps as run_upload
+from benefitflow.workflows.export_files import ExportError
 from tests.integration.programme_data import in_region, plan_document, query, register_region, run, tag
 
 
@@ -220,8 +221,8 @@ def test_a_plans_beneficiaries_are_exported_with_a_filter_and_audited(database, 
         criteria={"all": [{"field": "role", "op": "=", "value": "HEAD"}]})
     with db.transaction() as cur:
         source = beneficiaries_of(cur, {"plan": code})
-        done = exports.export(cur, source, document={"all": [{"field": "status", "op": "=", "value": "ACTIVE"}]},
-                              columns=None, target_dir=database.outbox / "exports", user="maker", label="t")
+        done = export_files.export(cur, source, document={"all": [{"field": "status", "op": "=", "value": "ACTIVE"}]},
+                                   columns=None, target_dir=database.outbox / "exports", user="maker", label="t")
     with done.path.open() as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == done.rows == 4
@@ -230,8 +231,8 @@ def test_a_plans_beneficiaries_are_exported_with_a_filter_and_audited(database, 
     assert query("SELECT actor, details->>'rows' FROM ledger.audit_events WHERE action = 'beneficiaries.export'"
                  " AND object_id = %s", done.path.name) == [("maker", "4")]
     with pytest.raises(ExportError, match="unknown column"), db.transaction() as cur:
-        exports.export(cur, beneficiaries_of(cur, {"plan": code}), document={}, columns=["salary"],
-                       target_dir=database.outbox / "exports", user="maker", label="t")
+        export_files.export(cur, beneficiaries_of(cur, {"plan": code}), document={}, columns=["salary"],
+                            target_dir=database.outbox / "exports", user="maker", label="t")
     with pytest.raises(PlanError, match="no benefit plan"), db.transaction() as cur:
         beneficiaries_of(cur, {"plan": "NOPE"})
 
@@ -371,7 +372,7 @@ def test_new_households_in_a_group_plans_file_join_the_registry(database, region
 
 
 def test_an_enrolment_approved_after_the_plan_filled_up_is_not_applied(database, region: str) -> None:
-    from benefitflow.errors import CommitConflict
+    from benefitflow.core.errors import CommitConflict
     from benefitflow.workflows.commit import commit_step
     from benefitflow.workflows.direct import record_direct_decision
     from benefitflow.workflows.intake import intake_step

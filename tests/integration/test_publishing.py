@@ -8,7 +8,7 @@ from contextlib import closing
 import psycopg2
 from psycopg2 import sql
 
-from benefitflow import config, dbt_runner
+from benefitflow.core import config, dbt_runner
 from benefitflow.workflows import publish
 
 

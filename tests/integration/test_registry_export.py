@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from benefitflow import db, exports
-from benefitflow.exports import ExportError
+from benefitflow.core import db
 from benefitflow.registry import registry_export
 from benefitflow.registry.individuals_import import WORKFLOW
+from benefitflow.workflows import export_files
 from benefitflow.workflows.direct import run_steps
 from benefitflow.workflows.export import export_dir
+from benefitflow.workflows.export_files import ExportError
 
 HEADER = "first_name,last_name,dob,sex,group_code,recipient_info,individual_role,region,disability,number_of_children"
 
@@ -126,7 +127,7 @@ def export_run(options: dict, *, checker: str | None, on_step=lambda _name, acti
 
 
 def approved_file(done: dict, run_id: str) -> Path:
-    return exports.export_path(export_dir(), "registry", done["request_id"], run_id)
+    return export_files.export_path(export_dir(), "registry", done["request_id"], run_id)
 
 
 def test_an_export_of_names_waits_for_a_checker_and_writes_nothing_until_approved(database, family) -> None:

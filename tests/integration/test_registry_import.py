@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from benefitflow import db
-from benefitflow.errors import CommitConflict, WorkflowError
+from benefitflow.core import db
+from benefitflow.core.errors import CommitConflict, WorkflowError
 from benefitflow.registry.individuals_import import WORKFLOW
 from benefitflow.workflows.direct import run_steps
 

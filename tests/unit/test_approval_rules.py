@@ -4,8 +4,8 @@ from datetime import timedelta
 
 import pytest
 
-from benefitflow.airflow_users import Person
-from benefitflow.workflows import approve
+from benefitflow.core.airflow_users import Person
+from benefitflow.workflows import approve, catalogue
 from benefitflow.workflows.approve import (
     approval_groups,
     decide_outcome,
@@ -52,8 +52,9 @@ def test_people_are_compared_by_user_id_not_by_name() -> None:
     assert outcome == "REFUSED" and "not an assigned checker" in reason
 
 
-def test_every_configured_operation_names_a_group_and_a_supported_policy() -> None:
-    for operation in approval_groups():
+def test_every_operation_names_a_group_and_a_supported_policy() -> None:
+    declared = {entry.workflow.operation for entry in catalogue.declared().values()}
+    for operation in {*declared, *approval_groups()}:
         policy = policy_for(operation)
         assert policy.group.endswith("Checkers"), operation
         assert (policy.policy, policy.checkers) == ("any", 1) or (policy.policy == "distinct" and policy.checkers >= 2)

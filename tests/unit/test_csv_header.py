@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from benefitflow.intake import FileSpec, IntakeError, read_header
+from benefitflow.core.errors import IntakeError
+from benefitflow.workflows.inputs import FileSpec, read_header
 
 SPEC = FileSpec(kind="demo", required_columns=("code", "label"), optional_columns=("note",))
 

@@ -6,7 +6,7 @@ import traceback
 
 import pytest
 
-from benefitflow import dbt_runner
+from benefitflow.core import dbt_runner
 
 
 def _deep(levels: int, call):

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from benefitflow import file_store
-from benefitflow.file_store import InboxError, open_in_inbox
+from benefitflow.core import file_store
+from benefitflow.core.file_store import InboxError, open_in_inbox
 
 
 @pytest.fixture(params=["openat2", "component walk"])

@@ -6,8 +6,8 @@ import copy
 
 import pytest
 
-from benefitflow import validation
 from benefitflow.registry import schema
+from benefitflow.workflows import suites
 
 DEFAULT = schema.load(schema.DEFAULT_SCHEMA_FILE)
 
@@ -58,7 +58,7 @@ def test_the_generated_suite_covers_each_declared_rule_for_the_columns_in_the_fi
         ("individual_role", "values_to_be_in_set"),
     } <= rules
     assert not any(column.startswith(("phone", "email", "id")) for column, _ in rules)  # not in the file
-    assert len(validation.suite_from_document(document).expectations) == len(document["expectations"])
+    assert len(suites.suite_from_document(document).expectations) == len(document["expectations"])
 
 
 def test_update_mode_requires_a_unique_uuid_and_only_present_columns() -> None:

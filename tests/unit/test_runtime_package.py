@@ -25,7 +25,7 @@ def test_no_runtime_file_names_the_development_tools() -> None:
               if re.search(r"\bbenefitflow_dev\b", path.read_text())]
     # The deployment's CLI tells where `make up`'s commands went; docstrings say where the stack lives.
     allowed = {Path("plugins/benefitflow/platform/cli.py"), Path("plugins/benefitflow/platform/system_users.py"),
-               Path("plugins/benefitflow/platform/task_secrets.py"), Path("plugins/benefitflow/dbt_preload.py")}
+               Path("plugins/benefitflow/platform/task_secrets.py"), Path("plugins/benefitflow/core/dbt_preload.py")}
     assert set(naming) <= allowed
     for path in allowed:
         assert not re.search(r"^\s*(from|import) benefitflow_dev", (ROOT / path).read_text(), flags=re.M)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from benefitflow.upload_files import may_see_upload_files
+from benefitflow.platform.upload_files import may_see_upload_files
 
 
 @pytest.mark.parametrize(

@@ -3,13 +3,12 @@
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from benefitflow.errors import CommitConflict, UserError
-from benefitflow.exports import ExportError
-from benefitflow.file_store import InboxError
-from benefitflow.filters import FilterError
-from benefitflow.intake import IntakeError, RequestError
+from benefitflow.core.errors import CommitConflict, IntakeError, RequestError, UserError
+from benefitflow.core.file_store import InboxError
+from benefitflow.core.filters import FilterError
 from benefitflow.programmes.plans import PlanError
 from benefitflow.workflows.dag import user_errors_fail_the_run
+from benefitflow.workflows.export_files import ExportError
 
 
 @pytest.mark.parametrize("error", [IntakeError, RequestError, PlanError, FilterError, ExportError, InboxError,

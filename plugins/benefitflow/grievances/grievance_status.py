@@ -13,10 +13,8 @@ from typing import Any
 import psycopg2.extensions
 from airflow.sdk import Param
 
-from benefitflow.errors import CommitConflict
-from benefitflow.intake import RequestError
-from benefitflow.parameters import required_text
-from benefitflow.proposal_digest import ProposalRef
+from benefitflow.core.errors import CommitConflict, RequestError
+from benefitflow.core.parameters import required_text
 from benefitflow.workflows.declaration import (
     Approval,
     Commit,
@@ -27,6 +25,7 @@ from benefitflow.workflows.declaration import (
     Publish,
     Workflow,
 )
+from benefitflow.workflows.proposal_digest import ProposalRef
 
 TARGET_STATUSES = ("OPEN", "IN_PROGRESS", "RESOLVED", "CLOSED")
 CODE = re.compile(r"^GR[0-9]{8}$")

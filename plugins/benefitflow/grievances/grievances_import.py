@@ -15,9 +15,9 @@ import psycopg2.extensions
 import yaml
 from psycopg2 import sql
 
-from benefitflow import columns, validation
-from benefitflow.intake import ROW_ERRORS_INSERT, FileSpec, checked_table, index_by_row
-from benefitflow.proposal_digest import ProposalRef
+from benefitflow.core import columns
+from benefitflow.registry import checks as registry_checks
+from benefitflow.workflows import row_checks, suites
 from benefitflow.workflows.declaration import (
     Approval,
     Commit,
@@ -28,6 +28,8 @@ from benefitflow.workflows.declaration import (
     Publish,
     Workflow,
 )
+from benefitflow.workflows.inputs import FileSpec, checked_table, index_by_row
+from benefitflow.workflows.proposal_digest import ProposalRef
 
 if TYPE_CHECKING:  # GX is imported by the tasks that validate, not when the DAG is parsed
     from great_expectations.core import ExpectationSuite
@@ -36,6 +38,7 @@ KIND = "grievances"
 CATEGORIES_FILE = Path(__file__).with_name("categories.yaml")
 CHANNELS = ("PHONE", "SMS", "EMAIL", "WEB", "IN_PERSON", "LETTER", "COMMUNITY_MEETING", "OTHER")
 PRIORITIES = ("LOW", "NORMAL", "HIGH", "URGENT")
+CHECKS = row_checks.beside(__file__)
 
 # The file's columns as properties, so the registry's typing and GX expectations serve them too.
 PROPERTIES = [
@@ -95,67 +98,15 @@ def suite_for(upload: dict[str, Any], options: Options) -> ExpectationSuite:
         if column in header:
             expectations.append(columns.expectation("match_regex", column, "not a valid id",
                                                     regex=columns.UUID_PATTERN))
-    return validation.suite_from_document({"name": "grievances", "expectations": expectations})
+    return suites.suite_from_document({"name": "grievances", "expectations": expectations})
 
 
 def check(cur: psycopg2.extensions.cursor, upload: dict[str, Any], options: Options) -> None:
     """The reporter must be a registered person or a beneficiary (the two agreeing when both are given)."""
     parts = {"upload": sql.Literal(int(upload["upload_id"])), "checked": sql.Identifier(checked_table(upload))}
-    for query in (NO_REPORTER, UNKNOWN_INDIVIDUAL, UNKNOWN_BENEFICIARY, HOUSEHOLD_WITHOUT_HEAD, REPORTERS_DISAGREE,
-                  INCIDENT_AFTER_RECEIPT):
-        cur.execute(sql.SQL(ROW_ERRORS_INSERT + query).format(**parts))
-
-
-NO_REPORTER = """
-SELECT {upload}, c.row_number, 'individual_id', 'reporter:missing', NULL,
-       'name the person who reports: individual_id or beneficiary_id', 'critical'
-FROM intake.{checked} c
-WHERE c.individual_id IS NULL AND c.beneficiary_id IS NULL
-"""
-
-UNKNOWN_INDIVIDUAL = """
-SELECT {upload}, c.row_number, 'individual_id', 'individual_id:unknown', c.individual_id,
-       'no individual with this id in the registry', 'critical'
-FROM intake.{checked} c
-WHERE c.person_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM registry.individuals i WHERE i.individual_id = c.person_id)
-"""
-
-UNKNOWN_BENEFICIARY = """
-SELECT {upload}, c.row_number, 'beneficiary_id', 'beneficiary_id:unknown', c.beneficiary_id,
-       'no beneficiary with this id', 'critical'
-FROM intake.{checked} c
-WHERE c.reporting_beneficiary_id IS NOT NULL AND NOT EXISTS (
-    SELECT 1 FROM programmes.beneficiaries b WHERE b.beneficiary_id = c.reporting_beneficiary_id)
-"""
-
-HOUSEHOLD_WITHOUT_HEAD = """
-SELECT {upload}, c.row_number, 'beneficiary_id', 'reporter:household_without_head', c.beneficiary_id,
-       format('household %s of this beneficiary has no HEAD to link the grievance to: give individual_id',
-              b.household_code), 'critical'
-FROM intake.{checked} c
-JOIN programmes.beneficiaries b ON b.beneficiary_id = c.reporting_beneficiary_id
-LEFT JOIN registry.households h ON h.household_code = b.household_code
-WHERE c.person_id IS NULL AND b.individual_id IS NULL AND h.head_individual_id IS NULL
-"""
-
-REPORTERS_DISAGREE = """
-SELECT {upload}, c.row_number, 'beneficiary_id', 'reporter:disagree', c.beneficiary_id,
-       format('beneficiary %s is not individual %s (nor their household)', c.beneficiary_id, c.individual_id),
-       'critical'
-FROM intake.{checked} c
-JOIN programmes.beneficiaries b ON b.beneficiary_id = c.reporting_beneficiary_id
-JOIN registry.individuals i ON i.individual_id = c.person_id
-WHERE b.individual_id IS DISTINCT FROM i.individual_id AND b.household_code IS DISTINCT FROM i.household_code
-"""
-
-INCIDENT_AFTER_RECEIPT = """
-SELECT {upload}, c.row_number, 'incident_date', 'incident_date:after_received_on', c.incident_date,
-       format('the incident (%s) is after the day the grievance was received (%s)', c.incident_date, c.received_date),
-       'critical'
-FROM intake.{checked} c
-WHERE c.incident_date__date > c.received_date
-  AND c.incident_date__date <= current_date  -- a future one is reported as such
-"""
+    for query in (CHECKS["no_reporter"], registry_checks.CHECKS["unknown_person"], CHECKS["unknown_beneficiary"],
+                  CHECKS["household_without_head"], CHECKS["reporters_disagree"], CHECKS["incident_after_receipt"]):
+        row_checks.run(cur, query, **parts)
 
 
 def summarise(cur: psycopg2.extensions.cursor, proposal: ProposalRef) -> dict[str, Any]:

@@ -13,11 +13,9 @@ from typing import Any
 import psycopg2.extensions
 from airflow.sdk import Param
 
-from benefitflow.errors import CommitConflict
-from benefitflow.intake import RequestError
-from benefitflow.parameters import code_of, money, reason_of
+from benefitflow.core.errors import CommitConflict, RequestError
+from benefitflow.core.parameters import code_of, money, reason_of
 from benefitflow.programmes import plans
-from benefitflow.proposal_digest import ProposalRef
 from benefitflow.workflows.declaration import (
     Approval,
     Commit,
@@ -29,6 +27,7 @@ from benefitflow.workflows.declaration import (
     Workflow,
     plan_parameter,
 )
+from benefitflow.workflows.proposal_digest import ProposalRef
 
 MAX_BILLS = 10_000
 

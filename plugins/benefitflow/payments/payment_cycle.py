@@ -17,11 +17,9 @@ import psycopg2.extensions
 from airflow.sdk import Param
 from psycopg2 import sql
 
-from benefitflow.errors import CommitConflict
-from benefitflow.intake import RequestError
-from benefitflow.parameters import code_of, date_of, money
+from benefitflow.core.errors import CommitConflict, RequestError
+from benefitflow.core.parameters import code_of, date_of, money
 from benefitflow.programmes import plans
-from benefitflow.proposal_digest import ProposalRef
 from benefitflow.workflows.declaration import (
     Approval,
     Commit,
@@ -33,6 +31,7 @@ from benefitflow.workflows.declaration import (
     Workflow,
     plan_parameter,
 )
+from benefitflow.workflows.proposal_digest import ProposalRef
 
 
 def validate_cycle(cur: psycopg2.extensions.cursor, request_id: int, options: Options, user: str) -> dict[str, Any]:

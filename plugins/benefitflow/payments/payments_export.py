@@ -7,10 +7,10 @@ from typing import Any
 import psycopg2.extensions
 from psycopg2 import sql
 
-from benefitflow.exports import Source
-from benefitflow.filters import Field
+from benefitflow.core.filters import Field
 from benefitflow.workflows.declaration import Approval
 from benefitflow.workflows.export import export_workflow, filter_and_columns
+from benefitflow.workflows.export_files import Source
 
 # Who is paid: the person billed (INDIVIDUAL plans), else the household's primary recipient, else its head.
 RECIPIENT = sql.SQL("coalesce(bl.individual_id, h.primary_recipient_id, h.head_individual_id)")

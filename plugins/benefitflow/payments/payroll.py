@@ -19,13 +19,11 @@ import psycopg2.extensions
 from airflow.sdk import Param
 from psycopg2 import sql
 
-from benefitflow import config, db, file_store
-from benefitflow.errors import CommitConflict
-from benefitflow.intake import RequestError, checksum
-from benefitflow.parameters import code_of, money
+from benefitflow.core import config, db, file_store
+from benefitflow.core.errors import CommitConflict, RequestError
+from benefitflow.core.parameters import code_of, money
 from benefitflow.payments.payments_export import RECIPIENT
 from benefitflow.programmes import plans
-from benefitflow.proposal_digest import ProposalRef
 from benefitflow.workflows import publish
 from benefitflow.workflows.declaration import (
     Approval,
@@ -38,6 +36,8 @@ from benefitflow.workflows.declaration import (
     Workflow,
     plan_parameter,
 )
+from benefitflow.workflows.inputs import checksum
+from benefitflow.workflows.proposal_digest import ProposalRef
 
 MAX_PAYMENT_POINT = 100
 # openIMIS's payroll layout (what providers already fill in), then the recipient's identifiers.

@@ -18,13 +18,11 @@ import psycopg2.extensions
 from airflow.sdk import Param
 from psycopg2 import sql
 
-from benefitflow import columns, db, validation
-from benefitflow.errors import CommitConflict, WorkflowError
-from benefitflow.intake import ROW_ERRORS_INSERT, FileSpec, checked_table
-from benefitflow.parameters import money
+from benefitflow.core import columns, db
+from benefitflow.core.errors import CommitConflict, WorkflowError
+from benefitflow.core.parameters import money
 from benefitflow.payments.payroll import approved_payroll
-from benefitflow.proposal_digest import ProposalRef
-from benefitflow.workflows import publish
+from benefitflow.workflows import publish, row_checks, suites
 from benefitflow.workflows.declaration import (
     Approval,
     Commit,
@@ -35,6 +33,8 @@ from benefitflow.workflows.declaration import (
     Publish,
     Workflow,
 )
+from benefitflow.workflows.inputs import FileSpec, checked_table
+from benefitflow.workflows.proposal_digest import ProposalRef
 
 if TYPE_CHECKING:  # GX is imported by the tasks that validate, not when the DAG is parsed
     from great_expectations.core import ExpectationSuite
@@ -48,6 +48,7 @@ COLUMNS = {  # the file's column -> the name used here
 }
 REQUIRED = ("code", "status", "receipt", "paid")
 PAID_ANSWERS = {"yes": True, "no": False}
+CHECKS = row_checks.beside(__file__)
 
 
 def payroll_name(options: Options) -> str:
@@ -124,45 +125,20 @@ def suite_for(upload: dict[str, Any], options: Options) -> ExpectationSuite:
     if "paid_on" in header:
         expectations.append(columns.expectation("in_set", "paid_on_is_date", "not a real date (expected YYYY-MM-DD)",
                                                value_set=[True], report="paid_on"))
-    return validation.suite_from_document({"name": KIND, "expectations": expectations})
+    return suites.suite_from_document({"name": KIND, "expectations": expectations})
 
 
 def check(cur: psycopg2.extensions.cursor, upload: dict[str, Any], options: Options) -> None:
     name = payroll_name(options)  # checked when the file was taken in
     parts = {"upload": sql.Literal(int(upload["upload_id"])), "checked": sql.Identifier(checked_table(upload)),
              "payroll": sql.Literal(name)}
-    for query in CHECKS:
-        cur.execute(sql.SQL(ROW_ERRORS_INSERT + query).format(**parts))
+    for query in CHECKS.values():  # in the file's order
+        row_checks.run(cur, query, **parts)
 
 
-CHECKS = (
-    """SELECT {upload}, row_number, 'code', 'code:unknown', code, 'no bill with this code', 'critical'
-       FROM intake.{checked} WHERE code IS NOT NULL AND bill_id IS NULL""",
-    """SELECT {upload}, row_number, 'code', 'code:not_in_payroll', code,
-              format('bill %s is not in payroll %s', code, {payroll}), 'critical'
-       FROM intake.{checked} WHERE bill_id IS NOT NULL AND NOT was_in_payroll""",
-    """SELECT {upload}, row_number, 'code', 'code:moved', code,
-              format('bill %s moved from payroll %s to %s: the row is stale', code, {payroll}, bill_payroll_name),
-              'critical'
-       FROM intake.{checked} WHERE was_in_payroll AND bill_payroll_name <> {payroll}""",
-    """SELECT {upload}, row_number, 'status', 'status:stale', status,
-              format('bill %s is %s now, the file says %s: the row is stale', code, bill_status, status), 'critical'
-       FROM intake.{checked}
-       WHERE was_in_payroll AND bill_payroll_name = {payroll} AND upper(status) IS DISTINCT FROM bill_status""",
-    """SELECT {upload}, row_number, 'receipt', 'receipt:required', NULL, 'a paid row needs the provider''s receipt',
-              'critical'
-       FROM intake.{checked} WHERE paid_answer = 'yes' AND receipt IS NULL""",
-    """SELECT {upload}, row_number, 'amount', 'amount:mismatch', coalesce(amount_paid, amount)::text,
-              format('the amount due for bill %s is %s, the file says %s', code, amount_due,
-                     coalesce(amount_paid, amount)), 'critical'
-       FROM intake.{checked}
-       WHERE bill_id IS NOT NULL
-         AND ((amount IS NOT NULL AND amount <> amount_due)
-              OR (paid_answer = 'yes' AND amount_paid IS NOT NULL AND amount_paid <> amount_due))""",
-    """SELECT {upload}, row_number, 'payroll_name', 'payroll_name:other_payroll', payroll_name,
-              format('this row is of payroll %s, not %s', payroll_name, {payroll}), 'critical'
-       FROM intake.{checked} WHERE payroll_name IS NOT NULL AND payroll_name <> {payroll}""",
-)
+def proposal_vars(upload: dict[str, Any], options: Options) -> dict[str, Any]:
+    with db.transaction() as cur:
+        return {"payroll_id": payroll_of(cur, options)}
 
 
 def summarise(cur: psycopg2.extensions.cursor, proposal: ProposalRef) -> dict[str, Any]:
@@ -237,11 +213,6 @@ def commit(cur: psycopg2.extensions.cursor, commit_id: int, proposal: ProposalRe
             cur.execute("INSERT INTO ledger.payroll_events (payroll_id, status, commit_id)"
                         " VALUES (%s, 'RECONCILED', %s)", (payroll_id, commit_id))
     return reconciled
-
-
-def proposal_vars(upload: dict[str, Any], options: Options) -> dict[str, Any]:
-    with db.transaction() as cur:
-        return {"payroll_id": payroll_of(cur, options)}
 
 
 WORKFLOW = Workflow(

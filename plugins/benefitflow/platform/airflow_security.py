@@ -100,7 +100,7 @@ def provision_from_environment() -> None:
     """
     import psycopg2
 
-    from benefitflow import db
+    from benefitflow.core import db
     from benefitflow.platform.readers import grant_marts
 
     print("migrations applied:", db.migrate(os.environ["BENEFITFLOW_OWNER_DATABASE_URL"]) or "none new")

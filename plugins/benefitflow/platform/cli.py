@@ -14,7 +14,7 @@ from contextlib import closing
 
 import psycopg2
 
-from benefitflow import audit
+from benefitflow.core import audit
 
 DEVELOPMENT_COMMANDS = ("up", "down", "status", "rebuild")
 

@@ -24,7 +24,7 @@ from pathlib import Path
 TASK_USER = "benefitflow-task"
 # What a task process must still be able to import once it is the task user: its standard library, and the
 # platform's code (the environments are in the project, readable).
-RUNTIME_CHECK = "import encodings.idna, json, csv, decimal, benefitflow.config"
+RUNTIME_CHECK = "import encodings.idna, json, csv, decimal, benefitflow.core.config"
 
 PR_SET_NO_NEW_PRIVS = 38
 # A POSIX access ACL, as the kernel keeps it in the system.posix_acl_access attribute (<linux/posix_acl_xattr.h>).

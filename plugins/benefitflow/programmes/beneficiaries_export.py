@@ -8,10 +8,10 @@ import psycopg2.extensions
 from airflow.sdk import Param
 from psycopg2 import sql
 
-from benefitflow.exports import Source
 from benefitflow.programmes import plans
 from benefitflow.workflows.declaration import Approval
 from benefitflow.workflows.export import export_workflow, filter_and_columns
+from benefitflow.workflows.export_files import Source
 
 PERSON = ("first_name", "last_name", "dob", "sex", "region", "location_code", "household_code")
 

@@ -16,13 +16,12 @@ import psycopg2.extensions
 from airflow.sdk import Param
 from psycopg2 import sql
 
-from benefitflow import columns, db, filters, validation
-from benefitflow.errors import CommitConflict, WorkflowError
-from benefitflow.intake import ROW_ERRORS_INSERT, FileSpec, checked_table, index_by_row
+from benefitflow.core import columns, db, filters
+from benefitflow.core.errors import CommitConflict, WorkflowError
 from benefitflow.programmes import plans
 from benefitflow.programmes.beneficiary_versions import append_beneficiaries
-from benefitflow.proposal_digest import ProposalRef
 from benefitflow.registry import checks, individuals_import, schema
+from benefitflow.workflows import row_checks, suites
 from benefitflow.workflows.declaration import (
     Approval,
     Commit,
@@ -34,7 +33,9 @@ from benefitflow.workflows.declaration import (
     Workflow,
     plan_parameter,
 )
+from benefitflow.workflows.inputs import FileSpec, checked_table, index_by_row
 from benefitflow.workflows.intake import UPLOAD_MODES, mode_of
+from benefitflow.workflows.proposal_digest import ProposalRef
 
 if TYPE_CHECKING:  # GX is imported by the tasks that validate, not when the DAG is parsed
     from great_expectations.core import ExpectationSuite
@@ -43,6 +44,7 @@ KIND = "beneficiaries"
 STATUS_COLUMN = "status"
 ID_COLUMN = "id"
 MEMBER_COLUMNS = ("recipient_info", "individual_role")  # a GROUP file's household_code is the group_code
+CHECKS = row_checks.beside(__file__)
 REGISTERED_HOUSEHOLD = "EXISTS (SELECT 1 FROM registry.households h WHERE h.household_code = {})"
 
 
@@ -151,41 +153,42 @@ def suite_for(upload: dict[str, Any], options: Options) -> ExpectationSuite:
         expectations.append(columns.expectation("in_set", STATUS_COLUMN,
                                                "an imported beneficiary is POTENTIAL or ACTIVE",
                                                value_set=["POTENTIAL", "ACTIVE", "potential", "active"]))
-    return validation.suite_from_document({"name": f"beneficiaries_{mode}", "expectations": expectations})
+    return suites.suite_from_document({"name": f"beneficiaries_{mode}", "expectations": expectations})
 
 
 def check(cur: psycopg2.extensions.cursor, upload: dict[str, Any], options: Options) -> None:
     plan, mode = plan_of(options), mode_of(options)
     parts = {"upload": sql.Literal(int(upload["upload_id"])), "checked": sql.Identifier(checked_table(upload)),
              "plan": sql.Literal(plan.code), "described": _describes_a_person(plan)}
+
+    def run(check: str, **more: sql.Composable) -> None:
+        row_checks.run(cur, CHECKS[check], **parts, **more)
+
     if mode == "update":
-        _run(cur, UNKNOWN_BENEFICIARY, parts)
+        run("unknown_beneficiary")
         return
     if plan.type == "GROUP":
-        _run(cur, UNKNOWN_HOUSEHOLD, parts)
-        _run(cur, REGISTERED_HOUSEHOLD_DESCRIBED, parts)
-        _run(cur, REGISTERED_HOUSEHOLD_TWICE, parts)
-        _run(cur, ALREADY_ENROLLED, parts | {"column": sql.Literal("household_code"),
-                                             "member": sql.SQL("c.household_code"),
-                                             "match": sql.SQL("b.household_code = c.household_code")})
-        _run(cur, NEW_PERSON_INCOMPLETE, parts | {"new_person": sql.SQL("NOT c.household_is_registered AND {}")
-                                                  .format(parts["described"])})
-        _run(cur, VARIABLES_ON_A_MEMBERS_ROW, parts)
+        run("unknown_household")
+        run("registered_household_described")
+        run("registered_household_twice")
+        run("already_enrolled", column=sql.Literal("household_code"), member=sql.SQL("c.household_code"),
+            match=sql.SQL("b.household_code = c.household_code"))
+        run("new_person_incomplete",
+            new_person=sql.SQL("NOT c.household_is_registered AND {}").format(parts["described"]))
+        run("variables_on_a_members_row")
         for variable in variables_of(plan):
             if variable.required:
-                _run(cur, VARIABLE_MISSING, parts | {"name": sql.Literal(variable.name),
-                                                     "variable": sql.Identifier(variable.name)})
+                run("variable_missing", name=sql.Literal(variable.name), variable=sql.Identifier(variable.name))
     else:
-        _run(cur, UNKNOWN_INDIVIDUAL, parts)
-        _run(cur, ALREADY_ENROLLED, parts | {"column": sql.Literal("individual_id"),
-                                             "member": sql.SQL("c.individual_id"),
-                                             "match": sql.SQL("b.individual_id = c.person_id")})
-        _run(cur, PERSON_NAMED_TWICE, parts)
-        _run(cur, NEW_PERSON_INCOMPLETE, parts | {"new_person": sql.SQL("c.individual_id IS NULL")})
+        row_checks.run(cur, checks.CHECKS["unknown_person"], **parts)
+        run("already_enrolled", column=sql.Literal("individual_id"), member=sql.SQL("c.individual_id"),
+            match=sql.SQL("b.individual_id = c.person_id"))
+        run("person_named_twice")
+        run("new_person_incomplete", new_person=sql.SQL("c.individual_id IS NULL"))
     checks.run_all(cur, int(upload["upload_id"]), people_table(upload), mode="create", header=upload["header"],
                    whole_households=options.get("on_invalid_rows") == "skip_invalid_rows")
     if plan.max_beneficiaries is not None:
-        _run(cur, OVER_CAPACITY, parts | {"capacity": sql.Literal(plan.max_beneficiaries)})
+        run("over_capacity", capacity=sql.Literal(plan.max_beneficiaries))
 
 
 def _describes_a_person(plan: plans.Plan) -> sql.Composable:
@@ -193,109 +196,6 @@ def _describes_a_person(plan: plans.Plan) -> sql.Composable:
     household = MEMBER_COLUMNS if plan.type == "GROUP" else schema.HOUSEHOLD_COLUMNS
     named = [*schema.load().properties, *household]
     return sql.SQL("num_nonnulls({}) > 0").format(sql.SQL(", ").join(sql.Identifier("c", c) for c in named))
-
-
-def _run(cur: psycopg2.extensions.cursor, query: str, parts: dict[str, sql.Composable]) -> None:
-    cur.execute(sql.SQL(ROW_ERRORS_INSERT + query).format(**parts))
-
-
-UNKNOWN_INDIVIDUAL = """
-SELECT {upload}, c.row_number, 'individual_id', 'individual_id:unknown', c.individual_id,
-       'no individual with this id in the registry (register the person first)', 'critical'
-FROM intake.{checked} c
-WHERE c.person_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM registry.individuals i WHERE i.individual_id = c.person_id)
-"""
-
-PERSON_NAMED_TWICE = """
-SELECT {upload}, c.row_number, 'individual_id', 'person:named_twice', c.individual_id,
-       'a row names a registered person (individual_id) or describes a new one (first_name, last_name, dob, ...), '
-       'not both', 'critical'
-FROM intake.{checked} c
-WHERE c.individual_id IS NOT NULL AND {described}
-"""
-
-NEW_PERSON_INCOMPLETE = """
-SELECT {upload}, c.row_number, 'individual_id', 'person:new_person_incomplete', NULL,
-       'a new person needs first_name, last_name and dob (or name a registered person or household)',
-       'critical'
-FROM intake.{checked} c
-WHERE {new_person} AND (c.first_name IS NULL OR c.last_name IS NULL OR c.dob IS NULL)
-"""
-
-UNKNOWN_HOUSEHOLD = """
-SELECT {upload}, c.row_number, 'household_code', 'household_code:unknown', c.household_code,
-       'no household with this code in the registry: register it first, or describe its members '
-       '(first_name, last_name, dob, individual_role, recipient_info)', 'critical'
-FROM intake.{checked} c
-WHERE c.household_code IS NOT NULL AND NOT c.household_is_registered AND NOT {described}
-"""
-
-REGISTERED_HOUSEHOLD_DESCRIBED = """
-SELECT {upload}, c.row_number, 'household_code', 'household:already_registered', c.household_code,
-       'this household is registered: its row gives only the plan variables (add or change members with '
-       'individuals_import)', 'critical'
-FROM intake.{checked} c
-WHERE c.household_is_registered AND {described}
-"""
-
-REGISTERED_HOUSEHOLD_TWICE = """
-SELECT {upload}, c.row_number, 'household_code', 'household_code:named_twice', c.household_code,
-       format('household %s is named on more than one row (rows %s)', c.household_code, t.rows), 'critical'
-FROM intake.{checked} c
-JOIN (SELECT household_code, string_agg(row_number::text, ', ' ORDER BY row_number) AS rows
-      FROM intake.{checked} WHERE household_is_registered GROUP BY household_code HAVING count(*) > 1) t
-  USING (household_code)
-"""
-
-VARIABLES_ON_A_MEMBERS_ROW = """
-SELECT {upload}, c.row_number, NULL, 'household:variables_on_a_members_row', NULL,
-       format('plan variables and status of new household %s go on its HEAD''s row only', c.household_code),
-       'critical'
-FROM intake.{checked} c
-WHERE NOT c.beneficiary_row AND (c.plan_attributes <> '{{}}'::jsonb OR c.status IS NOT NULL)
-"""
-
-VARIABLE_MISSING = """
-SELECT {upload}, c.row_number, {name}, {name} || ':required', NULL, 'a value is required', 'critical'
-FROM intake.{checked} c
-WHERE c.beneficiary_row AND c.{variable} IS NULL
-"""
-
-ALREADY_ENROLLED = """
-SELECT {upload}, c.row_number, {column}, 'beneficiary:already_enrolled', {member},
-       format('already a beneficiary of plan %s (id %s, %s)', b.plan_code, b.beneficiary_id, b.status), 'critical'
-FROM intake.{checked} c
-JOIN programmes.beneficiaries b ON b.plan_code = {plan} AND {match}
-"""
-
-UNKNOWN_BENEFICIARY = """
-SELECT {upload}, c.row_number, 'id', 'id:unknown_beneficiary', c.id,
-       format('no beneficiary of plan %s with this id', {plan}), 'critical'
-FROM intake.{checked} c
-WHERE c.beneficiary_id IS NOT NULL AND NOT EXISTS (
-    SELECT 1 FROM programmes.beneficiaries b WHERE b.beneficiary_id = c.beneficiary_id AND b.plan_code = {plan})
-"""
-
-# Beneficiaries beyond the places left (in file order), among the rows otherwise valid; with the
-# other rows of a new household whose HEAD is refused.
-OVER_CAPACITY = """
-WITH refused AS (
-    SELECT ranked.row_number, ranked.household_code
-    FROM (
-        SELECT c.row_number, c.household_code, row_number() OVER (ORDER BY c.row_number) AS place
-        FROM intake.{checked} c
-        WHERE c.beneficiary_row AND NOT EXISTS (
-            SELECT 1 FROM intake.row_errors e
-            WHERE e.upload_id = {upload} AND e.row_number = c.row_number AND e.severity = 'critical')
-    ) ranked
-    WHERE ranked.place > {capacity} - (SELECT count(*) FROM programmes.beneficiaries WHERE plan_code = {plan})
-)
-SELECT {upload}, c.row_number, NULL, 'plan:max_beneficiaries', NULL,
-       format('plan %s would exceed its max_beneficiaries (%s)', {plan}, {capacity}), 'critical'
-FROM intake.{checked} c
-WHERE c.row_number IN (SELECT row_number FROM refused)
-   OR (NOT c.household_is_registered AND c.household_code IN (SELECT household_code FROM refused))
-"""
 
 
 def proposal_vars(upload: dict[str, Any], options: Options) -> dict[str, Any]:

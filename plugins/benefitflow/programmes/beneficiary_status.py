@@ -13,11 +13,9 @@ import psycopg2.extensions
 from airflow.sdk import Param
 from psycopg2 import sql
 
-from benefitflow.errors import CommitConflict
-from benefitflow.intake import RequestError
-from benefitflow.parameters import MAX_REASON, reason_of
+from benefitflow.core.errors import CommitConflict, RequestError
+from benefitflow.core.parameters import MAX_REASON, reason_of
 from benefitflow.programmes import id_files, plans
-from benefitflow.proposal_digest import ProposalRef
 from benefitflow.workflows.declaration import (
     Approval,
     Commit,
@@ -29,6 +27,7 @@ from benefitflow.workflows.declaration import (
     Workflow,
     plan_parameter,
 )
+from benefitflow.workflows.proposal_digest import ProposalRef
 
 TARGET_STATUSES = ("ACTIVE", "SUSPENDED", "GRADUATED")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg2.errors
 import psycopg2.extensions
 
-from benefitflow.errors import CommitConflict
+from benefitflow.core.errors import CommitConflict
 from benefitflow.programmes import plans
 
 

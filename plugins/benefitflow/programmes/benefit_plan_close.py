@@ -7,10 +7,9 @@ from typing import Any
 import psycopg2.extensions
 from airflow.sdk import Param
 
-from benefitflow.errors import CommitConflict
-from benefitflow.parameters import reason_of
+from benefitflow.core.errors import CommitConflict
+from benefitflow.core.parameters import reason_of
 from benefitflow.programmes import beneficiary_status, plans
-from benefitflow.proposal_digest import ProposalRef
 from benefitflow.workflows.declaration import (
     Approval,
     Commit,
@@ -22,6 +21,7 @@ from benefitflow.workflows.declaration import (
     Workflow,
     plan_parameter,
 )
+from benefitflow.workflows.proposal_digest import ProposalRef
 
 
 def validate_closing(cur: psycopg2.extensions.cursor, request_id: int, options: Options, user: str) -> dict[str, Any]:

@@ -9,11 +9,10 @@ import psycopg2.extensions
 import yaml
 from airflow.sdk import Param
 
-from benefitflow import config, file_store
-from benefitflow.file_store import InboxError
-from benefitflow.intake import RequestError
+from benefitflow.core import config, file_store
+from benefitflow.core.errors import RequestError
+from benefitflow.core.file_store import InboxError
 from benefitflow.programmes import plans
-from benefitflow.proposal_digest import ProposalRef
 from benefitflow.workflows.declaration import (
     Approval,
     Commit,
@@ -24,6 +23,7 @@ from benefitflow.workflows.declaration import (
     Publish,
     Workflow,
 )
+from benefitflow.workflows.proposal_digest import ProposalRef
 
 MAX_PLAN_FILE_BYTES = 1 << 20
 

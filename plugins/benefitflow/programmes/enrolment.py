@@ -9,11 +9,10 @@ import psycopg2.extensions
 from airflow.sdk import Param
 from psycopg2 import sql
 
-from benefitflow.intake import RequestError
-from benefitflow.parameters import money
+from benefitflow.core.errors import RequestError
+from benefitflow.core.parameters import money
 from benefitflow.programmes import plans
 from benefitflow.programmes.beneficiary_versions import append_beneficiaries
-from benefitflow.proposal_digest import ProposalRef
 from benefitflow.workflows.declaration import (
     Approval,
     Commit,
@@ -25,6 +24,7 @@ from benefitflow.workflows.declaration import (
     Workflow,
     plan_parameter,
 )
+from benefitflow.workflows.proposal_digest import ProposalRef
 
 
 def validate_enrolment(cur: psycopg2.extensions.cursor, request_id: int, options: Options, user: str) -> dict[str, Any]:

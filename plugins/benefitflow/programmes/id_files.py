@@ -12,11 +12,12 @@ from typing import Any
 import psycopg2.extensions
 from psycopg2 import sql
 
-from benefitflow import audit, config, db, intake, validation
-from benefitflow.columns import as_uuid
-from benefitflow.errors import WorkflowError
-from benefitflow.intake import FileSpec, RequestError
+from benefitflow.core import audit, config, db
+from benefitflow.core.columns import as_uuid
+from benefitflow.core.errors import RequestError, WorkflowError
 from benefitflow.programmes.plans import Plan
+from benefitflow.workflows import inputs, suites
+from benefitflow.workflows.inputs import FileSpec
 from benefitflow.workflows.intake import take_in_file
 
 ID_COLUMNS = ("beneficiary_id", "individual_id", "household_code")
@@ -54,8 +55,8 @@ def select_from_file(
                         " SELECT DISTINCT ON (b.beneficiary_id) {request}, b.beneficiary_id, s.row_number " + matched +
                         " ORDER BY b.beneficiary_id, s.row_number").format(request=sql.Literal(request_id), **parts))
     selected = cur.rowcount
-    intake.drop_staged(cur, staged)
-    intake.set_status(cur, upload_id, "WAITING_FOR_APPROVAL", valid_row_count=upload["row_count"], invalid_row_count=0)
+    inputs.drop_staged(cur, staged)
+    inputs.set_status(cur, upload_id, "WAITING_FOR_APPROVAL", valid_row_count=upload["row_count"], invalid_row_count=0)
     return {"file": name, "upload_id": upload_id, "rows_in_file": upload["row_count"],
             "beneficiaries_selected": selected}
 
@@ -87,8 +88,8 @@ def _refuse(upload_id: int, name: str, user: str, message: str, rows: sql.Compos
         else:
             cur.execute("INSERT INTO intake.row_errors (upload_id, rule, message) VALUES (%s, 'file', %s)",
                         (upload_id, message))
-        validation.write_error_report(cur, upload_id, name, report)
-        intake.set_status(cur, upload_id, "INVALID", message=message, error_report_path=str(report))
+        suites.write_error_report(cur, upload_id, name, report)
+        inputs.set_status(cur, upload_id, "INVALID", message=message, error_report_path=str(report))
         audit.record(cur, actor=user, action="upload.invalid", object_type="upload", object_id=upload_id,
                      outcome="INVALID", details={"message": message})
     raise RequestError(message)

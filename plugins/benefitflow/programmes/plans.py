@@ -21,10 +21,9 @@ import jsonschema
 import psycopg2.extensions
 from psycopg2 import sql
 
-from benefitflow import filters
-from benefitflow.errors import CommitConflict
-from benefitflow.filters import Field, FilterError
-from benefitflow.intake import RequestError
+from benefitflow.core import filters
+from benefitflow.core.errors import CommitConflict, RequestError
+from benefitflow.core.filters import Field, FilterError
 from benefitflow.registry import registry_export
 from benefitflow.registry import schema as registry_schema
 

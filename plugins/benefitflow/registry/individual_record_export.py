@@ -9,11 +9,11 @@ import psycopg2.extensions
 from airflow.sdk import Param
 from psycopg2 import sql
 
-from benefitflow import columns, filters
-from benefitflow.exports import Source
-from benefitflow.intake import RequestError
+from benefitflow.core import columns, filters
+from benefitflow.core.errors import RequestError
 from benefitflow.workflows.declaration import Approval
 from benefitflow.workflows.export import export_workflow
+from benefitflow.workflows.export_files import Source
 
 UUID = re.compile(columns.UUID_PATTERN)
 COLUMNS = {

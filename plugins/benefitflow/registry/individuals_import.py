@@ -7,11 +7,9 @@ from typing import TYPE_CHECKING, Any
 import psycopg2.extensions
 from airflow.sdk import Param
 
-from benefitflow import validation
-from benefitflow.errors import CommitConflict
-from benefitflow.intake import FileSpec, checked_table, index_by_row
-from benefitflow.proposal_digest import ProposalRef
+from benefitflow.core.errors import CommitConflict
 from benefitflow.registry import checks, schema
+from benefitflow.workflows import suites
 from benefitflow.workflows.declaration import (
     Approval,
     Commit,
@@ -22,7 +20,9 @@ from benefitflow.workflows.declaration import (
     Publish,
     Workflow,
 )
+from benefitflow.workflows.inputs import FileSpec, checked_table, index_by_row
 from benefitflow.workflows.intake import UPLOAD_MODES, mode_of
+from benefitflow.workflows.proposal_digest import ProposalRef
 
 if TYPE_CHECKING:  # GX is imported by the tasks that validate, not when the DAG is parsed
     from great_expectations.core import ExpectationSuite
@@ -52,7 +52,7 @@ def prepare(cur: psycopg2.extensions.cursor, upload: dict[str, Any], options: Op
 
 def suite_for(upload: dict[str, Any], options: Options) -> ExpectationSuite:
     document = schema.suite_document(schema.load(), upload["header"], mode_of(options))
-    return validation.suite_from_document(document)
+    return suites.suite_from_document(document)
 
 
 def check(cur: psycopg2.extensions.cursor, upload: dict[str, Any], options: Options) -> None:

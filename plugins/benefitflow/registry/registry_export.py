@@ -8,9 +8,10 @@ from typing import Any
 import psycopg2.extensions
 from psycopg2 import sql
 
-from benefitflow import exports, filters
-from benefitflow.filters import Field
+from benefitflow.core import filters
+from benefitflow.core.filters import Field
 from benefitflow.registry import schema
+from benefitflow.workflows import export_files
 from benefitflow.workflows.declaration import Approval
 from benefitflow.workflows.export import export_workflow, filter_and_columns
 
@@ -49,19 +50,19 @@ def default_columns() -> list[str]:
             *(p.name for p in schema.load().variables)]
 
 
-def source() -> exports.Source:
-    return exports.Source(name="registry", fields=fields(), rows=FROM_REGISTRY, order_by=sql.SQL("i.individual_id"),
-                          default_columns=tuple(default_columns()), key=sql.SQL("i.individual_id"),
-                          key_column="individual_id")
+def source() -> export_files.Source:
+    return export_files.Source(name="registry", fields=fields(), rows=FROM_REGISTRY,
+                               order_by=sql.SQL("i.individual_id"), default_columns=tuple(default_columns()),
+                               key=sql.SQL("i.individual_id"), key_column="individual_id")
 
 
 def export(
     cur: psycopg2.extensions.cursor, *, document: Any, columns: list[str] | None, target_dir: Path, user: str,
     label: str,
-) -> exports.Export:
+) -> export_files.Export:
     """Write the individuals the filter selects (with their household) as CSV into `target_dir`, audited."""
-    return exports.export(cur, source(), document=document, columns=columns, target_dir=target_dir, user=user,
-                          label=label)
+    return export_files.export(cur, source(), document=document, columns=columns, target_dir=target_dir, user=user,
+                               label=label)
 
 
 WORKFLOW = export_workflow(

@@ -3,7 +3,7 @@
 From `individual.schema.json` (or the file named by BENEFITFLOW_REGISTRY_SCHEMA) come:
 the columns an individuals upload may carry, the Great Expectations suite that checks
 an upload and the SQL that turns the staged text into typed values (both compiled by
-`benefitflow.columns` from the properties' types), and the filter fields of the registry.
+`benefitflow.core.columns` from the properties' types), and the filter fields of the registry.
 
 Core properties are stored in columns of the registry; every other property is a
 programme variable kept in `attributes` (jsonb), typed.
@@ -25,8 +25,8 @@ import jsonschema
 import psycopg2.extensions
 from psycopg2 import sql
 
-from benefitflow import filters
-from benefitflow.columns import (
+from benefitflow.core import filters
+from benefitflow.core.columns import (
     ALL_ROWS,
     UUID_PATTERN,
     Property,

@@ -6,8 +6,6 @@ from typing import Any
 
 import psycopg2.extensions
 
-from benefitflow.intake import FileSpec
-from benefitflow.proposal_digest import ProposalRef
 from benefitflow.workflows.declaration import (
     Approval,
     Commit,
@@ -17,6 +15,8 @@ from benefitflow.workflows.declaration import (
     Publish,
     Workflow,
 )
+from benefitflow.workflows.inputs import FileSpec
+from benefitflow.workflows.proposal_digest import ProposalRef
 
 SPEC = FileSpec(kind="selftest", required_columns=("code", "label", "amount"))
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 from benefitflow.selftest import platform_selftest
 from benefitflow.workflows.declaration import Approval
 
-# The same self-test under the `distinct` policy (approval_groups.yaml: two distinct checkers): proves
+# The same self-test under the `distinct` policy (its declaration: two distinct checkers): proves
 # that a policy needing N checkers asks them one after the other and never counts anyone twice.
 WORKFLOW = replace(
     platform_selftest.WORKFLOW,

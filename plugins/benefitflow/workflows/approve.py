@@ -37,11 +37,12 @@ import yaml
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from benefitflow import airflow_users, audit, db, decisions, proposal_digest
-from benefitflow.airflow_users import Person
-from benefitflow.decisions import Decision
-from benefitflow.proposal_digest import ProposalRef
+from benefitflow.core import airflow_users, audit, db
+from benefitflow.core.airflow_users import Person
+from benefitflow.workflows import decisions, proposal_digest
+from benefitflow.workflows.decisions import Decision
 from benefitflow.workflows.declaration import Approval
+from benefitflow.workflows.proposal_digest import ProposalRef
 
 APPROVAL_GROUPS_FILE = Path(__file__).resolve().parents[1] / "approval_groups.yaml"  # where programmes edit it
 SYSTEM_MAKER = "system"
@@ -63,7 +64,8 @@ class ApprovalPolicy:
 
 @cache
 def approval_groups() -> dict[str, dict[str, Any]]:
-    return yaml.safe_load(APPROVAL_GROUPS_FILE.read_text())
+    """This installation's overrides of the declared checker groups, by operation (none: an empty file)."""
+    return yaml.safe_load(APPROVAL_GROUPS_FILE.read_text()) or {}
 
 
 @cache

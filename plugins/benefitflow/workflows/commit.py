@@ -8,12 +8,12 @@ from typing import Any
 
 from psycopg2 import sql
 
-from benefitflow import audit, db, decisions, intake, proposal_digest
-from benefitflow.errors import CommitConflict, WorkflowError
-from benefitflow.proposal_digest import ProposalRef
-from benefitflow.workflows import publish
+from benefitflow.core import audit, db
+from benefitflow.core.errors import CommitConflict, WorkflowError
+from benefitflow.workflows import decisions, inputs, proposal_digest, publish
 from benefitflow.workflows.declaration import Cursor, Taken, Workflow
 from benefitflow.workflows.intake import stop_request, stop_upload
+from benefitflow.workflows.proposal_digest import ProposalRef
 
 
 def commit_step(*, workflow: Workflow, dag_id: str, run_id: str, taken: Taken, user: str) -> dict[str, Any]:
@@ -53,15 +53,15 @@ def _mark_applied(cur: Cursor, proposal: ProposalRef) -> None:
     if proposal.upload_id is not None:
         cur.execute("SELECT invalid_row_count FROM intake.uploads WHERE upload_id = %s", (proposal.upload_id,))
         invalid = cur.fetchone()[0] or 0
-        intake.set_status(cur, proposal.upload_id, "PARTIALLY_APPLIED" if invalid else "APPLIED")
+        inputs.set_status(cur, proposal.upload_id, "PARTIALLY_APPLIED" if invalid else "APPLIED")
         return
-    intake.set_request_status(cur, proposal.request_id, "APPLIED")
+    inputs.set_request_status(cur, proposal.request_id, "APPLIED")
     # A file given as a parameter (e.g. a list of ids) is applied with its request.
     cur.execute("SELECT (document->>'upload_id')::bigint FROM intake.requests WHERE request_id = %s",
                 (proposal.request_id,))
     upload_id = cur.fetchone()[0]
     if upload_id is not None:
-        intake.set_status(cur, upload_id, "APPLIED")
+        inputs.set_status(cur, upload_id, "APPLIED")
 
 
 def append_commit(cur: Cursor, proposal: ProposalRef, dag_id: str, run_id: str) -> tuple[int, int]:

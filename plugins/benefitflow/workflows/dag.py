@@ -14,7 +14,7 @@ from typing import Any
 from airflow.sdk import DAG, Asset, Param, chain, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from benefitflow.errors import UserError
+from benefitflow.core.errors import UserError
 from benefitflow.workflows import publish
 from benefitflow.workflows.approve import SYSTEM_MAKER, approval_steps
 from benefitflow.workflows.commit import commit_step
@@ -26,7 +26,8 @@ from benefitflow.workflows.validate import ON_INVALID_ROWS, validate_step
 
 @contextmanager
 def user_errors_fail_the_run() -> Iterator[None]:
-    """A user's error (benefitflow.errors) fails the run with its message and no retry: the one place it is told."""
+    """A user's error (benefitflow.core.errors) fails the run with its message and no retry: the one place it
+    is told."""
     try:
         yield
     except UserError as exc:

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 import psycopg2.extensions
 from airflow.sdk import Param
 
-from benefitflow import validation
-from benefitflow.intake import FileSpec
-from benefitflow.proposal_digest import ProposalRef
+from benefitflow.workflows import suites
+from benefitflow.workflows.inputs import FileSpec
+from benefitflow.workflows.proposal_digest import ProposalRef
 
 if TYPE_CHECKING:  # GX is imported by the tasks that validate, not when the DAG is parsed
     from great_expectations.core import ExpectationSuite
@@ -80,7 +80,7 @@ class FileChecks:
     check: Callable[[Cursor, Taken, Options], None] | None = None
 
     def suite_for(self, upload: Taken, options: Options) -> ExpectationSuite:
-        return validation.load_suite(self.suite) if isinstance(self.suite, str) else self.suite(upload, options)
+        return suites.load_suite(self.suite) if isinstance(self.suite, str) else self.suite(upload, options)
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from benefitflow import db, decisions
-from benefitflow.workflows import publish
+from benefitflow.core import db
+from benefitflow.workflows import decisions, publish
 from benefitflow.workflows.approve import policy_for
 from benefitflow.workflows.commit import commit_step
 from benefitflow.workflows.declaration import Approval, Options, Workflow

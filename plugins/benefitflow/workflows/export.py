@@ -5,7 +5,7 @@
 
 intake records the request (who asks, the filter, the columns); validate checks the filter and
 the columns against the source's whitelisted fields and, when a column is personal
-(`exports.PERSONAL_COLUMNS`), keeps the keys of the rows the filter selects now. The checker
+(`export_files.PERSONAL_COLUMNS`), keeps the keys of the rows the filter selects now. The checker
 sees who asks, the filter, the columns and the row count; the commit writes exactly those rows
 into the outbox, under the request's own name. An export without personal columns is written
 at once by `export` (the workflow's shortcut). The audit trail keeps both.
@@ -22,11 +22,9 @@ from typing import Any
 from airflow.sdk import Param
 from psycopg2 import sql
 
-from benefitflow import config, db, exports, intake
-from benefitflow.errors import WorkflowError
-from benefitflow.exports import ExportError, Selection, Source
-from benefitflow.intake import RequestError
-from benefitflow.proposal_digest import ProposalRef
+from benefitflow.core import config, db
+from benefitflow.core.errors import RequestError, WorkflowError
+from benefitflow.workflows import export_files, inputs
 from benefitflow.workflows.declaration import (
     Approval,
     Commit,
@@ -40,11 +38,13 @@ from benefitflow.workflows.declaration import (
     Workflow,
     plan_parameter,
 )
+from benefitflow.workflows.export_files import ExportError, Selection, Source
+from benefitflow.workflows.proposal_digest import ProposalRef
 
 SourceFor = Callable[[Cursor, Options], Source]
 PERSONAL_DATA_NOTE = f"""
 **Personal data is approved first.** If the columns include any of
-{", ".join(f"`{column}`" for column in sorted(exports.PERSONAL_COLUMNS))} (the default set does),
+{", ".join(f"`{column}`" for column in sorted(export_files.PERSONAL_COLUMNS))} (the default set does),
 the run asks the checker group of this export (`approval_groups.yaml`) at `approve`: the checker
 reads who asks, the filter, the columns and how many rows. Approved, the commit writes exactly
 the rows the filter selected when asked, as `exports/<name>-request<id>-<run>.csv`; rejected, no
@@ -90,8 +90,8 @@ class _ExportSteps:
 
     def selection(self, cur: Cursor, options: Options) -> Selection:
         try:
-            return exports.select(self.source_for(cur, dict(options)), document=options.get("filter") or {},
-                                  columns=options.get("columns") or None)
+            return export_files.select(self.source_for(cur, dict(options)), document=options.get("filter") or {},
+                                       columns=options.get("columns") or None)
         except ExportError as exc:
             raise RequestError(str(exc)) from exc
 
@@ -100,7 +100,7 @@ class _ExportSteps:
         document: dict[str, Any] = {"filter": selection.document, "columns": selection.columns,
                                     "personal_columns": selection.personal_columns}
         if selection.personal_columns:
-            document["rows_to_export"] = exports.remember(cur, selection, request_id)
+            document["rows_to_export"] = export_files.remember(cur, selection, request_id)
         return document
 
     def commit(self, cur: Cursor, commit_id: int, proposal: ProposalRef) -> int:
@@ -108,7 +108,7 @@ class _ExportSteps:
         cur.execute("SELECT parameters, requested_by, run_id FROM intake.requests WHERE request_id = %s",
                     (proposal.key,))
         parameters, maker, run_id = cur.fetchone()
-        done = exports.export_approved(
+        done = export_files.export_approved(
             cur, self.selection(cur, parameters), sql.Identifier(*proposal.table.split(".")), proposal.key,
             target_dir=export_dir(), user=maker, label=run_id,
             details={"parameters": parameters, "commit_id": commit_id})
@@ -122,10 +122,10 @@ class _ExportSteps:
             if selection.personal_columns:  # the route is the validate step's: checked again where the file is written
                 raise WorkflowError(f"columns {', '.join(selection.personal_columns)} are personal data: "
                                            "such an export waits for a checker's approval")
-            done = exports.export(cur, selection.source, document=selection.document, columns=selection.columns,
-                                  target_dir=export_dir(), user=user, label=label,
-                                  details={"parameters": dict(options), "request_id": request_id})
-            intake.set_request_status(cur, request_id, "APPLIED")
+            done = export_files.export(cur, selection.source, document=selection.document, columns=selection.columns,
+                                       target_dir=export_dir(), user=user, label=label,
+                                       details={"parameters": dict(options), "request_id": request_id})
+            inputs.set_request_status(cur, request_id, "APPLIED")
         return {"file": str(done.path), "rows": done.rows, "sha256": done.sha256, "columns": done.columns}
 
 

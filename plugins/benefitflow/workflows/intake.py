@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from benefitflow import audit, config, db, file_store, intake
-from benefitflow.errors import WorkflowError
-from benefitflow.file_store import InboxError
-from benefitflow.intake import FileSpec, IntakeError
+from benefitflow.core import audit, config, db, file_store
+from benefitflow.core.errors import IntakeError, WorkflowError
+from benefitflow.core.file_store import InboxError
+from benefitflow.workflows import inputs
 from benefitflow.workflows.declaration import FileIntake, Options, Taken, Workflow
+from benefitflow.workflows.inputs import FileSpec
 
 UPLOAD_MODES = ("create", "update")
 
@@ -21,7 +22,7 @@ def intake_step(*, workflow: Workflow, options: Options, user: str, dag_id: str,
                             dag_id=dag_id, run_id=run_id, mode=options.get("mode"),
                             plan_code=workflow.intake.plan_of(options), operation=workflow.operation)
     with db.transaction() as cur:
-        request_id = intake.register_request(
+        request_id = inputs.register_request(
             cur, kind=workflow.operation, plan_code=workflow.intake.plan_of(options)[:100], parameters=dict(options),
             user=user, dag_id=dag_id, run_id=run_id,
         )
@@ -44,7 +45,7 @@ def take_in_file(
     """Open the file once in the inbox, archive and register it, stage its rows; `operation` defaults to `dag_id`."""
     try:
         with file_store.open_in_inbox(file, config.inbox()) as handed_in, db.transaction() as cur:
-            upload = intake.register(
+            upload = inputs.register(
                 cur, handed_in=handed_in, kind=spec.kind, plan_code=plan_code, user=user,
                 archive_dir=config.outbox_folder("uploads"), dag_id=dag_id, run_id=run_id, mode=mode,
                 operation=operation,
@@ -55,10 +56,10 @@ def take_in_file(
                          outcome="REFUSED", details={"reason": str(exc), "dag_id": dag_id, "run_id": run_id})
         raise WorkflowError(str(exc)) from exc
     try:
-        header = intake.read_header(upload.stored_path, spec, upload.file_name)
+        header = inputs.read_header(upload.stored_path, spec, upload.file_name)
         with db.transaction() as cur:
-            table, row_count = intake.stage(cur, upload, header)
-            intake.set_status(cur, upload.upload_id, "RECEIVED", staged_table=table, row_count=row_count)
+            table, row_count = inputs.stage(cur, upload, header)
+            inputs.set_status(cur, upload.upload_id, "RECEIVED", staged_table=table, row_count=row_count)
     except IntakeError as exc:
         stop_upload(upload.upload_id, user, str(exc))
         raise WorkflowError(str(exc)) from exc
@@ -73,7 +74,7 @@ def stop_upload(upload_id: int, user: str, message: str, *, status: str = "INVAL
             cur.execute(
                 "INSERT INTO intake.row_errors (upload_id, rule, message) VALUES (%s, 'file', %s)", (upload_id, message)
             )
-        intake.set_status(cur, upload_id, status, message=message)
+        inputs.set_status(cur, upload_id, status, message=message)
         audit.record(cur, actor=user, action=f"upload.{status.lower()}", object_type="upload", object_id=upload_id,
                      outcome=status, details={"message": message})
 
@@ -81,6 +82,6 @@ def stop_upload(upload_id: int, user: str, message: str, *, status: str = "INVAL
 def stop_request(request_id: int, user: str, message: str, *, status: str) -> None:
     """Record why the request stops: its parameters (INVALID) or the platform (FAILED)."""
     with db.transaction() as cur:
-        intake.set_request_status(cur, request_id, status, message=message)
+        inputs.set_request_status(cur, request_id, status, message=message)
         audit.record(cur, actor=user, action=f"request.{status.lower()}", object_type="request",
                      object_id=request_id, outcome=status, details={"message": message})

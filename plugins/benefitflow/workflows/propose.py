@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from benefitflow import db, dbt_runner, intake, proposal_digest
+from benefitflow.core import db, dbt_runner
+from benefitflow.workflows import inputs, proposal_digest
 from benefitflow.workflows.declaration import Options, Taken, Workflow
 
 
@@ -16,7 +17,7 @@ def propose_step(
     key = proposal.key
     values: dict[str, Any] = {proposal.key_column: key}
     if workflow.takes_file:
-        values["checked_table"] = intake.checked_table(taken)
+        values["checked_table"] = inputs.checked_table(taken)
     if workflow.propose.vars is not None:
         values |= workflow.propose.vars(taken, options or {})
     with proposal_digest.locked(proposal):
@@ -26,10 +27,10 @@ def propose_step(
             digest = proposal_digest.compute(cur, proposal)
             # The proposal now holds all the commit needs.
             if workflow.takes_file:
-                intake.drop_staged(cur, taken["staged_table"])
+                inputs.drop_staged(cur, taken["staged_table"])
             else:
                 cur.execute("DELETE FROM intake.request_selection WHERE request_id = %s", (key,))
-                intake.set_request_status(cur, key, "WAITING_FOR_APPROVAL")
+                inputs.set_request_status(cur, key, "WAITING_FOR_APPROVAL")
     if workflow.takes_file:
         return {"file": taken["file_name"], "upload_id": taken["upload_id"], **validated, **summary,
                 "proposal_digest": digest}

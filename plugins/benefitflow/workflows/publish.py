@@ -34,7 +34,7 @@ from typing import Any
 import psycopg2.extensions
 from psycopg2 import sql
 
-from benefitflow import db, dbt_runner
+from benefitflow.core import db, dbt_runner
 
 # Every commit records its commit, and the decision and audit events it rests on.
 BOOKKEEPING = ("audit_events", "commits", "decisions")

@@ -7,9 +7,9 @@ from typing import Any
 
 import psycopg2.extensions
 
-from benefitflow import audit, config, db, intake, validation
-from benefitflow.errors import WorkflowError
-from benefitflow.intake import RequestError
+from benefitflow.core import audit, config, db
+from benefitflow.core.errors import RequestError, WorkflowError
+from benefitflow.workflows import inputs, suites
 from benefitflow.workflows.declaration import FileChecks, FormCheck, Options, Taken, Workflow
 from benefitflow.workflows.intake import stop_request, stop_upload
 
@@ -28,7 +28,7 @@ def _validate_request(checks: FormCheck, request: Taken, options: Options, user:
     try:
         with db.transaction() as cur:
             validated = checks.check(cur, request_id, options, user)
-            intake.set_request_status(cur, request_id, "RECEIVED", document=validated)
+            inputs.set_request_status(cur, request_id, "RECEIVED", document=validated)
     except RequestError as exc:
         stop_request(request_id, user, str(exc), status="INVALID")
         raise WorkflowError(f"{request['request']}: {exc}") from exc
@@ -46,27 +46,27 @@ def _validate_upload(checks: FileChecks, upload: Taken, options: Options, user: 
             with db.transaction() as cur:
                 table = checks.prepare(cur, upload, options)
         suite = checks.suite_for(upload, options)
-        validation.write_suite(suite, config.upload_suite(upload_id))
-        results = validation.run_suite(config.database_url(), "intake", table, suite)
+        suites.write_suite(suite, config.upload_suite(upload_id))
+        results = suites.run_suite(config.database_url(), "intake", table, suite)
     except Exception as exc:
         stop_upload(upload_id, user, f"validation could not run: {exc}", status="FAILED")
         raise
     report_path = config.error_report(upload_id)
     with db.transaction() as cur:
-        blocking_file_errors = validation.record_errors(cur, upload_id, results, "intake", table)
+        blocking_file_errors = suites.record_errors(cur, upload_id, results, "intake", table)
         if checks.check is not None:
             checks.check(cur, upload, options)
-        summary = validation.summarise(cur, upload_id, upload["row_count"], blocking_file_errors)
-        validation.write_error_report(cur, upload_id, file_name, report_path)
+        summary = suites.summarise(cur, upload_id, upload["row_count"], blocking_file_errors)
+        suites.write_error_report(cur, upload_id, file_name, report_path)
         refusal = _refusal(summary, on_invalid_rows)
         status = "INVALID" if refusal else "WAITING_FOR_APPROVAL"
-        intake.set_status(
+        inputs.set_status(
             cur, upload_id, status, message=refusal, valid_row_count=summary.valid_row_count,
             invalid_row_count=summary.invalid_row_count, error_report_path=str(report_path),
         )
         first_errors = _first_errors(cur, upload_id)
         if refusal:
-            intake.drop_staged(cur, upload["staged_table"])
+            inputs.drop_staged(cur, upload["staged_table"])
         audit.record(cur, actor=user, action="upload.validated", object_type="upload", object_id=upload_id,
                      outcome=status, details={"invalid_rows": summary.invalid_row_count,
                                               "rules": summary.errors_by_rule, "warnings": summary.warnings_by_rule})
@@ -84,7 +84,7 @@ def _validate_upload(checks: FileChecks, upload: Taken, options: Options, user: 
     }
 
 
-def _refusal(summary: validation.ValidationSummary, on_invalid_rows: str) -> str | None:
+def _refusal(summary: suites.ValidationSummary, on_invalid_rows: str) -> str | None:
     if summary.blocking_file_errors:
         return "the file as a whole fails: " + "; ".join(summary.blocking_file_errors)
     if summary.invalid_row_count and on_invalid_rows == "reject_file":

@@ -10,9 +10,9 @@ from pathlib import Path
 import psycopg2
 import psycopg2.extensions
 
-from benefitflow import config
+from benefitflow.core import config
 
-MIGRATIONS_DIR = Path(__file__).parent / "sql"
+MIGRATIONS_DIR = Path(__file__).parents[1] / "sql"
 
 
 @contextmanager

@@ -9,8 +9,9 @@ from typing import Any
 
 import psycopg2.extensions
 
-from benefitflow import audit, intake
-from benefitflow.proposal_digest import short
+from benefitflow.core import audit
+from benefitflow.workflows import inputs
+from benefitflow.workflows.proposal_digest import short
 
 OUTCOMES = ("APPROVED", "REJECTED", "REFUSED", "TIMED_OUT")
 
@@ -86,9 +87,9 @@ def record(cur: psycopg2.extensions.cursor, decision: Decision) -> int:
     if decision.outcome != "APPROVED":
         why = f"{decision.outcome}: {decision.reason or f'rejected by {decision.checker}'}"
         if decision.upload_id is not None:
-            intake.set_status(cur, decision.upload_id, "REJECTED", message=why)
+            inputs.set_status(cur, decision.upload_id, "REJECTED", message=why)
         if decision.request_id is not None:
-            intake.set_request_status(cur, decision.request_id, "REJECTED", message=why)
+            inputs.set_request_status(cur, decision.request_id, "REJECTED", message=why)
     return decision_id
 
 

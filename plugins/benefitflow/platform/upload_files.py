@@ -26,7 +26,7 @@ from airflow.api_fastapi.core_api.security import GetUserDep
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import StreamingResponse
 
-from benefitflow import audit, config, db, file_store
+from benefitflow.core import audit, config, db, file_store
 from benefitflow.workflows.approve import policy_for
 
 KINDS = ("original", "error-report", "suite")

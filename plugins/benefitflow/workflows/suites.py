@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 import psycopg2.extensions
 from psycopg2 import sql
 
-from benefitflow import file_store
-from benefitflow.config import EXPECTATIONS_DIR
+from benefitflow.core import file_store
+from benefitflow.core.config import EXPECTATIONS_DIR
 
 if TYPE_CHECKING:  # GX takes ~3 s to import: DAG files import this module, only tasks need GX
     from great_expectations.core import ExpectationSuite

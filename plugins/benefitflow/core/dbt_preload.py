@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-from benefitflow import dbt_runner
+from benefitflow.core import dbt_runner
 
 try:
     dbt_runner.parsed_project()

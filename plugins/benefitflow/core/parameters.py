@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
 
-from benefitflow.intake import RequestError
+from benefitflow.core.errors import RequestError
 
 CODE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,29}$")
 MAX_REASON = 500

@@ -8,7 +8,7 @@ Each process writes its own target folder, seeded with the parse state the insta
 `dbt build` left in its target (BENEFITFLOW_DBT_TARGET; `make up`, the test stack): two processes
 (two Airflow tasks, a test beside a task) never overwrite each other's manifest, and the first
 call in a process parses partially. That parse is kept for the process's later calls and for the
-processes forked from it (Airflow's fork server parses at its start, `benefitflow.dbt_preload`, so
+processes forked from it (Airflow's fork server parses at its start, `benefitflow.core.dbt_preload`, so
 a task parses nothing), until a file of the project changes: run values are read when a model is
 compiled, at run time, so a kept manifest runs each call's own values (no model reads one in its
 config or refs).
@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benefitflow.config import DBT_PROJECT_DIR
+from benefitflow.core.config import DBT_PROJECT_DIR
 from benefitflow.platform.readers import statement_timeout_seconds
 
 PARSE_STATE = "partial_parse.msgpack"

@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg2
 
-from benefitflow.config import ConfigurationError
+from benefitflow.core.config import ConfigurationError
 
 DIRECTORY_URL_VARIABLE = "BENEFITFLOW_AIRFLOW_DIRECTORY_URL"
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import psycopg2.extensions
 
-from benefitflow import db
+from benefitflow.core import db
 
 SHORT = 12  # hex characters a person compares: 48 bits, enough to tell two proposals apart by eye
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from psycopg2 import sql
 
-from benefitflow.errors import UserError
+from benefitflow.core.errors import UserError
 
 MAX_DEPTH = 8
 MAX_CONDITIONS = 200

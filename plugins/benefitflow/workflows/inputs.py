@@ -24,17 +24,13 @@ import psycopg2.errors
 import psycopg2.extensions
 from psycopg2 import sql
 
-from benefitflow import audit, config, file_store
-from benefitflow.errors import UserError
-from benefitflow.file_store import HandedIn
+from benefitflow.core import audit, config, file_store
+from benefitflow.core.errors import IntakeError
+from benefitflow.core.file_store import HandedIn
 
 MAX_IDENTIFIER_BYTES = 63
 ARCHIVE_HEADROOM_BYTES = 64 << 20  # left free beside an archived upload: the error report and the next upload
 OTHER_DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}
-
-
-class IntakeError(UserError):
-    """A problem with what the user handed in; the message is meant for them."""
 
 
 @dataclass(frozen=True)
@@ -247,11 +243,6 @@ def checked_table(upload: Mapping[str, Any]) -> str:
     return f"{upload['staged_table']}_checked"
 
 
-# SQL checks of staged rows write their findings with this prefix and a SELECT of the same columns.
-ROW_ERRORS_INSERT = ("INSERT INTO intake.row_errors (upload_id, row_number, column_name, rule, value, message,"
-                     " severity) ")
-
-
 def index_by_row(cur: psycopg2.extensions.cursor, table_name: str) -> None:
     """Index a checked table of intake by row number and analyse it, for the SQL checks and the proposal."""
     table = sql.Identifier("intake", table_name)
@@ -344,10 +335,6 @@ def set_status(
 
 
 # -- requests: operations asked for from a trigger form (no file, or a file as one parameter) --
-class RequestError(UserError):
-    """A request's parameters that cannot be carried out (the message is for the maker)."""
-
-
 def register_request(
     cur: psycopg2.extensions.cursor, *, kind: str, plan_code: str, parameters: dict[str, object], user: str,
     dag_id: str, run_id: str,

@@ -17,3 +17,11 @@ class WorkflowError(UserError):
 
 class CommitConflict(WorkflowError):
     """The registry changed between proposal and commit in a way the proposal cannot survive."""
+
+
+class IntakeError(UserError):
+    """A file handed in that cannot be taken in (its name, size, encoding, header or rows)."""
+
+
+class RequestError(UserError):
+    """A request's parameters that cannot be carried out (the message is for the maker)."""

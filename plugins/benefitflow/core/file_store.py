@@ -26,7 +26,7 @@ from typing import BinaryIO, TextIO
 
 from psycopg2 import sql
 
-from benefitflow.errors import UserError
+from benefitflow.core.errors import UserError
 
 MAX_NAME_BYTES = 200  # the archived copy adds "<upload id>-" and must stay within the file system's 255
 PERSONAL_FILE_MODE = 0o640  # the platform's group (a download service, a backup) reads; nobody else

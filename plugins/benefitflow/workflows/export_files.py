@@ -17,10 +17,10 @@ from typing import Any
 import psycopg2.extensions
 from psycopg2 import sql
 
-from benefitflow import audit, file_store, filters
-from benefitflow.errors import UserError
-from benefitflow.filters import Field, FilterError
-from benefitflow.intake import checksum
+from benefitflow.core import audit, file_store, filters
+from benefitflow.core.errors import UserError
+from benefitflow.core.filters import Field, FilterError
+from benefitflow.workflows.inputs import checksum
 
 # Columns that identify a person: an export naming any of them is approved by a checker first
 # (benefitflow.workflows.export); an export of none of them is written at once.

@@ -1,0 +1,204 @@
+-- Registry checks GX cannot express (registry/checks.py runs them; workflows/row_checks.py reads this file).
+-- Exact duplicates and broken household rules are critical (the row is blocked); likely duplicates are
+-- warnings (the checker sees them and decides).
+
+-- name: unknown_ids
+SELECT {upload}, c.row_number, 'id', 'id:unknown_individual', c.id, 'no individual with this id in the registry',
+       'critical'
+FROM intake.{checked} c
+WHERE c.individual_id IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM ledger.individual_versions v WHERE v.individual_id = c.individual_id)
+
+-- name: unknown_person
+-- A row naming a registered person by individual_id (its uuid in `person_id`): beneficiaries and grievances.
+SELECT {upload}, c.row_number, 'individual_id', 'individual_id:unknown', c.individual_id,
+       'no individual with this id in the registry (register the person first)', 'critical'
+FROM intake.{checked} c
+WHERE c.person_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM registry.individuals i WHERE i.individual_id = c.person_id)
+
+-- name: national_id_taken
+SELECT DISTINCT ON (c.row_number)
+       {upload}, c.row_number, 'national_id', 'national_id:already_in_registry', c.national_id,
+       format('this national id already belongs to individual %s in the registry', r.individual_id),
+       'critical'
+FROM intake.{checked} c
+JOIN registry.individuals r ON r.national_id = c.national_id
+WHERE c.individual_id IS NULL OR r.individual_id <> c.individual_id
+ORDER BY c.row_number
+
+-- name: likely_duplicates_in_registry
+-- Similar names ("first last", pg_trgm) with the same date of birth and location.
+SELECT DISTINCT ON (c.row_number) {upload}, c.row_number, 'first_name', 'likely_duplicate',
+       c.first_name || ' ' || c.last_name,
+       format('looks like individual %s, already in the registry (same date of birth and location, similar name)',
+              r.individual_id),
+       'warning'
+FROM intake.{checked} c
+JOIN registry.individuals r ON r.dob = c.dob__date AND coalesce(r.location_code, '') = coalesce(c.location_code, '')
+WHERE similarity(lower(coalesce(r.first_name, '') || ' ' || coalesce(r.last_name, '')),
+                 lower(coalesce(c.first_name, '') || ' ' || coalesce(c.last_name, ''))) >= {similarity}
+  AND (c.individual_id IS NULL OR r.individual_id <> c.individual_id)
+  AND (c.national_id IS NULL OR r.national_id IS NULL OR c.national_id <> r.national_id)
+ORDER BY c.row_number, similarity(lower(coalesce(r.first_name, '') || ' ' || coalesce(r.last_name, '')),
+                                  lower(coalesce(c.first_name, '') || ' ' || coalesce(c.last_name, ''))) DESC
+
+-- name: likely_duplicates_in_file
+SELECT DISTINCT ON (b.row_number) {upload}, b.row_number, 'first_name', 'likely_duplicate',
+       b.first_name || ' ' || b.last_name,
+       format('looks like row %s of this file (%s %s, born %s, location %s)', a.row_number, a.first_name,
+              a.last_name, a.dob__date, coalesce(a.location_code, 'none')),
+       'warning'
+FROM intake.{checked} a
+JOIN intake.{checked} b
+  ON a.dob__date = b.dob__date AND coalesce(a.location_code, '') = coalesce(b.location_code, '')
+ AND a.row_number < b.row_number
+WHERE similarity(lower(coalesce(a.first_name, '') || ' ' || coalesce(a.last_name, '')),
+                 lower(coalesce(b.first_name, '') || ' ' || coalesce(b.last_name, ''))) >= {similarity}
+  AND (a.national_id IS NULL OR b.national_id IS NULL OR a.national_id <> b.national_id)
+ORDER BY b.row_number, a.row_number
+
+-- name: upload_members
+-- Each row's household, role and recipient type once the upload is applied (registry/checks.py fills in
+-- whether the file's value or the registry's counts), with the household the person leaves, if any.
+CREATE TEMPORARY TABLE upload_members ON COMMIT DROP AS
+SELECT c.row_number, c.individual_id, {group_code} AS group_code, {role} AS role, {role_value} AS role_value,
+       {recipient_type} AS recipient_type, {recipient_value} AS recipient_value,
+       r.household_code AS previous_group_code
+FROM intake.{checked} c
+LEFT JOIN registry.individuals r ON {registry_match}
+
+-- name: household_tally
+-- Heads and primary recipients per household over a `members` CTE (group_code, role, recipient_type,
+-- row_number: the upload's row, NULL for a member the upload leaves alone). One definition of the
+-- household rule for validation (the file against the registry) and for commit (the ledger, where a
+-- concurrent commit's members count too: households_broken_at_commit).
+SELECT group_code,
+       count(*) FILTER (WHERE role = 'HEAD') AS heads,
+       count(*) FILTER (WHERE recipient_type = 'PRIMARY') AS primaries,
+       count(*) FILTER (WHERE role = 'HEAD' AND row_number IS NULL) AS registry_heads,
+       count(*) FILTER (WHERE recipient_type = 'PRIMARY' AND row_number IS NULL) AS registry_primaries,
+       string_agg(row_number::text, ', ' ORDER BY row_number) FILTER (WHERE role = 'HEAD') AS head_rows,
+       string_agg(row_number::text, ', ' ORDER BY row_number) FILTER (WHERE recipient_type = 'PRIMARY')
+           AS primary_rows
+FROM members GROUP BY group_code
+
+-- name: upload_households
+-- Every household the upload touches, counted with the registry members the file leaves alone.
+CREATE TEMPORARY TABLE upload_households ON COMMIT DROP AS
+WITH touched AS (
+    SELECT group_code FROM upload_members WHERE group_code IS NOT NULL
+    UNION SELECT previous_group_code FROM upload_members WHERE previous_group_code IS NOT NULL
+), members AS (
+    SELECT group_code, role, recipient_type, row_number FROM upload_members WHERE group_code IS NOT NULL
+    UNION ALL
+    SELECT r.household_code, r.role, r.recipient_type, NULL FROM registry.individuals r
+    WHERE r.household_code IN (SELECT group_code FROM touched)
+      AND NOT EXISTS (SELECT 1 FROM upload_members m WHERE m.individual_id = r.individual_id)
+)
+{@household_tally}
+
+-- name: related
+-- Each row with the households it touches: the one it is in after the upload, and the one it leaves.
+CROSS JOIN LATERAL (VALUES (m.group_code), (nullif(m.previous_group_code, m.group_code))) AS related (group_code)
+
+-- name: rows_of_household
+-- Rows that join a household or leave one: a household left without its HEAD is reported on the row that leaves.
+FROM (SELECT m.row_number, m.role_value, m.recipient_value, h.*
+      FROM upload_members m
+      {@related}
+      JOIN upload_households h ON h.group_code = related.group_code) t
+
+-- name: more_than_one_head
+SELECT {upload}, m.row_number, 'individual_role', 'household:more_than_one_head', m.role_value,
+       format('household %s would have %s heads (rows %s%s); a household has one HEAD', h.group_code, h.heads,
+              h.head_rows, CASE WHEN h.registry_heads > 0 THEN ' and one already in the registry' ELSE '' END),
+       'critical'
+FROM upload_members m JOIN upload_households h USING (group_code)
+WHERE m.role = 'HEAD' AND h.heads > 1
+
+-- name: no_head
+SELECT {upload}, t.row_number, 'individual_role', 'household:no_head', t.role_value,
+       format('household %s would have no HEAD (in this file or in the registry)', t.group_code), 'critical'
+{@rows_of_household}
+WHERE t.heads = 0
+
+-- name: more_than_one_primary_recipient
+SELECT {upload}, m.row_number, 'recipient_info', 'household:more_than_one_primary_recipient', m.recipient_value,
+       format('household %s would have %s primary recipients (rows %s%s); a household has one', h.group_code,
+              h.primaries, h.primary_rows,
+              CASE WHEN h.registry_primaries > 0 THEN ' and one already in the registry' ELSE '' END),
+       'critical'
+FROM upload_members m JOIN upload_households h USING (group_code)
+WHERE m.recipient_type = 'PRIMARY' AND h.primaries > 1
+
+-- name: no_primary_recipient
+SELECT {upload}, t.row_number, 'recipient_info', 'household:no_primary_recipient', t.recipient_value,
+       format('household %s would have no primary recipient (recipient_info 1)', t.group_code), 'critical'
+{@rows_of_household}
+WHERE t.primaries = 0
+
+-- name: role_required
+SELECT {upload}, row_number, 'individual_role', 'household:role_required', role_value,
+       'a household member needs an individual_role', 'critical'
+FROM upload_members WHERE group_code IS NOT NULL AND role IS NULL
+
+-- name: group_code_required
+SELECT {upload}, row_number, 'group_code', 'household:group_code_required', NULL,
+       'an individual_role or recipient_info needs a group_code (the household); to leave a household, clear '
+       'individual_role and recipient_info too', 'critical'
+FROM upload_members WHERE group_code IS NULL AND (role IS NOT NULL OR recipient_type IS NOT NULL)
+
+-- name: household_incomplete
+-- With skip_invalid_rows a household is imported whole or not at all.
+WITH invalid AS (
+    SELECT DISTINCT m.row_number, related.group_code
+    FROM upload_members m
+    {@related}
+    JOIN intake.row_errors e ON e.upload_id = {upload} AND e.row_number = m.row_number AND e.severity = 'critical'
+    WHERE related.group_code IS NOT NULL
+), households AS (
+    SELECT group_code, string_agg(row_number::text, ', ' ORDER BY row_number) AS rows FROM invalid GROUP BY group_code
+)
+SELECT DISTINCT ON (m.row_number) {upload}, m.row_number, 'group_code', 'household:incomplete', m.group_code,
+       format('household %s is imported whole or not at all, and row(s) %s of it are invalid', h.group_code, h.rows),
+       'critical'
+FROM upload_members m
+{@related}
+JOIN households h ON h.group_code = related.group_code
+WHERE NOT EXISTS (SELECT 1 FROM invalid i WHERE i.row_number = m.row_number)
+ORDER BY m.row_number, h.group_code
+
+-- name: households_broken_at_commit
+-- At commit, once the commit's versions are appended (under the registry lock): the households whose
+-- members, roles or recipients the commit changes, tallied over the latest version of every individual
+-- in the ledger, so what another upload committed after this one was validated counts (registry.individuals
+-- may not even be published yet). Rows of this commit carry their row number; the others count as the
+-- registry's. Parameter: %(commit_id)s. The same rule as validation: one HEAD, one PRIMARY recipient.
+WITH committed AS (
+    SELECT v.household_code, previous.household_code AS previous_household_code
+    FROM ledger.individual_versions v
+    LEFT JOIN ledger.individual_versions previous
+      ON previous.individual_id = v.individual_id AND previous.version = v.version - 1
+    WHERE v.commit_id = %(commit_id)s
+      AND (previous.individual_id IS NULL
+           OR (v.household_code, v.role, v.recipient_type)
+              IS DISTINCT FROM (previous.household_code, previous.role, previous.recipient_type))
+), touched AS (
+    SELECT household_code AS group_code FROM committed WHERE household_code IS NOT NULL
+    UNION SELECT previous_household_code FROM committed WHERE previous_household_code IS NOT NULL
+), latest AS (
+    SELECT DISTINCT ON (v.individual_id) v.commit_id, v.row_number, v.household_code, v.role, v.recipient_type
+    FROM ledger.individual_versions v
+    WHERE v.individual_id IN (SELECT individual_id FROM ledger.individual_versions
+                              WHERE household_code IN (SELECT group_code FROM touched))
+    ORDER BY v.individual_id, v.version DESC
+), members AS (
+    SELECT household_code AS group_code, role, recipient_type,
+           CASE WHEN commit_id = %(commit_id)s THEN row_number END AS row_number
+    FROM latest WHERE household_code IN (SELECT group_code FROM touched)
+)
+SELECT group_code, heads, primaries, registry_heads, registry_primaries, head_rows, primary_rows,
+       count(*) OVER () AS broken
+FROM ({@household_tally}) tally
+WHERE heads <> 1 OR primaries <> 1
+ORDER BY group_code LIMIT 5
