@@ -9,11 +9,10 @@ from benefitflow.workflows import approve, catalogue
 from benefitflow.workflows.approve import (
     approval_groups,
     decide_outcome,
-    digest_shown,
     parse_policy,
     policy_for,
-    render_body,
 )
+from benefitflow.workflows.request_body import FirstRows, digest_shown, render_body
 
 PEOPLE = {name: Person(str(user_id), name) for user_id, name in enumerate(["maker", "checker", "checker2", "admin"], 1)}
 MAKER = PEOPLE["maker"]
@@ -132,10 +131,33 @@ def test_body_lists_the_summary() -> None:
     assert "code:unique: 2" in body
 
 
-def test_body_puts_the_file_and_counts_first_and_the_report_last() -> None:
-    summary = {"error_report": "/r.csv", "households_to_create": 2, "invalid_rows": 1, "file": "f.csv", "rows_in_file": 3}
-    labels = [line.split(":**")[0].lstrip("- *") for line in render_body("x", "maker", summary).splitlines()[3:]]
-    assert labels == ["file", "rows in file", "invalid rows", "households to create", "error report"]
+def test_body_groups_the_summary_by_meaning_in_an_order_of_its_own() -> None:
+    """XCom keeps no key order: the body's order is the renderer's, whatever order the summary came in."""
+    summary = {"warnings_by_rule": {"likely_duplicate": 2}, "period_end": "2026-07-31", "max_amount": "9.00",
+               "error_report": "/r.csv", "households_to_create": 2, "invalid_rows": 1, "min_amount": "1.00",
+               "file": "f.csv", "rows_in_file": 3, "period_start": "2026-07-01", "median_amount": "5.00",
+               "upload_id": 7, "cycle": "C1", "total_amount": "15.00"}
+    lines = render_body("x", "maker", summary).splitlines()
+    headings = [line.removeprefix("#### ") for line in lines if line.startswith("#### ")]
+    assert headings == ["What", "How many and how much", "What is wrong or unusual", "The data"]
+    labels = [line.split(":**")[0].lstrip("- *") for line in lines if line.startswith("- **")]
+    assert labels == ["file", "upload id", "cycle", "period start", "period end",
+                      "rows in file", "total amount", "min amount", "median amount", "max amount",
+                      "households to create",
+                      "invalid rows", "warnings by rule",
+                      "error report", "original"]
+    assert "- **original:** " in render_body("x", "maker", summary) and "/uploads/7/original" in "\n".join(lines)
+
+
+def test_the_first_rows_are_a_small_table_without_personal_columns() -> None:
+    rows = FirstRows(columns=("row_number", "code", "amount"), rows=(("1", "A", "1.00"), ("2", "B\\|C", "2.00")),
+                     left_out=("first_name", "attributes"), total=40)
+    body = render_body("x", "maker", {"file": "f.csv", "proposal_digest": "ab" * 32}, first_rows=rows)
+    data = body[body.index("#### The data"):]
+    assert "The first 2 of 40 proposed rows:" in data
+    assert "| row_number | code | amount |" in data and "| 2 | B\\|C | 2.00 |" in data
+    assert "Not shown here (personal data" in data and "first_name, attributes" in data
+    assert digest_shown(body) == "ab" * 32  # still the last line
 
 
 def test_body_shows_the_proposal_digest_in_short_next_to_the_numbers() -> None:

@@ -60,6 +60,11 @@ def max_upload_bytes() -> int:
     return int(os.environ.get("BENEFITFLOW_MAX_UPLOAD_BYTES", 4 << 30))
 
 
+def web_upload_max_bytes() -> int:
+    """The largest file the Upload page and its REST twin take (BENEFITFLOW_WEB_UPLOAD_MAX_BYTES; 200 MB)."""
+    return int(os.environ.get("BENEFITFLOW_WEB_UPLOAD_MAX_BYTES", 200 * 1000 * 1000))
+
+
 def upload_file_url(upload_id: int, which: str) -> str:
     """Where an Airflow user downloads an upload's `original`, `error-report` or `suite` (see upload_files.py)."""
     base = os.environ.get("AIRFLOW__API__BASE_URL", "").rstrip("/")

@@ -197,10 +197,15 @@ def _created(path: Path, mode: int) -> int:
     return fd
 
 
+def new_binary(path: Path, mode: int = PERSONAL_FILE_MODE) -> BinaryIO:
+    """A new file at `path`, created with `mode` (never an existing file, never a link); the caller closes it."""
+    return os.fdopen(_created(path, mode), "wb")
+
+
 @contextmanager
 def created_binary(path: Path, mode: int = PERSONAL_FILE_MODE) -> Iterator[BinaryIO]:
-    """A new file at `path`, created with `mode` (never an existing file, never through a link)."""
-    with os.fdopen(_created(path, mode), "wb") as handle:
+    """As `new_binary`, closed when the block ends."""
+    with new_binary(path, mode) as handle:
         yield handle
 
 

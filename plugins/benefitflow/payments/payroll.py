@@ -94,6 +94,16 @@ def approved_payroll(cur: psycopg2.extensions.cursor, name: str) -> tuple[int, s
     return (int(found[0]), found[1]) if found else None
 
 
+def payrolls_to_reconcile(cur: psycopg2.extensions.cursor) -> list[tuple[str, str]]:
+    """(name, label) of every approved payroll not yet reconciled in full, newest first."""
+    cur.execute("SELECT p.payroll_name,"
+                " p.payroll_name || ' (' || p.cycle_code || ', ' || coalesce(p.plan_code, 'all plans') || ')'"
+                " FROM ledger.payrolls p WHERE (SELECT e.status FROM ledger.payroll_events e"
+                " WHERE e.payroll_id = p.payroll_id ORDER BY e.commit_id DESC LIMIT 1) = 'APPROVED_FOR_PAYMENT'"
+                " ORDER BY p.payroll_id DESC")
+    return [(name, label) for name, label in cur.fetchall()]
+
+
 def _earlier_payroll(cur: psycopg2.extensions.cursor, name: Any) -> str | None:
     if name in (None, ""):
         return None

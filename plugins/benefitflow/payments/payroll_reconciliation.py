@@ -21,7 +21,7 @@ from psycopg2 import sql
 from benefitflow.core import columns, db
 from benefitflow.core.errors import CommitConflict, WorkflowError
 from benefitflow.core.parameters import money
-from benefitflow.payments.payroll import approved_payroll
+from benefitflow.payments.payroll import approved_payroll, payrolls_to_reconcile
 from benefitflow.workflows import publish, row_checks, suites
 from benefitflow.workflows.declaration import (
     Approval,
@@ -220,7 +220,7 @@ WORKFLOW = Workflow(
     intake=FileIntake(spec=spec_for, params={
         "payroll": Param("", type="string", minLength=1, maxLength=80,
                          description="The payroll's name, as in the file's `Payroll Name` column"),
-    }),
+    }, choices={"payroll": payrolls_to_reconcile}),
     validate=FileChecks(suite=suite_for, prepare=prepare, check=check),
     propose=Proposal(summarise=summarise, vars=proposal_vars),
     approve=Approval(group="PaymentCheckers"),

@@ -42,7 +42,9 @@ def role_permissions(sm) -> dict[str, set[tuple[str, str]]]:
     viewer = set(sm.VIEWER_PERMISSIONS)
     # DAG can_edit is what FAB asks of any write under a DAG, trigger and answer included; the
     # auth manager keeps it from meaning "pause" or "clear" for these roles.
-    maker = viewer | {(p.ACTION_CAN_CREATE, p.RESOURCE_DAG_RUN), (p.ACTION_CAN_EDIT, p.RESOURCE_DAG)}
+    # Plugins can_read: the UI learns of the Upload page (a plugin's view) from the plugin list.
+    maker = viewer | {(p.ACTION_CAN_CREATE, p.RESOURCE_DAG_RUN), (p.ACTION_CAN_EDIT, p.RESOURCE_DAG),
+                      (p.ACTION_CAN_READ, p.RESOURCE_PLUGIN)}
     engineer = maker | {(p.ACTION_CAN_EDIT, p.RESOURCE_DAG_RUN), (p.ACTION_CAN_EDIT, p.RESOURCE_TASK_INSTANCE),
                         RUN_OPERATIONS}
     checker = viewer | {(p.ACTION_CAN_EDIT, p.RESOURCE_HITL_DETAIL), (p.ACTION_CAN_EDIT, p.RESOURCE_DAG),

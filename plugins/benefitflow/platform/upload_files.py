@@ -23,7 +23,7 @@ from urllib.parse import quote
 from airflow.api_fastapi.app import get_auth_manager
 from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
 from airflow.api_fastapi.core_api.security import GetUserDep
-from fastapi import FastAPI, HTTPException
+from fastapi import APIRouter, HTTPException
 from fastapi.responses import StreamingResponse
 
 from benefitflow.core import audit, config, db, file_store
@@ -33,10 +33,10 @@ KINDS = ("original", "error-report", "suite")
 MEDIA_TYPES = {"original": "text/csv", "error-report": "text/csv", "suite": "application/json"}
 OPERATOR_ROLES = ("DataEngineer", "Admin")
 
-app = FastAPI(title="benefitflow upload files", description=__doc__)
+router = APIRouter()
 
 
-@app.get("/uploads/{upload_id}/{which}")
+@router.get("/uploads/{upload_id}/{which}")
 def download(upload_id: int, which: str, user: GetUserDep) -> StreamingResponse:
     if which not in KINDS:
         raise HTTPException(404, f"no such file kind {which!r}: use {', '.join(KINDS)}")

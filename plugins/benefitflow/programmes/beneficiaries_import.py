@@ -281,7 +281,7 @@ WORKFLOW = Workflow(
         "mode": Param("create", enum=list(UPLOAD_MODES),
                       description="create: enrol the people (or households) the rows name; update: rows carry the "
                                   "beneficiary `id` and only the plan variables in the file change"),
-    }, plan_of=plan_parameter),
+    }, plan_of=plan_parameter, choices={"plan": plans.active_plan_choices}),
     validate=FileChecks(suite=suite_for, prepare=prepare, check=check),
     propose=Proposal(summarise=summarise, vars=proposal_vars),
     approve=Approval(group="ProgrammeCheckers"),

@@ -278,6 +278,14 @@ def require_active(cur: psycopg2.extensions.cursor, code: Any) -> PlanVersion:
     return found
 
 
+def active_plan_choices(cur: psycopg2.extensions.cursor) -> list[tuple[str, str]]:
+    """(code, "code: name") of every plan whose latest version is ACTIVE, as the ledger says now."""
+    cur.execute("SELECT plan_code, plan_code || ': ' || name FROM (SELECT DISTINCT ON (plan_code) plan_code, name,"
+                " status FROM ledger.plan_versions ORDER BY plan_code, version DESC) latest"
+                " WHERE status = 'ACTIVE' ORDER BY plan_code")
+    return [(code, label) for code, label in cur.fetchall()]
+
+
 def lock_plans(cur: psycopg2.extensions.cursor) -> None:
     cur.execute("SELECT pg_advisory_xact_lock(hashtext('benefitflow.plans'))")
 

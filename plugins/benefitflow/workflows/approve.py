@@ -26,7 +26,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import cache
@@ -39,10 +38,11 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from benefitflow.core import airflow_users, audit, db
 from benefitflow.core.airflow_users import Person
-from benefitflow.workflows import decisions, proposal_digest
+from benefitflow.workflows import decisions, proposal_digest, request_body
 from benefitflow.workflows.decisions import Decision
 from benefitflow.workflows.declaration import Approval
 from benefitflow.workflows.proposal_digest import ProposalRef
+from benefitflow.workflows.request_body import DIGEST_KEY, digest_shown, render_body
 
 APPROVAL_GROUPS_FILE = Path(__file__).resolve().parents[1] / "approval_groups.yaml"  # where programmes edit it
 SYSTEM_MAKER = "system"
@@ -116,53 +116,6 @@ def approval_steps(operation: str, *, proposal_table: str, default: Approval | N
                              task_id="approve" if step == needed else f"approve_{step}", **kwargs)
         for step in range(1, needed + 1)
     ]
-
-
-# The checker reads the file and its numbers first, the report last (XCom does not keep key order).
-SUMMARY_FIRST = ("file", "request", "upload_id", "request_id", "rows_in_file", "valid_rows", "invalid_rows",
-                 "invalid_by_rule", "warnings_by_rule")
-SUMMARY_LAST = ("error_report", "checked_with")
-DIGEST_KEY = "proposal_digest"
-# The body's last line names the full digest: what a checker's answer is compared with (the rest of
-# the body holds file names and other text a maker chose, so only the last line is read).
-FULL_DIGEST_LINE = re.compile(r"\*\*Proposal digest:\*\* `([0-9a-f]{64})`")
-
-
-def render_body(operation: str, maker: str, summary: dict[str, Any], *, step: int = 1, needed: int = 1,
-                approved_by: tuple[str, ...] = ()) -> str:
-    """Markdown the checker reads on the Required actions page."""
-    lines = [f"**Operation:** {operation}  ", f"**Maker:** {maker} (cannot decide on this request)  "]
-    if summary.get(DIGEST_KEY):
-        lines.append(f"**Proposal:** `{proposal_digest.short(summary[DIGEST_KEY])}` (its digest: your approval "
-                     "commits exactly these numbers; if anything changes, it commits nothing)  ")
-    if needed > 1:
-        earlier = f"; already approved by {', '.join(approved_by)}" if approved_by else ""
-        lines.append(f"**Approval {step} of {needed}:** {needed} distinct checkers must approve{earlier}  ")
-    lines.append("")
-    rank = {key: i for i, key in enumerate(SUMMARY_FIRST)} | {key: 1000 + i for i, key in enumerate(SUMMARY_LAST)}
-    ordered = sorted(summary.items(), key=lambda item: rank.get(item[0], len(SUMMARY_FIRST)))
-    for key, value in ordered:
-        label = key.replace("_", " ")
-        if key == DIGEST_KEY or (isinstance(value, dict | list) and not value):
-            continue
-        if isinstance(value, dict):
-            lines.append(f"- **{label}:**")
-            lines.extend(f"  - {inner}: {inner_value}" for inner, inner_value in value.items())
-        elif isinstance(value, list):
-            lines.append(f"- **{label}:**")
-            lines.extend(f"  - {item}" for item in value)
-        else:
-            lines.append(f"- **{label}:** {value}")
-    if summary.get(DIGEST_KEY):
-        lines += ["", f"**Proposal digest:** `{summary[DIGEST_KEY]}`"]
-    return "\n".join(lines)
-
-
-def digest_shown(body: str | None) -> str | None:
-    """The full proposal digest a request's body showed (its last line), None if it showed none."""
-    last = (body or "").rstrip().rsplit("\n", 1)[-1]
-    found = FULL_DIGEST_LINE.fullmatch(last.strip())
-    return found.group(1) if found else None
 
 
 def decide_outcome(
@@ -281,8 +234,10 @@ class MakerCheckerApproval(ApprovalOperator):
                 "group, then clear this task"
             )
         self.assigned_users = [person.as_hitl_user() for person in checkers]
+        with db.transaction() as cur:
+            shown_rows = request_body.first_rows(cur, proposal)
         self.body = render_body(self.operation, maker.username, summary, step=self.step, needed=self.needed,
-                                approved_by=tuple(person.username for person in approved_by))
+                                approved_by=tuple(person.username for person in approved_by), first_rows=shown_rows)
         self._refuse_a_stale_request(context, maker, summary, proposal, digest)
         what = summary.get("file") or summary.get("request") or context["run_id"]
         step_label = f", approval {self.step} of {self.needed}" if self.needed > 1 else ""

@@ -45,11 +45,14 @@ class FileIntake:
 
     params: the trigger form's parameters beyond `file` and `on_invalid_rows`.
     plan_of: the plan the upload is for, if any (kept with the upload).
+    choices: for a parameter the Upload page offers as a list, the (value, label) pairs to offer,
+    read from the database when the page is shown (e.g. the active plans).
     """
 
     spec: FileSpec | Callable[[Options], FileSpec]
     params: dict[str, Param] = field(default_factory=dict)
     plan_of: Callable[[Options], str] = no_plan
+    choices: dict[str, Callable[[Cursor], list[tuple[str, str]]]] = field(default_factory=dict)
 
     def spec_for(self, options: Options) -> FileSpec:
         return self.spec if isinstance(self.spec, FileSpec) else self.spec(options)

@@ -115,17 +115,8 @@ def register(
         handed_in.check_unchanged()
         if dag_id and run_id:
             supersede_run_inputs(cur, "uploads", dag_id, run_id)
-        cur.execute(
-            "SELECT upload_id, uploaded_by, uploaded_at, status FROM intake.uploads"
-            " WHERE kind = %s AND plan_code = %s AND sha256 = %s AND status <> 'SUPERSEDED'",
-            (kind, plan_code, sha256),
-        )
-        if earlier := cur.fetchone():
-            raise IntakeError(
-                f"file {name}: the same file (sha256 {sha256[:12]}…) was already uploaded as upload "
-                f"{earlier[0]} by {earlier[1]} at {earlier[2]:%Y-%m-%d %H:%M} (status {earlier[3]}); "
-                "it is not accepted twice"
-            )
+        if refusal := same_file_refusal(cur, name, kind=kind, plan_code=plan_code, sha256=sha256):
+            raise IntakeError(refusal)
         cur.execute(
             "INSERT INTO intake.uploads (kind, plan_code, file_name, stored_path, sha256, size_bytes,"
             " uploaded_by, dag_id, run_id, mode, operation) VALUES (%s, %s, %s, '', %s, %s, %s, %s, %s, %s, %s)"
@@ -162,6 +153,20 @@ def _keep_as(receiving: Path, stored: Path, name: str) -> None:
 
 
 # A run's input: its table in intake and that table's key.
+def same_file_refusal(cur: psycopg2.extensions.cursor, name: str, *, kind: str, plan_code: str,
+                      sha256: str) -> str | None:
+    """Why a file with this content cannot be taken in for this kind (and plan): it was already, and not superseded."""
+    cur.execute(
+        "SELECT upload_id, uploaded_by, uploaded_at, status FROM intake.uploads"
+        " WHERE kind = %s AND plan_code = %s AND sha256 = %s AND status <> 'SUPERSEDED'",
+        (kind, plan_code, sha256),
+    )
+    if (earlier := cur.fetchone()) is None:
+        return None
+    return (f"file {name}: the same file (sha256 {sha256[:12]}…) was already uploaded as upload {earlier[0]} by "
+            f"{earlier[1]} at {earlier[2]:%Y-%m-%d %H:%M} (status {earlier[3]}); it is not accepted twice")
+
+
 INPUT_KEYS = {"uploads": "upload_id", "requests": "request_id"}
 # An input still open when its run takes in another: it will never be committed.
 _SUPERSEDABLE = ("RECEIVED", "WAITING_FOR_APPROVAL", "FAILED")
