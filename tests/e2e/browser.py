@@ -101,3 +101,12 @@ def sign_in_to_superset(page: Page, instance: Instance, username: str) -> None:
     page.fill("#password", instance.user_password(username))
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(r".*/superset/welcome/?$"))
+
+
+def open_pending_request(page: Page, instance: Instance, run_id: str) -> None:
+    """Browse → Required Actions (pending ones), then this run's request: its task's Required Action tab."""
+    page.goto(f"{instance.airflow_url}/required_actions?response_received=false")
+    row = page.get_by_role("row").filter(has_text=run_id)
+    expect(row).to_have_count(1)
+    row.locator('a[href$="/tasks/approve/required_actions"]').first.click()
+    page.wait_for_url(re.compile(r".*/tasks/approve/required_actions$"))

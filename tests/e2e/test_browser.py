@@ -34,7 +34,7 @@ from benefitflow.workflows.direct import run_steps as run_upload
 from benefitflow_dev import superset_setup
 from benefitflow_dev.instance import Instance
 from benefitflow_dev.provider_answers import paid, unpaid, write_answers
-from tests.e2e.browser import OpenPage, screenshot, sign_in_to_airflow, sign_in_to_superset
+from tests.e2e.browser import OpenPage, open_pending_request, screenshot, sign_in_to_airflow, sign_in_to_superset
 from tests.e2e.people import HEADER
 from tests.e2e.test_selftest_workflow import DAG_ID, audit_actions, committed_rows, decisions_for, start_run
 from tests.integration.programme_data import plan_document
@@ -81,15 +81,6 @@ def superset_page(pages: OpenPage, superset: Instance):
 
 
 # -- Airflow: Required actions --------------------------------------------------------------------------------------
-def open_pending_request(page: Page, instance: Instance, run_id: str) -> None:
-    """Browse → Required Actions (pending ones), then this run's request: its task's Required Action tab."""
-    page.goto(f"{instance.airflow_url}/required_actions?response_received=false")
-    row = page.get_by_role("row").filter(has_text=run_id)
-    expect(row).to_have_count(1)
-    row.locator('a[href$="/tasks/approve/required_actions"]').first.click()
-    page.wait_for_url(re.compile(r".*/tasks/approve/required_actions$"))
-
-
 def click_and_answer(page: Page, option: str) -> Response:
     """Click an option's button; returns Airflow's answer to the PATCH the UI sends."""
     button = page.get_by_role("button", name=option, exact=True)

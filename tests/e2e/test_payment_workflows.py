@@ -6,15 +6,19 @@ import uuid
 from decimal import Decimal
 
 import pytest
+from playwright.sync_api import Page, expect
 
 from benefitflow.payments.payroll import payroll_dir
 from benefitflow.programmes.benefit_plan_define import WORKFLOW as DEFINE
 from benefitflow.programmes.enrolment import WORKFLOW as ENROLMENT
 from benefitflow.workflows.direct import run_steps as run_request
+from benefitflow_dev.instance import Instance
 from benefitflow_dev.provider_answers import paid, unpaid, write_answers
+from tests.e2e.browser import OpenPage, open_pending_request, screenshot, sign_in_to_airflow
 from tests.e2e.people import query, register_region
 
 pytestmark = pytest.mark.e2e
+pytest_plugins = ["tests.e2e.browser"]  # the payment checker's browser: screenshots of the requests
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +26,12 @@ def region(database) -> str:
     return register_region(database)
 
 
-def approved(maker, payment_checker, other_checker, dag_id: str, conf: dict, expect_in_body: list[str]) -> str:
-    """Triggered by the maker; neither the maker nor a checker of another group may answer; the payment checker does."""
+def approved(maker, payment_checker, other_checker, dag_id: str, conf: dict, expect_in_body: list[str],
+             seen_by: tuple[Page, Instance] | None = None) -> str:
+    """Triggered by the maker; neither the maker nor a checker of another group may answer; the payment checker does.
+
+    `seen_by`: the payment checker's signed-in browser page (and the services), which opens the request: a
+    screenshot of it is kept."""
     response = maker.trigger(dag_id, conf)
     assert response.status_code == 200, response.text
     run_id = response.json()["dag_run_id"]
@@ -31,6 +39,11 @@ def approved(maker, payment_checker, other_checker, dag_id: str, conf: dict, exp
     (request,) = [p for p in payment_checker.pending_approvals() if p["task_instance"]["dag_run_id"] == run_id]
     for line in expect_in_body:
         assert line in request["body"], request["body"]
+    if seen_by is not None:
+        page, instance = seen_by
+        open_pending_request(page, instance, run_id)
+        expect(page.get_by_role("heading", name="How many and how much", exact=True)).to_be_visible()
+        screenshot(page, f"approval_request_{dag_id}")
     assert maker.answer(dag_id, run_id, "Approve").status_code == 403
     assert other_checker.answer(dag_id, run_id, "Approve").status_code == 403
     assert payment_checker.answer(dag_id, run_id, "Approve").status_code == 200
@@ -63,8 +76,12 @@ def payroll_of(cycle: str, code: str) -> str:
     return name
 
 
-def test_a_cycle_paid_with_a_held_bill_released_and_a_stale_file_refused(airflow, database, region: str) -> None:
+def test_a_cycle_paid_with_a_held_bill_released_and_a_stale_file_refused(airflow, database, region: str,
+                                                                        pages: OpenPage) -> None:
     maker, payment_checker, checker = airflow("maker"), airflow("payment_checker"), airflow("checker")
+    page = pages("payment_checker")
+    sign_in_to_airflow(page, database, "payment_checker")
+    seen_by = (page, database)
     code = f"E2P-{uuid.uuid4().hex[:6].upper()}"
     # 1,000.00 each; the first elder's 500.00 top-up puts her 1,500.00 over the 1,200.00 limit: held.
     entitlement = {"fixed_amount": "1000.00", "transaction_limit": "1200.00", "top_ups": [
@@ -77,13 +94,14 @@ def test_a_cycle_paid_with_a_held_bill_released_and_a_stale_file_refused(airflow
 
     approved(maker, payment_checker, checker, "payment_cycle",
              {"plan": code, "cycle": "S1", "period_start": "2026-09-01", "period_end": "2026-09-30"},
-             ["bills:** 6", "total:** 6,500.00 KES", "held over transaction limit:** 1", "max amount:** 1,500.00 KES"])
+             ["bills:** 6", "total:** 6,500.00 KES", "held over transaction limit:** 1", "max amount:** 1,500.00 KES"],
+             seen_by=seen_by)
     ((held,),) = query("SELECT bill_code FROM payments.bills WHERE plan_code = %s AND status = 'HELD'", code)
     approved(maker, payment_checker, checker, "held_bills_release",
              {"plan": code, "cycle": "S1", "bills": [held], "reason": "top-up confirmed"},
-             ["bills released:** 1", "total:** 1,500.00 KES"])
+             ["bills released:** 1", "total:** 1,500.00 KES"], seen_by=seen_by)
     approved(maker, payment_checker, checker, "payroll", {"cycle": "S1", "plan": code, "payment_point": "Agent"},
-             ["bills:** 6", "total:** 6,500.00 KES"])
+             ["bills:** 6", "total:** 6,500.00 KES"], seen_by=seen_by)
     first = payroll_of("S1", code)
     codes = sorted(r for (r,) in query("SELECT bill_code FROM payments.bills WHERE plan_code = %s", code))
     failing = min(set(codes) - {held})
@@ -97,7 +115,7 @@ def test_a_cycle_paid_with_a_held_bill_released_and_a_stale_file_refused(airflow
     good = filled_by_provider(database, first, failing={failing})
     approved(maker, payment_checker, checker, "payroll_reconciliation", {"payroll": first, "file": good},
              ["paid:** 5", "paid total:** 5,500.00 KES", "failed:** 1", "failed total:** 1,000.00 KES",
-              "bills left open:** 0"])
+              "bills left open:** 0"], seen_by=seen_by)
     assert query("SELECT status FROM payments.payrolls WHERE payroll_name = %s", first) == [("RECONCILED",)]
     events = "SELECT count(*) FROM ledger.bill_events e JOIN ledger.bills b USING (bill_id) WHERE b.plan_code = %s"
     before = query(events, code)

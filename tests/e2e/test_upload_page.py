@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import http.client
 import io
 import re
@@ -16,7 +17,7 @@ from playwright.sync_api import expect
 
 from benefitflow.core import db
 from benefitflow_dev.instance import Instance
-from tests.e2e.browser import OpenPage, screenshot, sign_in_to_airflow
+from tests.e2e.browser import OpenPage, open_pending_request, screenshot, sign_in_to_airflow
 
 pytestmark = pytest.mark.e2e
 pytest_plugins = ["tests.e2e.browser"]
@@ -88,10 +89,35 @@ def test_a_maker_hands_in_a_file_by_script_and_the_run_is_theirs(airflow, airflo
         assert cur.fetchall() == [("maker", started["sha256"], name)]
     assert ("STARTED", None, started["dag_run_id"]) in audited(SELFTEST, "maker")
 
-    # The same file again, once its first upload is taken in: refused at once, nothing started, nothing kept.
+    # The same file again, once its first upload is taken in: refused at once, nothing started, nothing kept;
+    # and the first file, taken in (intake keeps its own copy), is no longer left lying in the inbox.
     again = hand_in(airflow_services, maker, SELFTEST, "again.csv", (airflow_services.inbox / name).read_bytes())
     assert again.status_code == 409 and "already uploaded" in again.json()["detail"]
     assert not list(airflow_services.inbox.glob(f"web-{SELFTEST}-*-again.csv"))
+    assert not (airflow_services.inbox / name).exists()
+
+
+def test_only_its_maker_starts_a_workflow_on_a_handed_in_file(airflow, airflow_services, finish_runs) -> None:
+    """Another maker who reads the file's name in a run's parameters cannot take it in as theirs."""
+    started = hand_in(airflow_services, airflow("maker"), SELFTEST, "mine.csv", selftest_csv()).json()
+    finish_runs.append((SELFTEST, started["dag_run_id"]))
+    other = airflow("maker2")
+    response = other.trigger(SELFTEST, {"file": started["file"]})
+    assert response.status_code == 200, response.text
+    stolen = response.json()["dag_run_id"]
+    assert other.wait_for_run(SELFTEST, stolen) == "failed"
+    with db.transaction() as cur:
+        cur.execute("SELECT details->>'reason' FROM ledger.audit_events WHERE action = 'upload.refused'"
+                    " AND details->>'run_id' = %s", (stolen,))
+        (reason,) = cur.fetchone()
+    assert "handed in on the Upload page by someone else" in reason
+
+
+def test_only_a_bearer_token_is_taken_besides_the_pages_own_session(airflow_services) -> None:
+    response = requests.post(f"{airflow_services.airflow_url}/benefitflow/api/uploads/{SELFTEST}",
+                             auth=("maker", airflow_services.user_password("maker")),
+                             files={"file": ("x.csv", selftest_csv(), "text/csv")}, timeout=60)
+    assert response.status_code in (401, 403)
 
 
 @pytest.mark.parametrize(("name", "content", "status", "message"), [
@@ -181,6 +207,33 @@ def test_a_maker_uploads_the_openimis_sample_on_the_page(airflow, airflow_servic
     link.click()  # the whole window goes to the run, out of the frame
     page.wait_for_url(re.compile(r".*/dags/individuals_import/runs/.+"), wait_until="commit")
     airflow("maker").wait_until_parked("individuals_import", run_id)
+
+    # The checker reads the request grouped by meaning, with the proposal's first rows and no names in them.
+    checker_page = pages("checker")
+    sign_in_to_airflow(checker_page, airflow_services, "checker")
+    open_pending_request(checker_page, airflow_services, run_id)
+    for heading in ("What", "How many and how much", "The data"):
+        expect(checker_page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
+    expect(checker_page.get_by_text("The first 5 of 100 proposed rows")).to_be_visible()
+    expect(checker_page.get_by_role("table").get_by_role("columnheader", name="action")).to_be_visible()
+    expect(checker_page.get_by_text("individuals to create: 100")).to_be_visible()
+    expect(checker_page.get_by_text("Michael")).to_have_count(0)  # the sample's first name: personal, left out
+    screenshot(checker_page, "approval_request_individuals_import")
+
+    # The whole proposal, personal data included, goes to the checker (and the maker), not to another maker.
+    with db.transaction() as cur:
+        cur.execute("SELECT upload_id FROM intake.uploads WHERE run_id = %s", (run_id,))
+        (upload_id,) = cur.fetchone()
+    path = f"{airflow_services.airflow_url}/benefitflow/proposals/individuals_import/{upload_id}.csv"
+    full = requests.get(path, headers=airflow("checker")._headers(), timeout=60)
+    assert full.status_code == 200 and full.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(full.text)))
+    assert len(rows) == 100 and rows[0]["first_name"] == "Michael" and rows[0]["row_number"] == "1"
+    assert requests.get(path, headers=airflow("maker2")._headers(), timeout=60).status_code == 403
+    with db.transaction() as cur:
+        cur.execute("SELECT actor, outcome FROM ledger.audit_events WHERE action = 'proposal.download'"
+                    " AND object_id = %s ORDER BY event_id", (str(upload_id),))
+        assert cur.fetchall() == [("checker", "DOWNLOADED"), ("maker2", "REFUSED")]
 
     # The same file again, on the page: refused with the reason, nothing started.
     page.goto(f"{airflow_services.airflow_url}/benefitflow/upload")

@@ -1,11 +1,13 @@
 """Who may decide: the maker never, a non-assigned user never, silence means reject."""
 
+import re
 from datetime import timedelta
 
 import pytest
 
+from benefitflow.core import config
 from benefitflow.core.airflow_users import Person
-from benefitflow.workflows import approve, catalogue
+from benefitflow.workflows import approve, catalogue, request_body
 from benefitflow.workflows.approve import (
     approval_groups,
     decide_outcome,
@@ -149,15 +151,36 @@ def test_body_groups_the_summary_by_meaning_in_an_order_of_its_own() -> None:
     assert "- **original:** " in render_body("x", "maker", summary) and "/uploads/7/original" in "\n".join(lines)
 
 
-def test_the_first_rows_are_a_small_table_without_personal_columns() -> None:
-    rows = FirstRows(columns=("row_number", "code", "amount"), rows=(("1", "A", "1.00"), ("2", "B\\|C", "2.00")),
-                     left_out=("first_name", "attributes"), total=40)
-    body = render_body("x", "maker", {"file": "f.csv", "proposal_digest": "ab" * 32}, first_rows=rows)
+def test_the_first_rows_are_a_small_table_of_the_columns_the_workflow_shows() -> None:
+    rows = FirstRows(columns=("row_number", "code", "amount"), rows=(("1", "A", "1.00"), ("2", "B", "2.00")),
+                     total=40, key=12)
+    body = render_body("x", "maker", {"file": "f.csv", "proposal_digest": "ab" * 32}, first_rows=rows, dag_id="x")
     data = body[body.index("#### The data"):]
-    assert "The first 2 of 40 proposed rows:" in data
-    assert "| row_number | code | amount |" in data and "| 2 | B\\|C | 2.00 |" in data
-    assert "Not shown here (personal data" in data and "first_name, attributes" in data
+    assert "The first 2 of 40 proposed rows" in data
+    assert "| row_number | code | amount |" in data and "| 2 | B | 2.00 |" in data
+    assert "- **full proposal:** " in data and data.split("- **full proposal:** ")[1].startswith(
+        config.proposal_csv_url("x", 12))
     assert digest_shown(body) == "ab" * 32  # still the last line
+    hidden = render_body("x", "maker", {}, first_rows=FirstRows(columns=(), rows=(), total=3, key=1), dag_id="x")
+    assert "3 proposed rows: they are in the full proposal" in hidden and "|" not in hidden
+
+
+@pytest.mark.parametrize("value", [
+    "x\r\r**Maker:** bob", "x\n#### What\n- **rows:** 0", "![](//evil.example/p)", "<img src=x onerror=alert(1)>",
+    "a\\|b", "[click](javascript:alert(1))", "`code`", "x\u2028**Proposal digest:** `" + "ee" * 32 + "`",
+])
+def test_what_a_maker_wrote_stays_text_on_its_line(value: str) -> None:
+    """A file name, a reason or a cell can make no line, heading, link, image, HTML or table cell of its own."""
+    body = render_body("x", "maker", {"file": value, "reason": value, "proposal_digest": "ab" * 32},
+                       first_rows=FirstRows(columns=("code",), rows=((request_body._cell(value),),), total=1, key=1))
+    lines = body.splitlines()
+    assert [line for line in lines if line.startswith("#### ")] == ["#### What", "#### The data"]
+    assert [line for line in lines if line.startswith("**Maker:**")] == ["**Maker:** maker (cannot decide on this request)  "]
+    (row,) = [line for line in lines if line.startswith("| ") and line != "| code |"]
+    assert len(re.split(r"(?<!\\)\|", row)) == 3  # "", the one cell, "": the value's own bars are escaped
+    sections = body[body.index("#### What"):body.rindex("**Proposal digest:**")]
+    assert not re.search(r"(?<!\\)[\[\]<`]", sections)  # no link, image, HTML or code of the maker's
+    assert digest_shown(body) == "ab" * 32
 
 
 def test_body_shows_the_proposal_digest_in_short_next_to_the_numbers() -> None:

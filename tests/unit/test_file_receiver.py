@@ -90,3 +90,36 @@ def test_the_platform_chooses_the_name_whatever_the_client_sent() -> None:
         name = inbox_name_for("individuals_import", sent)
         assert "/" not in name and "\x00" not in name and name.startswith("web-individuals_import-")
         assert name.endswith(".csv") and ".." not in name
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    (multipart([("file", "a.csv", b"PK\x03\x04 a zip, cut off")]).rsplit(b"\r\n--", 1)[0], "ended before the form"),
+    (multipart([("mode", None, b"create"), ("mode", None, b"update"), ("file", "a.csv", b"a,b\n")]), "each option once"),
+    (multipart([("attachment", "a.csv", b"a,b\n")]), "one file, in a field named 'file'"),
+    (multipart([("", None, b"x"), ("file", "a.csv", b"a,b\n")]), "not the Upload page's"),
+    (multipart([(f"f{n}", None, b"x" * 4000) for n in range(19)] + [("file", "a.csv", b"a,b\n")]), "larger than"),
+    (b"--" + BOUNDARY.encode() + b"\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.csv\"\r\n"
+     + b"X-Header: " + b"y" * 10_000 + b"\r\n\r\na,b\r\n--" + BOUNDARY.encode() + b"--\r\n", "could not be read"),
+])
+def test_a_form_that_is_not_the_pages_is_refused_and_leaves_nothing(tmp_path: Path, body: bytes, message: str) -> None:
+    with pytest.raises(ReceiveError, match=message):
+        take(tmp_path, body, limit=200 if message == "larger than" else 10_000)
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_sender_that_stops_sending_is_cut_off(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr("benefitflow.platform.file_receiver.IDLE_SECONDS", 0.2)
+
+    async def stalling() -> AsyncIterator[bytes]:
+        yield multipart([("file", "a.csv", b"a,b\n1,2\n" * 10)])[:120]
+        await asyncio.sleep(5)
+
+    with pytest.raises(ReceiveError, match="nothing was sent") as refused:
+        asyncio.run(receive(stalling(), CONTENT_TYPE, target_dir=tmp_path, dag_id="x", limit=10_000))
+    assert refused.value.status == 408 and os.listdir(tmp_path) == []
+
+
+def test_a_whole_file_is_checked_to_its_last_byte() -> None:
+    cut = "name,place\nJos\xe9".encode()[:-1]
+    assert sniff(cut) is None  # the looking stopped there: the rest of the character may follow
+    assert "not UTF-8" in (sniff(cut, complete=True) or "")

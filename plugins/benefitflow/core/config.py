@@ -67,5 +67,14 @@ def web_upload_max_bytes() -> int:
 
 def upload_file_url(upload_id: int, which: str) -> str:
     """Where an Airflow user downloads an upload's `original`, `error-report` or `suite` (see upload_files.py)."""
-    base = os.environ.get("AIRFLOW__API__BASE_URL", "").rstrip("/")
-    return f"{base}/benefitflow/uploads/{upload_id}/{which}"
+    return f"{api_base_url()}/benefitflow/uploads/{upload_id}/{which}"
+
+
+def proposal_csv_url(dag_id: str, key: int) -> str:
+    """Where an Airflow user downloads a run's whole proposal (see proposal_files.py)."""
+    return f"{api_base_url()}/benefitflow/proposals/{dag_id}/{key}.csv"
+
+
+def api_base_url() -> str:
+    """Airflow's api-server as its users reach it (AIRFLOW__API__BASE_URL); empty: links are relative."""
+    return os.environ.get("AIRFLOW__API__BASE_URL", "").rstrip("/")

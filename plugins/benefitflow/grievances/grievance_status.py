@@ -109,7 +109,7 @@ WORKFLOW = Workflow(
                          description="Kept with the change; for RESOLVED, the resolution"),
     }, describe=lambda options: f"grievances to {options.get('status')}"),
     validate=FormCheck(check=validate_change),
-    propose=Proposal(summarise=summarise_changes),
+    propose=Proposal(summarise=summarise_changes, shown=("from_status", "to_status", "allowed", "refusal")),
     approve=Approval(group="GrievanceCheckers"),
     commit=Commit(append=commit_changes, writes=("grievance_events",)),
     publish=Publish(asset="benefitflow://grievances"),

@@ -9,6 +9,8 @@ first bytes are not CSV text (UTF-8, no NUL byte, a header line with a comma).
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import hashlib
 import os
 import pwd
@@ -20,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
+from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from benefitflow.core import file_store
@@ -28,7 +31,9 @@ from benefitflow.platform.system_users import TASK_USER_VARIABLE
 
 SNIFFED_BYTES = 64 << 10  # what is looked at before the rest is taken: a header line and the first rows
 MAX_FIELD_BYTES = 4 << 10  # an option's value (a plan code, a payroll name): never large
-MAX_FIELDS = 20
+MAX_PARTS = 20  # the file and a workflow's few options
+FORM_OVERHEAD = 64 << 10  # the form around the file: its boundaries, headers and option fields
+IDLE_SECONDS = 60  # a sender that stops sending for this long is cut off (and what it sent removed)
 FILE_FIELD = "file"
 
 
@@ -59,15 +64,15 @@ def inbox_name_for(dag_id: str, client_name: str, now: datetime | None = None) -
     return f"web-{dag_id}-{moment}-{uuid.uuid4().hex[:8]}-{safe}.csv"
 
 
-def sniff(head: bytes) -> str | None:
-    """Why the first bytes of a file are not CSV text; None when they are."""
+def sniff(head: bytes, *, complete: bool = False) -> str | None:
+    """Why the first bytes of a file (`complete`: the whole file) are not CSV text; None when they are."""
     if b"\x00" in head:
         return "the file is not CSV text (it holds binary data: a spreadsheet, a zip or an image?); save it as CSV"
     text = head.removeprefix(b"\xef\xbb\xbf")
     try:
         decoded = text.decode("utf-8")
     except UnicodeDecodeError as exc:
-        if exc.start < len(text) - 3:  # a character cut at the end of what was looked at is not an error
+        if complete or exc.start < len(text) - 3:  # a character cut where the looking stopped is no error
             return ("the file is not UTF-8 text (byte "
                     f"{exc.start + 1}); save it as CSV UTF-8")
         decoded = text[:exc.start].decode("utf-8")
@@ -96,10 +101,18 @@ class _Receiving:
         self.head = bytearray()
         self.sniffed = False
         self.files = 0
+        self.parts = 0
+        self.ended = False
 
     # -- python-multipart's callbacks ------------------------------------------------------------
     def on_part_begin(self) -> None:
+        self.parts += 1
+        if self.parts > MAX_PARTS:
+            raise ReceiveError("the form has too many fields")
         self.headers, self.part_name, self.part_file, self.value = {}, None, None, bytearray()
+
+    def on_end(self) -> None:
+        self.ended = True
 
     def on_header_field(self, data: bytes, start: int, end: int) -> None:
         self.header_field += data[start:end]
@@ -124,8 +137,9 @@ class _Receiving:
             self.path = self.target_dir / inbox_name_for(self.dag_id, self.part_file)
             self.handle = file_store.new_binary(self.path)
             _readable_by_tasks(self.handle)
-        elif len(self.fields) >= MAX_FIELDS:
-            raise ReceiveError("the form has too many fields")
+        elif self.part_file is not None or not self.part_name or self.part_name in self.fields:
+            raise ReceiveError("the form is not the Upload page's: one file, in a field named 'file', and each "
+                               "option once")
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         chunk = data[start:end]
@@ -136,28 +150,32 @@ class _Receiving:
             return
         self.size += len(chunk)
         if self.size > self.limit:
-            raise ReceiveError(f"the file is larger than {self.limit:,} bytes, the largest this page takes "
-                               "(BENEFITFLOW_WEB_UPLOAD_MAX_BYTES); split it", status=413)
+            raise ReceiveError(_too_large(self.limit), status=413)
         if not self.sniffed:
             self.head += chunk
             if len(self.head) >= SNIFFED_BYTES:
                 self._sniff()
         self.digest.update(chunk)
-        self.handle.write(chunk)
+        try:
+            self.handle.write(chunk)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise ReceiveError("the inbox is full: tell the operators", status=507) from exc
+            raise
 
     def on_part_end(self) -> None:
         if self.handle is not None and not self.handle.closed:
             if not self.sniffed:
-                self._sniff()
+                self._sniff(complete=True)
             self.handle.close()
         elif self.part_name and self.part_file is None:
             self.fields[self.part_name] = self.value.decode("utf-8", "replace")
 
-    def _sniff(self) -> None:
+    def _sniff(self, *, complete: bool = False) -> None:
         self.sniffed = True
         if self.size == 0:
             raise ReceiveError("the file is empty: a CSV file has at least its header line")
-        if refusal := sniff(bytes(self.head[:SNIFFED_BYTES])):
+        if refusal := sniff(bytes(self.head[:SNIFFED_BYTES]), complete=complete):
             raise ReceiveError(refusal, status=415)
 
     def close(self) -> None:
@@ -174,17 +192,36 @@ async def receive(body: AsyncIterator[bytes], content_type: str, *, target_dir: 
                   limit: int) -> Received:
     """Read a multipart body; its `file` part streamed into `target_dir`. Nothing is left behind if refused."""
     kind, options = parse_options_header(content_type)
-    if kind != b"multipart/form-data" or b"boundary" not in options:
+    if kind.lower() != b"multipart/form-data" or not options.get(b"boundary"):
         raise ReceiveError("send the file as multipart/form-data, in a field named 'file'", status=415)
     receiving = _Receiving(target_dir, dag_id, limit)
     callbacks = {name: getattr(receiving, name) for name in (
         "on_part_begin", "on_part_data", "on_part_end", "on_header_field", "on_header_value", "on_header_end",
-        "on_headers_finished")}
-    parser = MultipartParser(options[b"boundary"], callbacks)  # type: ignore[arg-type]
+        "on_headers_finished", "on_end")}
+    read = 0
+    chunks = aiter(body)
     try:
-        async for chunk in body:
-            parser.write(chunk)
-        parser.finalize()
+        try:
+            parser = MultipartParser(options[b"boundary"], callbacks)  # type: ignore[arg-type]
+            while not receiving.ended:
+                try:
+                    chunk = await asyncio.wait_for(anext(chunks), IDLE_SECONDS)
+                except StopAsyncIteration:
+                    break
+                read += len(chunk)
+                if read > limit + FORM_OVERHEAD:
+                    raise ReceiveError(_too_large(limit), status=413)
+                # Parsing and writing off the event loop: the api-server serves others meanwhile.
+                await asyncio.to_thread(parser.write, chunk)
+        except ReceiveError:
+            raise
+        except TimeoutError as exc:
+            raise ReceiveError(f"nothing was sent for {IDLE_SECONDS} s: the upload was cut off; send it again",
+                               status=408) from exc
+        except (MultipartParseError, ValueError) as exc:
+            raise ReceiveError(f"the form could not be read ({exc}); send the file from the Upload page") from exc
+        if not receiving.ended:
+            raise ReceiveError("the upload ended before the form did (cut off?); send it again")
         if receiving.path is None:
             raise ReceiveError("no file: choose a CSV file (a field named 'file')")
         receiving.close()
@@ -193,6 +230,11 @@ async def receive(body: AsyncIterator[bytes], content_type: str, *, target_dir: 
         raise
     return Received(inbox_name=receiving.path.name, client_name=receiving.client_name,
                     sha256=receiving.digest.hexdigest(), size_bytes=receiving.size, fields=receiving.fields)
+
+
+def _too_large(limit: int) -> str:
+    return (f"the file is larger than {limit:,} bytes, the largest this page takes (BENEFITFLOW_WEB_UPLOAD_MAX_BYTES); "
+            "split it")
 
 
 def _readable_by_tasks(handle: BinaryIO) -> None:

@@ -48,7 +48,7 @@ def download(upload_id: int, which: str, user: GetUserDep) -> StreamingResponse:
             raise HTTPException(404, f"no upload {upload_id}")
         dag_id, file_name, maker, operation, original, report = found
         stored = {"original": original, "error-report": report, "suite": str(config.upload_suite(upload_id))}[which]
-        refusal = _refusal(user, upload_id, dag_id=dag_id, maker=maker, operation=operation)
+        refusal = personal_files_refusal(user, f"upload {upload_id}", dag_id=dag_id, maker=maker, operation=operation)
         opened = ExitStack()
         handed_in = None if refusal else _open_in_outbox(stored, opened)
         audit.record(cur, actor=user.get_name(), action=f"upload.download_{which.replace('-', '_')}",
@@ -63,12 +63,13 @@ def download(upload_id: int, which: str, user: GetUserDep) -> StreamingResponse:
                                       "Content-Length": str(handed_in.size_bytes)})
 
 
-def _refusal(user: Any, upload_id: int, *, dag_id: str, maker: str, operation: str) -> str | None:
+def personal_files_refusal(user: Any, what: str, *, dag_id: str, maker: str, operation: str) -> str | None:
+    """Why `user` may not download `what` (files of a run of `dag_id` that hold personal data); None if they may."""
     if not get_auth_manager().is_authorized_dag(method="GET", user=user, details=DagDetails(id=dag_id)):
-        return f"you may not read the DAG {dag_id} that received upload {upload_id}"
-    if not may_see_upload_files(user.get_name(), _role_names(user), maker=maker, operation=operation):
-        return (f"upload {upload_id}'s files hold personal data: only its maker, the checkers of {operation}, "
-                f"{' and '.join(OPERATOR_ROLES)} may download them")
+        return f"you may not read the DAG {dag_id} that received {what}"
+    if not may_see_upload_files(user.get_name(), role_names(user), maker=maker, operation=operation):
+        return (f"{what} holds personal data: only its maker, the checkers of {operation}, "
+                f"{' and '.join(OPERATOR_ROLES)} may download it")
     return None
 
 
@@ -82,7 +83,7 @@ def may_see_upload_files(username: str, roles: set[str], *, maker: str, operatio
         return False
 
 
-def _role_names(user: Any) -> set[str]:
+def role_names(user: Any) -> set[str]:
     return {role.name for role in getattr(user, "roles", None) or ()}
 
 

@@ -30,15 +30,15 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from benefitflow.core import audit, config, db
-from benefitflow.platform.file_receiver import Received, ReceiveError, receive
+from benefitflow.core.errors import UserError
+from benefitflow.platform.file_receiver import FORM_OVERHEAD, Received, ReceiveError, receive
 from benefitflow.workflows import catalogue
 from benefitflow.workflows.dag import params_of
 from benefitflow.workflows.declaration import FileIntake, Workflow
-from benefitflow.workflows.inputs import same_file_refusal
+from benefitflow.workflows.inputs import WEB_FILE_PREFIX, same_file_refusal
 
 router = APIRouter()
 TOKEN_COOKIE = "_token"  # Airflow's UI session (airflow.api_fastapi.auth.managers.base_auth_manager)
-MULTIPART_OVERHEAD = 64 << 10  # the form around the file: its boundaries, headers and option fields
 DOMAINS = ("registry", "programmes", "grievances", "payments", "selftest")  # the order the page lists them in
 
 
@@ -51,7 +51,8 @@ class Started:
     def as_json(self) -> dict[str, Any]:
         return {"dag_id": self.dag_id, "dag_run_id": self.dag_run_id, "file": self.received.inbox_name,
                 "client_file_name": self.received.client_name, "sha256": self.received.sha256,
-                "size_bytes": self.received.size_bytes, "run_url": f"/dags/{self.dag_id}/runs/{quote(self.dag_run_id)}"}
+                "size_bytes": self.received.size_bytes,
+                "run_url": f"{config.api_base_url()}/dags/{self.dag_id}/runs/{quote(self.dag_run_id)}"}
 
 
 def upload_workflows() -> dict[str, Workflow]:
@@ -123,22 +124,45 @@ async def hand_in(dag_id: str, request: Request, user: Any) -> Started:
         await run_in_threadpool(audit_refusal, name, dag_id, reason)
         raise HTTPException(status, reason)
     assert workflow is not None
+    if name in _receiving:
+        raise HTTPException(429, "you are already handing in a file: wait until it is in, then hand in the next")
+    _receiving.add(name)
+    try:
+        return await _received_and_started(dag_id, workflow, request, name)
+    finally:
+        _receiving.discard(name)
+
+
+async def _received_and_started(dag_id: str, workflow: Workflow, request: Request, name: str) -> Started:
+    await run_in_threadpool(_sweep_taken_in)
     try:
         received = await receive(request.stream(), request.headers.get("content-type", ""),
                                  target_dir=config.inbox(), dag_id=dag_id, limit=config.web_upload_max_bytes())
     except ReceiveError as exc:
         await run_in_threadpool(audit_refusal, name, dag_id, str(exc))
         raise HTTPException(exc.status, str(exc)) from exc
+    except BaseException as exc:  # the client went away, or the platform failed: audited, then as it is
+        await run_in_threadpool(audit_refusal, name, dag_id, f"not received: {type(exc).__name__}")
+        raise
+    run_may_exist = False
     try:
         options = _options(workflow, received.fields)
-        await run_in_threadpool(_refuse_same_file, workflow, options, received)
+        await run_in_threadpool(_record_hand_in, workflow, options, received, name)
+        run_may_exist = True  # from here a run may have been created even if no answer comes back
         dag_run_id = await _start_run(request, dag_id, {**options, "file": received.inbox_name})
-    except HTTPException as exc:
-        (config.inbox() / received.inbox_name).unlink(missing_ok=True)
-        await run_in_threadpool(audit_refusal, name, dag_id, str(exc.detail), received)
+    except BaseException as exc:
+        if not run_may_exist or isinstance(exc, HTTPException) and exc.status_code < 500:
+            (config.inbox() / received.inbox_name).unlink(missing_ok=True)
+        reason = exc.detail if isinstance(exc, HTTPException) else f"{type(exc).__name__}: {exc}"
+        await run_in_threadpool(audit_refusal, name, dag_id, str(reason), received)
+        if isinstance(exc, UserError):
+            raise HTTPException(400, str(exc)) from exc
         raise
     await run_in_threadpool(_audit_started, name, dag_id, dag_run_id, received)
     return Started(dag_id, dag_run_id, received)
+
+
+_receiving: set[str] = set()  # who is handing in a file now, in this api-server process: one file at a time each
 
 
 def _refusal_before_reading(dag_id: str, workflow: Workflow | None, request: Request,
@@ -147,20 +171,23 @@ def _refusal_before_reading(dag_id: str, workflow: Workflow | None, request: Req
         return 404, f"no upload workflow {dag_id!r}: choose one of {', '.join(upload_workflows())}"
     if not may_start(user, dag_id):
         return 403, f"you may not start {dag_id}: uploads are for the makers who may start it"
-    if "authorization" not in request.headers and not _same_origin(request):
+    if "authorization" in request.headers and not _bearer(request):
+        return 401, "send a bearer token (Authorization: Bearer ...), as Airflow's REST API takes it"
+    if not _bearer(request) and not _same_origin(request):
         return 403, "a form posted from another site is refused: upload from the Upload page"
     declared = request.headers.get("content-length")
-    largest = config.web_upload_max_bytes() + MULTIPART_OVERHEAD
-    if declared is not None and declared.isdigit() and int(declared) > largest:
+    if declared is not None and declared.isdigit() and int(declared) > config.web_upload_max_bytes() + FORM_OVERHEAD:
         return 413, (f"the file is larger than {config.web_upload_max_bytes():,} bytes, the largest this page takes "
                      "(BENEFITFLOW_WEB_UPLOAD_MAX_BYTES); split it")
     return None
 
 
 def _same_origin(request: Request) -> bool:
-    """A browser's post carries the page's origin: only this server's own page may post with its session cookie."""
+    """A browser's post carries the page's origin: only this server's own page may post with its session cookie
+    (this server as its users reach it: AIRFLOW__API__BASE_URL, else the Host it was asked for)."""
     origin = request.headers.get("origin") or request.headers.get("referer")
-    return origin is not None and urlsplit(origin).netloc == request.headers.get("host")
+    expected = urlsplit(config.api_base_url()).netloc or request.headers.get("host")
+    return origin is not None and urlsplit(origin).netloc == expected
 
 
 def _options(workflow: Workflow, fields: dict[str, str]) -> dict[str, str]:
@@ -171,19 +198,41 @@ def _options(workflow: Workflow, fields: dict[str, str]) -> dict[str, str]:
     return {key: value.strip() for key, value in fields.items() if value.strip()}
 
 
-def _refuse_same_file(workflow: Workflow, options: dict[str, str], received: Received) -> None:
+def _record_hand_in(workflow: Workflow, options: dict[str, str], received: Received, user: str) -> None:
+    """Refuse a file already taken in for this workflow (and plan); else keep who handed it in (intake.hand_ins:
+    only their run takes it in)."""
     intake = _intake(workflow)
     with db.transaction() as cur:
         refusal = same_file_refusal(cur, received.client_name, kind=intake.spec_for(options).kind,
                                     plan_code=intake.plan_of(options), sha256=received.sha256)
-    if refusal is not None:
-        raise HTTPException(409, refusal)
+        if refusal is not None:
+            raise HTTPException(409, refusal)
+        cur.execute("INSERT INTO intake.hand_ins (file_name, dag_id, handed_in_by, sha256, size_bytes)"
+                    " VALUES (%s, %s, %s, %s, %s)",
+                    (received.inbox_name, workflow.dag_id, user, received.sha256, received.size_bytes))
+
+
+def _sweep_taken_in() -> None:
+    """Remove from the inbox the web files intake has taken in (it keeps its own copy): no personal data is left
+    lying in a shared folder, and the inbox does not fill up."""
+    inbox = config.inbox()
+    names = [path.name for path in inbox.glob(f"{WEB_FILE_PREFIX}*.csv")]
+    if not names:
+        return
+    with db.transaction() as cur:
+        cur.execute("SELECT h.file_name FROM intake.hand_ins h JOIN intake.uploads u ON u.file_name = h.file_name"
+                    " AND u.sha256 = h.sha256 AND u.uploaded_by = h.handed_in_by WHERE h.file_name = ANY(%s)",
+                    (names,))
+        taken_in = [name for (name,) in cur.fetchall()]
+    for name in taken_in:
+        (inbox / name).unlink(missing_ok=True)
 
 
 async def _start_run(request: Request, dag_id: str, conf_: dict[str, str]) -> str:
-    """Airflow's REST API starts the run, with the caller's own token: its checks, its maker."""
-    token = _token(request)
-    async with httpx.AsyncClient(timeout=30) as client:
+    """Airflow's REST API starts the run, with the caller's own token: its checks, its maker. Straight to this
+    api-server (no proxy from the environment: the token goes nowhere else)."""
+    token = _bearer(request) or request.cookies.get(TOKEN_COOKIE, "")
+    async with httpx.AsyncClient(timeout=30, trust_env=False) as client:
         response = await client.post(f"{_api_root()}/api/v2/dags/{quote(dag_id)}/dagRuns",
                                      json={"logical_date": None, "conf": conf_},
                                      headers={"Authorization": f"Bearer {token}"})
@@ -197,16 +246,16 @@ async def _start_run(request: Request, dag_id: str, conf_: dict[str, str]) -> st
     return str(response.json()["dag_run_id"])
 
 
-def _token(request: Request) -> str:
+def _bearer(request: Request) -> str:
     scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-    return credentials if scheme.lower() == "bearer" and credentials else request.cookies.get(TOKEN_COOKIE, "")
+    return credentials.strip() if scheme.lower() == "bearer" else ""
 
 
 def _api_root() -> str:
     """This api-server, as the process itself reaches it (not as a proxy in front of it shows it)."""
     host = conf.get("api", "host", fallback="127.0.0.1")
-    host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-    path = urlsplit(conf.get("api", "base_url", fallback="") or "").path.rstrip("/")
+    host = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(host, f"[{host}]" if ":" in host else host)
+    path = urlsplit(config.api_base_url()).path.rstrip("/")
     return f"http://{host}:{conf.getint('api', 'port', fallback=8080)}{path}"
 
 

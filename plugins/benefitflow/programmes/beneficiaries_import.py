@@ -283,7 +283,9 @@ WORKFLOW = Workflow(
                                   "beneficiary `id` and only the plan variables in the file change"),
     }, plan_of=plan_parameter, choices={"plan": plans.active_plan_choices}),
     validate=FileChecks(suite=suite_for, prepare=prepare, check=check),
-    propose=Proposal(summarise=summarise, vars=proposal_vars),
+    propose=Proposal(summarise=summarise, vars=proposal_vars,
+                     shown=("row_number", "version", "status", "role", "recipient_type", "person_is_new",
+                            "household_is_new")),
     approve=Approval(group="ProgrammeCheckers"),
     # New people join the registry too: their versions and households are published with the beneficiaries.
     commit=Commit(append=commit, writes=("beneficiary_versions", "households", "individual_versions")),

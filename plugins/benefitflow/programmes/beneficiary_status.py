@@ -112,7 +112,7 @@ WORKFLOW = Workflow(
                                   "plans) or household_code (GROUP plans)"),
     }, describe=lambda options: f"{options.get('plan')}: to {options.get('status')}", plan_of=plan_parameter),
     validate=FormCheck(check=validate_change),
-    propose=Proposal(summarise=summarise_changes),
+    propose=Proposal(summarise=summarise_changes, shown=("from_status", "to_status", "allowed", "refusal")),
     approve=Approval(group="ProgrammeCheckers"),
     commit=Commit(append=commit_changes, writes=("beneficiary_versions",)),
     publish=Publish(asset="benefitflow://programmes/beneficiaries"),

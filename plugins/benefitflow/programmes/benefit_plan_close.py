@@ -68,7 +68,8 @@ WORKFLOW = Workflow(
         "reason": Param("", type="string", minLength=1, maxLength=500, description="Why the plan closes"),
     }, describe=lambda options: f"close plan {options.get('plan')}", plan_of=plan_parameter),
     validate=FormCheck(check=validate_closing),
-    propose=Proposal(summarise=beneficiary_status.summarise_changes),
+    propose=Proposal(summarise=beneficiary_status.summarise_changes,
+                     shown=("from_status", "to_status", "allowed", "refusal")),
     approve=Approval(group="ProgrammeCheckers"),
     commit=Commit(append=commit_closing, writes=("beneficiary_versions", "plan_versions")),  # closing graduates all
     publish=Publish(asset=plans.PLAN_ASSET),

@@ -80,10 +80,13 @@ def summarise(cur: psycopg2.extensions.cursor, proposal: ProposalRef) -> dict[st
         "SELECT count(DISTINCT row_number) FROM intake.row_errors"
         " WHERE upload_id = %s AND rule = 'likely_duplicate'", (upload_id,))
     likely = cur.fetchone()[0]
+    # Which rows, and like what, without the names, dates and places (the request is read by more people than
+    # the error report, which has them).
     cur.execute(
-        "SELECT row_number, value, message FROM intake.row_errors WHERE upload_id = %s AND rule = 'likely_duplicate'"
-        " ORDER BY row_number LIMIT 10", (upload_id,))
-    examples = [f"row {row}: {name} {message}" for row, name, message in cur.fetchall()]
+        "SELECT row_number, coalesce(substring(message FROM '^looks like row [0-9]+ of this file'),"
+        " 'looks like a person already in the registry') FROM intake.row_errors"
+        " WHERE upload_id = %s AND rule = 'likely_duplicate' ORDER BY row_number LIMIT 10", (upload_id,))
+    examples = [f"row {row}: {like}" for row, like in cur.fetchall()]
     return {"individuals_to_create": created, "individuals_to_update": updated,
             "households_to_create": new_households, "households_to_extend": extended,
             "likely_duplicates": likely, "likely_duplicates_first": examples}
@@ -179,7 +182,8 @@ WORKFLOW = Workflow(
                                   "the columns in the file change"),
     }),
     validate=FileChecks(suite=suite_for, prepare=prepare, check=check),
-    propose=Proposal(summarise=summarise, vars=proposal_vars),
+    propose=Proposal(summarise=summarise, vars=proposal_vars,
+                     shown=("row_number", "action", "version", "role", "recipient_type", "household_is_new")),
     approve=Approval(group="RegistryCheckers"),
     commit=Commit(append=commit, writes=("households", "individual_versions")),
     publish=Publish(asset="benefitflow://registry/individuals"),

@@ -160,7 +160,8 @@ class MakerCheckerApproval(ApprovalOperator):
     """Approval request routed to the operation's checker group, never to the maker.
 
     `step` is this task's place among the N approvals the policy needs (1 under `any`);
-    `proposal_table` holds the rows the run proposes, keyed by its upload or request.
+    `proposal_table` holds the rows the run proposes, keyed by its upload or request; the request shows the
+    `shown_columns` of its first rows (`Proposal.shown`).
     """
 
     def __init__(
@@ -168,6 +169,7 @@ class MakerCheckerApproval(ApprovalOperator):
         *,
         operation: str,
         proposal_table: str,
+        shown_columns: tuple[str, ...] = (),
         default: Approval | None = None,
         step: int = 1,
         summary_task_id: str = "propose",
@@ -191,6 +193,7 @@ class MakerCheckerApproval(ApprovalOperator):
         )
         self.operation = operation
         self.proposal_table = proposal_table
+        self.shown_columns = tuple(shown_columns)
         self.summary_task_id = summary_task_id
         self.checker_group: str = policy.group
         self.policy: str = policy.policy
@@ -235,9 +238,10 @@ class MakerCheckerApproval(ApprovalOperator):
             )
         self.assigned_users = [person.as_hitl_user() for person in checkers]
         with db.transaction() as cur:
-            shown_rows = request_body.first_rows(cur, proposal)
+            shown_rows = request_body.first_rows(cur, proposal, self.shown_columns)
         self.body = render_body(self.operation, maker.username, summary, step=self.step, needed=self.needed,
-                                approved_by=tuple(person.username for person in approved_by), first_rows=shown_rows)
+                                approved_by=tuple(person.username for person in approved_by), first_rows=shown_rows,
+                                dag_id=context["ti"].dag_id)
         self._refuse_a_stale_request(context, maker, summary, proposal, digest)
         what = summary.get("file") or summary.get("request") or context["run_id"]
         step_label = f", approval {self.step} of {self.needed}" if self.needed > 1 else ""

@@ -97,7 +97,7 @@ def build_dag(workflow: Workflow) -> DAG:
         if workflow.shortcut is not None:
             _route(workflow, taken, validated, proposal)
         chain(proposal, *approval_steps(workflow.operation, proposal_table=workflow.proposal_table,
-                                             default=workflow.approve),
+                                             shown_columns=workflow.propose.shown, default=workflow.approve),
               commit_task(taken), publish_task(writes=list(workflow.commit.writes)), published_task())
     return dag
 

@@ -104,10 +104,13 @@ class Proposal:
     summarise(cur, proposal): the numbers the checker reads beside the digest; `proposal.table` holds the
     rows, `proposal.key` is the upload or request id they are keyed by.
     vars: optional; values for the model beyond the upload or request id (dbt_runner.run_values).
+    shown: the proposal's columns the approval request shows of its first rows; none by default. Only columns
+    that neither name, identify nor locate a person (the request is read by more people than the files are).
     """
 
     summarise: Callable[[Cursor, ProposalRef], dict[str, Any]]
     vars: Callable[[Taken, Options], dict[str, Any]] | None = None
+    shown: tuple[str, ...] = ()
 
 
 # -- approve -------------------------------------------------------------------------------------

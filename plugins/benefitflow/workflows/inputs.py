@@ -107,12 +107,18 @@ def register(
     run only, and an approval given to the earlier upload cannot commit the new one.
     """
     name = handed_in.name
+    handed_in_by = _web_hand_in(cur, name)
+    if handed_in_by is not None and handed_in_by[0] != user:
+        raise IntakeError(f"file {name} was handed in on the Upload page by someone else: only they may start a "
+                          "workflow on it")
     check_room_for(handed_in, archive_dir)
     receiving = archive_dir / f".receiving-{uuid.uuid4().hex}"
     try:
         with file_store.created_binary(receiving) as archived:
             sha256, size = file_store.copy_and_hash(handed_in.handle, archived, limit=handed_in.size_bytes)
         handed_in.check_unchanged()
+        if handed_in_by is not None and handed_in_by[1] != sha256:
+            raise IntakeError(f"file {name} is not the file handed in on the Upload page under that name")
         if dag_id and run_id:
             supersede_run_inputs(cur, "uploads", dag_id, run_id)
         if refusal := same_file_refusal(cur, name, kind=kind, plan_code=plan_code, sha256=sha256):
@@ -153,6 +159,21 @@ def _keep_as(receiving: Path, stored: Path, name: str) -> None:
 
 
 # A run's input: its table in intake and that table's key.
+WEB_FILE_PREFIX = "web-"  # the names the Upload page gives the files it takes (platform/file_receiver.py)
+
+
+def _web_hand_in(cur: psycopg2.extensions.cursor, name: str) -> tuple[str, str] | None:
+    """(who, sha256) of a file handed in on the Upload page; None for a file put in the inbox otherwise."""
+    if not name.startswith(WEB_FILE_PREFIX):
+        return None
+    cur.execute("SELECT handed_in_by, sha256 FROM intake.hand_ins WHERE file_name = %s", (name,))
+    found = cur.fetchone()
+    if found is None:
+        raise IntakeError(f"file {name}: a name the Upload page gives, but the page did not take this file; "
+                          "hand it in on the Upload page, or rename it")
+    return str(found[0]), str(found[1])
+
+
 def same_file_refusal(cur: psycopg2.extensions.cursor, name: str, *, kind: str, plan_code: str,
                       sha256: str) -> str | None:
     """Why a file with this content cannot be taken in for this kind (and plan): it was already, and not superseded."""

@@ -6,9 +6,10 @@
     The data                    the proposal's first rows, the error report, the original, the suite
 
 A workflow's summary (its validate and propose steps) is a flat mapping: XCom keeps no key order, so the
-order is this module's, the same for every workflow. The first rows leave out personal columns (the
-request is shown to more people than the files are): names, dates of birth, ids and contact details are
-in the original and the error report, which only the maker, the checkers and the operators may download.
+order is this module's, the same for every workflow. The first rows show only the columns the workflow
+allows (`Proposal.shown`: none that names, identifies or locates a person; the request is shown to more
+people than the files are); every column is in the full proposal, the original and the error report,
+which only the maker, the checkers and the operators may download.
 The body's last line is the proposal's full digest, what the checker's answer is compared with.
 """
 
@@ -25,7 +26,6 @@ from psycopg2 import sql
 
 from benefitflow.core import config
 from benefitflow.workflows import proposal_digest
-from benefitflow.workflows.export_files import PERSONAL_COLUMNS
 from benefitflow.workflows.proposal_digest import ProposalRef
 
 DIGEST_KEY = "proposal_digest"
@@ -40,32 +40,28 @@ WHAT = ("request", "file", "upload_id", "request_id", "mode", "plan", "plan_type
 COUNTED_FIRST = ("rows_in_file", "valid_rows", "rows", "rows_to_append", "rows_to_export", "bills", "total")
 UNUSUAL_PREFIXES = ("invalid", "warnings", "likely_duplicate", "not_allowed", "over_", "held", "unknown",
                     "mismatched", "stale", "already_", "failed", "bills_left_open", "beneficiaries_left_as")
-DATA = ("largest_bills", "error_report", "original", "checked_with")
+DATA = ("largest_bills", "full_proposal", "error_report", "original", "checked_with")
 # Where a key names one end of a range: smallest before largest, start before end, the total before both.
 ORDER_WORDS = {"total": 0, "min": 1, "smallest": 1, "start": 1, "median": 2, "max": 3, "largest": 3, "end": 3}
 SECTIONS = ("What", "How many and how much", "What is wrong or unusual", "The data")
 FIRST_ROWS = 5
 CELL_CHARACTERS = 40
-JSON_TYPES = (114, 3802)  # json, jsonb: a person's variables (income, disability): never in the request
-FREE_TEXT = frozenset({"title", "description", "resolution", "comment"})  # what people wrote about someone
-
-
-def _personal(column: Any) -> bool:
-    return column.name in PERSONAL_COLUMNS or column.name in FREE_TEXT or column.type_code in JSON_TYPES
+CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")  # line breaks of any kind: a value stays on its line
+MARKDOWN = re.compile(r"[\\`*\[\]<>|]")  # what could start a link, an image, HTML, code, emphasis or a table cell
 
 
 @dataclass(frozen=True)
 class FirstRows:
     """The proposal's first rows as the request shows them, and the columns left out of it."""
 
-    columns: tuple[str, ...]
+    columns: tuple[str, ...]  # none: the workflow shows no row (Proposal.shown)
     rows: tuple[tuple[str, ...], ...]
-    left_out: tuple[str, ...]
     total: int
+    key: int  # the upload or request the rows are keyed by
 
 
 def render_body(operation: str, maker: str, summary: dict[str, Any], *, step: int = 1, needed: int = 1,
-                approved_by: tuple[str, ...] = (), first_rows: FirstRows | None = None) -> str:
+                approved_by: tuple[str, ...] = (), first_rows: FirstRows | None = None, dag_id: str = "") -> str:
     """Markdown the checker reads on the Required actions page."""
     lines = [f"**Operation:** {operation}  ", f"**Maker:** {maker} (cannot decide on this request)  "]
     if summary.get(DIGEST_KEY):
@@ -74,10 +70,13 @@ def render_body(operation: str, maker: str, summary: dict[str, Any], *, step: in
     if needed > 1:
         earlier = f"; already approved by {', '.join(approved_by)}" if approved_by else ""
         lines.append(f"**Approval {step} of {needed}:** {needed} distinct checkers must approve{earlier}  ")
-    shown = {key: value for key, value in summary.items()
-             if key != DIGEST_KEY and not (isinstance(value, dict | list) and not value)}
+    shown = {key: value for key, value in summary.items()  # what is not there is not shown (no previous cycle)
+             if key != DIGEST_KEY and value is not None and value != "" and not (isinstance(value, dict | list)
+                                                                                 and not value)}
     if "upload_id" in shown and "original" not in shown:
         shown["original"] = config.upload_file_url(int(shown["upload_id"]), "original")
+    if dag_id and first_rows is not None:
+        shown["full_proposal"] = config.proposal_csv_url(dag_id, first_rows.key)
     for title, keys in zip(SECTIONS, _sections(shown), strict=True):
         table = _table(first_rows) if title == SECTIONS[-1] and first_rows is not None else []
         if keys or table:
@@ -124,48 +123,51 @@ def _place(key: str) -> tuple[int, str, int]:
 
 def _item(key: str, value: Any) -> Iterable[str]:
     label = key.replace("_", " ")
+    shown = str if key in DATA else _text  # the platform's own links, as they are
     if isinstance(value, dict):
         yield f"- **{label}:**"
-        yield from (f"  - {inner}: {inner_value}" for inner, inner_value in value.items())
+        yield from (f"  - {_text(inner)}: {shown(inner_value)}" for inner, inner_value in value.items())
     elif isinstance(value, list):
         yield f"- **{label}:**"
-        yield from (f"  - {item}" for item in value)
+        yield from (f"  - {shown(item)}" for item in value)
     else:
-        yield f"- **{label}:** {value}"
+        yield f"- **{label}:** {shown(value)}"
+
+
+def _text(value: Any) -> str:
+    """A value a maker may have chosen (a file name, a cell, a reason), as text that stays on its line and makes
+    no link, image, HTML, code or table cell of its own."""
+    text = "" if value is None else json.dumps(value) if isinstance(value, dict | list) else str(value)
+    return MARKDOWN.sub(r"\\\g<0>", CONTROL.sub(" ", text))
 
 
 def _table(first_rows: FirstRows) -> list[str]:
-    if not first_rows.rows:
+    if not first_rows.total:
         return ["", "The proposal has no rows."]
-    lines = ["", f"The first {len(first_rows.rows)} of {first_rows.total:,} proposed rows:", "",
+    if not first_rows.columns:
+        return ["", f"{first_rows.total:,} proposed rows: they are in the full proposal (personal data)."]
+    lines = ["", f"The first {len(first_rows.rows)} of {first_rows.total:,} proposed rows (the columns that name no "
+                 "one; every column is in the full proposal):", "",
              "| " + " | ".join(first_rows.columns) + " |", "|" + "---|" * len(first_rows.columns)]
-    lines += ["| " + " | ".join(row) + " |" for row in first_rows.rows]
-    if first_rows.left_out:
-        lines += ["", f"Not shown here (personal data: in the original file, for those who may read it): "
-                      f"{', '.join(first_rows.left_out)}."]
-    return lines
+    return lines + ["| " + " | ".join(row) + " |" for row in first_rows.rows]
 
 
-def first_rows(cur: psycopg2.extensions.cursor, proposal: ProposalRef, limit: int = FIRST_ROWS) -> FirstRows:
-    """The proposal's first rows (in file order where it has one), without its key and personal columns."""
+def first_rows(cur: psycopg2.extensions.cursor, proposal: ProposalRef, shown: tuple[str, ...],
+               limit: int = FIRST_ROWS) -> FirstRows:
+    """The proposal's first rows (in file order where it has one), of the columns its workflow shows."""
     table = sql.Identifier(*proposal.table.split("."))
-    cur.execute(sql.SQL("SELECT * FROM {} WHERE false").format(table))
-    names = [column.name for column in cur.description]
-    order = sql.Identifier("row_number") if "row_number" in names else sql.SQL("1")
-    cur.execute(sql.SQL("SELECT count(*) FROM {} WHERE {} = %s").format(table, sql.Identifier(proposal.key_column)),
-                (proposal.key,))
+    key = sql.Identifier(proposal.key_column)
+    cur.execute(sql.SQL("SELECT count(*) FROM {} WHERE {} = %s").format(table, key), (proposal.key,))
     total = int(cur.fetchone()[0])
-    cur.execute(sql.SQL("SELECT * FROM {} WHERE {} = %s ORDER BY {} LIMIT %s").format(
-        table, sql.Identifier(proposal.key_column), order), (proposal.key, limit))
-    kept = [index for index, column in enumerate(cur.description)
-            if column.name != proposal.key_column and not _personal(column)]
-    left_out = tuple(column.name for column in cur.description if _personal(column))
-    return FirstRows(columns=tuple(cur.description[index].name for index in kept),
-                     rows=tuple(tuple(_cell(row[index]) for index in kept) for row in cur.fetchall()),
-                     left_out=left_out, total=total)
+    if not shown:
+        return FirstRows(columns=(), rows=(), total=total, key=proposal.key)
+    order = sql.Identifier("row_number") if "row_number" in shown else sql.SQL("1")
+    cur.execute(sql.SQL("SELECT {} FROM {} WHERE {} = %s ORDER BY {} LIMIT %s").format(
+        sql.SQL(", ").join(map(sql.Identifier, shown)), table, key, order), (proposal.key, limit))
+    return FirstRows(columns=shown, rows=tuple(tuple(map(_cell, row)) for row in cur.fetchall()), total=total,
+                     key=proposal.key)
 
 
 def _cell(value: Any) -> str:
-    text = "" if value is None else json.dumps(value) if isinstance(value, dict | list) else str(value)
-    text = text.replace("|", "\\|").replace("\n", " ")
-    return text if len(text) <= CELL_CHARACTERS else text[:CELL_CHARACTERS - 1] + "…"
+    text = _text(value)
+    return text if len(text) <= CELL_CHARACTERS else text[:CELL_CHARACTERS - 1].rstrip("\\") + "…"
