@@ -6,15 +6,14 @@ import uuid
 from decimal import Decimal
 
 import pytest
-from playwright.sync_api import Page, expect
 
 from benefitflow.payments.payroll import payroll_dir
 from benefitflow.programmes.benefit_plan_define import WORKFLOW as DEFINE
 from benefitflow.programmes.enrolment import WORKFLOW as ENROLMENT
 from benefitflow.workflows.direct import run_steps as run_request
-from benefitflow_dev.instance import Instance
 from benefitflow_dev.provider_answers import paid, unpaid, write_answers
-from tests.e2e.browser import OpenPage, open_pending_request, screenshot, sign_in_to_airflow
+from tests.e2e.approvals import approved
+from tests.e2e.browser import OpenPage, sign_in_to_airflow
 from tests.e2e.people import query, register_region
 
 pytestmark = pytest.mark.e2e
@@ -24,31 +23,6 @@ pytest_plugins = ["tests.e2e.browser"]  # the payment checker's browser: screens
 @pytest.fixture(scope="module")
 def region(database) -> str:
     return register_region(database)
-
-
-def approved(maker, payment_checker, other_checker, dag_id: str, conf: dict, expect_in_body: list[str],
-             seen_by: tuple[Page, Instance] | None = None) -> str:
-    """Triggered by the maker; neither the maker nor a checker of another group may answer; the payment checker does.
-
-    `seen_by`: the payment checker's signed-in browser page (and the services), which opens the request: a
-    screenshot of it is kept."""
-    response = maker.trigger(dag_id, conf)
-    assert response.status_code == 200, response.text
-    run_id = response.json()["dag_run_id"]
-    maker.wait_until_parked(dag_id, run_id)
-    (request,) = [p for p in payment_checker.pending_approvals() if p["task_instance"]["dag_run_id"] == run_id]
-    for line in expect_in_body:
-        assert line in request["body"], request["body"]
-    if seen_by is not None:
-        page, instance = seen_by
-        open_pending_request(page, instance, run_id)
-        expect(page.get_by_role("heading", name="How many and how much", exact=True)).to_be_visible()
-        screenshot(page, f"approval_request_{dag_id}")
-    assert maker.answer(dag_id, run_id, "Approve").status_code == 403
-    assert other_checker.answer(dag_id, run_id, "Approve").status_code == 403
-    assert payment_checker.answer(dag_id, run_id, "Approve").status_code == 200
-    assert payment_checker.wait_for_run(dag_id, run_id) == "success"
-    return run_id
 
 
 def failed_before_approval(maker, dag_id: str, conf: dict) -> str:
@@ -92,16 +66,16 @@ def test_a_cycle_paid_with_a_held_bill_released_and_a_stale_file_refused(airflow
     run_request(ENROLMENT, options={"plan": code, "target_status": "ACTIVE", "criteria": {"all": [
         {"field": "region", "op": "=", "value": region}]}}, maker="maker", checker="checker", run_id=uuid.uuid4().hex)
 
-    approved(maker, payment_checker, checker, "payment_cycle",
+    approved(maker, payment_checker, "payment_cycle",
              {"plan": code, "cycle": "S1", "period_start": "2026-09-01", "period_end": "2026-09-30"},
              ["bills:** 6", "total:** 6,500.00 KES", "held over transaction limit:** 1", "max amount:** 1,500.00 KES"],
-             seen_by=seen_by)
+             not_answering=(checker,), seen_by=seen_by)
     ((held,),) = query("SELECT bill_code FROM payments.bills WHERE plan_code = %s AND status = 'HELD'", code)
-    approved(maker, payment_checker, checker, "held_bills_release",
+    approved(maker, payment_checker, "held_bills_release",
              {"plan": code, "cycle": "S1", "bills": [held], "reason": "top-up confirmed"},
-             ["bills released:** 1", "total:** 1,500.00 KES"], seen_by=seen_by)
-    approved(maker, payment_checker, checker, "payroll", {"cycle": "S1", "plan": code, "payment_point": "Agent"},
-             ["bills:** 6", "total:** 6,500.00 KES"], seen_by=seen_by)
+             ["bills released:** 1", "total:** 1,500.00 KES"], not_answering=(checker,), seen_by=seen_by)
+    approved(maker, payment_checker, "payroll", {"cycle": "S1", "plan": code, "payment_point": "Agent"},
+             ["bills:** 6", "total:** 6,500.00 KES"], not_answering=(checker,), seen_by=seen_by)
     first = payroll_of("S1", code)
     codes = sorted(r for (r,) in query("SELECT bill_code FROM payments.bills WHERE plan_code = %s", code))
     failing = min(set(codes) - {held})
@@ -113,9 +87,9 @@ def test_a_cycle_paid_with_a_held_bill_released_and_a_stale_file_refused(airflow
                  " WHERE b.plan_code = %s AND e.status <> 'DUE'", code) == [(0,)]
 
     good = filled_by_provider(database, first, failing={failing})
-    approved(maker, payment_checker, checker, "payroll_reconciliation", {"payroll": first, "file": good},
+    approved(maker, payment_checker, "payroll_reconciliation", {"payroll": first, "file": good},
              ["paid:** 5", "paid total:** 5,500.00 KES", "failed:** 1", "failed total:** 1,000.00 KES",
-              "bills left open:** 0"], seen_by=seen_by)
+              "bills left open:** 0"], not_answering=(checker,), seen_by=seen_by)
     assert query("SELECT status FROM payments.payrolls WHERE payroll_name = %s", first) == [("RECONCILED",)]
     events = "SELECT count(*) FROM ledger.bill_events e JOIN ledger.bills b USING (bill_id) WHERE b.plan_code = %s"
     before = query(events, code)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import pytest
 
 from benefitflow.programmes.benefit_plan_define import WORKFLOW as DEFINE
 from benefitflow.workflows.direct import run_steps as run_request
+from tests.e2e.approvals import approved
+from tests.e2e.browser import OpenPage, sign_in_to_airflow
 from tests.e2e.people import query, register_region
 
 pytestmark = pytest.mark.e2e
+pytest_plugins = ["tests.e2e.browser"]  # the checker's browser: screenshots of the requests
 
 
 @pytest.fixture(scope="module")
@@ -19,38 +21,29 @@ def region(database) -> str:
     return register_region(database)
 
 
-def approved_run(maker, checker, dag_id: str, conf: dict[str, Any], expect_in_body: list[str]) -> str:
-    response = maker.trigger(dag_id, conf)
-    assert response.status_code == 200, response.text
-    run_id = response.json()["dag_run_id"]
-    maker.wait_until_parked(dag_id, run_id)
-    (request,) = [p for p in checker.pending_approvals() if p["task_instance"]["dag_run_id"] == run_id]
-    for line in expect_in_body:
-        assert line in request["body"], request["body"]
-    assert maker.answer(dag_id, run_id, "Approve").status_code == 403  # the maker is not an assignee
-    assert checker.answer(dag_id, run_id, "Approve").status_code == 200
-    assert checker.wait_for_run(dag_id, run_id) == "success"
-    return run_id
-
-
-def test_a_plan_is_defined_people_enrolled_and_statuses_changed(airflow, region: str) -> None:
+def test_a_plan_is_defined_people_enrolled_and_statuses_changed(airflow, airflow_services, region: str,
+                                                                pages: OpenPage) -> None:
     maker, checker = airflow("maker"), airflow("checker")
+    page = pages("checker")
+    sign_in_to_airflow(page, airflow_services, "checker")
+    seen_by = (page, airflow_services)
     code = f"E2E-{uuid.uuid4().hex[:6].upper()}"
     plan = {"code": code, "name": "Elderly grant", "type": "INDIVIDUAL", "valid_from": "2026-01-01",
             "currency": "KES", "max_beneficiaries": 10,
             "default_criteria": {"ACTIVE": {"all": [{"field": "age", "op": ">=", "value": 60}]}},
             "entitlement": {"fixed_amount": "2000.00"}}
-    approved_run(maker, checker, "benefit_plan_define", {"plan": plan},
-                 [f"plan version:** {code} version 1: Elderly grant (INDIVIDUAL)", "changes:**"])
+    approved(maker, checker, "benefit_plan_define", {"plan": plan},
+             [f"plan version:** {code} version 1: Elderly grant (INDIVIDUAL)", "changes:**"], seen_by=seen_by)
     assert query("SELECT version, status FROM programmes.benefit_plans WHERE plan_code = %s", code) == [(1, "ACTIVE")]
 
     everyone = {"all": [{"field": "region", "op": "=", "value": region}]}
-    approved_run(maker, checker, "enrolment", {"plan": code, "target_status": "POTENTIAL", "criteria": everyone},
-                 ["matching:** 6", "already enrolled:** 0", "would be added:** 6", "over max beneficiaries:** 0"])
+    approved(maker, checker, "enrolment", {"plan": code, "target_status": "POTENTIAL", "criteria": everyone},
+             ["matching:** 6", "already enrolled:** 0", "would be added:** 6", "over max beneficiaries:** 0"],
+             seen_by=seen_by)
     elders = {"all": [{"field": "region", "op": "=", "value": region}, {"field": "age", "op": ">=", "value": 60}]}
-    approved_run(maker, checker, "beneficiary_status",
-                 {"plan": code, "status": "ACTIVE", "reason": "took up", "criteria": elders},
-                 ["beneficiaries changing:** 3", "POTENTIAL → ACTIVE: 3"])
+    approved(maker, checker, "beneficiary_status",
+             {"plan": code, "status": "ACTIVE", "reason": "took up", "criteria": elders},
+             ["beneficiaries changing:** 3", "POTENTIAL → ACTIVE: 3"], seen_by=seen_by)
     assert dict(query("SELECT status, count(*) FROM programmes.beneficiaries WHERE plan_code = %s GROUP BY 1",
                       code)) == {"ACTIVE": 3, "POTENTIAL": 3}
     assert query("SELECT DISTINCT maker, checker, reason FROM programmes.beneficiary_status_history"
@@ -67,8 +60,8 @@ def test_beneficiaries_are_imported_into_a_plan_and_exported(airflow, database, 
     (child,) = query("SELECT individual_id FROM registry.individuals WHERE region = %s AND role = 'SON' LIMIT 1",
                      region)[0]
     (database.inbox / f"{code}.csv").write_text(f"individual_id,status,grade\n{child},ACTIVE,5\n")
-    approved_run(maker, checker, "beneficiaries_import", {"plan": code, "file": f"{code}.csv", "mode": "create"},
-                 ["rows in file:** 1", "beneficiaries to enrol:** 1", "of which active:** 1"])
+    approved(maker, checker, "beneficiaries_import", {"plan": code, "file": f"{code}.csv", "mode": "create"},
+             ["rows in file:** 1", "beneficiaries to enrol:** 1", "of which active:** 1"])
     assert query("SELECT status, attributes FROM programmes.beneficiaries WHERE plan_code = %s", code) == [
         ("ACTIVE", {"grade": 5})]
 

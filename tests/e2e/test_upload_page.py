@@ -98,10 +98,14 @@ def test_a_maker_hands_in_a_file_by_script_and_the_run_is_theirs(airflow, airflo
 
 
 def test_only_its_maker_starts_a_workflow_on_a_handed_in_file(airflow, airflow_services, finish_runs) -> None:
-    """Another maker who reads the file's name in a run's parameters cannot take it in as theirs."""
+    """Every maker hands in files; another maker who reads the file's name in a run's parameters cannot take it in
+    as theirs."""
     started = hand_in(airflow_services, airflow("maker"), SELFTEST, "mine.csv", selftest_csv()).json()
     finish_runs.append((SELFTEST, started["dag_run_id"]))
     other = airflow("maker2")
+    own = hand_in(airflow_services, other, SELFTEST, "theirs.csv", selftest_csv())
+    assert own.status_code == 201, own.text
+    finish_runs.append((SELFTEST, own.json()["dag_run_id"]))
     response = other.trigger(SELFTEST, {"file": started["file"]})
     assert response.status_code == 200, response.text
     stolen = response.json()["dag_run_id"]
@@ -138,6 +142,14 @@ def test_a_checker_may_not_hand_in_a_file(airflow, airflow_services) -> None:
     response = hand_in(airflow_services, airflow("checker"), SELFTEST, "bait.csv", selftest_csv())
     assert response.status_code == 403 and "may not start" in response.json()["detail"]
     assert not list(airflow_services.inbox.glob(f"web-{SELFTEST}-*-bait.csv"))
+
+
+def test_a_manager_has_no_way_in(airflow_services) -> None:
+    """Managers read Superset: they have no Airflow account, so no page and no upload."""
+    token = requests.post(f"{airflow_services.airflow_url}/auth/token", timeout=30,
+                          json={"username": "manager", "password": airflow_services.user_password("manager")})
+    assert token.status_code in (401, 403)
+    assert requests.get(f"{airflow_services.airflow_url}/benefitflow/upload", timeout=30).status_code == 401
 
 
 def test_an_unknown_option_or_workflow_is_refused(airflow, airflow_services) -> None:
