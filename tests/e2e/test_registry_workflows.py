@@ -9,10 +9,13 @@ from pathlib import Path
 
 import pytest
 import requests
+from playwright.sync_api import expect
 
 from benefitflow.core import db
+from tests.e2e.browser import OpenPage, open_pending_request, screenshot, sign_in_to_airflow
 
 pytestmark = pytest.mark.e2e
+pytest_plugins = ["tests.e2e.browser"]  # the checker's browser: a screenshot of the export's request
 
 SAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "openimis-individuals-sample.csv"
 
@@ -95,7 +98,7 @@ def test_a_broken_file_fails_the_run_with_the_reason_and_is_kept(airflow, databa
     assert refused.status_code == 404 and database.secrets["jwt_secret"] not in refused.text
 
 
-def test_registry_export_of_names_is_approved_first_and_audited(airflow, database) -> None:
+def test_registry_export_of_names_is_approved_first_and_audited(airflow, database, pages: OpenPage) -> None:
     """first_name is personal: the run asks a registry checker, who reads the filter, columns and row count."""
     maker, checker = airflow("maker"), airflow("checker")
     document = {"all": [{"field": "educated_level", "op": "=", "value": "tertiary"},
@@ -110,6 +113,11 @@ def test_registry_export_of_names_is_approved_first_and_audited(airflow, databas
     for line in ("**Maker:** maker", "personal columns:** first_name", f"rows to export:** {expected}",
                  "columns:** individual_id, first_name, age", "educated_level"):
         assert line in request["body"], request["body"]
+    page = pages("checker")
+    sign_in_to_airflow(page, database, "checker")
+    open_pending_request(page, database, run_id)
+    expect(page.get_by_role("heading", name="What", exact=True)).to_be_visible()
+    screenshot(page, "approval_request_registry_export")
     assert not list(database.outbox.glob(f"exports/registry-request*-{run_id.replace(':', '_').replace('+', '_')}*"))
     assert checker.answer("registry_export", run_id, "Approve").status_code == 200
     assert checker.wait_for_run("registry_export", run_id) == "success"

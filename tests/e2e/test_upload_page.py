@@ -18,6 +18,7 @@ from playwright.sync_api import expect
 from benefitflow.core import db
 from benefitflow_dev.instance import Instance
 from tests.e2e.browser import OpenPage, open_pending_request, screenshot, sign_in_to_airflow
+from tests.e2e.people import register_region
 
 pytestmark = pytest.mark.e2e
 pytest_plugins = ["tests.e2e.browser"]
@@ -264,6 +265,42 @@ def test_a_maker_uploads_the_openimis_sample_on_the_page(airflow, airflow_servic
     page.locator("details#platform_selftest input[name=file]").set_input_files(str(picture))
     page.locator("details#platform_selftest button[type=submit]").click()
     expect(page.locator("p.refused")).to_contain_text("not CSV text")
+
+    # Over the limit: refused on the page before a byte is sent (a sparse file: its size, no content).
+    huge = tmp_path / "huge.csv"
+    with huge.open("wb") as handle:
+        handle.truncate(LIMIT + 1)
+    page.goto(f"{airflow_services.airflow_url}/benefitflow/upload")
+    form = page.locator("details#individuals_import")
+    form.locator("input[name=file]").set_input_files(str(huge))
+    form.locator("button[type=submit]").click()
+    expect(form.locator("p.refused")).to_contain_text(f"larger than {LIMIT:,} bytes")
+    expect(page.locator("h1")).to_have_text("Upload a file")  # still the page: nothing was sent
+    screenshot(page, "upload_page_refused_too_large")
+
+
+def test_grievances_handed_in_and_read_by_their_checker(airflow, airflow_services, database, pages: OpenPage,
+                                                       finish_runs) -> None:
+    region = register_region(database)
+    with db.transaction() as cur:
+        cur.execute("SELECT individual_id::text FROM registry.individuals WHERE region = %s ORDER BY dob LIMIT 2",
+                    (region,))
+        people = [individual_id for (individual_id,) in cur.fetchall()]
+    tickets = "title,category,channel,individual_id,priority,description\n" + "".join(
+        f"Payment missed {n},PAYMENT,SMS,{person},HIGH,The March payment did not arrive\n"
+        for n, person in enumerate(people, 1))
+    response = hand_in(airflow_services, airflow("maker"), "grievances_import", "tickets.csv", tickets.encode(),
+                       {"on_invalid_rows": "reject_file"})
+    assert response.status_code == 201, response.text
+    run_id = response.json()["dag_run_id"]
+    finish_runs.append(("grievances_import", run_id))
+    airflow("maker").wait_until_parked("grievances_import", run_id)
+    page = pages("checker")
+    sign_in_to_airflow(page, airflow_services, "checker")
+    open_pending_request(page, airflow_services, run_id)
+    expect(page.get_by_role("heading", name="The data", exact=True)).to_be_visible()
+    expect(page.get_by_text("The March payment did not arrive")).to_have_count(0)  # what people wrote: not shown
+    screenshot(page, "approval_request_grievances_import")
 
 
 def test_a_checker_does_not_get_the_page(airflow_services, pages: OpenPage) -> None:

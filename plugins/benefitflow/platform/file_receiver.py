@@ -150,7 +150,7 @@ class _Receiving:
             return
         self.size += len(chunk)
         if self.size > self.limit:
-            raise ReceiveError(_too_large(self.limit), status=413)
+            raise ReceiveError(too_large(self.limit), status=413)
         if not self.sniffed:
             self.head += chunk
             if len(self.head) >= SNIFFED_BYTES:
@@ -210,7 +210,7 @@ async def receive(body: AsyncIterator[bytes], content_type: str, *, target_dir: 
                     break
                 read += len(chunk)
                 if read > limit + FORM_OVERHEAD:
-                    raise ReceiveError(_too_large(limit), status=413)
+                    raise ReceiveError(too_large(limit), status=413)
                 # Parsing and writing off the event loop: the api-server serves others meanwhile.
                 await asyncio.to_thread(parser.write, chunk)
         except ReceiveError:
@@ -232,7 +232,8 @@ async def receive(body: AsyncIterator[bytes], content_type: str, *, target_dir: 
                     sha256=receiving.digest.hexdigest(), size_bytes=receiving.size, fields=receiving.fields)
 
 
-def _too_large(limit: int) -> str:
+def too_large(limit: int) -> str:
+    """What a file over the limit is told, wherever it is refused (the page, before sending; the server)."""
     return (f"the file is larger than {limit:,} bytes, the largest this page takes (BENEFITFLOW_WEB_UPLOAD_MAX_BYTES); "
             "split it")
 

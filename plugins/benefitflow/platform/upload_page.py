@@ -31,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 
 from benefitflow.core import audit, config, db
 from benefitflow.core.errors import UserError
-from benefitflow.platform.file_receiver import FORM_OVERHEAD, Received, ReceiveError, receive
+from benefitflow.platform.file_receiver import FORM_OVERHEAD, Received, ReceiveError, receive, too_large
 from benefitflow.workflows import catalogue
 from benefitflow.workflows.dag import params_of
 from benefitflow.workflows.declaration import FileIntake, Workflow
@@ -177,8 +177,7 @@ def _refusal_before_reading(dag_id: str, workflow: Workflow | None, request: Req
         return 403, "a form posted from another site is refused: upload from the Upload page"
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > config.web_upload_max_bytes() + FORM_OVERHEAD:
-        return 413, (f"the file is larger than {config.web_upload_max_bytes():,} bytes, the largest this page takes "
-                     "(BENEFITFLOW_WEB_UPLOAD_MAX_BYTES); split it")
+        return 413, too_large(config.web_upload_max_bytes())
     return None
 
 
@@ -291,6 +290,7 @@ def _title(workflow: Workflow) -> str:
 
 def _form(workflow: Workflow, choices: dict[str, list[tuple[str, str]]], *, opened: bool) -> str:
     dag_id = html.escape(workflow.dag_id)
+    limit = config.web_upload_max_bytes()
     fields = ["<label>CSV file<input type='file' name='file' accept='.csv,text/csv' required></label>"]
     for name, param in params_of(workflow).items():
         if name == "file":
@@ -298,8 +298,10 @@ def _form(workflow: Workflow, choices: dict[str, list[tuple[str, str]]], *, open
         fields.append(_field(name, param.schema, param.value, param.description or "", choices.get(name)))
     return (f"<details id='{dag_id}'{' open' if opened else ''}><summary>{html.escape(_title(workflow))} "
             f"<code>{dag_id}</code></summary>"
-            f"<form method='post' enctype='multipart/form-data' action='upload/{dag_id}'>{''.join(fields)}"
-            f"<button type='submit'>Upload</button></form></details>")
+            f"<form method='post' enctype='multipart/form-data' action='upload/{dag_id}'"
+            f" data-max-bytes='{limit}' data-too-large='{html.escape(too_large(limit))}'"
+            f" onsubmit='return withinLimit(this)'>{''.join(fields)}"
+            f"<p class='refused' hidden></p><button type='submit'>Upload</button></form></details>")
 
 
 def _field(name: str, schema: dict[str, Any], default: Any, help_text: str,
@@ -321,6 +323,19 @@ def _field(name: str, schema: dict[str, Any], default: Any, help_text: str,
 
 # Airflow frames the page in a sandbox that may not navigate the window: a link to a run moves Airflow's own
 # router instead (same origin), as its navigation would; opened on its own, the page follows the link.
+# A file over the limit is refused before a byte is sent (the server refuses it too, for scripts).
+WITHIN_LIMIT = """
+function withinLimit(form) {
+  const file = form.querySelector("input[type=file]").files[0], note = form.querySelector("p.refused");
+  if (file && file.size > Number(form.dataset.maxBytes)) {
+    note.textContent = form.dataset.tooLarge;
+    note.hidden = false;
+    return false;
+  }
+  note.hidden = true;
+  return true;
+}
+"""
 OPEN_IN_AIRFLOW = """
 function openInAirflow(link) {
   if (window.top === window) return true;
@@ -350,5 +365,5 @@ small {{ display: block; color: #4a5568; font-weight: 400; }}
 button {{ margin: .5rem 0; padding: .4rem 1.2rem; }}
 .refused {{ color: #9b2c2c; }} .started {{ color: #22543d; }}
 </style></head>
-<script>{OPEN_IN_AIRFLOW}</script>
+<script>{WITHIN_LIMIT}{OPEN_IN_AIRFLOW}</script>
 <body><h1>{html.escape(title)}</h1>{body}</body></html>"""
