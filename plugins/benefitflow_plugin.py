@@ -1,6 +1,6 @@
 """The Airflow plugin entry of benefitflow: its pages and endpoints on the api-server (the Upload page in the
-navigation, the downloads of an upload's files), and the listener that makes each task process forget the
-services' secrets."""
+navigation and its REST twin, the downloads of an upload's files and of a run's proposal), and the listener
+that makes each task process forget the services' secrets."""
 
 from airflow.plugins_manager import AirflowPlugin
 

@@ -110,8 +110,8 @@ def test_registry_export_of_names_is_approved_first_and_audited(airflow, databas
     expected = query("SELECT count(*) FROM registry.individuals WHERE attributes->>'educated_level' = 'tertiary'"
                      " AND date_part('year', age(current_date, dob)) >= 18")[0][0]
     (request,) = [p for p in checker.pending_approvals() if p["task_instance"]["dag_run_id"] == run_id]
-    for line in ("**Maker:** maker", "personal columns:** first_name", f"rows to export:** {expected}",
-                 "columns:** individual_id, first_name, age", "educated_level"):
+    for line in ("**Maker:** maker", "personal columns:** first\\_name", f"rows to export:** {expected}",
+                 "columns:** individual\\_id, first\\_name, age", "educated\\_level"):  # as Markdown: _ escaped
         assert line in request["body"], request["body"]
     page = pages("checker")
     sign_in_to_airflow(page, database, "checker")

@@ -104,13 +104,13 @@ def test_only_its_maker_starts_a_workflow_on_a_handed_in_file(airflow, airflow_s
     started = hand_in(airflow_services, airflow("maker"), SELFTEST, "mine.csv", selftest_csv()).json()
     finish_runs.append((SELFTEST, started["dag_run_id"]))
     other = airflow("maker2")
-    own = hand_in(airflow_services, other, SELFTEST, "theirs.csv", selftest_csv())
-    assert own.status_code == 201, own.text
-    finish_runs.append((SELFTEST, own.json()["dag_run_id"]))
     response = other.trigger(SELFTEST, {"file": started["file"]})
     assert response.status_code == 200, response.text
     stolen = response.json()["dag_run_id"]
     assert other.wait_for_run(SELFTEST, stolen) == "failed"
+    own = hand_in(airflow_services, other, SELFTEST, "theirs.csv", selftest_csv())  # after: it sweeps the inbox
+    assert own.status_code == 201, own.text
+    finish_runs.append((SELFTEST, own.json()["dag_run_id"]))
     with db.transaction() as cur:
         cur.execute("SELECT details->>'reason' FROM ledger.audit_events WHERE action = 'upload.refused'"
                     " AND details->>'run_id' = %s", (stolen,))

@@ -168,6 +168,7 @@ def test_the_first_rows_are_a_small_table_of_the_columns_the_workflow_shows() ->
 @pytest.mark.parametrize("value", [
     "x\r\r**Maker:** bob", "x\n#### What\n- **rows:** 0", "![](//evil.example/p)", "<img src=x onerror=alert(1)>",
     "a\\|b", "[click](javascript:alert(1))", "`code`", "x\u2028**Proposal digest:** `" + "ee" * 32 + "`",
+    "see https://evil.example/pay", "www.evil.example", "write to me@evil.example", "_em_ ~~struck~~",
 ])
 def test_what_a_maker_wrote_stays_text_on_its_line(value: str) -> None:
     """A file name, a reason or a cell can make no line, heading, link, image, HTML or table cell of its own."""
@@ -179,7 +180,8 @@ def test_what_a_maker_wrote_stays_text_on_its_line(value: str) -> None:
     (row,) = [line for line in lines if line.startswith("| ") and line != "| code |"]
     assert len(re.split(r"(?<!\\)\|", row)) == 3  # "", the one cell, "": the value's own bars are escaped
     sections = body[body.index("#### What"):body.rindex("**Proposal digest:**")]
-    assert not re.search(r"(?<!\\)[\[\]<`]", sections)  # no link, image, HTML or code of the maker's
+    assert not re.search(r"(?<!\\)[\[\]<`_~]", sections)  # no link, image, HTML, code or emphasis of the maker's
+    assert not re.search(r"(?i)https?://|www\.|@[a-z]", sections)  # nothing GFM would make a link of by itself
     assert digest_shown(body) == "ab" * 32
 
 

@@ -28,6 +28,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from benefitflow.core import file_store
 from benefitflow.core.errors import UserError
 from benefitflow.platform.system_users import TASK_USER_VARIABLE
+from benefitflow.workflows.inputs import WEB_FILE_PREFIX
 
 SNIFFED_BYTES = 64 << 10  # what is looked at before the rest is taken: a header line and the first rows
 MAX_FIELD_BYTES = 4 << 10  # an option's value (a plan code, a payroll name): never large
@@ -61,7 +62,7 @@ def inbox_name_for(dag_id: str, client_name: str, now: datetime | None = None) -
     stem = Path(client_name.replace("\\", "/").rsplit("/", 1)[-1]).stem
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._-")[:60] or "file"
     moment = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
-    return f"web-{dag_id}-{moment}-{uuid.uuid4().hex[:8]}-{safe}.csv"
+    return f"{WEB_FILE_PREFIX}{dag_id}-{moment}-{uuid.uuid4().hex[:8]}-{safe}.csv"
 
 
 def sniff(head: bytes, *, complete: bool = False) -> str | None:

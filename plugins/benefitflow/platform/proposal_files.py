@@ -3,10 +3,10 @@
     GET /benefitflow/proposals/{dag_id}/{upload or request id}.csv
 
 What the checker approves, row by row: the proposal model's rows for that upload or request, written by
-PostgreSQL (`COPY`) into a file of the outbox's own, streamed, then removed. It holds personal data, so
-it goes to those the upload's files go to (`upload_files.may_see_upload_files`: the maker, the checker
-group of the operation, the operators), who must also be able to read the DAG. Text cells are written
-so that no spreadsheet runs them as formulas.
+PostgreSQL (`COPY`) into a file of the outbox's own, opened and removed at once, then streamed. It holds
+personal data, so it goes to those the upload's files go to (`upload_files.personal_files_refusal`: the
+maker, the checker group of the operation, the operators), who must also be able to read the DAG. Text
+cells are written so that no spreadsheet runs them as formulas.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import quote
 
 from airflow.api_fastapi.core_api.security import GetUserDep
@@ -55,9 +55,10 @@ def download(dag_id: str, key: int, user: GetUserDep) -> StreamingResponse:
     if refusal is not None:  # the refusal is in the audit trail (committed) before the answer goes out
         raise HTTPException(403 if maker else 404, refusal)
     name = f"{dag_id}-{proposal.input_kind}{key}-proposal.csv"
-    return StreamingResponse(_streamed_then_removed(target), media_type="text/csv",
+    size = target.stat().st_size
+    return StreamingResponse(_streamed(_opened_and_removed(target)), media_type="text/csv",
                              headers={"Content-Disposition": f"attachment; filename*=utf-8''{quote(name)}",
-                                      "Content-Length": str(target.stat().st_size)})
+                                      "Content-Length": str(size)})
 
 
 def _maker(cur: Any, dag_id: str, proposal: ProposalRef) -> str | None:
@@ -96,10 +97,16 @@ def _has_row_number(cur: Any, schema: str, table: str) -> bool:
     return cur.fetchone() is not None
 
 
-def _streamed_then_removed(path: Path) -> Iterator[bytes]:
+def _opened_and_removed(path: Path) -> BinaryIO:
+    """The written proposal, open, its name already gone: nothing is left in the outbox, whether or not the
+    download is read to its end."""
     try:
-        with path.open("rb") as handle:
-            while chunk := handle.read(1 << 16):
-                yield chunk
+        return path.open("rb")
     finally:
         path.unlink(missing_ok=True)
+
+
+def _streamed(handle: BinaryIO) -> Iterator[bytes]:
+    with handle:
+        while chunk := handle.read(1 << 16):
+            yield chunk

@@ -15,7 +15,9 @@ Who may not start the workflow gets 403 before a byte is read; every hand-in and
 
 from __future__ import annotations
 
+import contextlib
 import html
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -40,6 +42,7 @@ from benefitflow.workflows.inputs import WEB_FILE_PREFIX, same_file_refusal
 router = APIRouter()
 TOKEN_COOKIE = "_token"  # Airflow's UI session (airflow.api_fastapi.auth.managers.base_auth_manager)
 DOMAINS = ("registry", "programmes", "grievances", "payments", "selftest")  # the order the page lists them in
+UNCLAIMED_SECONDS = 24 * 3600  # a web file no run took in (its run deleted, or a crash mid-receive) is removed
 
 
 @dataclass(frozen=True)
@@ -75,9 +78,10 @@ def may_start(user: Any, dag_id: str) -> bool:
 def page(user: GetUserDep) -> HTMLResponse:
     allowed = [workflow for dag_id, workflow in upload_workflows().items() if may_start(user, dag_id)]
     if not allowed:
-        audit_refusal(user.get_name(), "the Upload page", "may start no upload workflow")
+        audit_refusal(user.get_name(), "", "may start no upload workflow: the Upload page refused")
         return HTMLResponse(_page("Upload", "<p class='refused'>You may not start any upload workflow: "
                                             "the Upload page is for makers.</p>"), status_code=403)
+    _sweep_taken_in()
     with db.transaction() as cur:
         forms = "".join(_form(workflow, {name: offer(cur) for name, offer in _intake(workflow).choices.items()},
                               opened=index == 0) for index, workflow in enumerate(allowed))
@@ -125,7 +129,9 @@ async def hand_in(dag_id: str, request: Request, user: Any) -> Started:
         raise HTTPException(status, reason)
     assert workflow is not None
     if name in _receiving:
-        raise HTTPException(429, "you are already handing in a file: wait until it is in, then hand in the next")
+        reason = "you are already handing in a file: wait until it is in, then hand in the next"
+        await run_in_threadpool(audit_refusal, name, dag_id, reason)
+        raise HTTPException(429, reason)
     _receiving.add(name)
     try:
         return await _received_and_started(dag_id, workflow, request, name)
@@ -162,7 +168,9 @@ async def _received_and_started(dag_id: str, workflow: Workflow, request: Reques
     return Started(dag_id, dag_run_id, received)
 
 
-_receiving: set[str] = set()  # who is handing in a file now, in this api-server process: one file at a time each
+# Who is handing in a file now, in this api-server process: one file at a time each (per process: with several
+# api-server workers, one per worker).
+_receiving: set[str] = set()
 
 
 def _refusal_before_reading(dag_id: str, workflow: Workflow | None, request: Request,
@@ -212,19 +220,23 @@ def _record_hand_in(workflow: Workflow, options: dict[str, str], received: Recei
 
 
 def _sweep_taken_in() -> None:
-    """Remove from the inbox the web files intake has taken in (it keeps its own copy): no personal data is left
-    lying in a shared folder, and the inbox does not fill up."""
+    """Remove from the inbox (each time the page is opened or a file handed in) the web files intake has taken in
+    (it keeps its own copy), and those no run took in within a day: no personal data is left lying in a shared
+    folder, and the inbox does not fill up. A web file is taken in once: to run it again, hand it in again."""
     inbox = config.inbox()
-    names = [path.name for path in inbox.glob(f"{WEB_FILE_PREFIX}*.csv")]
-    if not names:
+    found = {path.name: path for path in inbox.glob(f"{WEB_FILE_PREFIX}*.csv")}
+    if not found:
         return
     with db.transaction() as cur:
         cur.execute("SELECT h.file_name FROM intake.hand_ins h JOIN intake.uploads u ON u.file_name = h.file_name"
                     " AND u.sha256 = h.sha256 AND u.uploaded_by = h.handed_in_by WHERE h.file_name = ANY(%s)",
-                    (names,))
-        taken_in = [name for (name,) in cur.fetchall()]
-    for name in taken_in:
-        (inbox / name).unlink(missing_ok=True)
+                    (list(found),))
+        taken_in = {name for (name,) in cur.fetchall()}
+    stale = time.time() - UNCLAIMED_SECONDS
+    for name, path in found.items():
+        with contextlib.suppress(FileNotFoundError):
+            if name in taken_in or path.stat().st_mtime < stale:
+                path.unlink()
 
 
 async def _start_run(request: Request, dag_id: str, conf_: dict[str, str]) -> str:
@@ -270,8 +282,8 @@ def audit_refusal(user: str, dag_id: str, reason: str, received: Received | None
         details |= {"client_file_name": received.client_name, "sha256": received.sha256,
                     "size_bytes": received.size_bytes}
     with db.transaction() as cur:
-        audit.record(cur, actor=user, action="upload.hand_in", object_type="dag", object_id=dag_id,
-                     outcome="REFUSED", details=details)
+        audit.record(cur, actor=user, action="upload.hand_in", object_type="dag" if dag_id else "page",
+                     object_id=dag_id or "upload", outcome="REFUSED", details=details)
 
 
 def _audit_started(user: str, dag_id: str, dag_run_id: str, received: Received) -> None:

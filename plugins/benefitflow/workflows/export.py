@@ -45,7 +45,7 @@ SourceFor = Callable[[Cursor, Options], Source]
 PERSONAL_DATA_NOTE = f"""
 **Personal data is approved first.** If the columns include any of
 {", ".join(f"`{column}`" for column in sorted(export_files.PERSONAL_COLUMNS))} (the default set does),
-the run asks the checker group of this export (`approval_groups.yaml`) at `approve`: the checker
+the run asks the checker group of this export (its declaration, or `approval_groups.yaml`) at `approve`: the checker
 reads who asks, the filter, the columns and how many rows. Approved, the commit writes exactly
 the rows the filter selected when asked, as `exports/<name>-request<id>-<run>.csv`; rejected, no
 file. Without such columns the `export` step writes the file at once. Both are in the audit trail.

@@ -107,7 +107,7 @@ def register(
     run only, and an approval given to the earlier upload cannot commit the new one.
     """
     name = handed_in.name
-    handed_in_by = _web_hand_in(cur, name)
+    handed_in_by = _web_hand_in(cur, name, dag_id)
     if handed_in_by is not None and handed_in_by[0] != user:
         raise IntakeError(f"file {name} was handed in on the Upload page by someone else: only they may start a "
                           "workflow on it")
@@ -158,19 +158,21 @@ def _keep_as(receiving: Path, stored: Path, name: str) -> None:
                           "restored without its outbox?); nothing was overwritten: tell the operators") from exc
 
 
-# A run's input: its table in intake and that table's key.
 WEB_FILE_PREFIX = "web-"  # the names the Upload page gives the files it takes (platform/file_receiver.py)
 
 
-def _web_hand_in(cur: psycopg2.extensions.cursor, name: str) -> tuple[str, str] | None:
-    """(who, sha256) of a file handed in on the Upload page; None for a file put in the inbox otherwise."""
+def _web_hand_in(cur: psycopg2.extensions.cursor, name: str, dag_id: str | None) -> tuple[str, str] | None:
+    """(who, sha256) of a file handed in on the Upload page (for this DAG); None for a file put in the inbox
+    otherwise."""
     if not name.startswith(WEB_FILE_PREFIX):
         return None
-    cur.execute("SELECT handed_in_by, sha256 FROM intake.hand_ins WHERE file_name = %s", (name,))
+    cur.execute("SELECT handed_in_by, sha256, dag_id FROM intake.hand_ins WHERE file_name = %s", (name,))
     found = cur.fetchone()
     if found is None:
         raise IntakeError(f"file {name}: a name the Upload page gives, but the page did not take this file; "
                           "hand it in on the Upload page, or rename it")
+    if dag_id and found[2] != dag_id:
+        raise IntakeError(f"file {name} was handed in for {found[2]}, not {dag_id}: hand it in for this workflow")
     return str(found[0]), str(found[1])
 
 
@@ -188,6 +190,7 @@ def same_file_refusal(cur: psycopg2.extensions.cursor, name: str, *, kind: str, 
             f"{earlier[1]} at {earlier[2]:%Y-%m-%d %H:%M} (status {earlier[3]}); it is not accepted twice")
 
 
+# A run's input: its table in intake and that table's key.
 INPUT_KEYS = {"uploads": "upload_id", "requests": "request_id"}
 # An input still open when its run takes in another: it will never be committed.
 _SUPERSEDABLE = ("RECEIVED", "WAITING_FOR_APPROVAL", "FAILED")

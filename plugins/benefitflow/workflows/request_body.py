@@ -47,7 +47,9 @@ SECTIONS = ("What", "How many and how much", "What is wrong or unusual", "The da
 FIRST_ROWS = 5
 CELL_CHARACTERS = 40
 CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")  # line breaks of any kind: a value stays on its line
-MARKDOWN = re.compile(r"[\\`*\[\]<>|]")  # what could start a link, an image, HTML, code, emphasis or a table cell
+MARKDOWN = re.compile(r"[\\`*_~\[\]<>|]")  # what could start a link, image, HTML, code, emphasis, strike or cell
+# What GitHub-flavoured Markdown (Airflow's renderer) turns into a link by itself: a word joiner breaks it.
+AUTOLINK = re.compile(r"(?i)(?<=:)(?=//)|(?<=\bwww)(?=\.)|(?<=@)(?=[^\s@]+\.)")
 
 
 @dataclass(frozen=True)
@@ -138,7 +140,7 @@ def _text(value: Any) -> str:
     """A value a maker may have chosen (a file name, a cell, a reason), as text that stays on its line and makes
     no link, image, HTML, code or table cell of its own."""
     text = "" if value is None else json.dumps(value) if isinstance(value, dict | list) else str(value)
-    return MARKDOWN.sub(r"\\\g<0>", CONTROL.sub(" ", text))
+    return AUTOLINK.sub("\u2060", MARKDOWN.sub(r"\\\g<0>", CONTROL.sub(" ", text)))
 
 
 def _table(first_rows: FirstRows) -> list[str]:
@@ -161,7 +163,10 @@ def first_rows(cur: psycopg2.extensions.cursor, proposal: ProposalRef, shown: tu
     total = int(cur.fetchone()[0])
     if not shown:
         return FirstRows(columns=(), rows=(), total=total, key=proposal.key)
-    order = sql.Identifier("row_number") if "row_number" in shown else sql.SQL("1")
+    # A re-made request must read the same (approve compares it with the one shown): in file order, else by every
+    # shown column, so that rows tied on all of them look alike whichever of them come first.
+    order = (sql.Identifier("row_number") if "row_number" in shown
+             else sql.SQL(", ").join(map(sql.Identifier, shown)))
     cur.execute(sql.SQL("SELECT {} FROM {} WHERE {} = %s ORDER BY {} LIMIT %s").format(
         sql.SQL(", ").join(map(sql.Identifier, shown)), table, key, order), (proposal.key, limit))
     return FirstRows(columns=shown, rows=tuple(tuple(map(_cell, row)) for row in cur.fetchall()), total=total,
