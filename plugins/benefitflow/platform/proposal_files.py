@@ -12,7 +12,6 @@ cells are written so that no spreadsheet runs them as formulas.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import quote
@@ -23,7 +22,7 @@ from fastapi.responses import StreamingResponse
 from psycopg2 import sql
 
 from benefitflow.core import audit, config, db, file_store
-from benefitflow.platform.upload_files import personal_files_refusal
+from benefitflow.platform.upload_files import personal_files_refusal, streamed
 from benefitflow.workflows import catalogue
 from benefitflow.workflows.proposal_digest import ProposalRef
 
@@ -56,7 +55,8 @@ def download(dag_id: str, key: int, user: GetUserDep) -> StreamingResponse:
         raise HTTPException(403 if maker else 404, refusal)
     name = f"{dag_id}-{proposal.input_kind}{key}-proposal.csv"
     size = target.stat().st_size
-    return StreamingResponse(_streamed(_opened_and_removed(target)), media_type="text/csv",
+    handle = _opened_and_removed(target)
+    return StreamingResponse(streamed(handle, closed_after=handle), media_type="text/csv",
                              headers={"Content-Disposition": f"attachment; filename*=utf-8''{quote(name)}",
                                       "Content-Length": str(size)})
 
@@ -81,20 +81,15 @@ def _copy(cur: Any, proposal: ProposalRef) -> sql.Composed:
     schema, table = proposal.table.split(".")
     cur.execute("SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = %s"
                 " AND table_name = %s ORDER BY ordinal_position", (schema, table))
+    columns = cur.fetchall()
     cells = sql.SQL(", ").join(
         sql.SQL("{} AS {}").format(file_store.spreadsheet_safe(sql.Identifier(column),
                                                                "string" if kind in TEXT_TYPES else "number"),
                                    sql.Identifier(column))
-        for column, kind in cur.fetchall())
-    order = sql.SQL("row_number") if _has_row_number(cur, schema, table) else sql.SQL("1")
+        for column, kind in columns)
+    order = sql.SQL("row_number") if any(column == "row_number" for column, _ in columns) else sql.SQL("1")
     return sql.SQL("COPY (SELECT {} FROM {} WHERE {} = {} ORDER BY {}) TO STDOUT WITH (FORMAT csv, HEADER)").format(
         cells, sql.Identifier(schema, table), sql.Identifier(proposal.key_column), sql.Literal(proposal.key), order)
-
-
-def _has_row_number(cur: Any, schema: str, table: str) -> bool:
-    cur.execute("SELECT 1 FROM information_schema.columns WHERE table_schema = %s AND table_name = %s"
-                " AND column_name = 'row_number'", (schema, table))
-    return cur.fetchone() is not None
 
 
 def _opened_and_removed(path: Path) -> BinaryIO:
@@ -106,7 +101,4 @@ def _opened_and_removed(path: Path) -> BinaryIO:
         path.unlink(missing_ok=True)
 
 
-def _streamed(handle: BinaryIO) -> Iterator[bytes]:
-    with handle:
-        while chunk := handle.read(1 << 16):
-            yield chunk
+

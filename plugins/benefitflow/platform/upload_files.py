@@ -16,8 +16,8 @@ descriptor; every download, and every refusal, is in the audit trail.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import ExitStack
-from typing import Any
+from contextlib import AbstractContextManager, ExitStack
+from typing import Any, BinaryIO
 from urllib.parse import quote
 
 from airflow.api_fastapi.app import get_auth_manager
@@ -58,7 +58,7 @@ def download(upload_id: int, which: str, user: GetUserDep) -> StreamingResponse:
         raise HTTPException(403, refusal)
     name = {"original": file_name, "error-report": config.error_report(upload_id).name,
             "suite": config.upload_suite(upload_id).name}[which]
-    return StreamingResponse(_streamed(opened, handed_in), media_type=MEDIA_TYPES[which],
+    return StreamingResponse(streamed(handed_in.handle, closed_after=opened), media_type=MEDIA_TYPES[which],
                              headers={"Content-Disposition": f"attachment; filename*=utf-8''{quote(name)}",
                                       "Content-Length": str(handed_in.size_bytes)})
 
@@ -94,7 +94,8 @@ def _open_in_outbox(stored: str | None, opened: ExitStack) -> file_store.HandedI
         raise HTTPException(404, "the file is not available") from exc
 
 
-def _streamed(opened: ExitStack, handed_in: file_store.HandedIn) -> Iterator[bytes]:
-    with opened:
-        while chunk := handed_in.handle.read(1 << 16):
+def streamed(handle: BinaryIO, *, closed_after: AbstractContextManager[Any]) -> Iterator[bytes]:
+    """A download's bytes, read as they are sent; `closed_after` (the file, or what opened it) closes at the end."""
+    with closed_after:
+        while chunk := handle.read(1 << 16):
             yield chunk

@@ -54,8 +54,12 @@ class Started:
     def as_json(self) -> dict[str, Any]:
         return {"dag_id": self.dag_id, "dag_run_id": self.dag_run_id, "file": self.received.inbox_name,
                 "client_file_name": self.received.client_name, "sha256": self.received.sha256,
-                "size_bytes": self.received.size_bytes,
-                "run_url": f"{config.api_base_url()}/dags/{self.dag_id}/runs/{quote(self.dag_run_id)}"}
+                "size_bytes": self.received.size_bytes, "run_url": f"{config.api_base_url()}/{self.run_path}"}
+
+    @property
+    def run_path(self) -> str:
+        """The run's page in Airflow's UI, below its base address."""
+        return f"dags/{quote(self.dag_id)}/runs/{quote(self.dag_run_id)}"
 
 
 def upload_workflows() -> dict[str, Workflow]:
@@ -99,7 +103,7 @@ async def upload_from_page(dag_id: str, request: Request, user: GetUserDep) -> H
         return HTMLResponse(_page("Upload refused", f"<p class='refused'>{html.escape(str(exc.detail))}</p>"
                                                     "<p><a href='../upload'>Back to the Upload page</a></p>"),
                             status_code=exc.status_code)
-    run_link = f"../../dags/{quote(dag_id)}/runs/{quote(started.dag_run_id)}"
+    run_link = f"../../{started.run_path}"  # from /benefitflow/upload/<dag_id>
     received = started.received
     body = (f"<p class='started'>{html.escape(received.client_name)} ({received.size_bytes:,} bytes, sha256 "
             f"<code>{received.sha256[:12]}…</code>) is in the inbox as "
