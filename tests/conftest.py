@@ -46,7 +46,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     if _INSTANCE is None:
         return
-    for service in services.superset_services(_INSTANCE) + services.airflow_services(_INSTANCE):
+    for service in [*services.superset_services(_INSTANCE), services.registry_api_service(_INSTANCE),
+                    *services.airflow_services(_INSTANCE)]:
         services.stop(_INSTANCE, service.name)
     postgres.stop(_INSTANCE)
     if not os.environ.get("BENEFITFLOW_KEEP_TEST_STACK"):
@@ -75,6 +76,14 @@ def airflow_services(database: Instance) -> Iterator[Instance]:
     yield database
     for service in services.airflow_services(database):
         services.stop(database, service.name)
+
+
+@pytest.fixture(scope="session")
+def registry_api(database: Instance) -> Iterator[Instance]:
+    """The partner systems' registry API service, on the test database."""
+    stack.start_registry_api(database)
+    yield database
+    services.stop(database, services.registry_api_service(database).name)
 
 
 @pytest.fixture

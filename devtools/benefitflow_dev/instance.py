@@ -33,7 +33,8 @@ DEMO_USERS: dict[str, list[str]] = {
     "manager": [],  # Superset: Manager with all regions
     "manager_north": [],  # Superset: Manager narrowed to region North (PostgreSQL row-level security)
 }
-DATABASE_USERS = ("airflow", "airflow_reader", "superset", "benefitflow_owner", "benefitflow_app", "superset_reader")
+DATABASE_USERS = ("airflow", "airflow_reader", "superset", "benefitflow_owner", "benefitflow_app", "superset_reader",
+                  "benefitflow_registry_api")
 
 
 # A throwaway instance parses its DAG files once (they do not change during a test session; re-parsing
@@ -90,6 +91,7 @@ class Instance:
     pg_port: int = 55432
     airflow_port: int = 28080
     superset_port: int = 28088
+    registry_api_port: int = 28090
     worker_log_port: int = 28793
     trigger_log_port: int = 28794
     inbox: Path = field(default=PROJECT_ROOT / "data" / "inbox")
@@ -113,6 +115,7 @@ class Instance:
             pg_port=free_port(),
             airflow_port=free_port(),
             superset_port=free_port(),
+            registry_api_port=free_port(),
             worker_log_port=free_port(),
             trigger_log_port=free_port(),
             inbox=home / "inbox",
@@ -152,6 +155,20 @@ class Instance:
     @property
     def superset_url(self) -> str:
         return f"http://127.0.0.1:{self.superset_port}"
+
+    @property
+    def registry_api_url(self) -> str:
+        return f"http://127.0.0.1:{self.registry_api_port}"
+
+    @property
+    def registry_api_secrets(self) -> Path:
+        """The partner systems' client secrets (registry_api/clients.yaml), made for this installation."""
+        return self.home / "registry-api-clients.json"
+
+    @property
+    def registry_api_key(self) -> Path:
+        """The registry API's ed25519 signing key (PEM)."""
+        return self.home / "registry-api-signing-key.pem"
 
     # -- database URLs ---------------------------------------------------------------
     def database_url(self, user: str, database: str, driver: str = "postgresql") -> str:
@@ -246,6 +263,15 @@ class Instance:
             "PATH": f"{PROJECT_ROOT / '.venv' / 'airflow' / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}",
             "NO_PROXY": "*",
             **(THROWAWAY_AIRFLOW_SETTINGS if self.throwaway_instance else {}),
+        }
+
+    def registry_api_env(self) -> dict[str, str]:
+        return {
+            "BENEFITFLOW_REGISTRY_API_DATABASE_URL": self.database_url("benefitflow_registry_api", "benefitflow"),
+            "BENEFITFLOW_REGISTRY_API_SECRETS": str(self.registry_api_secrets),
+            "BENEFITFLOW_REGISTRY_API_SIGNING_KEY": str(self.registry_api_key),
+            "PYTHONPATH": str(PROJECT_ROOT / "plugins"),
+            "NO_PROXY": "*",
         }
 
     def superset_env(self) -> dict[str, str]:

@@ -36,6 +36,16 @@ def airflow_services(instance: Instance) -> list[Service]:
     ]
 
 
+def registry_api_service(instance: Instance) -> Service:
+    """The partner systems' DCI registry API (benefitflow.registry_api), on 127.0.0.1."""
+    return Service(
+        "registry-api",
+        [str(AIRFLOW_BIN / "uvicorn"), "benefitflow.registry_api.app:app", "--host", "127.0.0.1",
+         "--port", str(instance.registry_api_port), "--no-access-log", "--no-server-header"],
+        instance.registry_api_env(),
+    )
+
+
 def superset_services(instance: Instance) -> list[Service]:
     return [
         Service(

@@ -11,6 +11,8 @@ from contextlib import closing
 from benefitflow.core import db, dbt_runner, file_store
 from benefitflow.core.config import DBT_PROJECT_DIR, OUTBOX_FOLDERS
 from benefitflow.platform import airflow_security, readers, system_users
+from benefitflow.registry_api import clients as registry_api_clients
+from benefitflow.registry_api import signing
 from benefitflow.workflows import publish
 from benefitflow_dev import demo, postgres, services, superset_setup
 from benefitflow_dev.instance import DEMO_USERS, PROJECT_ROOT, Instance
@@ -84,8 +86,24 @@ def start_airflow(instance: Instance) -> None:
     services.wait_for_http(f"{instance.airflow_url}/api/v2/monitor/health", what="Airflow api-server")
 
 
+def start_registry_api(instance: Instance) -> None:
+    """The partner systems' registry API: its clients' secrets and its signing key made once per installation."""
+    existing = json.loads(instance.registry_api_secrets.read_text()) if instance.registry_api_secrets.exists() else {}
+    made = registry_api_clients.new_secrets(existing, list(registry_api_clients.settings().clients))
+    if made != existing:
+        file_store.write_secret(instance.registry_api_secrets, json.dumps(made, indent=2) + "\n")
+    signing.create_key(instance.registry_api_key)
+    services.start(instance, services.registry_api_service(instance))
+    services.wait_for_http(f"{instance.registry_api_url}/.well-known/jwks.json", what="registry API")
+
+
+def _all_services(instance: Instance) -> list[services.Service]:
+    return [*services.superset_services(instance), services.registry_api_service(instance),
+            *services.airflow_services(instance)]
+
+
 def stop_all(instance: Instance) -> None:
-    names = [s.name for s in (*services.superset_services(instance), *services.airflow_services(instance))]
+    names = [s.name for s in _all_services(instance)]
     for name in names:
         if services.stop(instance, name):
             print(f"  stopped {name}")
@@ -99,6 +117,7 @@ def write_local_files(instance: Instance) -> None:
     env = instance.benefitflow_env()
     lines = [f"export {key}='{env[key]}'" for key in
              ("BENEFITFLOW_DATABASE_URL", "AIRFLOW_URL", "SUPERSET_URL", "BENEFITFLOW_INBOX", "BENEFITFLOW_OUTBOX")]
+    lines.append(f"export BENEFITFLOW_REGISTRY_API_URL='{instance.registry_api_url}'")
     file_store.write_secret(instance.home / "env", "\n".join(lines) + "\n")
     airflow_env = instance.airflow_env()
     file_store.write_secret(instance.home / "airflow.env",
@@ -130,6 +149,7 @@ def up(instance: Instance, *, with_superset: bool = True, with_demo: bool = True
     print("Airflow", flush=True)
     prepare_airflow(instance)
     start_airflow(instance)
+    start_registry_api(instance)
     write_local_files(instance)
     # Superset's set-up and the demo's workflow runs need nothing of each other: side by side.
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -158,7 +178,7 @@ def rebuild(instance: Instance) -> None:
 
 def status(instance: Instance) -> dict[str, str]:
     report = {"postgres": "running" if postgres.is_running(instance) else "stopped"}
-    for service in services.airflow_services(instance) + services.superset_services(instance):
+    for service in _all_services(instance):
         pid = services.pid_of(instance, service.name)
         report[service.name] = f"running (pid {pid})" if pid else "stopped"
     return report

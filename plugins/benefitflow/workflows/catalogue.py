@@ -15,7 +15,7 @@ from functools import cache
 import benefitflow
 from benefitflow.workflows.declaration import Workflow
 
-NOT_DOMAINS = frozenset({"core", "workflows", "platform", "sql"})
+NOT_DOMAINS = frozenset({"core", "workflows", "platform", "sql", "registry_api"})
 
 
 @dataclass(frozen=True)

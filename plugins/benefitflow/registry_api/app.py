@@ -1,0 +1,234 @@
+"""The registry API service (DCI Social Registry API 1.0.0): `uvicorn benefitflow.registry_api.app:app`.
+
+A FastAPI application of its own, not a plugin of Airflow's api-server: partner systems are not Airflow users,
+and nothing here may share Airflow's sessions, roles or database login. It reads through
+BENEFITFLOW_REGISTRY_API_DATABASE_URL (the `benefitflow_registry_api` login: SELECT on the registry's state,
+INSERT into the audit trail). Every answer, refusals included, is one event in the hash-chained audit trail:
+the client, the query as sent, how many records and which ids were returned, the status and the time taken.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from contextlib import asynccontextmanager, contextmanager
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import psycopg2.errors
+import psycopg2.extensions
+import psycopg2.pool
+import yaml
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from benefitflow.core import audit
+from benefitflow.registry_api import clients, search, signing
+from benefitflow.registry_api.clients import Client
+
+DATABASE_VARIABLE = "BENEFITFLOW_REGISTRY_API_DATABASE_URL"
+MAX_BODY_BYTES = 1 << 20
+AUDIT_ACTION = "registry_api.answer"
+POOL_SIZE = 8
+
+
+class Refused(Exception):
+    """An HTTP error answer: {"errors": [{"code", "message"}]} (the spec's HttpErrorResponse)."""
+
+    def __init__(self, status: int, code: str, message: str, client_id: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.client_id = status, code, message, client_id
+
+
+class RateLimiter:
+    """At most a client's requests_per_minute in any sliding minute (one service process keeps the count)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, client: Client) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            seen = self._seen.setdefault(client.client_id, deque())
+            while seen and seen[0] <= now - 60:
+                seen.popleft()
+            if len(seen) >= client.requests_per_minute:
+                return False
+            seen.append(now)
+            return True
+
+
+_pool: psycopg2.pool.ThreadedConnectionPool | None = None
+limiter = RateLimiter()
+
+
+@asynccontextmanager
+async def lifespan(_: FastAPI) -> Any:
+    global _pool
+    clients.settings()  # a wrong clients.yaml stops the service here, not at the first request
+    signing.private_key()
+    _pool = psycopg2.pool.ThreadedConnectionPool(1, POOL_SIZE, os.environ[DATABASE_VARIABLE])
+    try:
+        yield
+    finally:
+        _pool.closeall()
+        _pool = None
+
+
+OPENAPI_FILE = Path(__file__).with_name("openapi.yaml")
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    """What this service answers, as an OpenAPI document (the tests validate every answer against it)."""
+    return yaml.safe_load(OPENAPI_FILE.read_text())
+
+
+app = FastAPI(title="benefitflow registry API (DCI Social Registry 1.0.0)", description=__doc__, lifespan=lifespan,
+              docs_url=None, redoc_url=None)
+app.openapi = openapi_document  # type: ignore[method-assign]
+
+
+@contextmanager
+def transaction() -> Iterator[psycopg2.extensions.cursor]:
+    assert _pool is not None
+    conn = _pool.getconn()
+    try:
+        with conn, conn.cursor() as cur:
+            yield cur
+    finally:
+        _pool.putconn(conn)
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse({"errors": [{"code": code, "message": message[:999]}]}, status_code=status, headers=headers)
+
+
+def _audit(endpoint: str, client_id: str | None, outcome: str, status: int, started: float,
+           details: dict[str, Any]) -> None:
+    with transaction() as cur:
+        audit.record(cur, actor=f"registry-api:{client_id or 'unknown'}", action=AUDIT_ACTION,
+                     object_type="registry_api", object_id=endpoint, outcome=outcome,
+                     details={"client": client_id, "endpoint": endpoint, "http_status": status,
+                              "milliseconds": round((time.perf_counter() - started) * 1000, 1), **details})
+
+
+async def _body(request: Request) -> Any:
+    if int(request.headers.get("content-length") or 0) > MAX_BODY_BYTES:
+        raise Refused(413, "err.request.bad", f"the body is larger than {MAX_BODY_BYTES} bytes")
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_BODY_BYTES:
+            raise Refused(413, "err.request.bad", f"the body is larger than {MAX_BODY_BYTES} bytes")
+    if "application/json" not in request.headers.get("content-type", ""):
+        raise Refused(415, "err.request.bad", "send the message as application/json")
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise Refused(400, "err.request.bad", f"the body is not JSON: {exc}") from exc
+
+
+def _client(request: Request) -> Client:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Refused(401, "err.request.unauthorized", "send a bearer token from /oauth2/client/token")
+    client_id = signing.token_client(token.strip())
+    client = clients.settings().clients.get(client_id) if client_id else None
+    if client is None:
+        raise Refused(401, "err.request.unauthorized", "the bearer token is not valid (expired, or not ours)")
+    if not limiter.allow(client):
+        raise Refused(429, "err.request.too_many_requests",
+                      f"more than {client.requests_per_minute} requests in a minute", client.client_id)
+    return client
+
+
+@app.exception_handler(Refused)
+async def _refused(request: Request, refused: Refused) -> JSONResponse:
+    return _error(refused.status, refused.code, refused.message)
+
+
+@app.post("/oauth2/client/token")
+async def token(request: Request) -> JSONResponse:
+    """OAuth2 client credentials (RFC 6749 4.4), form-encoded: grant_type, client_id, client_secret, scope."""
+    started = time.perf_counter()
+    form = await request.form()
+    client_id = str(form.get("client_id") or "")[:200]
+    if form.get("grant_type") != "client_credentials":
+        status, code, message = 400, "err.request.bad", "grant_type must be client_credentials"
+        client = None
+    else:
+        client = clients.authenticate(client_id, str(form.get("client_secret") or ""))
+        status, code, message = (200, "", "") if client else (401, "err.request.unauthorized",
+                                                              "unknown client or wrong secret")
+    await run_in_threadpool(_audit, "/oauth2/client/token", client_id or None,
+                            "ISSUED" if client else "REFUSED", status, started, {"reason": code or None})
+    if client is None:
+        return _error(status, code, message)
+    scope = "registry.search"
+    return JSONResponse({"access_token": signing.issue_token(client.client_id, scope), "token_type": "bearer",
+                         "expires_in": str(signing.TOKEN_SECONDS), "scope": scope},
+                        headers={"Cache-Control": "no-store"})
+
+
+@app.get("/.well-known/jwks.json")
+def jwks() -> dict[str, Any]:
+    return signing.jwks()
+
+
+@app.post("/registry/sync/search")
+async def sync_search(request: Request) -> JSONResponse:
+    started = time.perf_counter()
+    endpoint = "/registry/sync/search"
+    client_id: str | None = None
+    try:
+        client = _client(request)
+        client_id = client.client_id
+        header, message, signature = search.envelope(await _body(request))
+        if client.require_signed_requests:
+            signing.verify(signature, header, message, client.public_key or "")
+        answered = await run_in_threadpool(_search, client, header, message, endpoint, started)
+    except (Refused, search.BadRequest, search.Forbidden, signing.SignatureRefused,
+            psycopg2.errors.QueryCanceled) as exc:
+        status, code = _status_of(exc)
+        await run_in_threadpool(_audit, endpoint, client_id or getattr(exc, "client_id", None), "REFUSED", status,
+                                started, {"reason": code, "message": str(exc)[:300]})
+        return _error(status, code, str(exc))
+    body = {"header": answered.header, **({"message": answered.message} if answered.message else {})}
+    return JSONResponse({"signature": signing.sign(body["header"], body.get("message")), **body})
+
+
+def _status_of(exc: Exception) -> tuple[int, str]:
+    if isinstance(exc, Refused):
+        return exc.status, exc.code
+    if isinstance(exc, search.Forbidden):
+        return 403, exc.code
+    if isinstance(exc, signing.SignatureRefused):
+        return 401, exc.code
+    if isinstance(exc, psycopg2.errors.QueryCanceled):
+        return 503, "err.request.timeout"
+    return 400, "err.request.bad"
+
+
+def _search(client: Client, header: dict[str, Any], message: Any, endpoint: str,
+            started: float) -> search.Answered:
+    with transaction() as cur:
+        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        answered = search.sync_search(cur, client, clients.settings(), header, message)
+    _audit(endpoint, client.client_id, answered.outcome, 200, started, {
+        "message_id": header.get("message_id"),
+        "transaction_id": (message or {}).get("transaction_id") if isinstance(message, dict) else None,
+        "correlation_id": (answered.message or {}).get("correlation_id"),
+        "status": answered.header["status"], "status_reason_code": answered.header.get("status_reason_code"),
+        "items": answered.audit_items,
+        "returned": sum(item.get("returned", 0) for item in answered.audit_items),
+    })
+    return answered
