@@ -34,7 +34,10 @@ imported by the `grievances_import` workflow. Then the individual record
 (`marts.mart_individual_record`, a view) is read for 20 people who have a plan, bills and a
 grievance, by id and by name, as the Superset dashboard's native filters read it.
 
-5. Ten rows of each kind: a registry update of 10 people, a status change of 10 beneficiaries,
+5. The registry API (DCI sync search, bench/registry_api.py): search latency by national id and for a page of a
+predicate, sustained requests per second for one client, the service's peak memory.
+
+6. Ten rows of each kind: a registry update of 10 people, a status change of 10 beneficiaries,
 a status change of 10 grievance tickets, and the 10-row corrections file of step 3. Above 10,000
 people the same bench runs again at 10,000 people (in a process and database of its own, its
 output kept in the bench folder) and each operation's time is given as a ratio to it (target
@@ -55,8 +58,9 @@ from bench.grievances import bench_grievances
 from bench.payments import bench_payments
 from bench.programmes import bench_enrolment
 from bench.registry import bench_individual_record, bench_registry_import, top_up_registry
+from bench.registry_api import bench_registry_api
 from bench.report import PeakMemory
-from bench.settings import ROWS
+from bench.settings import REFERENCE_OUT, ROWS
 from bench.small_operations import bench_small_operations, print_small_operations, reference_figures
 
 
@@ -104,6 +108,8 @@ def run(instance: Any) -> None:
         bench_payments(memory)
         bench_grievances(memory)
         bench_individual_record()
+        if not REFERENCE_OUT:  # the 10,000-people run is for the small operations' ratios
+            bench_registry_api(instance)
         bench_small_operations(memory)
 
 

@@ -327,3 +327,13 @@ def test_the_service_login_reads_the_registry_and_nothing_else(database, api) ->
     with db.transaction(url) as cur:
         cur.execute("SELECT count(*) FROM registry.individuals")
         assert cur.fetchone()[0] > 0
+
+
+def test_managers_see_the_requests_without_personal_data(database, api, ministry, family) -> None:
+    answered(search(api, ministry, envelope(item("idtype-value", {"type": "UIN", "value": family["Awa"]}))))
+    with db.transaction(database.database_url("superset_reader", "benefitflow")) as cur:
+        cur.execute("SELECT * FROM marts.mart_registry_api_requests WHERE client = 'ministry-mis'"
+                    " ORDER BY event_id DESC LIMIT 1")
+        row = dict(zip([c.name for c in cur.description], cur.fetchone(), strict=True))
+    assert row["outcome"] == "ANSWERED" and row["http_status"] == 200 and row["records_returned"] == 1
+    assert not {"items", "details", "ids", "search_request"} & set(row)
