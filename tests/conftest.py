@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from benefitflow_dev import postgres, services, stack
-from benefitflow_dev.instance import Instance
+from benefitflow_dev.instance import Instance, free_port
 
 _INSTANCE: Instance | None = None
 
@@ -31,8 +31,43 @@ def pytest_configure(config: pytest.Config) -> None:
     _INSTANCE = Instance.throwaway(home)
     _INSTANCE.write_airflow_config()
     os.environ.update(_INSTANCE.airflow_env())
+    _registry_api_test_clients(home)
     # A CI timeout or Ctrl-C sends SIGTERM: exit through pytest so the services are stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
+# The partner systems' clients the tests use besides the shipped ones (every service of the session reads them).
+CALLBACK_PORT_VARIABLE = "BENEFITFLOW_TEST_CALLBACK_PORT"
+PARTNER_KEY_VARIABLE = "BENEFITFLOW_TEST_PARTNER_KEY"
+
+
+def _registry_api_test_clients(home: Path) -> None:
+    import base64
+
+    import yaml
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from benefitflow.registry_api import clients
+
+    key = Ed25519PrivateKey.generate()
+    public = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    port = free_port()
+    document = yaml.safe_load(clients.CLIENTS_FILE.read_text())
+    attributes_one = {"record_types": ["Member"], "attributes": ["first_name"], "query_types": ["idtype-value"]}
+    document["clients"] |= {
+        "signed-partner": {**attributes_one, "public_key": base64.b64encode(public).decode(),
+                           "require_signed_requests": True},
+        "hasty-partner": {**attributes_one, "requests_per_minute": 3},
+        "callback-partner": {"record_types": ["Member", "Group"], "attributes": ["first_name", "last_name", "dob", "national_id"],
+                             "query_types": ["idtype-value", "predicate"], "callback_url": f"http://127.0.0.1:{port}/dci"},
+    }
+    path = home / "registry-api-test-clients.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    os.environ[clients.CLIENTS_VARIABLE] = str(path)
+    os.environ[CALLBACK_PORT_VARIABLE] = str(port)
+    os.environ[PARTNER_KEY_VARIABLE] = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -204,6 +204,8 @@ class Instance:
             "DBT_PROFILES_DIR": str(PROJECT_ROOT / "dbt_project"),
             # This installation's dbt target: `dbt build` at start-up leaves the manifest and parse state there.
             "BENEFITFLOW_DBT_TARGET": str(self.dbt_target),
+            # The registry_api_search DAG signs what it delivers to partner systems with the registry API's key.
+            "BENEFITFLOW_REGISTRY_API_SIGNING_KEY": str(self.registry_api_key),
         }
 
     @property
@@ -269,7 +271,6 @@ class Instance:
         return {
             "BENEFITFLOW_REGISTRY_API_DATABASE_URL": self.database_url("benefitflow_registry_api", "benefitflow"),
             "BENEFITFLOW_REGISTRY_API_SECRETS": str(self.registry_api_secrets),
-            "BENEFITFLOW_REGISTRY_API_SIGNING_KEY": str(self.registry_api_key),
             "PYTHONPATH": str(PROJECT_ROOT / "plugins"),
             "NO_PROXY": "*",
         }

@@ -93,6 +93,8 @@ def start_registry_api(instance: Instance) -> None:
     if made != existing:
         file_store.write_secret(instance.registry_api_secrets, json.dumps(made, indent=2) + "\n")
     signing.create_key(instance.registry_api_key)
+    if system_users.running_as_root():  # the registry_api_search DAG's tasks sign its deliveries
+        system_users.share_with_tasks(instance.registry_api_key, system_users.prepare_task_user(PROJECT_ROOT))
     services.start(instance, services.registry_api_service(instance))
     services.wait_for_http(f"{instance.registry_api_url}/.well-known/jwks.json", what="registry API")
 

@@ -20,12 +20,20 @@ from referencing.jsonschema import DRAFT4, DRAFT202012
 
 from benefitflow.registry_api import app as registry_api_app
 
-OURS = {"sync_search_response": "SyncSearchResponse", "jwks": "JWKS", "token": "TokenResponse",
-        "http_error": "HttpError"}
+OURS = {"sync_search_response": "SyncSearchResponse", "on_search_callback": "SyncSearchResponse", "jwks": "JWKS",
+        "token": "TokenResponse", "http_error": "HttpError", "ack": "Ack", "txn_status_response": "TxnStatusEnvelope",
+        "on_status_callback": "TxnStatusEnvelope"}
 # Where each answer's schema sits in the DCI files (a JSON pointer into the OpenAPI document).
 DCI = {
     "sync_search_response": ("social_api_v1.0.0.yaml",
                              "/paths/~1registry~1sync~1search/post/responses/default/content/application~1json/schema"),
+    "on_search_callback": ("social_api_v1.0.0.yaml",
+                           "/paths/~1registry~1on-search/post/requestBody/content/application~1json/schema"),
+    "txn_status_response": ("social_api_v1.0.0.yaml", "/paths/~1registry~1sync~1txn~1status/post/responses/default"
+                                                      "/content/application~1json/schema"),
+    "on_status_callback": ("social_api_v1.0.0.yaml",
+                           "/paths/~1registry~1txn~1on-status/post/requestBody/content/application~1json/schema"),
+    "ack": ("social_api_v1.0.0.yaml", "/components/responses/Response/content/application~1json/schema"),
     "jwks": ("jwks_core_api_v1.0.0.yaml", "/components/schemas/JWKSResponse"),
     "token": ("authz_core_api_v1.0.0.yaml", "/components/schemas/OAuth2ClientTokenResponse"),
     "http_error": ("social_api_v1.0.0.yaml",

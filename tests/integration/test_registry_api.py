@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -12,49 +13,24 @@ from typing import Any
 import httpx
 import psycopg2.errors
 import pytest
-import yaml
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from benefitflow.core import db
 from benefitflow.registry.individuals_import import WORKFLOW
-from benefitflow.registry_api import clients, signing
+from benefitflow.registry_api import signing
 from benefitflow.workflows.direct import run_steps
+from tests.conftest import PARTNER_KEY_VARIABLE
 from tests.integration.dci_contract import assert_conforms
 
 HEADER = "first_name,last_name,dob,sex,national_id,group_code,recipient_info,individual_role,region,disability,income"
-PARTNER_KEY = Ed25519PrivateKey.generate()
-
-
-def _public_b64(key: Ed25519PrivateKey) -> str:
-    return base64.b64encode(signing.raw_public_key(key.public_key())).decode()
+PARTNER_KEY = serialization.load_pem_private_key(os.environ[PARTNER_KEY_VARIABLE].encode(), password=None)
 
 
 @pytest.fixture(scope="module")
-def api(database, tmp_path_factory, monkeypatch_module) -> str:
-    """The service with the shipped clients and three of the tests' own (signed, rate-limited)."""
-    shipped = yaml.safe_load(clients.CLIENTS_FILE.read_text())
-    shipped["clients"] |= {
-        "signed-partner": {"record_types": ["Member"], "attributes": ["first_name"], "query_types": ["idtype-value"],
-                           "public_key": _public_b64(PARTNER_KEY), "require_signed_requests": True},
-        "hasty-partner": {"record_types": ["Member"], "attributes": ["first_name"], "query_types": ["idtype-value"],
-                          "requests_per_minute": 3},
-    }
-    path = tmp_path_factory.mktemp("registry-api") / "clients.yaml"
-    path.write_text(yaml.safe_dump(shipped, sort_keys=False))
-    monkeypatch_module.setenv(clients.CLIENTS_VARIABLE, str(path))
-    clients.settings.cache_clear()
-    from benefitflow_dev import services, stack
-    services.stop(database, services.registry_api_service(database).name)
-    stack.start_registry_api(database)
-    yield database.registry_api_url
-    services.stop(database, services.registry_api_service(database).name)
-    clients.settings.cache_clear()
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    with pytest.MonkeyPatch.context() as patch:
-        yield patch
+def api(registry_api) -> str:
+    """The service as make up starts it, with the shipped clients and the tests' own (tests/conftest.py)."""
+    return registry_api.registry_api_url
 
 
 @pytest.fixture(scope="module")

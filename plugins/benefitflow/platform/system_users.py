@@ -69,6 +69,12 @@ def give_tree(root: Path, user: pwd.struct_passwd) -> None:
                 continue
 
 
+def share_with_tasks(path: Path, user: pwd.struct_passwd) -> None:
+    """A file of root's that task processes must read (a signing key): 0640, the task user's group."""
+    os.chown(path, 0, user.pw_gid, follow_symlinks=False)
+    os.chmod(path, 0o640, follow_symlinks=False)
+
+
 def prepare_task_user(project_root: Path) -> pwd.struct_passwd:
     """The task user, able to run this interpreter and import the platform as task processes do.
 

@@ -14,8 +14,9 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from benefitflow.core import audit
-from benefitflow.registry_api import clients, search, signing
+from benefitflow.registry_api import clients, search, signing, status, transactions
 from benefitflow.registry_api.clients import Client
 
 DATABASE_VARIABLE = "BENEFITFLOW_REGISTRY_API_DATABASE_URL"
@@ -112,12 +113,12 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"errors": [{"code": code, "message": message[:999]}]}, status_code=status, headers=headers)
 
 
-def _audit(endpoint: str, client_id: str | None, outcome: str, status: int, started: float,
+def _audit(endpoint: str, client_id: str | None, outcome: str, http_status: int, started: float,
            details: dict[str, Any]) -> None:
     with transaction() as cur:
         audit.record(cur, actor=f"registry-api:{client_id or 'unknown'}", action=AUDIT_ACTION,
                      object_type="registry_api", object_id=endpoint, outcome=outcome,
-                     details={"client": client_id, "endpoint": endpoint, "http_status": status,
+                     details={"client": client_id, "endpoint": endpoint, "http_status": http_status,
                               "milliseconds": round((time.perf_counter() - started) * 1000, 1), **details})
 
 
@@ -163,16 +164,16 @@ async def token(request: Request) -> JSONResponse:
     form = await request.form()
     client_id = str(form.get("client_id") or "")[:200]
     if form.get("grant_type") != "client_credentials":
-        status, code, message = 400, "err.request.bad", "grant_type must be client_credentials"
+        http_status, code, message = 400, "err.request.bad", "grant_type must be client_credentials"
         client = None
     else:
         client = clients.authenticate(client_id, str(form.get("client_secret") or ""))
-        status, code, message = (200, "", "") if client else (401, "err.request.unauthorized",
-                                                              "unknown client or wrong secret")
+        http_status, code, message = (200, "", "") if client else (401, "err.request.unauthorized",
+                                                                   "unknown client or wrong secret")
     await run_in_threadpool(_audit, "/oauth2/client/token", client_id or None,
-                            "ISSUED" if client else "REFUSED", status, started, {"reason": code or None})
+                            "ISSUED" if client else "REFUSED", http_status, started, {"reason": code or None})
     if client is None:
-        return _error(status, code, message)
+        return _error(http_status, code, message)
     scope = "registry.search"
     return JSONResponse({"access_token": signing.issue_token(client.client_id, scope), "token_type": "bearer",
                          "expires_in": str(signing.TOKEN_SECONDS), "scope": scope},
@@ -184,10 +185,22 @@ def jwks() -> dict[str, Any]:
     return signing.jwks()
 
 
-@app.post("/registry/sync/search")
-async def sync_search(request: Request) -> JSONResponse:
+@dataclass
+class Answer:
+    """What an endpoint answers (a JSON body, signed when it is an envelope) and what the audit trail keeps."""
+
+    body: dict[str, Any]
+    outcome: str
+    details: dict[str, Any]
+    signed: bool = True
+
+
+Work = Callable[[psycopg2.extensions.cursor, Client, dict[str, Any], Any], Answer]
+
+
+async def _answer(request: Request, endpoint: str, work: Work) -> JSONResponse:
+    """Authenticate, read the envelope, check a required signature, do the work in one transaction, audit."""
     started = time.perf_counter()
-    endpoint = "/registry/sync/search"
     client_id: str | None = None
     try:
         client = _client(request)
@@ -195,40 +208,123 @@ async def sync_search(request: Request) -> JSONResponse:
         header, message, signature = search.envelope(await _body(request))
         if client.require_signed_requests:
             signing.verify(signature, header, message, client.public_key or "")
-        answered = await run_in_threadpool(_search, client, header, message, endpoint, started)
-    except (Refused, search.BadRequest, search.Forbidden, signing.SignatureRefused,
-            psycopg2.errors.QueryCanceled) as exc:
-        status, code = _status_of(exc)
-        await run_in_threadpool(_audit, endpoint, client_id or getattr(exc, "client_id", None), "REFUSED", status,
-                                started, {"reason": code, "message": str(exc)[:300]})
-        return _error(status, code, str(exc))
-    body = {"header": answered.header, **({"message": answered.message} if answered.message else {})}
-    return JSONResponse({"signature": signing.sign(body["header"], body.get("message")), **body})
+        answer = await run_in_threadpool(_work, work, client, header, message)
+    except (Refused, search.BadRequest, search.Forbidden, signing.SignatureRefused, status.NotFound,
+            transactions.DuplicateMessage, psycopg2.errors.QueryCanceled) as exc:
+        code, http_status = _status_of(exc)
+        await run_in_threadpool(_audit, endpoint, client_id or getattr(exc, "client_id", None), "REFUSED",
+                                http_status, started, {"reason": code, "message": str(exc)[:300]})
+        return _error(http_status, code, str(exc))
+    await run_in_threadpool(_audit, endpoint, client_id, answer.outcome, 200, started,
+                            {"message_id": header.get("message_id"), **answer.details})
+    body = answer.body
+    if answer.signed:
+        body = {"signature": signing.sign(body["header"], body.get("message")), **body}
+    return JSONResponse(body)
 
 
-def _status_of(exc: Exception) -> tuple[int, str]:
-    if isinstance(exc, Refused):
-        return exc.status, exc.code
-    if isinstance(exc, search.Forbidden):
-        return 403, exc.code
-    if isinstance(exc, signing.SignatureRefused):
-        return 401, exc.code
-    if isinstance(exc, psycopg2.errors.QueryCanceled):
-        return 503, "err.request.timeout"
-    return 400, "err.request.bad"
-
-
-def _search(client: Client, header: dict[str, Any], message: Any, endpoint: str,
-            started: float) -> search.Answered:
+def _work(work: Work, client: Client, header: dict[str, Any], message: Any) -> Answer:
     with transaction() as cur:
-        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        answered = search.sync_search(cur, client, clients.settings(), header, message)
-    _audit(endpoint, client.client_id, answered.outcome, 200, started, {
-        "message_id": header.get("message_id"),
-        "transaction_id": (message or {}).get("transaction_id") if isinstance(message, dict) else None,
-        "correlation_id": (answered.message or {}).get("correlation_id"),
-        "status": answered.header["status"], "status_reason_code": answered.header.get("status_reason_code"),
-        "items": answered.audit_items,
-        "returned": sum(item.get("returned", 0) for item in answered.audit_items),
-    })
-    return answered
+        return work(cur, client, header, message)
+
+
+def _status_of(exc: Exception) -> tuple[str, int]:
+    if isinstance(exc, Refused):
+        return exc.code, exc.status
+    if isinstance(exc, search.Forbidden):
+        return exc.code, 403
+    if isinstance(exc, signing.SignatureRefused):
+        return exc.code, 401
+    if isinstance(exc, status.NotFound):
+        return exc.code, 404
+    if isinstance(exc, psycopg2.errors.QueryCanceled):
+        return "err.request.timeout", 503
+    return "err.request.bad", 400  # BadRequest, DuplicateMessage
+
+
+def _envelope(header: dict[str, Any], message: dict[str, Any] | None) -> dict[str, Any]:
+    return {"header": header, **({"message": message} if message is not None else {})}
+
+
+def _search_details(checked: search.Checked, answered: search.Answered | None, correlation_id: str) -> dict[str, Any]:
+    items = answered.audit_items if answered else [{"reference_id": plan.reference_id, "search_request": plan.sent}
+                                                   for plan in checked.plans]
+    return {"transaction_id": checked.transaction_id, "correlation_id": correlation_id, "items": items,
+            "returned": sum(item.get("returned", 0) for item in items),
+            **({"status": answered.header["status"], "status_reason_code": answered.header.get("status_reason_code")}
+               if answered else {})}
+
+
+def _sync_search(cur: psycopg2.extensions.cursor, client: Client, header: dict[str, Any], message: Any) -> Answer:
+    checked = search.check_search(client, clients.settings(), header, message)
+    correlation_id = transactions.new_correlation_id()
+    cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # the page and its total_count agree
+    answered = search.answer_search(cur, client, clients.settings(), header, checked, correlation_id)
+    transactions.record(cur, correlation_id=correlation_id, client_id=client.client_id, action="sync-search",
+                        header=header, message=message, status=answered.header["status"],
+                        statuses=transactions.item_statuses(answered.message))
+    return Answer(_envelope(answered.header, answered.message), answered.outcome,
+                  _search_details(checked, answered, correlation_id))
+
+
+def _async_search(cur: psycopg2.extensions.cursor, client: Client, header: dict[str, Any], message: Any) -> Answer:
+    """Checked now (scope, shape), answered by the registry_api_search DAG, delivered to the client's callback."""
+    if client.callback_url is None:
+        raise search.Forbidden("this client has no registered callback: use /registry/sync/search")
+    checked = search.check_search(client, clients.settings(), header, message)
+    correlation_id = transactions.new_correlation_id()
+    if checked.problem:
+        return Answer(_ack("ERR", correlation_id, checked.problem[1]), "REJECTED",
+                      _search_details(checked, None, correlation_id) | {"status_reason_code": checked.problem[0]},
+                      signed=False)
+    transactions.record(cur, correlation_id=correlation_id, client_id=client.client_id, action="search",
+                        header=header, message=message, status="rcvd")
+    return Answer(_ack("ACK", correlation_id), "ACKNOWLEDGED", _search_details(checked, None, correlation_id),
+                  signed=False)
+
+
+def _ack(ack_status: str, correlation_id: str, error: str | None = None) -> dict[str, Any]:
+    return {"message": {"ack_status": ack_status, "timestamp": search.now_iso(), "correlation_id": correlation_id,
+                        **({"error": {"code": "err.request.bad", "message": error[:999]}} if error else {})}}
+
+
+def _sync_status(cur: psycopg2.extensions.cursor, client: Client, header: dict[str, Any], message: Any) -> Answer:
+    correlation_id = transactions.new_correlation_id()
+    reply_header, reply = status.answer(cur, client, header, message, correlation_id)
+    return Answer(_envelope(reply_header, reply), "ANSWERED" if reply else "REJECTED",
+                  {"transaction_id": message.get("transaction_id"), "correlation_id": correlation_id,
+                   "txnstatus_request": message.get("txnstatus_request")})
+
+
+def _async_status(cur: psycopg2.extensions.cursor, client: Client, header: dict[str, Any], message: Any) -> Answer:
+    """Answered now, delivered to the client's callback (txn/on-status) by the registry_api_search DAG."""
+    if client.callback_url is None:
+        raise search.Forbidden("this client has no registered callback: use /registry/sync/txn/status")
+    correlation_id = transactions.new_correlation_id()
+    reply_header, reply = status.answer(cur, client, header, message, correlation_id)
+    response = _envelope(reply_header, reply)
+    transactions.record(cur, correlation_id=correlation_id, client_id=client.client_id, action="txn-status",
+                        header=header, message=message, status=reply_header["status"], response=response)
+    return Answer(_ack("ACK", correlation_id), "ACKNOWLEDGED",
+                  {"transaction_id": message.get("transaction_id"), "correlation_id": correlation_id,
+                   "txnstatus_request": message.get("txnstatus_request")}, signed=False)
+
+
+@app.post("/registry/sync/search")
+async def sync_search(request: Request) -> JSONResponse:
+    return await _answer(request, "/registry/sync/search", _sync_search)
+
+
+@app.post("/registry/search")
+async def async_search(request: Request) -> JSONResponse:
+    return await _answer(request, "/registry/search", _async_search)
+
+
+@app.post("/registry/sync/txn/status")
+async def sync_txn_status(request: Request) -> JSONResponse:
+    return await _answer(request, "/registry/sync/txn/status", _sync_status)
+
+
+@app.post("/registry/txn/status")
+async def txn_status(request: Request) -> JSONResponse:
+    return await _answer(request, "/registry/txn/status", _async_status)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import json
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from functools import cache
@@ -26,6 +27,7 @@ SECRETS_VARIABLE = "BENEFITFLOW_REGISTRY_API_SECRETS"
 RECORD_TYPES = ("Member", "Group")
 QUERY_TYPES = ("idtype-value", "predicate", "expression")
 ALWAYS_GIVEN = ("individual_id",)  # a record's own id: what a client quotes back
+CALLBACK_URL = re.compile(r"^https?://[^/@\s]+(/[^\s]*)?$")
 DERIVED = {"age": "dob", "household_size": "household_code"}  # readable only with the field it comes from
 
 
@@ -44,6 +46,7 @@ class Client:
     requests_per_minute: int
     public_key: str | None = None
     require_signed_requests: bool = False
+    callback_url: str | None = None  # where asynchronous answers go (never a URL a request names)
 
     def may_read(self, field: str) -> bool:
         return field in self.attributes
@@ -109,6 +112,9 @@ def _client(client_id: str, entry: dict[str, Any], known_fields: frozenset[str],
         attributes.add("household_code")  # a household is named by its code
     attributes |= {derived for derived, source in DERIVED.items() if source in attributes}
     attributes -= {derived for derived, source in DERIVED.items() if source not in attributes}
+    callback_url = entry.get("callback_url")
+    if callback_url is not None and not (isinstance(callback_url, str) and CALLBACK_URL.match(callback_url)):
+        raise ClientConfigurationError(f"{where}: callback_url must be an http(s) URL without credentials")
     if entry.get("require_signed_requests") and not entry.get("public_key"):
         raise ClientConfigurationError(f"{where}: require_signed_requests needs the client's public_key")
     return Client(
@@ -121,6 +127,7 @@ def _client(client_id: str, entry: dict[str, Any], known_fields: frozenset[str],
         requests_per_minute=_positive(entry.get("requests_per_minute", default_rate), f"{where}: requests_per_minute"),
         public_key=entry.get("public_key"),
         require_signed_requests=bool(entry.get("require_signed_requests", False)),
+        callback_url=callback_url.rstrip("/") if callback_url else None,
     )
 
 

@@ -114,18 +114,28 @@ def header_problem(header: dict[str, Any], action: str, items: int | None) -> tu
     return None
 
 
-def reply_header(request_header: dict[str, Any], client: Client, action: str, status: str, *, total: int = 0,
+def reply_header(request_header: dict[str, Any], receiver_id: str, action: str, status: str, *, total: int = 0,
                  completed: int = 0, reason: tuple[str, str] | None = None) -> dict[str, Any]:
     header = {"version": VERSION, "message_id": str(uuid.uuid4()), "message_ts": now_iso(), "action": action,
               "status": status, "total_count": total, "completed_count": completed, "sender_id": SERVICE_ID,
-              "receiver_id": client.client_id, "is_msg_encrypted": False}
+              "receiver_id": receiver_id, "is_msg_encrypted": False}
     if reason:
         header["status_reason_code"], header["status_reason_message"] = reason[0], reason[1][:999]
     return header
 
 
-def sync_search(cur: psycopg2.extensions.cursor, client: Client, settings: Settings, header: dict[str, Any],
-                message: Any) -> Answered:
+@dataclass
+class Checked:
+    """A search message checked: its items planned (each compiled, or rejected), or the header's rejection."""
+
+    transaction_id: str
+    items: list[Any]
+    problem: tuple[str, str] | None = None
+    plans: list[ItemPlan] = field(default_factory=list)
+
+
+def check_search(client: Client, settings: Settings, header: dict[str, Any], message: Any) -> Checked:
+    """BadRequest if it is no search message, Forbidden if it reaches outside the client's scope."""
     if not isinstance(message, dict) or not isinstance(message.get("search_request"), list):
         raise BadRequest("message must be a SearchRequest: {transaction_id, search_request: [...]}")
     transaction_id = message.get("transaction_id")
@@ -138,19 +148,27 @@ def sync_search(cur: psycopg2.extensions.cursor, client: Client, settings: Setti
         problem = ("rjct.total_count.invalid", "search_request holds no request")
     if problem is None and len(items) > settings.max_batch:
         problem = ("rjct.total_count.limit_exceeded", f"at most {settings.max_batch} requests in one message")
-    if problem:
-        return Answered(reply_header(header, client, "on-search", "rjct", total=len(items), reason=problem), None)
-    planned = plan_items(items, client, settings)
+    checked = Checked(str(transaction_id), items, problem)
+    if problem is None:
+        checked.plans = plan_items(items, client, settings)
+    return checked
+
+
+def answer_search(cur: psycopg2.extensions.cursor, client: Client, settings: Settings, header: dict[str, Any],
+                  checked: Checked, correlation_id: str) -> Answered:
+    if checked.problem:
+        return Answered(reply_header(header, client.client_id, "on-search", "rjct", total=len(checked.items),
+                                     reason=checked.problem), None)
     responses, audit_items = [], []
-    for plan in planned:
+    for plan in checked.plans:
         response, audited = plan.run(cur, client, settings)
         responses.append(response)
         audit_items.append(audited)
     completed = sum(1 for response in responses if response["status"] == "succ")
-    reply = reply_header(header, client, "on-search", "succ", total=len(responses), completed=completed)
+    reply = reply_header(header, client.client_id, "on-search", "succ", total=len(responses), completed=completed)
     if completed < len(responses):  # the header's status is the message's; each item says its own
         reply["status_reason_message"] = f"{completed}/{len(responses)} search requests answered"
-    return Answered(reply, {"transaction_id": transaction_id, "correlation_id": str(uuid.uuid4()),
+    return Answered(reply, {"transaction_id": checked.transaction_id, "correlation_id": correlation_id,
                             "search_response": responses}, audit_items)
 
 

@@ -12,3 +12,37 @@ ALTER DEFAULT PRIVILEGES FOR ROLE benefitflow_app IN SCHEMA registry GRANT SELEC
 GRANT USAGE ON SCHEMA ledger TO benefitflow_registry_api;
 -- INSERT … RETURNING event_id needs SELECT on that column, and on no other.
 GRANT INSERT, SELECT (event_id) ON ledger.audit_events TO benefitflow_registry_api;
+
+-- Asynchronous searches and status requests (POST /registry/search, /registry/txn/status): the API records each
+-- message here and acknowledges it; the `registry_api_search` DAG (started by the triggerer when one is
+-- waiting) answers it and posts the answer to the client's registered callback. A sync search is recorded too,
+-- so that /registry/*txn/status can report on it. `response` holds the answer until it is delivered (it may
+-- name people); what a status request reports afterwards is kept in `statuses`.
+CREATE SCHEMA IF NOT EXISTS registry_api;
+CREATE TABLE registry_api.transactions (
+    correlation_id     text        PRIMARY KEY,
+    client_id          text        NOT NULL,
+    transaction_id     text        NOT NULL,
+    message_id         text        NOT NULL,
+    action             text        NOT NULL CHECK (action IN ('search', 'sync-search', 'txn-status')),
+    request            jsonb       NOT NULL,
+    status             text        NOT NULL CHECK (status IN ('rcvd', 'pdng', 'succ', 'rjct')),
+    received_at        timestamptz NOT NULL DEFAULT now(),
+    signalled_at       timestamptz,
+    answered_at        timestamptz,
+    response           jsonb,
+    statuses           jsonb,
+    delivered_at       timestamptz,
+    delivery_attempts  integer     NOT NULL DEFAULT 0,
+    last_delivery_error text,
+    answered_by_run    text,
+    CONSTRAINT one_message_once UNIQUE (client_id, message_id)
+);
+CREATE INDEX transactions_waiting ON registry_api.transactions (received_at)
+    WHERE status = 'rcvd' OR (response IS NOT NULL AND delivered_at IS NULL);
+CREATE INDEX transactions_by_client ON registry_api.transactions (client_id, transaction_id);
+COMMENT ON TABLE registry_api.transactions IS
+    'Registry API messages: asynchronous searches and status requests until answered and delivered, and sync searches, for status requests.';
+GRANT USAGE ON SCHEMA registry_api TO benefitflow_registry_api, benefitflow_app;
+GRANT SELECT, INSERT ON registry_api.transactions TO benefitflow_registry_api;
+GRANT SELECT, UPDATE ON registry_api.transactions TO benefitflow_app;

@@ -1,0 +1,180 @@
+"""Asynchronous searches and transaction status: acknowledged by the service, answered and delivered by the
+registry_api_search DAG's steps (run here in-process, on the real database) to a callback on the loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import uuid
+
+import httpx
+import pytest
+
+from benefitflow.core import db
+from benefitflow.registry_api import async_search, signing
+from tests.conftest import CALLBACK_PORT_VARIABLE
+from tests.integration.callback_receiver import receiving
+from tests.integration.dci_contract import assert_conforms
+from tests.integration.test_registry_api import api, envelope, family, item, now, token  # noqa: F401 - fixtures
+
+CALLBACK_PORT = int(os.environ[CALLBACK_PORT_VARIABLE])
+
+
+@pytest.fixture(scope="module")
+def partner(api, database) -> str:  # noqa: F811 - api is the imported fixture
+    return token(api, database, "callback-partner")
+
+
+def post(api: str, path: str, bearer: str, body: dict) -> httpx.Response:  # noqa: F811
+    return httpx.post(f"{api}{path}", json=body, headers={"Authorization": f"Bearer {bearer}"}, timeout=30)
+
+
+def status_request(transaction_id: str, attribute_type: str, value, **header) -> dict:
+    return {"header": {"version": "1.0.0", "message_id": uuid.uuid4().hex, "message_ts": now(),
+                       "action": "txn-status", "sender_id": "tests", "total_count": 1, **header},
+            "message": {"transaction_id": uuid.uuid4().hex[:20], "txnstatus_request": {
+                "reference_id": "status-1", "txn_type": "search", "attribute_type": attribute_type,
+                "attribute_value": value}}}
+
+
+def public_key() -> str:
+    return base64.b64encode(signing.raw_public_key(signing.private_key().public_key())).decode()
+
+
+def test_an_async_search_is_acknowledged_answered_and_delivered_signed_to_the_registered_callback(
+        api, partner, family) -> None:  # noqa: F811
+    body = envelope(item("idtype-value", {"type": "UIN", "value": family["Halima"]}, "async-1"),
+                    sender_uri="http://169.254.169.254/steal")  # a sender_uri is never called
+    ack = post(api, "/registry/search", partner, body)
+    assert ack.status_code == 200, ack.text
+    assert_conforms(ack.json(), "ack")
+    assert ack.json()["message"]["ack_status"] == "ACK"
+    correlation_id = ack.json()["message"]["correlation_id"]
+    with receiving(CALLBACK_PORT) as receiver:
+        assert async_search.answer_waiting("test-run") >= 1
+        assert async_search.deliver_answers("test-run") >= 1
+    [delivered] = [b for b in receiver.bodies("/dci/registry/on-search")
+                   if b["message"]["correlation_id"] == correlation_id]
+    assert_conforms(delivered, "on_search_callback")
+    signing.verify(delivered["signature"], delivered["header"], delivered["message"], public_key())
+    [answer] = delivered["message"]["search_response"]
+    assert answer["status"] == "succ" and answer["reference_id"] == "async-1"
+    [person] = answer["data"]["reg_records"]
+    assert person["name"]["given_name"] == "Halima"
+    assert [list(a) for a in person["additional_attributes"]] == [["household_size"]]  # its scope: no income
+    with db.transaction() as cur:
+        cur.execute("SELECT status, response, delivered_at IS NOT NULL, answered_by_run FROM registry_api.transactions"
+                    " WHERE correlation_id = %s", (correlation_id,))
+        assert cur.fetchone() == ("succ", None, True, "test-run")  # the answer, naming people, is dropped once delivered
+        cur.execute("SELECT outcome FROM ledger.audit_events WHERE action IN ('registry_api.answer',"
+                    " 'registry_api.delivery') AND details ->> 'correlation_id' = %s ORDER BY event_id", (correlation_id,))
+        assert [row[0] for row in cur.fetchall()] == ["ACKNOWLEDGED", "ANSWERED", "DELIVERED"]
+
+
+def test_a_failed_delivery_fails_the_step_and_keeps_the_answer_for_the_retry(api, partner, family) -> None:  # noqa: F811
+    ack = post(api, "/registry/search", partner, envelope(item("idtype-value", {"type": "UIN",
+                                                                                 "value": family["Omar"]})))
+    correlation_id = ack.json()["message"]["correlation_id"]
+    async_search.answer_waiting("test-run")
+    with receiving(CALLBACK_PORT) as receiver:
+        receiver.answer_status = 503
+        with pytest.raises(async_search.DeliveryFailed, match="not delivered"):
+            async_search.deliver_answers("test-run")
+        receiver.answer_status = 200
+        async_search.deliver_answers("test-run-retry")
+    attempts = [b for b in receiver.bodies("/dci/registry/on-search") if b["message"]["correlation_id"] == correlation_id]
+    assert len(attempts) == 2 and attempts[0]["message"] == attempts[1]["message"]
+    with db.transaction() as cur:
+        cur.execute("SELECT delivery_attempts, delivered_at IS NOT NULL, last_delivery_error FROM"
+                    " registry_api.transactions WHERE correlation_id = %s", (correlation_id,))
+        assert cur.fetchone() == (2, True, None)
+
+
+def test_without_a_reachable_callback_nothing_is_lost(api, partner, family) -> None:  # noqa: F811
+    ack = post(api, "/registry/search", partner, envelope(item("idtype-value", {"type": "UIN", "value": family["Awa"]})))
+    correlation_id = ack.json()["message"]["correlation_id"]
+    async_search.answer_waiting("test-run")
+    with pytest.raises(async_search.DeliveryFailed):  # nobody listens on the callback's port
+        async_search.deliver_answers("test-run")
+    with db.transaction() as cur:
+        cur.execute("SELECT response IS NOT NULL, last_delivery_error LIKE 'ConnectError%%' FROM"
+                    " registry_api.transactions WHERE correlation_id = %s", (correlation_id,))
+        assert cur.fetchone() == (True, True)
+    with receiving(CALLBACK_PORT):
+        async_search.deliver_answers("test-run-retry")
+
+
+def test_the_trigger_signals_waiting_messages_once_until_they_go_stale(api, partner, family) -> None:  # noqa: F811
+    ack = post(api, "/registry/search", partner, envelope(item("idtype-value", {"type": "UIN", "value": family["Awa"]})))
+    correlation_id = ack.json()["message"]["correlation_id"]
+
+    async def first_event() -> dict:
+        events = async_search.WaitingMessages(poll_seconds=0.1).run()
+        try:
+            return (await asyncio.wait_for(anext(events), timeout=10)).payload
+        finally:
+            await events.aclose()
+
+    assert correlation_id in asyncio.run(first_event())["correlation_ids"]
+    assert correlation_id not in async_search.signal_waiting()  # signalled once: one run, not one per poll
+    with receiving(CALLBACK_PORT):
+        async_search.answer_waiting("test-run")
+        async_search.deliver_answers("test-run")
+
+
+def test_status_of_a_search_by_transaction_correlation_or_reference_ids(api, partner, family) -> None:  # noqa: F811
+    body = envelope(item("idtype-value", {"type": "UIN", "value": family["Awa"]}, "ref-a"),
+                    item("idtype-value", {"type": "UIN", "value": family["Awa"]}, "ref-b", pagination={"page_size": 0}))
+    answer = post(api, "/registry/sync/search", partner, body).json()
+    correlation_id = answer["message"]["correlation_id"]
+    for attribute_type, value in (("transaction_id", body["message"]["transaction_id"]),
+                                  ("correlation_id", correlation_id), ("reference_id_list", ["ref-b"])):
+        response = post(api, "/registry/sync/txn/status", partner, status_request("s", attribute_type, value))
+        assert response.status_code == 200, response.text
+        assert_conforms(response.json(), "txn_status_response")
+        status = response.json()["message"]["txnstatus_response"]["txn_status"]
+        assert status["correlation_id"] == correlation_id and status["status"] == "succ"
+        assert [(i["reference_id"], i["status"]) for i in status["search_response"]] == [("ref-a", "succ"),
+                                                                                         ("ref-b", "rjct")]
+        assert "data" not in status["search_response"][0]  # statuses, never records
+
+
+def test_another_clients_transaction_is_not_found(api, database, partner, family) -> None:  # noqa: F811
+    ministry = token(api, database, "ministry-mis")
+    body = envelope(item("idtype-value", {"type": "UIN", "value": family["Awa"]}))
+    post(api, "/registry/sync/search", ministry, body)
+    response = post(api, "/registry/sync/txn/status", partner,
+                    status_request("s", "transaction_id", body["message"]["transaction_id"]))
+    assert response.status_code == 404 and response.json()["errors"][0]["code"] == "err.request.not_found"
+
+
+def test_an_async_status_request_is_delivered_to_txn_on_status(api, partner, family) -> None:  # noqa: F811
+    body = envelope(item("idtype-value", {"type": "UIN", "value": family["Awa"]}))
+    post(api, "/registry/sync/search", partner, body)
+    ack = post(api, "/registry/txn/status", partner, status_request("s", "transaction_id",
+                                                                   body["message"]["transaction_id"]))
+    assert ack.json()["message"]["ack_status"] == "ACK"
+    with receiving(CALLBACK_PORT) as receiver:
+        async_search.deliver_answers("test-run")
+    [delivered] = [b for b in receiver.bodies("/dci/registry/txn/on-status")
+                   if b["message"]["correlation_id"] == ack.json()["message"]["correlation_id"]]
+    assert_conforms(delivered, "on_status_callback")
+    assert delivered["message"]["txnstatus_response"]["txn_status"]["status"] == "succ"
+
+
+def test_a_client_without_a_registered_callback_cannot_search_asynchronously(api, database, family) -> None:  # noqa: F811
+    ministry = token(api, database, "ministry-mis")
+    response = post(api, "/registry/search", ministry, envelope(item("idtype-value", {"type": "UIN",
+                                                                                      "value": family["Awa"]})))
+    assert response.status_code == 403 and "callback" in response.text
+
+
+def test_a_repeated_message_id_is_refused(api, partner, family) -> None:  # noqa: F811
+    body = envelope(item("idtype-value", {"type": "UIN", "value": family["Awa"]}))
+    assert post(api, "/registry/search", partner, body).status_code == 200
+    again = post(api, "/registry/search", partner, body)
+    assert again.status_code == 400 and "sent before" in again.text
+    with receiving(CALLBACK_PORT):
+        async_search.answer_waiting("test-run")
+        async_search.deliver_answers("test-run")
