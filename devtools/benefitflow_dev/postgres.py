@@ -209,7 +209,7 @@ def provision(instance: Instance) -> None:
         # Superset's readers: one login per region, their timeouts, no table- or file-reading functions.
         readers.secure_logins(cur, {entry.login: instance.secrets[f"db_{entry.login}"]
                                     for entry in readers.reader_logins()}, readers.statement_timeout_seconds())
-        # A partner's search may not hold the registry for long (the API answers 400 when it is cut short).
+        # A partner's search may not hold the registry for long (the API answers 503 when it is cut short).
         cur.execute("ALTER ROLE benefitflow_registry_api SET statement_timeout = '10s'")
     with closing(superuser_connection(instance, "airflow")) as conn, conn.cursor() as cur:
         cur.execute("REVOKE ALL ON DATABASE airflow FROM PUBLIC")

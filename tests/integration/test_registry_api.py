@@ -161,8 +161,7 @@ def test_injection_through_a_query_is_a_rejected_item_not_sql(api, ministry, fam
            item("predicate", [{"expression1": {"attribute_name": "age", "operator": "eq",
                                                "attribute_value": "1 or 1=1"}}])]
     results = answered(search(api, ministry, envelope(*bad)))
-    assert [r["status"] for r in results] == ["rjct"] * 3
-    assert {r["status_reason_code"] for r in results} == {"rjct.search_criteria.invalid"}
+    assert [r["status_reason_code"] for r in results] == ["rjct.search_criteria.invalid"] * 2 + ["rjct.filter.invalid"]
 
 
 def test_pages_one_to_n_add_up_to_the_total(api, ministry, family) -> None:
@@ -214,8 +213,11 @@ def test_a_bad_header_rejects_the_message(api, ministry, family, change, reason)
 
 
 @pytest.mark.parametrize("body", [
-    "not json", [], {"header": {}}, {"header": {"message_id": "1"}, "message": {}},
+    "not json", "[" * 100_000, '{"header": ' + "9" * 5000 + "}", '{"header": {"message_id": "a\\u0000b"}}',
+    '{"header": {"message_id": "\\ud800"}}',
+    [], {"header": {}}, {"header": {"message_id": "1"}, "message": {}},
     {**envelope(), "message": {"transaction_id": "x" * 100, "search_request": []}},
+    {**envelope(), "message": {"transaction_id": 12, "search_request": []}},
     {**envelope(), "extra": 1},
 ])
 def test_a_malformed_envelope_is_a_bad_request_never_a_trace(api, ministry, body) -> None:
@@ -313,3 +315,52 @@ def test_managers_see_the_requests_without_personal_data(database, api, ministry
         row = dict(zip([c.name for c in cur.description], cur.fetchone(), strict=True))
     assert row["outcome"] == "ANSWERED" and row["http_status"] == 200 and row["records_returned"] == 1
     assert not {"items", "details", "ids", "search_request"} & set(row)
+
+
+def test_one_answer_holds_at_most_the_clients_page_of_records(api, payments, family) -> None:
+    query = {"type": "UIN", "value": family["Awa"]}
+    results = answered(search(api, payments, envelope(
+        item("idtype-value", query, "first", pagination={"page_size": 15}),
+        item("idtype-value", query, "second", pagination={"page_size": 15}),
+        item("idtype-value", query, "deep", pagination={"page_size": 5, "page_number": 30_000}))))
+    assert [(r["reference_id"], r["status"], r.get("status_reason_code")) for r in results] == [
+        ("first", "succ", None), ("second", "rjct", "rjct.pagination.invalid"),
+        ("deep", "rjct", "rjct.search.too_many_records_found")]
+    shares = answered(search(api, payments, envelope(*(item("idtype-value", query) for _ in range(3)))))
+    assert [r["pagination"]["page_size"] for r in shares] == [6, 6, 6]  # 20 records shared out
+
+
+def test_a_message_is_answered_once(api, ministry, family) -> None:
+    body = envelope(item("idtype-value", {"type": "UIN", "value": family["Awa"]}))
+    assert answered(search(api, ministry, body))[0]["status"] == "succ"
+    again = search(api, ministry, body)
+    assert again.json()["header"]["status"] == "rjct"
+    assert again.json()["header"]["status_reason_code"] == "rjct.message_id.duplicate"
+
+
+def test_a_household_answer_audits_every_member_sent(api, ministry, family) -> None:
+    body = envelope(item("idtype-value", {"type": "UIN", "value": family["Awa"]}, response_entity="Group"))
+    [result] = answered(search(api, ministry, body))
+    sent = {m["@id"].rsplit(":", 1)[1] for m in result["data"]["reg_records"][0]["member_list"]}
+    with db.transaction() as cur:
+        cur.execute("SELECT details -> 'items' -> 0 FROM ledger.audit_events WHERE action = 'registry_api.answer'"
+                    " AND details ->> 'message_id' = %s", (body["header"]["message_id"],))
+        [(audited,)] = cur.fetchall()
+    assert set(audited["ids"]) == sent and len(sent) == 3 and audited["households"] == [family["household"]]
+    assert audited["returned"] == 3
+
+
+def test_a_signature_must_name_the_client_that_sends_it(api, database) -> None:
+    bearer = token(api, database, "signed-partner")
+    body = envelope(item("idtype-value", {"type": "BENEFITFLOW_ID", "value": str(uuid.uuid4())}))
+    posing = {**body, "signature": signing.sign(body["header"], body["message"], PARTNER_KEY, "ministry-mis", "k1")}
+    response = search(api, bearer, posing)
+    assert response.status_code == 401 and "sender" in response.text
+
+
+def test_the_token_endpoint_takes_a_small_form_only(api) -> None:
+    as_json = httpx.post(f"{api}/oauth2/client/token", json={"grant_type": "client_credentials"})
+    assert as_json.status_code == 415 and as_json.json()["errors"][0]["code"] == "err.request.bad"
+    huge = httpx.post(f"{api}/oauth2/client/token", content=b"client_id=" + b"x" * 10_000,
+                      headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert huge.status_code == 413

@@ -10,6 +10,7 @@ the client, the query as sent, how many records and which ids were returned, the
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -34,7 +35,9 @@ from benefitflow.registry_api import clients, search, signing, status, transacti
 from benefitflow.registry_api.clients import Client
 
 DATABASE_VARIABLE = "BENEFITFLOW_REGISTRY_API_DATABASE_URL"
+log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1 << 20
+MAX_FORM_BYTES = 4096
 AUDIT_ACTION = "registry_api.answer"
 POOL_SIZE = 8
 
@@ -97,15 +100,19 @@ app = FastAPI(title="benefitflow registry API (DCI Social Registry 1.0.0)", desc
 app.openapi = openapi_document  # type: ignore[method-assign]
 
 
+_connections = threading.BoundedSemaphore(POOL_SIZE)  # the pool refuses a ninth; a ninth request waits instead
+
+
 @contextmanager
 def transaction() -> Iterator[psycopg2.extensions.cursor]:
     assert _pool is not None
-    conn = _pool.getconn()
-    try:
-        with conn, conn.cursor() as cur:
-            yield cur
-    finally:
-        _pool.putconn(conn)
+    with _connections:
+        conn = _pool.getconn()
+        try:
+            with conn, conn.cursor() as cur:
+                yield cur
+        finally:
+            _pool.putconn(conn)
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
@@ -132,10 +139,20 @@ async def _body(request: Request) -> Any:
             raise Refused(413, "err.request.bad", f"the body is larger than {MAX_BODY_BYTES} bytes")
     if "application/json" not in request.headers.get("content-type", ""):
         raise Refused(415, "err.request.bad", "send the message as application/json")
+    return parse_json(raw)
+
+
+def parse_json(raw: bytes) -> Any:
+    """JSON whose every string PostgreSQL and UTF-8 can hold: no NUL, no lone surrogate; Refused otherwise."""
     try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Refused(400, "err.request.bad", f"the body is not JSON: {exc}") from exc
+        document = json.loads(raw)
+        text = json.dumps(document, ensure_ascii=False)
+        text.encode("utf-8")
+    except (UnicodeError, ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError, as are huge ints
+        raise Refused(400, "err.request.bad", f"the body is not JSON we can read: {str(exc)[:200]}") from exc
+    if "\\u0000" in text or "\x00" in text:
+        raise Refused(400, "err.request.bad", "the body holds a NUL character")
+    return document
 
 
 def _client(request: Request) -> Client:
@@ -161,17 +178,25 @@ async def _refused(request: Request, refused: Refused) -> JSONResponse:
 async def token(request: Request) -> JSONResponse:
     """OAuth2 client credentials (RFC 6749 4.4), form-encoded: grant_type, client_id, client_secret, scope."""
     started = time.perf_counter()
-    form = await request.form()
-    client_id = str(form.get("client_id") or "")[:200]
+    if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        return _error(415, "err.request.bad", "send client credentials as application/x-www-form-urlencoded")
+    if int(request.headers.get("content-length") or 0) > MAX_FORM_BYTES:
+        return _error(413, "err.request.bad", f"the form is larger than {MAX_FORM_BYTES} bytes")
+    try:
+        form = await request.form(max_fields=10, max_part_size=MAX_FORM_BYTES)
+    except Exception as exc:  # noqa: BLE001 - Starlette's own parse errors, answered in the spec's shape
+        return _error(400, "err.request.bad", f"the form could not be read: {str(exc)[:200]}")
+    claimed = str(form.get("client_id") or "")
+    known = claimed if claimed in clients.settings().clients else None  # only a configured id names a client
     if form.get("grant_type") != "client_credentials":
         http_status, code, message = 400, "err.request.bad", "grant_type must be client_credentials"
         client = None
     else:
-        client = clients.authenticate(client_id, str(form.get("client_secret") or ""))
+        client = clients.authenticate(claimed, str(form.get("client_secret") or ""))
         http_status, code, message = (200, "", "") if client else (401, "err.request.unauthorized",
                                                                    "unknown client or wrong secret")
-    await run_in_threadpool(_audit, "/oauth2/client/token", client_id or None,
-                            "ISSUED" if client else "REFUSED", http_status, started, {"reason": code or None})
+    await run_in_threadpool(_audit, "/oauth2/client/token", known, "ISSUED" if client else "REFUSED", http_status,
+                            started, {"reason": code or None})
     if client is None:
         return _error(http_status, code, message)
     scope = "registry.search"
@@ -202,24 +227,32 @@ async def _answer(request: Request, endpoint: str, work: Work) -> JSONResponse:
     """Authenticate, read the envelope, check a required signature, do the work in one transaction, audit."""
     started = time.perf_counter()
     client_id: str | None = None
+    sent: Any = None
     try:
         client = _client(request)
         client_id = client.client_id
         header, message, signature = search.envelope(await _body(request))
-        if client.require_signed_requests:
-            signing.verify(signature, header, message, client.public_key or "")
+        sent = {"header": header, "message": message}
+        if client.require_signed_requests or (signature and client.public_key):  # one we can check is checked
+            verified = signing.verify(signature, header, message, client.public_key or "")
+            if verified.sender_id != client.client_id:
+                raise signing.SignatureRefused("err.signature.invalid", "the signature's sender is not this client")
         answer = await run_in_threadpool(_work, work, client, header, message)
     except (Refused, search.BadRequest, search.Forbidden, signing.SignatureRefused, status.NotFound,
             transactions.DuplicateMessage, psycopg2.errors.QueryCanceled) as exc:
         code, http_status = _status_of(exc)
         await run_in_threadpool(_audit, endpoint, client_id or getattr(exc, "client_id", None), "REFUSED",
-                                http_status, started, {"reason": code, "message": str(exc)[:300]})
+                                http_status, started, {"reason": code, "message": str(exc)[:300], "request": sent})
         return _error(http_status, code, str(exc))
-    await run_in_threadpool(_audit, endpoint, client_id, answer.outcome, 200, started,
-                            {"message_id": header.get("message_id"), **answer.details})
+    except Exception:  # a fault of ours: logged here, answered in the spec's shape, audited, never a trace
+        log.exception("registry API: %s failed", endpoint)
+        await run_in_threadpool(_audit, endpoint, client_id, "FAILED", 500, started, {"reason": "err.service"})
+        return _error(500, "err.service.unavailable", "the registry could not answer; try again later")
     body = answer.body
     if answer.signed:
         body = {"signature": signing.sign(body["header"], body.get("message")), **body}
+    await run_in_threadpool(_audit, endpoint, client_id, answer.outcome, 200, started,
+                            {"message_id": header.get("message_id"), **answer.details})
     return JSONResponse(body)
 
 
@@ -247,8 +280,8 @@ def _envelope(header: dict[str, Any], message: dict[str, Any] | None) -> dict[st
 
 
 def _search_details(checked: search.Checked, answered: search.Answered | None, correlation_id: str) -> dict[str, Any]:
-    items = answered.audit_items if answered else [{"reference_id": plan.reference_id, "search_request": plan.sent}
-                                                   for plan in checked.plans]
+    items = (answered.audit_items if answered and answered.audit_items
+             else [{"search_request": item} for item in checked.items])  # not answered: each as sent
     return {"transaction_id": checked.transaction_id, "correlation_id": correlation_id, "items": items,
             "returned": sum(item.get("returned", 0) for item in items),
             **({"status": answered.header["status"], "status_reason_code": answered.header.get("status_reason_code")}
@@ -256,13 +289,16 @@ def _search_details(checked: search.Checked, answered: search.Answered | None, c
 
 
 def _sync_search(cur: psycopg2.extensions.cursor, client: Client, header: dict[str, Any], message: Any) -> Answer:
+    cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # the page and its total_count agree
     checked = search.check_search(client, clients.settings(), header, message)
     correlation_id = transactions.new_correlation_id()
-    cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # the page and its total_count agree
+    if checked.problem is None and transactions.seen(cur, client.client_id, header["message_id"]):
+        checked.problem = ("rjct.message_id.duplicate", "this message_id was sent before: a message is answered once")
     answered = search.answer_search(cur, client, clients.settings(), header, checked, correlation_id)
-    transactions.record(cur, correlation_id=correlation_id, client_id=client.client_id, action="sync-search",
-                        header=header, message=message, status=answered.header["status"],
-                        statuses=transactions.item_statuses(answered.message))
+    if checked.problem is None:  # what a status request can find, and a replay is refused by
+        transactions.record(cur, correlation_id=correlation_id, client_id=client.client_id, action="sync-search",
+                            header=header, message=message, status=answered.header["status"],
+                            statuses=transactions.item_statuses(answered.message))
     return Answer(_envelope(answered.header, answered.message), answered.outcome,
                   _search_details(checked, answered, correlation_id))
 

@@ -94,7 +94,7 @@ def _answer(cur: psycopg2.extensions.cursor, waiting: transactions.Waiting, run_
         result = search.answer_search(cur, client, settings, header, checked, waiting.correlation_id)
     except (search.Forbidden, search.BadRequest) as exc:  # the client or its scope changed since it was taken in
         checked = search.Checked(str(message.get("transaction_id")), message.get("search_request") or [])
-        result = search.Answered(search.reply_header(header, waiting.client_id, "on-search", "rjct",
+        result = search.Answered(search.reply_header(waiting.client_id, "on-search", "rjct",
                                                      total=len(checked.items),
                                                      reason=("rjct.action.not_supported", str(exc))), None)
     response = {"header": result.header, **({"message": result.message} if result.message else {})}

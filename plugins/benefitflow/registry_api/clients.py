@@ -59,8 +59,9 @@ class Settings:
     max_batch: int
 
     def identifier_type_of(self, field: str) -> str:
-        """The first DCI identifier type the configuration maps to `field` (how records name it)."""
-        return next(name for name, mapped in self.identifier_types.items() if mapped == field)
+        """The first DCI identifier type the configuration maps to `field` (how records name it); unmapped, the
+        field's own name in capitals."""
+        return next((name for name, mapped in self.identifier_types.items() if mapped == field), field.upper())
 
 
 def clients_file() -> Path:

@@ -39,9 +39,10 @@ class QueryRefused(ValueError):
     """A query the service will not run: `forbidden` when it reaches outside the client's scope (HTTP 403),
     otherwise a malformed query (the item is rejected with rjct.search_criteria.invalid)."""
 
-    def __init__(self, message: str, *, forbidden: bool = False) -> None:
+    def __init__(self, message: str, *, forbidden: bool = False, reason_code: str = "rjct.search_criteria.invalid"):
         super().__init__(message)
         self.forbidden = forbidden
+        self.reason_code = reason_code
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ def compile_query(query_type: str, query: Any, client: Client, settings: Setting
     try:
         return Compiled(filters.compile_filter(typed, readable), typed)
     except FilterError as exc:
-        raise QueryRefused(str(exc)) from exc
+        raise QueryRefused(str(exc), reason_code="rjct.filter.invalid") from exc
 
 
 def _idtype_value(query: Any, settings: Settings) -> dict[str, Any]:

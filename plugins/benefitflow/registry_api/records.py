@@ -13,7 +13,7 @@ bounded number of rows, whatever the registry's size.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cache
 from typing import Any
@@ -25,8 +25,8 @@ from benefitflow.core.filters import Field
 from benefitflow.registry import registry_export, schema
 from benefitflow.registry_api.clients import Client, Settings
 
-PERSON_COLUMNS = ("first_name", "last_name", "dob", "sex", "national_id", "location_code", "location_name", "region",
-                  "household_code", "role", "recipient_type")
+PERSON_COLUMNS = (*registry_export.PERSON_COLUMNS, "dob", *registry_export.HOUSEHOLD_MEMBERSHIP)
+JSONB_PAIRS = 50  # jsonb_build_object takes at most 100 arguments: larger sets are built in parts and joined
 SEX = {"F": "female", "M": "male", "O": "other"}
 CONTACT_VARIABLES = {"phone": "phone_number", "email": "email"}  # variables the Person object has a list for
 GROUP_SORT = {"household_code": sql.SQL("g.household_code"), "household_size": sql.SQL("g.member_count")}
@@ -45,7 +45,8 @@ def search_fields() -> dict[str, Field]:
 class Page:
     records: list[dict[str, Any]]
     total_count: int
-    ids: list[str]  # what was returned: individual ids (Member) or household codes (Group), for the audit trail
+    ids: list[str]  # the people whose records were returned (members of the households, for Group)
+    households: list[str] = field(default_factory=list)  # the household codes returned (Group)
 
 
 @dataclass(frozen=True)
@@ -62,9 +63,10 @@ def person_select(client: Client) -> sql.Composable:
         columns.append(sql.SQL("h.member_count AS household_size"))
     variables = [p.name for p in schema.load().variables if client.may_read(p.name)]
     if variables:
-        pairs = sql.SQL(", ").join(sql.SQL("{}, i.attributes -> {}").format(sql.Literal(name), sql.Literal(name))
-                                   for name in variables)
-        columns.append(sql.SQL("jsonb_strip_nulls(jsonb_build_object({})) AS attributes").format(pairs))
+        parts = [sql.SQL("jsonb_build_object({})").format(sql.SQL(", ").join(
+            sql.SQL("{}, i.attributes -> {}").format(sql.Literal(name), sql.Literal(name))
+            for name in variables[start:start + JSONB_PAIRS])) for start in range(0, len(variables), JSONB_PAIRS)]
+        columns.append(sql.SQL("jsonb_strip_nulls({}) AS attributes").format(sql.SQL(" || ").join(parts)))
     return sql.SQL(", ").join(columns)
 
 
@@ -104,8 +106,10 @@ def groups_page(cur: psycopg2.extensions.cursor, client: Client, settings: Setti
     members: dict[str, list[dict[str, Any]]] = {}
     for row in _dicts(cur):
         members.setdefault(row["member_of"], []).append(row)
+    # What went out is every member's record: the audit trail names each person, the count is of people.
     return Page([group(household, members.get(household["household_code"], []), client, settings)
-                 for household in households], total, codes)
+                 for household in households], total,
+                [row["individual_id"] for code in codes for row in members.get(code, [])], codes)
 
 
 def _dicts(cur: psycopg2.extensions.cursor) -> list[dict[str, Any]]:

@@ -25,6 +25,7 @@ VERSION = "1.0.0"
 MAX_ID_LENGTH = 99  # transaction_id, correlation_id and reference_id: maxLength 99 in the spec
 MAX_TEXT_LENGTH = 255  # message_id, sender_id, receiver_id: no limit in the spec; ours
 LOCALE = re.compile(r"^[a-z]{3}$")
+MAX_OFFSET = 100_000  # deeper pages cost the database a scan of everything before them
 RECORD_TYPE_NAMES = {"Member": "Member", "SRPerson": "Member", "SR_Person": "Member", "Person": "Member",
                      "spdci:SR_Person": "Member", "Group": "Group", "spdci:Group": "Group", "Household": "Group"}
 
@@ -114,8 +115,8 @@ def header_problem(header: dict[str, Any], action: str, items: int | None) -> tu
     return None
 
 
-def reply_header(request_header: dict[str, Any], receiver_id: str, action: str, status: str, *, total: int = 0,
-                 completed: int = 0, reason: tuple[str, str] | None = None) -> dict[str, Any]:
+def reply_header(receiver_id: str, action: str, status: str, *, total: int = 0, completed: int = 0,
+                 reason: tuple[str, str] | None = None) -> dict[str, Any]:
     header = {"version": VERSION, "message_id": str(uuid.uuid4()), "message_ts": now_iso(), "action": action,
               "status": status, "total_count": total, "completed_count": completed, "sender_id": SERVICE_ID,
               "receiver_id": receiver_id, "is_msg_encrypted": False}
@@ -139,8 +140,7 @@ def check_search(client: Client, settings: Settings, header: dict[str, Any], mes
     if not isinstance(message, dict) or not isinstance(message.get("search_request"), list):
         raise BadRequest("message must be a SearchRequest: {transaction_id, search_request: [...]}")
     transaction_id = message.get("transaction_id")
-    if not isinstance(transaction_id, str | int) or isinstance(transaction_id, bool) \
-            or not 0 < len(str(transaction_id)) <= MAX_ID_LENGTH:
+    if not isinstance(transaction_id, str) or not 0 < len(transaction_id) <= MAX_ID_LENGTH:
         raise BadRequest(f"message.transaction_id must be text of 1 to {MAX_ID_LENGTH} characters")
     items = message["search_request"]
     problem = header_problem(header, "search", len(items))
@@ -157,7 +157,7 @@ def check_search(client: Client, settings: Settings, header: dict[str, Any], mes
 def answer_search(cur: psycopg2.extensions.cursor, client: Client, settings: Settings, header: dict[str, Any],
                   checked: Checked, correlation_id: str) -> Answered:
     if checked.problem:
-        return Answered(reply_header(header, client.client_id, "on-search", "rjct", total=len(checked.items),
+        return Answered(reply_header(client.client_id, "on-search", "rjct", total=len(checked.items),
                                      reason=checked.problem), None)
     responses, audit_items = [], []
     for plan in checked.plans:
@@ -165,7 +165,7 @@ def answer_search(cur: psycopg2.extensions.cursor, client: Client, settings: Set
         responses.append(response)
         audit_items.append(audited)
     completed = sum(1 for response in responses if response["status"] == "succ")
-    reply = reply_header(header, client.client_id, "on-search", "succ", total=len(responses), completed=completed)
+    reply = reply_header(client.client_id, "on-search", "succ", total=len(responses), completed=completed)
     if completed < len(responses):  # the header's status is the message's; each item says its own
         reply["status_reason_message"] = f"{completed}/{len(responses)} search requests answered"
     return Answered(reply, {"transaction_id": checked.transaction_id, "correlation_id": correlation_id,
@@ -207,17 +207,23 @@ class ItemPlan:
                               "reg_record_type": self.record_type, "reg_records": page.records},
                      "pagination": {"page_size": self.page_size, "page_number": self.page_number,
                                     "total_count": page.total_count}}
+        audited["filter"] = self.compiled.document  # what the query compiled to, beside the query as sent
         return response, audited | {"status": "succ", "record_type": self.record_type, "returned": len(page.ids),
                                     "total_count": page.total_count, "ids": page.ids,
+                                    **({"households": page.households} if page.households else {}),
                                     "milliseconds": round((time.perf_counter() - started) * 1000, 1)}
 
 
 def plan_items(items: list[Any], client: Client, settings: Settings) -> list[ItemPlan]:
-    """Each item checked and compiled; Forbidden if any reaches outside the client's scope."""
+    """Each item checked and compiled; Forbidden if any reaches outside the client's scope.
+
+    One answer holds at most the client's max_page_size records over all its items: an item without
+    pagination gets its share, and one that asks for more than what is left is rejected."""
     seen: set[str] = set()
     plans = []
+    budget = Budget(client.max_page_size, max(1, client.max_page_size // max(1, len(items))))
     for index, item in enumerate(items):
-        plan = _plan(item, index, client, settings)
+        plan = _plan(item, index, client, settings, budget)
         if plan.rejection is None and plan.reference_id in seen:
             plan.rejected("rjct.reference_id.duplicate", f"reference_id {plan.reference_id[:99]} is used twice")
         seen.add(plan.reference_id)
@@ -225,7 +231,15 @@ def plan_items(items: list[Any], client: Client, settings: Settings) -> list[Ite
     return plans
 
 
-def _plan(item: Any, index: int, client: Client, settings: Settings) -> ItemPlan:
+@dataclass
+class Budget:
+    """Records an answer may still hold, and an item's share when it does not say."""
+
+    left: int
+    share: int
+
+
+def _plan(item: Any, index: int, client: Client, settings: Settings, budget: Budget) -> ItemPlan:
     if not isinstance(item, dict):
         return ItemPlan(f"#{index + 1}", item, "eng").rejected("rjct.search_criteria.invalid",
                                                                "each search_request item is an object")
@@ -262,8 +276,8 @@ def _plan(item: Any, index: int, client: Client, settings: Settings) -> ItemPlan
     except queries.QueryRefused as exc:
         if exc.forbidden:
             raise Forbidden(str(exc)) from exc
-        return plan.rejected("rjct.search_criteria.invalid", str(exc))
-    return _paged(_sorted(plan, criteria.get("sort"), client), criteria.get("pagination"), client)
+        return plan.rejected(exc.reason_code, str(exc))
+    return _paged(_sorted(plan, criteria.get("sort"), client), criteria.get("pagination"), client, budget)
 
 
 def _record_type(criteria: dict[str, Any]) -> str | None:
@@ -288,19 +302,25 @@ def _sorted(plan: ItemPlan, sort: Any, client: Client) -> ItemPlan:
     return plan
 
 
-def _paged(plan: ItemPlan, pagination: Any, client: Client) -> ItemPlan:
+def _paged(plan: ItemPlan, pagination: Any, client: Client, budget: Budget) -> ItemPlan:
     if plan.rejection:
         return plan
-    plan.page_size = client.max_page_size
-    if pagination is None:
-        return plan
-    if not isinstance(pagination, dict) or "page_size" not in pagination:
-        return plan.rejected("rjct.pagination.invalid", "pagination is {page_size, page_number}")
-    size, number = pagination["page_size"], pagination.get("page_number", 1)
-    if not _whole(size) or not 1 <= size <= client.max_page_size:
-        return plan.rejected("rjct.pagination.invalid", f"page_size must be 1 to {client.max_page_size}")
-    if not _whole(number) or not 1 <= number <= 1_000_000:
-        return plan.rejected("rjct.pagination.invalid", "page_number counts from 1")
+    size, number = min(budget.share, budget.left), 1
+    if pagination is not None:
+        if not isinstance(pagination, dict) or "page_size" not in pagination:
+            return plan.rejected("rjct.pagination.invalid", "pagination is {page_size, page_number}")
+        size, number = pagination["page_size"], pagination.get("page_number", 1)
+        if not _whole(size) or not 1 <= size <= client.max_page_size:
+            return plan.rejected("rjct.pagination.invalid", f"page_size must be 1 to {client.max_page_size}")
+        if not _whole(number) or number < 1:
+            return plan.rejected("rjct.pagination.invalid", "page_number counts from 1")
+    if size > budget.left or size < 1:
+        return plan.rejected("rjct.pagination.invalid", f"one answer holds at most {client.max_page_size} records "
+                                                        f"for this client; {budget.left} are left for this item")
+    if (number - 1) * size >= MAX_OFFSET:
+        return plan.rejected("rjct.search.too_many_records_found",
+                             f"pages reach record {MAX_OFFSET:,} at most: narrow the query or sort it")
+    budget.left -= int(size)
     plan.page_size, plan.page_number = int(size), int(number)
     return plan
 

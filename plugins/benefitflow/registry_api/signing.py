@@ -39,6 +39,7 @@ SERVICE_ID = "benefitflow.registry"  # sender_id of what the service signs, and 
 TOKEN_AUDIENCE = "benefitflow-registry-api"
 TOKEN_SECONDS = 3600
 SIGNATURE_SECONDS = 300
+MAX_SIGNATURE_SECONDS = 600
 CLOCK_SKEW_SECONDS = 60
 _PARAMETER = re.compile(r'(\w+)="([^"]*)"')
 
@@ -157,6 +158,8 @@ def verify(signature: Any, header: Any, message: Any, public_key_b64: str) -> Ve
     now = time.time()
     if created > now + CLOCK_SKEW_SECONDS or expires < now - CLOCK_SKEW_SECONDS or expires < created:
         raise SignatureRefused("err.signature.invalid", "signature is expired or not yet valid (created, expires)")
+    if expires - created > MAX_SIGNATURE_SECONDS:  # a captured message cannot be replayed for long
+        raise SignatureRefused("err.signature.invalid", f"a signature may live {MAX_SIGNATURE_SECONDS} s at most")
     try:
         public = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key_b64))
         public.verify(value, _signing_string(created, expires, canonical(header, message)))

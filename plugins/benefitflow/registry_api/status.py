@@ -52,12 +52,12 @@ def answer(cur: psycopg2.extensions.cursor, client: Client, header: dict[str, An
     """(reply header, TxnStatusResponse or None when the header rejects the message); NotFound if no such search."""
     request, problem = check(header, message)
     if problem:
-        return search.reply_header(header, client.client_id, "txn-on-status", "rjct", total=1, reason=problem), None
+        return search.reply_header(client.client_id, "txn-on-status", "rjct", total=1, reason=problem), None
     found = transactions.lookup(cur, client.client_id, request["attribute_type"], request["attribute_value"])
     if found is None:
         raise NotFound(f"no search of this client has {request['attribute_type']} as given")
     transaction_id, search_correlation_id, status, statuses = found
-    return (search.reply_header(header, client.client_id, "txn-on-status", "succ", total=1, completed=1), {
+    return (search.reply_header(client.client_id, "txn-on-status", "succ", total=1, completed=1), {
         "transaction_id": message["transaction_id"], "correlation_id": correlation_id,
         "txnstatus_response": {"txn_type": "search", "txn_status": {
             "transaction_id": transaction_id, "correlation_id": search_correlation_id, "status": status,

@@ -54,6 +54,13 @@ def record(cur: psycopg2.extensions.cursor, *, correlation_id: str, client_id: s
         raise DuplicateMessage(f"message_id {header['message_id'][:99]} was sent before") from exc
 
 
+def seen(cur: psycopg2.extensions.cursor, client_id: str, message_id: Any) -> bool:
+    """Whether the client sent this message_id before (a replayed message is answered once)."""
+    cur.execute("SELECT 1 FROM registry_api.transactions WHERE client_id = %s AND message_id = %s",
+                (client_id, str(message_id)))
+    return cur.fetchone() is not None
+
+
 def item_statuses(answer: dict[str, Any] | None) -> dict[str, Any]:
     """What a status request may report of an answer: each item's status, never its records."""
     items = (answer or {}).get("search_response") or []
