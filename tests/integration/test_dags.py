@@ -13,7 +13,8 @@ DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
 # Parsed once at collection: the tests below are parametrised over what the DAG folder holds, not over a list.
 DAGBAG = DagBag(dag_folder=str(DAGS_DIR))
 # DAGs that change no programme data, so are no six-step workflow, and why.
-SERVICE_DAGS = {"registry_api_search": "answers partner systems' asynchronous searches (reads the registry only)"}
+SERVICE_DAGS = {"registry_api_search": "answers partner systems' asynchronous searches (reads the registry only)",
+                "registry_api_notify": "notifies partner systems' subscriptions (reads the registry only)"}
 ALL_DAGS = sorted(set(DAGBAG.dags) - set(SERVICE_DAGS))
 WORKFLOW_DAGS = [dag_id for dag_id in ALL_DAGS if "commit" in DAGBAG.dags[dag_id].task_ids]
 UPLOAD_DAGS = [dag_id for dag_id in WORKFLOW_DAGS if "on_invalid_rows" in DAGBAG.dags[dag_id].params]

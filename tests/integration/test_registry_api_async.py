@@ -178,3 +178,76 @@ def test_a_repeated_message_id_is_refused(api, partner, family) -> None:  # noqa
     with receiving(CALLBACK_PORT):
         async_search.answer_waiting("test-run")
         async_search.deliver_answers("test-run")
+
+
+def subscribe_request(region: str, **criteria) -> dict:
+    return {"header": {"version": "1.0.0", "message_id": uuid.uuid4().hex, "message_ts": now(), "action": "subscribe",
+                       "sender_id": "tests", "total_count": 1},
+            "message": {"transaction_id": uuid.uuid4().hex[:20], "subscribe_request": [{
+                "reference_id": "sub-1", "timestamp": now(), "subscribe_criteria": {
+                    "reg_event_type": "REGISTER", "notify_record_type": "Member", "filter_type": "predicate",
+                    "filter": [{"seq_num": 1, "expression1": {"attribute_name": "dob", "operator": "ge",
+                                                               "attribute_value": "1900-01-01"}}], **criteria}}]}}
+
+
+def import_people(database, region: str, names: list[str]) -> None:
+    from benefitflow.registry.individuals_import import WORKFLOW
+    from benefitflow.workflows.direct import run_steps
+
+    path = database.inbox / f"sub-{uuid.uuid4().hex[:8]}.csv"
+    path.write_text("first_name,last_name,dob,sex,region\n" + "".join(f"{n},Diallo,1985-02-03,F,{region}\n"
+                                                                       for n in names))
+    run_steps(WORKFLOW, file=path.name, options={"mode": "create"}, maker="maker", checker="checker",
+              run_id=uuid.uuid4().hex)
+
+
+def test_a_subscriber_is_notified_of_exactly_the_new_people_its_filter_selects(api, partner, database) -> None:  # noqa: F811
+    from benefitflow.registry_api import subscriptions
+
+    region, other = f"Sub-{uuid.uuid4().hex[:6]}", f"Other-{uuid.uuid4().hex[:6]}"
+    subscriptions.notify_changes("before")  # what earlier tests changed is notified to their subscriptions, if any
+    body = subscribe_request(region, filter=[{"seq_num": 1, "expression1": {
+        "attribute_name": "first_name", "operator": "in", "attribute_value": ["Aminata", "Binta"]}}])
+    ack = post(api, "/registry/subscribe", partner, body)
+    assert ack.status_code == 200 and ack.json()["message"]["ack_status"] == "ACK", ack.text
+    with receiving(CALLBACK_PORT) as receiver:
+        async_search.deliver_answers("test-run")
+        [on_subscribe] = receiver.bodies("/dci/registry/on-subscribe")
+        [answer] = on_subscribe["message"]["subscribe_response"]
+        assert answer["status"] == "succ"
+        code = answer["subscriptions"][0]["code"]
+        import_people(database, region, ["Aminata", "Coumba"])
+        import_people(database, other, ["Binta"])
+        assert subscriptions.notify_changes("test-run") >= 1
+        async_search.deliver_answers("test-run")
+        notified = [b for b in receiver.bodies("/dci/registry/notify")
+                    if b["message"]["notify_event"][0]["reference_id"] == code]
+        assert len(notified) == 1
+        assert_conforms(notified[0], "notify")
+        signing.verify(notified[0]["signature"], notified[0]["header"], notified[0]["message"], public_key())
+        [event] = notified[0]["message"]["notify_event"]
+        assert event["data"]["reg_event_type"] == "REGISTER"
+        people = sorted(r["name"]["given_name"] for r in event["data"]["reg_records"])
+        assert people == ["Aminata", "Binta"]  # the filter's, nobody else; names and dob only (its scope)
+        assert all(set(r) <= {"@type", "@id", "identifier", "name", "birth_date", "registration_date",
+                              "last_updated"} for r in event["data"]["reg_records"])
+        assert subscriptions.notify_changes("again") == 0  # nothing new since: nothing notified twice
+
+        unsubscribe = {"header": {**body["header"], "message_id": uuid.uuid4().hex, "action": "unsubscribe"},
+                       "message": {"transaction_id": "u-1", "timestamp": now(), "subscription_codes": [code]}}
+        assert post(api, "/registry/unsubscribe", partner, unsubscribe).json()["message"]["ack_status"] == "ACK"
+        async_search.deliver_answers("test-run")
+        [on_unsubscribe] = receiver.bodies("/dci/registry/on-unsubscribe")
+        assert on_unsubscribe["message"]["subscription_status"] == [{"code": code, "status": "unsubscribe"}]
+        import_people(database, region, ["Aminata"])
+        subscriptions.notify_changes("after")
+        async_search.deliver_answers("test-run")
+        assert len([b for b in receiver.bodies("/dci/registry/notify")
+                    if b["message"]["notify_event"][0]["reference_id"] == code]) == 1
+
+
+def test_a_subscription_outside_the_clients_scope_is_refused(api, partner) -> None:  # noqa: F811
+    body = subscribe_request("x", filter=[{"seq_num": 1, "expression1": {
+        "attribute_name": "income", "operator": "lt", "attribute_value": "10"}}])
+    response = post(api, "/registry/subscribe", partner, body)
+    assert response.status_code == 403 and "income" in response.text

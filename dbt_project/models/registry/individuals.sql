@@ -4,6 +4,7 @@
     {'columns': ['national_id']},
     {'columns': ['household_code']},
     {'columns': ['dob']},
+    {'columns': ['last_commit_id']},
     {'columns': ["(first_name || ' ' || last_name)"]},
 ], materialized='incremental', unique_key='individual_id', incremental_strategy='delete+insert',
    on_schema_change='fail', pre_hook="{{ take_in_commits() }}") }}

@@ -31,7 +31,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from benefitflow.core import audit
-from benefitflow.registry_api import clients, search, signing, status, transactions
+from benefitflow.registry_api import clients, search, signing, status, subscriptions, transactions
 from benefitflow.registry_api.clients import Client
 
 DATABASE_VARIABLE = "BENEFITFLOW_REGISTRY_API_DATABASE_URL"
@@ -344,6 +344,37 @@ def _async_status(cur: psycopg2.extensions.cursor, client: Client, header: dict[
     return Answer(_ack("ACK", correlation_id), "ACKNOWLEDGED",
                   {"transaction_id": message.get("transaction_id"), "correlation_id": correlation_id,
                    "txnstatus_request": message.get("txnstatus_request")}, signed=False)
+
+
+def _subscription_work(action: str) -> Work:
+    """subscribe or unsubscribe: answered now, the answer delivered to the client's callback (on-<action>)."""
+
+    def work(cur: psycopg2.extensions.cursor, client: Client, header: dict[str, Any], message: Any) -> Answer:
+        if client.callback_url is None:
+            raise search.Forbidden(f"this client has no registered callback to {action} with")
+        correlation_id = transactions.new_correlation_id()
+        if action == "subscribe":
+            response = subscriptions.subscribe(cur, client, clients.settings(), header, message, correlation_id)
+        else:
+            response = subscriptions.unsubscribe(cur, client, header, message, correlation_id)
+        transactions.record(cur, correlation_id=correlation_id, client_id=client.client_id, action=action,
+                            header=header, message=message, status=response["header"]["status"], response=response)
+        return Answer(_ack("ACK", correlation_id), "ACKNOWLEDGED",
+                      {"transaction_id": message.get("transaction_id") if isinstance(message, dict) else None,
+                       "correlation_id": correlation_id, "request": message, "answer": response.get("message")},
+                      signed=False)
+
+    return work
+
+
+@app.post("/registry/subscribe")
+async def subscribe(request: Request) -> JSONResponse:
+    return await _answer(request, "/registry/subscribe", _subscription_work("subscribe"))
+
+
+@app.post("/registry/unsubscribe")
+async def unsubscribe(request: Request) -> JSONResponse:
+    return await _answer(request, "/registry/unsubscribe", _subscription_work("unsubscribe"))
 
 
 @app.post("/registry/sync/search")

@@ -27,7 +27,9 @@ ASSET_NAME = "registry_api_waiting"
 POLL_SECONDS = 2.0
 STALE_SECONDS = 300  # a message signalled this long ago and still waiting is signalled again
 DELIVERY_TIMEOUT_SECONDS = 10
-CALLBACK_PATHS = {"search": "/registry/on-search", "txn-status": "/registry/txn/on-status"}
+CALLBACK_PATHS = {"search": "/registry/on-search", "txn-status": "/registry/txn/on-status",
+                  "subscribe": "/registry/on-subscribe", "unsubscribe": "/registry/on-unsubscribe",
+                  "notify": "/registry/notify"}
 
 
 class DeliveryFailed(RuntimeError):

@@ -24,7 +24,8 @@ CREATE TABLE registry_api.transactions (
     client_id          text        NOT NULL,
     transaction_id     text        NOT NULL,
     message_id         text        NOT NULL,
-    action             text        NOT NULL CHECK (action IN ('search', 'sync-search', 'txn-status')),
+    action             text        NOT NULL CHECK (action IN ('search', 'sync-search', 'txn-status', 'subscribe',
+                                                              'unsubscribe', 'notify')),
     request            jsonb       NOT NULL,
     status             text        NOT NULL CHECK (status IN ('rcvd', 'pdng', 'succ', 'rjct')),
     received_at        timestamptz NOT NULL DEFAULT now(),
@@ -46,3 +47,32 @@ COMMENT ON TABLE registry_api.transactions IS
 GRANT USAGE ON SCHEMA registry_api TO benefitflow_registry_api, benefitflow_app;
 GRANT SELECT, INSERT ON registry_api.transactions TO benefitflow_registry_api;
 GRANT SELECT, UPDATE ON registry_api.transactions TO benefitflow_app;
+
+-- Subscriptions (POST /registry/subscribe, /registry/unsubscribe): a client asks to be told of registry events
+-- (REGISTER: a person registered; UPDATE: a person's record changed; NewHouseHoldMember: a person joined a
+-- household) among the people its filter selects. After each publish of the registry the `registry_api_notify`
+-- DAG finds what changed since the subscription's high-water mark (the last commit it has notified), records a
+-- `notify` message per page of records in the client's scope, and moves the mark, in one transaction; the
+-- registry_api_search DAG delivers them.
+CREATE TABLE registry_api.subscriptions (
+    code               text        PRIMARY KEY,
+    client_id          text        NOT NULL,
+    reference_id       text        NOT NULL,
+    event_types        text[]      NOT NULL CHECK (event_types <@ ARRAY['REGISTER', 'UPDATE', 'NewHouseHoldMember']
+                                                   AND cardinality(event_types) > 0),
+    filter_type        text        NOT NULL CHECK (filter_type IN ('idtype-value', 'predicate', 'expression')),
+    filter             jsonb       NOT NULL,
+    record_type        text        NOT NULL CHECK (record_type IN ('Member', 'Group')),
+    status             text        NOT NULL DEFAULT 'subscribe' CHECK (status IN ('subscribe', 'unsubscribe')),
+    subscribed_at      timestamptz NOT NULL DEFAULT now(),
+    unsubscribed_at    timestamptz,
+    notified_up_to     bigint      NOT NULL,
+    ended_reason       text
+);
+CREATE INDEX subscriptions_active ON registry_api.subscriptions (client_id) WHERE status = 'subscribe';
+COMMENT ON COLUMN registry_api.subscriptions.notified_up_to IS
+    'The last ledger commit whose changes were notified (at subscription: the last one published then).';
+GRANT SELECT, INSERT ON registry_api.subscriptions TO benefitflow_registry_api;
+GRANT UPDATE (status, unsubscribed_at, ended_reason) ON registry_api.subscriptions TO benefitflow_registry_api;
+GRANT SELECT, UPDATE ON registry_api.subscriptions TO benefitflow_app;
+GRANT INSERT ON registry_api.transactions TO benefitflow_app;
