@@ -41,6 +41,7 @@ run_psql() {
         --set app_pw="$BENEFITFLOW_APP_PASSWORD" \
         --set reader_pw="$BENEFITFLOW_READER_PASSWORD" \
         --set airflow_reader_pw="$AIRFLOW_READER_DB_PASSWORD" \
+        --set registry_api_pw="$BENEFITFLOW_REGISTRY_API_PASSWORD" \
         --set readers_key="$BENEFITFLOW_READER_LOGINS_KEY" \
         --set regions="$(cat "${BENEFITFLOW_REGIONS_FILE:-/etc/benefitflow/regions.json}")" \
         --set reader_timeout="${BENEFITFLOW_READER_STATEMENT_TIMEOUT:-60}s"
@@ -48,7 +49,8 @@ run_psql() {
 
 run_psql --dbname postgres <<'SQL'
 SELECT format('CREATE ROLE %I LOGIN', r)
-  FROM unnest(ARRAY['airflow', 'airflow_reader', 'superset', 'benefitflow_owner', 'benefitflow_app', 'superset_reader']) AS r
+  FROM unnest(ARRAY['airflow', 'airflow_reader', 'superset', 'benefitflow_owner', 'benefitflow_app', 'superset_reader',
+                    'benefitflow_registry_api']) AS r
  WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r)
 \gexec
 ALTER ROLE airflow           LOGIN PASSWORD :'airflow_pw';
@@ -57,6 +59,8 @@ ALTER ROLE benefitflow_owner LOGIN PASSWORD :'owner_pw';
 ALTER ROLE benefitflow_app   LOGIN PASSWORD :'app_pw';
 ALTER ROLE superset_reader   LOGIN PASSWORD :'reader_pw';
 ALTER ROLE airflow_reader    LOGIN PASSWORD :'airflow_reader_pw';
+ALTER ROLE benefitflow_registry_api LOGIN PASSWORD :'registry_api_pw';
+ALTER ROLE benefitflow_registry_api SET statement_timeout = '10s';
 
 SELECT format('CREATE DATABASE %I OWNER %I', d.name, d.owner)
   FROM (VALUES ('airflow', 'airflow'), ('superset', 'superset'), ('benefitflow', 'benefitflow_owner'))

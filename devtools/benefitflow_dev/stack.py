@@ -11,8 +11,7 @@ from contextlib import closing
 from benefitflow.core import db, dbt_runner, file_store
 from benefitflow.core.config import DBT_PROJECT_DIR, OUTBOX_FOLDERS
 from benefitflow.platform import airflow_security, readers, system_users
-from benefitflow.registry_api import clients as registry_api_clients
-from benefitflow.registry_api import signing
+from benefitflow.registry_api import provision
 from benefitflow.workflows import publish
 from benefitflow_dev import demo, postgres, services, superset_setup
 from benefitflow_dev.instance import DEMO_USERS, PROJECT_ROOT, Instance
@@ -88,11 +87,7 @@ def start_airflow(instance: Instance) -> None:
 
 def start_registry_api(instance: Instance) -> None:
     """The partner systems' registry API: its clients' secrets and its signing key made once per installation."""
-    existing = json.loads(instance.registry_api_secrets.read_text()) if instance.registry_api_secrets.exists() else {}
-    made = registry_api_clients.new_secrets(existing, list(registry_api_clients.settings().clients))
-    if made != existing:
-        file_store.write_secret(instance.registry_api_secrets, json.dumps(made, indent=2) + "\n")
-    signing.create_key(instance.registry_api_key)
+    provision.provision(instance.registry_api_secrets, instance.registry_api_key)
     if system_users.running_as_root():  # the registry_api_search DAG's tasks sign its deliveries
         system_users.share_with_tasks(instance.registry_api_key, system_users.prepare_task_user(PROJECT_ROOT))
     services.start(instance, services.registry_api_service(instance))
