@@ -40,8 +40,8 @@ def bench_registry_api(instance: Any) -> None:
     stack.start_registry_api(instance)
     try:
         with db.transaction() as cur:
-            cur.execute("SELECT national_id FROM registry.individuals TABLESAMPLE SYSTEM (1)"
-                        " WHERE national_id IS NOT NULL LIMIT %s", (SAMPLE,))
+            cur.execute("SELECT national_id FROM registry.individuals WHERE national_id IS NOT NULL"
+                        " ORDER BY random() LIMIT %s", (SAMPLE,))
             national_ids = [row[0] for row in cur.fetchall()]
             cur.execute("SELECT DISTINCT region FROM registry.individuals WHERE region IS NOT NULL")
             regions = [row[0] for row in cur.fetchall()]

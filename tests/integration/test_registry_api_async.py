@@ -68,7 +68,8 @@ def test_an_async_search_is_acknowledged_answered_and_delivered_signed_to_the_re
                     " WHERE correlation_id = %s", (correlation_id,))
         assert cur.fetchone() == ("succ", None, True, "test-run")  # the answer, naming people, is dropped once delivered
         cur.execute("SELECT outcome FROM ledger.audit_events WHERE action IN ('registry_api.answer',"
-                    " 'registry_api.delivery') AND details ->> 'correlation_id' = %s ORDER BY event_id", (correlation_id,))
+                    " 'registry_api.async_answer', 'registry_api.delivery') AND details ->> 'correlation_id' = %s"
+                    " ORDER BY event_id", (correlation_id,))
         assert [row[0] for row in cur.fetchall()] == ["ACKNOWLEDGED", "ANSWERED", "DELIVERED"]
 
 
@@ -251,3 +252,56 @@ def test_a_subscription_outside_the_clients_scope_is_refused(api, partner) -> No
         "attribute_name": "income", "operator": "lt", "attribute_value": "10"}}])
     response = post(api, "/registry/subscribe", partner, body)
     assert response.status_code == 403 and "income" in response.text
+
+
+def update_people(database, header: str, rows: list[str]) -> None:
+    from benefitflow.registry.individuals_import import WORKFLOW
+    from benefitflow.workflows.direct import run_steps
+
+    path = database.inbox / f"upd-{uuid.uuid4().hex[:8]}.csv"
+    path.write_text(header + "\n" + "\n".join(rows) + "\n")
+    run_steps(WORKFLOW, file=path.name, options={"mode": "update"}, maker="maker", checker="checker",
+              run_id=uuid.uuid4().hex)
+
+
+def subscribed(api, partner, receiver, event: str, last_name: str) -> str:  # noqa: F811
+    body = subscribe_request("x", reg_event_type=event, filter=[{"seq_num": 1, "expression1": {
+        "attribute_name": "last_name", "operator": "eq", "attribute_value": last_name}}])
+    assert post(api, "/registry/subscribe", partner, body).status_code == 200
+    async_search.deliver_answers("test-run")
+    [answer] = [b for b in receiver.bodies("/dci/registry/on-subscribe")
+                if b["message"]["transaction_id"] == body["message"]["transaction_id"]]
+    return answer["message"]["subscribe_response"][0]["subscriptions"][0]["code"]
+
+
+def test_events_come_from_what_was_committed_and_what_the_client_may_read(api, partner, database) -> None:  # noqa: F811
+    from benefitflow.registry_api import subscriptions
+
+    family_name = f"Kane{uuid.uuid4().hex[:6]}"
+    subscriptions.notify_changes("before")
+    with receiving(CALLBACK_PORT) as receiver:
+        registered = subscribed(api, partner, receiver, "REGISTER", family_name)
+        updated = subscribed(api, partner, receiver, "UPDATE", family_name)
+        path = database.inbox / f"{family_name}.csv"
+        path.write_text(f"first_name,last_name,dob,sex,income\nAdama,{family_name},1980-01-01,M,10\n")
+        from benefitflow.registry.individuals_import import WORKFLOW
+        from benefitflow.workflows.direct import run_steps
+        run_steps(WORKFLOW, file=path.name, options={"mode": "create"}, maker="maker", checker="checker",
+                  run_id=uuid.uuid4().hex)
+        with db.transaction() as cur:
+            cur.execute("SELECT individual_id FROM registry.individuals WHERE last_name = %s", (family_name,))
+            [(person,)] = cur.fetchall()
+        update_people(database, "id,income", [f"{person},99"])  # a field this client may not read
+        subscriptions.notify_changes("first")  # registered, then changed, before any notification
+        async_search.deliver_answers("first")
+
+        def events(code: str) -> list[str]:
+            return [e["data"]["reg_event_type"] for b in receiver.bodies("/dci/registry/notify")
+                    for e in b["message"]["notify_event"] if e["reference_id"] == code]
+
+        assert events(registered) == ["REGISTER"]  # from the commits, not from the latest version
+        assert events(updated) == []  # income changed: nothing this client can see
+        update_people(database, "id,first_name", [f"{person},Adam"])
+        subscriptions.notify_changes("second")
+        async_search.deliver_answers("second")
+        assert events(updated) == ["UPDATE"] and events(registered) == ["REGISTER"]

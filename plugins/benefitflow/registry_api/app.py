@@ -123,10 +123,15 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
 def _audit(endpoint: str, client_id: str | None, outcome: str, http_status: int, started: float,
            details: dict[str, Any]) -> None:
     with transaction() as cur:
-        audit.record(cur, actor=f"registry-api:{client_id or 'unknown'}", action=AUDIT_ACTION,
-                     object_type="registry_api", object_id=endpoint, outcome=outcome,
-                     details={"client": client_id, "endpoint": endpoint, "http_status": http_status,
-                              "milliseconds": round((time.perf_counter() - started) * 1000, 1), **details})
+        _audit_in(cur, endpoint, client_id, outcome, http_status, started, details)
+
+
+def _audit_in(cur: psycopg2.extensions.cursor, endpoint: str, client_id: str | None, outcome: str, http_status: int,
+              started: float, details: dict[str, Any]) -> None:
+    audit.record(cur, actor=f"registry-api:{client_id or 'unknown'}", action=AUDIT_ACTION,
+                 object_type="registry_api", object_id=endpoint, outcome=outcome,
+                 details={"client": client_id, "endpoint": endpoint, "http_status": http_status,
+                          "milliseconds": round((time.perf_counter() - started) * 1000, 1), **details})
 
 
 async def _body(request: Request) -> Any:
@@ -142,10 +147,14 @@ async def _body(request: Request) -> Any:
     return parse_json(raw)
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def parse_json(raw: bytes) -> Any:
     """JSON whose every string PostgreSQL and UTF-8 can hold: no NUL, no lone surrogate; Refused otherwise."""
     try:
-        document = json.loads(raw)
+        document = json.loads(raw, parse_constant=_no_constant)
         text = json.dumps(document, ensure_ascii=False)
         text.encode("utf-8")
     except (UnicodeError, ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError, as are huge ints
@@ -237,7 +246,7 @@ async def _answer(request: Request, endpoint: str, work: Work) -> JSONResponse:
             verified = signing.verify(signature, header, message, client.public_key or "")
             if verified.sender_id != client.client_id:
                 raise signing.SignatureRefused("err.signature.invalid", "the signature's sender is not this client")
-        answer = await run_in_threadpool(_work, work, client, header, message)
+        body = await run_in_threadpool(_work, work, client, header, message, endpoint, started)
     except (Refused, search.BadRequest, search.Forbidden, signing.SignatureRefused, status.NotFound,
             transactions.DuplicateMessage, psycopg2.errors.QueryCanceled) as exc:
         code, http_status = _status_of(exc)
@@ -248,17 +257,20 @@ async def _answer(request: Request, endpoint: str, work: Work) -> JSONResponse:
         log.exception("registry API: %s failed", endpoint)
         await run_in_threadpool(_audit, endpoint, client_id, "FAILED", 500, started, {"reason": "err.service"})
         return _error(500, "err.service.unavailable", "the registry could not answer; try again later")
-    body = answer.body
-    if answer.signed:
-        body = {"signature": signing.sign(body["header"], body.get("message")), **body}
-    await run_in_threadpool(_audit, endpoint, client_id, answer.outcome, 200, started,
-                            {"message_id": header.get("message_id"), **answer.details})
     return JSONResponse(body)
 
 
-def _work(work: Work, client: Client, header: dict[str, Any], message: Any) -> Answer:
+def _work(work: Work, client: Client, header: dict[str, Any], message: Any, endpoint: str,
+          started: float) -> dict[str, Any]:
+    """The work, its signed answer and its audit event in one transaction: none is kept without the others."""
     with transaction() as cur:
-        return work(cur, client, header, message)
+        answer = work(cur, client, header, message)
+        body = answer.body
+        if answer.signed:
+            body = {"signature": signing.sign(body["header"], body.get("message")), **body}
+        _audit_in(cur, endpoint, client.client_id, answer.outcome, 200, started,
+                  {"message_id": header.get("message_id"), **answer.details})
+        return body
 
 
 def _status_of(exc: Exception) -> tuple[str, int]:
@@ -297,8 +309,8 @@ def _sync_search(cur: psycopg2.extensions.cursor, client: Client, header: dict[s
     answered = search.answer_search(cur, client, clients.settings(), header, checked, correlation_id)
     if checked.problem is None:  # what a status request can find, and a replay is refused by
         transactions.record(cur, correlation_id=correlation_id, client_id=client.client_id, action="sync-search",
-                            header=header, message=message, status=answered.header["status"],
-                            statuses=transactions.item_statuses(answered.message))
+                            header=header, message=transactions.minimal_request(header, message)["message"],
+                            status=answered.header["status"], statuses=transactions.item_statuses(answered.message))
     return Answer(_envelope(answered.header, answered.message), answered.outcome,
                   _search_details(checked, answered, correlation_id))
 

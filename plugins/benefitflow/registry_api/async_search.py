@@ -27,6 +27,8 @@ ASSET_NAME = "registry_api_waiting"
 POLL_SECONDS = 2.0
 STALE_SECONDS = 300  # a message signalled this long ago and still waiting is signalled again
 DELIVERY_TIMEOUT_SECONDS = 10
+MAX_DELIVERY_ATTEMPTS = 12  # then the answer (which may name people) is dropped and the message marked rjct
+ASYNC_ANSWER_ACTION = "registry_api.async_answer"  # not a request of the client's: the mart counts requests
 CALLBACK_PATHS = {"search": "/registry/on-search", "txn-status": "/registry/txn/on-status",
                   "subscribe": "/registry/on-subscribe", "unsubscribe": "/registry/on-unsubscribe",
                   "notify": "/registry/notify"}
@@ -73,14 +75,24 @@ class WaitingMessages(_trigger_base()):  # type: ignore[misc]
 
 # -- the run's steps -------------------------------------------------------------------------------------------
 def answer_waiting(run_id: str) -> int:
-    """Answer every waiting search, each in a transaction of its own (a crash leaves it waiting, not lost)."""
+    """Answer every waiting search, each in a transaction of its own (a crash leaves it waiting, not lost).
+
+    A search that fails for a reason of ours (not the client's) is answered rjct rather than left to block
+    those behind it."""
     answered = 0
     while True:
         with db.transaction() as cur:
+            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # a page and its total_count agree
+            cur.execute("SET LOCAL statement_timeout = '10s'")  # as long as the service's own login may take
             waiting = transactions.next_to_answer(cur)
             if waiting is None:
                 return answered
-            _answer(cur, waiting, run_id)
+            cur.execute("SAVEPOINT answer")
+            try:
+                _answer(cur, waiting, run_id)
+            except Exception as exc:  # noqa: BLE001 - e.g. a search cut short: the client is told, the queue moves
+                cur.execute("ROLLBACK TO SAVEPOINT answer")
+                _answer_failed(cur, waiting, run_id, exc)
         answered += 1
 
 
@@ -98,10 +110,11 @@ def _answer(cur: psycopg2.extensions.cursor, waiting: transactions.Waiting, run_
         checked = search.Checked(str(message.get("transaction_id")), message.get("search_request") or [])
         result = search.Answered(search.reply_header(waiting.client_id, "on-search", "rjct",
                                                      total=len(checked.items),
-                                                     reason=("rjct.action.not_supported", str(exc))), None)
+                                                     reason=("rjct.action.not_supported", str(exc))), None,
+                                 [{"status": "rjct", "reason": str(exc)[:300]}])
     response = {"header": result.header, **({"message": result.message} if result.message else {})}
     transactions.answered(cur, waiting.correlation_id, result.header["status"], response, run_id)
-    audit.record(cur, actor=f"registry-api:{waiting.client_id}", action="registry_api.answer",
+    audit.record(cur, actor=f"registry-api:{waiting.client_id}", action=ASYNC_ANSWER_ACTION,
                  object_type="registry_api", object_id="/registry/search", outcome=result.outcome,
                  details={"client": waiting.client_id, "endpoint": "/registry/search", "http_status": 200,
                           "message_id": header.get("message_id"), "transaction_id": checked.transaction_id,
@@ -109,6 +122,18 @@ def _answer(cur: psycopg2.extensions.cursor, waiting: transactions.Waiting, run_
                           "items": result.audit_items,
                           "returned": sum(item.get("returned", 0) for item in result.audit_items),
                           "milliseconds": round((time.perf_counter() - started) * 1000, 1)})
+
+
+def _answer_failed(cur: psycopg2.extensions.cursor, waiting: transactions.Waiting, run_id: str,
+                   exc: Exception) -> None:
+    header = search.reply_header(waiting.client_id, "on-search", "rjct", total=len(
+        (waiting.body.get("message") or {}).get("search_request") or []),
+        reason=("rjct.errors.too_many", "the registry could not answer this search; send it again"))
+    transactions.answered(cur, waiting.correlation_id, "rjct", {"header": header}, run_id)
+    audit.record(cur, actor=f"registry-api:{waiting.client_id}", action=ASYNC_ANSWER_ACTION,
+                 object_type="registry_api", object_id="/registry/search", outcome="FAILED",
+                 details={"client": waiting.client_id, "correlation_id": waiting.correlation_id, "dag_run_id": run_id,
+                          "error": f"{type(exc).__name__}: {str(exc)[:300]}"})
 
 
 def deliver_answers(run_id: str) -> int:
@@ -120,15 +145,16 @@ def deliver_answers(run_id: str) -> int:
             if waiting is None:
                 break
             error = _deliver(waiting)
-            transactions.delivered(cur, waiting.correlation_id, error)
+            given_up = error is not None and waiting.attempts + 1 >= MAX_DELIVERY_ATTEMPTS
+            transactions.delivered(cur, waiting.correlation_id, error, give_up=given_up)
             audit.record(cur, actor=f"registry-api:{waiting.client_id}", action="registry_api.delivery",
                          object_type="registry_api", object_id=CALLBACK_PATHS[waiting.action],
-                         outcome="DELIVERED" if error is None else "FAILED",
+                         outcome="DELIVERED" if error is None else "GIVEN_UP" if given_up else "FAILED",
                          details={"client": waiting.client_id, "correlation_id": waiting.correlation_id,
                                   "dag_run_id": run_id, "error": error})
         if error is None:
             delivered += 1
-        else:
+        elif not given_up:
             failed.append(waiting.correlation_id)
     if failed:
         raise DeliveryFailed(f"{len(failed)} answer(s) not delivered (kept, retried): {', '.join(failed[:5])}")
@@ -141,12 +167,20 @@ def _deliver(waiting: transactions.Waiting) -> str | None:
         return f"client {waiting.client_id} has no registered callback"
     body = waiting.body
     signed = {"signature": signing.sign(body["header"], body.get("message")), **body}
+    deadline = time.monotonic() + DELIVERY_TIMEOUT_SECONDS  # in all: a callback that drips is cut off too
     try:
-        answer = httpx.post(client.callback_url + CALLBACK_PATHS[waiting.action], json=signed,
-                            timeout=DELIVERY_TIMEOUT_SECONDS, follow_redirects=False, trust_env=False)
+        with httpx.stream("POST", client.callback_url + CALLBACK_PATHS[waiting.action], json=signed,
+                          timeout=DELIVERY_TIMEOUT_SECONDS, follow_redirects=False, trust_env=False) as answer:
+            head = b""
+            for chunk in answer.iter_bytes():
+                head += chunk
+                if len(head) > 1000 or time.monotonic() > deadline:
+                    break
     except httpx.HTTPError as exc:
         return f"{type(exc).__name__}: {exc}"[:500]
-    return None if answer.is_success else f"HTTP {answer.status_code}: {answer.text[:200]}"
+    if time.monotonic() > deadline:
+        return f"the callback took more than {DELIVERY_TIMEOUT_SECONDS} s"
+    return None if answer.is_success else f"HTTP {answer.status_code}: {head[:200].decode(errors='replace')}"
 
 
 # -- the DAG ---------------------------------------------------------------------------------------------------

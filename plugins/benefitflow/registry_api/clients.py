@@ -27,7 +27,8 @@ SECRETS_VARIABLE = "BENEFITFLOW_REGISTRY_API_SECRETS"
 RECORD_TYPES = ("Member", "Group")
 QUERY_TYPES = ("idtype-value", "predicate", "expression")
 ALWAYS_GIVEN = ("individual_id",)  # a record's own id: what a client quotes back
-CALLBACK_URL = re.compile(r"^https?://[^/@\s]+(/[^\s]*)?$")
+# Answers name people: they travel encrypted, but to a receiver on this very machine (tests, a local relay).
+CALLBACK_URL = re.compile(r"^(https://[^/@\s]+|http://(127\.0\.0\.1|localhost)(:[0-9]+)?)(/[^\s]*)?$")
 DERIVED = {"age": "dob", "household_size": "household_code"}  # readable only with the field it comes from
 
 
@@ -115,7 +116,8 @@ def _client(client_id: str, entry: dict[str, Any], known_fields: frozenset[str],
     attributes -= {derived for derived, source in DERIVED.items() if source not in attributes}
     callback_url = entry.get("callback_url")
     if callback_url is not None and not (isinstance(callback_url, str) and CALLBACK_URL.match(callback_url)):
-        raise ClientConfigurationError(f"{where}: callback_url must be an http(s) URL without credentials")
+        raise ClientConfigurationError(f"{where}: callback_url must be an https URL without credentials "
+                                       "(http only to this machine: 127.0.0.1 or localhost)")
     if entry.get("require_signed_requests") and not entry.get("public_key"):
         raise ClientConfigurationError(f"{where}: require_signed_requests needs the client's public_key")
     return Client(

@@ -1,7 +1,8 @@
 """An installation's registry API secrets: `python -m benefitflow.registry_api.provision FOLDER`.
 
 Makes, where missing, FOLDER/clients.json (each configured client's secret; hand it to the partner) and
-FOLDER/signing-key.pem (the service's ed25519 key), both 0600, and keeps what is there: a second run changes
+FOLDER/key/signing-key.pem (the service's ed25519 key, in a folder of its own: Airflow's workers sign deliveries
+with it and are given that folder only), both 0600, and keeps what is there: a second run changes
 nothing, a client added to clients.yaml gets its secret. The one-machine stack keeps them in .local/;
 docker-compose in the registry-api-secrets volume.
 """
@@ -27,8 +28,9 @@ def provision(secrets_file: Path, key_file: Path) -> None:
 def main(folder: str) -> None:
     root = Path(folder)
     root.mkdir(parents=True, exist_ok=True)
-    provision(root / "clients.json", root / "signing-key.pem")
-    print(f"registry API secrets in {root}: clients.json, signing-key.pem")
+    (root / "key").mkdir(exist_ok=True)
+    provision(root / "clients.json", root / "key" / "signing-key.pem")
+    print(f"registry API secrets in {root}: clients.json, key/signing-key.pem")
 
 
 if __name__ == "__main__":

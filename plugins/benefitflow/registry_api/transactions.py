@@ -30,6 +30,7 @@ class Waiting:
     client_id: str
     action: str
     body: dict[str, Any]  # the message as sent (to answer) or the answer (to deliver): {"header", "message"}
+    attempts: int = 0  # deliveries tried so far
 
 
 def new_correlation_id() -> str:
@@ -52,6 +53,14 @@ def record(cur: psycopg2.extensions.cursor, *, correlation_id: str, client_id: s
     except psycopg2.errors.UniqueViolation as exc:
         cur.execute("ROLLBACK TO SAVEPOINT record_transaction")
         raise DuplicateMessage(f"message_id {header['message_id'][:99]} was sent before") from exc
+
+
+def minimal_request(header: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]:
+    """What is kept of an answered search: its header and reference ids, not its queries (they may name people;
+    the audit trail keeps them)."""
+    items = message.get("search_request") if isinstance(message.get("search_request"), list) else []
+    return {"header": header, "message": {"transaction_id": message.get("transaction_id"), "search_request": [
+        {"reference_id": item.get("reference_id")} for item in items if isinstance(item, dict)]}}
 
 
 def seen(cur: psycopg2.extensions.cursor, client_id: str, message_id: Any) -> bool:
@@ -80,7 +89,8 @@ def lookup(cur: psycopg2.extensions.cursor, client_id: str, attribute_type: str,
         condition = sql.SQL("{} = %s").format(sql.Identifier(LOOKUP_COLUMNS[attribute_type]))
         argument = str(value)
     cur.execute(sql.SQL("SELECT transaction_id, correlation_id, status, coalesce(statuses, '{{}}'::jsonb)"
-                        " FROM registry_api.transactions WHERE client_id = %s AND action <> 'txn-status' AND {}"
+                        " FROM registry_api.transactions WHERE client_id = %s AND action IN ('search', 'sync-search')"
+                        " AND {}"
                         " ORDER BY received_at DESC LIMIT 1").format(condition), (client_id, argument))
     row = cur.fetchone()
     return (row[0], row[1], row[2], row[3]) if row else None
@@ -109,25 +119,32 @@ def answered(cur: psycopg2.extensions.cursor, correlation_id: str, status: str, 
              run_id: str) -> None:
     cur.execute(
         "UPDATE registry_api.transactions SET status = %s, response = %s, statuses = %s, answered_at = now(),"
-        " answered_by_run = %s WHERE correlation_id = %s",
+        " answered_by_run = %s, request = jsonb_build_object('header', request -> 'header', 'message',"
+        "   jsonb_build_object('transaction_id', request -> 'message' -> 'transaction_id', 'search_request',"
+        "     (SELECT coalesce(jsonb_agg(jsonb_build_object('reference_id', item -> 'reference_id')), '[]')"
+        "      FROM jsonb_array_elements(request -> 'message' -> 'search_request') AS item)))"
+        " WHERE correlation_id = %s",  # once answered, its queries (which may name people) are not kept here
         (status, Json(response), Json(item_statuses(response.get("message"))), run_id, correlation_id))
 
 
 def next_to_deliver(cur: psycopg2.extensions.cursor, skip: list[str]) -> Waiting | None:
     """The oldest undelivered answer but those in `skip` (already tried by this run), locked likewise."""
-    cur.execute("SELECT correlation_id, client_id, action, response FROM registry_api.transactions"
+    cur.execute("SELECT correlation_id, client_id, action, response, delivery_attempts FROM registry_api.transactions"
                 " WHERE response IS NOT NULL AND delivered_at IS NULL AND NOT (correlation_id = ANY(%s))"
                 " ORDER BY answered_at LIMIT 1 FOR UPDATE SKIP LOCKED", (skip,))
     row = cur.fetchone()
     return Waiting(*row) if row else None
 
 
-def delivered(cur: psycopg2.extensions.cursor, correlation_id: str, error: str | None) -> None:
-    """A delivery tried: on success the answer (which may name people) is dropped, its statuses kept."""
-    if error is None:
-        cur.execute("UPDATE registry_api.transactions SET delivered_at = now(), response = NULL,"
-                    " delivery_attempts = delivery_attempts + 1, last_delivery_error = NULL"
-                    " WHERE correlation_id = %s", (correlation_id,))
+def delivered(cur: psycopg2.extensions.cursor, correlation_id: str, error: str | None, *,
+              give_up: bool = False) -> None:
+    """A delivery tried: on success the answer (which may name people) is dropped, its statuses kept; given up
+    (too many attempts), it is dropped too and the message is rjct."""
+    if error is None or give_up:
+        cur.execute("UPDATE registry_api.transactions SET delivered_at = CASE WHEN %s THEN NULL ELSE now() END,"
+                    " response = NULL, status = CASE WHEN %s THEN 'rjct' ELSE status END,"
+                    " delivery_attempts = delivery_attempts + 1, last_delivery_error = %s"
+                    " WHERE correlation_id = %s", (give_up, give_up, error, correlation_id))
     else:
         cur.execute("UPDATE registry_api.transactions SET delivery_attempts = delivery_attempts + 1,"
                     " last_delivery_error = %s WHERE correlation_id = %s", (error[:500], correlation_id))

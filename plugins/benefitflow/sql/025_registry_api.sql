@@ -49,10 +49,12 @@ GRANT SELECT, INSERT ON registry_api.transactions TO benefitflow_registry_api;
 GRANT SELECT, UPDATE ON registry_api.transactions TO benefitflow_app;
 
 -- Subscriptions (POST /registry/subscribe, /registry/unsubscribe): a client asks to be told of registry events
--- (REGISTER: a person registered; UPDATE: a person's record changed; NewHouseHoldMember: a person joined a
+-- (REGISTER: a person registered; UPDATE: a field the client may read changed; NewHouseHoldMember: a person joined a
 -- household) among the people its filter selects. After each publish of the registry the `registry_api_notify`
--- DAG finds what changed since the subscription's high-water mark (the last commit it has notified), records a
--- `notify` message per page of records in the client's scope, and moves the mark, in one transaction; the
+-- DAG takes the commits the registry's state has taken in since the subscription's last notified publish run
+-- (publishing.taken_in_commits of registry.individuals: publishes take turns, so their runs' numbers grow in the
+-- order their commits became visible), derives the events from those commits' individual versions, records a
+-- `notify` message per page of records in the client's scope and moves the mark, in one transaction; the
 -- registry_api_search DAG delivers them.
 CREATE TABLE registry_api.subscriptions (
     code               text        PRIMARY KEY,
@@ -66,12 +68,15 @@ CREATE TABLE registry_api.subscriptions (
     status             text        NOT NULL DEFAULT 'subscribe' CHECK (status IN ('subscribe', 'unsubscribe')),
     subscribed_at      timestamptz NOT NULL DEFAULT now(),
     unsubscribed_at    timestamptz,
-    notified_up_to     bigint      NOT NULL,
+    notified_take_in   bigint      NOT NULL,
     ended_reason       text
 );
 CREATE INDEX subscriptions_active ON registry_api.subscriptions (client_id) WHERE status = 'subscribe';
-COMMENT ON COLUMN registry_api.subscriptions.notified_up_to IS
-    'The last ledger commit whose changes were notified (at subscription: the last one published then).';
+COMMENT ON COLUMN registry_api.subscriptions.notified_take_in IS
+    'The last run of registry.individuals (publishing.take_ins) whose commits were notified (at subscription: the last one then).';
+-- The service reads the last run number when a client subscribes (model names and commit ids, nothing personal).
+GRANT USAGE ON SCHEMA publishing TO benefitflow_registry_api;
+GRANT SELECT ON publishing.taken_in_commits TO benefitflow_registry_api;
 GRANT SELECT, INSERT ON registry_api.subscriptions TO benefitflow_registry_api;
 GRANT UPDATE (status, unsubscribed_at, ended_reason) ON registry_api.subscriptions TO benefitflow_registry_api;
 GRANT SELECT, UPDATE ON registry_api.subscriptions TO benefitflow_app;
