@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 import yaml
+
+from bench.report import PeakMemory
 
 SAMPLE = 200
 PREDICATE_SAMPLE = 50
@@ -52,8 +53,7 @@ def bench_registry_api(instance: Any) -> None:
                                                              "client_secret": secret}).json()["access_token"]
             headers = {"Authorization": f"Bearer {bearer}"}
             pid = services.pid_of(instance, services.registry_api_service(instance).name)
-            peak = _PeakRss(pid)
-            with peak:
+            with PeakMemory(pid) as peak:
                 print(f"\nbenefitflow bench: the registry API (DCI sync search) over {url}, "
                       f"{len(national_ids)} national ids, {len(regions)} regions")
                 by_id = [_timed(http, headers, _idtype(national_id)) for national_id in national_ids]
@@ -64,7 +64,7 @@ def bench_registry_api(instance: Any) -> None:
                 answered = _sustained(url, headers, national_ids)
                 print(f"  sustained, one client, {CONNECTIONS} connections for {SUSTAINED_SECONDS} s: "
                       f"{answered / SUSTAINED_SECONDS:.0f} requests/s ({answered} answered, each one audited)")
-            print(f"  the service's peak resident memory: {peak.bytes / 2**20:.0f} MiB")
+            print(f"  the service's peak resident memory: {peak.peak_bytes / 2**20:.0f} MiB")
     finally:
         services.stop(instance, services.registry_api_service(instance).name)
         os.environ.pop(clients.CLIENTS_VARIABLE, None)
@@ -134,25 +134,3 @@ def _sustained(url: str, headers: dict[str, str], national_ids: list[str]) -> in
     for thread in threads:
         thread.join()
     return sum(counts)
-
-
-class _PeakRss:
-    """The service process's largest resident memory, sampled every 0.2 s."""
-
-    def __init__(self, pid: int | None) -> None:
-        self.process = psutil.Process(pid) if pid else None
-        self.bytes = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def __enter__(self) -> _PeakRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _sample(self) -> None:
-        while self.process is not None and not self._stop.wait(0.2):
-            self.bytes = max(self.bytes, self.process.memory_info().rss)

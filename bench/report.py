@@ -12,9 +12,10 @@ import psutil
 
 
 class PeakMemory:
-    """Largest resident memory of any process of the run, sampled every 0.2 s."""
+    """Largest resident memory of any process of the run (or of the one process `pid`), sampled every 0.2 s."""
 
-    def __init__(self) -> None:
+    def __init__(self, pid: int | None = None) -> None:
+        self.pid = pid
         self.peak_bytes = 0
         self.peak_process = ""
         self._stop = threading.Event()
@@ -38,7 +39,10 @@ class PeakMemory:
         while not self._stop.wait(0.2):
             for process in psutil.process_iter(["pid", "name", "memory_info"]):
                 info = process.info
-                if info["pid"] != me and not (info["name"] or "").startswith("postgres"):
+                if self.pid is not None:
+                    if info["pid"] != self.pid:
+                        continue
+                elif info["pid"] != me and not (info["name"] or "").startswith("postgres"):
                     continue
                 rss = info["memory_info"].rss if info["memory_info"] else 0
                 if rss > self.peak_bytes:

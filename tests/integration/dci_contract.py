@@ -1,6 +1,8 @@
 """Validating the registry API's answers against its OpenAPI document, and against the DCI's own files.
 
-The service's document (`registry_api/openapi.yaml`) is checked always. The DCI 1.0.0 files
+The service's document (`registry_api/openapi.yaml`) is checked always. Only answers are checked against the DCI
+files: their request schemas hold a $ref that points nowhere (the predicate's attribute_value, into
+`/registry/search`'s oneOf/1/properties/value/allOf/1), so no validator can load them. The DCI 1.0.0 files
 (social_api_v1.0.0.yaml, jwks_core_api_v1.0.0.yaml, authz_core_api_v1.0.0.yaml from spdci/api-standards
 release/yaml) are not in this repository: where BENEFITFLOW_DCI_SPEC_DIR names a folder holding them, every
 answer is validated against them too.

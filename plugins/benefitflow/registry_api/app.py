@@ -379,31 +379,20 @@ def _subscription_work(action: str) -> Work:
     return work
 
 
-@app.post("/registry/subscribe")
-async def subscribe(request: Request) -> JSONResponse:
-    return await _answer(request, "/registry/subscribe", _subscription_work("subscribe"))
+def _route(endpoint: str, work: Work) -> Callable[[Request], Any]:
+    async def answer(request: Request) -> JSONResponse:
+        return await _answer(request, endpoint, work)
+
+    return answer
 
 
-@app.post("/registry/unsubscribe")
-async def unsubscribe(request: Request) -> JSONResponse:
-    return await _answer(request, "/registry/unsubscribe", _subscription_work("unsubscribe"))
-
-
-@app.post("/registry/sync/search")
-async def sync_search(request: Request) -> JSONResponse:
-    return await _answer(request, "/registry/sync/search", _sync_search)
-
-
-@app.post("/registry/search")
-async def async_search(request: Request) -> JSONResponse:
-    return await _answer(request, "/registry/search", _async_search)
-
-
-@app.post("/registry/sync/txn/status")
-async def sync_txn_status(request: Request) -> JSONResponse:
-    return await _answer(request, "/registry/sync/txn/status", _sync_status)
-
-
-@app.post("/registry/txn/status")
-async def txn_status(request: Request) -> JSONResponse:
-    return await _answer(request, "/registry/txn/status", _async_status)
+ENDPOINTS: dict[str, Work] = {
+    "/registry/sync/search": _sync_search,
+    "/registry/search": _async_search,
+    "/registry/sync/txn/status": _sync_status,
+    "/registry/txn/status": _async_status,
+    "/registry/subscribe": _subscription_work("subscribe"),
+    "/registry/unsubscribe": _subscription_work("unsubscribe"),
+}
+for _path, _work_of in ENDPOINTS.items():
+    app.add_api_route(_path, _route(_path, _work_of), methods=["POST"])
