@@ -123,3 +123,25 @@ def test_hostile_values_leave_the_table_alone(database, people) -> None:
         assert select(database, {"field": "first_name", "op": "=", "value": hostile}) == []
         assert select(database, {"field": "note", "op": "contains", "value": hostile}) == []
     assert len(select(database, None)) == len(PEOPLE)
+
+
+@pytest.mark.parametrize("op", ["=", "!=", "<", "<=", ">", ">="])
+def test_age_compared_as_dates_of_birth_selects_what_age_would(database, op) -> None:
+    """age <op> n is compiled to a range of dates of birth (an index serves it): the same people as age() itself,
+    on each side of every birthday, on 29 February, and none without a date of birth. (Dates of birth in the
+    future, which the registry refuses, differ: age() calls someone born tomorrow 0.)"""
+    with db.transaction(database.owner_database_url) as cur:
+        cur.execute("SELECT array_agg(d ORDER BY d) FROM (SELECT DISTINCT d FROM (SELECT (current_date"
+                    " - make_interval(years => n))::date + shift AS d FROM unnest(ARRAY[0, 1, 17, 18, 60]) AS n,"
+                    " unnest(ARRAY[-1, 0, 1]) AS shift UNION ALL SELECT unnest(ARRAY['2008-02-29', '1964-02-29',"
+                    " '2007-02-28', '2007-03-01']::date[])) AS dates WHERE d <= current_date) AS distinct_dates")
+        dobs = [*cur.fetchone()[0], None]
+        fields = {"age": age_field("dob")}
+        for years in (0, 1, 17, 18, 60):
+            condition = compile_filter({"field": "age", "op": op, "value": years}, fields)
+            cur.execute(sql.SQL("SELECT array_agg(dob ORDER BY dob) FILTER (WHERE {}),"
+                                " array_agg(dob ORDER BY dob) FILTER (WHERE date_part('year', age(current_date, dob))"
+                                " {} %s) FROM unnest(%s::date[]) AS dob").format(condition, sql.SQL(op)),
+                        (years, dobs))
+            compiled, direct = cur.fetchone()
+            assert compiled == direct, (op, years)

@@ -13,7 +13,7 @@ values become quoted literals.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -50,6 +50,9 @@ class Field:
     type: str
     expression: sql.Composable
     enum: tuple[Any, ...] | None = None
+    # A comparison (=, !=, <, <=, >, >=) with a literal written on another column, so an index serves it: the
+    # same rows as `expression <op> literal`, e.g. age on dates of birth (age_field).
+    compare: Callable[[str, sql.Composable], sql.Composable] | None = None
 
 
 def core_field(name: str, type_: str, column: str | None = None, table_alias: str | None = None) -> Field:
@@ -58,8 +61,27 @@ def core_field(name: str, type_: str, column: str | None = None, table_alias: st
 
 
 def age_field(dob_column: str = "dob", table_alias: str | None = None) -> Field:
+    """Age in whole years today; a comparison becomes a range of dates of birth (no age() computed per row, and
+    an index on them serves it), the same rows for every date of birth up to today (the registry refuses later
+    ones; age() would call someone born tomorrow 0)."""
     dob = sql.Identifier(table_alias, dob_column) if table_alias else sql.Identifier(dob_column)
-    return Field("age", "integer", sql.SQL("date_part('year', age(current_date, {}))::integer").format(dob))
+
+    def born_by(years: sql.Composable, more: int = 0) -> sql.Composable:
+        """The latest date of birth of someone `years` (+ more) old today."""
+        return sql.SQL("(current_date - make_interval(years => ({})::integer + {}))::date").format(
+            years, sql.Literal(more))
+
+    def compare(op: str, years: sql.Composable) -> sql.Composable:
+        at_least, older_than = (sql.SQL("({} <= {})").format(dob, born_by(years, more))
+                                for more in (0, 1))
+        younger_than = sql.SQL("(NOT {})").format(at_least)
+        exactly = sql.SQL("({} AND NOT {})").format(at_least, older_than)
+        return {">=": at_least, ">": older_than, "<": younger_than,
+                "<=": sql.SQL("(NOT {})").format(older_than), "=": exactly,
+                "!=": sql.SQL("(NOT {})").format(exactly)}[op]
+
+    return Field("age", "integer", sql.SQL("date_part('year', age(current_date, {}))::integer").format(dob),
+                 compare=compare)
 
 
 def schema_fields(json_schema: Mapping[str, Any], column: str = "attributes",
@@ -158,8 +180,11 @@ class _Compiler:
             pattern = _escape_like(text)
             pattern = f"%{pattern}%" if op == "contains" else f"{pattern}%"
             return sql.SQL("({} ILIKE {} ESCAPE '\\')").format(field.expression, sql.Literal(pattern))
+        literal = self.literal(field, value, value_path)
+        if field.compare is not None:
+            return field.compare(op, literal)
         operator = sql.SQL("<>" if op == "!=" else op)
-        return sql.SQL("({} {} {})").format(field.expression, operator, self.literal(field, value, value_path))
+        return sql.SQL("({} {} {})").format(field.expression, operator, literal)
 
     def text(self, value: Any, path: str) -> str:
         if not isinstance(value, str):
