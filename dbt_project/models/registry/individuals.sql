@@ -5,10 +5,13 @@
     {'columns': ['household_code']},
     {'columns': ['dob']},
     {'columns': ['last_commit_id']},
+    {'columns': ['region', 'dob']},
     {'columns': ["(first_name || ' ' || last_name)"]},
 ], materialized='incremental', unique_key='individual_id', incremental_strategy='delete+insert',
    on_schema_change='fail', pre_hook="{{ take_in_commits() }}") }}
--- The last index serves the individual record's search by name (its full_name is this expression).
+-- The last index serves the individual record's search by name (its full_name is this expression); (region, dob)
+-- the commonest criteria, a region and an age (compiled to dates of birth): a partner's predicate counts its
+-- matches through it (1M people: 394 -> 147 ms for region = North and age >= 60, with other work on the machine).
 -- Incremental (macros/incremental_state.sql): a run rebuilds the people its new commits gave a version.
 
 with versions as (
