@@ -271,6 +271,7 @@ class Instance:
         return {
             "BENEFITFLOW_REGISTRY_API_DATABASE_URL": self.database_url("benefitflow_registry_api", "benefitflow"),
             "BENEFITFLOW_REGISTRY_API_SECRETS": str(self.registry_api_secrets),
+            "BENEFITFLOW_REGISTRY_API_SIGNING_KEY": str(self.registry_api_key),
             "PYTHONPATH": str(PROJECT_ROOT / "plugins"),
             "NO_PROXY": "*",
         }
