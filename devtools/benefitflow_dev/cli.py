@@ -19,6 +19,8 @@ def _print_welcome(instance: Instance) -> None:
     print()
     print(f"Airflow   {instance.airflow_url}   (data engineers, makers, checkers)")
     print(f"Superset  {instance.superset_url}   (managers)")
+    print(f"Registry API {instance.registry_api_url}   (partner systems, DCI; client secrets in "
+          ".local/registry-api-clients.json)")
     print()
     print("Demo users (also in .local/credentials.json):")
     for name, roles in DEMO_USERS.items():
