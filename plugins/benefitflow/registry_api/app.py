@@ -317,8 +317,7 @@ def _sync_search(cur: psycopg2.extensions.cursor, client: Client, header: dict[s
 
 def _async_search(cur: psycopg2.extensions.cursor, client: Client, header: dict[str, Any], message: Any) -> Answer:
     """Checked now (scope, shape), answered by the registry_api_search DAG, delivered to the client's callback."""
-    if client.callback_url is None:
-        raise search.Forbidden("this client has no registered callback: use /registry/sync/search")
+    _callback_required(client, "search asynchronously (use /registry/sync/search)")
     checked = search.check_search(client, clients.settings(), header, message)
     correlation_id = transactions.new_correlation_id()
     if checked.problem:
@@ -329,6 +328,12 @@ def _async_search(cur: psycopg2.extensions.cursor, client: Client, header: dict[
                         header=header, message=message, status="rcvd")
     return Answer(_ack("ACK", correlation_id), "ACKNOWLEDGED", _search_details(checked, None, correlation_id),
                   signed=False)
+
+
+def _callback_required(client: Client, to: str) -> None:
+    """Asynchronous answers go to the client's registered callback only: without one there is nowhere to send them."""
+    if client.callback_url is None:
+        raise search.Forbidden(f"this client has no registered callback to {to} with")
 
 
 def _ack(ack_status: str, correlation_id: str, error: str | None = None) -> dict[str, Any]:
@@ -346,8 +351,7 @@ def _sync_status(cur: psycopg2.extensions.cursor, client: Client, header: dict[s
 
 def _async_status(cur: psycopg2.extensions.cursor, client: Client, header: dict[str, Any], message: Any) -> Answer:
     """Answered now, delivered to the client's callback (txn/on-status) by the registry_api_search DAG."""
-    if client.callback_url is None:
-        raise search.Forbidden("this client has no registered callback: use /registry/sync/txn/status")
+    _callback_required(client, "ask asynchronously (use /registry/sync/txn/status)")
     correlation_id = transactions.new_correlation_id()
     reply_header, reply = status.answer(cur, client, header, message, correlation_id)
     response = _envelope(reply_header, reply)
@@ -362,8 +366,7 @@ def _subscription_work(action: str) -> Work:
     """subscribe or unsubscribe: answered now, the answer delivered to the client's callback (on-<action>)."""
 
     def work(cur: psycopg2.extensions.cursor, client: Client, header: dict[str, Any], message: Any) -> Answer:
-        if client.callback_url is None:
-            raise search.Forbidden(f"this client has no registered callback to {action} with")
+        _callback_required(client, action)
         correlation_id = transactions.new_correlation_id()
         if action == "subscribe":
             response = subscriptions.subscribe(cur, client, clients.settings(), header, message, correlation_id)

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import psycopg2.extensions
+from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 from benefitflow.core import audit, db
 from benefitflow.registry_api import clients, search, signing, transactions
@@ -43,13 +44,7 @@ def signal_waiting() -> list[str]:
         return transactions.signal_waiting(cur, STALE_SECONDS)
 
 
-def _trigger_base() -> type:
-    from airflow.triggers.base import BaseEventTrigger
-
-    return BaseEventTrigger
-
-
-class WaitingMessages(_trigger_base()):  # type: ignore[misc]
+class WaitingMessages(BaseEventTrigger):
     """Yields an event whenever registry API messages wait to be answered or delivered (polled every 2 s)."""
 
     def __init__(self, poll_seconds: float = POLL_SECONDS) -> None:
@@ -60,8 +55,6 @@ class WaitingMessages(_trigger_base()):  # type: ignore[misc]
         return f"{__name__}.WaitingMessages", {"poll_seconds": self.poll_seconds}
 
     async def run(self) -> AsyncIterator[Any]:
-        from airflow.triggers.base import TriggerEvent
-
         while True:
             try:
                 waiting = await asyncio.to_thread(signal_waiting)
@@ -113,7 +106,7 @@ def _answer(cur: psycopg2.extensions.cursor, waiting: transactions.Waiting, run_
                                                      reason=("rjct.action.not_supported", str(exc))), None,
                                  [{"status": "rjct", "reason": str(exc)[:300]}])
     response = {"header": result.header, **({"message": result.message} if result.message else {})}
-    transactions.answered(cur, waiting.correlation_id, result.header["status"], response, run_id)
+    transactions.answered(cur, waiting, result.header["status"], response, run_id)
     audit.record(cur, actor=f"registry-api:{waiting.client_id}", action=ASYNC_ANSWER_ACTION,
                  object_type="registry_api", object_id="/registry/search", outcome=result.outcome,
                  details={"client": waiting.client_id, "endpoint": "/registry/search", "http_status": 200,
@@ -129,7 +122,7 @@ def _answer_failed(cur: psycopg2.extensions.cursor, waiting: transactions.Waitin
     header = search.reply_header(waiting.client_id, "on-search", "rjct", total=len(
         (waiting.body.get("message") or {}).get("search_request") or []),
         reason=("rjct.errors.too_many", "the registry could not answer this search; send it again"))
-    transactions.answered(cur, waiting.correlation_id, "rjct", {"header": header}, run_id)
+    transactions.answered(cur, waiting, "rjct", {"header": header}, run_id)
     audit.record(cur, actor=f"registry-api:{waiting.client_id}", action=ASYNC_ANSWER_ACTION,
                  object_type="registry_api", object_id="/registry/search", outcome="FAILED",
                  details={"client": waiting.client_id, "correlation_id": waiting.correlation_id, "dag_run_id": run_id,

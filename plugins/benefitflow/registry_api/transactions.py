@@ -17,7 +17,6 @@ from psycopg2 import sql
 from psycopg2.extras import Json
 
 ATTRIBUTE_TYPES = ("transaction_id", "reference_id_list", "correlation_id")
-LOOKUP_COLUMNS = {"transaction_id": "transaction_id", "correlation_id": "correlation_id"}
 
 
 class DuplicateMessage(ValueError):
@@ -86,7 +85,7 @@ def lookup(cur: psycopg2.extensions.cursor, client_id: str, attribute_type: str,
                             " AS item WHERE item ->> 'reference_id' = ANY(%s))")
         argument: Any = [str(reference) for reference in value]
     else:
-        condition = sql.SQL("{} = %s").format(sql.Identifier(LOOKUP_COLUMNS[attribute_type]))
+        condition = sql.SQL("{} = %s").format(sql.Identifier(attribute_type))  # one of ATTRIBUTE_TYPES' columns
         argument = str(value)
     cur.execute(sql.SQL("SELECT transaction_id, correlation_id, status, coalesce(statuses, '{{}}'::jsonb)"
                         " FROM registry_api.transactions WHERE client_id = %s AND action IN ('search', 'sync-search')"
@@ -115,16 +114,15 @@ def next_to_answer(cur: psycopg2.extensions.cursor) -> Waiting | None:
     return Waiting(*row) if row else None
 
 
-def answered(cur: psycopg2.extensions.cursor, correlation_id: str, status: str, response: dict[str, Any],
+def answered(cur: psycopg2.extensions.cursor, waiting: Waiting, status: str, response: dict[str, Any],
              run_id: str) -> None:
+    """The answer kept until delivered; of the message, once answered, only what minimal_request keeps."""
     cur.execute(
         "UPDATE registry_api.transactions SET status = %s, response = %s, statuses = %s, answered_at = now(),"
-        " answered_by_run = %s, request = jsonb_build_object('header', request -> 'header', 'message',"
-        "   jsonb_build_object('transaction_id', request -> 'message' -> 'transaction_id', 'search_request',"
-        "     (SELECT coalesce(jsonb_agg(jsonb_build_object('reference_id', item -> 'reference_id')), '[]')"
-        "      FROM jsonb_array_elements(request -> 'message' -> 'search_request') AS item)))"
-        " WHERE correlation_id = %s",  # once answered, its queries (which may name people) are not kept here
-        (status, Json(response), Json(item_statuses(response.get("message"))), run_id, correlation_id))
+        " answered_by_run = %s, request = %s WHERE correlation_id = %s",
+        (status, Json(response), Json(item_statuses(response.get("message"))), run_id,
+         Json(minimal_request(waiting.body.get("header") or {}, waiting.body.get("message") or {})),
+         waiting.correlation_id))
 
 
 def next_to_deliver(cur: psycopg2.extensions.cursor, skip: list[str]) -> Waiting | None:
