@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench.duplicates import Imported
 from bench.report import PeakMemory, Stages, print_table
 from bench.settings import CHECKER, MAKER, RECORD_SAMPLE, ROWS
 
@@ -15,7 +16,7 @@ if TYPE_CHECKING:  # benefitflow is imported once the bench's database is set up
     from benefitflow.workflows.declaration import Workflow
 
 
-def bench_registry_import(instance: Any, memory: PeakMemory) -> int:
+def bench_registry_import(instance: Any, memory: PeakMemory) -> Imported:
     from benefitflow.registry.individuals_import import WORKFLOW
     from benefitflow.workflows.direct import run_steps
     from benefitflow_dev.synthetic import write_registry_file
@@ -40,7 +41,7 @@ def bench_registry_import(instance: Any, memory: PeakMemory) -> int:
           f"{proposal['likely_duplicates']:,} likely duplicates shown to the checker; "
           f"{result['commit']['rows']:,} individuals committed")
     print_digest_cost(WORKFLOW, result, stages)
-    return int(result["commit"]["rows"])
+    return Imported(generated, int(result["upload_id"]), int(result["commit"]["rows"]))
 
 
 def print_digest_cost(workflow: Workflow, taken: dict[str, Any], stages: Stages) -> None:

@@ -135,3 +135,22 @@
     {%- set existing = adapter.get_columns_in_relation(this) | map(attribute='name') | list %}
     {{- return(variables | map(attribute='name') | reject('in', existing) | list | length == 0) }}
 {%- endmacro %}
+
+
+{#- Post-hook of a model keyed by individual_id over registry.individuals: a run's delete+insert replaces the rows of
+    the people its new commits touched, so a record those commits merged into another (no longer in the registry's
+    current state) would keep its old row; this removes it. -#}
+{% macro drop_merged_records() -%}
+    {%- if is_incremental() %}
+    delete from {{ this }} as current
+    where current.individual_id in (
+        select merged.individual_id from {{ ref('stg_ledger__individual_versions') }} as merged
+        where merged.commit_id = any({{ new_commits() }}) and merged.merged_into is not null
+    )
+    and (
+        select latest.merged_into from {{ ref('stg_ledger__individual_versions') }} as latest
+        where latest.individual_id = current.individual_id
+        order by latest.version desc limit 1
+    ) is not null
+    {%- endif %}
+{%- endmacro %}

@@ -11,8 +11,12 @@ counted exactly as written in the returned `GeneratedFile`:
 
 * invalid rows, each broken in exactly one field (the kinds cycle through `INVALID_KINDS`);
 * duplicate rows, which repeat an earlier valid person's national_id (otherwise a new person);
-* likely-duplicate rows, a near-copy of an earlier valid person at the same location: one
-  letter of the first or last name changed, same sex and dob, a new or empty national_id.
+* likely-duplicate rows: an earlier valid person registered again, in another household, the way
+  real duplicates look (`DUPLICATE_KINDS`, in turn: a letter of a name mistyped, two letters
+  transposed, day and month of birth swapped, one digit of the date slipped, a middle name written
+  once, the person moved to another place and written without accents, and the same phone); usually
+  without a national_id (a second one sometimes). The file's `planted_duplicates` are the truth: which
+  row repeats which, and how.
 
 The output depends only on the arguments: the same seed and `today` give the same bytes.
 Rows are built in chunks and written as they are made; the whole file is never in memory.
@@ -153,6 +157,7 @@ _SHARES_LAST_NAME = {"spouse": 0.6, "child": 0.92, "grandchild": 0.8, "parent": 
                      "sibling": 0.85, "other": 0.5, "unrelated": 0.0}
 _COUNTRY_CODES = ("1", "44", "52", "63", "91", "233", "234", "254", "255", "256", "263", "880")
 _TYPO_LETTERS = "aeioulnrstmkdh"
+DUPLICATE_KINDS = ("typo", "transposed", "day_month_swapped", "dob_digit", "middle_name", "moved", "same_phone")
 
 
 def _weighted(levels: tuple[str, ...], weights: tuple[int, ...]) -> tuple[str, ...]:
@@ -189,7 +194,9 @@ class GeneratedFile:
     households: int
     invalid_rows: int  # rows deliberately broken in one field
     duplicate_rows: int  # rows repeating an earlier row's national_id
-    likely_duplicate_rows: int  # near-copies of an earlier person (one-letter typo, same dob and location)
+    likely_duplicate_rows: int  # an earlier person registered again (see DUPLICATE_KINDS)
+    # (row, the earlier row it repeats, kind): data rows numbered from 1, as intake numbers them
+    planted_duplicates: tuple[tuple[int, int, str], ...] = ()
 
 
 def write_registry_file(path: Path, rows: int, *, seed: int = 20261124, invalid_share: float = 0.02,
@@ -217,7 +224,8 @@ def write_registry_file(path: Path, rows: int, *, seed: int = 20261124, invalid_
         handle.write("".join(lines))
     return GeneratedFile(path=path, rows=registry.rows_made, households=registry.households,
                          invalid_rows=registry.made[_INVALID], duplicate_rows=registry.made[_DUPLICATE],
-                         likely_duplicate_rows=registry.made[_LIKELY])
+                         likely_duplicate_rows=registry.made[_LIKELY],
+                         planted_duplicates=tuple(registry.planted))
 
 
 def _years_before(day: date, years: int) -> date:
@@ -254,6 +262,37 @@ def _age_range(relation: str, head_age: int) -> tuple[int, int]:
     return 0, 90
 
 
+def _with_transposition(name: str, rng: random.Random) -> str:
+    """The name with two neighbouring, different letters (never the first) swapped; the name itself if none."""
+    positions = [i for i in range(1, len(name) - 1) if name[i].isalpha() and name[i + 1].isalpha()
+                 and name[i] != name[i + 1]]
+    if not positions:
+        return _with_typo(name, rng)
+    i = rng.choice(positions)
+    return name[:i] + name[i + 1] + name[i] + name[i + 2:]
+
+
+def _without_accents(name: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFKD", name) if not unicodedata.combining(c))
+
+
+def _slipped_dob(dob: str, rng: random.Random, today: date) -> str | None:
+    """The date with one digit of YYYYMMDD changed (the year's, the month's or the day's last), still a real date
+    before `today`; None if no such slip was found."""
+    digits = dob.replace("-", "")
+    for _ in range(30):
+        position = rng.choice((3, 5, 7))
+        digit = rng.choice([d for d in "0123456789" if d != digits[position]])
+        text = digits[:position] + digit + digits[position + 1:]
+        try:
+            slipped = date(int(text[:4]), int(text[4:6]), int(text[6:]))
+        except ValueError:
+            continue
+        if slipped < today:
+            return slipped.isoformat()
+    return None
+
+
 def _with_typo(name: str, rng: random.Random) -> str:
     """The name with one letter (never the first) replaced by a different lowercase letter."""
     positions = [i for i in range(1, len(name)) if name[i].isalpha()]
@@ -282,7 +321,10 @@ class _Registry:
         a_year_later = _years_before(today, -1).isoformat()
         self.invalid_values = [(column, a_year_later if value is None else value) for column, value in INVALID_KINDS]
         self.nid_pool: list[str] = []
-        self.people_by_location: list[list[tuple[str, str, str, int, str]]] = [[] for _ in LOCATIONS]
+        self.today = today
+        self.people_by_location: list[list[tuple[str, str, str, int, str, str, int]]] = [[] for _ in LOCATIONS]
+        self.planted: list[tuple[int, int, str]] = []
+        self.row = 0  # the data row (from 1) of the person being made
         # Bad rows are spread evenly over the first 90 % of the file, so the last households can catch up.
         self.targets = [int(rows * share + 0.5) for share in shares]
         self.made = [0, 0, 0]
@@ -304,12 +346,14 @@ class _Registry:
         head_age = rng.randrange(18, 86)
         head_sex = "F" if rng.random() < 0.45 else "M"
         head_last = rng.choice(LAST_NAMES)
+        self.row = self.rows_made + 1
         head = self._person(place, location_index, "HEAD", "1", head_sex, head_age, head_last, valid=True)
         members = [head]
         adults: list[list[str]] = []
         spouse_sex = ""
         children = 0
         for slot in range(1, size):
+            self.row = self.rows_made + slot + 1
             if self.rows_made + slot >= min(self.due_at):
                 members.append(self._bad_row(place, location_index, head_age, head_last))
                 continue
@@ -369,7 +413,7 @@ class _Registry:
         """Keep the person in the (bounded, randomly replaced) pools that bad rows copy from."""
         rng = self.rng
         people = self.people_by_location[location_index]
-        entry = (row[FIRST], row[LAST], row[SEX], age, row[DOB])
+        entry = (row[FIRST], row[LAST], row[SEX], age, row[DOB], row[PHONE], self.row)
         if len(people) < _POOL_SIZE:
             people.append(entry)
         else:
@@ -424,14 +468,35 @@ class _Registry:
         return row
 
     def _likely_duplicate(self, place: tuple[str, ...], location_index: int) -> list[str]:
-        """A near-copy of an earlier person at this location: one name letter changed, same sex and dob."""
+        """An earlier valid person registered again in this household, the next kind of DUPLICATE_KINDS in turn:
+        the same sex; names, date of birth, place and phone as the kind says; usually no national_id."""
         rng = self.rng
-        first, last, sex, age, dob = rng.choice(self.people_by_location[location_index])
-        if rng.random() < 0.5:
-            first = _with_typo(first, rng)
+        kind = DUPLICATE_KINDS[self.made[_LIKELY] % len(DUPLICATE_KINDS)]
+        others = [people for index, people in enumerate(self.people_by_location) if people and index != location_index]
+        if kind == "moved" and others:  # from anywhere else: this household's place is the new one
+            first, last, sex, age, dob, phone, original = rng.choice(rng.choice(others))
+            first, last = _without_accents(first), _without_accents(last)
         else:
-            last = _with_typo(last, rng)
+            first, last, sex, age, dob, phone, original = rng.choice(self.people_by_location[location_index])
+        if kind in ("typo", "same_phone"):
+            first, last = (_with_typo(first, rng), last) if rng.random() < 0.5 else (first, _with_typo(last, rng))
+        elif kind == "transposed":
+            first, last = (_with_transposition(first, rng), last) if rng.random() < 0.5 \
+                else (first, _with_transposition(last, rng))
+        elif kind == "day_month_swapped":
+            year, month, day = dob.split("-")
+            dob = f"{year}-{day}-{month}" if day != month and int(day) <= 12 else dob
+            if dob.split("-")[1] == month:  # no swap possible: a mistyped letter instead
+                first = _with_typo(first, rng)
+        elif kind == "dob_digit":
+            slipped = _slipped_dob(dob, rng, self.today)
+            dob, first = (slipped, first) if slipped else (dob, _with_typo(first, rng))
+        elif kind == "middle_name":
+            first = f"{first} {rng.choice(FEMALE_FIRST_NAMES if sex == 'F' else MALE_FIRST_NAMES)}"
+        if kind != "same_phone":
+            phone = self._phone(age) if rng.random() < 0.5 else ""
+        self.planted.append((self.row, original, kind))
         role = "OTHER RELATIVE" if rng.random() < 0.5 else "NOT RELATED"
-        national_id = self._national_id() if rng.random() < 0.85 else ""
-        return [first, last, dob, sex, place[0], "0", role, national_id, self._phone(age), "",
+        national_id = self._national_id() if rng.random() < 0.2 else ""
+        return [first, last, dob, sex, place[0], "0", role, national_id, phone, "",
                 place[1], place[2], place[3], *self._circumstances(age)]

@@ -189,20 +189,22 @@ def test_national_id_duplicates_in_the_file_and_in_the_registry_block_the_row(da
 
 
 def test_likely_duplicates_are_shown_to_the_checker_not_blocked(database, inbox_file) -> None:
+    """Under the duplicate rules (registry/duplicate_rules.yaml), as the duplicates_search workflow compares."""
     tag = unique().lower()
     run_import(csv_file(inbox_file, "original.csv", [f"Fatima,Bello{tag},1985-07-07,F,,,,,LOC-9,"]))
     path = csv_file(inbox_file, "lookalikes.csv", [
         f"Fatma,Bello{tag},1985-07-07,F,,,,,LOC-9,",   # one letter off, same dob and place: like the registry's
-        f"Fatima,Bello{tag},1985-07-07,F,,,,,LOC-8,",  # another place: not alike
+        f"Fatima,Bello{tag},1985-07-07,F,,,,,LOC-8,",  # another place: still alike (people move)
         f"Yusuf,Adamu{tag},1960-01-01,M,,,,,LOC-9,",
         f"Yusuf,Adamu{tag},1960-01-01,M,,,,,LOC-9,",    # same as the row above
+        f"Musa,Bello{tag},1985-07-07,M,,,,,LOC-9,",     # her twin brother: not alike
     ])
     result = run_import(path)
     proposal = result["proposal"]
-    assert proposal["likely_duplicates"] == 2 and proposal["individuals_to_create"] == 4
+    assert proposal["likely_duplicates"] == 3 and proposal["individuals_to_create"] == 5
     assert any("row 1:" in line and "already in the registry" in line for line in proposal["likely_duplicates_first"])
     assert any("row 4:" in line and "looks like row 3" in line for line in proposal["likely_duplicates_first"])
-    assert {row for row, _, _ in errors(result["upload_id"], "warning")} == {1, 4}
+    assert {row for row, _, _ in errors(result["upload_id"], "warning")} == {1, 2, 4}
 
 
 def test_household_rules_count_the_file_and_the_registry(database, inbox_file) -> None:

@@ -2,6 +2,7 @@
 
 import csv
 import re
+import unicodedata
 from collections import defaultdict
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -11,6 +12,7 @@ import pytest
 
 from benefitflow_dev.synthetic import (
     DISABILITY_LEVELS,
+    DUPLICATE_KINDS,
     EDUCATION_LEVELS,
     FEMALE_FIRST_NAMES,
     HEADER,
@@ -66,17 +68,39 @@ def broken_fields(row: dict[str, str]) -> list[str]:
     return broken
 
 
-def one_letter_apart(a: str, b: str) -> bool:
-    return len(a) == len(b) and sum(x != y for x, y in zip(a, b, strict=True)) == 1
+def letters_apart(a: str, b: str) -> int:
+    return sum(x != y for x, y in zip(a, b, strict=True)) if len(a) == len(b) else 99
 
 
-def is_near_copy(row: dict[str, str], other: dict[str, str]) -> bool:
-    """One name one letter off, the other name equal, and not the same national_id."""
-    if row["national_id"] and row["national_id"] == other["national_id"]:
+def without_accents(name: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFKD", name) if not unicodedata.combining(c))
+
+
+def differs_as_planted(row: dict[str, str], original: dict[str, str], kind: str) -> bool:
+    """The duplicate differs from its original the way its kind says, and in nothing else that identifies."""
+    names = (row["first_name"], row["last_name"]), (original["first_name"], original["last_name"])
+    same_names = names[0] == names[1]
+    one_name_off = sorted(letters_apart(a, b) for a, b in zip(*names, strict=True)) == [0, 1]
+    transposed = any(sorted(a) == sorted(b) and letters_apart(a, b) == 2 for a, b in zip(*names, strict=True)) \
+        and sum(a != b for a, b in zip(*names, strict=True)) == 1
+    dates = row["dob"].replace("-", ""), original["dob"].replace("-", "")
+    if row["sex"] != original["sex"] or (row["national_id"] and row["national_id"] == original["national_id"]):
         return False
-    if row["last_name"] == other["last_name"]:
-        return one_letter_apart(row["first_name"], other["first_name"])
-    return row["first_name"] == other["first_name"] and one_letter_apart(row["last_name"], other["last_name"])
+    if kind in ("typo", "same_phone"):
+        return one_name_off and dates[0] == dates[1] and (kind == "typo" or row["phone"] == original["phone"] != "")
+    if kind == "transposed":
+        return (transposed or one_name_off) and dates[0] == dates[1]
+    if kind == "day_month_swapped":
+        swapped = dates[0] == dates[1][:4] + dates[1][6:] + dates[1][4:6] and dates[0] != dates[1]
+        return (swapped and same_names) or (dates[0] == dates[1] and one_name_off)
+    if kind == "dob_digit":
+        return (letters_apart(*dates) == 1 and same_names) or (dates[0] == dates[1] and one_name_off)
+    if kind == "middle_name":
+        return row["first_name"].startswith(original["first_name"] + " ") and row["last_name"] == original["last_name"]
+    if kind == "moved":
+        return ((without_accents(original["first_name"]), without_accents(original["last_name"])) == names[0]
+                and dates[0] == dates[1] and row["location_code"] != original["location_code"])
+    return False
 
 
 def test_header_and_row_count(generated: GeneratedFile, rows: list[dict[str, str]]) -> None:
@@ -129,14 +153,15 @@ def test_duplicate_national_ids_are_counted_exactly(generated: GeneratedFile, ro
     assert repeats == generated.duplicate_rows == ROWS // 100
 
 
-def test_likely_duplicates_are_counted_exactly(generated: GeneratedFile, rows: list[dict[str, str]]) -> None:
-    earlier: dict[tuple[str, str], list[dict[str, str]]] = defaultdict(list)
-    near_copies = 0
-    for row in rows:
-        same_place_and_birth = earlier[(row["dob"], row["location_code"])]
-        near_copies += any(is_near_copy(row, other) for other in same_place_and_birth)
-        same_place_and_birth.append(row)
-    assert near_copies == generated.likely_duplicate_rows == ROWS * 5 // 1000
+def test_planted_duplicates_are_counted_exactly_and_each_differs_as_its_kind_says(
+        generated: GeneratedFile, rows: list[dict[str, str]]) -> None:
+    planted = generated.planted_duplicates
+    assert len(planted) == generated.likely_duplicate_rows == ROWS * 5 // 1000
+    assert {kind for _, _, kind in planted} == set(DUPLICATE_KINDS)
+    for row, original, kind in planted:
+        assert original < row
+        assert differs_as_planted(rows[row - 1], rows[original - 1], kind), (kind, rows[row - 1], rows[original - 1])
+        assert rows[row - 1]["group_code"] != rows[original - 1]["group_code"] or kind != "moved"
 
 
 def test_valid_rows_hold_plausible_values(rows: list[dict[str, str]]) -> None:

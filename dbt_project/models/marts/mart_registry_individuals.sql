@@ -3,6 +3,7 @@
 -- when read (the Superset dataset's `age`), so no row goes stale as people grow older.
 {{ config(materialized='incremental', unique_key='individual_id', incremental_strategy='delete+insert',
           on_schema_change='sync_all_columns', pre_hook="{{ take_in_commits(repeatable_read=false) }}",
+          post_hook="{{ drop_merged_records() }}",
           indexes=[{'columns': ['individual_id'], 'unique': True}, {'columns': ['region']}]) }}
 -- Incremental (macros/incremental_state.sql): a run rebuilds the people its new commits changed and the members
 -- of every household they joined or left (its size). All rows when the registry schema's variables changed.

@@ -8,7 +8,7 @@
     {'columns': ['region', 'dob']},
     {'columns': ["(first_name || ' ' || last_name)"]},
 ], materialized='incremental', unique_key='individual_id', incremental_strategy='delete+insert',
-   on_schema_change='fail', pre_hook="{{ take_in_commits() }}") }}
+   on_schema_change='fail', pre_hook="{{ take_in_commits() }}", post_hook="{{ drop_merged_records() }}") }}
 -- The last index serves the individual record's search by name (its full_name is this expression); (region, dob)
 -- the commonest criteria, a region and an age (compiled to dates of birth): a partner's predicate counts its
 -- matches through it (1M people: 394 -> 147 ms for region = North and age >= 60, with other work on the machine).
@@ -56,3 +56,5 @@ select
     latest.commit_id as last_commit_id
 from latest
 left join {{ ref('stg_ledger__households') }} as households using (household_code)
+-- A record merged into another (a confirmed duplicate) is no longer a person of the registry.
+where latest.merged_into is null

@@ -39,7 +39,7 @@ def select_from_file(
     upload_id, name, staged = int(upload["upload_id"]), upload["file_name"], upload["staged_table"]
     column = _id_column(upload["header"], plan)
     if column is None:
-        _refuse(upload_id, name, user, f"file {name}: needs one id column: beneficiary_id, or "
+        refuse_file(upload_id, name, user, f"file {name}: needs one id column: beneficiary_id, or "
                                        f"{'household_code' if plan.type == 'GROUP' else 'individual_id'} for a "
                                        f"{plan.type} plan (found {', '.join(upload['header'])})")
     matched = "FROM intake.{staged} s LEFT JOIN programmes.beneficiaries b ON b.plan_code = {plan} AND {match}"
@@ -50,7 +50,7 @@ def select_from_file(
         message=sql.Literal(f"no beneficiary of plan {plan.code} with this {column}"), **parts)
     cur.execute(sql.SQL("SELECT count(*) FROM ({}) unknown").format(unknown))
     if cur.fetchone()[0]:
-        _refuse(upload_id, name, user, f"file {name}: ids that name no beneficiary of plan {plan.code}", unknown)
+        refuse_file(upload_id, name, user, f"file {name}: ids that name no beneficiary of plan {plan.code}", unknown)
     cur.execute(sql.SQL("INSERT INTO intake.request_selection (request_id, beneficiary_id, row_number)"
                         " SELECT DISTINCT ON (b.beneficiary_id) {request}, b.beneficiary_id, s.row_number " + matched +
                         " ORDER BY b.beneficiary_id, s.row_number").format(request=sql.Literal(request_id), **parts))
@@ -75,7 +75,7 @@ def _id_column(header: list[str], plan: Plan) -> str | None:
     return given[0] if len(given) == 1 and given[0] in allowed else None
 
 
-def _refuse(upload_id: int, name: str, user: str, message: str, rows: sql.Composable | None = None) -> None:
+def refuse_file(upload_id: int, name: str, user: str, message: str, rows: sql.Composable | None = None) -> None:
     """Keep why the file is refused (upload INVALID, errors per row, the report), then stop the request."""
     report = config.error_report(upload_id)
     with db.transaction() as cur:

@@ -2,7 +2,8 @@
 
 Each check is one INSERT ... SELECT into `intake.row_errors` over the whole checked table; the SQL is
 in `checks.sql` beside this module. Exact duplicates and broken household rules are `critical` (the
-row is blocked); likely duplicates are `warning` (the checker sees them and decides).
+row is blocked); likely duplicates are `warning` (the checker sees them and decides), found under the duplicate
+rules (`duplicate_rules.yaml`) as the registry-wide `duplicates_search` finds them.
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ from __future__ import annotations
 import psycopg2.extensions
 from psycopg2 import sql
 
+from benefitflow.registry import duplicate_rules
 from benefitflow.registry.schema import HOUSEHOLD_COLUMNS
 from benefitflow.workflows import row_checks
 
-LIKELY_DUPLICATE_SIMILARITY = 0.6  # pg_trgm similarity of "first last", with the same dob and location
 CHECKS = row_checks.beside(__file__)
 HOUSEHOLD_RULES = ("more_than_one_head", "no_head", "more_than_one_primary_recipient", "no_primary_recipient",
                    "role_required", "group_code_required")
@@ -25,12 +26,10 @@ def run_all(cur: psycopg2.extensions.cursor, upload_id: int, checked: str, *, mo
             whole_households: bool) -> None:
     table = sql.Identifier(checked)
     parts = {"upload": sql.Literal(upload_id), "checked": table}
-    similar = sql.Literal(LIKELY_DUPLICATE_SIMILARITY)
     if mode == "update":
         row_checks.run(cur, CHECKS["unknown_ids"], **parts)
     row_checks.run(cur, CHECKS["national_id_taken"], **parts)
-    row_checks.run(cur, CHECKS["likely_duplicates_in_registry"], **parts, similarity=similar)
-    row_checks.run(cur, CHECKS["likely_duplicates_in_file"], **parts, similarity=similar)
+    _likely_duplicates(cur, parts)
     if mode == "update" and not set(HOUSEHOLD_COLUMNS) & set(header):
         return
     _collect_households(cur, table, mode, header)
@@ -38,6 +37,22 @@ def run_all(cur: psycopg2.extensions.cursor, upload_id: int, checked: str, *, mo
         row_checks.run(cur, CHECKS[rule], **parts)
     if whole_households:
         row_checks.run(cur, CHECKS["household_incomplete"], **parts)
+
+
+def _likely_duplicates(cur: psycopg2.extensions.cursor, parts: dict[str, sql.Composable]) -> None:
+    """Rows like a person of the registry, or like an earlier row: under the duplicate rules, as a search compares
+    (the upload's block keys against registry.duplicate_keys, one join per block the rules use)."""
+    rules = duplicate_rules.load()
+    keys = sql.SQL(", ").join(sql.SQL("keys[{}] AS {}").format(sql.Literal(number), sql.Identifier(block))
+                              for number, block in enumerate(duplicate_rules.BLOCKS, start=1))
+    cur.execute(sql.SQL(CHECKS["upload_duplicate_keys"]).format(**parts, keys=keys))
+    cur.execute("ANALYZE upload_duplicate_keys")
+    literal = sql.SQL("{}::jsonb").format(sql.Literal(rules.as_json()))
+    for check, shared in (("likely_duplicates_in_registry", "shared_with_registry"),
+                          ("likely_duplicates_in_file", "shared_within_file")):
+        union = sql.SQL("\nUNION ALL\n").join(
+            sql.SQL(CHECKS[shared]).format(block=sql.Identifier(block)) for block in rules.blocks)
+        row_checks.run(cur, CHECKS[check], **parts, rules=literal, shared=union)
 
 
 def _collect_households(cur: psycopg2.extensions.cursor, table: sql.Identifier, mode: str, header: list[str]) -> None:

@@ -26,36 +26,82 @@ JOIN registry.individuals r ON r.national_id = c.national_id
 WHERE c.individual_id IS NULL OR r.individual_id <> c.individual_id
 ORDER BY c.row_number
 
+-- name: upload_duplicate_keys
+-- The block keys of the upload's rows, a column per block as the registry's people have theirs
+-- (registry.duplicate_keys; {keys} names the columns, from the same function). Temporary, dropped at commit.
+CREATE TEMPORARY TABLE upload_duplicate_keys ON COMMIT DROP AS
+SELECT row_number, {keys}
+FROM (SELECT c.row_number, matching.block_keys(c.first_name, c.last_name, c.dob__date, c.phone) AS keys
+      FROM intake.{checked} c OFFSET 0) AS rows
+
+-- name: upload_person
+-- A checked row as the duplicate comparison reads a person (matching.person, migration 026).
+row(c.first_name, c.last_name, c.dob__date, c.sex, c.location_code, c.region, c.group_code, c.phone,
+    c.national_id)::matching.person
+
 -- name: likely_duplicates_in_registry
--- Similar names ("first last", pg_trgm) with the same date of birth and location.
-SELECT DISTINCT ON (c.row_number) {upload}, c.row_number, 'first_name', 'likely_duplicate',
-       c.first_name || ' ' || c.last_name,
-       format('looks like individual %s, already in the registry (same date of birth and location, similar name)',
-              r.individual_id),
+-- Rows that look like a person already in the registry, compared as the registry-wide duplicate search compares
+-- (the rules and migration 026's matching functions): with the people sharing a block key with the row (a key
+-- more than max_block_size people share compares nobody), kept when the rules keep the pair. The same national
+-- id is not a likely duplicate but a critical error (national_id_taken).
+WITH shared AS (
+    {shared}
+), pairs AS (
+    SELECT DISTINCT row_number, individual_id FROM shared WHERE sharing <= ({rules} ->> 'max_block_size')::int
+), scored AS (
+    SELECT c.row_number, c.first_name, c.last_name, r.individual_id, likeness.score
+    FROM pairs p
+    JOIN intake.{checked} c USING (row_number)
+    JOIN registry.individuals r ON r.individual_id = p.individual_id
+    CROSS JOIN LATERAL matching.likeness({@upload_person},
+        row(r.first_name, r.last_name, r.dob, r.sex, r.location_code, r.region, r.household_code,
+            r.attributes ->> 'phone', r.national_id)::matching.person, {rules}) AS likeness
+    WHERE matching.is_candidate(likeness, {rules})
+      AND (c.individual_id IS NULL OR r.individual_id <> c.individual_id)
+      AND (c.national_id IS NULL OR r.national_id IS NULL OR c.national_id <> r.national_id)
+)
+SELECT DISTINCT ON (row_number) {upload}, row_number, 'first_name', 'likely_duplicate', first_name || ' ' || last_name,
+       format('looks like individual %s, already in the registry (duplicate score %s)', individual_id, score),
        'warning'
-FROM intake.{checked} c
-JOIN registry.individuals r ON r.dob = c.dob__date AND coalesce(r.location_code, '') = coalesce(c.location_code, '')
-WHERE similarity(lower(coalesce(r.first_name, '') || ' ' || coalesce(r.last_name, '')),
-                 lower(coalesce(c.first_name, '') || ' ' || coalesce(c.last_name, ''))) >= {similarity}
-  AND (c.individual_id IS NULL OR r.individual_id <> c.individual_id)
-  AND (c.national_id IS NULL OR r.national_id IS NULL OR c.national_id <> r.national_id)
-ORDER BY c.row_number, similarity(lower(coalesce(r.first_name, '') || ' ' || coalesce(r.last_name, '')),
-                                  lower(coalesce(c.first_name, '') || ' ' || coalesce(c.last_name, ''))) DESC
+FROM scored
+ORDER BY row_number, score DESC, individual_id
+
+-- name: shared_with_registry
+-- One block's part of `shared` (checks.py joins one per block the rules use): each row with the registry's
+-- people sharing its key in that block, and how many share it.
+SELECT u.row_number, r.individual_id, count(*) OVER (PARTITION BY u.row_number) AS sharing
+FROM upload_duplicate_keys u JOIN registry.duplicate_keys r ON r.{block} = u.{block}
+
+-- name: shared_within_file
+SELECT a.row_number AS earlier, b.row_number AS later, count(*) OVER (PARTITION BY a.row_number) AS sharing
+FROM upload_duplicate_keys a JOIN upload_duplicate_keys b ON b.{block} = a.{block}
 
 -- name: likely_duplicates_in_file
-SELECT DISTINCT ON (b.row_number) {upload}, b.row_number, 'first_name', 'likely_duplicate',
-       b.first_name || ' ' || b.last_name,
-       format('looks like row %s of this file (%s %s, born %s, location %s)', a.row_number, a.first_name,
-              a.last_name, a.dob__date, coalesce(a.location_code, 'none')),
+-- Two rows of the file that look like one person, compared the same way.
+WITH shared AS (
+    {shared}
+), pairs AS (
+    SELECT DISTINCT earlier, later FROM shared
+    WHERE earlier < later AND sharing <= ({rules} ->> 'max_block_size')::int
+), scored AS (
+    SELECT c.row_number, c.first_name, c.last_name, a.row_number AS earlier, a.first_name AS earlier_first_name,
+           a.last_name AS earlier_last_name, a.dob__date AS earlier_dob, a.location_code AS earlier_location,
+           likeness.score
+    FROM pairs p
+    JOIN intake.{checked} a ON a.row_number = p.earlier
+    JOIN intake.{checked} c ON c.row_number = p.later
+    CROSS JOIN LATERAL matching.likeness({@upload_person},
+        row(a.first_name, a.last_name, a.dob__date, a.sex, a.location_code, a.region, a.group_code, a.phone,
+            a.national_id)::matching.person, {rules}) AS likeness
+    WHERE matching.is_candidate(likeness, {rules})
+      AND (a.national_id IS NULL OR c.national_id IS NULL OR a.national_id <> c.national_id)
+)
+SELECT DISTINCT ON (row_number) {upload}, row_number, 'first_name', 'likely_duplicate', first_name || ' ' || last_name,
+       format('looks like row %s of this file (%s %s, born %s, location %s; duplicate score %s)', earlier,
+              earlier_first_name, earlier_last_name, earlier_dob, coalesce(earlier_location, 'none'), score),
        'warning'
-FROM intake.{checked} a
-JOIN intake.{checked} b
-  ON a.dob__date = b.dob__date AND coalesce(a.location_code, '') = coalesce(b.location_code, '')
- AND a.row_number < b.row_number
-WHERE similarity(lower(coalesce(a.first_name, '') || ' ' || coalesce(a.last_name, '')),
-                 lower(coalesce(b.first_name, '') || ' ' || coalesce(b.last_name, ''))) >= {similarity}
-  AND (a.national_id IS NULL OR b.national_id IS NULL OR a.national_id <> b.national_id)
-ORDER BY b.row_number, a.row_number
+FROM scored
+ORDER BY row_number, score DESC, earlier
 
 -- name: upload_members
 -- Each row's household, role and recipient type once the upload is applied (registry/checks.py fills in

@@ -13,6 +13,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Asset, Param, chain, task
 from airflow.sdk.exceptions import AirflowFailException
+from airflow.timetables.trigger import CronTriggerTimetable
 
 from benefitflow.core.errors import UserError
 from benefitflow.workflows import publish
@@ -53,9 +54,10 @@ def params_of(workflow: Workflow) -> dict[str, Param]:
 
 
 def build_dag(workflow: Workflow) -> DAG:
-    """Triggered by a maker; many runs at once (a run waiting for a checker holds no slot)."""
-    with DAG(dag_id=workflow.dag_id, schedule=None, start_date=datetime(2026, 1, 1), catchup=False,
-             max_active_runs=64, doc_md=workflow.doc_md, tags=["benefitflow", *workflow.tags],
+    """Triggered by a maker (or on the workflow's schedule); many runs at once (a run waiting for a checker
+    holds no slot)."""
+    with DAG(dag_id=workflow.dag_id, schedule=_timetable(workflow.schedule), start_date=datetime(2026, 1, 1),
+             catchup=False, max_active_runs=64, doc_md=workflow.doc_md, tags=["benefitflow", *workflow.tags],
              default_args={"owner": "benefitflow", "retries": 0}, params=params_of(workflow),
              render_template_as_native_obj=True) as dag:
 
@@ -100,6 +102,11 @@ def build_dag(workflow: Workflow) -> DAG:
                                              shown_columns=workflow.propose.shown, default=workflow.approve),
               commit_task(taken), publish_task(writes=list(workflow.commit.writes)), published_task())
     return dag
+
+
+def _timetable(cron: str | None) -> CronTriggerTimetable | None:
+    """A run at each cron point from the next one on (none for the points before the DAG appeared)."""
+    return CronTriggerTimetable(cron, timezone="UTC", run_immediately=False) if cron else None
 
 
 def _route(workflow: Workflow, taken: Any, validated: Any, proposal: Any) -> None:

@@ -175,6 +175,7 @@ class Workflow:
     tags: tuple[str, ...] = ()
     operation: str = ""
     shortcut: Shortcut | None = None
+    schedule: str | None = None  # a cron expression: runs made by the platform (maker `system`), besides makers'
 
     def __post_init__(self) -> None:
         if not self.operation:

@@ -1,0 +1,104 @@
+{#- The pairs of people a duplicate search would keep: the people of the registry commits the request searches
+    (matching.commits_to_search: all of them, or those no earlier search covered), each compared
+    with everyone sharing a block key (registry.duplicate_keys) under the request's rules, kept when
+    matching.is_candidate says so, and not already known: a pair open or merged, or dismissed (or unmerged)
+    at the versions compared now, is not proposed again. Run value: request_id. -#}
+{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='request_id',
+          indexes=[{'columns': ['request_id']}]) }}
+{%- set request_id = run_value('request_id') %}
+{%- set request_literal = request_id | int if request_id is not none else 'null' %}
+
+with request as (
+    select
+        request_id,
+        document -> 'rules' as rules,
+        document ->> 'rules_sha256' as rules_sha256,
+        (document -> 'rules' ->> 'max_block_size')::int as max_block_size
+    from {{ ref('stg_intake__requests') }}
+    where request_id = {{ request_literal }}
+),
+
+searched_commits as (
+    select searched.commit_id
+    from {{ ref('stg_intake__requests') }} as requests
+    cross join lateral matching.commits_to_search(
+        requests.document ->> 'scope', (requests.document ->> 'taken_in_up_to')::bigint
+    ) as searched
+    where requests.request_id = {{ request_literal }}
+),
+
+-- The people examined, and for each block the rules use, everyone sharing their key (the examined person
+-- too: the count says how many share it). A key more people share than the rules allow (a phone a whole
+-- village uses) compares nobody.
+shared as (
+    {%- for block in duplicate_blocks() %}
+    select examined.individual_id as examined_id, others.individual_id as other_id,
+           count(*) over (partition by examined.individual_id) as sharing
+    from {{ ref('duplicate_keys') }} as examined
+    join {{ ref('duplicate_keys') }} as others on others.{{ block }} = examined.{{ block }}
+    where examined.last_commit_id in (select commit_id from searched_commits)
+        and '{{ block }}' in (select jsonb_array_elements_text(rules -> 'blocks') from request)
+    {{ 'union all' if not loop.last }}
+    {%- endfor %}
+),
+
+pairs as (
+    select distinct
+        least(examined_id, other_id) as individual_a,
+        greatest(examined_id, other_id) as individual_b
+    from shared
+    where examined_id <> other_id and sharing <= (select max_block_size from request)
+),
+
+scored as (
+    select
+        pairs.individual_a,
+        a.version as version_a,
+        pairs.individual_b,
+        b.version as version_b,
+        likeness.score,
+        likeness.fields
+    from pairs
+    join {{ ref('individuals') }} as a on a.individual_id = pairs.individual_a
+    join {{ ref('individuals') }} as b on b.individual_id = pairs.individual_b
+    cross join request
+    cross join lateral matching.likeness({{ matching_person('a') }}, {{ matching_person('b') }}, request.rules)
+        as likeness
+    where matching.is_candidate(likeness, request.rules)
+),
+
+-- What reviewers and earlier searches already said of a pair: its latest finding, and that finding's latest review.
+known as (
+    select distinct on (candidates.individual_a, candidates.individual_b)
+        candidates.individual_a,
+        candidates.individual_b,
+        reviews.decision,
+        reviews.version_a,
+        reviews.version_b
+    from {{ ref('stg_ledger__duplicate_candidates') }} as candidates
+    left join lateral (
+        select reviews.decision, reviews.version_a, reviews.version_b
+        from {{ ref('stg_ledger__duplicate_reviews') }} as reviews
+        where reviews.candidate_id = candidates.candidate_id
+        order by reviews.version desc
+        limit 1
+    ) as reviews on true
+    where (candidates.individual_a, candidates.individual_b) in (select individual_a, individual_b from scored)
+    order by candidates.individual_a, candidates.individual_b, candidates.candidate_id desc
+)
+
+select
+    request.request_id,
+    scored.individual_a,
+    scored.version_a,
+    scored.individual_b,
+    scored.version_b,
+    scored.score,
+    scored.fields,
+    request.rules_sha256
+from scored
+cross join request
+left join known using (individual_a, individual_b)
+where known.individual_a is null
+    or (known.decision in ('DISMISSED', 'UNMERGED')
+        and (known.version_a, known.version_b) is distinct from (scored.version_a, scored.version_b))

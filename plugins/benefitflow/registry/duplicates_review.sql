@@ -1,0 +1,149 @@
+-- What a duplicates_review commit appends (duplicates_review.py runs these, in one transaction, under the registry's
+-- lock). {proposal} is the review's proposal table; %(request_id)s the request, %(commit_id)s the commit. Only the
+-- allowed rows of the proposal count.
+
+-- name: stale
+-- Allowed pairs whose records or review moved on since the proposal: the commit is refused (ask again).
+SELECT p.candidate_id
+FROM {proposal} p
+WHERE p.request_id = %(request_id)s AND p.allowed
+  AND ((SELECT max(v.version) FROM ledger.individual_versions v WHERE v.individual_id = p.individual_a) <> p.based_on_a
+    OR (SELECT max(v.version) FROM ledger.individual_versions v WHERE v.individual_id = p.individual_b) <> p.based_on_b
+    OR (SELECT r.decision FROM ledger.duplicate_reviews r WHERE r.candidate_id = p.candidate_id
+        ORDER BY r.version DESC LIMIT 1) IS DISTINCT FROM
+       CASE p.decision WHEN 'UNMERGED' THEN 'CONFIRMED' END)
+ORDER BY p.candidate_id
+LIMIT 5
+
+-- name: reviews
+INSERT INTO ledger.duplicate_reviews (candidate_id, version, decision, survivor_id, retired_id, version_a, version_b,
+                                      reason, request_id, commit_id)
+SELECT p.candidate_id,
+       coalesce((SELECT max(r.version) FROM ledger.duplicate_reviews r WHERE r.candidate_id = p.candidate_id), 0) + 1,
+       p.decision, p.survivor_id, p.retired_id, p.version_a, p.version_b, q.document ->> 'reason', p.request_id,
+       %(commit_id)s
+FROM {proposal} p JOIN intake.requests q USING (request_id)
+WHERE p.request_id = %(request_id)s AND p.allowed
+
+-- name: latest_versions
+-- The latest version of each record a merge or an unmerge of this review changes (temporary, dropped at commit).
+CREATE TEMPORARY TABLE review_latest ON COMMIT DROP AS
+SELECT DISTINCT ON (v.individual_id) v.*
+FROM ledger.individual_versions v
+WHERE v.individual_id IN (
+    SELECT survivor_id FROM {proposal} WHERE request_id = %(request_id)s AND allowed AND decision <> 'DISMISSED'
+    UNION SELECT retired_id FROM {proposal} WHERE request_id = %(request_id)s AND allowed AND decision <> 'DISMISSED')
+ORDER BY v.individual_id, v.version DESC
+
+-- name: new_versions
+-- The records' new versions. A merge retires one record: merged into the survivor, out of its household; a survivor
+-- without a household takes the retired record's place in it. An unmerge gives the retired record back the
+-- version it had before the merge, and a survivor that took its household leaves it again.
+INSERT INTO ledger.individual_versions (individual_id, version, commit_id, first_name, last_name, dob, sex, national_id,
+                                        location_code, location_name, region, household_code, role, recipient_type,
+                                        attributes, merged_into)
+SELECT l.individual_id, l.version + 1, %(commit_id)s, b.first_name, b.last_name, b.dob, b.sex, b.national_id,
+       b.location_code, b.location_name, b.region, changed.household_code, changed.role, changed.recipient_type,
+       b.attributes, changed.merged_into
+FROM {proposal} p
+CROSS JOIN LATERAL (VALUES (p.retired_id, 'retired'), (p.survivor_id, 'survivor')) AS record (individual_id, part)
+JOIN review_latest l ON l.individual_id = record.individual_id
+JOIN review_latest retired ON retired.individual_id = p.retired_id
+-- What the new version starts from: the latest for a merge; for an unmerge, the version before the one the merge
+-- appended (by version: commit ids are handed out before the registry's lock is taken).
+JOIN LATERAL (
+    SELECT v.* FROM ledger.individual_versions v
+    WHERE v.individual_id = record.individual_id
+      AND (p.decision <> 'UNMERGED' OR v.version < (
+            SELECT m.version FROM ledger.individual_versions m
+            JOIN ledger.duplicate_reviews r ON r.commit_id = m.commit_id
+            WHERE m.individual_id = record.individual_id AND r.candidate_id = p.candidate_id
+              AND r.decision = 'CONFIRMED'
+            ORDER BY r.version DESC LIMIT 1))
+    ORDER BY v.version DESC LIMIT 1
+) AS b ON true
+CROSS JOIN LATERAL (
+    SELECT * FROM (VALUES
+        -- merge: the retired record leaves its household, merged into the survivor
+        ('CONFIRMED', 'retired', NULL::text, NULL::text, NULL::text, p.survivor_id),
+        -- merge: a survivor without a household takes the retired record's place in it
+        ('CONFIRMED', 'survivor', retired.household_code, retired.role, retired.recipient_type, NULL::uuid),
+        -- unmerge: both as before the merge
+        ('UNMERGED', 'retired', b.household_code, b.role, b.recipient_type, NULL::uuid),
+        ('UNMERGED', 'survivor', b.household_code, b.role, b.recipient_type, NULL::uuid)
+    ) AS rule (decision, part, household_code, role, recipient_type, merged_into)
+    WHERE rule.decision = p.decision AND rule.part = record.part
+) AS changed
+WHERE p.request_id = %(request_id)s AND p.allowed AND p.decision <> 'DISMISSED'
+  AND (record.part = 'retired' OR p.takes_household
+       OR (p.decision = 'UNMERGED' AND l.household_code IS DISTINCT FROM b.household_code))
+
+-- name: beneficiaries
+-- A merge moves the retired record's enrolments to the survivor, except in a plan the survivor is in already: there
+-- the retired record's enrolment is graduated as a duplicate (a plan never has one person twice). An unmerge moves
+-- back the enrolments its merge moved (one graduated as a duplicate stays graduated: enrol the person again).
+INSERT INTO ledger.beneficiary_versions (beneficiary_id, version, plan_code, individual_id, household_code, status,
+                                         attributes, reason, commit_id)
+SELECT latest.beneficiary_id, latest.version + 1, latest.plan_code,
+       CASE WHEN survivor_enrolled THEN latest.individual_id ELSE moved_to END, NULL,
+       CASE WHEN survivor_enrolled THEN 'GRADUATED' ELSE latest.status END,
+       latest.attributes,
+       CASE WHEN survivor_enrolled THEN 'duplicate: merged into individual ' || p.survivor_id
+            WHEN p.decision = 'CONFIRMED' THEN 'merged duplicate: moved from individual ' || p.retired_id
+            ELSE 'unmerged: moved back from individual ' || p.survivor_id END,
+       %(commit_id)s
+FROM {proposal} p
+CROSS JOIN LATERAL (
+    SELECT CASE p.decision WHEN 'CONFIRMED' THEN p.retired_id ELSE p.survivor_id END AS moved_from,
+           CASE p.decision WHEN 'CONFIRMED' THEN p.survivor_id ELSE p.retired_id END AS moved_to
+) AS move
+JOIN LATERAL (
+    SELECT DISTINCT ON (v.beneficiary_id) v.*
+    FROM ledger.beneficiary_versions v
+    WHERE v.beneficiary_id IN (SELECT w.beneficiary_id FROM ledger.beneficiary_versions w
+                               WHERE w.individual_id = move.moved_from)
+    ORDER BY v.beneficiary_id, v.version DESC
+) AS latest ON latest.individual_id = move.moved_from AND latest.status <> 'GRADUATED'
+CROSS JOIN LATERAL (
+    SELECT p.decision = 'CONFIRMED' AND EXISTS (
+        SELECT FROM ledger.beneficiary_versions s
+        WHERE s.plan_code = latest.plan_code AND s.individual_id = p.survivor_id
+          AND s.version = (SELECT max(t.version) FROM ledger.beneficiary_versions t WHERE t.beneficiary_id = s.beneficiary_id)
+    ) AS survivor_enrolled
+) AS enrolled
+WHERE p.request_id = %(request_id)s AND p.allowed AND p.decision <> 'DISMISSED'
+  -- an unmerge moves back only what its merge moved
+  AND (p.decision = 'CONFIRMED' OR EXISTS (
+        SELECT FROM ledger.beneficiary_versions m
+        JOIN ledger.duplicate_reviews r ON r.commit_id = m.commit_id AND r.candidate_id = p.candidate_id
+                                       AND r.decision = 'CONFIRMED'
+        WHERE m.beneficiary_id = latest.beneficiary_id AND m.individual_id = p.survivor_id))
+
+-- name: file_rows
+-- A review file's rows: the pair each names (NULL if none), and the survivor it names.
+FROM intake.{staged} s
+LEFT JOIN registry.duplicate_candidates c
+       ON c.candidate_id = CASE WHEN btrim(s.candidate_id) ~ '^[0-9]+$' AND length(btrim(s.candidate_id)) <= 18
+                                THEN btrim(s.candidate_id)::bigint END
+
+-- name: file_errors
+-- Every row naming no pair of the status the decision needs, or a survivor not of its pair (upload, row, column,
+-- rule, value, message).
+SELECT {upload}, s.row_number, 'candidate_id', 'candidate_id:not_' || lower({status}), s.candidate_id,
+       CASE WHEN c.candidate_id IS NULL THEN 'no duplicate pair with this candidate id'
+            ELSE format('this pair is %s, not %s', c.status, {status}) END
+{@file_rows}
+WHERE c.status IS DISTINCT FROM {status}
+UNION ALL
+SELECT {upload}, s.row_number, 'survivor_id', 'survivor_id:not_in_pair', s.survivor_id,
+       'the survivor must be one of the pair''s two individual ids'
+{@file_rows}
+WHERE c.status = {status} AND nullif(btrim(s.survivor_id), '') IS NOT NULL
+  AND {survivor} IS DISTINCT FROM c.individual_a AND {survivor} IS DISTINCT FROM c.individual_b
+
+-- name: file_selection
+INSERT INTO intake.request_selection (request_id, candidate_id, individual_id, row_number)
+SELECT DISTINCT ON (c.candidate_id) {request}, c.candidate_id, {survivor}, s.row_number
+{@file_rows}
+WHERE c.candidate_id IS NOT NULL
+ORDER BY c.candidate_id, s.row_number

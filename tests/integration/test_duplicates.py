@@ -1,0 +1,281 @@
+"""Duplicate people on a real PostgreSQL with real dbt: the scoring rules on hand-made pairs, the search, the
+review (dismiss, merge, unmerge) and its refusals.
+
+The test database is shared by the whole session, so each test makes people of its own (a tag in their names) and
+looks only at the pairs among them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psycopg2.errors
+import pytest
+
+from benefitflow.core import config, db
+from benefitflow.core.errors import WorkflowError
+from benefitflow.registry import duplicate_rules
+from benefitflow.registry.duplicates_review import WORKFLOW as REVIEW
+from benefitflow.registry.duplicates_search import WORKFLOW as SEARCH
+from benefitflow.registry.individuals_import import WORKFLOW as INDIVIDUALS
+from benefitflow.workflows.direct import run_steps
+from tests.integration.programme_data import plan_document
+
+HEADER = "first_name,last_name,dob,sex,national_id,phone,group_code,recipient_info,individual_role,location_code,region"
+MACRO = Path(config.DBT_PROJECT_DIR) / "macros" / "duplicate_blocks.sql"
+
+
+def run(workflow: Any, checker: str | None = "checker", maker: str = "maker", **options: Any) -> dict:
+    return run_steps(workflow, options=options, maker=maker, checker=checker, run_id=uuid.uuid4().hex)
+
+
+def query(statement: str, *args: object) -> list[tuple]:
+    with db.transaction() as cur:
+        cur.execute(statement, args)
+        return cur.fetchall()
+
+
+def tag() -> str:
+    """Letters only: names are compared as letters, so a tag of digits would vanish."""
+    return "".join(chr(ord("a") + int(c, 16) % 26) for c in uuid.uuid4().hex[:8])
+
+
+def register(rows: list[str], mode: str = "create", header: str = HEADER) -> dict:
+    path = config.inbox() / f"duplicates-{uuid.uuid4().hex[:8]}.csv"
+    path.write_text("\n".join([header, *rows]) + "\n")
+    return run_steps(INDIVIDUALS, file=path.name, options={"mode": mode, "on_invalid_rows": "reject_file"},
+                     maker="maker", checker="checker", run_id=uuid.uuid4().hex)
+
+
+def ids_of(surname: str) -> dict[str, str]:
+    """first name -> individual id, of the people (merged ones too) with this last name (first names differ)."""
+    return dict(query("SELECT DISTINCT ON (individual_id) first_name, individual_id::text"
+                      " FROM ledger.individual_versions WHERE last_name = %s ORDER BY individual_id, version",
+                      surname))
+
+
+def pairs_among(people: dict[str, str], table: str = "registry.duplicate_candidates") -> dict[frozenset, Any]:
+    """The pairs among these people: {first names of the two} -> (candidate id, status, score)."""
+    names = {person: name for name, person in people.items()}
+    rows = query(f"SELECT individual_a::text, individual_b::text, candidate_id, status, score FROM {table}"
+                 " WHERE individual_a = ANY(%s::uuid[]) AND individual_b = ANY(%s::uuid[])",
+                 list(names), list(names))
+    return {frozenset((names[a], names[b])): (candidate, status, score) for a, b, candidate, status, score in rows}
+
+
+def person(first: str, last: str, dob: str, **fields: Any) -> str:
+    """A matching.person row literal for the hand-made pairs."""
+    values = {"first_name": first, "last_name": last, "dob": dob, "sex": "F", "location_code": "L-1",
+              "region": "North", "household_code": None, "phone": None, "national_id": None, **fields}
+    return json.dumps(values)
+
+
+def likeness(a: str, b: str) -> tuple[float, dict, bool]:
+    rules = duplicate_rules.load().as_json()
+    (score, fields, candidate), = query(
+        "SELECT (l).score, (l).fields, matching.is_candidate(l, %s::jsonb) FROM (SELECT matching.likeness("
+        " jsonb_populate_record(NULL::matching.person, %s::jsonb), jsonb_populate_record(NULL::matching.person,"
+        " %s::jsonb), %s::jsonb) AS l) x", rules, a, b, rules)
+    return float(score), fields, candidate
+
+
+def test_the_blocks_are_named_alike_everywhere(database) -> None:
+    """The database's block order, registry.duplicate_keys' columns (the dbt macro) and the rules' schema agree."""
+    (names,), = query("SELECT matching.block_names()")
+    columns = [column for (column,) in query(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'registry'"
+        " AND table_name = 'duplicate_keys' ORDER BY ordinal_position")]
+    macro = re.findall(r"'(\w+)'", MACRO.read_text().split("return(", 1)[1])
+    assert tuple(names) == duplicate_rules.BLOCKS == tuple(columns[3:]) == tuple(macro)
+
+
+@pytest.mark.parametrize(("a", "b", "kept", "at_review"), [
+    (person("Amina", "Okafor", "1980-03-04"), person("Amna", "Okafor", "1980-03-04"), True, True),  # a letter missing
+    (person("Amina", "Okafor", "1980-03-04"), person("Amina", "Okfaor", "1980-03-04"), True, True),  # transposed
+    (person("Amina", "Okafor", "1980-03-04"), person("Amina", "Okafor", "1980-04-03"), True, True),  # day and month
+    (person("Amina", "Okafor", "1980-03-04"), person("Amina", "Okafor", "1986-03-04"), True, True),  # a digit
+    (person("Amina", "Okafor", "1980-03-04"), person("Amina Grace", "Okafor", "1980-03-04"), True, True),  # middle name
+    (person("María", "Gómez", "1980-03-04"), person("Maria", "Gomez", "1980-03-04", location_code="L-9",
+                                                    region="South"), True, True),  # moved, accents dropped
+    (person("Amina", "Okafor", "1980-03-04", phone="+254 700 000 001"),
+     person("Amna", "Okafor", "1980-03-04", phone="254700000001"), True, True),  # the same phone, written otherwise
+    (person("Amina", "Okafor", "1980-03-04"), person("Musa", "Okafor", "1980-03-04", sex="M"), False, False),  # twins
+    (person("Amina", "Okafor", "1980-03-04", phone="+254700000001", household_code="H1"),
+     person("Zara", "Bello", "2015-06-01", phone="+254700000001", household_code="H1"), False, False),  # shared phone
+    (person("Amina", "Okafor", "1980-03-04", national_id="N1"),
+     person("Amina", "Okafor", "1983-11-21", national_id="N2"), False, False),  # namesakes
+])
+def test_scoring_rules_on_hand_made_pairs(database, a: str, b: str, kept: bool, at_review: bool) -> None:
+    score, fields, candidate = likeness(a, b)
+    assert candidate is kept, (score, fields)
+    assert (score >= duplicate_rules.load().review_threshold) is at_review, (score, fields)
+    assert likeness(b, a)[:2] == (score, fields)  # the order of the two does not matter
+
+
+def test_the_field_likeness_is_what_the_reviewer_reads(database) -> None:
+    score, fields, _ = likeness(person("Amina", "Okafor", "1980-03-04", phone="+254700000001"),
+                                person("Amina", "Okafor", "1980-04-03", phone="+254700000001",
+                                       location_code="L-2"))
+    assert fields == {"name": 1, "dob": 0.7, "sex": 1, "location": 0.4, "phone": 1}
+    weights = duplicate_rules.load().document["weights"]
+    expected = sum(fields[f] * weights[f] for f in fields) / sum(weights[f] for f in fields)
+    assert score == pytest.approx(round(expected, 3))
+
+
+def test_a_search_keeps_pairs_and_a_dismissed_pair_is_not_proposed_again_until_a_record_changes(database) -> None:
+    surname = f"Okafor{tag()}"
+    register([f"Amina,{surname},1980-03-04,F,,,,,,L-1,North",
+              f"Amna,{surname},1980-03-04,F,,,,,,L-1,North",       # a letter missing
+              f"Aminah,{surname},1980-04-03,F,,,,,,L-1,North",     # day and month swapped
+              f"Musa,{surname},1975-09-10,M,,,,,,L-1,North"])      # nobody's duplicate
+    people = ids_of(surname)
+    found = run(SEARCH, scope="changed")
+    pairs = pairs_among(people)
+    assert {frozenset(("Amina", "Amna")), frozenset(("Amina", "Aminah"))} <= set(pairs)
+    assert not any("Musa" in pair for pair in pairs)
+    assert all(status == "OPEN" for _, status, _ in pairs.values())
+    assert found["proposal"]["candidate_pairs"] >= len(pairs)
+
+    # Searching everyone again proposes none of them: open pairs are not proposed twice.
+    assert not proposed_among(people, run(SEARCH, scope="registry"))
+
+    typo = frozenset(("Amina", "Amna"))
+    run(REVIEW, decision="DISMISS", reason="two sisters", candidates=[pairs[typo][0]])
+    assert pairs_among(people)[typo][1] == "DISMISSED"
+    assert not proposed_among(people, run(SEARCH, scope="registry"))
+
+    # A changed record is looked at again: the dismissed pair comes back, as a new finding.
+    register([f"{people['Amna']},+254700000009"], mode="update", header="id,phone")
+    assert typo in proposed_among(people, run(SEARCH, scope="changed"))
+
+
+def proposed_among(people: dict[str, str], search: dict) -> set[frozenset]:
+    names = {person: name for name, person in people.items()}
+    rows = query("SELECT individual_a::text, individual_b::text FROM proposals.duplicates_search_proposal"
+                 " WHERE request_id = %s AND individual_a = ANY(%s::uuid[]) AND individual_b = ANY(%s::uuid[])",
+                 search["request_id"], list(names), list(names))
+    return {frozenset((names[a], names[b])) for a, b in rows}
+
+
+def test_a_merge_moves_enrolments_keeps_a_plan_to_one_enrolment_and_an_unmerge_restores(database) -> None:
+    from benefitflow.programmes.benefit_plan_define import WORKFLOW as DEFINE
+    from benefitflow.programmes.enrolment import WORKFLOW as ENROLMENT
+
+    surname, region = f"Bello{tag()}", f"R{tag()}"
+    household = f"H{tag().upper()}"
+    register([f"Fatima,{surname},1985-07-07,F,,,{household},1,HEAD,L-1,{region}"])
+    register([f"Fatma,{surname},1985-07-07,F,,,,,,L-1,{region}"])   # the same woman, registered again alone
+    people = ids_of(surname)
+    both, only_second = f"BOTH-{tag().upper()}", f"SECOND-{tag().upper()}"
+    for code in (both, only_second):
+        run(DEFINE, plan=plan_document(code))
+    in_region = {"field": "region", "op": "=", "value": region}
+    run(ENROLMENT, plan=both, target_status="ACTIVE", criteria={"all": [in_region]})
+    run(ENROLMENT, plan=only_second, target_status="ACTIVE",
+        criteria={"all": [in_region, {"field": "first_name", "op": "=", "value": "Fatma"}]})
+    run(SEARCH, scope="changed")
+    (candidate, status, _), = pairs_among(people).values()
+    assert status == "OPEN"
+
+    # The maker never decides, whatever the configuration: the database refuses the decision itself.
+    with pytest.raises(psycopg2.errors.CheckViolation, match="decision_approved_by_other_user"):
+        run(REVIEW, checker="maker", decision="CONFIRM", reason="one woman", candidates=[candidate])
+    merged = run(REVIEW, decision="CONFIRM", reason="one woman", candidates=[candidate])
+    assert merged["proposal"]["pairs_to_decide"] == 1
+    survivor, retired = people["Fatima"], people["Fatma"]  # the older record survives
+    assert query("SELECT survivor_id::text, retired_id::text FROM registry.duplicate_candidates"
+                 " WHERE candidate_id = %s", candidate) == [(survivor, retired)]
+    assert query("SELECT count(*) FROM registry.individuals WHERE individual_id = %s", retired) == [(0,)]
+    assert query("SELECT merged_into::text FROM ledger.individual_versions WHERE individual_id = %s"
+                 " ORDER BY version DESC LIMIT 1", retired) == [(survivor,)]
+    enrolments = dict(query("SELECT plan_code || ' ' || individual_id::text, status FROM programmes.beneficiaries"
+                            " WHERE plan_code IN (%s, %s)", both, only_second))
+    assert enrolments == {f"{both} {survivor}": "ACTIVE", f"{both} {retired}": "GRADUATED",
+                          f"{only_second} {survivor}": "ACTIVE"}  # moved, and the plan has her once
+    assert query("SELECT reason FROM programmes.beneficiary_status_history h JOIN programmes.beneficiaries b"
+                 " USING (beneficiary_id) WHERE b.plan_code = %s AND b.individual_id = %s"
+                 " ORDER BY h.version DESC LIMIT 1", both, retired)[0][0].startswith("duplicate")
+
+    unmerged = run(REVIEW, decision="UNMERGE", reason="two women after all", candidates=[candidate])
+    assert unmerged["proposal"]["pairs_to_decide"] == 1
+    assert query("SELECT first_name, household_code FROM registry.individuals WHERE individual_id = %s",
+                 retired) == [("Fatma", None)]
+    enrolments = dict(query("SELECT plan_code || ' ' || individual_id::text, status FROM programmes.beneficiaries"
+                            " WHERE plan_code IN (%s, %s)", both, only_second))
+    assert enrolments[f"{only_second} {retired}"] == "ACTIVE"  # moved back
+    assert enrolments[f"{both} {retired}"] == "GRADUATED"  # a graduation stays: enrol her again
+    assert query("SELECT status FROM registry.duplicate_candidates WHERE candidate_id = %s",
+                 candidate) == [("UNMERGED",)]
+
+
+def test_a_survivor_without_a_household_takes_the_retired_records_place(database) -> None:
+    surname, household = f"Adamu{tag()}", f"H{tag().upper()}"
+    register([f"Yusuf,{surname},1960-01-01,M,,,,,,L-2,North"])  # registered first: he survives
+    register([f"Yusef,{surname},1960-01-01,M,,,{household},1,HEAD,L-2,North",
+              f"Hauwa,{surname},1990-05-05,F,,,{household},0,DAUGHTER,L-2,North"])
+    people = ids_of(surname)
+    run(SEARCH, scope="changed")
+    candidate = pairs_among(people)[frozenset(("Yusuf", "Yusef"))][0]
+    run(REVIEW, decision="CONFIRM", reason="one man", candidates=[candidate])
+    assert query("SELECT individual_id::text, role, recipient_type FROM registry.individuals"
+                 " WHERE household_code = %s ORDER BY role", household) == [
+        (people["Hauwa"], "DAUGHTER", None), (people["Yusuf"], "HEAD", "PRIMARY")]
+
+
+def test_a_retired_head_of_a_household_that_keeps_members_is_refused(database) -> None:
+    surname, first, second = f"Mensah{tag()}", f"H{tag().upper()}", f"H{tag().upper()}"
+    register([f"Kofi,{surname},1970-02-02,M,,,{first},1,HEAD,L-3,North",
+              f"Koffi,{surname},1970-02-02,M,,,{second},1,HEAD,L-3,North",
+              f"Abena,{surname},2000-03-03,F,,,{second},0,DAUGHTER,L-3,North"])
+    people = ids_of(surname)
+    run(SEARCH, scope="changed")
+    (candidate, _, _), = pairs_among(people).values()
+    result = run(REVIEW, decision="CONFIRM", reason="one man", candidates=[candidate])
+    assert result["proposal"]["pairs_to_decide"] == 0
+    assert list(result["proposal"]["not_allowed"]) == [
+        f"the retired record is the HEAD or primary recipient of household {second}, which keeps other members:"
+        " name another first"]
+    assert query("SELECT status FROM registry.duplicate_candidates WHERE candidate_id = %s", candidate) == [("OPEN",)]
+
+
+def test_unknown_candidate_ids_and_bad_review_files_are_refused_with_row_errors(database) -> None:
+    surname = f"Diallo{tag()}"
+    register([f"Awa,{surname},1991-01-01,F,,,,,,L-4,North", f"Awaa,{surname},1991-01-01,F,,,,,,L-4,North"])
+    people = ids_of(surname)
+    run(SEARCH, scope="changed")
+    (candidate, _, _), = pairs_among(people).values()
+
+    with pytest.raises(WorkflowError, match=r"not OPEN pairs: 999999999999 \(no such pair\)"):
+        run(REVIEW, decision="DISMISS", reason="x", candidates=[candidate, 999999999999])
+    with pytest.raises(WorkflowError, match="not CONFIRMED pairs"):
+        run(REVIEW, decision="UNMERGE", reason="x", candidates=[candidate])
+
+    path = config.inbox() / f"review-{uuid.uuid4().hex[:8]}.csv"
+    path.write_text(f"candidate_id,survivor_id\n{candidate},{uuid.uuid4()}\nseven,\n999999999999,\n{candidate},\n")
+    with pytest.raises(WorkflowError, match="rows that name no OPEN pair"):
+        run(REVIEW, decision="CONFIRM", reason="x", file=path.name)
+    (upload_id,), = query("SELECT max(upload_id) FROM intake.uploads WHERE file_name = %s", path.name)[0:1]
+    assert set(query("SELECT row_number, column_name, rule FROM intake.row_errors WHERE upload_id = %s",
+                     upload_id)) == {(1, "survivor_id", "survivor_id:not_in_pair"),
+                                     (2, "candidate_id", "candidate_id:not_open"),
+                                     (3, "candidate_id", "candidate_id:not_open")}
+    assert query("SELECT status FROM registry.duplicate_candidates WHERE candidate_id = %s", candidate) == [("OPEN",)]
+
+    good = config.inbox() / f"review-{uuid.uuid4().hex[:8]}.csv"
+    good.write_text(f"candidate_id,survivor_id\n{candidate},{people['Awaa']}\n")
+    run(REVIEW, decision="CONFIRM", reason="the file names the survivor", file=good.name)
+    assert query("SELECT survivor_id::text FROM registry.duplicate_candidates WHERE candidate_id = %s",
+                 candidate) == [(people["Awaa"],)]
+
+
+def test_an_upload_is_checked_for_likely_duplicates_under_the_same_rules(database) -> None:
+    surname = f"Traore{tag()}"
+    register([f"Moussa,{surname},1977-12-01,M,,+22370000001,,,,L-5,North"])
+    result = register([f"Mousa,{surname},1977-01-12,M,,,,,,L-6,South",      # day and month swapped, moved
+                       f"Ibrahim,{surname},1950-01-01,M,,+22370000001,,,,L-5,North"])  # shares his phone only
+    assert result["proposal"]["likely_duplicates"] == 1
+    assert result["proposal"]["likely_duplicates_first"] == ["row 1: looks like a person already in the registry"]
