@@ -477,7 +477,9 @@ class _Registry:
             first, last, sex, age, dob, phone, original = rng.choice(rng.choice(others))
             first, last = _without_accents(first), _without_accents(last)
         else:
-            first, last, sex, age, dob, phone, original = rng.choice(self.people_by_location[location_index])
+            people = self.people_by_location[location_index]
+            with_phone = [person for person in people if person[5]] if kind == "same_phone" else []
+            first, last, sex, age, dob, phone, original = rng.choice(with_phone or people)
         if kind in ("typo", "same_phone"):
             first, last = (_with_typo(first, rng), last) if rng.random() < 0.5 else (first, _with_typo(last, rng))
         elif kind == "transposed":

@@ -15,6 +15,7 @@ from typing import Any
 
 import psycopg2.errors
 import pytest
+import yaml
 
 from benefitflow.core import config, db
 from benefitflow.core.errors import WorkflowError
@@ -134,11 +135,11 @@ def test_a_search_keeps_pairs_and_a_dismissed_pair_is_not_proposed_again_until_a
               f"Musa,{surname},1975-09-10,M,,,,,,L-1,North"])      # nobody's duplicate
     people = ids_of(surname)
     found = run(SEARCH, scope="changed")
+    assert found["proposal"]["people_to_examine"] >= 4
     pairs = pairs_among(people)
     assert {frozenset(("Amina", "Amna")), frozenset(("Amina", "Aminah"))} <= set(pairs)
     assert not any("Musa" in pair for pair in pairs)
     assert all(status == "OPEN" for _, status, _ in pairs.values())
-    assert found["proposal"]["candidate_pairs"] >= len(pairs)
 
     # Searching everyone again proposes none of them: open pairs are not proposed twice.
     assert not proposed_among(people, run(SEARCH, scope="registry"))
@@ -200,6 +201,11 @@ def test_a_merge_moves_enrolments_keeps_a_plan_to_one_enrolment_and_an_unmerge_r
                  " USING (beneficiary_id) WHERE b.plan_code = %s AND b.individual_id = %s"
                  " ORDER BY h.version DESC LIMIT 1", both, retired)[0][0].startswith("duplicate")
 
+    # Her record shows the pair and the merge.
+    assert query("SELECT reference, status, detail LIKE %s FROM marts.mart_individual_record"
+                 " WHERE individual_id = %s AND section = 'duplicate'", f"%merged {retired} into {survivor}%",
+                 survivor) == [(f"pair {candidate}", "CONFIRMED", True)]
+
     unmerged = run(REVIEW, decision="UNMERGE", reason="two women after all", candidates=[candidate])
     assert unmerged["proposal"]["pairs_to_decide"] == 1
     assert query("SELECT first_name, household_code FROM registry.individuals WHERE individual_id = %s",
@@ -212,7 +218,7 @@ def test_a_merge_moves_enrolments_keeps_a_plan_to_one_enrolment_and_an_unmerge_r
                  candidate) == [("UNMERGED",)]
 
 
-def test_a_survivor_without_a_household_takes_the_retired_records_place(database) -> None:
+def test_a_survivor_without_a_household_takes_the_retired_records_place_and_an_unmerge_gives_it_back(database) -> None:
     surname, household = f"Adamu{tag()}", f"H{tag().upper()}"
     register([f"Yusuf,{surname},1960-01-01,M,,,,,,L-2,North"])  # registered first: he survives
     register([f"Yusef,{surname},1960-01-01,M,,,{household},1,HEAD,L-2,North",
@@ -225,11 +231,26 @@ def test_a_survivor_without_a_household_takes_the_retired_records_place(database
                  " WHERE household_code = %s ORDER BY role", household) == [
         (people["Hauwa"], "DAUGHTER", None), (people["Yusuf"], "HEAD", "PRIMARY")]
 
+    # A merged record is not updated (its survivor is); the survivor's own corrections survive an unmerge.
+    with pytest.raises(WorkflowError):
+        register([f"{people['Yusef']},+234800000001"], mode="update", header="id,phone")
+    assert query("SELECT message FROM intake.row_errors WHERE upload_id = (SELECT max(upload_id) FROM intake.uploads)"
+                 " AND rule = 'id:unknown_individual'") == [
+        (f"this record was merged into individual {people['Yusuf']} (a duplicate): update that one",)]
+    register([f"{people['Yusuf']},+234800000002"], mode="update", header="id,phone")
+
+    run(REVIEW, decision="UNMERGE", reason="two men after all", candidates=[candidate])
+    assert query("SELECT first_name, role, attributes ->> 'phone' FROM registry.individuals"
+                 " WHERE individual_id = ANY(%s::uuid[]) ORDER BY 1", [people["Yusuf"], people["Yusef"]]) == [
+        ("Yusef", "HEAD", None), ("Yusuf", None, "+234800000002")]
+    # The pair's recorded versions are those the unmerge committed: it is not proposed again.
+    assert not proposed_among(people, run(SEARCH, scope="registry"))
+
 
 def test_a_retired_head_of_a_household_that_keeps_members_is_refused(database) -> None:
     surname, first, second = f"Mensah{tag()}", f"H{tag().upper()}", f"H{tag().upper()}"
-    register([f"Kofi,{surname},1970-02-02,M,,,{first},1,HEAD,L-3,North",
-              f"Koffi,{surname},1970-02-02,M,,,{second},1,HEAD,L-3,North",
+    register([f"Kofi,{surname},1970-02-02,M,,,{first},1,HEAD,L-3,North"])  # registered first: he survives
+    register([f"Koffi,{surname},1970-02-02,M,,,{second},1,HEAD,L-3,North",
               f"Abena,{surname},2000-03-03,F,,,{second},0,DAUGHTER,L-3,North"])
     people = ids_of(surname)
     run(SEARCH, scope="changed")
@@ -240,6 +261,41 @@ def test_a_retired_head_of_a_household_that_keeps_members_is_refused(database) -
         f"the retired record is the HEAD or primary recipient of household {second}, which keeps other members:"
         " name another first"]
     assert query("SELECT status FROM registry.duplicate_candidates WHERE candidate_id = %s", candidate) == [("OPEN",)]
+
+
+def test_a_pair_whose_record_was_merged_elsewhere_is_dismissed_not_merged(database) -> None:
+    surname = f"Ochieng{tag()}"
+    register([f"Akinyi,{surname},1988-08-18,F,,,,,,L-8,North"])
+    register([f"Akiny,{surname},1988-08-18,F,,,,,,L-8,North", f"Akinyl,{surname},1988-08-18,F,,,,,,L-8,North"])
+    people = ids_of(surname)
+    run(SEARCH, scope="changed")
+    pairs = pairs_among(people)
+    first = pairs[frozenset(("Akinyi", "Akiny"))][0]
+    run(REVIEW, decision="CONFIRM", reason="one woman", candidates=[first])
+    other = pairs[frozenset(("Akiny", "Akinyl"))][0]  # Akiny is now merged into Akinyi
+    refused = run(REVIEW, decision="CONFIRM", reason="the same again", candidates=[other])["proposal"]
+    assert refused["pairs_to_decide"] == 0 and list(refused["not_allowed"])[0].startswith("a record of this pair was")
+    run(REVIEW, decision="DISMISS", reason="settled by the merge", candidates=[other])
+    assert pairs_among(people)[frozenset(("Akiny", "Akinyl"))][1] == "DISMISSED"
+
+
+def test_a_search_waits_for_the_one_before_it(database) -> None:
+    waiting = run(SEARCH, checker=None, scope="changed")  # rejected: nothing waits
+    assert query("SELECT status FROM intake.requests WHERE request_id = %s", waiting["request_id"]) == [("REJECTED",)]
+    from benefitflow.workflows.direct import direct_dag_id, record_direct_decision
+    from benefitflow.workflows.intake import intake_step
+    from benefitflow.workflows.propose import propose_step
+    from benefitflow.workflows.validate import validate_step
+    options, run_id = {"scope": "changed"}, uuid.uuid4().hex
+    taken = intake_step(workflow=SEARCH, options=options, user="maker", dag_id=direct_dag_id(SEARCH), run_id=run_id)
+    validated = validate_step(workflow=SEARCH, taken=taken, options=options, user="maker")
+    propose_step(workflow=SEARCH, taken=taken, validated=validated, options=options)  # now waiting for a checker
+    try:
+        with pytest.raises(WorkflowError, match=f"search request {taken['request_id']} .* is waiting for a checker"):
+            run(SEARCH, scope="registry")
+    finally:  # the waiting one is rejected, as a checker would
+        record_direct_decision(SEARCH.operation, direct_dag_id(SEARCH), run_id, "maker", None, validated,
+                               request_id=int(taken["request_id"]), default=SEARCH.approve)
 
 
 def test_unknown_candidate_ids_and_bad_review_files_are_refused_with_row_errors(database) -> None:
@@ -279,3 +335,47 @@ def test_an_upload_is_checked_for_likely_duplicates_under_the_same_rules(databas
                        f"Ibrahim,{surname},1950-01-01,M,,+22370000001,,,,L-5,North"])  # shares his phone only
     assert result["proposal"]["likely_duplicates"] == 1
     assert result["proposal"]["likely_duplicates_first"] == ["row 1: looks like a person already in the registry"]
+
+
+@pytest.mark.parametrize("hold", [True, False])
+def test_a_payment_cycle_counts_the_bills_of_people_in_open_pairs_and_holds_them_if_the_plan_says(
+        database, hold: bool) -> None:
+    from benefitflow.payments.payment_cycle import WORKFLOW as CYCLE
+    from tests.integration.payments_data import define_and_activate, pay
+
+    surname, region = f"Kamau{tag()}", f"R{tag()}"
+    register([f"Wanjiru,{surname},1980-05-05,F,,,,,,L-7,{region}",
+              f"Wanjiro,{surname},1980-05-05,F,,,,,,L-7,{region}",   # her, registered twice
+              f"Otieno,{surname},1971-08-08,M,,,,,,L-7,{region}"])
+    run(SEARCH, scope="changed")
+    assert len(pairs_among(ids_of(surname))) == 1
+    code = f"DUP-{tag().upper()}"
+    define_and_activate(region, code, {"fixed_amount": "1000.00"}, hold_bills_of_open_duplicates=hold)
+    proposal = pay(CYCLE, plan=code, cycle="2026-01", period_start="2026-01-01", period_end="2026-01-31")["proposal"]
+    assert (proposal["bills"], proposal["likely_duplicate_payees_billed"], proposal["likely_duplicate_payees_total"],
+            proposal["likely_duplicate_payees_held"]) == (3, 2, "2,000.00 KES", 2 if hold else 0)
+    held = query("SELECT i.first_name, b.status FROM payments.bills b JOIN registry.individuals i USING (individual_id)"
+                 " WHERE b.plan_code = %s ORDER BY 1", code)
+    assert held == [("Otieno", "DUE"), ("Wanjiro", "HELD" if hold else "DUE"), ("Wanjiru", "HELD" if hold else "DUE")]
+
+
+def test_a_phone_more_people_share_than_the_rules_allow_compares_nobody(database, tmp_path, monkeypatch) -> None:
+    """Three records alike only by name and phone (their dates of birth differ): the phone's block finds them, unless
+    more people share it than the rules' max_block_size."""
+    surname, phone = f"Wanjiku{tag()}", f"+2547{uuid.uuid4().int % 10**8:08d}"
+    rows = [f"Grace,{surname},{dob},F,,{phone},,,,L-9,North" for dob in ("1970-01-01", "1985-06-15", "1999-09-09")]
+
+    def pairs_found(search: dict) -> int:
+        return query("SELECT count(*) FROM proposals.duplicates_search_proposal p"
+                     " JOIN registry.individuals a ON a.individual_id = p.individual_a"
+                     " JOIN registry.individuals b ON b.individual_id = p.individual_b"
+                     " WHERE p.request_id = %s AND a.last_name = %s AND b.last_name = %s",
+                     search["request_id"], surname, surname)[0][0]
+
+    register(rows[:2])
+    assert pairs_found(run(SEARCH, scope="changed")) == 1
+    strict = tmp_path / "rules.yaml"
+    strict.write_text(yaml.safe_dump({**duplicate_rules.load().document, "max_block_size": 2}))
+    monkeypatch.setenv(duplicate_rules.RULES_VARIABLE, str(strict))
+    register(rows[2:])  # a third person with that phone: the phone's block now holds three
+    assert pairs_found(run(SEARCH, scope="changed")) == 0

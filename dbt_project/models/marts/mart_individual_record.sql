@@ -1,6 +1,6 @@
 -- One person's record, one row per entry: who they are, every plan they are or were in with each
--- status, every bill (due, paid, receipt), every grievance, and every upload that created or changed
--- them. A view: read for one person at a time (filter on individual_id or full_name), always current.
+-- status, every bill (due, paid, receipt), every grievance, every upload that created or changed
+-- them, and every duplicate pair they are in (with the merges). A view: read for one person at a time (filter on individual_id or full_name), always current.
 {{ config(materialized='view') }}
 
 -- Every branch joins the person (people, NOT MATERIALIZED: inlined into each) and carries the
@@ -184,6 +184,56 @@ entries as (
     from people
     join {{ ref('stg_ledger__individual_versions') }} as versions using (individual_id)
     join {{ ref('stg_intake__uploads') }} as uploads using (upload_id)
+
+    union all
+
+    -- Pairs of records a duplicate search found alike with this person (as the pair's a), and what reviewers
+    -- decided: a merge names the record merged into the other.
+    select
+        people.individual_id,
+        people.full_name,
+        people.household_code,
+        people.region,
+        people.location_code,
+        6,
+        'duplicate',
+        coalesce(pairs.reviewed_at, pairs.found_at),
+        null,
+        null,
+        'pair ' || pairs.candidate_id,
+        pairs.status,
+        null,
+        null,
+        null,
+        concat_ws('; ', 'score ' || pairs.score, 'alike with individual ' || pairs.individual_b,
+                  'merged ' || pairs.retired_id || ' into ' || pairs.survivor_id, pairs.review_reason)
+    from people
+    join {{ ref('duplicate_candidates') }} as pairs on pairs.individual_a = people.individual_id
+
+    union all
+
+    -- Pairs of records a duplicate search found alike with this person (as the pair's b), and what reviewers
+    -- decided: a merge names the record merged into the other.
+    select
+        people.individual_id,
+        people.full_name,
+        people.household_code,
+        people.region,
+        people.location_code,
+        6,
+        'duplicate',
+        coalesce(pairs.reviewed_at, pairs.found_at),
+        null,
+        null,
+        'pair ' || pairs.candidate_id,
+        pairs.status,
+        null,
+        null,
+        null,
+        concat_ws('; ', 'score ' || pairs.score, 'alike with individual ' || pairs.individual_a,
+                  'merged ' || pairs.retired_id || ' into ' || pairs.survivor_id, pairs.review_reason)
+    from people
+    join {{ ref('duplicate_candidates') }} as pairs on pairs.individual_b = people.individual_id
 )
 
 -- Readers see the people of their regions only (a view: no row-level security of its own).

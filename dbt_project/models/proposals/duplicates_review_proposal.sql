@@ -108,11 +108,22 @@ paired as (
         (
             select count(*) from {{ ref('individuals') }} as members
             where members.household_code = retired.household_code and members.individual_id <> retired.individual_id
-        ) as retired_household_others
+        ) as retired_household_others,
+        -- the household the survivor took at the merge this unmerges (none if it took none)
+        (
+            select taken.household_code
+            from {{ ref('stg_ledger__individual_versions') }} as taken
+            inner join {{ ref('stg_ledger__duplicate_reviews') }} as merge
+                on merge.commit_id = taken.commit_id
+            where taken.individual_id = ranked.survivor_id and merge.candidate_id = ranked.candidate_id
+                and merge.decision = 'CONFIRMED'
+            order by merge.version desc
+            limit 1
+        ) as household_taken_at_merge
     from ranked
     cross join request
-    join people as survivor on survivor.individual_id = ranked.survivor_id
-    join people as retired on retired.individual_id = ranked.retired_id
+    left join people as survivor on survivor.individual_id = ranked.survivor_id
+    left join people as retired on retired.individual_id = ranked.retired_id
 ),
 
 judged as (
@@ -121,17 +132,28 @@ judged as (
         -- A merge moves the retired record's household membership to a survivor that has none.
         (paired.decision = 'CONFIRMED' and paired.survivor_household is null and paired.retired_household is not null)
             as takes_household,
+        -- Whether the survivor gets a new version: it takes the household at a merge, or gives it back at an
+        -- unmerge (if it is still in the household it took).
+        coalesce(
+            (paired.decision = 'CONFIRMED' and paired.survivor_household is null and paired.retired_household is not null)
+            or (paired.decision = 'UNMERGED' and paired.survivor_household = paired.household_taken_at_merge),
+            false
+        ) as survivor_changes,
         case
-            when paired.shares_a_record then 'a record of this pair is in an earlier pair of this review: review it after'
+            when paired.survivor_id is null then 'not merged: nothing to unmerge'
+            when paired.shares_a_record and paired.decision <> 'DISMISSED'
+                then 'a record of this pair is in an earlier pair of this review: review it after'
             when paired.decision in ('CONFIRMED', 'DISMISSED') and paired.reviewed is not null
                 then 'already ' || lower(paired.reviewed)
             when paired.decision = 'UNMERGED' and coalesce(paired.reviewed, '') <> 'CONFIRMED'
                 then 'not merged: nothing to unmerge'
             when paired.named_survivor is not null and paired.named_survivor not in (paired.individual_a, paired.individual_b)
                 then 'the survivor named is not one of the pair'
-            when paired.decision in ('CONFIRMED', 'DISMISSED')
+            when paired.decision = 'CONFIRMED'
                  and (paired.survivor_merged_into is not null or paired.retired_merged_into is not null)
-                then 'a record of this pair was merged into another'
+                then 'a record of this pair was merged into another: dismiss the pair, or unmerge that first'
+            when paired.decision = 'UNMERGED' and paired.survivor_merged_into is not null
+                then 'the survivor was merged into another record since: unmerge that first'
             when paired.decision = 'UNMERGED' and not coalesce(paired.retired_merged_into = paired.survivor_id, false)
                 then 'the retired record is no longer merged into the survivor'
             when paired.decision = 'CONFIRMED' and paired.survivor_household is not null
@@ -155,19 +177,20 @@ select
     case when judged.decision = 'DISMISSED' then null else judged.survivor_id end as survivor_id,
     case when judged.decision = 'DISMISSED' then null else judged.retired_id end as retired_id,
     judged.takes_household,
+    judged.survivor_changes,
     a.version as based_on_a,
     b.version as based_on_b,
     -- The pair's versions once the review is committed: a merge or an unmerge gives the retired record a new one,
-    -- and the survivor one when it takes (or gives back) the household membership.
+    -- and the survivor one when it takes (or gives back) the household membership. The commit appends exactly these.
     a.version + case
         when judged.decision = 'DISMISSED' then 0
         when judged.individual_a = judged.retired_id then 1
-        when judged.takes_household then 1
+        when judged.survivor_changes then 1
         else 0 end as version_a,
     b.version + case
         when judged.decision = 'DISMISSED' then 0
         when judged.individual_b = judged.retired_id then 1
-        when judged.takes_household then 1
+        when judged.survivor_changes then 1
         else 0 end as version_b,
     -- Side by side (the full proposal only; the request shows none of it).
     concat_ws(' ', a.first_name, a.last_name) as name_a,

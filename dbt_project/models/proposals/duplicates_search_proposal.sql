@@ -27,27 +27,36 @@ searched_commits as (
     where requests.request_id = {{ request_literal }}
 ),
 
--- The people examined, and for each block the rules use, everyone sharing their key (the examined person
--- too: the count says how many share it). A key more people share than the rules allow (a phone a whole
--- village uses) compares nobody.
-shared as (
-    {%- for block in duplicate_blocks() %}
-    select examined.individual_id as examined_id, others.individual_id as other_id,
-           count(*) over (partition by examined.individual_id) as sharing
-    from {{ ref('duplicate_keys') }} as examined
-    join {{ ref('duplicate_keys') }} as others on others.{{ block }} = examined.{{ block }}
-    where examined.last_commit_id in (select commit_id from searched_commits)
-        and '{{ block }}' in (select jsonb_array_elements_text(rules -> 'blocks') from request)
-    {{ 'union all' if not loop.last }}
-    {%- endfor %}
+examined as materialized (
+    select keys.*
+    from {{ ref('duplicate_keys') }} as keys
+    where keys.last_commit_id in (select searched_commits.commit_id from searched_commits)
 ),
 
+-- For each block the rules use, the people examined with everyone sharing their key. A key more people share than
+-- the rules allow (a phone a whole village uses) compares nobody, and is left out before the join: its pairs
+-- would grow with the square of its size.
 pairs as (
     select distinct
-        least(examined_id, other_id) as individual_a,
-        greatest(examined_id, other_id) as individual_b
-    from shared
-    where examined_id <> other_id and sharing <= (select max_block_size from request)
+        least(shared.examined_id, shared.other_id) as individual_a,
+        greatest(shared.examined_id, shared.other_id) as individual_b
+    from (
+        {%- for block in duplicate_blocks() %}
+        select examined.individual_id as examined_id, others.individual_id as other_id
+        from examined
+        inner join {{ ref('duplicate_keys') }} as others on others.{{ block }} = examined.{{ block }}
+        where '{{ block }}' in (select jsonb_array_elements_text(request.rules -> 'blocks') from request)
+            and examined.{{ block }} in (
+                select sized.{{ block }}
+                from {{ ref('duplicate_keys') }} as sized
+                where sized.{{ block }} in (select examined.{{ block }} from examined)
+                group by sized.{{ block }}
+                having count(*) <= (select request.max_block_size from request)
+            )
+        {{ 'union all' if not loop.last }}
+        {%- endfor %}
+    ) as shared
+    where shared.examined_id <> shared.other_id
 ),
 
 scored as (

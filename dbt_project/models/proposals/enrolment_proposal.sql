@@ -21,11 +21,20 @@ plan as (
     order by versions.plan_code, versions.version desc
 ),
 
+-- Whoever a beneficiary of the plan is or was: as enrolled (version 1), or as an enrolment moved to by a merge of
+-- duplicates (a later version naming another person), so a person never holds two enrolments of one plan.
 enrolled as (
     select versions.individual_id, versions.household_code
     from {{ ref('stg_ledger__beneficiary_versions') }} as versions
     join plan using (plan_code)
     where versions.version = 1
+    union
+    select moved.individual_id, moved.household_code
+    from {{ ref('stg_ledger__beneficiary_versions') }} as moved
+    join plan using (plan_code)
+    join {{ ref('stg_ledger__beneficiary_versions') }} as first
+        on first.beneficiary_id = moved.beneficiary_id and first.version = 1
+    where moved.version > 1 and moved.individual_id is distinct from first.individual_id
 ),
 
 places as (

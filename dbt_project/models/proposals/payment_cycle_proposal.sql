@@ -1,7 +1,9 @@
 {#- The bills a payment cycle request would create: one per selected (ACTIVE) beneficiary, its
     amount from the plan version the request validated, under the plan's entitlement rule; those
     already billed in this cycle are marked and not billed again; bills above the rule's
-    transaction_limit are held. Plan, cycle and period come from the request's validated document.
+    transaction_limit are held, and so are bills of people in a duplicate pair not reviewed yet when the
+    plan says so (hold_bills_of_open_duplicates): the person billed, or a GROUP plan's primary recipient.
+    Plan, cycle and period come from the request's validated document.
     Vars (set by the workflow): request_id. -#}
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='request_id',
           indexes=[{'columns': ['request_id']}],
@@ -48,9 +50,27 @@ priced as (
         selected.counted_members,
         selected.top_ups,
         {{ entitlement_amount('plan.document', 'selected.counted_members', 'selected.top_ups') }} as amount,
-        (plan.document #>> '{entitlement,transaction_limit}')::numeric as transaction_limit
+        (plan.document #>> '{entitlement,transaction_limit}')::numeric as transaction_limit,
+        coalesce((plan.document ->> 'hold_bills_of_open_duplicates')::boolean, false) as hold_open_duplicates
     from selected
     cross join plan
+),
+
+-- Who is paid: the person, or a GROUP plan's household's primary recipient.
+paid as (
+    select priced.beneficiary_id, coalesce(priced.individual_id, households.primary_recipient_id) as payee_id
+    from priced
+    left join {{ ref('households') }} as households on households.household_code = priced.household_code
+),
+
+-- Payees in a duplicate pair nobody reviewed yet: the same person may be billed twice.
+in_open_pairs as (
+    select paid.beneficiary_id
+    from paid
+    where exists(
+        select from {{ ref('duplicate_candidates') }} as pairs
+        where pairs.status = 'OPEN' and paid.payee_id in (pairs.individual_a, pairs.individual_b)
+    )
 )
 
 select
@@ -68,9 +88,13 @@ select
     priced.top_ups,
     priced.amount,
     plan.currency,
-    coalesce(priced.amount > priced.transaction_limit, false) as held,
-    billed.beneficiary_id is not null as already_billed
+    coalesce(priced.amount > priced.transaction_limit, false)
+    or (priced.hold_open_duplicates and in_open_pairs.beneficiary_id is not null) as held,
+    coalesce(priced.amount > priced.transaction_limit, false) as over_transaction_limit,
+    billed.beneficiary_id is not null as already_billed,
+    in_open_pairs.beneficiary_id is not null as payee_in_open_duplicate_pair
 from priced
 join request using (request_id)
 cross join plan
 left join billed using (beneficiary_id)
+left join in_open_pairs using (beneficiary_id)

@@ -84,9 +84,13 @@ def summarise_cycle(cur: psycopg2.extensions.cursor, proposal: ProposalRef) -> d
     cur.execute(
         f"SELECT count(*), coalesce(sum(amount), 0), min(amount),"
         f" percentile_disc(0.5) WITHIN GROUP (ORDER BY amount), max(amount),"
-        f" count(*) FILTER (WHERE held), coalesce(sum(amount) FILTER (WHERE held), 0)"
+        f" count(*) FILTER (WHERE over_transaction_limit),"
+        f" coalesce(sum(amount) FILTER (WHERE held), 0),"
+        f" count(*) FILTER (WHERE payee_in_open_duplicate_pair),"
+        f" coalesce(sum(amount) FILTER (WHERE payee_in_open_duplicate_pair), 0),"
+        f" count(*) FILTER (WHERE payee_in_open_duplicate_pair AND held)"
         f" FROM {proposal.table} WHERE request_id = %s AND NOT already_billed", (request_id,))
-    bills, total, low, median, high, held, held_total = cur.fetchone()
+    bills, total, low, median, high, held, held_total, in_pairs, in_pairs_total, in_pairs_held = cur.fetchone()
     cur.execute("SELECT document->>'plan', (document->>'period_start')::date, document->>'currency'"
                 " FROM intake.requests WHERE request_id = %s", (request_id,))
     plan, start, currency = cur.fetchone()
@@ -97,6 +101,8 @@ def summarise_cycle(cur: psycopg2.extensions.cursor, proposal: ProposalRef) -> d
         "bills": bills, "total": money(total, currency), "min_amount": money(low, currency),
         "median_amount": money(median, currency), "max_amount": money(high, currency),
         "held_over_transaction_limit": held, "held_total": money(held_total, currency),
+        "likely_duplicate_payees_billed": in_pairs, "likely_duplicate_payees_total": money(in_pairs_total, currency),
+        "likely_duplicate_payees_held": in_pairs_held,
         "already_billed_in_this_cycle": already,
         "previous_cycle": previous[0] if previous else None,
         "difference_from_previous_cycle": money(total - previous[1], currency) if previous else None,

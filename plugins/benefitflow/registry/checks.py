@@ -51,7 +51,7 @@ def _likely_duplicates(cur: psycopg2.extensions.cursor, parts: dict[str, sql.Com
     for check, shared in (("likely_duplicates_in_registry", "shared_with_registry"),
                           ("likely_duplicates_in_file", "shared_within_file")):
         union = sql.SQL("\nUNION ALL\n").join(
-            sql.SQL(CHECKS[shared]).format(block=sql.Identifier(block)) for block in rules.blocks)
+            sql.SQL(CHECKS[shared]).format(block=sql.Identifier(block), rules=literal) for block in rules.blocks)
         row_checks.run(cur, CHECKS[check], **parts, rules=literal, shared=union)
 
 

@@ -3,11 +3,18 @@
 -- warnings (the checker sees them and decides).
 
 -- name: unknown_ids
-SELECT {upload}, c.row_number, 'id', 'id:unknown_individual', c.id, 'no individual with this id in the registry',
+-- An id naming nobody, or a record merged into another (a confirmed duplicate: update the one it was merged into).
+SELECT {upload}, c.row_number, 'id', 'id:unknown_individual', c.id,
+       CASE WHEN latest.individual_id IS NULL THEN 'no individual with this id in the registry'
+            ELSE format('this record was merged into individual %s (a duplicate): update that one', latest.merged_into)
+       END,
        'critical'
 FROM intake.{checked} c
-WHERE c.individual_id IS NOT NULL
-  AND NOT EXISTS (SELECT 1 FROM ledger.individual_versions v WHERE v.individual_id = c.individual_id)
+LEFT JOIN LATERAL (
+    SELECT v.individual_id, v.merged_into FROM ledger.individual_versions v
+    WHERE v.individual_id = c.individual_id ORDER BY v.version DESC LIMIT 1
+) AS latest ON true
+WHERE c.individual_id IS NOT NULL AND (latest.individual_id IS NULL OR latest.merged_into IS NOT NULL)
 
 -- name: unknown_person
 -- A row naming a registered person by individual_id (its uuid in `person_id`): beneficiaries and grievances.
@@ -47,7 +54,7 @@ row(c.first_name, c.last_name, c.dob__date, c.sex, c.location_code, c.region, c.
 WITH shared AS (
     {shared}
 ), pairs AS (
-    SELECT DISTINCT row_number, individual_id FROM shared WHERE sharing <= ({rules} ->> 'max_block_size')::int
+    SELECT DISTINCT row_number, individual_id FROM shared
 ), scored AS (
     SELECT c.row_number, c.first_name, c.last_name, r.individual_id, likeness.score
     FROM pairs p
@@ -68,13 +75,19 @@ ORDER BY row_number, score DESC, individual_id
 
 -- name: shared_with_registry
 -- One block's part of `shared` (checks.py joins one per block the rules use): each row with the registry's
--- people sharing its key in that block, and how many share it.
-SELECT u.row_number, r.individual_id, count(*) OVER (PARTITION BY u.row_number) AS sharing
+-- people sharing its key in that block. A key more people share than the rules allow compares nobody, and is left
+-- out before the join (its pairs would grow with the square of its size).
+SELECT u.row_number, r.individual_id
 FROM upload_duplicate_keys u JOIN registry.duplicate_keys r ON r.{block} = u.{block}
+WHERE u.{block} IN (SELECT sized.{block} FROM registry.duplicate_keys sized
+                    WHERE sized.{block} IN (SELECT {block} FROM upload_duplicate_keys)
+                    GROUP BY sized.{block} HAVING count(*) <= ({rules} ->> 'max_block_size')::int)
 
 -- name: shared_within_file
-SELECT a.row_number AS earlier, b.row_number AS later, count(*) OVER (PARTITION BY a.row_number) AS sharing
-FROM upload_duplicate_keys a JOIN upload_duplicate_keys b ON b.{block} = a.{block}
+SELECT a.row_number AS earlier, b.row_number AS later
+FROM upload_duplicate_keys a JOIN upload_duplicate_keys b ON b.{block} = a.{block} AND a.row_number < b.row_number
+WHERE a.{block} IN (SELECT {block} FROM upload_duplicate_keys
+                    GROUP BY {block} HAVING count(*) <= ({rules} ->> 'max_block_size')::int)
 
 -- name: likely_duplicates_in_file
 -- Two rows of the file that look like one person, compared the same way.
@@ -82,7 +95,6 @@ WITH shared AS (
     {shared}
 ), pairs AS (
     SELECT DISTINCT earlier, later FROM shared
-    WHERE earlier < later AND sharing <= ({rules} ->> 'max_block_size')::int
 ), scored AS (
     SELECT c.row_number, c.first_name, c.last_name, a.row_number AS earlier, a.first_name AS earlier_first_name,
            a.last_name AS earlier_last_name, a.dob__date AS earlier_dob, a.location_code AS earlier_location,

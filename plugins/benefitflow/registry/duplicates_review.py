@@ -109,10 +109,10 @@ def _select_from_file(cur: psycopg2.extensions.cursor, request_id: int, file: st
     except WorkflowError as exc:
         raise RequestError(str(exc)) from exc
     upload_id, name, staged = int(upload["upload_id"]), upload["file_name"], upload["staged_table"]
-    survivor = (as_uuid(sql.SQL("btrim(s.survivor_id)")) if "survivor_id" in upload["header"]
-                else sql.SQL("NULL::uuid"))
+    named = "survivor_id" in upload["header"]
     parts = {"upload": sql.Literal(upload_id), "staged": sql.Identifier(staged), "status": sql.Literal(status),
-             "survivor": survivor}
+             "survivor": as_uuid(sql.SQL("btrim(s.survivor_id)")) if named else sql.SQL("NULL::uuid"),
+             "survivor_text": sql.SQL("s.survivor_id") if named else sql.SQL("NULL::text")}
     errors = sql.SQL(STATEMENTS["file_errors"]).format(**parts)
     cur.execute(sql.SQL("SELECT count(*) FROM ({}) errors").format(errors))
     if cur.fetchone()[0]:
@@ -147,7 +147,8 @@ def commit_review(cur: psycopg2.extensions.cursor, commit_id: int, proposal: Pro
     if stale := [str(row[0]) for row in cur.fetchall()]:
         raise CommitConflict(f"pairs changed after the proposal (a record or a review): {', '.join(stale)}; ask again")
     cur.execute(sql.SQL(STATEMENTS["latest_versions"]).format(proposal=table), parameters)
-    cur.execute(sql.SQL(STATEMENTS["new_versions"]).format(proposal=table), parameters)
+    cur.execute(sql.SQL(STATEMENTS["retired_versions"]).format(proposal=table), parameters)
+    cur.execute(sql.SQL(STATEMENTS["survivor_versions"]).format(proposal=table), parameters)
     cur.execute(sql.SQL(STATEMENTS["beneficiaries"]).format(proposal=table), parameters)
     cur.execute(sql.SQL(STATEMENTS["reviews"]).format(proposal=table), parameters)
     reviewed = cur.rowcount

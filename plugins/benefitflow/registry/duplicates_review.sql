@@ -35,48 +35,50 @@ WHERE v.individual_id IN (
     UNION SELECT retired_id FROM {proposal} WHERE request_id = %(request_id)s AND allowed AND decision <> 'DISMISSED')
 ORDER BY v.individual_id, v.version DESC
 
--- name: new_versions
--- The records' new versions. A merge retires one record: merged into the survivor, out of its household; a survivor
--- without a household takes the retired record's place in it. An unmerge gives the retired record back the
--- version it had before the merge, and a survivor that took its household leaves it again.
+-- name: retired_versions
+-- The retired record's new version. A merge: merged into the survivor, out of its household. An unmerge: the
+-- version it had before the merge (by version: commit ids are handed out before the registry's lock is taken),
+-- household included.
 INSERT INTO ledger.individual_versions (individual_id, version, commit_id, first_name, last_name, dob, sex, national_id,
                                         location_code, location_name, region, household_code, role, recipient_type,
                                         attributes, merged_into)
 SELECT l.individual_id, l.version + 1, %(commit_id)s, b.first_name, b.last_name, b.dob, b.sex, b.national_id,
-       b.location_code, b.location_name, b.region, changed.household_code, changed.role, changed.recipient_type,
-       b.attributes, changed.merged_into
+       b.location_code, b.location_name, b.region,
+       CASE WHEN p.decision = 'UNMERGED' THEN b.household_code END,
+       CASE WHEN p.decision = 'UNMERGED' THEN b.role END,
+       CASE WHEN p.decision = 'UNMERGED' THEN b.recipient_type END,
+       b.attributes,
+       CASE WHEN p.decision = 'CONFIRMED' THEN p.survivor_id END
 FROM {proposal} p
-CROSS JOIN LATERAL (VALUES (p.retired_id, 'retired'), (p.survivor_id, 'survivor')) AS record (individual_id, part)
-JOIN review_latest l ON l.individual_id = record.individual_id
-JOIN review_latest retired ON retired.individual_id = p.retired_id
--- What the new version starts from: the latest for a merge; for an unmerge, the version before the one the merge
--- appended (by version: commit ids are handed out before the registry's lock is taken).
+JOIN review_latest l ON l.individual_id = p.retired_id
 JOIN LATERAL (
     SELECT v.* FROM ledger.individual_versions v
-    WHERE v.individual_id = record.individual_id
-      AND (p.decision <> 'UNMERGED' OR v.version < (
+    WHERE v.individual_id = p.retired_id
+      AND (p.decision = 'CONFIRMED' OR v.version < (
             SELECT m.version FROM ledger.individual_versions m
             JOIN ledger.duplicate_reviews r ON r.commit_id = m.commit_id
-            WHERE m.individual_id = record.individual_id AND r.candidate_id = p.candidate_id
-              AND r.decision = 'CONFIRMED'
+            WHERE m.individual_id = p.retired_id AND r.candidate_id = p.candidate_id AND r.decision = 'CONFIRMED'
             ORDER BY r.version DESC LIMIT 1))
     ORDER BY v.version DESC LIMIT 1
 ) AS b ON true
-CROSS JOIN LATERAL (
-    SELECT * FROM (VALUES
-        -- merge: the retired record leaves its household, merged into the survivor
-        ('CONFIRMED', 'retired', NULL::text, NULL::text, NULL::text, p.survivor_id),
-        -- merge: a survivor without a household takes the retired record's place in it
-        ('CONFIRMED', 'survivor', retired.household_code, retired.role, retired.recipient_type, NULL::uuid),
-        -- unmerge: both as before the merge
-        ('UNMERGED', 'retired', b.household_code, b.role, b.recipient_type, NULL::uuid),
-        ('UNMERGED', 'survivor', b.household_code, b.role, b.recipient_type, NULL::uuid)
-    ) AS rule (decision, part, household_code, role, recipient_type, merged_into)
-    WHERE rule.decision = p.decision AND rule.part = record.part
-) AS changed
 WHERE p.request_id = %(request_id)s AND p.allowed AND p.decision <> 'DISMISSED'
-  AND (record.part = 'retired' OR p.takes_household
-       OR (p.decision = 'UNMERGED' AND l.household_code IS DISTINCT FROM b.household_code))
+
+-- name: survivor_versions
+-- The survivor's new version, when its household place changes (the proposal's survivor_changes): a merge gives a
+-- survivor without a household the retired record's place; an unmerge takes it back. Everything else as it is now.
+INSERT INTO ledger.individual_versions (individual_id, version, commit_id, first_name, last_name, dob, sex, national_id,
+                                        location_code, location_name, region, household_code, role, recipient_type,
+                                        attributes)
+SELECT l.individual_id, l.version + 1, %(commit_id)s, l.first_name, l.last_name, l.dob, l.sex, l.national_id,
+       l.location_code, l.location_name, l.region,
+       CASE WHEN p.decision = 'CONFIRMED' THEN retired.household_code END,
+       CASE WHEN p.decision = 'CONFIRMED' THEN retired.role END,
+       CASE WHEN p.decision = 'CONFIRMED' THEN retired.recipient_type END,
+       l.attributes
+FROM {proposal} p
+JOIN review_latest l ON l.individual_id = p.survivor_id
+JOIN review_latest retired ON retired.individual_id = p.retired_id
+WHERE p.request_id = %(request_id)s AND p.allowed AND p.survivor_changes
 
 -- name: beneficiaries
 -- A merge moves the retired record's enrolments to the survivor, except in a plan the survivor is in already: there
@@ -107,7 +109,7 @@ JOIN LATERAL (
 CROSS JOIN LATERAL (
     SELECT p.decision = 'CONFIRMED' AND EXISTS (
         SELECT FROM ledger.beneficiary_versions s
-        WHERE s.plan_code = latest.plan_code AND s.individual_id = p.survivor_id
+        WHERE s.plan_code = latest.plan_code AND s.individual_id = p.survivor_id AND s.status <> 'GRADUATED'
           AND s.version = (SELECT max(t.version) FROM ledger.beneficiary_versions t WHERE t.beneficiary_id = s.beneficiary_id)
     ) AS survivor_enrolled
 ) AS enrolled
@@ -135,10 +137,10 @@ SELECT {upload}, s.row_number, 'candidate_id', 'candidate_id:not_' || lower({sta
 {@file_rows}
 WHERE c.status IS DISTINCT FROM {status}
 UNION ALL
-SELECT {upload}, s.row_number, 'survivor_id', 'survivor_id:not_in_pair', s.survivor_id,
+SELECT {upload}, s.row_number, 'survivor_id', 'survivor_id:not_in_pair', {survivor_text},
        'the survivor must be one of the pair''s two individual ids'
 {@file_rows}
-WHERE c.status = {status} AND nullif(btrim(s.survivor_id), '') IS NOT NULL
+WHERE c.status = {status} AND nullif(btrim({survivor_text}), '') IS NOT NULL
   AND {survivor} IS DISTINCT FROM c.individual_a AND {survivor} IS DISTINCT FROM c.individual_b
 
 -- name: file_selection

@@ -38,10 +38,18 @@ def validate_search(cur: psycopg2.extensions.cursor, request_id: int, options: O
     if scope not in SCOPES:
         raise RequestError(f"scope must be one of {', '.join(SCOPES)}, not {str(scope)[:20]!r}")
     rules = duplicate_rules.load()
+    # Two searches waiting at once would propose the same pairs; the second's commit could only be refused. (A
+    # request left waiting by a run that died stops counting once no approval could still come: a week and a day.)
+    cur.execute("SELECT request_id, dag_id, run_id FROM intake.requests WHERE kind = 'duplicates_search'"
+                " AND status = 'WAITING_FOR_APPROVAL' AND request_id <> %s AND updated_at > now() - interval '8 days'"
+                " ORDER BY request_id LIMIT 1", (request_id,))
+    if waiting := cur.fetchone():
+        raise RequestError(f"search request {waiting[0]} (run {waiting[1]}/{waiting[2]}) is waiting for a checker: "
+                           f"it is approved or rejected first")
     cur.execute("SELECT coalesce(max(take_in), 0) FROM publishing.taken_in_commits WHERE model = %s", (KEYS_MODEL,))
     taken_in_up_to = int(cur.fetchone()[0])
     cur.execute(
-        "SELECT count(*) FROM registry.individuals"
+        "SELECT count(*) FROM registry.duplicate_keys"
         " WHERE last_commit_id IN (SELECT commit_id FROM matching.commits_to_search(%s, %s))", (scope, taken_in_up_to))
     return {"scope": scope, "people_to_examine": cur.fetchone()[0], "taken_in_up_to": taken_in_up_to,
             "rules_sha256": rules.sha256, "rules": rules.document}

@@ -107,7 +107,8 @@ CREATE FUNCTION matching.name_likeness(a text, b text) RETURNS numeric
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE WHEN a <> '' AND b <> '' THEN greatest(
         public.similarity(a, b)::numeric,
-        1 - public.levenshtein(a, b)::numeric / greatest(length(a), length(b)),
+        -- levenshtein refuses more than 255 characters; a name's first hundred say enough
+        1 - public.levenshtein(left(a, 100), left(b, 100))::numeric / greatest(length(left(a, 100)), length(left(b, 100))),
         CASE WHEN public.soundex(a) = public.soundex(b) THEN 0.8 END) END
 $$;
 
