@@ -67,7 +67,7 @@ paid as (
 in_open_pairs as (
     select paid.beneficiary_id
     from paid
-    where exists(
+    where exists (
         select from {{ ref('duplicate_candidates') }} as pairs
         where pairs.status = 'OPEN' and paid.payee_id in (pairs.individual_a, pairs.individual_b)
     )
