@@ -357,6 +357,23 @@ def test_a_payment_cycle_counts_the_bills_of_people_in_open_pairs_and_holds_them
     held = query("SELECT i.first_name, b.status FROM payments.bills b JOIN registry.individuals i USING (individual_id)"
                  " WHERE b.plan_code = %s ORDER BY 1", code)
     assert held == [("Otieno", "DUE"), ("Wanjiro", "HELD" if hold else "DUE"), ("Wanjiru", "HELD" if hold else "DUE")]
+    if not hold:
+        return
+
+    # Held until the pair is reviewed: a release leaves them held; once merged, only the survivor's is paid.
+    from benefitflow.payments.held_bills_release import WORKFLOW as RELEASE
+    with pytest.raises(WorkflowError, match="2 kept held for duplicate people"):
+        pay(RELEASE, plan=code, cycle="2026-01", reason="pay them", bills=[])
+    people = ids_of(surname)
+    (candidate, _, _), = pairs_among(people).values()
+    run(REVIEW, decision="CONFIRM", reason="one woman", candidates=[candidate])  # the older (first row) survives
+    survivor = query("SELECT survivor_id::text FROM registry.duplicate_candidates WHERE candidate_id = %s",
+                     candidate)[0][0]
+    released = pay(RELEASE, plan=code, cycle="2026-01", reason="pay her once", bills=[])["proposal"]
+    assert (released["bills_selected"], released["held_for_duplicate_people"]) == (1, 1)
+    retired = next(person for name, person in people.items() if name != "Otieno" and person != survivor)
+    statuses = dict(query("SELECT individual_id::text, status FROM payments.bills WHERE plan_code = %s", code))
+    assert statuses == {survivor: "DUE", retired: "HELD", people["Otieno"]: "DUE"}
 
 
 def test_a_phone_more_people_share_than_the_rules_allow_compares_nobody(database, tmp_path, monkeypatch) -> None:

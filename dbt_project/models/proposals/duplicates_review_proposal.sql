@@ -33,13 +33,8 @@ pairs as (
         reviews.retired_id as merged_retired
     from selected
     join {{ ref('stg_ledger__duplicate_candidates') }} as candidates using (candidate_id)
-    left join lateral (
-        select reviews.decision, reviews.survivor_id, reviews.retired_id
-        from {{ ref('stg_ledger__duplicate_reviews') }} as reviews
-        where reviews.candidate_id = candidates.candidate_id
-        order by reviews.version desc
-        limit 1
-    ) as reviews on true
+    left join {{ ref('stg_ledger__duplicate_reviews') }} as reviews
+        on reviews.candidate_id = candidates.candidate_id and reviews.is_latest
 ),
 
 -- Every record the pairs name, as its latest version says (a merged record too: an unmerge restores it).

@@ -85,13 +85,8 @@ known as (
         reviews.version_a,
         reviews.version_b
     from {{ ref('stg_ledger__duplicate_candidates') }} as candidates
-    left join lateral (
-        select reviews.decision, reviews.version_a, reviews.version_b
-        from {{ ref('stg_ledger__duplicate_reviews') }} as reviews
-        where reviews.candidate_id = candidates.candidate_id
-        order by reviews.version desc
-        limit 1
-    ) as reviews on true
+    left join {{ ref('stg_ledger__duplicate_reviews') }} as reviews
+        on reviews.candidate_id = candidates.candidate_id and reviews.is_latest
     where (candidates.individual_a, candidates.individual_b) in (select individual_a, individual_b from scored)
     order by candidates.individual_a, candidates.individual_b, candidates.candidate_id desc
 )

@@ -21,10 +21,9 @@ with candidates as (
 ),
 
 latest_reviews as (
-    select distinct on (candidate_id) *
+    select *
     from {{ ref('stg_ledger__duplicate_reviews') }}
-    where candidate_id in (select candidate_id from candidates)
-    order by candidate_id, version desc
+    where is_latest and candidate_id in (select candidate_id from candidates)
 ),
 
 searches as (
@@ -45,10 +44,7 @@ select
     candidates.commit_id as found_by_commit,
     searches.scope as found_by_scope,
     candidates.recorded_at as found_at,
-    case latest_reviews.decision
-        when 'CONFIRMED' then 'CONFIRMED' when 'DISMISSED' then 'DISMISSED' when 'UNMERGED' then 'UNMERGED'
-        else 'OPEN'
-    end as status,
+    coalesce(latest_reviews.decision, 'OPEN') as status,
     latest_reviews.survivor_id,
     latest_reviews.retired_id,
     latest_reviews.reason as review_reason,

@@ -1,9 +1,11 @@
-"""The `held_bills_release` workflow: bills held over the plan's transaction limit, released by their own approval.
+"""The `held_bills_release` workflow: held bills (over the plan's transaction limit, or of people in a duplicate pair
+nobody reviewed yet when the plan says so) released by their own approval.
 
 A bill above the plan's `transaction_limit` is billed HELD and no payroll takes it. A maker asks
 for the release of some (by bill code) or all of a cycle's held bills, with a reason; a payment
 checker approves; the bills become DUE (a `DUE` event with the reason) and the next payroll of
-the cycle takes them.
+the cycle takes them. A bill whose person is in a duplicate pair not reviewed yet, or was merged into another
+record, stays held whatever the request asks.
 """
 
 from __future__ import annotations
@@ -41,25 +43,52 @@ def bill_codes_of(options: Options) -> list[str]:
     return sorted({code.strip() for code in codes if code.strip()})
 
 
+# Why a held bill stays held whatever a release asks: its payee (the person, or a GROUP plan's primary recipient)
+# is in a duplicate pair nobody reviewed yet, or was merged into another record (the survivor is paid, not both).
+KEPT_HELD = (
+    "SELECT bl.bill_id, CASE WHEN latest.merged_into IS NOT NULL"
+    "  THEN 'its person was merged into individual ' || latest.merged_into || ' (a duplicate): not paid'"
+    "  ELSE 'its person is in duplicate pair ' || pairs.candidate_id || ', not reviewed yet: review it first' END"
+    " FROM payments.bills bl"
+    " LEFT JOIN registry.households h ON h.household_code = bl.household_code"
+    " CROSS JOIN LATERAL (SELECT coalesce(bl.individual_id, h.primary_recipient_id) AS payee_id) payee"
+    " LEFT JOIN LATERAL (SELECT v.merged_into FROM ledger.individual_versions v WHERE v.individual_id = payee.payee_id"
+    "                    ORDER BY v.version DESC LIMIT 1) latest ON true"
+    " LEFT JOIN LATERAL (SELECT c.candidate_id FROM registry.duplicate_candidates c WHERE c.status = 'OPEN'"
+    "                    AND payee.payee_id IN (c.individual_a, c.individual_b) ORDER BY c.candidate_id LIMIT 1)"
+    "  pairs ON true"
+    " WHERE bl.cycle_code = %(cycle)s AND bl.plan_code = %(plan)s AND bl.status = 'HELD'"
+    "   AND (latest.merged_into IS NOT NULL OR pairs.candidate_id IS NOT NULL)")
+
+
 def validate_release(cur: psycopg2.extensions.cursor, request_id: int, options: Options, user: str) -> dict[str, Any]:
     plan = plans.require(cur, options.get("plan")).plan
     cycle, reason, codes = code_of(options, "cycle"), reason_of(options), bill_codes_of(options)
+    kept = {"cycle": cycle, "plan": plan.code}
     if codes:
-        cur.execute("SELECT code, bl.status FROM unnest(%s::text[]) AS code LEFT JOIN payments.bills bl"
-                    " ON bl.bill_code = code AND bl.cycle_code = %s AND bl.plan_code = %s"
-                    " WHERE bl.status IS DISTINCT FROM 'HELD' ORDER BY code", (codes, cycle, plan.code))
+        cur.execute("SELECT code, coalesce(kept.why, bl.status || ', not held') FROM unnest(%(codes)s::text[]) AS code"
+                    " LEFT JOIN payments.bills bl"
+                    " ON bl.bill_code = code AND bl.cycle_code = %(cycle)s AND bl.plan_code = %(plan)s"
+                    f" LEFT JOIN ({KEPT_HELD}) AS kept (bill_id, why) ON kept.bill_id = bl.bill_id"
+                    " WHERE bl.status IS DISTINCT FROM 'HELD' OR kept.why IS NOT NULL ORDER BY code",
+                    {**kept, "codes": codes})
         if refused := cur.fetchall():
-            raise RequestError("; ".join(f"{code}: " + (f"{status}, not held" if status else
-                                                         f"no bill of cycle {cycle} of plan {plan.code}")
-                                         for code, status in refused[:20]))
+            raise RequestError("; ".join(f"{code}: {why or f'no bill of cycle {cycle} of plan {plan.code}'}"
+                                         for code, why in refused[:20]))
     cur.execute("INSERT INTO intake.request_selection (request_id, bill_id, beneficiary_id)"
-                " SELECT %s, bill_id, beneficiary_id FROM payments.bills WHERE cycle_code = %s AND plan_code = %s"
-                " AND status = 'HELD' AND (cardinality(%s::text[]) = 0 OR bill_code = ANY(%s::text[]))",
-                (request_id, cycle, plan.code, codes, codes))
-    if cur.rowcount == 0:
-        raise RequestError(f"no held bills in cycle {cycle} of plan {plan.code}")
+                " SELECT %(request)s, bill_id, beneficiary_id FROM payments.bills"
+                " WHERE cycle_code = %(cycle)s AND plan_code = %(plan)s AND status = 'HELD'"
+                " AND (cardinality(%(codes)s::text[]) = 0 OR bill_code = ANY(%(codes)s::text[]))"
+                f" AND bill_id NOT IN (SELECT bill_id FROM ({KEPT_HELD}) AS kept (bill_id, why))",
+                {**kept, "request": request_id, "codes": codes})
+    selected = cur.rowcount
+    cur.execute(f"SELECT count(*) FROM ({KEPT_HELD}) AS kept", kept)
+    kept_held = cur.fetchone()[0]
+    if selected == 0:
+        raise RequestError(f"no held bills in cycle {cycle} of plan {plan.code}"
+                           + (f" to release ({kept_held} kept held for duplicate people)" if kept_held else ""))
     return {"plan": plan.code, "cycle": cycle, "reason": reason, "bills": codes or "every held bill",
-            "bills_selected": cur.rowcount,
+            "bills_selected": selected, "held_for_duplicate_people": kept_held,
             "transaction_limit": (plan.document.get("entitlement") or {}).get("transaction_limit")}
 
 
