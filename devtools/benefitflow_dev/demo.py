@@ -35,7 +35,8 @@ def load(instance: Instance) -> None:
 
     Each phase says how long it took (`make up`'s budget is mostly these workflow runs)."""
     _phase("registry and plans", lambda: load_registry(instance), lambda: define_plans(instance))
-    _phase("enrolments and statuses", lambda: load_programmes(instance))
+    _phase("enrolments, statuses and duplicate people", lambda: load_programmes(instance),
+           lambda: search_duplicates(instance))
     _phase("first payment cycle", lambda: load_payments(instance, DEMO_CYCLES[:1]))
     # Grievances name January's failed payments: they run beside February's cycle.
     _phase("second payment cycle and grievances", lambda: load_payments(instance, DEMO_CYCLES),
@@ -73,6 +74,20 @@ def load_registry(instance: Instance) -> None:
                  {"file": path.name, "mode": "create", "on_invalid_rows": "reject_file"})
     print(f"  demo registry: {generated.rows:,} individuals in {generated.households:,} households, "
           "imported by maker, approved by checker")
+
+
+def search_duplicates(instance: Instance) -> None:
+    """The demo registry's duplicate people (the file plants a few), found once by a search of everyone: the Operations
+    dashboard's pairs. The nightly search then looks at what changed."""
+    with db.transaction(instance.app_database_url) as cur:
+        cur.execute("SELECT count(*) FROM ledger.duplicate_searches")
+        if cur.fetchone()[0]:
+            print("  demo duplicate search: already done")
+            return
+    run_approved(instance, "duplicates_search", {"scope": "registry"})
+    with db.transaction(instance.app_database_url) as cur:
+        cur.execute("SELECT count(*) FROM ledger.duplicate_candidates")
+        print(f"  demo duplicate search: {cur.fetchone()[0]:,} pairs of people kept for review (duplicates_review)")
 
 
 # Two plans a newcomer can look at: who is in them, in which status, and why.
