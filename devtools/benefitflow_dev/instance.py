@@ -42,6 +42,8 @@ DATABASE_USERS = ("airflow", "airflow_reader", "superset", "benefitflow_owner", 
 THROWAWAY_AIRFLOW_SETTINGS = {
     "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "86400",
     "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "86400",
+    # No nightly duplicate search in a test session: a run appearing mid-suite would wait for a checker.
+    "BENEFITFLOW_DUPLICATES_SEARCH_SCHEDULE": "",
 }
 # A workflow's seven steps each wait a few scheduler loops to be scheduled, queued and started after the last
 # one ends: at Airflow's 1 s idle sleep a one-row selftest run took 15 s from trigger to success (answered at

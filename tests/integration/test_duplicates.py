@@ -141,7 +141,8 @@ def test_a_search_keeps_pairs_and_a_dismissed_pair_is_not_proposed_again_until_a
     assert not any("Musa" in pair for pair in pairs)
     assert all(status == "OPEN" for _, status, _ in pairs.values())
 
-    # Searching everyone again proposes none of them: open pairs are not proposed twice.
+    # What changed was searched: nothing is left to examine. Searching everyone proposes none of them again.
+    assert run(SEARCH, scope="changed")["proposal"]["people_to_examine"] == 0
     assert not proposed_among(people, run(SEARCH, scope="registry"))
 
     typo = frozenset(("Amina", "Amna"))
