@@ -104,7 +104,8 @@ def search_duplicates(instance: Instance) -> None:
 
 def _search_waiting(instance: Instance) -> bool:
     with db.transaction(instance.app_database_url) as cur:
-        cur.execute("SELECT 1 FROM intake.requests WHERE kind = 'duplicates_search' AND status = 'WAITING_FOR_APPROVAL'")
+        cur.execute("SELECT 1 FROM intake.requests"
+                    " WHERE kind = 'duplicates_search' AND status = 'WAITING_FOR_APPROVAL'")
         return cur.fetchone() is not None
 
 
