@@ -249,3 +249,26 @@ def _listed_by_dbt(names: list[str]) -> set[str]:
     result = dbt_runner.invoke(["ls", "--select", *names, "--resource-type", "model", "--output", "name", "--quiet"])
     assert result.success
     return set(result.result)
+
+
+def test_only_the_duplicate_search_runs_on_a_schedule_and_not_for_past_nights(dagbag: DagBag, monkeypatch) -> None:
+    """Every workflow waits for a maker but the nightly duplicate search (BENEFITFLOW_DUPLICATES_SEARCH_SCHEDULE; the
+    test suite's services set it empty); a DAG that appears does not run for the nights before it."""
+    import dataclasses
+    import importlib
+
+    from airflow.timetables.trigger import CronTriggerTimetable
+
+    from benefitflow.registry import duplicates_search
+    from benefitflow.workflows.dag import build_dag
+
+    others = [dag_id for dag_id, dag in dagbag.dags.items() if dag_id != "duplicates_search"
+              and dag_id not in SERVICE_DAGS and dag.timetable.can_be_scheduled]
+    assert others == []
+    monkeypatch.delenv("BENEFITFLOW_DUPLICATES_SEARCH_SCHEDULE", raising=False)
+    assert importlib.reload(duplicates_search).SCHEDULE == "0 2 * * *"
+    monkeypatch.setenv("BENEFITFLOW_DUPLICATES_SEARCH_SCHEDULE", "")
+    assert importlib.reload(duplicates_search).SCHEDULE is None
+    nightly = build_dag(dataclasses.replace(duplicates_search.WORKFLOW, dag_id="nightly_probe", schedule="0 2 * * *"))
+    assert isinstance(nightly.timetable, CronTriggerTimetable) and nightly.timetable.summary == "0 2 * * *"
+    assert not nightly.timetable._run_immediately and not nightly.catchup
