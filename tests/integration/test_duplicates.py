@@ -163,6 +163,22 @@ def proposed_among(people: dict[str, str], search: dict) -> set[frozenset]:
     return {frozenset((names[a], names[b])) for a, b in rows}
 
 
+def complain(individual_id: str, title: str = "Not paid") -> str:
+    """A grievance ticket filed for this person: its code."""
+    from benefitflow.grievances.grievances_import import WORKFLOW as GRIEVANCES
+    path = config.inbox() / f"grievance-{uuid.uuid4().hex[:8]}.csv"
+    path.write_text(f"individual_id,title,category,channel\n{individual_id},{title},payment,phone\n")
+    upload = run_steps(GRIEVANCES, file=path.name, options={"on_invalid_rows": "reject_file"}, maker="maker",
+                       checker="checker", run_id=uuid.uuid4().hex)
+    return query("SELECT grievance_code FROM ledger.grievances WHERE upload_id = %s", upload["upload_id"])[0][0]
+
+
+def ticket_of(code: str) -> tuple[str, str]:
+    """Whom a ticket is about now, and whom it was filed for."""
+    return query("SELECT individual_id::text, filed_for_individual_id::text FROM grievances.grievances"
+                 " WHERE grievance_code = %s", code)[0]
+
+
 def test_a_merge_moves_enrolments_keeps_a_plan_to_one_enrolment_and_an_unmerge_restores(database) -> None:
     from benefitflow.programmes.benefit_plan_define import WORKFLOW as DEFINE
     from benefitflow.programmes.enrolment import WORKFLOW as ENROLMENT
@@ -182,6 +198,7 @@ def test_a_merge_moves_enrolments_keeps_a_plan_to_one_enrolment_and_an_unmerge_r
     run(SEARCH, scope="changed")
     (candidate, status, _), = pairs_among(people).values()
     assert status == "OPEN"
+    ticket = complain(people["Fatma"])
 
     # The maker never decides, whatever the configuration: the database refuses the decision itself.
     with pytest.raises(psycopg2.errors.CheckViolation, match="decision_approved_by_other_user"):
@@ -201,6 +218,13 @@ def test_a_merge_moves_enrolments_keeps_a_plan_to_one_enrolment_and_an_unmerge_r
     assert query("SELECT reason FROM programmes.beneficiary_status_history h JOIN programmes.beneficiaries b"
                  " USING (beneficiary_id) WHERE b.plan_code = %s AND b.individual_id = %s"
                  " ORDER BY h.version DESC LIMIT 1", both, retired)[0][0].startswith("duplicate")
+    # Her complaint is the survivor's now (the ledger keeps it as filed); a new one names the survivor.
+    assert ticket_of(ticket) == (survivor, retired)
+    with pytest.raises(WorkflowError):
+        complain(retired, "Still not paid")
+    assert query("SELECT message FROM intake.row_errors WHERE upload_id = (SELECT max(upload_id) FROM intake.uploads"
+                 " WHERE kind = 'grievances')") == [
+        (f"this record was merged into individual {survivor} (a duplicate): name that one",)]
 
     # Her record shows the pair and the merge.
     assert query("SELECT reference, status, detail LIKE %s FROM marts.mart_individual_record"
@@ -215,6 +239,7 @@ def test_a_merge_moves_enrolments_keeps_a_plan_to_one_enrolment_and_an_unmerge_r
                             " WHERE plan_code IN (%s, %s)", both, only_second))
     assert enrolments[f"{only_second} {retired}"] == "ACTIVE"  # moved back
     assert enrolments[f"{both} {retired}"] == "GRADUATED"  # a graduation stays: enrol her again
+    assert ticket_of(ticket) == (retired, retired)
     assert query("SELECT status FROM registry.duplicate_candidates WHERE candidate_id = %s",
                  candidate) == [("UNMERGED",)]
 
@@ -341,6 +366,7 @@ def test_an_upload_is_checked_for_likely_duplicates_under_the_same_rules(databas
 @pytest.mark.parametrize("hold", [True, False])
 def test_a_payment_cycle_counts_the_bills_of_people_in_open_pairs_and_holds_them_if_the_plan_says(
         database, hold: bool) -> None:
+    from benefitflow.payments.held_bills_release import WORKFLOW as RELEASE
     from benefitflow.payments.payment_cycle import WORKFLOW as CYCLE
     from tests.integration.payments_data import define_and_activate, pay
 
@@ -349,7 +375,8 @@ def test_a_payment_cycle_counts_the_bills_of_people_in_open_pairs_and_holds_them
               f"Wanjiro,{surname},1980-05-05,F,,,,,,L-7,{region}",   # her, registered twice
               f"Otieno,{surname},1971-08-08,M,,,,,,L-7,{region}"])
     run(SEARCH, scope="changed")
-    assert len(pairs_among(ids_of(surname))) == 1
+    people = ids_of(surname)
+    (candidate, _, _), = pairs_among(people).values()
     code = f"DUP-{tag().upper()}"
     define_and_activate(region, code, {"fixed_amount": "1000.00"}, hold_bills_of_open_duplicates=hold)
     proposal = pay(CYCLE, plan=code, cycle="2026-01", period_start="2026-01-01", period_end="2026-01-31")["proposal"]
@@ -358,23 +385,65 @@ def test_a_payment_cycle_counts_the_bills_of_people_in_open_pairs_and_holds_them
     held = query("SELECT i.first_name, b.status FROM payments.bills b JOIN registry.individuals i USING (individual_id)"
                  " WHERE b.plan_code = %s ORDER BY 1", code)
     assert held == [("Otieno", "DUE"), ("Wanjiro", "HELD" if hold else "DUE"), ("Wanjiru", "HELD" if hold else "DUE")]
-    if not hold:
-        return
+    if hold:  # held until the pair is reviewed: a release leaves them held
+        with pytest.raises(WorkflowError, match="2 kept held for duplicate people"):
+            pay(RELEASE, plan=code, cycle="2026-01", reason="pay them", bills=[])
+    else:  # out for payment: a merge waits until the provider says whether it paid her twice
+        payroll = payroll_of(code)
+        refused = run(REVIEW, decision="CONFIRM", reason="one woman", candidates=[candidate])["proposal"]
+        assert list(refused["not_allowed"]) == [
+            "the retired record has 1 bill(s) in a payroll out for payment: reconcile that payroll first"]
+        reconcile_as_failed(payroll)
 
-    # Held until the pair is reviewed: a release leaves them held; once merged, only the survivor's is paid.
-    from benefitflow.payments.held_bills_release import WORKFLOW as RELEASE
-    with pytest.raises(WorkflowError, match="2 kept held for duplicate people"):
-        pay(RELEASE, plan=code, cycle="2026-01", reason="pay them", bills=[])
-    people = ids_of(surname)
-    (candidate, _, _), = pairs_among(people).values()
-    run(REVIEW, decision="CONFIRM", reason="one woman", candidates=[candidate])  # the older (first row) survives
-    survivor = query("SELECT survivor_id::text FROM registry.duplicate_candidates WHERE candidate_id = %s",
-                     candidate)[0][0]
-    released = pay(RELEASE, plan=code, cycle="2026-01", reason="pay her once", bills=[])["proposal"]
-    assert (released["bills_selected"], released["held_for_duplicate_people"]) == (1, 1)
-    retired = next(person for name, person in people.items() if name != "Otieno" and person != survivor)
+    # Once merged, the retired record's unpaid bill (held, or failed) is cancelled: only the survivor's is paid.
+    merged = run(REVIEW, decision="CONFIRM", reason="one woman", candidates=[candidate])["proposal"]
+    assert (merged["unpaid_bills_cancelled"], merged["amount_cancelled"]) == (1, "1000.00")
+    survivor, retired = query("SELECT survivor_id::text, retired_id::text FROM registry.duplicate_candidates"
+                              " WHERE candidate_id = %s", candidate)[0]
     statuses = dict(query("SELECT individual_id::text, status FROM payments.bills WHERE plan_code = %s", code))
-    assert statuses == {survivor: "DUE", retired: "HELD", people["Otieno"]: "DUE"}
+    unpaid = "HELD" if hold else "FAILED"
+    assert statuses == {survivor: unpaid, retired: "CANCELLED", people["Otieno"]: "DUE" if hold else "FAILED"}
+    assert query("SELECT bills, bills_cancelled, amount_cancelled FROM marts.mart_payment_cycles"
+                 " WHERE plan_code = %s", code) == [(3, 1, 1000)]
+    if hold:
+        released = pay(RELEASE, plan=code, cycle="2026-01", reason="pay her once", bills=[])["proposal"]
+        assert (released["bills_selected"], released["held_for_duplicate_people"]) == (1, 0)
+        paid = query("SELECT individual_id::text FROM payments.bills WHERE payroll_name = %s", payroll_of(code))
+        assert sorted(paid) == sorted([(survivor,), (people["Otieno"],)])
+    else:
+        from benefitflow.payments.payroll import WORKFLOW as PAYROLL
+        again = pay(PAYROLL, cycle="2026-01", plan=code, include_unpaid_from=payroll)["proposal"]
+        assert again["moved_from_earlier_payroll"] == 2  # hers and Otieno's, not the cancelled one
+
+    # Whatever a workflow does, the database keeps a cancelled bill from being paid, moved or put in a payroll.
+    (bill, commit), = query("SELECT bill_id::text, commit_id FROM ledger.bill_events WHERE status = 'CANCELLED'"
+                            " AND bill_id = (SELECT bill_id FROM ledger.bills WHERE individual_id = %s"
+                            " AND plan_code = %s)", retired, code)
+    with pytest.raises(psycopg2.errors.CheckViolation, match="a cancelled bill is final"):
+        query("INSERT INTO ledger.bill_events (bill_id, status, reason, commit_id) VALUES (%s, 'DUE', 'again', %s)"
+              " RETURNING 1", bill, commit)
+    with pytest.raises(psycopg2.errors.CheckViolation, match="a cancelled bill is never put in a payroll"):
+        query("INSERT INTO ledger.payroll_bills (payroll_id, bill_id, amount, commit_id)"
+              " SELECT max(payroll_id), %s, 1000, %s FROM ledger.payrolls RETURNING 1", bill, commit)
+
+
+def payroll_of(code: str) -> str:
+    """A payroll of the cycle's due bills of this plan, approved: its name."""
+    from benefitflow.payments.payroll import WORKFLOW as PAYROLL
+    from tests.integration.payments_data import pay
+    return pay(PAYROLL, cycle="2026-01", plan=code)["proposal"]["payroll"]
+
+
+def reconcile_as_failed(payroll: str) -> None:
+    """The provider answers that it paid nobody of this payroll."""
+    from benefitflow.payments.payroll_reconciliation import WORKFLOW as RECONCILIATION
+    from tests.integration.payments_data import read_rows
+    rows = read_rows(payroll)
+    path = config.inbox() / f"answers-{uuid.uuid4().hex[:8]}.csv"
+    lines = [",".join(rows[0])] + [",".join({**row, "Paid": "No", "Receipt": ""}.values()) for row in rows]
+    path.write_text("\n".join(lines) + "\n")
+    run_steps(RECONCILIATION, file=path.name, options={"payroll": payroll, "on_invalid_rows": "reject_file"},
+              maker="maker", checker="payment_checker", run_id=uuid.uuid4().hex)
 
 
 def test_a_phone_more_people_share_than_the_rules_allow_compares_nobody(database, tmp_path, monkeypatch) -> None:

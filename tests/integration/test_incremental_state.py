@@ -2,7 +2,7 @@
 
 Operations of every kind run through the real workflows (registry create and update, plan, enrolment,
 status change, payment cycle, payroll, reconciliation with failures moved to a second payroll, held
-bills released, grievances); then every state table is kept aside, `dbt run --full-refresh` rebuilds
+bills released, grievances, a merge of duplicate records); then every state table is kept aside, `dbt run --full-refresh` rebuilds
 them from the ledger, and the two must be equal row for row.
 """
 
@@ -25,6 +25,8 @@ from benefitflow.payments.payment_cycle import WORKFLOW as CYCLE
 from benefitflow.payments.payroll import WORKFLOW as PAYROLL
 from benefitflow.payments.payroll_reconciliation import WORKFLOW as RECONCILIATION
 from benefitflow.programmes.beneficiary_status import WORKFLOW as STATUS
+from benefitflow.registry.duplicates_review import WORKFLOW as REVIEW
+from benefitflow.registry.duplicates_search import WORKFLOW as SEARCH
 from benefitflow.registry.individuals_import import WORKFLOW as INDIVIDUALS
 from benefitflow.workflows import publish
 from benefitflow.workflows.direct import run_steps as run_upload
@@ -136,6 +138,17 @@ def test_publishes_rewrite_only_what_commits_touched_and_a_full_rebuild_gives_th
                         f"{person},Not paid,payment,phone\n", on_invalid_rows="reject_file")
     [(ticket,)] = query("SELECT grievance_code FROM ledger.grievances WHERE upload_id = %s", grievances["upload_id"])
     run(GRIEVANCE_STATUS, grievances=[ticket], status="OPEN", comment="accepted")
+    # The person with the ticket registered again and the two merged, the new record surviving: the ticket follows.
+    first_name, last_name, dob, sex, location = query("SELECT first_name, last_name, dob::text, sex, location_code"
+                                                      " FROM registry.individuals WHERE individual_id = %s", person)[0]
+    upload(INDIVIDUALS, "again.csv", f"first_name,last_name,dob,sex,location_code,region\n"
+           f"{first_name},{last_name},{dob},{sex},{location},{region}\n", mode="create", on_invalid_rows="reject_file")
+    run(SEARCH, scope="changed")
+    [(candidate,)] = query("SELECT candidate_id FROM registry.duplicate_candidates WHERE status = 'OPEN'"
+                           " AND %s IN (individual_a::text, individual_b::text)", person)
+    run(REVIEW, decision="CONFIRM", reason="registered twice", candidates=[candidate], survivor="newer")
+    assert query("SELECT filed_for_individual_id::text, individual_id::text <> %s FROM grievances.grievances"
+                 " WHERE grievance_code = %s", person, ticket) == [(person, True)]
 
     tables = _state_tables()
     assert {("payments", "bills"), ("registry", "individuals"), ("marts", "mart_payments")} <= set(tables)

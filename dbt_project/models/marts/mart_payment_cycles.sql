@@ -1,5 +1,5 @@
--- One row per plan and cycle for Superset: bills and amounts due, paid, failed, held, still open,
--- and the share reconciled.
+-- One row per plan and cycle for Superset: bills and amounts due, paid, failed, held, still open, cancelled
+-- (a merged duplicate's), and the share reconciled of the bills to pay (cancelled ones are not).
 select
     cycles.plan_code,
     cycles.cycle_code,
@@ -14,9 +14,10 @@ select
     cycles.amount_failed,
     cycles.bills_held,
     cycles.bills_due as bills_open,
-    case when cycles.bills > 0
-        then round((cycles.bills_paid + cycles.bills_failed)::numeric / cycles.bills, 4)
-    end as reconciliation_rate,
-    case when cycles.bills > 0 then round(cycles.bills_paid::numeric / cycles.bills, 4) end as paid_rate,
+    cycles.bills_cancelled,
+    cycles.amount_cancelled,
+    round((cycles.bills_paid + cycles.bills_failed)::numeric / nullif(cycles.bills - cycles.bills_cancelled, 0), 4)
+        as reconciliation_rate,
+    round(cycles.bills_paid::numeric / nullif(cycles.bills - cycles.bills_cancelled, 0), 4) as paid_rate,
     cycles.opened_at
 from {{ ref('payment_cycles') }} as cycles

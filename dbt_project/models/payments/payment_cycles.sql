@@ -1,4 +1,4 @@
--- Every plan's payment cycles with their bills' numbers and amounts (due, paid, failed, held).
+-- Every plan's payment cycles with their bills' numbers and amounts (due, paid, failed, held, cancelled).
 {{ config(materialized='incremental', unique_key=['cycle_code', 'plan_code'], incremental_strategy='delete+insert',
           on_schema_change='fail', pre_hook=["{{ take_in_commits() }}", "{{ require_record_of_taken_in_commits() }}"]) }}
 -- Incremental (macros/incremental_state.sql): a run moves the bills its new commits touched from what they
@@ -6,7 +6,7 @@
 -- correction of ten bills costs ten bills, not the cycle's million. A full rebuild counts every bill.
 -- depends_on: {{ ref('stg_ledger__bills') }}, {{ ref('stg_ledger__bill_events') }}, {{ ref('stg_ledger__payroll_bills') }}
 {%- set counted = ['bills', 'total_amount', 'bills_held', 'bills_due', 'bills_paid', 'amount_paid', 'bills_failed',
-                   'amount_failed'] %}
+                   'amount_failed', 'bills_cancelled', 'amount_cancelled'] %}
 {%- set incremental = is_incremental() %}
 
 with
@@ -70,7 +70,9 @@ counts as (
         sum(sign) filter (where status = 'PAID') as bills_paid,
         sum(sign * amount_paid) as amount_paid,
         sum(sign) filter (where status = 'FAILED') as bills_failed,
-        sum(sign * amount) filter (where status = 'FAILED') as amount_failed
+        sum(sign * amount) filter (where status = 'FAILED') as amount_failed,
+        sum(sign) filter (where status = 'CANCELLED') as bills_cancelled,
+        sum(sign * amount) filter (where status = 'CANCELLED') as amount_cancelled
     from bill_changes
     group by cycle_code, plan_code
 )

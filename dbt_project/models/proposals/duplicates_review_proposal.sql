@@ -88,6 +88,18 @@ ranked as (
     from roles
 ),
 
+-- The retired records' unsettled bills, as the ledger says (migration 027): a merge cancels those in no payroll
+-- out for payment; one out for payment stops the merge until its payroll is reconciled.
+unsettled as (
+    select
+        bills.individual_id,
+        count(*) filter (where not bills.out_for_payment) as bills_to_cancel,
+        coalesce(sum(bills.amount) filter (where not bills.out_for_payment), 0) as amount_to_cancel,
+        count(*) filter (where bills.out_for_payment) as bills_out_for_payment
+    from ledger.unsettled_bills(array(select ranked.retired_id from ranked)) as bills
+    group by bills.individual_id
+),
+
 paired as (
     select
         ranked.*,
@@ -104,6 +116,15 @@ paired as (
             select count(*) from {{ ref('individuals') }} as members
             where members.household_code = retired.household_code and members.individual_id <> retired.individual_id
         ) as retired_household_others,
+        -- the retired record's household enrolled as a household (a plan paying it, not one member)
+        exists(
+            select from {{ ref('beneficiaries') }} as enrolled
+            where enrolled.household_code = retired.household_code and enrolled.individual_id is null
+                and enrolled.status <> 'GRADUATED'
+        ) as retired_household_enrolled,
+        coalesce(unsettled.bills_to_cancel, 0) as bills_to_cancel,
+        coalesce(unsettled.amount_to_cancel, 0) as amount_to_cancel,
+        coalesce(unsettled.bills_out_for_payment, 0) as bills_out_for_payment,
         -- the household the survivor took at the merge this unmerges (none if it took none)
         (
             select taken.household_code
@@ -119,6 +140,7 @@ paired as (
     cross join request
     left join people as survivor on survivor.individual_id = ranked.survivor_id
     left join people as retired on retired.individual_id = ranked.retired_id
+    left join unsettled on unsettled.individual_id = ranked.retired_id
 ),
 
 judged as (
@@ -156,6 +178,14 @@ judged as (
                  and (paired.retired_role = 'HEAD' or paired.retired_recipient_type = 'PRIMARY')
                 then 'the retired record is the HEAD or primary recipient of household ' || paired.retired_household
                      || ', which keeps other members: name another first'
+            when paired.decision = 'CONFIRMED' and paired.survivor_household is not null
+                 and paired.retired_household_others = 0 and paired.retired_household_enrolled
+                then 'the retired record is the only member of household ' || paired.retired_household
+                     || ', which is enrolled in a plan: the survivor has a household of its own; end that enrolment'
+                     || ' or move the survivor first'
+            when paired.decision = 'CONFIRMED' and paired.bills_out_for_payment > 0
+                then 'the retired record has ' || paired.bills_out_for_payment
+                     || ' bill(s) in a payroll out for payment: reconcile that payroll first'
         end as refusal
     from paired
 )
@@ -173,6 +203,9 @@ select
     case when judged.decision = 'DISMISSED' then null else judged.retired_id end as retired_id,
     judged.takes_household,
     judged.survivor_changes,
+    -- A merge cancels the retired record's unpaid bills (due, held or failed); the commit cancels exactly these.
+    case when judged.decision = 'CONFIRMED' then judged.bills_to_cancel else 0 end as bills_to_cancel,
+    case when judged.decision = 'CONFIRMED' then judged.amount_to_cancel else 0 end as amount_to_cancel,
     a.version as based_on_a,
     b.version as based_on_b,
     -- The pair's versions once the review is committed: a merge or an unmerge gives the retired record a new one,

@@ -110,7 +110,8 @@ def commit_release(cur: psycopg2.extensions.cursor, commit_id: int, proposal: Pr
     cur.execute(f"SELECT count(*) FROM {proposal.table} p WHERE p.request_id = %s"
                 f" AND EXISTS (SELECT 1 FROM ledger.bill_events e WHERE e.bill_id = p.bill_id)", (request_id,))
     if released := cur.fetchone()[0]:
-        raise CommitConflict(f"{released} of these bills were released by another run since the proposal")
+        raise CommitConflict(f"{released} of these bills were released by another run, or cancelled by a merge of "
+                             f"duplicate records, since the proposal")
     cur.execute(f"INSERT INTO ledger.bill_events (bill_id, status, reason, commit_id)"
                 f" SELECT p.bill_id, 'DUE', 'released: ' || (r.document->>'reason'), %s FROM {proposal.table} p"
                 f" JOIN intake.requests r USING (request_id) WHERE p.request_id = %s", (commit_id, request_id))

@@ -17,7 +17,7 @@ RECIPIENT = sql.SQL("coalesce(bl.individual_id, h.primary_recipient_id, h.head_i
 BILLS_WITH_RECIPIENTS = sql.SQL(
     "payments.bills bl LEFT JOIN registry.households h ON h.household_code = bl.household_code"
     " LEFT JOIN registry.individuals i ON i.individual_id = {}").format(RECIPIENT)
-STATUSES = ("HELD", "DUE", "PAID", "FAILED")
+STATUSES = ("HELD", "DUE", "PAID", "FAILED", "CANCELLED")
 
 
 def _field(name: str, type_: str, expression: str, enum: tuple[str, ...] | None = None) -> Field:
@@ -68,7 +68,7 @@ WORKFLOW = export_workflow(
 ### Export payments
 
 Writes the bills the **filter** selects as CSV into the outbox (`exports/payments-….csv`): code,
-plan, cycle, status (HELD, DUE, PAID, FAILED), amount due, currency, amount paid, receipt, date
+plan, cycle, status (HELD, DUE, PAID, FAILED, CANCELLED), amount due, currency, amount paid, receipt, date
 paid, payroll, and the recipient (beneficiary, individual, name, national id, household, region).
 Recorded in the audit trail: who, which filter and columns, how many rows, the file's sha256.
 

@@ -171,6 +171,13 @@ def commit_payroll(cur: psycopg2.extensions.cursor, commit_id: int, proposal: Pr
     if taken := cur.fetchone()[0]:
         raise CommitConflict(f"{taken} of these bills were taken by another payroll, or are not failed in the payroll "
                              f"they would leave; ask for the payroll again")
+    # The few cancelled bills against the payroll's (a merge of duplicate records cancels a record's unpaid bills).
+    cur.execute(f"SELECT count(*) FROM {proposal.table} p JOIN (SELECT e.bill_id FROM ledger.bill_events e"
+                f" WHERE e.status = 'CANCELLED') AS cancelled USING (bill_id) WHERE p.request_id = %s AND p.to_pay",
+                (request_id,))
+    if cancelled := cur.fetchone()[0]:
+        raise CommitConflict(f"{cancelled} of these bills were cancelled since the proposal (their payee was merged "
+                             f"into another record as a duplicate); ask for the payroll again")
     cur.execute(f"SELECT count(*) FROM {proposal.table} WHERE request_id = %s AND to_pay", (request_id,))
     if cur.fetchone()[0] == 0:
         raise CommitConflict("nothing to pay: every bill selected is held by a payroll waiting for approval")

@@ -17,9 +17,15 @@ LEFT JOIN LATERAL (
 WHERE c.individual_id IS NOT NULL AND (latest.individual_id IS NULL OR latest.merged_into IS NOT NULL)
 
 -- name: unknown_person
--- A row naming a registered person by individual_id (its uuid in `person_id`): beneficiaries and grievances.
+-- A row naming a registered person by individual_id (its uuid in `person_id`): beneficiaries and grievances. A record
+-- merged into another (a confirmed duplicate) is not in the registry either: the message names the survivor.
 SELECT {upload}, c.row_number, 'individual_id', 'individual_id:unknown', c.individual_id,
-       'no individual with this id in the registry (register the person first)', 'critical'
+       coalesce(
+           (SELECT format('this record was merged into individual %s (a duplicate): name that one', m.merged_into)
+            FROM ledger.individual_versions m
+            WHERE m.individual_id = c.person_id AND m.merged_into IS NOT NULL
+            ORDER BY m.version DESC LIMIT 1),
+           'no individual with this id in the registry (register the person first)'), 'critical'
 FROM intake.{checked} c
 WHERE c.person_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM registry.individuals i WHERE i.individual_id = c.person_id)
 

@@ -2,9 +2,10 @@
 
 CONFIRM merges a pair: one record survives (the older, or the one a file names), the other is retired with a pointer
 to it; the retired record's household place goes to a survivor without one, its enrolments move to the survivor
-(or, in a plan the survivor is in already, are graduated as duplicates). DISMISS says the two are different people:
-the pair is not proposed again until one of them changes. UNMERGE undoes a merge: the retired record is restored and
-the enrolments its merge moved go back. Everything through the ledger (duplicates_review.sql).
+(or, in a plan the survivor is in already, are graduated as duplicates), its unpaid bills are cancelled and its
+grievance tickets are the survivor's (the grievances model follows the pointer). DISMISS says the two are different
+people: the pair is not proposed again until one of them changes. UNMERGE undoes a merge: the retired record is
+restored and the enrolments its merge moved go back. Everything through the ledger (duplicates_review.sql).
 """
 
 from __future__ import annotations
@@ -131,10 +132,14 @@ def summarise_review(cur: psycopg2.extensions.cursor, proposal: ProposalRef) -> 
         f" count(*) FILTER (WHERE allowed AND takes_household), min(score), max(score)"
         f" FROM {proposal.table} WHERE request_id = %s", (proposal.key,))
     allowed, refused, households, lowest, highest = cur.fetchone()
+    cur.execute(f"SELECT coalesce(sum(bills_to_cancel), 0), coalesce(sum(amount_to_cancel), 0) FROM {proposal.table}"
+                f" WHERE request_id = %s AND allowed", (proposal.key,))
+    bills, amount = cur.fetchone()
     cur.execute(f"SELECT refusal, count(*) FROM {proposal.table} WHERE request_id = %s AND NOT allowed"
                 f" GROUP BY 1 ORDER BY 1", (proposal.key,))
     return {"pairs_to_decide": allowed, "pairs_left_as_they_are": refused, "not_allowed": dict(cur.fetchall()),
-            "households_taken_over_by_survivors": households, "smallest_score": lowest, "largest_score": highest}
+            "households_taken_over_by_survivors": households, "unpaid_bills_cancelled": bills,
+            "amount_cancelled": f"{amount:.2f}", "smallest_score": lowest, "largest_score": highest}
 
 
 def commit_review(cur: psycopg2.extensions.cursor, commit_id: int, proposal: ProposalRef) -> int:
@@ -146,6 +151,12 @@ def commit_review(cur: psycopg2.extensions.cursor, commit_id: int, proposal: Pro
     cur.execute(sql.SQL(STATEMENTS["stale"]).format(proposal=table), parameters)
     if stale := [str(row[0]) for row in cur.fetchall()]:
         raise CommitConflict(f"pairs changed after the proposal (a record or a review): {', '.join(stale)}; ask again")
+    cur.execute("SELECT pg_advisory_xact_lock(hashtext('benefitflow.payroll'))")  # payrolls read bill statuses
+    cur.execute(sql.SQL(STATEMENTS["bills_moved_on"]).format(proposal=table), parameters)
+    if moved_on := [str(row[0]) for row in cur.fetchall()]:
+        raise CommitConflict(f"the retired records' unpaid bills changed after the proposal (billed, paid or put in a "
+                             f"payroll) in pairs {', '.join(moved_on)}; ask again")
+    cur.execute(sql.SQL(STATEMENTS["cancelled_bills"]).format(proposal=table), parameters)
     cur.execute(sql.SQL(STATEMENTS["latest_versions"]).format(proposal=table), parameters)
     cur.execute(sql.SQL(STATEMENTS["retired_versions"]).format(proposal=table), parameters)
     cur.execute(sql.SQL(STATEMENTS["survivor_versions"]).format(proposal=table), parameters)
@@ -178,7 +189,8 @@ WORKFLOW = Workflow(
     propose=Proposal(summarise=summarise_review,
                      shown=("candidate_id", "score", "decision", "allowed", "refusal", "takes_household")),
     approve=Approval(group="RegistryCheckers"),
-    commit=Commit(append=commit_review, writes=("duplicate_reviews", "individual_versions", "beneficiary_versions")),
+    commit=Commit(append=commit_review,
+                  writes=("duplicate_reviews", "individual_versions", "beneficiary_versions", "bill_events")),
     publish=Publish(asset="benefitflow://registry/individuals"),
     tags=("registry",),
     doc_md="""
@@ -194,10 +206,13 @@ survives a merge). `survivor`: without a file's choice, the record registered fi
 **What a merge does** — the retired record is merged into the survivor (it leaves the registry's
 current state and its household; the ledger keeps every version); a survivor without a household
 takes the retired record's place in it; the retired record's enrolments move to the survivor, or,
-in a plan the survivor is in already, are graduated with the reason "duplicate". A retired HEAD or
+in a plan the survivor is in already, are graduated with the reason "duplicate"; its unpaid bills
+(due, held, or failed in their last payroll) are cancelled, so nobody is paid twice (a bill in a
+payroll out for payment refuses the merge until that payroll is reconciled). A retired HEAD or
 primary recipient of a household that keeps other members is refused: name another first.
 **Dismiss** keeps the pair as two people: it is not proposed again unless one record changes.
-**Unmerge** restores the retired record as it was and moves back the enrolments its merge moved.
+**Unmerge** restores the retired record as it was and moves back the enrolments its merge moved
+(bills its merge cancelled stay cancelled: the next cycle bills the restored record).
 
 **Approval** — a member of `RegistryCheckers` other than you. The request shows, per pair, the
 score, the decision and whether it is allowed (no names); the full proposal (maker, checkers and

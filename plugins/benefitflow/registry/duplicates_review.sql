@@ -15,6 +15,27 @@ WHERE p.request_id = %(request_id)s AND p.allowed
 ORDER BY p.candidate_id
 LIMIT 5
 
+-- name: bills_moved_on
+-- Merges whose retired record's unsettled bills are no longer those the proposal counted (billed, paid, failed or
+-- put in a payroll since): the commit is refused (ask again).
+SELECT p.candidate_id
+FROM {proposal} p
+WHERE p.request_id = %(request_id)s AND p.allowed AND p.decision = 'CONFIRMED'
+  AND (SELECT (count(*) FILTER (WHERE NOT u.out_for_payment), count(*) FILTER (WHERE u.out_for_payment))
+       FROM ledger.unsettled_bills(ARRAY[p.retired_id]) AS u) IS DISTINCT FROM (p.bills_to_cancel, 0::bigint)
+ORDER BY p.candidate_id
+LIMIT 5
+
+-- name: cancelled_bills
+-- A merge cancels the retired record's unsettled bills (none is out for payment: bills_moved_on): paid to nobody,
+-- never paid twice. An unmerge does not restore them; the next cycle bills the restored record.
+INSERT INTO ledger.bill_events (bill_id, status, reason, commit_id)
+SELECT u.bill_id, 'CANCELLED', 'merged duplicate: individual ' || p.retired_id || ' merged into ' || p.survivor_id,
+       %(commit_id)s
+FROM {proposal} p
+CROSS JOIN LATERAL ledger.unsettled_bills(ARRAY[p.retired_id]) AS u
+WHERE p.request_id = %(request_id)s AND p.allowed AND p.decision = 'CONFIRMED'
+
 -- name: reviews
 INSERT INTO ledger.duplicate_reviews (candidate_id, version, decision, survivor_id, retired_id, version_a, version_b,
                                       reason, request_id, commit_id)
