@@ -118,13 +118,30 @@
 {%- endmacro %}
 
 
-{#- The bills the new commits created, settled, failed, released or put in a payroll. -#}
+{#- The bills the new commits created, settled, failed, released or put in a payroll; and, after a merge or an unmerge
+    of duplicate records, those whom it may make pay another person: of the enrolments a review ever moved, and of
+    the records ever merged (few: ledger.moved_enrolments, migration 027). Models using it declare
+    -- depends_on: {{ ref('stg_ledger__duplicate_reviews') }} -#}
 {% macro bills_touched_by_new_commits() -%}
     {{ touched_by_new_commits(ref('stg_ledger__bills'), 'bill_id') }}
     union
     {{ touched_by_new_commits(ref('stg_ledger__bill_events'), 'bill_id') }}
     union
     {{ touched_by_new_commits(ref('stg_ledger__payroll_bills'), 'bill_id') }}
+    union
+    select payees.bill_id
+    from {{ ref('stg_ledger__bills') }} as payees
+    where exists (
+        select from {{ ref('stg_ledger__duplicate_reviews') }} as reviews
+        where reviews.commit_id = any({{ new_commits() }}) and reviews.decision <> 'DISMISSED'
+    )
+    and (
+        payees.beneficiary_id in (select moved.beneficiary_id from ledger.moved_enrolments() as moved)
+        or payees.individual_id in (
+            select confirmed.retired_id from {{ ref('stg_ledger__duplicate_reviews') }} as confirmed
+            where confirmed.decision = 'CONFIRMED'
+        )
+    )
 {%- endmacro %}
 
 

@@ -246,8 +246,9 @@ def enrolments_by_plan(rows: list[dict], region: str | None) -> None:
 
 
 ACTIVE = "count(*) FILTER (WHERE status = 'ACTIVE')"
-RATE = "CAST(count(*) FILTER (WHERE status IN ('PAID', 'FAILED')) AS numeric) / count(*)"
-PAID_RATE = "CAST(count(*) FILTER (WHERE status = 'PAID') AS numeric) / count(*)"
+RATE = ("CAST(count(*) FILTER (WHERE status IN ('PAID', 'FAILED')) AS numeric)"
+        " / count(*) FILTER (WHERE status <> 'CANCELLED')")
+PAID_RATE = "CAST(count(*) FILTER (WHERE status = 'PAID') AS numeric) / count(*) FILTER (WHERE status <> 'CANCELLED')"
 PLAN_CYCLE = {"plan_cycle": "plan_code || ' ' || cycle_code"}  # a calculated column of the mart_payments dataset
 CHECKS: dict[str, Check] = {
     "Beneficiaries": big_number("mart_beneficiaries", "count(*)"),

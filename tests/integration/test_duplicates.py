@@ -273,6 +273,30 @@ def test_a_survivor_without_a_household_takes_the_retired_records_place_and_an_u
     assert not proposed_among(people, run(SEARCH, scope="registry"))
 
 
+def test_a_merged_records_national_id_is_its_survivors_to_take(database) -> None:
+    surname, national_id = f"Diallo{tag()}", f"NID{uuid.uuid4().hex[:10].upper()}"
+    register([f"Mariam,{surname},1975-03-03,F,,,,,,L-4,North"])  # registered first: she survives
+    register([f"Mariame,{surname},1975-03-03,F,{national_id},,,,,L-4,North"])
+    people = ids_of(surname)
+    run(SEARCH, scope="changed")
+    (candidate, _, _), = pairs_among(people).values()
+    run(REVIEW, decision="CONFIRM", reason="one woman", candidates=[candidate])
+
+    with pytest.raises(WorkflowError):  # someone else: refused, and told whose it is
+        register([f"Oumou,{surname},1990-09-09,F,{national_id},,,,,L-4,North"])
+    assert query("SELECT message FROM intake.row_errors WHERE upload_id = (SELECT max(upload_id) FROM intake.uploads)"
+                 " AND rule = 'national_id:already_in_registry'") == [
+        (f"this national id belongs to individual {people['Mariame']}, merged into individual {people['Mariam']}"
+         " (a duplicate): only that one may take it",)]
+    register([f"{people['Mariam']},{national_id}"], mode="update", header="id,national_id")  # the survivor may
+    assert query("SELECT national_id FROM registry.individuals WHERE individual_id = %s",
+                 people["Mariam"]) == [(national_id,)]
+    # Then an unmerge would give two people one national id: refused until one is corrected.
+    refused = run(REVIEW, decision="UNMERGE", reason="two women", candidates=[candidate])["proposal"]
+    assert list(refused["not_allowed"]) == [
+        "the survivor took the retired record's national id since the merge: correct one of them first"]
+
+
 def test_a_retired_head_of_a_household_that_keeps_members_is_refused(database) -> None:
     surname, first, second = f"Mensah{tag()}", f"H{tag().upper()}", f"H{tag().upper()}"
     register([f"Kofi,{surname},1970-02-02,M,,,{first},1,HEAD,L-3,North"])  # registered first: he survives
@@ -392,15 +416,15 @@ def test_a_payment_cycle_counts_the_bills_of_people_in_open_pairs_and_holds_them
         payroll = payroll_of(code)
         refused = run(REVIEW, decision="CONFIRM", reason="one woman", candidates=[candidate])["proposal"]
         assert list(refused["not_allowed"]) == [
-            "the retired record has 1 bill(s) in a payroll out for payment: reconcile that payroll first"]
+            "billed twice in a cycle whose bills are both out for payment (or one paid): reconcile the payroll first"]
         reconcile_as_failed(payroll)
 
-    # Once merged, the retired record's unpaid bill (held, or failed) is cancelled: only the survivor's is paid.
+    # Once merged, she is billed twice in the cycle: the retired record's unpaid bill (held, or failed) is cancelled.
     merged = run(REVIEW, decision="CONFIRM", reason="one woman", candidates=[candidate])["proposal"]
-    assert (merged["unpaid_bills_cancelled"], merged["amount_cancelled"]) == (1, "1000.00")
+    assert (merged["bills_cancelled_as_billed_twice"], merged["amount_cancelled"]) == (1, "1000.00")
     survivor, retired = query("SELECT survivor_id::text, retired_id::text FROM registry.duplicate_candidates"
                               " WHERE candidate_id = %s", candidate)[0]
-    statuses = dict(query("SELECT individual_id::text, status FROM payments.bills WHERE plan_code = %s", code))
+    statuses = dict(query("SELECT billed_individual_id::text, status FROM payments.bills WHERE plan_code = %s", code))
     unpaid = "HELD" if hold else "FAILED"
     assert statuses == {survivor: unpaid, retired: "CANCELLED", people["Otieno"]: "DUE" if hold else "FAILED"}
     assert query("SELECT bills, bills_cancelled, amount_cancelled FROM marts.mart_payment_cycles"
@@ -419,12 +443,26 @@ def test_a_payment_cycle_counts_the_bills_of_people_in_open_pairs_and_holds_them
     (bill, commit), = query("SELECT bill_id::text, commit_id FROM ledger.bill_events WHERE status = 'CANCELLED'"
                             " AND bill_id = (SELECT bill_id FROM ledger.bills WHERE individual_id = %s"
                             " AND plan_code = %s)", retired, code)
-    with pytest.raises(psycopg2.errors.CheckViolation, match="a cancelled bill is final"):
+    with pytest.raises(psycopg2.errors.CheckViolation, match="a cancelled bill is never paid"):
         query("INSERT INTO ledger.bill_events (bill_id, status, reason, commit_id) VALUES (%s, 'DUE', 'again', %s)"
               " RETURNING 1", bill, commit)
     with pytest.raises(psycopg2.errors.CheckViolation, match="a cancelled bill is never put in a payroll"):
         query("INSERT INTO ledger.payroll_bills (payroll_id, bill_id, amount, commit_id)"
               " SELECT max(payroll_id), %s, 1000, %s FROM ledger.payrolls RETURNING 1", bill, commit)
+    with pytest.raises(psycopg2.errors.CheckViolation, match="only by the unmerge of its payee's merge"):
+        query("INSERT INTO ledger.bill_events (bill_id, status, reason, commit_id)"
+              " VALUES (%s, 'REINSTATED', 'again', %s) RETURNING 1", bill, commit)  # the merge's commit: no unmerge
+
+    # An unmerge reinstates it as it was: held as billed, or failed in its payroll (which the next one moves on).
+    unmerged = run(REVIEW, decision="UNMERGE", reason="two women after all", candidates=[candidate])["proposal"]
+    assert unmerged["cancelled_bills_reinstated"] == 1
+    assert query("SELECT status FROM payments.bills WHERE billed_individual_id = %s AND plan_code = %s",
+                 retired, code) == [(unpaid,)]
+    assert query("SELECT bills_cancelled FROM marts.mart_payment_cycles WHERE plan_code = %s", code) == [(0,)]
+    if not hold:
+        from benefitflow.payments.payroll import WORKFLOW as PAYROLL
+        assert pay(PAYROLL, cycle="2026-01", plan=code,
+                   include_unpaid_from=payroll)["proposal"]["moved_from_earlier_payroll"] == 1
 
 
 def payroll_of(code: str) -> str:

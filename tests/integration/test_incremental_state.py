@@ -2,7 +2,7 @@
 
 Operations of every kind run through the real workflows (registry create and update, plan, enrolment,
 status change, payment cycle, payroll, reconciliation with failures moved to a second payroll, held
-bills released, grievances, a merge of duplicate records); then every state table is kept aside, `dbt run --full-refresh` rebuilds
+bills released, grievances, a merge of duplicate records and its unmerge); then every state table is kept aside, `dbt run --full-refresh` rebuilds
 them from the ledger, and the two must be equal row for row.
 """
 
@@ -138,7 +138,10 @@ def test_publishes_rewrite_only_what_commits_touched_and_a_full_rebuild_gives_th
                         f"{person},Not paid,payment,phone\n", on_invalid_rows="reject_file")
     [(ticket,)] = query("SELECT grievance_code FROM ledger.grievances WHERE upload_id = %s", grievances["upload_id"])
     run(GRIEVANCE_STATUS, grievances=[ticket], status="OPEN", comment="accepted")
-    # The person with the ticket registered again and the two merged, the new record surviving: the ticket follows.
+    # The person with the ticket registered again and the two merged, the new record surviving: the ticket and the
+    # person's enrolment follow, and so does the bill of the next cycle (billed once: nothing to cancel), paid to the
+    # survivor; an unmerge gives them back.
+    pay(CYCLE, plan=code, cycle="C2", period_start="2026-08-01", period_end="2026-08-31")
     first_name, last_name, dob, sex, location = query("SELECT first_name, last_name, dob::text, sex, location_code"
                                                       " FROM registry.individuals WHERE individual_id = %s", person)[0]
     upload(INDIVIDUALS, "again.csv", f"first_name,last_name,dob,sex,location_code,region\n"
@@ -147,8 +150,21 @@ def test_publishes_rewrite_only_what_commits_touched_and_a_full_rebuild_gives_th
     [(candidate,)] = query("SELECT candidate_id FROM registry.duplicate_candidates WHERE status = 'OPEN'"
                            " AND %s IN (individual_a::text, individual_b::text)", person)
     run(REVIEW, decision="CONFIRM", reason="registered twice", candidates=[candidate], survivor="newer")
-    assert query("SELECT filed_for_individual_id::text, individual_id::text <> %s FROM grievances.grievances"
-                 " WHERE grievance_code = %s", person, ticket) == [(person, True)]
+    [(survivor,)] = query("SELECT survivor_id::text FROM registry.duplicate_candidates WHERE candidate_id = %s",
+                          candidate)
+    assert survivor != person
+    assert query("SELECT filed_for_individual_id::text, individual_id::text FROM grievances.grievances"
+                 " WHERE grievance_code = %s", ticket) == [(person, survivor)]
+    next_bill = ("SELECT bill_code, status, individual_id::text FROM payments.bills"
+                 " WHERE billed_individual_id = %s AND cycle_code = 'C2' AND plan_code = %s")
+    [(bill_code, status, payee)] = query(next_bill, person, code)
+    assert (status, payee) == ("DUE", survivor)
+    third = pay(PAYROLL, cycle="C2", plan=code)["proposal"]["payroll"]
+    assert {row["Code"]: row["Individual Id"] for row in read_rows(third)}[bill_code] == survivor
+    run(REVIEW, decision="UNMERGE", reason="two people after all", candidates=[candidate])
+    assert query(next_bill, person, code) == [(bill_code, "DUE", person)]
+    assert query("SELECT individual_id::text FROM grievances.grievances WHERE grievance_code = %s",
+                 ticket) == [(person,)]
 
     tables = _state_tables()
     assert {("payments", "bills"), ("registry", "individuals"), ("marts", "mart_payments")} <= set(tables)

@@ -6,6 +6,7 @@
 -- Incremental (macros/incremental_state.sql): a run rebuilds the bills its new commits touched, and the
 -- bills of every household and person they changed (the recipient's region, location and sex).
 -- depends_on: {{ ref('stg_ledger__bills') }}, {{ ref('stg_ledger__bill_events') }}, {{ ref('stg_ledger__payroll_bills') }}
+-- depends_on: {{ ref('stg_ledger__duplicate_reviews') }}
 -- depends_on: {{ ref('stg_ledger__individual_versions') }}, {{ ref('stg_ledger__households') }}
 {%- if is_incremental() %}
 -- Each way a bill's row can change, as a list of ids found through an index of its own.

@@ -1,5 +1,7 @@
 -- Every bill with its status, payroll and payment as the ledger says: created DUE (or HELD above
--- the plan's transaction limit), then released, paid, failed or moved by later events.
+-- the plan's transaction limit), then released, paid, failed or moved by later events; CANCELLED while
+-- cancelled more often than reinstated (a merge of duplicates and its unmerge; migration 027), and
+-- otherwise as its latest other event says.
 {{ config(indexes=[
     {'columns': ['bill_id'], 'unique': True},
     {'columns': ['bill_code'], 'unique': True},
@@ -11,7 +13,9 @@
 ], materialized='incremental', unique_key='bill_id', incremental_strategy='delete+insert',
    on_schema_change='fail', pre_hook="{{ take_in_commits() }}") }}
 -- Incremental (macros/incremental_state.sql): a run rebuilds the bills its new commits created, moved or settled.
+-- depends_on: {{ ref('stg_ledger__duplicate_reviews') }}
 {%- set touched = 'where bill_id in (select bill_id from touched)' if is_incremental() else '' %}
+{%- set and_touched = 'and bill_id in (select bill_id from touched)' if is_incremental() else '' %}
 
 {% if is_incremental() -%}
 with touched as (
@@ -24,8 +28,26 @@ with
 latest_event as (
     select distinct on (bill_id) bill_id, status, amount_paid, receipt, paid_on
     from {{ ref('stg_ledger__bill_events') }}
-    {{ touched }}
+    where status in ('DUE', 'PAID', 'FAILED') {{ and_touched }}
     order by bill_id, commit_id desc
+),
+
+cancelled as (
+    select bill_id
+    from {{ ref('stg_ledger__bill_events') }}
+    where status in ('CANCELLED', 'REINSTATED') {{ and_touched }}
+    group by bill_id
+    having count(*) filter (where status = 'CANCELLED') > count(*) filter (where status = 'REINSTATED')
+),
+
+-- Whom a bill pays now: the person its enrolment belongs to now (a merge or an unmerge of duplicate records moved
+-- it), or that person's survivor once merged into another record (migration 027; both sets are small).
+moved as (
+    select moved.beneficiary_id, moved.individual_id from ledger.moved_enrolments() as moved
+),
+
+merged as (
+    select merged.individual_id, merged.survivor_id from ledger.merged_records() as merged
 ),
 
 latest_payroll as (
@@ -43,12 +65,16 @@ select
     bills.plan_code,
     bills.plan_version,
     bills.beneficiary_id,
-    bills.individual_id,
+    coalesce(merged.survivor_id, moved.individual_id, bills.individual_id) as individual_id,
+    bills.individual_id as billed_individual_id,
     bills.household_code,
     bills.amount,
     bills.currency,
     bills.held as held_at_billing,
-    coalesce(latest_event.status, case when bills.held then 'HELD' else 'DUE' end) as status,
+    case
+        when cancelled.bill_id is not null then 'CANCELLED'
+        else coalesce(latest_event.status, case when bills.held then 'HELD' else 'DUE' end)
+    end as status,
     latest_payroll.payroll_id,
     latest_payroll.payroll_name,
     case when latest_event.status = 'PAID' then latest_event.amount_paid end as amount_paid,
@@ -57,5 +83,8 @@ select
     bills.recorded_at as billed_at
 from {{ ref('stg_ledger__bills') }} as bills
 left join latest_event using (bill_id)
+left join cancelled using (bill_id)
+left join moved on moved.beneficiary_id = bills.beneficiary_id and bills.individual_id is not null
+left join merged on merged.individual_id = coalesce(moved.individual_id, bills.individual_id)
 left join latest_payroll using (bill_id)
 {{ touched }}

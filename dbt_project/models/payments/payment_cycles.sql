@@ -5,6 +5,7 @@
 -- were (as the commits this model took in before showed them) to what they are now (payments.bills), so a
 -- correction of ten bills costs ten bills, not the cycle's million. A full rebuild counts every bill.
 -- depends_on: {{ ref('stg_ledger__bills') }}, {{ ref('stg_ledger__bill_events') }}, {{ ref('stg_ledger__payroll_bills') }}
+-- depends_on: {{ ref('stg_ledger__duplicate_reviews') }}
 {%- set counted = ['bills', 'total_amount', 'bills_held', 'bills_due', 'bills_paid', 'amount_paid', 'bills_failed',
                    'amount_failed', 'bills_cancelled', 'amount_cancelled'] %}
 {%- set incremental = is_incremental() %}
@@ -20,6 +21,16 @@ touched as (
     {{ bills_touched_by_new_commits() }}
 ),
 
+-- The bills cancelled as the commits this model took in before showed them (few bills ever are).
+cancelled_before as (
+    select events.bill_id
+    from {{ ref('stg_ledger__bill_events') }} as events
+    where events.status in ('CANCELLED', 'REINSTATED')
+        and events.commit_id in (select commit_id from taken_in_before)
+    group by events.bill_id
+    having count(*) filter (where events.status = 'CANCELLED') > count(*) filter (where events.status = 'REINSTATED')
+),
+
 -- Each touched bill as this model counted it before: none for a bill created by a new commit.
 before as (
     select
@@ -28,16 +39,23 @@ before as (
         bills.plan_code,
         bills.currency,
         bills.amount,
-        coalesce(latest_event.status, case when bills.held then 'HELD' else 'DUE' end) as status,
+        case
+            when was_cancelled.bill_id is not null then 'CANCELLED'
+            else coalesce(latest_event.status, case when bills.held then 'HELD' else 'DUE' end)
+        end as status,
         case when latest_event.status = 'PAID' then latest_event.amount_paid end as amount_paid
     from {{ ref('stg_ledger__bills') }} as bills
+    -- as payments.bills says: the latest event other than a cancellation or a reinstatement ...
     left join lateral (
         select events.status, events.amount_paid
         from {{ ref('stg_ledger__bill_events') }} as events
         where events.bill_id = bills.bill_id and events.commit_id in (select commit_id from taken_in_before)
+            and events.status in ('DUE', 'PAID', 'FAILED')
         order by events.commit_id desc
         limit 1
     ) as latest_event on true
+    -- ... and cancelled while cancelled more often than reinstated
+    left join cancelled_before as was_cancelled on was_cancelled.bill_id = bills.bill_id
     where bills.bill_id in (select bill_id from touched)
         and bills.commit_id in (select commit_id from taken_in_before)
 ),

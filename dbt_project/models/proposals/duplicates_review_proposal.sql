@@ -30,7 +30,8 @@ pairs as (
         selected.named_survivor,
         reviews.decision as reviewed,
         reviews.survivor_id as merged_survivor,
-        reviews.retired_id as merged_retired
+        reviews.retired_id as merged_retired,
+        reviews.commit_id as reviewed_in_commit
     from selected
     join {{ ref('stg_ledger__duplicate_candidates') }} as candidates using (candidate_id)
     left join {{ ref('stg_ledger__duplicate_reviews') }} as reviews
@@ -88,16 +89,38 @@ ranked as (
     from roles
 ),
 
--- The retired records' unsettled bills, as the ledger says (migration 027): a merge cancels those in no payroll
--- out for payment; one out for payment stops the merge until its payroll is reconciled.
-unsettled as (
+-- Where a merge finds the person billed twice in a cycle, the bill it cancels (ledger.bills_paid_twice, migration
+-- 027: the same function the commit runs); a cycle where both bills are out for payment, or one paid and one out,
+-- waits for the reconciliation.
+twice as (
     select
-        bills.individual_id,
-        count(*) filter (where not bills.out_for_payment) as bills_to_cancel,
-        coalesce(sum(bills.amount) filter (where not bills.out_for_payment), 0) as amount_to_cancel,
-        count(*) filter (where bills.out_for_payment) as bills_out_for_payment
-    from ledger.unsettled_bills(array(select ranked.retired_id from ranked)) as bills
-    group by bills.individual_id
+        bills.retired_id,
+        count(bills.bill_id) as bills_to_cancel,
+        coalesce(sum(bills.amount), 0) as amount_to_cancel,
+        coalesce(bool_or(bills.waits_for_reconciliation), false) as waits_for_reconciliation,
+        count(*) filter (where bills.paid_twice) as paid_twice
+    from (
+        select
+            array_agg(ranked.retired_id order by ranked.candidate_id) as retired,
+            array_agg(ranked.survivor_id order by ranked.candidate_id) as survivors
+        from ranked
+        cross join request
+        where request.decision = 'CONFIRMED'
+    ) as merging
+    cross join ledger.bills_paid_twice(merging.retired, merging.survivors) as bills  -- a function: lateral
+    group by bills.retired_id
+),
+
+-- The bills an unmerge reinstates: those the pair's merge cancelled (still cancelled: nothing else touches them).
+reinstated as (
+    select ranked.candidate_id, count(*) as bills_to_reinstate
+    from ranked
+    inner join {{ ref('stg_ledger__bill_events') }} as cancelled
+        on cancelled.commit_id = ranked.reviewed_in_commit and cancelled.status = 'CANCELLED'
+    inner join {{ ref('stg_ledger__bills') }} as billed
+        on billed.bill_id = cancelled.bill_id and billed.individual_id = ranked.merged_retired
+    where ranked.reviewed = 'CONFIRMED'
+    group by ranked.candidate_id
 ),
 
 paired as (
@@ -122,9 +145,13 @@ paired as (
             where enrolled.household_code = retired.household_code and enrolled.individual_id is null
                 and enrolled.status <> 'GRADUATED'
         ) as retired_household_enrolled,
-        coalesce(unsettled.bills_to_cancel, 0) as bills_to_cancel,
-        coalesce(unsettled.amount_to_cancel, 0) as amount_to_cancel,
-        coalesce(unsettled.bills_out_for_payment, 0) as bills_out_for_payment,
+        coalesce(twice.bills_to_cancel, 0) as bills_to_cancel,
+        coalesce(twice.amount_to_cancel, 0) as amount_to_cancel,
+        coalesce(twice.waits_for_reconciliation, false) as waits_for_reconciliation,
+        coalesce(twice.paid_twice, 0) as paid_twice,
+        survivor.national_id as survivor_national_id,
+        retired.national_id as retired_national_id,
+        coalesce(reinstated.bills_to_reinstate, 0) as bills_to_reinstate,
         -- the household the survivor took at the merge this unmerges (none if it took none)
         (
             select taken.household_code
@@ -140,7 +167,8 @@ paired as (
     cross join request
     left join people as survivor on survivor.individual_id = ranked.survivor_id
     left join people as retired on retired.individual_id = ranked.retired_id
-    left join unsettled on unsettled.individual_id = ranked.retired_id
+    left join twice on twice.retired_id = ranked.retired_id
+    left join reinstated on reinstated.candidate_id = ranked.candidate_id
 ),
 
 judged as (
@@ -183,9 +211,11 @@ judged as (
                 then 'the retired record is the only member of household ' || paired.retired_household
                      || ', which is enrolled in a plan: the survivor has a household of its own; end that enrolment'
                      || ' or move the survivor first'
-            when paired.decision = 'CONFIRMED' and paired.bills_out_for_payment > 0
-                then 'the retired record has ' || paired.bills_out_for_payment
-                     || ' bill(s) in a payroll out for payment: reconcile that payroll first'
+            when paired.decision = 'CONFIRMED' and paired.waits_for_reconciliation
+                then 'billed twice in a cycle whose bills are both out for payment (or one paid): reconcile the'
+                     || ' payroll first'
+            when paired.decision = 'UNMERGED' and paired.survivor_national_id = paired.retired_national_id
+                then 'the survivor took the retired record''s national id since the merge: correct one of them first'
         end as refusal
     from paired
 )
@@ -203,9 +233,13 @@ select
     case when judged.decision = 'DISMISSED' then null else judged.retired_id end as retired_id,
     judged.takes_household,
     judged.survivor_changes,
-    -- A merge cancels the retired record's unpaid bills (due, held or failed); the commit cancels exactly these.
+    -- Where the person is billed twice in a cycle, a merge cancels one unpaid bill; the commit cancels exactly these.
     case when judged.decision = 'CONFIRMED' then judged.bills_to_cancel else 0 end as bills_to_cancel,
     case when judged.decision = 'CONFIRMED' then judged.amount_to_cancel else 0 end as amount_to_cancel,
+    -- cycles in which both bills were paid already (nothing left to cancel; the checker is told)
+    case when judged.decision = 'CONFIRMED' then judged.paid_twice else 0 end as paid_twice,
+    -- An unmerge reinstates the bills its merge cancelled.
+    case when judged.decision = 'UNMERGED' then judged.bills_to_reinstate else 0 end as bills_to_reinstate,
     a.version as based_on_a,
     b.version as based_on_b,
     -- The pair's versions once the review is committed: a merge or an unmerge gives the retired record a new one,

@@ -108,7 +108,9 @@ def commit_release(cur: psycopg2.extensions.cursor, commit_id: int, proposal: Pr
     request_id = proposal.key
     cur.execute("SELECT pg_advisory_xact_lock(hashtext('benefitflow.payroll'))")  # payrolls read bill statuses
     cur.execute(f"SELECT count(*) FROM {proposal.table} p WHERE p.request_id = %s"
-                f" AND EXISTS (SELECT 1 FROM ledger.bill_events e WHERE e.bill_id = p.bill_id)", (request_id,))
+                f" AND (EXISTS (SELECT 1 FROM ledger.bill_events e WHERE e.bill_id = p.bill_id"
+                f"              AND e.status IN ('DUE', 'PAID', 'FAILED'))"
+                f"      OR p.bill_id IN (SELECT bill_id FROM ledger.cancelled_bills()))", (request_id,))
     if released := cur.fetchone()[0]:
         raise CommitConflict(f"{released} of these bills were released by another run, or cancelled by a merge of "
                              f"duplicate records, since the proposal")

@@ -22,7 +22,6 @@ from psycopg2 import sql
 from benefitflow.core import config, db, file_store
 from benefitflow.core.errors import CommitConflict, RequestError
 from benefitflow.core.parameters import code_of, money
-from benefitflow.payments.payments_export import RECIPIENT
 from benefitflow.programmes import plans
 from benefitflow.workflows import publish
 from benefitflow.workflows.declaration import (
@@ -167,14 +166,14 @@ def commit_payroll(cur: psycopg2.extensions.cursor, commit_id: int, proposal: Pr
         f" DISTINCT FROM"
         f" (SELECT max(pb.payroll_id) FROM ledger.payroll_bills pb WHERE pb.bill_id = p.bill_id)"
         f" OR (p.moved_from_id IS NOT NULL AND 'FAILED' IS DISTINCT FROM (SELECT e.status FROM ledger.bill_events e"
-        f" WHERE e.bill_id = p.bill_id ORDER BY e.commit_id DESC LIMIT 1)))", (request_id,))
+        f" WHERE e.bill_id = p.bill_id AND e.status IN ('DUE', 'PAID', 'FAILED') ORDER BY e.commit_id DESC LIMIT 1)))",
+        (request_id,))
     if taken := cur.fetchone()[0]:
         raise CommitConflict(f"{taken} of these bills were taken by another payroll, or are not failed in the payroll "
                              f"they would leave; ask for the payroll again")
     # The few cancelled bills against the payroll's (a merge of duplicate records cancels a record's unpaid bills).
-    cur.execute(f"SELECT count(*) FROM {proposal.table} p JOIN (SELECT e.bill_id FROM ledger.bill_events e"
-                f" WHERE e.status = 'CANCELLED') AS cancelled USING (bill_id) WHERE p.request_id = %s AND p.to_pay",
-                (request_id,))
+    cur.execute(f"SELECT count(*) FROM {proposal.table} p JOIN ledger.cancelled_bills() AS cancelled USING (bill_id)"
+                f" WHERE p.request_id = %s AND p.to_pay", (request_id,))
     if cancelled := cur.fetchone()[0]:
         raise CommitConflict(f"{cancelled} of these bills were cancelled since the proposal (their payee was merged "
                              f"into another record as a duplicate); ask for the payroll again")
@@ -242,7 +241,7 @@ def _copy_payroll(cur: psycopg2.extensions.cursor, payroll_id: int, target: Path
         for column, expression in exported)
     with file_store.replaced_text(target) as handle:  # personal data: like every export, not world-readable
         query = sql.SQL("COPY (SELECT {} FROM {} ORDER BY bl.bill_number) TO STDOUT WITH (FORMAT csv, HEADER true)")
-        recipients = sql.SQL(_RECIPIENTS).format(payroll=sql.Literal(payroll_id), recipient=RECIPIENT)
+        recipients = sql.SQL(_RECIPIENTS).format(payroll=sql.Literal(payroll_id), recipient=_RECIPIENT)
         cur.copy_expert(query.format(columns, recipients).as_string(cur), handle)
     return cur.rowcount
 
@@ -291,14 +290,20 @@ def discard_payroll_file(request_id: int) -> None:
         _partial(f"{found[0]}.csv").unlink(missing_ok=True)
 
 
+# Whom each bill pays, as payments.bills says (migration 027): the person its enrolment belongs to now, or that
+# person's survivor once merged as a duplicate; from the ledger, as the file is written in the payroll's commit.
 _RECIPIENTS = """
 ledger.payroll_bills pb
 JOIN ledger.bills bl ON bl.bill_id = pb.bill_id
+LEFT JOIN ledger.moved_enrolments() moved ON moved.beneficiary_id = bl.beneficiary_id AND bl.individual_id IS NOT NULL
+LEFT JOIN ledger.merged_records() merged ON merged.individual_id = coalesce(moved.individual_id, bl.individual_id)
 LEFT JOIN registry.households h ON h.household_code = bl.household_code
 JOIN registry.individuals i ON i.individual_id = {recipient}
 JOIN ledger.payrolls p ON p.payroll_id = pb.payroll_id
 WHERE pb.payroll_id = {payroll}
 """
+_RECIPIENT = sql.SQL("coalesce(merged.survivor_id, moved.individual_id, bl.individual_id, h.primary_recipient_id,"
+                     " h.head_individual_id)")
 _EXPORTED = ("p.payroll_name", "'APPROVED_FOR_PAYMENT'", "i.first_name", "i.last_name", "i.dob", "bl.bill_code",
              "'DUE'", "to_char(pb.amount, 'FM999999999990.00')", "'CASH'", "NULL::text", "NULL::text",
              "bl.currency", "i.individual_id", "i.national_id", "bl.household_code", "bl.beneficiary_id",

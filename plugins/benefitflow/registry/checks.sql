@@ -30,13 +30,28 @@ FROM intake.{checked} c
 WHERE c.person_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM registry.individuals i WHERE i.individual_id = c.person_id)
 
 -- name: national_id_taken
+-- A national id another person holds: someone in the registry, or a record merged into another (a confirmed
+-- duplicate: the id is its survivor's, and only the survivor may take it). Merged records are few (a partial index).
 SELECT DISTINCT ON (c.row_number)
        {upload}, c.row_number, 'national_id', 'national_id:already_in_registry', c.national_id,
-       format('this national id already belongs to individual %s in the registry', r.individual_id),
+       CASE WHEN holder.merged_into IS NULL
+            THEN format('this national id already belongs to individual %s in the registry', holder.individual_id)
+            ELSE format('this national id belongs to individual %s, merged into individual %s (a duplicate): only '
+                        'that one may take it', holder.individual_id, holder.merged_into)
+       END,
        'critical'
 FROM intake.{checked} c
-JOIN registry.individuals r ON r.national_id = c.national_id
-WHERE c.individual_id IS NULL OR r.individual_id <> c.individual_id
+JOIN (
+    SELECT r.individual_id, r.national_id, NULL::uuid AS merged_into
+    FROM registry.individuals r
+    UNION ALL
+    SELECT m.individual_id, m.national_id, m.merged_into
+    FROM ledger.individual_versions m
+    WHERE m.merged_into IS NOT NULL
+      AND m.version = (SELECT max(l.version) FROM ledger.individual_versions l WHERE l.individual_id = m.individual_id)
+) AS holder ON holder.national_id = c.national_id
+WHERE (c.individual_id IS NULL OR holder.individual_id <> c.individual_id)
+  AND (holder.merged_into IS NULL OR c.individual_id IS NULL OR holder.merged_into <> c.individual_id)
 ORDER BY c.row_number
 
 -- name: upload_duplicate_keys

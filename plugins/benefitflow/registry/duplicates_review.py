@@ -2,10 +2,11 @@
 
 CONFIRM merges a pair: one record survives (the older, or the one a file names), the other is retired with a pointer
 to it; the retired record's household place goes to a survivor without one, its enrolments move to the survivor
-(or, in a plan the survivor is in already, are graduated as duplicates), its unpaid bills are cancelled and its
-grievance tickets are the survivor's (the grievances model follows the pointer). DISMISS says the two are different
-people: the pair is not proposed again until one of them changes. UNMERGE undoes a merge: the retired record is
-restored and the enrolments its merge moved go back. Everything through the ledger (duplicates_review.sql).
+(or, in a plan the survivor is in already, are graduated as duplicates), its bills pay the survivor (where the two
+were billed in one cycle, one bill is cancelled) and its grievance tickets are the survivor's (the state follows the
+pointer). DISMISS says the two are different people: the pair is not proposed again until one of them changes.
+UNMERGE undoes a merge: the retired record is restored, the enrolments its merge moved go back, and with them the
+bills and tickets, and the bills it cancelled are reinstated. Everything through the ledger (duplicates_review.sql).
 """
 
 from __future__ import annotations
@@ -132,30 +133,35 @@ def summarise_review(cur: psycopg2.extensions.cursor, proposal: ProposalRef) -> 
         f" count(*) FILTER (WHERE allowed AND takes_household), min(score), max(score)"
         f" FROM {proposal.table} WHERE request_id = %s", (proposal.key,))
     allowed, refused, households, lowest, highest = cur.fetchone()
-    cur.execute(f"SELECT coalesce(sum(bills_to_cancel), 0), coalesce(sum(amount_to_cancel), 0) FROM {proposal.table}"
+    cur.execute(f"SELECT coalesce(sum(bills_to_cancel), 0), coalesce(sum(amount_to_cancel), 0),"
+                f" coalesce(sum(paid_twice), 0), coalesce(sum(bills_to_reinstate), 0) FROM {proposal.table}"
                 f" WHERE request_id = %s AND allowed", (proposal.key,))
-    bills, amount = cur.fetchone()
+    bills, amount, paid_twice, reinstated = cur.fetchone()
     cur.execute(f"SELECT refusal, count(*) FROM {proposal.table} WHERE request_id = %s AND NOT allowed"
                 f" GROUP BY 1 ORDER BY 1", (proposal.key,))
     return {"pairs_to_decide": allowed, "pairs_left_as_they_are": refused, "not_allowed": dict(cur.fetchall()),
-            "households_taken_over_by_survivors": households, "unpaid_bills_cancelled": bills,
-            "amount_cancelled": f"{amount:.2f}", "smallest_score": lowest, "largest_score": highest}
+            "households_taken_over_by_survivors": households, "bills_cancelled_as_billed_twice": bills,
+            "amount_cancelled": f"{amount:.2f}", "cycles_paid_twice_already": paid_twice,
+            "cancelled_bills_reinstated": reinstated, "smallest_score": lowest, "largest_score": highest}
 
 
 def commit_review(cur: psycopg2.extensions.cursor, commit_id: int, proposal: ProposalRef) -> int:
-    """Append the reviews and, for merges and unmerges, the records' and enrolments' new versions; refuse if a pair
-    moved on since the proposal, or if a household would be left without its HEAD or primary recipient."""
+    """Append the reviews and, for merges and unmerges, the records' and enrolments' new versions, the bills a merge
+    cancels (the person billed twice in a cycle) and those an unmerge reinstates; refuse if a pair or its bills moved
+    on since the proposal, or if a household would be left without its HEAD or primary recipient."""
     lock_registry(cur)
     parameters = {"request_id": proposal.key, "commit_id": commit_id}
     table = sql.SQL(proposal.table)
+    _lock_plans_of_the_pairs(cur, table, parameters)
+    cur.execute("SELECT pg_advisory_xact_lock(hashtext('benefitflow.payroll'))")  # payrolls read bill statuses
     cur.execute(sql.SQL(STATEMENTS["stale"]).format(proposal=table), parameters)
     if stale := [str(row[0]) for row in cur.fetchall()]:
         raise CommitConflict(f"pairs changed after the proposal (a record or a review): {', '.join(stale)}; ask again")
-    cur.execute("SELECT pg_advisory_xact_lock(hashtext('benefitflow.payroll'))")  # payrolls read bill statuses
+    cur.execute(sql.SQL(STATEMENTS["bills_paid_twice"]).format(proposal=table), parameters)
     cur.execute(sql.SQL(STATEMENTS["bills_moved_on"]).format(proposal=table), parameters)
     if moved_on := [str(row[0]) for row in cur.fetchall()]:
-        raise CommitConflict(f"the retired records' unpaid bills changed after the proposal (billed, paid or put in a "
-                             f"payroll) in pairs {', '.join(moved_on)}; ask again")
+        raise CommitConflict(f"the bills to cancel changed after the proposal (billed, paid or put in a payroll) in "
+                             f"pairs {', '.join(moved_on)}; ask again")
     cur.execute(sql.SQL(STATEMENTS["cancelled_bills"]).format(proposal=table), parameters)
     cur.execute(sql.SQL(STATEMENTS["latest_versions"]).format(proposal=table), parameters)
     cur.execute(sql.SQL(STATEMENTS["retired_versions"]).format(proposal=table), parameters)
@@ -163,8 +169,21 @@ def commit_review(cur: psycopg2.extensions.cursor, commit_id: int, proposal: Pro
     cur.execute(sql.SQL(STATEMENTS["beneficiaries"]).format(proposal=table), parameters)
     cur.execute(sql.SQL(STATEMENTS["reviews"]).format(proposal=table), parameters)
     reviewed = cur.rowcount
+    cur.execute(sql.SQL(STATEMENTS["reinstated_bills"]).format(proposal=table), parameters)
     refuse_broken_households(cur, commit_id)
     return reviewed
+
+
+def _lock_plans_of_the_pairs(cur: psycopg2.extensions.cursor, table: sql.Composable, parameters: dict) -> None:
+    """A merge moves, graduates and cancels what the plans of both records hold: no commit of those plans (an
+    enrolment, a payment cycle) runs beside it. Each plan's lock, in one order (after the registry's)."""
+    cur.execute(sql.SQL(
+        "SELECT DISTINCT lower(v.plan_code) FROM ledger.beneficiary_versions v WHERE v.individual_id IN ("
+        " SELECT unnest(ARRAY[p.individual_a, p.individual_b]) FROM {proposal} p"
+        " WHERE p.request_id = %(request_id)s AND p.allowed AND p.decision <> 'DISMISSED') ORDER BY 1"
+    ).format(proposal=table), parameters)
+    for (code,) in cur.fetchall():
+        plans.lock_plan(cur, code)
 
 
 WORKFLOW = Workflow(
@@ -206,13 +225,14 @@ survives a merge). `survivor`: without a file's choice, the record registered fi
 **What a merge does** — the retired record is merged into the survivor (it leaves the registry's
 current state and its household; the ledger keeps every version); a survivor without a household
 takes the retired record's place in it; the retired record's enrolments move to the survivor, or,
-in a plan the survivor is in already, are graduated with the reason "duplicate"; its unpaid bills
-(due, held, or failed in their last payroll) are cancelled, so nobody is paid twice (a bill in a
-payroll out for payment refuses the merge until that payroll is reconciled). A retired HEAD or
+in a plan the survivor is in already, are graduated with the reason "duplicate". Its bills pay the
+survivor from then on; where the two were billed in the same cycle, one unpaid bill is cancelled
+(the retired record's, unless only the survivor's is unpaid), so nobody is paid twice; two bills of
+a cycle out for payment (or one out, one paid) refuse the merge until it is reconciled. A retired HEAD or
 primary recipient of a household that keeps other members is refused: name another first.
 **Dismiss** keeps the pair as two people: it is not proposed again unless one record changes.
-**Unmerge** restores the retired record as it was and moves back the enrolments its merge moved
-(bills its merge cancelled stay cancelled: the next cycle bills the restored record).
+**Unmerge** restores the retired record as it was, moves back the enrolments its merge moved and
+reinstates the bills its merge cancelled (each due, held or failed again, as it was).
 
 **Approval** — a member of `RegistryCheckers` other than you. The request shows, per pair, the
 score, the decision and whether it is allowed (no names); the full proposal (maker, checkers and

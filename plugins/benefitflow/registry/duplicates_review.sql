@@ -15,26 +15,43 @@ WHERE p.request_id = %(request_id)s AND p.allowed
 ORDER BY p.candidate_id
 LIMIT 5
 
+-- name: bills_paid_twice
+-- The bills the merges of this review cancel, as the ledger says now, read once for all pairs (temporary, dropped at
+-- commit).
+CREATE TEMPORARY TABLE review_bills_paid_twice ON COMMIT DROP AS
+SELECT twice.*
+FROM (SELECT array_agg(p.retired_id ORDER BY p.candidate_id) AS retired,
+             array_agg(p.survivor_id ORDER BY p.candidate_id) AS survivors
+      FROM {proposal} p
+      WHERE p.request_id = %(request_id)s AND p.allowed AND p.decision = 'CONFIRMED') AS merges
+CROSS JOIN LATERAL ledger.bills_paid_twice(merges.retired, merges.survivors) AS twice
+
 -- name: bills_moved_on
--- Merges whose retired record's unsettled bills are no longer those the proposal counted (billed, paid, failed or
--- put in a payroll since): the commit is refused (ask again).
+-- Merges whose bills to cancel are no longer those the proposal showed (billed, paid, failed or put in a payroll
+-- since): the commit is refused (ask again).
 SELECT p.candidate_id
 FROM {proposal} p
+LEFT JOIN (
+    SELECT t.retired_id, count(t.bill_id) AS bills, coalesce(sum(t.amount), 0) AS amount,
+           bool_or(t.waits_for_reconciliation) AS waits
+    FROM review_bills_paid_twice t GROUP BY t.retired_id
+) AS now ON now.retired_id = p.retired_id
 WHERE p.request_id = %(request_id)s AND p.allowed AND p.decision = 'CONFIRMED'
-  AND (SELECT (count(*) FILTER (WHERE NOT u.out_for_payment), count(*) FILTER (WHERE u.out_for_payment))
-       FROM ledger.unsettled_bills(ARRAY[p.retired_id]) AS u) IS DISTINCT FROM (p.bills_to_cancel, 0::bigint)
+  AND (coalesce(now.bills, 0), coalesce(now.amount, 0), coalesce(now.waits, false))
+      IS DISTINCT FROM (p.bills_to_cancel, p.amount_to_cancel, false)
 ORDER BY p.candidate_id
 LIMIT 5
 
 -- name: cancelled_bills
--- A merge cancels the retired record's unsettled bills (none is out for payment: bills_moved_on): paid to nobody,
--- never paid twice. An unmerge does not restore them; the next cycle bills the restored record.
+-- Where a merge finds the person billed twice in a cycle, one of the two bills is cancelled (bills_paid_twice says
+-- which): paid to nobody, until an unmerge reinstates it.
 INSERT INTO ledger.bill_events (bill_id, status, reason, commit_id)
-SELECT u.bill_id, 'CANCELLED', 'merged duplicate: individual ' || p.retired_id || ' merged into ' || p.survivor_id,
+SELECT t.bill_id, 'CANCELLED',
+       'billed twice: individual ' || p.retired_id || ' merged into ' || p.survivor_id || ' as a duplicate',
        %(commit_id)s
-FROM {proposal} p
-CROSS JOIN LATERAL ledger.unsettled_bills(ARRAY[p.retired_id]) AS u
-WHERE p.request_id = %(request_id)s AND p.allowed AND p.decision = 'CONFIRMED'
+FROM review_bills_paid_twice t
+JOIN {proposal} p ON p.retired_id = t.retired_id
+WHERE p.request_id = %(request_id)s AND p.allowed AND p.decision = 'CONFIRMED' AND t.bill_id IS NOT NULL
 
 -- name: reviews
 INSERT INTO ledger.duplicate_reviews (candidate_id, version, decision, survivor_id, retired_id, version_a, version_b,
@@ -45,6 +62,22 @@ SELECT p.candidate_id,
        %(commit_id)s
 FROM {proposal} p JOIN intake.requests q USING (request_id)
 WHERE p.request_id = %(request_id)s AND p.allowed
+
+-- name: reinstated_bills
+-- An unmerge reinstates the bills the pair's merge cancelled: each is again what it was (due, held, or failed in its
+-- payroll). After the reviews: the database lets only an unmerge of the bill's payee reinstate it (migration 027).
+INSERT INTO ledger.bill_events (bill_id, status, reason, commit_id)
+SELECT cancelled.bill_id, 'REINSTATED',
+       'unmerged duplicate: individual ' || p.retired_id || ' is not ' || p.survivor_id, %(commit_id)s
+FROM {proposal} p
+JOIN LATERAL (
+    SELECT r.commit_id FROM ledger.duplicate_reviews r
+    WHERE r.candidate_id = p.candidate_id AND r.decision = 'CONFIRMED'
+    ORDER BY r.version DESC LIMIT 1
+) AS merge ON true
+JOIN ledger.bill_events cancelled ON cancelled.commit_id = merge.commit_id AND cancelled.status = 'CANCELLED'
+JOIN ledger.bills b ON b.bill_id = cancelled.bill_id AND b.individual_id IN (p.retired_id, p.survivor_id)
+WHERE p.request_id = %(request_id)s AND p.allowed AND p.decision = 'UNMERGED'
 
 -- name: latest_versions
 -- The latest version of each record a merge or an unmerge of this review changes (temporary, dropped at commit).

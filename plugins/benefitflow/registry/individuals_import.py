@@ -159,13 +159,15 @@ def refuse_taken_national_ids(cur: psycopg2.extensions.cursor, proposal: Proposa
     cur.execute(
         f"WITH wanted AS (SELECT row_number, {person} AS individual_id, national_id FROM {proposal.table}"
         f"                WHERE upload_id = %s AND national_id IS NOT NULL),"
-        f" holders AS (SELECT DISTINCT ON (v.individual_id) v.individual_id, v.national_id"
+        f" holders AS (SELECT DISTINCT ON (v.individual_id) v.individual_id, v.national_id, v.merged_into"
         f"             FROM ledger.individual_versions v"
         f"             WHERE v.individual_id IN (SELECT individual_id FROM ledger.individual_versions"
         f"                                       WHERE national_id IN (SELECT national_id FROM wanted))"
         f"             ORDER BY v.individual_id, v.version DESC)"
         f" SELECT w.row_number, w.national_id FROM wanted w"
+        # a survivor may take the national id of a record merged into it
         f" JOIN holders h ON h.national_id = w.national_id AND h.individual_id <> w.individual_id"
+        f"                AND (h.merged_into IS NULL OR h.merged_into <> w.individual_id)"
         f" ORDER BY w.row_number LIMIT 5",
         (proposal.key,),
     )
