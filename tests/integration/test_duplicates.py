@@ -238,10 +238,41 @@ def test_a_merge_moves_enrolments_keeps_a_plan_to_one_enrolment_and_an_unmerge_r
     enrolments = dict(query("SELECT plan_code || ' ' || individual_id::text, status FROM programmes.beneficiaries"
                             " WHERE plan_code IN (%s, %s)", both, only_second))
     assert enrolments[f"{only_second} {retired}"] == "ACTIVE"  # moved back
-    assert enrolments[f"{both} {retired}"] == "GRADUATED"  # a graduation stays: enrol her again
+    assert enrolments[f"{both} {retired}"] == "ACTIVE"  # no longer graduated as a duplicate
     assert ticket_of(ticket) == (retired, retired)
     assert query("SELECT status FROM registry.duplicate_candidates WHERE candidate_id = %s",
                  candidate) == [("UNMERGED",)]
+
+
+def test_an_enrolment_proposed_before_a_merge_does_not_enrol_the_survivor_twice(database) -> None:
+    from benefitflow.core.errors import CommitConflict
+    from benefitflow.programmes.benefit_plan_define import WORKFLOW as DEFINE
+    from benefitflow.programmes.enrolment import WORKFLOW as ENROLMENT
+
+    surname, region = f"Juma{tag()}", f"R{tag()}"
+    register([f"Halima,{surname},1966-06-06,F,,,,,,L-6,{region}"])
+    register([f"Halimah,{surname},1966-06-06,F,,,,,,L-6,{region}"])  # newer: she survives
+    run(SEARCH, scope="changed")
+    (candidate, _, _), = pairs_among(ids_of(surname)).values()
+    code = f"TWICE-{tag().upper()}"
+    run(DEFINE, plan=plan_document(code))
+    named = {"field": "region", "op": "=", "value": region}
+
+    def enrol(first_name: str, **hooks: Any) -> dict:
+        criteria = {"all": [named, {"field": "first_name", "op": "=", "value": first_name}]}
+        return run_steps(ENROLMENT, options={"plan": code, "target_status": "ACTIVE", "criteria": criteria},
+                         maker="maker", checker="checker", run_id=uuid.uuid4().hex, **hooks)
+
+    enrol("Halima")
+
+    def merged_before_the_commit(step: str, action: Any) -> Any:
+        if step == "commit":  # approved days later: the two were merged meanwhile, her enrolment moved to Halimah
+            run(REVIEW, decision="CONFIRM", reason="one woman", candidates=[candidate], survivor="newer")
+        return action()
+
+    with pytest.raises(CommitConflict, match="merged as duplicates since the proposal"):
+        enrol("Halimah", on_step=merged_before_the_commit)
+    assert query("SELECT count(*) FROM ledger.beneficiary_versions WHERE plan_code = %s AND version = 1", code) == [(1,)]
 
 
 def test_a_survivor_without_a_household_takes_the_retired_records_place_and_an_unmerge_gives_it_back(database) -> None:

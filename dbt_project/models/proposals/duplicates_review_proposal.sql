@@ -105,20 +105,22 @@ twice as (
             array_agg(ranked.survivor_id order by ranked.candidate_id) as survivors
         from ranked
         cross join request
-        where request.decision = 'CONFIRMED'
+        -- the pairs the commit may merge (the others are refused whatever their bills)
+        where request.decision = 'CONFIRMED' and not ranked.shares_a_record and ranked.reviewed is null
     ) as merging
     cross join ledger.bills_paid_twice(merging.retired, merging.survivors) as bills  -- a function: lateral
     group by bills.retired_id
 ),
 
--- The bills an unmerge reinstates: those the pair's merge cancelled (still cancelled: nothing else touches them).
+-- The bills an unmerge reinstates: those the pair's merge cancelled, of either record (still cancelled: nothing else
+-- touches them).
 reinstated as (
     select ranked.candidate_id, count(*) as bills_to_reinstate
     from ranked
     inner join {{ ref('stg_ledger__bill_events') }} as cancelled
         on cancelled.commit_id = ranked.reviewed_in_commit and cancelled.status = 'CANCELLED'
     inner join {{ ref('stg_ledger__bills') }} as billed
-        on billed.bill_id = cancelled.bill_id and billed.individual_id = ranked.merged_retired
+        on billed.bill_id = cancelled.bill_id and billed.individual_id in (ranked.merged_retired, ranked.merged_survivor)
     where ranked.reviewed = 'CONFIRMED'
     group by ranked.candidate_id
 ),

@@ -30,4 +30,39 @@ def append_beneficiaries(
     except psycopg2.errors.UniqueViolation as exc:
         cur.execute("ROLLBACK TO SAVEPOINT enrol")
         raise CommitConflict(f"some were enrolled in plan {code} by another run since the proposal; ask again") from exc
-    return cur.rowcount
+    appended = cur.rowcount
+    cur.execute(_ENROLLED_TWICE_THROUGH_MERGES, {"plan": code})
+    if twice := cur.fetchone()[0]:
+        cur.execute("ROLLBACK TO SAVEPOINT enrol")
+        raise CommitConflict(f"{twice} of these people were merged as duplicates since the proposal (a merged record, "
+                             f"or a survivor that took its enrolment in plan {code}); ask again")
+    return appended
+
+
+# After the insert, from the few merged records and moved enrolments (migration 027): a person enrolled twice in the
+# plan (a survivor's own enrolment beside the one a merge moved to it) or a merged record enrolled. A merge moves or
+# graduates every enrolment of the record it retires, so either is an enrolment proposed before a merge.
+_ENROLLED_TWICE_THROUGH_MERGES = """
+WITH people AS (
+    SELECT moved.individual_id FROM ledger.moved_enrolments() AS moved
+    UNION SELECT merged.individual_id FROM ledger.merged_records() AS merged
+),
+enrolments AS (
+    SELECT moved.beneficiary_id FROM ledger.moved_enrolments() AS moved
+    UNION
+    SELECT v.beneficiary_id FROM ledger.beneficiary_versions v
+    WHERE v.plan_code = %(plan)s AND v.version = 1 AND v.individual_id IN (SELECT individual_id FROM people)
+),
+latest AS (
+    SELECT DISTINCT ON (v.beneficiary_id) v.beneficiary_id, v.individual_id, v.status
+    FROM ledger.beneficiary_versions v
+    WHERE v.beneficiary_id IN (SELECT beneficiary_id FROM enrolments) AND v.plan_code = %(plan)s
+    ORDER BY v.beneficiary_id, v.version DESC
+)
+SELECT count(DISTINCT latest.individual_id)
+FROM latest
+WHERE latest.status <> 'GRADUATED'
+  AND (latest.individual_id IN (SELECT merged.individual_id FROM ledger.merged_records() AS merged)
+       OR (SELECT count(*) FROM latest AS other
+           WHERE other.individual_id = latest.individual_id AND other.status <> 'GRADUATED') > 1)
+"""

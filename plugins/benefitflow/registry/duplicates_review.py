@@ -5,8 +5,9 @@ to it; the retired record's household place goes to a survivor without one, its 
 (or, in a plan the survivor is in already, are graduated as duplicates), its bills pay the survivor (where the two
 were billed in one cycle, one bill is cancelled) and its grievance tickets are the survivor's (the state follows the
 pointer). DISMISS says the two are different people: the pair is not proposed again until one of them changes.
-UNMERGE undoes a merge: the retired record is restored, the enrolments its merge moved go back, and with them the
-bills and tickets, and the bills it cancelled are reinstated. Everything through the ledger (duplicates_review.sql).
+UNMERGE undoes a merge: the retired record is restored, the enrolments its merge moved go back (and with them the
+bills and tickets), those it graduated are restored and the bills it cancelled are reinstated. Everything through
+the ledger (duplicates_review.sql).
 """
 
 from __future__ import annotations
@@ -166,10 +167,12 @@ def commit_review(cur: psycopg2.extensions.cursor, commit_id: int, proposal: Pro
     cur.execute(sql.SQL(STATEMENTS["latest_versions"]).format(proposal=table), parameters)
     cur.execute(sql.SQL(STATEMENTS["retired_versions"]).format(proposal=table), parameters)
     cur.execute(sql.SQL(STATEMENTS["survivor_versions"]).format(proposal=table), parameters)
+    cur.execute(sql.SQL(STATEMENTS["review_enrolments"]).format(proposal=table), parameters)
     cur.execute(sql.SQL(STATEMENTS["beneficiaries"]).format(proposal=table), parameters)
     cur.execute(sql.SQL(STATEMENTS["reviews"]).format(proposal=table), parameters)
     reviewed = cur.rowcount
     cur.execute(sql.SQL(STATEMENTS["reinstated_bills"]).format(proposal=table), parameters)
+    cur.execute(sql.SQL(STATEMENTS["restored_enrolments"]).format(proposal=table), parameters)
     refuse_broken_households(cur, commit_id)
     return reviewed
 
@@ -231,8 +234,9 @@ survivor from then on; where the two were billed in the same cycle, one unpaid b
 a cycle out for payment (or one out, one paid) refuse the merge until it is reconciled. A retired HEAD or
 primary recipient of a household that keeps other members is refused: name another first.
 **Dismiss** keeps the pair as two people: it is not proposed again unless one record changes.
-**Unmerge** restores the retired record as it was, moves back the enrolments its merge moved and
-reinstates the bills its merge cancelled (each due, held or failed again, as it was).
+**Unmerge** restores the retired record as it was, moves back the enrolments its merge moved, gives
+back those it graduated as duplicates (their status before) and reinstates the bills its merge
+cancelled (each due, held or failed again, as it was).
 
 **Approval** — a member of `RegistryCheckers` other than you. The request shows, per pair, the
 score, the decision and whether it is allowed (no names); the full proposal (maker, checkers and

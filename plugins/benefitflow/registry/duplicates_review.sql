@@ -79,6 +79,29 @@ JOIN ledger.bill_events cancelled ON cancelled.commit_id = merge.commit_id AND c
 JOIN ledger.bills b ON b.bill_id = cancelled.bill_id AND b.individual_id IN (p.retired_id, p.survivor_id)
 WHERE p.request_id = %(request_id)s AND p.allowed AND p.decision = 'UNMERGED'
 
+-- name: restored_enrolments
+-- An unmerge gives back the enrolments its merge graduated as duplicates (the survivor was in the plan already): each
+-- takes the status it had before, if its graduation is still its latest version. After the reviews: the database lets
+-- only the unmerge of that pair undo its merge's graduation (migration 027).
+INSERT INTO ledger.beneficiary_versions (beneficiary_id, version, plan_code, individual_id, household_code, status,
+                                         attributes, reason, commit_id)
+SELECT graduated.beneficiary_id, graduated.version + 1, graduated.plan_code, graduated.individual_id, NULL,
+       before.status, graduated.attributes, 'unmerged: no longer a duplicate of individual ' || p.survivor_id,
+       %(commit_id)s
+FROM {proposal} p
+JOIN LATERAL (
+    SELECT r.commit_id FROM ledger.duplicate_reviews r
+    WHERE r.candidate_id = p.candidate_id AND r.decision = 'CONFIRMED'
+    ORDER BY r.version DESC LIMIT 1
+) AS merge ON true
+JOIN ledger.beneficiary_versions graduated
+  ON graduated.commit_id = merge.commit_id AND graduated.individual_id = p.retired_id AND graduated.status = 'GRADUATED'
+JOIN ledger.beneficiary_versions before
+  ON before.beneficiary_id = graduated.beneficiary_id AND before.version = graduated.version - 1
+WHERE p.request_id = %(request_id)s AND p.allowed AND p.decision = 'UNMERGED'
+  AND graduated.version = (SELECT max(v.version) FROM ledger.beneficiary_versions v
+                           WHERE v.beneficiary_id = graduated.beneficiary_id)
+
 -- name: latest_versions
 -- The latest version of each record a merge or an unmerge of this review changes (temporary, dropped at commit).
 CREATE TEMPORARY TABLE review_latest ON COMMIT DROP AS
@@ -134,10 +157,22 @@ JOIN review_latest l ON l.individual_id = p.survivor_id
 JOIN review_latest retired ON retired.individual_id = p.retired_id
 WHERE p.request_id = %(request_id)s AND p.allowed AND p.survivor_changes
 
+-- name: review_enrolments
+-- The enrolments of the records these merges and unmerges change, each as its latest version says, read once for all
+-- pairs (temporary, dropped at commit): the versions have no index by person (one would slow every enrolment of a
+-- million), so a look-up per pair would read them all once per pair.
+CREATE TEMPORARY TABLE review_enrolments ON COMMIT DROP AS
+SELECT DISTINCT ON (v.beneficiary_id) v.*
+FROM ledger.beneficiary_versions v
+WHERE v.beneficiary_id IN (
+    SELECT w.beneficiary_id FROM ledger.beneficiary_versions w
+    WHERE w.individual_id IN (SELECT individual_id FROM review_latest))
+ORDER BY v.beneficiary_id, v.version DESC
+
 -- name: beneficiaries
 -- A merge moves the retired record's enrolments to the survivor, except in a plan the survivor is in already: there
 -- the retired record's enrolment is graduated as a duplicate (a plan never has one person twice). An unmerge moves
--- back the enrolments its merge moved (one graduated as a duplicate stays graduated: enrol the person again).
+-- back the enrolments its merge moved (restored_enrolments gives back those it graduated).
 INSERT INTO ledger.beneficiary_versions (beneficiary_id, version, plan_code, individual_id, household_code, status,
                                          attributes, reason, commit_id)
 SELECT latest.beneficiary_id, latest.version + 1, latest.plan_code,
@@ -153,18 +188,11 @@ CROSS JOIN LATERAL (
     SELECT CASE p.decision WHEN 'CONFIRMED' THEN p.retired_id ELSE p.survivor_id END AS moved_from,
            CASE p.decision WHEN 'CONFIRMED' THEN p.survivor_id ELSE p.retired_id END AS moved_to
 ) AS move
-JOIN LATERAL (
-    SELECT DISTINCT ON (v.beneficiary_id) v.*
-    FROM ledger.beneficiary_versions v
-    WHERE v.beneficiary_id IN (SELECT w.beneficiary_id FROM ledger.beneficiary_versions w
-                               WHERE w.individual_id = move.moved_from)
-    ORDER BY v.beneficiary_id, v.version DESC
-) AS latest ON latest.individual_id = move.moved_from AND latest.status <> 'GRADUATED'
+JOIN review_enrolments latest ON latest.individual_id = move.moved_from AND latest.status <> 'GRADUATED'
 CROSS JOIN LATERAL (
     SELECT p.decision = 'CONFIRMED' AND EXISTS (
-        SELECT FROM ledger.beneficiary_versions s
+        SELECT FROM review_enrolments s
         WHERE s.plan_code = latest.plan_code AND s.individual_id = p.survivor_id AND s.status <> 'GRADUATED'
-          AND s.version = (SELECT max(t.version) FROM ledger.beneficiary_versions t WHERE t.beneficiary_id = s.beneficiary_id)
     ) AS survivor_enrolled
 ) AS enrolled
 WHERE p.request_id = %(request_id)s AND p.allowed AND p.decision <> 'DISMISSED'

@@ -114,8 +114,8 @@ $$;
 GRANT EXECUTE ON FUNCTION ledger.moved_enrolments() TO benefitflow_app;
 
 -- The bills a merge cancels, as the ledger says now (not the state, which lags until the next publish): for each
--- pair (retired[i] merged into survivors[i]), each cycle and plan both records are billed in (one person billed
--- twice), one of the two bills, so that one is paid: the retired record's, unless only the survivor's is still
+-- pair (retired[i] merged into survivors[i]), each cycle and plan both records are billed in (by whom the bills pay
+-- now: one person billed twice), one of the two bills, so that one is paid: the retired record's, unless only the survivor's is still
 -- open. A bill is open when due or held in no payroll, or failed in the last payroll that had it; out when in a
 -- payroll that has not paid or failed it yet (the provider may be paying it); paid. Two bills out, or one out and one
 -- paid: nothing can be cancelled yet (waits_for_reconciliation: the merge waits). Both paid: paid twice already.
@@ -131,7 +131,7 @@ LANGUAGE sql STABLE AS $$
         SELECT DISTINCT pair.retired_id, pair.survivor_id FROM unnest(retired, survivors) AS pair (retired_id, survivor_id)
     ),
     billed AS MATERIALIZED (
-        SELECT bl.bill_id, bl.individual_id, bl.cycle_code, bl.plan_code, bl.amount, bl.currency,
+        SELECT bl.bill_id, payee.individual_id, bl.cycle_code, bl.plan_code, bl.amount, bl.currency,
                CASE WHEN latest.status = 'PAID' THEN 'paid'
                     WHEN latest.status = 'FAILED' THEN 'open'
                     WHEN EXISTS (SELECT FROM ledger.payroll_bills pb WHERE pb.bill_id = bl.bill_id) THEN 'out'
@@ -141,12 +141,18 @@ LANGUAGE sql STABLE AS $$
         JOIN ledger.payment_cycles c ON c.plan_code = e.plan_code
         JOIN ledger.bills bl
           ON bl.cycle_code = c.cycle_code AND bl.plan_code = c.plan_code AND bl.beneficiary_id = e.beneficiary_id
+        LEFT JOIN ledger.moved_enrolments() moved ON moved.beneficiary_id = bl.beneficiary_id
+        LEFT JOIN ledger.merged_records() merged ON merged.individual_id = coalesce(moved.individual_id, bl.individual_id)
+        -- whom the bill pays now (as payments.bills says): a bill an earlier merge moved counts for its payee
+        CROSS JOIN LATERAL (
+            SELECT coalesce(merged.survivor_id, moved.individual_id, bl.individual_id) AS individual_id
+        ) AS payee
         LEFT JOIN LATERAL (
             SELECT ev.status FROM ledger.bill_events ev
             WHERE ev.bill_id = bl.bill_id AND ev.status IN ('DUE', 'PAID', 'FAILED')
             ORDER BY ev.commit_id DESC LIMIT 1
         ) AS latest ON true
-        WHERE bl.individual_id = ANY (retired || survivors)
+        WHERE payee.individual_id = ANY (retired || survivors) AND bl.individual_id IS NOT NULL
           AND bl.bill_id NOT IN (SELECT cancelled.bill_id FROM ledger.cancelled_bills() AS cancelled)
     ),
     twice AS (
@@ -173,3 +179,29 @@ GRANT EXECUTE ON FUNCTION ledger.bills_paid_twice(uuid[], uuid[]) TO benefitflow
 -- The records ever merged into another, a few among millions: ledger.merged_records() finds them without reading
 -- every version.
 CREATE INDEX individual_versions_merged ON ledger.individual_versions (individual_id) WHERE merged_into IS NOT NULL;
+
+-- An unmerge undoes its merge's graduations: an enrolment the merge graduated as a duplicate (the survivor was in the
+-- plan already) goes back to the status it had. The one change outside ledger.beneficiary_status_transitions, allowed
+-- only to the unmerge of that pair (its review is in the same commit), from the graduation its merge wrote.
+CREATE OR REPLACE FUNCTION ledger.refuse_forbidden_transition() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (
+        SELECT 1 FROM new_rows n
+        JOIN ledger.beneficiary_versions p ON p.beneficiary_id = n.beneficiary_id AND p.version = n.version - 1
+        WHERE n.version > 1
+          AND p.status <> n.status
+          AND NOT EXISTS (SELECT 1 FROM ledger.beneficiary_status_transitions t
+                          WHERE t.from_status = p.status AND t.to_status = n.status)
+          AND NOT (p.status = 'GRADUATED' AND EXISTS (
+                SELECT 1 FROM ledger.duplicate_reviews unmerge
+                JOIN ledger.duplicate_reviews merge ON merge.candidate_id = unmerge.candidate_id
+                                                   AND merge.decision = 'CONFIRMED' AND merge.commit_id = p.commit_id
+                WHERE unmerge.commit_id = n.commit_id AND unmerge.decision = 'UNMERGED'))
+    ) OR EXISTS (SELECT 1 FROM new_rows n WHERE n.version = 1 AND n.status NOT IN ('POTENTIAL', 'ACTIVE')) THEN
+        RAISE EXCEPTION 'beneficiary status change not in ledger.beneficiary_status_transitions'
+            USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NULL;
+END;
+$$;
