@@ -496,6 +496,50 @@ def test_a_payment_cycle_counts_the_bills_of_people_in_open_pairs_and_holds_them
                    include_unpaid_from=payroll)["proposal"]["moved_from_earlier_payroll"] == 1
 
 
+def test_a_cycle_billed_again_after_a_merge_does_not_pay_the_survivor_twice(database) -> None:
+    """Billed in a cycle through one record, a person merged into another record that is billed in the cycle's next
+    run would be paid twice: the proposal leaves the survivor out, and a merge between the proposal and the commit
+    makes the commit refuse. An unmerge makes them two people again: the next run bills the other."""
+    from benefitflow.core.errors import CommitConflict
+    from benefitflow.payments.payment_cycle import WORKFLOW as CYCLE
+    from benefitflow.programmes.beneficiary_status import WORKFLOW as STATUS
+    from tests.integration.payments_data import define_and_activate, pay
+
+    surname, region = f"Ochieng{tag()}", f"R{tag()}"
+    register([f"Amina,{surname},1990-09-09,F,,,,,,L-9,{region}"])
+    register([f"Aminah,{surname},1990-09-09,F,,,,,,L-9,{region}"])  # the same woman again
+    run(SEARCH, scope="changed")
+    people = ids_of(surname)
+    (candidate, _, _), = pairs_among(people).values()
+    code = f"AGAIN-{tag().upper()}"
+    define_and_activate(region, code, {"fixed_amount": "500.00"})
+    aminah = {"all": [{"field": "first_name", "op": "=", "value": "Aminah"}]}
+    run(STATUS, plan=code, status="SUSPENDED", reason="away", criteria=aminah)
+    cycle = {"plan": code, "cycle": "2026-01", "period_start": "2026-01-01", "period_end": "2026-01-31"}
+    assert pay(CYCLE, **cycle)["proposal"]["bills"] == 1  # Amina's
+    run(STATUS, plan=code, status="ACTIVE", reason="back", criteria=aminah)
+
+    def merged_before_the_commit(step: str, action: Any) -> Any:
+        if step == "commit":  # Amina's enrolment is graduated as a duplicate; her bill pays Aminah now
+            run(REVIEW, decision="CONFIRM", reason="one woman", candidates=[candidate], survivor="newer")
+        return action()
+
+    with pytest.raises(CommitConflict, match="1 of the people to bill are paid by another bill of cycle 2026-01"):
+        run_steps(CYCLE, options=cycle, maker="maker", checker="payment_checker", run_id=uuid.uuid4().hex,
+                  on_step=merged_before_the_commit)
+    billed = "SELECT billed_individual_id::text, individual_id::text, status FROM payments.bills WHERE plan_code = %s"
+    assert query(billed, code) == [(people["Amina"], people["Aminah"], "DUE")]
+
+    again = pay(CYCLE, **cycle)["proposal"]
+    assert (again["bills"], again["already_billed_in_this_cycle"]) == (0, 1)
+    assert query("SELECT count(*) FROM ledger.bills WHERE plan_code = %s", code) == [(1,)]
+
+    run(REVIEW, decision="UNMERGE", reason="two women after all", candidates=[candidate])
+    assert pay(CYCLE, **cycle)["proposal"]["bills"] == 1  # Aminah's, now that her bill is Amina's again
+    assert sorted(query(billed, code)) == sorted([(people["Amina"], people["Amina"], "DUE"),
+                                                  (people["Aminah"], people["Aminah"], "DUE")])
+
+
 def payroll_of(code: str) -> str:
     """A payroll of the cycle's due bills of this plan, approved: its name."""
     from benefitflow.payments.payroll import WORKFLOW as PAYROLL

@@ -19,13 +19,24 @@ LEDGER_TABLES = ["decisions", "commits", "audit_events", "selftest_records", "re
 
 
 def ledger_tables_in_database(cur) -> list[str]:
-    cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'ledger' ORDER BY 1")
+    cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'ledger'"
+                " AND table_type = 'BASE TABLE' ORDER BY 1")
     return [row[0] for row in cur.fetchall()]
 
 
 def test_every_ledger_table_is_covered(database) -> None:
     with db.transaction(database.owner_database_url) as cur:
         assert sorted(ledger_tables_in_database(cur)) == sorted(LEDGER_TABLES)
+
+
+def test_the_ledgers_views_write_nothing(database) -> None:
+    """A view over the ledger (whom a bill pays now) reads it; no statement writes through one."""
+    with db.transaction(database.owner_database_url) as cur:
+        cur.execute("SELECT table_name, is_updatable, is_insertable_into, is_trigger_updatable,"
+                    " is_trigger_deletable, is_trigger_insertable_into"
+                    " FROM information_schema.views WHERE table_schema = 'ledger' ORDER BY 1")
+        views = cur.fetchall()
+    assert views == [("bill_payees", "NO", "NO", "NO", "NO", "NO")]
 
 
 @pytest.mark.parametrize("table", LEDGER_TABLES)

@@ -1,8 +1,9 @@
 {#- The bills a payment cycle request would create: one per selected (ACTIVE) beneficiary, its
     amount from the plan version the request validated, under the plan's entitlement rule; those
-    already billed in this cycle are marked and not billed again; bills above the rule's
-    transaction_limit are held, and so are bills of people in a duplicate pair not reviewed yet when the
-    plan says so (hold_bills_of_open_duplicates): the person billed, or a GROUP plan's primary recipient.
+    already billed in this cycle, or paid by another bill of it (a merged duplicate's), are marked
+    and not billed again; bills above the rule's transaction_limit are held, and so are bills of
+    people in a duplicate pair not reviewed yet when the plan says so (hold_bills_of_open_duplicates):
+    the person billed, or a GROUP plan's primary recipient.
     Plan, cycle and period come from the request's validated document.
     Vars (set by the workflow): request_id. -#}
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='request_id',
@@ -33,6 +34,16 @@ billed as (
     select bills.beneficiary_id
     from {{ ref('stg_ledger__bills') }} as bills
     join request using (cycle_code, plan_code)
+),
+
+-- People a bill of this cycle pays already, whichever enrolment it was billed for: once two records are merged as
+-- duplicates, the retired record's bill pays the survivor, who is not billed again in the cycle (the commit checks it
+-- again on the ledger, as the state may lag a merge not published yet).
+paid_already as (
+    select distinct bills.individual_id
+    from {{ ref('bills') }} as bills
+    join request using (cycle_code, plan_code)
+    where bills.status <> 'CANCELLED' and bills.individual_id is not null
 ),
 
 selected as (
@@ -91,10 +102,11 @@ select
     coalesce(priced.amount > priced.transaction_limit, false)
     or (priced.hold_open_duplicates and in_open_pairs.beneficiary_id is not null) as held,
     coalesce(priced.amount > priced.transaction_limit, false) as over_transaction_limit,
-    billed.beneficiary_id is not null as already_billed,
+    billed.beneficiary_id is not null or paid_already.individual_id is not null as already_billed,
     in_open_pairs.beneficiary_id is not null as payee_in_open_duplicate_pair
 from priced
 join request using (request_id)
 cross join plan
 left join billed using (beneficiary_id)
+left join paid_already on paid_already.individual_id = priced.individual_id
 left join in_open_pairs using (beneficiary_id)

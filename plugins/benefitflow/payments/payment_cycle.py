@@ -145,7 +145,30 @@ def commit_cycle(cur: psycopg2.extensions.cursor, commit_id: int, proposal: Prop
         f" SELECT bill_id, cycle_code, plan_code, plan_version, beneficiary_id, individual_id, household_code,"
         f" amount, currency, counted_members, top_ups, held, %s FROM {proposal.table}"
         f" WHERE request_id = %s AND NOT already_billed", (commit_id, request_id))
-    return cur.rowcount
+    billed = cur.rowcount
+    _refuse_paying_anyone_twice(cur, commit_id, plan, cycle)
+    return billed
+
+
+def _refuse_paying_anyone_twice(cur: psycopg2.extensions.cursor, commit_id: int, plan: str, cycle: str) -> None:
+    """No person is paid twice in the cycle: a bill of an earlier run may pay, now, someone this run bills (a merge of
+    duplicate records since the proposal made that bill the survivor's). Checked on the bills as appended, through
+    whom each pays now (ledger.bill_payees), and only when an earlier run billed the cycle: a first run (the
+    cycle's row is its own) has nothing to compare with."""
+    cur.execute("SELECT commit_id FROM ledger.payment_cycles WHERE cycle_code = %s AND plan_code = %s", (cycle, plan))
+    if cur.fetchone()[0] == commit_id:
+        return
+    cur.execute(
+        "SELECT count(DISTINCT new.payee_id), (array_agg(DISTINCT new.payee_id::text))[1:5]"
+        " FROM ledger.bill_payees new JOIN ledger.bill_payees earlier"
+        "  ON earlier.payee_id = new.payee_id AND earlier.bill_id <> new.bill_id AND NOT earlier.cancelled"
+        " WHERE new.commit_id = %s AND earlier.cycle_code = %s AND earlier.plan_code = %s",
+        (commit_id, cycle, plan))
+    twice, first = cur.fetchone()
+    if twice:
+        raise CommitConflict(f"{twice} of the people to bill are paid by another bill of cycle {cycle} already "
+                             f"(records merged as duplicates since the proposal): individual {', '.join(first)}"
+                             f"{', ...' if twice > len(first) else ''}; run the cycle again to bill the others")
 
 
 def _refuse_plan_moved_on(cur: psycopg2.extensions.cursor, code: str, billed_version: int) -> None:

@@ -294,16 +294,13 @@ def discard_payroll_file(request_id: int) -> None:
 # person's survivor once merged as a duplicate; from the ledger, as the file is written in the payroll's commit.
 _RECIPIENTS = """
 ledger.payroll_bills pb
-JOIN ledger.bills bl ON bl.bill_id = pb.bill_id
-LEFT JOIN ledger.moved_enrolments() moved ON moved.beneficiary_id = bl.beneficiary_id AND bl.individual_id IS NOT NULL
-LEFT JOIN ledger.merged_records() merged ON merged.individual_id = coalesce(moved.individual_id, bl.individual_id)
+JOIN ledger.bill_payees bl ON bl.bill_id = pb.bill_id
 LEFT JOIN registry.households h ON h.household_code = bl.household_code
 JOIN registry.individuals i ON i.individual_id = {recipient}
 JOIN ledger.payrolls p ON p.payroll_id = pb.payroll_id
 WHERE pb.payroll_id = {payroll}
 """
-_RECIPIENT = sql.SQL("coalesce(merged.survivor_id, moved.individual_id, bl.individual_id, h.primary_recipient_id,"
-                     " h.head_individual_id)")
+_RECIPIENT = sql.SQL("coalesce(bl.payee_id, h.primary_recipient_id, h.head_individual_id)")
 _EXPORTED = ("p.payroll_name", "'APPROVED_FOR_PAYMENT'", "i.first_name", "i.last_name", "i.dob", "bl.bill_code",
              "'DUE'", "to_char(pb.amount, 'FM999999999990.00')", "'CASH'", "NULL::text", "NULL::text",
              "bl.currency", "i.individual_id", "i.national_id", "bl.household_code", "bl.beneficiary_id",

@@ -1,0 +1,67 @@
+-- Whom a bill pays now, in one place (migration 027 derived it in three): a bill is frozen at billing with the person
+-- it was for; once that person's enrolment moved (a merge or an unmerge of duplicate records) or that person was
+-- merged into another record, it pays the person the enrolment belongs to now, or that person's survivor. With it,
+-- whether the bill is cancelled now. The payroll file, a merge's search for double bills and a payment cycle's
+-- commit (one bill per person and cycle) read this view; payments.bills derives the same in dbt. A plain view: a
+-- query's conditions on the bills reach their indexes, and the three sets it joins are small. A household's bill
+-- (no individual) has no payee here: the household's primary recipient, in the registry's current state, is paid.
+-- Runs as benefitflow_owner.
+
+CREATE VIEW ledger.bill_payees AS
+SELECT bl.bill_id, bl.bill_number, bl.bill_code, bl.cycle_code, bl.plan_code, bl.plan_version, bl.beneficiary_id,
+       bl.individual_id, bl.household_code, bl.amount, bl.currency, bl.held, bl.commit_id,
+       coalesce(merged.survivor_id, moved.individual_id, bl.individual_id) AS payee_id,
+       cancelled.bill_id IS NOT NULL AS cancelled
+FROM ledger.bills bl
+LEFT JOIN ledger.moved_enrolments() moved ON moved.beneficiary_id = bl.beneficiary_id AND bl.individual_id IS NOT NULL
+LEFT JOIN ledger.merged_records() merged ON merged.individual_id = coalesce(moved.individual_id, bl.individual_id)
+LEFT JOIN ledger.cancelled_bills() cancelled ON cancelled.bill_id = bl.bill_id;
+COMMENT ON VIEW ledger.bill_payees IS
+    'Each bill with whom it pays now (payee_id; NULL for a household''s bill) and whether it is cancelled now.';
+GRANT SELECT ON ledger.bill_payees TO benefitflow_app;
+
+-- As in migration 027, whom the bills pay read from the view.
+CREATE OR REPLACE FUNCTION ledger.bills_paid_twice(retired uuid[], survivors uuid[])
+RETURNS TABLE (retired_id uuid, cycle_code text, plan_code text, bill_id uuid, amount numeric, currency text,
+               waits_for_reconciliation boolean, paid_twice boolean)
+LANGUAGE sql STABLE AS $$
+    WITH pairs AS (
+        SELECT DISTINCT pair.retired_id, pair.survivor_id FROM unnest(retired, survivors) AS pair (retired_id, survivor_id)
+    ),
+    billed AS MATERIALIZED (
+        SELECT bl.bill_id, bl.payee_id AS individual_id, bl.cycle_code, bl.plan_code, bl.amount, bl.currency,
+               CASE WHEN latest.status = 'PAID' THEN 'paid'
+                    WHEN latest.status = 'FAILED' THEN 'open'
+                    WHEN EXISTS (SELECT FROM ledger.payroll_bills pb WHERE pb.bill_id = bl.bill_id) THEN 'out'
+                    ELSE 'open' END AS state
+        FROM (SELECT DISTINCT v.beneficiary_id, v.plan_code FROM ledger.beneficiary_versions v
+              WHERE v.individual_id = ANY (retired || survivors)) AS e
+        JOIN ledger.payment_cycles c ON c.plan_code = e.plan_code
+        JOIN ledger.bill_payees bl
+          ON bl.cycle_code = c.cycle_code AND bl.plan_code = c.plan_code AND bl.beneficiary_id = e.beneficiary_id
+        LEFT JOIN LATERAL (
+            SELECT ev.status FROM ledger.bill_events ev
+            WHERE ev.bill_id = bl.bill_id AND ev.status IN ('DUE', 'PAID', 'FAILED')
+            ORDER BY ev.commit_id DESC LIMIT 1
+        ) AS latest ON true
+        WHERE bl.payee_id = ANY (retired || survivors) AND bl.individual_id IS NOT NULL AND NOT bl.cancelled
+    ),
+    twice AS (
+        SELECT DISTINCT ON (r.bill_id) p.retired_id, r.cycle_code, r.plan_code,
+               r.bill_id AS retired_bill, r.state AS retired_state, r.amount AS retired_amount, r.currency,
+               s.bill_id AS survivor_bill, s.state AS survivor_state, s.amount AS survivor_amount
+        FROM pairs p
+        JOIN billed r ON r.individual_id = p.retired_id
+        JOIN billed s ON s.individual_id = p.survivor_id AND s.cycle_code = r.cycle_code AND s.plan_code = r.plan_code
+        ORDER BY r.bill_id, s.bill_id
+    )
+    SELECT t.retired_id, t.cycle_code, t.plan_code,
+           CASE WHEN t.retired_state = 'open' THEN t.retired_bill
+                WHEN t.survivor_state = 'open' THEN t.survivor_bill END,
+           CASE WHEN t.retired_state = 'open' THEN t.retired_amount
+                WHEN t.survivor_state = 'open' THEN t.survivor_amount END,
+           t.currency,
+           'open' NOT IN (t.retired_state, t.survivor_state) AND 'out' IN (t.retired_state, t.survivor_state),
+           t.retired_state = 'paid' AND t.survivor_state = 'paid'
+    FROM twice t
+$$;
