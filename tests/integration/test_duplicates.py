@@ -540,6 +540,42 @@ def test_a_cycle_billed_again_after_a_merge_does_not_pay_the_survivor_twice(data
                                                   (people["Aminah"], people["Aminah"], "DUE")])
 
 
+def test_a_chain_of_merges_finds_the_bill_a_record_merged_earlier_is_paid_by(database) -> None:
+    """Amina merged into Aminah (whose enrolment, suspended, was not billed): Amina's bill pays Aminah. Merging Aminah
+    into Amine, billed too, finds her billed twice though no version of Amina's graduated enrolment names either, and
+    cancels one; the unmerge reinstates it."""
+    from benefitflow.payments.payment_cycle import WORKFLOW as CYCLE
+    from benefitflow.programmes.beneficiary_status import WORKFLOW as STATUS
+    from tests.integration.payments_data import define_and_activate, pay
+
+    surname, region = f"Wafula{tag()}", f"R{tag()}"
+    for first_name in ("Amina", "Aminah", "Amine"):  # one woman, registered three times, in this order
+        register([f"{first_name},{surname},1991-10-10,F,,,,,,L-3,{region}"])
+    run(SEARCH, scope="changed")
+    people = ids_of(surname)
+    pairs = pairs_among(people)
+    code = f"CHAIN-{tag().upper()}"
+    define_and_activate(region, code, {"fixed_amount": "300.00"})
+    run(STATUS, plan=code, status="SUSPENDED", reason="away",
+        criteria={"all": [{"field": "first_name", "op": "=", "value": "Aminah"}]})
+    pay(CYCLE, plan=code, cycle="2026-01", period_start="2026-01-01", period_end="2026-01-31")
+
+    first = run(REVIEW, decision="CONFIRM", reason="one woman", survivor="newer",
+                candidates=[pairs[frozenset(("Amina", "Aminah"))][0]])["proposal"]
+    assert first["bills_cancelled_as_billed_twice"] == 0  # Aminah was not billed
+    last_pair = pairs[frozenset(("Aminah", "Amine"))][0]
+    second = run(REVIEW, decision="CONFIRM", reason="one woman", survivor="newer", candidates=[last_pair])["proposal"]
+    assert (second["bills_cancelled_as_billed_twice"], second["amount_cancelled"]) == (1, "300.00")
+    billed = ("SELECT billed_individual_id::text, individual_id::text, status FROM payments.bills"
+              " WHERE plan_code = %s ORDER BY 1")
+    amine = people["Amine"]
+    assert sorted(query(billed, code)) == sorted([(people["Amina"], amine, "CANCELLED"), (amine, amine, "DUE")])
+
+    unmerged = run(REVIEW, decision="UNMERGE", reason="two women", candidates=[last_pair])["proposal"]
+    assert unmerged["cancelled_bills_reinstated"] == 1
+    assert sorted(query(billed, code)) == sorted([(people["Amina"], people["Aminah"], "DUE"), (amine, amine, "DUE")])
+
+
 def payroll_of(code: str) -> str:
     """A payroll of the cycle's due bills of this plan, approved: its name."""
     from benefitflow.payments.payroll import WORKFLOW as PAYROLL

@@ -1,5 +1,6 @@
 -- One row per plan and cycle for Superset: bills and amounts due, paid, failed, held, still open, cancelled
--- (a merged duplicate's), and the share reconciled of the bills to pay (cancelled ones are not).
+-- (a merged duplicate's), and the share reconciled of the bills to pay. A cancelled bill is not due: the amount due
+-- and the rates leave it out.
 select
     cycles.plan_code,
     cycles.cycle_code,
@@ -7,7 +8,7 @@ select
     cycles.period_end,
     cycles.currency,
     cycles.bills,
-    cycles.total_amount as amount_due,
+    cycles.total_amount - cycles.amount_cancelled as amount_due,
     cycles.bills_paid,
     cycles.amount_paid,
     cycles.bills_failed,

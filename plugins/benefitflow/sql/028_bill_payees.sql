@@ -20,7 +20,9 @@ COMMENT ON VIEW ledger.bill_payees IS
     'Each bill with whom it pays now (payee_id; NULL for a household''s bill) and whether it is cancelled now.';
 GRANT SELECT ON ledger.bill_payees TO benefitflow_app;
 
--- As in migration 027, whom the bills pay read from the view.
+-- As in migration 027, whom the bills pay read from the view; and the bills found through the enrolments of the
+-- records merged into either record earlier, too: a bill of a record merged into the retired one (A into B, now B into
+-- C) pays the retired record, though no version of its enrolment names it (a graduated enrolment keeps its person).
 CREATE OR REPLACE FUNCTION ledger.bills_paid_twice(retired uuid[], survivors uuid[])
 RETURNS TABLE (retired_id uuid, cycle_code text, plan_code text, bill_id uuid, amount numeric, currency text,
                waits_for_reconciliation boolean, paid_twice boolean)
@@ -35,7 +37,9 @@ LANGUAGE sql STABLE AS $$
                     WHEN EXISTS (SELECT FROM ledger.payroll_bills pb WHERE pb.bill_id = bl.bill_id) THEN 'out'
                     ELSE 'open' END AS state
         FROM (SELECT DISTINCT v.beneficiary_id, v.plan_code FROM ledger.beneficiary_versions v
-              WHERE v.individual_id = ANY (retired || survivors)) AS e
+              WHERE v.individual_id = ANY (retired || survivors || ARRAY(
+                  SELECT earlier.individual_id FROM ledger.merged_records() AS earlier
+                  WHERE earlier.survivor_id = ANY (retired || survivors)))) AS e
         JOIN ledger.payment_cycles c ON c.plan_code = e.plan_code
         JOIN ledger.bill_payees bl
           ON bl.cycle_code = c.cycle_code AND bl.plan_code = c.plan_code AND bl.beneficiary_id = e.beneficiary_id
@@ -64,4 +68,37 @@ LANGUAGE sql STABLE AS $$
            'open' NOT IN (t.retired_state, t.survivor_state) AND 'out' IN (t.retired_state, t.survivor_state),
            t.retired_state = 'paid' AND t.survivor_state = 'paid'
     FROM twice t
+$$;
+
+-- An unmerge reinstates what its merge cancelled, a bill of a record merged earlier into one of the pair's too (the
+-- bill paid that record: found above), and only that.
+CREATE OR REPLACE FUNCTION ledger.refuse_events_of_cancelled_bills() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (
+        SELECT 1
+        FROM (SELECT e.bill_id, e.commit_id, e.status FROM ledger.bill_events e
+              WHERE e.status IN ('CANCELLED', 'REINSTATED')) AS undo
+        JOIN new_rows n ON n.bill_id = undo.bill_id
+        GROUP BY n.bill_id, n.commit_id, n.status
+        HAVING count(*) FILTER (WHERE undo.status = 'CANCELLED') - count(*) FILTER (WHERE undo.status = 'REINSTATED')
+             <> CASE n.status WHEN 'CANCELLED' THEN 1 ELSE 0 END
+    ) THEN
+        RAISE EXCEPTION 'a cancelled bill is never paid, failed, released, moved or cancelled again; only the unmerge '
+                        'of the merge that cancelled it reinstates it' USING ERRCODE = 'check_violation';
+    END IF;
+    IF EXISTS (
+        SELECT 1 FROM new_rows n JOIN ledger.bills b ON b.bill_id = n.bill_id
+        WHERE n.status = 'REINSTATED' AND NOT EXISTS (
+            SELECT FROM ledger.duplicate_reviews r
+            WHERE r.commit_id = n.commit_id AND r.decision = 'UNMERGED'
+              AND (b.individual_id IN (r.retired_id, r.survivor_id) OR b.individual_id IN (
+                    SELECT earlier.individual_id FROM ledger.merged_records() AS earlier
+                    WHERE earlier.survivor_id IN (r.retired_id, r.survivor_id))))
+    ) THEN
+        RAISE EXCEPTION 'a bill is reinstated only by the unmerge of its payee''s merge'
+            USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NULL;
+END;
 $$;
