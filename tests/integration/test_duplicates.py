@@ -480,7 +480,7 @@ def test_a_payment_cycle_counts_the_bills_of_people_in_open_pairs_and_holds_them
     with pytest.raises(psycopg2.errors.CheckViolation, match="a cancelled bill is never put in a payroll"):
         query("INSERT INTO ledger.payroll_bills (payroll_id, bill_id, amount, commit_id)"
               " SELECT max(payroll_id), %s, 1000, %s FROM ledger.payrolls RETURNING 1", bill, commit)
-    with pytest.raises(psycopg2.errors.CheckViolation, match="only by the unmerge of its payee's merge"):
+    with pytest.raises(psycopg2.errors.CheckViolation, match="only by the unmerge of the merge that cancelled it"):
         query("INSERT INTO ledger.bill_events (bill_id, status, reason, commit_id)"
               " VALUES (%s, 'REINSTATED', 'again', %s) RETURNING 1", bill, commit)  # the merge's commit: no unmerge
 
@@ -574,6 +574,44 @@ def test_a_chain_of_merges_finds_the_bill_a_record_merged_earlier_is_paid_by(dat
     unmerged = run(REVIEW, decision="UNMERGE", reason="two women", candidates=[last_pair])["proposal"]
     assert unmerged["cancelled_bills_reinstated"] == 1
     assert sorted(query(billed, code)) == sorted([(people["Amina"], people["Aminah"], "DUE"), (amine, amine, "DUE")])
+
+
+def test_an_unmerge_reinstates_only_what_its_merge_cancelled_for_its_pair(database) -> None:
+    """One commit merges Asha into Aisha and Ayesha into Aysha, cancelling Ayesha's bill (both were billed); a later
+    commit merges Aysha into Aisha, so Ayesha's bill pays Aisha now. Unmerging Asha and Aisha gives back nothing of
+    the other pair's: Ayesha's bill, reinstated, would pay Aisha a second time."""
+    from benefitflow.payments.payment_cycle import WORKFLOW as CYCLE
+    from benefitflow.programmes.beneficiary_status import WORKFLOW as STATUS
+    from tests.integration.payments_data import define_and_activate, pay
+
+    surname, region = f"Njoroge{tag()}", f"R{tag()}"
+    names = ("Aisha", "Asha", "Aysha", "Ayesha")  # one woman, registered four times, in this order
+    for first_name in names:
+        register([f"{first_name},{surname},1992-11-11,F,,,,,,L-4,{region}"])
+    run(SEARCH, scope="changed")
+    people = ids_of(surname)
+    pairs = pairs_among(people)
+    code = f"APART-{tag().upper()}"
+    define_and_activate(region, code, {"fixed_amount": "200.00"})
+    for first_name in ("Aisha", "Asha"):
+        run(STATUS, plan=code, status="SUSPENDED", reason="away",
+            criteria={"all": [{"field": "first_name", "op": "=", "value": first_name}]})
+    pay(CYCLE, plan=code, cycle="2026-01", period_start="2026-01-01", period_end="2026-01-31")
+
+    first_pair = pairs[frozenset(("Aisha", "Asha"))][0]
+    both = run(REVIEW, decision="CONFIRM", reason="one woman",
+               candidates=[first_pair, pairs[frozenset(("Aysha", "Ayesha"))][0]])["proposal"]
+    assert (both["pairs_to_decide"], both["bills_cancelled_as_billed_twice"]) == (2, 1)  # Ayesha's
+    later = run(REVIEW, decision="CONFIRM", reason="one woman",
+                candidates=[pairs[frozenset(("Aisha", "Aysha"))][0]])["proposal"]
+    assert later["bills_cancelled_as_billed_twice"] == 0  # Aisha was not billed
+
+    unmerged = run(REVIEW, decision="UNMERGE", reason="two women", candidates=[first_pair])["proposal"]
+    assert unmerged["cancelled_bills_reinstated"] == 0
+    billed = "SELECT billed_individual_id::text, individual_id::text, status FROM payments.bills WHERE plan_code = %s"
+    aisha = people["Aisha"]
+    assert sorted(query(billed, code)) == sorted([(people["Aysha"], aisha, "DUE"),
+                                                  (people["Ayesha"], aisha, "CANCELLED")])
 
 
 def payroll_of(code: str) -> str:

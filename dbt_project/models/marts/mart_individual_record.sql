@@ -108,7 +108,7 @@ entries as (
         bills.cycle_code,
         bills.bill_code,
         bills.status,
-        bills.amount,
+        {{ amount_due('bills') }},
         bills.amount_paid,
         bills.receipt,
         concat_ws('; ', bills.currency, 'payroll ' || bills.payroll_name, 'paid on ' || bills.paid_on)
@@ -131,7 +131,7 @@ entries as (
         bills.cycle_code,
         bills.bill_code,
         bills.status,
-        bills.amount,
+        {{ amount_due('bills') }},
         bills.amount_paid,
         bills.receipt,
         concat_ws('; ', bills.currency, 'payroll ' || bills.payroll_name, 'paid on ' || bills.paid_on)

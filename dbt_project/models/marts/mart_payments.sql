@@ -28,7 +28,7 @@ select
     cycles.period_start,
     cycles.period_end,
     bills.status,
-    case when bills.status = 'CANCELLED' then 0 else bills.amount end as amount_due,
+    {{ amount_due('bills') }} as amount_due,
     bills.amount as amount_billed,
     coalesce(bills.amount_paid, 0) as amount_paid,
     bills.currency,

@@ -112,24 +112,16 @@ twice as (
     group by bills.retired_id
 ),
 
--- The bills an unmerge reinstates: those the pair's merge cancelled, of either record or of a record merged into one
--- of them earlier (still cancelled: nothing else touches them).
-merged_earlier as (
-    select earlier.individual_id, earlier.survivor_id from ledger.merged_records() as earlier
-),
-
+-- The bills an unmerge reinstates: those the pair's merge cancelled (ledger.bills_reinstated_by_unmerge, migration
+-- 028: the function the commit and the database's check run).
 reinstated as (
-    select ranked.candidate_id, count(*) as bills_to_reinstate
+    select ranked.candidate_id, count(its.bill_id) as bills_to_reinstate
     from ranked
-    inner join {{ ref('stg_ledger__bill_events') }} as cancelled
-        on cancelled.commit_id = ranked.reviewed_in_commit and cancelled.status = 'CANCELLED'
-    inner join {{ ref('stg_ledger__bills') }} as billed on billed.bill_id = cancelled.bill_id
-    left join merged_earlier on merged_earlier.individual_id = billed.individual_id
+    cross join
+        ledger.bills_reinstated_by_unmerge(
+            ranked.candidate_id, ranked.merged_retired, ranked.merged_survivor, 9223372036854775807
+        ) as its  -- a function: lateral; any commit to come is after the merge
     where ranked.reviewed = 'CONFIRMED'
-        and (
-            billed.individual_id in (ranked.merged_retired, ranked.merged_survivor)
-            or merged_earlier.survivor_id in (ranked.merged_retired, ranked.merged_survivor)
-        )
     group by ranked.candidate_id
 ),
 

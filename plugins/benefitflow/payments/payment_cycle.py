@@ -20,6 +20,7 @@ from psycopg2 import sql
 from benefitflow.core.errors import CommitConflict, RequestError
 from benefitflow.core.parameters import code_of, date_of, money
 from benefitflow.programmes import plans
+from benefitflow.workflows import publish
 from benefitflow.workflows.declaration import (
     Approval,
     Commit,
@@ -153,11 +154,14 @@ def commit_cycle(cur: psycopg2.extensions.cursor, commit_id: int, proposal: Prop
 def _refuse_paying_anyone_twice(cur: psycopg2.extensions.cursor, commit_id: int, plan: str, cycle: str) -> None:
     """No person is paid twice in the cycle: a bill of an earlier run may pay, now, someone this run bills (a merge of
     duplicate records since the proposal made that bill the survivor's). Checked on the bills as appended, through
-    whom each pays now (ledger.bill_payees), and only when an earlier run billed the cycle: a first run (the
-    cycle's row is its own) has nothing to compare with."""
-    cur.execute("SELECT commit_id FROM ledger.payment_cycles WHERE cycle_code = %s AND plan_code = %s", (cycle, plan))
-    if cur.fetchone()[0] == commit_id:
+    whom each pays now (ledger.bill_payees), and only when it can happen: an earlier run billed the cycle (a first
+    run's cycle row is its own) and records were ever merged (else each bill pays whom it was billed to, and a plan
+    enrols a person once). The bills just appended are analyzed first: the planner must know them to join them."""
+    cur.execute("SELECT commit_id <> %s AND EXISTS (SELECT FROM ledger.duplicate_reviews WHERE decision = 'CONFIRMED')"
+                " FROM ledger.payment_cycles WHERE cycle_code = %s AND plan_code = %s", (commit_id, cycle, plan))
+    if not cur.fetchone()[0]:
         return
+    publish.refresh_statistics(cur)
     cur.execute(
         "SELECT count(DISTINCT new.payee_id), (array_agg(DISTINCT new.payee_id::text))[1:5]"
         " FROM ledger.bill_payees new JOIN ledger.bill_payees earlier"

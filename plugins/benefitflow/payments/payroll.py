@@ -290,8 +290,9 @@ def discard_payroll_file(request_id: int) -> None:
         _partial(f"{found[0]}.csv").unlink(missing_ok=True)
 
 
-# Whom each bill pays, as payments.bills says (migration 027): the person its enrolment belongs to now, or that
-# person's survivor once merged as a duplicate; from the ledger, as the file is written in the payroll's commit.
+# Whom each bill pays, as payments.bills says (ledger.bill_payees, migration 028): the person its enrolment belongs
+# to now, or that person's survivor once merged as a duplicate, or a household's primary recipient; from the ledger,
+# as the file is written in the payroll's commit.
 _RECIPIENTS = """
 ledger.payroll_bills pb
 JOIN ledger.bill_payees bl ON bl.bill_id = pb.bill_id

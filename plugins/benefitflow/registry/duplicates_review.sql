@@ -64,23 +64,16 @@ FROM {proposal} p JOIN intake.requests q USING (request_id)
 WHERE p.request_id = %(request_id)s AND p.allowed
 
 -- name: reinstated_bills
--- An unmerge reinstates the bills the pair's merge cancelled (billed to one of the two, or to a record merged into one
--- of them earlier): each is again what it was (due, held, or failed in its payroll). After the reviews: the database lets only an unmerge of the bill's payee reinstate it (migration 027).
+-- An unmerge reinstates the bills the pair's merge cancelled (ledger.bills_reinstated_by_unmerge, migration 028):
+-- each is again what it was (due, held, or failed in its payroll). After the reviews: the database refuses any other
+-- reinstatement.
 INSERT INTO ledger.bill_events (bill_id, status, reason, commit_id)
-SELECT cancelled.bill_id, 'REINSTATED',
+SELECT its.bill_id, 'REINSTATED',
        'unmerged duplicate: individual ' || p.retired_id || ' is not ' || p.survivor_id, %(commit_id)s
 FROM {proposal} p
-JOIN LATERAL (
-    SELECT r.commit_id FROM ledger.duplicate_reviews r
-    WHERE r.candidate_id = p.candidate_id AND r.decision = 'CONFIRMED'
-    ORDER BY r.version DESC LIMIT 1
-) AS merge ON true
-JOIN ledger.bill_events cancelled ON cancelled.commit_id = merge.commit_id AND cancelled.status = 'CANCELLED'
-JOIN ledger.bills b ON b.bill_id = cancelled.bill_id
+CROSS JOIN LATERAL ledger.bills_reinstated_by_unmerge(p.candidate_id, p.retired_id, p.survivor_id,
+                                                      %(commit_id)s) AS its
 WHERE p.request_id = %(request_id)s AND p.allowed AND p.decision = 'UNMERGED'
-  AND (b.individual_id IN (p.retired_id, p.survivor_id) OR b.individual_id IN (
-        SELECT earlier.individual_id FROM ledger.merged_records() AS earlier
-        WHERE earlier.survivor_id IN (p.retired_id, p.survivor_id)))
 
 -- name: restored_enrolments
 -- An unmerge gives back the enrolments its merge graduated as duplicates (the survivor was in the plan already): each

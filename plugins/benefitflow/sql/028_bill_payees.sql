@@ -70,8 +70,55 @@ LANGUAGE sql STABLE AS $$
     FROM twice t
 $$;
 
--- An unmerge reinstates what its merge cancelled, a bill of a record merged earlier into one of the pair's too (the
--- bill paid that record: found above), and only that.
+-- An unmerge reinstates exactly what its merge cancelled for that pair. A merge commit may merge several pairs, and
+-- a bill it cancels was billed to one of the pair's records or to a record merged into one of them before that
+-- commit (A into B earlier; now B into C). Which records were merged into which is read as it stood before the merge
+-- commit (not now: a record merged by the same commit, or later, into one of the pair would otherwise count, and
+-- another pair's cancelled bill would be reinstated). The database refuses any other reinstatement.
+
+-- ledger.merged_records() (migration 027) as it stood before a commit: each record merged into another by an earlier
+-- commit (its latest version before that commit says so), with its survivor through a chain of merges.
+CREATE FUNCTION ledger.merged_records_before(before_commit bigint) RETURNS TABLE (individual_id uuid, survivor_id uuid)
+LANGUAGE sql STABLE AS $$
+    WITH RECURSIVE merged AS (
+        SELECT m.individual_id, m.merged_into FROM ledger.individual_versions m
+        WHERE m.merged_into IS NOT NULL AND m.commit_id < before_commit
+          AND m.version = (SELECT max(l.version) FROM ledger.individual_versions l
+                           WHERE l.individual_id = m.individual_id AND l.commit_id < before_commit)
+    ),
+    chain AS (
+        SELECT merged.individual_id, merged.merged_into AS survivor_id, 1 AS depth FROM merged
+        UNION ALL
+        SELECT chain.individual_id, merged.merged_into, chain.depth + 1
+        FROM chain JOIN merged ON merged.individual_id = chain.survivor_id
+        WHERE chain.depth < 50
+    )
+    SELECT DISTINCT ON (chain.individual_id) chain.individual_id, chain.survivor_id
+    FROM chain ORDER BY chain.individual_id, chain.depth DESC
+$$;
+GRANT EXECUTE ON FUNCTION ledger.merged_records_before(bigint) TO benefitflow_app;
+
+-- The bills the unmerge of a pair reinstates: those its merge (the pair's latest CONFIRMED review before the unmerge)
+-- cancelled and that were billed to one of the two records, or to a record merged into one of them before the merge.
+-- Nothing else reinstates them (the trigger below), and a merge again after the unmerge is a merge of its own.
+CREATE FUNCTION ledger.bills_reinstated_by_unmerge(candidate bigint, retired uuid, survivor uuid, unmerge_commit bigint)
+RETURNS TABLE (bill_id uuid)
+LANGUAGE sql STABLE AS $$
+    WITH merge AS (
+        SELECT r.commit_id FROM ledger.duplicate_reviews r
+        WHERE r.candidate_id = candidate AND r.decision = 'CONFIRMED' AND r.commit_id < unmerge_commit
+        ORDER BY r.version DESC LIMIT 1
+    )
+    SELECT cancelled.bill_id
+    FROM merge
+    JOIN ledger.bill_events cancelled ON cancelled.commit_id = merge.commit_id AND cancelled.status = 'CANCELLED'
+    JOIN ledger.bills b ON b.bill_id = cancelled.bill_id
+    WHERE b.individual_id IN (retired, survivor)
+       OR b.individual_id IN (SELECT earlier.individual_id FROM ledger.merged_records_before(merge.commit_id) earlier
+                              WHERE earlier.survivor_id IN (retired, survivor))
+$$;
+GRANT EXECUTE ON FUNCTION ledger.bills_reinstated_by_unmerge(bigint, uuid, uuid, bigint) TO benefitflow_app;
+
 CREATE OR REPLACE FUNCTION ledger.refuse_events_of_cancelled_bills() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -88,15 +135,14 @@ BEGIN
                         'of the merge that cancelled it reinstates it' USING ERRCODE = 'check_violation';
     END IF;
     IF EXISTS (
-        SELECT 1 FROM new_rows n JOIN ledger.bills b ON b.bill_id = n.bill_id
+        SELECT 1 FROM new_rows n
         WHERE n.status = 'REINSTATED' AND NOT EXISTS (
             SELECT FROM ledger.duplicate_reviews r
-            WHERE r.commit_id = n.commit_id AND r.decision = 'UNMERGED'
-              AND (b.individual_id IN (r.retired_id, r.survivor_id) OR b.individual_id IN (
-                    SELECT earlier.individual_id FROM ledger.merged_records() AS earlier
-                    WHERE earlier.survivor_id IN (r.retired_id, r.survivor_id))))
+            CROSS JOIN LATERAL ledger.bills_reinstated_by_unmerge(r.candidate_id, r.retired_id, r.survivor_id,
+                                                                  r.commit_id) AS its
+            WHERE r.commit_id = n.commit_id AND r.decision = 'UNMERGED' AND its.bill_id = n.bill_id)
     ) THEN
-        RAISE EXCEPTION 'a bill is reinstated only by the unmerge of its payee''s merge'
+        RAISE EXCEPTION 'a bill is reinstated only by the unmerge of the merge that cancelled it'
             USING ERRCODE = 'check_violation';
     END IF;
     RETURN NULL;
