@@ -98,6 +98,12 @@ LANGUAGE sql STABLE AS $$
 $$;
 GRANT EXECUTE ON FUNCTION ledger.merged_records_before(bigint) TO benefitflow_app;
 
+-- The records merged now: as they stand before any commit to come (one definition of the chain).
+CREATE OR REPLACE FUNCTION ledger.merged_records() RETURNS TABLE (individual_id uuid, survivor_id uuid)
+LANGUAGE sql STABLE AS $$
+    SELECT merged.individual_id, merged.survivor_id FROM ledger.merged_records_before(9223372036854775807) AS merged
+$$;
+
 -- The bills the unmerge of a pair reinstates: those its merge (the pair's latest CONFIRMED review before the unmerge)
 -- cancelled and that were billed to one of the two records, or to a record merged into one of them before the merge.
 -- Nothing else reinstates them (the trigger below), and a merge again after the unmerge is a merge of its own.
