@@ -603,6 +603,58 @@ def test_an_unmerge_reinstates_only_what_its_merge_cancelled_for_its_pair(databa
                                                   (people["Ayesha"], aisha, "CANCELLED")])
 
 
+def test_a_payment_made_to_the_survivor_while_merged_stays_the_survivors_after_an_unmerge(database) -> None:
+    """Amina, billed, is merged into Aminah (suspended, not billed): a payroll pays Amina's bill to Aminah. Unmerged,
+    they are two people again, and the unmerge's checker is told Aminah had Amina's payment; billed again once active,
+    Aminah is not billed in that cycle: she was paid for it (the ledger keeps whom each payroll line paid)."""
+    from benefitflow.payments.payment_cycle import WORKFLOW as CYCLE
+    from benefitflow.programmes.beneficiary_status import WORKFLOW as STATUS
+    from tests.integration.payments_data import pay, read_rows
+
+    people, pairs, code = one_woman_billed("Kamau", ("Amina", "Aminah"), away=("Aminah",))
+    (candidate, _, _), = pairs.values()
+    amina, aminah = people["Amina"], people["Aminah"]
+    run(REVIEW, decision="CONFIRM", reason="one woman", candidates=[candidate], survivor="newer")
+    payroll = payroll_of(code)
+    assert [row["Individual Id"] for row in read_rows(payroll)] == [aminah]
+    assert query("SELECT recipient_id::text FROM ledger.payroll_bills pb JOIN ledger.payrolls p USING (payroll_id)"
+                 " WHERE p.payroll_name = %s", payroll) == [(aminah,)]
+
+    unmerged = run(REVIEW, decision="UNMERGE", reason="two women after all", candidates=[candidate])["proposal"]
+    assert (unmerged["bills_paid_to_the_survivor_while_merged"],
+            unmerged["amount_paid_to_the_survivor_while_merged"]) == (1, "200.00")
+    billed = "SELECT billed_individual_id::text, individual_id::text, status FROM payments.bills WHERE plan_code = %s"
+    assert query(billed, code) == [(amina, aminah, "DUE")]  # out for payment, to Aminah
+
+    run(STATUS, plan=code, status="ACTIVE", reason="back",
+        criteria={"all": [{"field": "first_name", "op": "=", "value": "Aminah"}]})
+    again = pay(CYCLE, plan=code, **JANUARY)["proposal"]
+    assert (again["bills"], again["already_billed_in_this_cycle"]) == (0, 2)
+    assert query("SELECT count(*) FROM ledger.bills WHERE plan_code = %s", code) == [(1,)]
+
+
+def test_a_payroll_pays_the_recipients_its_checker_approved(database) -> None:
+    """A merge between a payroll's proposal and its commit gives Amina's bill another payee: the commit refuses,
+    nothing appended; asked again, the payroll pays the survivor."""
+    from benefitflow.core.errors import CommitConflict
+    from benefitflow.payments.payroll import WORKFLOW as PAYROLL
+    from tests.integration.payments_data import read_rows
+
+    people, pairs, code = one_woman_billed("Mutua", ("Amina", "Aminah"), away=("Aminah",))
+    (candidate, _, _), = pairs.values()
+
+    def merged_before_the_commit(step: str, action: Any) -> Any:
+        if step == "commit":
+            run(REVIEW, decision="CONFIRM", reason="one woman", candidates=[candidate], survivor="newer")
+        return action()
+
+    with pytest.raises(CommitConflict, match="1 of these bills pay someone else since the proposal"):
+        run_steps(PAYROLL, options={"cycle": "2026-01", "plan": code}, maker="maker", checker="payment_checker",
+                  run_id=uuid.uuid4().hex, on_step=merged_before_the_commit)
+    assert query("SELECT count(*) FROM ledger.payrolls WHERE plan_code = %s", code) == [(0,)]
+    assert [row["Individual Id"] for row in read_rows(payroll_of(code))] == [people["Aminah"]]
+
+
 def payroll_of(code: str) -> str:
     """A payroll of the cycle's due bills of this plan, approved: its name."""
     from benefitflow.payments.payroll import WORKFLOW as PAYROLL

@@ -43,7 +43,7 @@ def test_the_ledgers_views_write_nothing(database) -> None:
                     "  AND r.rolname NOT LIKE 'pg\\_%'"
                     "  AND has_table_privilege(r.oid, c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE')")
         writers = cur.fetchall()
-    assert views == [("bill_payees", "NO", "NO", "NO", "NO", "NO")]
+    assert views == [("bill_payees", "NO", "NO", "NO", "NO", "NO"), ("bill_recipients", "NO", "NO", "NO", "NO", "NO")]
     assert writers == []
 
 

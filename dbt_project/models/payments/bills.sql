@@ -40,8 +40,9 @@ cancelled as (
     having count(*) filter (where status = 'CANCELLED') > count(*) filter (where status = 'REINSTATED')
 ),
 
--- Whom a bill pays now: the person its enrolment belongs to now (a merge or an unmerge of duplicate records moved
--- it), or that person's survivor once merged into another record (migration 027; both sets are small).
+-- Whom a bill pays (ledger.bill_recipients, migration 029): while it is out for payment or paid, whom its payroll
+-- paid; otherwise the person its enrolment belongs to now (a merge or an unmerge of duplicate records moved it); either
+-- one's survivor once merged into another record (migration 027; both sets are small).
 moved as (
     select moved.beneficiary_id, moved.individual_id from ledger.moved_enrolments() as moved
 ),
@@ -51,7 +52,8 @@ merged as (
 ),
 
 latest_payroll as (
-    select distinct on (payroll_bills.bill_id) payroll_bills.bill_id, payroll_bills.payroll_id, payrolls.payroll_name
+    select distinct on (payroll_bills.bill_id)
+        payroll_bills.bill_id, payroll_bills.payroll_id, payrolls.payroll_name, payroll_bills.recipient_id
     from {{ ref('stg_ledger__payroll_bills') }} as payroll_bills
     join {{ ref('stg_ledger__payrolls') }} as payrolls using (payroll_id)
     {{ touched }}
@@ -65,7 +67,13 @@ select
     bills.plan_code,
     bills.plan_version,
     bills.beneficiary_id,
-    coalesce(merged.survivor_id, moved.individual_id, bills.individual_id) as individual_id,
+    coalesce(
+        case
+            when bills.individual_id is not null and latest_event.status is distinct from 'FAILED'
+                then coalesce(paid_merged.survivor_id, latest_payroll.recipient_id)
+        end,
+        merged.survivor_id, moved.individual_id, bills.individual_id
+    ) as individual_id,
     bills.individual_id as billed_individual_id,
     bills.household_code,
     bills.amount,
@@ -87,4 +95,5 @@ left join cancelled using (bill_id)
 left join moved on moved.beneficiary_id = bills.beneficiary_id and bills.individual_id is not null
 left join merged on merged.individual_id = coalesce(moved.individual_id, bills.individual_id)
 left join latest_payroll using (bill_id)
+left join merged as paid_merged on paid_merged.individual_id = latest_payroll.recipient_id
 {{ touched }}

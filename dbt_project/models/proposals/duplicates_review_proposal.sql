@@ -125,6 +125,20 @@ reinstated as (
     group by ranked.candidate_id
 ),
 
+-- What an unmerge's checker is told: the retired record's bills a payroll paid to the survivor while the two were
+-- merged (ledger.bills_paid_to_survivor, migration 029). They stay paid: nobody is billed again for those cycles.
+paid_to_survivor as (
+    select
+        ranked.candidate_id,
+        count(its.bill_id) as bills_paid_to_survivor,
+        coalesce(sum(its.amount), 0) as amount_paid_to_survivor
+    from ranked
+    cross join
+        ledger.bills_paid_to_survivor(ranked.merged_retired, ranked.merged_survivor) as its  -- a function: lateral
+    where ranked.reviewed = 'CONFIRMED'
+    group by ranked.candidate_id
+),
+
 paired as (
     select
         ranked.*,
@@ -154,6 +168,8 @@ paired as (
         survivor.national_id as survivor_national_id,
         retired.national_id as retired_national_id,
         coalesce(reinstated.bills_to_reinstate, 0) as bills_to_reinstate,
+        coalesce(paid_to_survivor.bills_paid_to_survivor, 0) as bills_paid_to_survivor,
+        coalesce(paid_to_survivor.amount_paid_to_survivor, 0) as amount_paid_to_survivor,
         -- the household the survivor took at the merge this unmerges (none if it took none)
         (
             select taken.household_code
@@ -171,6 +187,7 @@ paired as (
     left join people as retired on retired.individual_id = ranked.retired_id
     left join twice on twice.retired_id = ranked.retired_id
     left join reinstated on reinstated.candidate_id = ranked.candidate_id
+    left join paid_to_survivor on paid_to_survivor.candidate_id = ranked.candidate_id
 ),
 
 judged as (
@@ -242,6 +259,9 @@ select
     case when judged.decision = 'CONFIRMED' then judged.paid_twice else 0 end as paid_twice,
     -- An unmerge reinstates the bills its merge cancelled.
     case when judged.decision = 'UNMERGED' then judged.bills_to_reinstate else 0 end as bills_to_reinstate,
+    -- An unmerge leaves paid what a payroll paid to the survivor for the retired record while they were merged.
+    case when judged.decision = 'UNMERGED' then judged.bills_paid_to_survivor else 0 end as bills_paid_to_survivor,
+    case when judged.decision = 'UNMERGED' then judged.amount_paid_to_survivor else 0 end as amount_paid_to_survivor,
     a.version as based_on_a,
     b.version as based_on_b,
     -- The pair's versions once the review is committed: a merge or an unmerge gives the retired record a new one,

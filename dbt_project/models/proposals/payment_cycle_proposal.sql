@@ -30,6 +30,7 @@ plan as (
     join request on request.plan_code = versions.plan_code and request.plan_version = versions.version
 ),
 
+-- Enrolments billed in this cycle already, from the ledger.
 billed as (
     select bills.beneficiary_id
     from {{ ref('stg_ledger__bills') }} as bills
@@ -40,10 +41,19 @@ billed as (
 -- duplicates, the retired record's bill pays the survivor, who is not billed again in the cycle (the commit checks it
 -- again on the ledger, as the state may lag a merge not published yet).
 paid_already as (
-    select distinct bills.individual_id
+    select bills.individual_id
     from {{ ref('bills') }} as bills
     join request using (cycle_code, plan_code)
     where bills.status <> 'CANCELLED' and bills.individual_id is not null
+),
+
+-- People in a duplicate pair nobody reviewed yet: the same person may be billed twice.
+in_open_pairs as (
+    select pairs.individual_a as individual_id from {{ ref('duplicate_candidates') }} as pairs
+    where pairs.status = 'OPEN'
+    union all
+    select pairs.individual_b from {{ ref('duplicate_candidates') }} as pairs
+    where pairs.status = 'OPEN'
 ),
 
 selected as (
@@ -52,7 +62,10 @@ selected as (
     where selection.request_id = {{ request_id | int if request_id is not none else 'null' }}
 ),
 
-priced as (
+-- Who is paid: the person, or a GROUP plan's household's primary recipient. The sets it is compared with are
+-- looked up by hash (IN over each), not joined: a selection of any size costs one pass, whatever the planner
+-- guesses of its size.
+priced as materialized (
     select
         selected.request_id,
         selected.beneficiary_id,
@@ -60,53 +73,46 @@ priced as (
         selected.household_code,
         selected.counted_members,
         selected.top_ups,
+        coalesce(selected.individual_id, households.primary_recipient_id) as payee_id,
         {{ entitlement_amount('plan.document', 'selected.counted_members', 'selected.top_ups') }} as amount,
         (plan.document #>> '{entitlement,transaction_limit}')::numeric as transaction_limit,
         coalesce((plan.document ->> 'hold_bills_of_open_duplicates')::boolean, false) as hold_open_duplicates
     from selected
     cross join plan
+    left join {{ ref('households') }} as households on households.household_code = selected.household_code
 ),
 
--- Who is paid: the person, or a GROUP plan's household's primary recipient.
-paid as (
-    select priced.beneficiary_id, coalesce(priced.individual_id, households.primary_recipient_id) as payee_id
+flagged as (
+    select
+        priced.*,
+        coalesce(priced.amount > priced.transaction_limit, false) as over_transaction_limit,
+        priced.beneficiary_id in (select billed.beneficiary_id from billed)
+        or coalesce(priced.individual_id in (select paid_already.individual_id from paid_already), false)
+        as already_billed,
+        coalesce(priced.payee_id in (select in_open_pairs.individual_id from in_open_pairs), false)
+        as payee_in_open_duplicate_pair
     from priced
-    left join {{ ref('households') }} as households on households.household_code = priced.household_code
-),
-
--- Payees in a duplicate pair nobody reviewed yet: the same person may be billed twice.
-in_open_pairs as (
-    select paid.beneficiary_id
-    from paid
-    where exists (
-        select from {{ ref('duplicate_candidates') }} as pairs
-        where pairs.status = 'OPEN' and paid.payee_id in (pairs.individual_a, pairs.individual_b)
-    )
 )
 
 select
-    priced.request_id,
+    flagged.request_id,
     gen_random_uuid() as bill_id,
     request.cycle_code,
     request.plan_code,
     request.plan_version,
     request.period_start,
     request.period_end,
-    priced.beneficiary_id,
-    priced.individual_id,
-    priced.household_code,
-    priced.counted_members,
-    priced.top_ups,
-    priced.amount,
+    flagged.beneficiary_id,
+    flagged.individual_id,
+    flagged.household_code,
+    flagged.counted_members,
+    flagged.top_ups,
+    flagged.amount,
     plan.currency,
-    coalesce(priced.amount > priced.transaction_limit, false)
-    or (priced.hold_open_duplicates and in_open_pairs.beneficiary_id is not null) as held,
-    coalesce(priced.amount > priced.transaction_limit, false) as over_transaction_limit,
-    billed.beneficiary_id is not null or paid_already.individual_id is not null as already_billed,
-    in_open_pairs.beneficiary_id is not null as payee_in_open_duplicate_pair
-from priced
+    flagged.over_transaction_limit or (flagged.hold_open_duplicates and flagged.payee_in_open_duplicate_pair) as held,
+    flagged.over_transaction_limit,
+    flagged.already_billed,
+    flagged.payee_in_open_duplicate_pair
+from flagged
 join request using (request_id)
 cross join plan
-left join billed using (beneficiary_id)
-left join paid_already on paid_already.individual_id = priced.individual_id
-left join in_open_pairs using (beneficiary_id)

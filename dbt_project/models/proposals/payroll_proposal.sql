@@ -1,6 +1,7 @@
-{#- The bills a payroll request would take: every bill its selection chose, with the payroll it
-    moves from (an unpaid bill of an earlier payroll), left out (to_pay false) when a payroll
-    waiting for approval already holds it — a bill is in at most one open payroll.
+{#- The bills a payroll request would take: every bill its selection chose, with whom it pays (the
+    person, or a household's primary recipient, else its head) and the payroll it moves from (an unpaid
+    bill of an earlier payroll), left out (to_pay false) when a payroll waiting for approval already
+    holds it — a bill is in at most one open payroll. The commit pays exactly these recipients.
     Vars (set by the workflow): request_id. -#}
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='request_id',
           indexes=[{'columns': ['request_id']}],
@@ -49,11 +50,15 @@ select
     bills.plan_code,
     bills.amount,
     bills.currency,
+    coalesce(current_bills.individual_id, households.primary_recipient_id, households.head_individual_id)
+        as recipient_id,
     latest_payroll.payroll_name as moved_from,
     latest_payroll.payroll_id as moved_from_id,
     pending.bill_id is null as to_pay
 from selected
 join request using (request_id)
 join {{ ref('stg_ledger__bills') }} as bills using (bill_id)
+left join {{ ref('bills') }} as current_bills using (bill_id)
+left join {{ ref('households') }} as households on households.household_code = bills.household_code
 left join latest_payroll using (bill_id)
 left join pending using (bill_id)

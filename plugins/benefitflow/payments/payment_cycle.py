@@ -153,10 +153,12 @@ def commit_cycle(cur: psycopg2.extensions.cursor, commit_id: int, proposal: Prop
 
 def _refuse_paying_anyone_twice(cur: psycopg2.extensions.cursor, commit_id: int, plan: str, cycle: str) -> None:
     """No person is paid twice in the cycle: a bill of an earlier run may pay, now, someone this run bills (a merge of
-    duplicate records since the proposal made that bill the survivor's). Checked on the bills as appended, through
-    whom each pays now (ledger.bill_payees), and only when it can happen: an earlier run billed the cycle (a first
-    run's cycle row is its own) and records were ever merged (else each bill pays whom it was billed to, and a plan
-    enrols a person once). The bills just appended are analyzed first: the planner must know them to join them."""
+    duplicate records since the proposal made that bill the survivor's, or a payroll paid it to the survivor while
+    two records, unmerged since, were merged). Checked on the bills as appended: whom each new bill pays
+    (ledger.bill_payees) against whom the earlier bills paid or pay (ledger.bill_recipients); and only when it can
+    happen: an earlier run billed the cycle (a first run's cycle row is its own) and records were ever merged (else
+    each bill pays whom it was billed to, and a plan enrols a person once). The bills just appended are analyzed
+    first: the planner must know them to join them."""
     cur.execute("SELECT commit_id <> %s AND EXISTS (SELECT FROM ledger.duplicate_reviews WHERE decision = 'CONFIRMED')"
                 " FROM ledger.payment_cycles WHERE cycle_code = %s AND plan_code = %s", (commit_id, cycle, plan))
     if not cur.fetchone()[0]:
@@ -164,8 +166,8 @@ def _refuse_paying_anyone_twice(cur: psycopg2.extensions.cursor, commit_id: int,
     publish.refresh_statistics(cur)
     cur.execute(
         "SELECT count(DISTINCT new.payee_id), (array_agg(DISTINCT new.payee_id::text))[1:5]"
-        " FROM ledger.bill_payees new JOIN ledger.bill_payees earlier"
-        "  ON earlier.payee_id = new.payee_id AND earlier.bill_id <> new.bill_id AND NOT earlier.cancelled"
+        " FROM ledger.bill_payees new JOIN ledger.bill_recipients earlier"
+        "  ON earlier.recipient_id = new.payee_id AND earlier.bill_id <> new.bill_id AND NOT earlier.cancelled"
         " WHERE new.commit_id = %s AND earlier.cycle_code = %s AND earlier.plan_code = %s",
         (commit_id, cycle, plan))
     twice, first = cur.fetchone()

@@ -189,11 +189,12 @@ def commit_payroll(cur: psycopg2.extensions.cursor, commit_id: int, proposal: Pr
     payroll_id, name = cur.fetchone()
     # In bill order: the two indexes that hold a bill id are then filled page after page instead of at a
     # random page per line (1,000,000 lines into empty indexes: 3.6 s instead of 8.7 s).
-    cur.execute(f"INSERT INTO ledger.payroll_bills (payroll_id, bill_id, amount, commit_id)"
-                f" SELECT %s, bill_id, amount, %s FROM {proposal.table} WHERE request_id = %s AND to_pay ORDER"
-                f" BY bill_id",
+    cur.execute(f"INSERT INTO ledger.payroll_bills (payroll_id, bill_id, amount, recipient_id, commit_id)"
+                f" SELECT %s, bill_id, amount, recipient_id, %s FROM {proposal.table} WHERE request_id = %s AND to_pay"
+                f" ORDER BY bill_id",
                 (payroll_id, commit_id, request_id))
     bills = cur.rowcount
+    _refuse_recipients_moved_on(cur, payroll_id)
     cur.execute("INSERT INTO ledger.payroll_open_bills (payroll_id, commit_id, open_bills) VALUES (%s, %s, %s)",
                 (payroll_id, commit_id, bills))
     cur.execute(f"INSERT INTO ledger.bill_events (bill_id, status, payroll_id, reason, commit_id)"
@@ -206,6 +207,31 @@ def commit_payroll(cur: psycopg2.extensions.cursor, commit_id: int, proposal: Pr
     publish.refresh_statistics(cur)
     write_payroll_file(cur, payroll_id, name, commit_id)
     return bills
+
+
+def _refuse_recipients_moved_on(cur: psycopg2.extensions.cursor, payroll_id: int) -> None:
+    """Each bill is paid to the recipient the checker approved, and that is whom the ledger says it pays now: a
+    merge or an unmerge of duplicate records since the proposal may have given it another payee. The lines just
+    appended are analyzed first: the planner must know them to join them."""
+    publish.refresh_statistics(cur)
+    cur.execute(f"SELECT count(*) FILTER (WHERE pb.recipient_id IS NULL),"
+                f" (array_agg(bl.bill_code ORDER BY bl.bill_number) FILTER (WHERE pb.recipient_id IS NULL))[1:5],"
+                f" count(*) FILTER (WHERE pb.recipient_id IS DISTINCT FROM {_PAYEE_NOW}),"
+                f" (array_agg(bl.bill_code ORDER BY bl.bill_number)"
+                f"  FILTER (WHERE pb.recipient_id IS DISTINCT FROM {_PAYEE_NOW}))[1:5]"
+                f" FROM ledger.payroll_bills pb JOIN ledger.bill_payees bl ON bl.bill_id = pb.bill_id"
+                f" LEFT JOIN registry.households h ON h.household_code = bl.household_code WHERE pb.payroll_id = %s",
+                (payroll_id,))
+    nobody, nobody_first, moved, moved_first = cur.fetchone()
+    if nobody:
+        raise CommitConflict(f"{nobody} of these bills have nobody to pay (a household's bill whose household has "
+                             f"neither a primary recipient nor a head): bill {', '.join(nobody_first)}"
+                             f"{', ...' if nobody > len(nobody_first) else ''}; name one, or leave those bills out")
+    if moved:
+        raise CommitConflict(f"{moved} of these bills pay someone else since the proposal (records merged or unmerged "
+                             f"as duplicates, or a household's primary recipient changed): bill "
+                             f"{', '.join(moved_first)}{', ...' if moved > len(moved_first) else ''}; ask for the "
+                             f"payroll again")
 
 
 def write_payroll_file(cur: psycopg2.extensions.cursor, payroll_id: int, name: str, commit_id: int) -> Path:
@@ -241,7 +267,7 @@ def _copy_payroll(cur: psycopg2.extensions.cursor, payroll_id: int, target: Path
         for column, expression in exported)
     with file_store.replaced_text(target) as handle:  # personal data: like every export, not world-readable
         query = sql.SQL("COPY (SELECT {} FROM {} ORDER BY bl.bill_number) TO STDOUT WITH (FORMAT csv, HEADER true)")
-        recipients = sql.SQL(_RECIPIENTS).format(payroll=sql.Literal(payroll_id), recipient=_RECIPIENT)
+        recipients = sql.SQL(_RECIPIENTS).format(payroll=sql.Literal(payroll_id))
         cur.copy_expert(query.format(columns, recipients).as_string(cur), handle)
     return cur.rowcount
 
@@ -265,8 +291,8 @@ def publish_payroll_file(request_id: int) -> Path:
         if checksum(partial)[0] != digest:
             partial.unlink()
             raise CommitConflict(f"payroll {name} is committed but its file {file_name} is missing, and written again "
-                                 f"from the ledger it is not the approved file (sha256 {digest[:12]}…): the "
-                                 f"recipients changed since; restore {file_name} from a backup")
+                                 f"from the ledger it is not the approved file (sha256 {digest[:12]}…): its "
+                                 f"recipients' records changed since (a correction); restore {file_name} from a backup")
         os.replace(partial, path)
     elif checksum(path)[0] != digest:
         raise CommitConflict(f"payroll file {file_name} differs from the approved file (sha256 {digest[:12]}…): "
@@ -290,18 +316,18 @@ def discard_payroll_file(request_id: int) -> None:
         _partial(f"{found[0]}.csv").unlink(missing_ok=True)
 
 
-# Whom each bill pays, as payments.bills says (ledger.bill_payees, migration 028): the person its enrolment belongs
-# to now, or that person's survivor once merged as a duplicate, or a household's primary recipient; from the ledger,
-# as the file is written in the payroll's commit.
+# The file's rows: each bill's recipient as the payroll recorded it (migration 029), so a file written again from
+# the ledger pays the same people.
 _RECIPIENTS = """
 ledger.payroll_bills pb
-JOIN ledger.bill_payees bl ON bl.bill_id = pb.bill_id
-LEFT JOIN registry.households h ON h.household_code = bl.household_code
-JOIN registry.individuals i ON i.individual_id = {recipient}
+JOIN ledger.bills bl ON bl.bill_id = pb.bill_id
+JOIN registry.individuals i ON i.individual_id = pb.recipient_id
 JOIN ledger.payrolls p ON p.payroll_id = pb.payroll_id
 WHERE pb.payroll_id = {payroll}
 """
-_RECIPIENT = sql.SQL("coalesce(bl.payee_id, h.primary_recipient_id, h.head_individual_id)")
+# Whom a bill pays now, from the ledger (ledger.bill_payees, migration 028): the person its enrolment belongs to now,
+# or that person's survivor once merged as a duplicate; a household's bill its primary recipient, else its head.
+_PAYEE_NOW = "coalesce(bl.payee_id, h.primary_recipient_id, h.head_individual_id)"
 _EXPORTED = ("p.payroll_name", "'APPROVED_FOR_PAYMENT'", "i.first_name", "i.last_name", "i.dob", "bl.bill_code",
              "'DUE'", "to_char(pb.amount, 'FM999999999990.00')", "'CASH'", "NULL::text", "NULL::text",
              "bl.currency", "i.individual_id", "i.national_id", "bl.household_code", "bl.beneficiary_id",

@@ -135,15 +135,19 @@ def summarise_review(cur: psycopg2.extensions.cursor, proposal: ProposalRef) -> 
         f" FROM {proposal.table} WHERE request_id = %s", (proposal.key,))
     allowed, refused, households, lowest, highest = cur.fetchone()
     cur.execute(f"SELECT coalesce(sum(bills_to_cancel), 0), coalesce(sum(amount_to_cancel), 0),"
-                f" coalesce(sum(paid_twice), 0), coalesce(sum(bills_to_reinstate), 0) FROM {proposal.table}"
-                f" WHERE request_id = %s AND allowed", (proposal.key,))
-    bills, amount, paid_twice, reinstated = cur.fetchone()
+                f" coalesce(sum(paid_twice), 0), coalesce(sum(bills_to_reinstate), 0),"
+                f" coalesce(sum(bills_paid_to_survivor), 0), coalesce(sum(amount_paid_to_survivor), 0)"
+                f" FROM {proposal.table} WHERE request_id = %s AND allowed", (proposal.key,))
+    bills, amount, paid_twice, reinstated, paid_to_survivor, amount_paid_to_survivor = cur.fetchone()
     cur.execute(f"SELECT refusal, count(*) FROM {proposal.table} WHERE request_id = %s AND NOT allowed"
                 f" GROUP BY 1 ORDER BY 1", (proposal.key,))
     return {"pairs_to_decide": allowed, "pairs_left_as_they_are": refused, "not_allowed": dict(cur.fetchall()),
             "households_taken_over_by_survivors": households, "bills_cancelled_as_billed_twice": bills,
             "amount_cancelled": f"{amount:.2f}", "cycles_paid_twice_already": paid_twice,
-            "cancelled_bills_reinstated": reinstated, "smallest_score": lowest, "largest_score": highest}
+            "cancelled_bills_reinstated": reinstated,
+            "bills_paid_to_the_survivor_while_merged": paid_to_survivor,
+            "amount_paid_to_the_survivor_while_merged": f"{amount_paid_to_survivor:.2f}",
+            "smallest_score": lowest, "largest_score": highest}
 
 
 def commit_review(cur: psycopg2.extensions.cursor, commit_id: int, proposal: ProposalRef) -> int:
