@@ -119,8 +119,8 @@
 
 
 {#- The bills the new commits created, settled, failed, released or put in a payroll; and, after a merge or an unmerge
-    of duplicate records, those whom it may make pay another person: of the enrolments a review ever moved, and of
-    the records ever merged (few: ledger.moved_enrolments, migration 027). Models using it declare
+    of duplicate records, those whom it may make pay another person: of the enrolments a review ever moved, of
+    the records ever merged, and paid to them (few: ledger.moved_enrolments, migration 027). Models using it declare
     -- depends_on: {{ ref('stg_ledger__duplicate_reviews') }} -#}
 {% macro bills_touched_by_new_commits() -%}
     {{ touched_by_new_commits(ref('stg_ledger__bills'), 'bill_id') }}
@@ -140,6 +140,14 @@
         or payees.individual_id in (
             select confirmed.retired_id from {{ ref('stg_ledger__duplicate_reviews') }} as confirmed
             where confirmed.decision = 'CONFIRMED'
+        )
+        -- a household's bill paid to a record merged since
+        or payees.bill_id in (
+            select paid.bill_id from {{ ref('stg_ledger__payroll_bills') }} as paid
+            where paid.recipient_id in (
+                select confirmed.retired_id from {{ ref('stg_ledger__duplicate_reviews') }} as confirmed
+                where confirmed.decision = 'CONFIRMED'
+            )
         )
     )
 {%- endmacro %}

@@ -655,6 +655,41 @@ def test_a_payroll_pays_the_recipients_its_checker_approved(database) -> None:
     assert [row["Individual Id"] for row in read_rows(payroll_of(code))] == [people["Aminah"]]
 
 
+def test_a_household_plan_does_not_pay_one_person_for_two_households_in_a_cycle(database) -> None:
+    """Amina, alone in her household, is its primary recipient: a payroll pays her the household's bill, and the
+    household leaves the plan. Registered again as Aminah, primary recipient of another household, she is merged
+    into Aminah; that household enrolled, a run again of the cycle does not bill it: she was paid for the cycle."""
+    from benefitflow.payments.payment_cycle import WORKFLOW as CYCLE
+    from benefitflow.programmes.beneficiary_status import WORKFLOW as STATUS
+    from benefitflow.programmes.benefit_plan_define import WORKFLOW as DEFINE
+    from benefitflow.programmes.enrolment import WORKFLOW as ENROLMENT
+    from tests.integration.payments_data import pay, read_rows
+
+    surname, region, code = f"Chebet{tag()}", f"R{tag()}", f"HH-{tag().upper()}"
+    first, second = f"H{tag().upper()}", f"H{tag().upper()}"
+    in_region = {"all": [{"field": "region", "op": "=", "value": region}]}
+    register([f"Amina,{surname},1990-09-09,F,,,{first},1,HEAD,L-9,{region}"])
+    run(DEFINE, plan=plan_document(code, type="GROUP", beneficiary_data_schema={}, default_criteria={},
+                                   entitlement={"fixed_amount": "300.00"}))
+    run(ENROLMENT, plan=code, target_status="ACTIVE", criteria=in_region)
+    assert pay(CYCLE, plan=code, **JANUARY)["proposal"]["bills"] == 1
+    amina = ids_of(surname)["Amina"]
+    assert [row["Individual Id"] for row in read_rows(payroll_of(code))] == [amina]
+    run(STATUS, plan=code, status="GRADUATED", reason="moved away",
+        criteria={"all": [{"field": "status", "op": "=", "value": "ACTIVE"}]})
+
+    register([f"Aminah,{surname},1990-09-09,F,,,{second},1,HEAD,L-9,{region}"])
+    run(SEARCH, scope="changed")
+    (candidate, _, _), = pairs_among(ids_of(surname)).values()
+    assert run(REVIEW, decision="CONFIRM", reason="one woman", candidates=[candidate],
+               survivor="newer")["proposal"]["pairs_to_decide"] == 1
+    run(ENROLMENT, plan=code, target_status="ACTIVE", criteria=in_region)
+    again = pay(CYCLE, plan=code, **JANUARY)["proposal"]
+    assert (again["bills"], again["already_billed_in_this_cycle"]) == (0, 1)
+    assert query("SELECT paid_to_individual_id::text FROM payments.bills WHERE plan_code = %s",
+                 code) == [(ids_of(surname)["Aminah"],)]
+
+
 def payroll_of(code: str) -> str:
     """A payroll of the cycle's due bills of this plan, approved: its name."""
     from benefitflow.payments.payroll import WORKFLOW as PAYROLL

@@ -67,14 +67,12 @@ select
     bills.plan_code,
     bills.plan_version,
     bills.beneficiary_id,
-    coalesce(
-        case
-            when bills.individual_id is not null and latest_event.status is distinct from 'FAILED'
-                then coalesce(paid_merged.survivor_id, latest_payroll.recipient_id)
-        end,
-        merged.survivor_id, moved.individual_id, bills.individual_id
-    ) as individual_id,
+    case
+        when bills.individual_id is not null
+            then coalesce(paid_to.individual_id, merged.survivor_id, moved.individual_id, bills.individual_id)
+    end as individual_id,
     bills.individual_id as billed_individual_id,
+    paid_to.individual_id as paid_to_individual_id,
     bills.household_code,
     bills.amount,
     bills.currency,
@@ -96,4 +94,11 @@ left join moved on moved.beneficiary_id = bills.beneficiary_id and bills.individ
 left join merged on merged.individual_id = coalesce(moved.individual_id, bills.individual_id)
 left join latest_payroll using (bill_id)
 left join merged as paid_merged on paid_merged.individual_id = latest_payroll.recipient_id
+cross join lateral (
+    select
+        case
+            when latest_event.status is distinct from 'FAILED'
+                then coalesce(paid_merged.survivor_id, latest_payroll.recipient_id)
+        end as individual_id
+) as paid_to
 {{ touched }}

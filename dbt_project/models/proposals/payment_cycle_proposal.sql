@@ -1,6 +1,7 @@
 {#- The bills a payment cycle request would create: one per selected (ACTIVE) beneficiary, its
     amount from the plan version the request validated, under the plan's entitlement rule; those
-    already billed in this cycle, or paid by another bill of it (a merged duplicate's), are marked
+    already billed in this cycle, or whose payee another bill of it pays (a merged duplicate's, or
+    another household's of the same primary recipient), are marked
     and not billed again; bills above the rule's transaction_limit are held, and so are bills of
     people in a duplicate pair not reviewed yet when the plan says so (hold_bills_of_open_duplicates):
     the person billed, or a GROUP plan's primary recipient.
@@ -37,14 +38,17 @@ billed as (
     join request using (cycle_code, plan_code)
 ),
 
--- People a bill of this cycle pays already, whichever enrolment it was billed for: once two records are merged as
--- duplicates, the retired record's bill pays the survivor, who is not billed again in the cycle (the commit checks it
--- again on the ledger, as the state may lag a merge not published yet).
+-- People a bill of this cycle pays or paid already, whichever enrolment it was billed for: once two records are
+-- merged as duplicates, the retired record's bill pays the survivor, who is not billed again in the cycle (the commit
+-- checks it again on the ledger, as the state may lag a merge not published yet). A household's bill pays its
+-- primary recipient (whom its payroll paid, or the household's now): a person is not paid for two households.
 paid_already as (
-    select bills.individual_id
+    select coalesce(bills.individual_id, bills.paid_to_individual_id, households.primary_recipient_id) as individual_id
     from {{ ref('bills') }} as bills
     join request using (cycle_code, plan_code)
-    where bills.status <> 'CANCELLED' and bills.individual_id is not null
+    left join {{ ref('households') }} as households
+        on households.household_code = bills.household_code and bills.individual_id is null
+    where bills.status <> 'CANCELLED'
 ),
 
 -- People in a duplicate pair nobody reviewed yet: the same person may be billed twice.
@@ -87,7 +91,7 @@ flagged as (
         priced.*,
         coalesce(priced.amount > priced.transaction_limit, false) as over_transaction_limit,
         priced.beneficiary_id in (select billed.beneficiary_id from billed)
-        or coalesce(priced.individual_id in (select paid_already.individual_id from paid_already), false)
+        or coalesce(priced.payee_id in (select paid_already.individual_id from paid_already), false)
         as already_billed,
         coalesce(priced.payee_id in (select in_open_pairs.individual_id from in_open_pairs), false)
         as payee_in_open_duplicate_pair
