@@ -633,6 +633,31 @@ def test_a_payment_made_to_the_survivor_while_merged_stays_the_survivors_after_a
     assert query("SELECT count(*) FROM ledger.bills WHERE plan_code = %s", code) == [(1,)]
 
 
+def test_a_merge_finds_a_bill_paid_to_one_of_the_pair_while_merged_with_a_third(database) -> None:
+    """Amina's bill goes out to Aminah while Amina is merged into her: a payment that failed is no payment to her, the
+    next payroll's is. Unmerged, Aminah merging with Amine, whose own bill is out for payment in the same cycle, finds
+    Aminah paid twice: the merge waits for the reconciliation."""
+    from benefitflow.payments.payroll import WORKFLOW as PAYROLL
+    from tests.integration.payments_data import pay
+
+    people, pairs, code = one_woman_billed("Wekesa", ("Amina", "Aminah", "Amine"), away=("Aminah",))
+    first = pairs[frozenset(("Amina", "Aminah"))][0]
+    run(REVIEW, decision="CONFIRM", reason="one woman", candidates=[first], survivor="newer")
+    paid_to_aminah = "SELECT count(*) FROM ledger.bills_paid_to_survivor(%s, %s)"
+    failed = payroll_of(code)
+    reconcile_as_failed(failed)
+    assert query(paid_to_aminah, people["Amina"], people["Aminah"]) == [(0,)]
+    pay(PAYROLL, cycle="2026-01", plan=code, include_unpaid_from=failed)
+    assert query(paid_to_aminah, people["Amina"], people["Aminah"]) == [(1,)]
+    unmerged = run(REVIEW, decision="UNMERGE", reason="two women", candidates=[first])["proposal"]
+    assert unmerged["bills_paid_to_the_survivor_while_merged"] == 1
+
+    refused = run(REVIEW, decision="CONFIRM", reason="one woman", survivor="newer",
+                  candidates=[pairs[frozenset(("Aminah", "Amine"))][0]])["proposal"]
+    assert list(refused["not_allowed"]) == [
+        "billed twice in a cycle whose bills are both out for payment (or one paid): reconcile the payroll first"]
+
+
 def test_a_payroll_pays_the_recipients_its_checker_approved(database) -> None:
     """A merge between a payroll's proposal and its commit gives Amina's bill another payee: the commit refuses,
     nothing appended; asked again, the payroll pays the survivor."""

@@ -16,6 +16,9 @@
 -- depends_on: {{ ref('stg_ledger__duplicate_reviews') }}
 {%- set touched = 'where bill_id in (select bill_id from touched)' if is_incremental() else '' %}
 {%- set and_touched = 'and bill_id in (select bill_id from touched)' if is_incremental() else '' %}
+{#- whom its payroll paid, while it is out for payment or paid (not failed since) -#}
+{%- set paid_to = "case when latest_event.status = 'FAILED' then null"
+                  " else coalesce(paid_merged.survivor_id, latest_payroll.recipient_id) end" %}
 
 {% if is_incremental() -%}
 with touched as (
@@ -69,10 +72,10 @@ select
     bills.beneficiary_id,
     case
         when bills.individual_id is not null
-            then coalesce(paid_to.individual_id, merged.survivor_id, moved.individual_id, bills.individual_id)
+            then coalesce({{ paid_to }}, merged.survivor_id, moved.individual_id, bills.individual_id)
     end as individual_id,
     bills.individual_id as billed_individual_id,
-    paid_to.individual_id as paid_to_individual_id,
+    {{ paid_to }} as paid_to_individual_id,
     bills.household_code,
     bills.amount,
     bills.currency,
@@ -94,11 +97,4 @@ left join moved on moved.beneficiary_id = bills.beneficiary_id and bills.individ
 left join merged on merged.individual_id = coalesce(moved.individual_id, bills.individual_id)
 left join latest_payroll using (bill_id)
 left join merged as paid_merged on paid_merged.individual_id = latest_payroll.recipient_id
-cross join lateral (
-    select
-        case
-            when latest_event.status is distinct from 'FAILED'
-                then coalesce(paid_merged.survivor_id, latest_payroll.recipient_id)
-        end as individual_id
-) as paid_to
 {{ touched }}

@@ -7,9 +7,11 @@
     the person billed, or a GROUP plan's primary recipient.
     Plan, cycle and period come from the request's validated document.
     Vars (set by the workflow): request_id. -#}
+{#- The sets compared with each bill are hashed only while they fit in hash memory (work_mem x hash_mem_multiplier);
+    a re-run of a 1,000,000-bill cycle needs about 50 MB, more than PostgreSQL's default gives. -#}
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='request_id',
           indexes=[{'columns': ['request_id']}],
-          on_schema_change='append_new_columns') }}
+          on_schema_change='append_new_columns', pre_hook="set local work_mem = '64MB'") }}
 
 {%- set request_id = run_value('request_id') %}
 

@@ -292,7 +292,8 @@ def publish_payroll_file(request_id: int) -> Path:
             partial.unlink()
             raise CommitConflict(f"payroll {name} is committed but its file {file_name} is missing, and written again "
                                  f"from the ledger it is not the approved file (sha256 {digest[:12]}…): its "
-                                 f"recipients' records changed since (a correction); restore {file_name} from a backup")
+                                 f"recipients' records changed since (a correction or a merge), or it is older than "
+                                 f"recorded recipients (migration 029); restore {file_name} from a backup")
         os.replace(partial, path)
     elif checksum(path)[0] != digest:
         raise CommitConflict(f"payroll file {file_name} differs from the approved file (sha256 {digest[:12]}…): "

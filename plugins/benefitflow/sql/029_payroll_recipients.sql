@@ -9,11 +9,14 @@
 ALTER TABLE ledger.payroll_bills ADD COLUMN recipient_id uuid;
 COMMENT ON COLUMN ledger.payroll_bills.recipient_id IS
     'The individual the payroll pays for this bill (its file''s row): the bill''s payee, or a household''s primary '
-    'recipient, when the payroll was committed. NULL for payrolls committed before migration 029.';
+    'recipient (else its head), when the payroll was committed. NULL for payrolls committed before migration 029.';
+-- A merge looks up the bills paid to either record (few per person).
+CREATE INDEX payroll_bills_by_recipient ON ledger.payroll_bills (recipient_id);
 
 -- Each bill with whom it paid or pays: while it is out for payment or paid (its latest payroll line, not failed
 -- since), the recipient of that line, or that person's survivor once merged; otherwise its payee now
--- (ledger.bill_payees). What "paid twice" is judged by: a merge's search for double bills, a payment cycle's commit.
+-- (ledger.bill_payees; none for a household's bill). What "paid twice" is judged by: a merge's search for double
+-- bills, a payment cycle's commit. A LATERAL per bill: read it for a few bills, or a cycle's on a rare path.
 CREATE VIEW ledger.bill_recipients AS
 SELECT bp.bill_id, bp.bill_number, bp.cycle_code, bp.plan_code, bp.beneficiary_id, bp.individual_id,
        bp.household_code, bp.amount, bp.currency, bp.commit_id, bp.payee_id, bp.cancelled,
@@ -41,16 +44,23 @@ LANGUAGE sql STABLE AS $$
     WITH pairs AS (
         SELECT DISTINCT pair.retired_id, pair.survivor_id FROM unnest(retired, survivors) AS pair (retired_id, survivor_id)
     ),
+    records AS (  -- the pairs' records, and those merged into them earlier
+        SELECT retired || survivors || ARRAY(
+            SELECT earlier.individual_id FROM ledger.merged_records() AS earlier
+            WHERE earlier.survivor_id = ANY (retired || survivors)) AS ids
+    ),
     billed AS MATERIALIZED (
         SELECT bl.bill_id, bl.recipient_id AS individual_id, bl.cycle_code, bl.plan_code, bl.amount, bl.currency,
                CASE WHEN latest.status = 'PAID' THEN 'paid'
                     WHEN latest.status = 'FAILED' THEN 'open'
                     WHEN EXISTS (SELECT FROM ledger.payroll_bills pb WHERE pb.bill_id = bl.bill_id) THEN 'out'
                     ELSE 'open' END AS state
-        FROM (SELECT DISTINCT v.beneficiary_id, v.plan_code FROM ledger.beneficiary_versions v
-              WHERE v.individual_id = ANY (retired || survivors || ARRAY(
-                  SELECT earlier.individual_id FROM ledger.merged_records() AS earlier
-                  WHERE earlier.survivor_id = ANY (retired || survivors)))) AS e
+        FROM (SELECT v.beneficiary_id, v.plan_code FROM records CROSS JOIN ledger.beneficiary_versions v
+              WHERE v.individual_id = ANY (records.ids)
+              UNION  -- a bill of another record's enrolment a payroll paid to one of them (while merged, unmerged since)
+              SELECT b.beneficiary_id, b.plan_code
+              FROM records CROSS JOIN ledger.payroll_bills pb JOIN ledger.bills b ON b.bill_id = pb.bill_id
+              WHERE pb.recipient_id = ANY (records.ids)) AS e
         JOIN ledger.payment_cycles c ON c.plan_code = e.plan_code
         JOIN ledger.bill_recipients bl
           ON bl.cycle_code = c.cycle_code AND bl.plan_code = c.plan_code AND bl.beneficiary_id = e.beneficiary_id
@@ -81,17 +91,23 @@ LANGUAGE sql STABLE AS $$
     FROM twice t
 $$;
 
--- What an unmerge's checker is told: the bills of the retired record's enrolments that a payroll paid to the survivor
--- while the two were merged (out for payment or paid, not failed since). Unmerged, they stay paid to the survivor
+-- What an unmerge's checker is told: the bills of the retired record's enrolments that a payroll paid, or has out for
+-- payment, to the survivor while the two were merged (its latest payroll line's recipient; not failed since). Unmerged, they stay paid to the survivor
 -- (nobody is billed again for them in their cycle); the retired record was not paid for those cycles.
 CREATE FUNCTION ledger.bills_paid_to_survivor(retired uuid, survivor uuid)
 RETURNS TABLE (bill_id uuid, amount numeric)
 LANGUAGE sql STABLE AS $$
-    SELECT bl.bill_id, bl.amount
-    FROM ledger.bill_recipients bl
-    WHERE bl.beneficiary_id IN (SELECT v.beneficiary_id FROM ledger.beneficiary_versions v
-                                WHERE v.individual_id = retired)
-      AND bl.recipient_id = survivor AND NOT bl.cancelled
-      AND EXISTS (SELECT FROM ledger.payroll_bills pb WHERE pb.bill_id = bl.bill_id AND pb.recipient_id = survivor)
+    SELECT b.bill_id, b.amount
+    FROM ledger.bills b
+    CROSS JOIN LATERAL (
+        SELECT pb.recipient_id FROM ledger.payroll_bills pb WHERE pb.bill_id = b.bill_id
+        ORDER BY pb.payroll_id DESC LIMIT 1
+    ) AS sent
+    WHERE b.beneficiary_id IN (SELECT v.beneficiary_id FROM ledger.beneficiary_versions v
+                               WHERE v.individual_id = retired)
+      AND sent.recipient_id = survivor
+      AND 'FAILED' IS DISTINCT FROM (SELECT ev.status FROM ledger.bill_events ev
+                                     WHERE ev.bill_id = b.bill_id AND ev.status IN ('DUE', 'PAID', 'FAILED')
+                                     ORDER BY ev.commit_id DESC LIMIT 1)
 $$;
 GRANT EXECUTE ON FUNCTION ledger.bills_paid_to_survivor(uuid, uuid) TO benefitflow_app;
