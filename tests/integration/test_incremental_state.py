@@ -140,7 +140,7 @@ def test_publishes_rewrite_only_what_commits_touched_and_a_full_rebuild_gives_th
     run(GRIEVANCE_STATUS, grievances=[ticket], status="OPEN", comment="accepted")
     # The person with the ticket registered again and the two merged, the new record surviving: the ticket and the
     # person's enrolment follow, and so does the bill of the next cycle (billed once: nothing to cancel), paid to the
-    # survivor; an unmerge gives them back.
+    # survivor; an unmerge gives back the ticket and the enrolment, not the payment made to the survivor.
     pay(CYCLE, plan=code, cycle="C2", period_start="2026-08-01", period_end="2026-08-31")
     first_name, last_name, dob, sex, location = query("SELECT first_name, last_name, dob::text, sex, location_code"
                                                       " FROM registry.individuals WHERE individual_id = %s", person)[0]
@@ -161,8 +161,10 @@ def test_publishes_rewrite_only_what_commits_touched_and_a_full_rebuild_gives_th
     assert (status, payee) == ("DUE", survivor)
     third = pay(PAYROLL, cycle="C2", plan=code)["proposal"]["payroll"]
     assert {row["Code"]: row["Individual Id"] for row in read_rows(third)}[bill_code] == survivor
-    run(REVIEW, decision="UNMERGE", reason="two people after all", candidates=[candidate])
-    assert query(next_bill, person, code) == [(bill_code, "DUE", person)]
+    unmerged = run(REVIEW, decision="UNMERGE", reason="two people after all", candidates=[candidate])["proposal"]
+    # out for payment to the survivor, the bill stays the survivor's (the unmerge's checker is told)
+    assert unmerged["bills_paid_to_the_survivor_while_merged"] == 1
+    assert query(next_bill, person, code) == [(bill_code, "DUE", survivor)]
     assert query("SELECT individual_id::text FROM grievances.grievances WHERE grievance_code = %s",
                  ticket) == [(person,)]
 
