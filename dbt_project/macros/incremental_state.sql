@@ -141,7 +141,7 @@
             select confirmed.retired_id from {{ ref('stg_ledger__duplicate_reviews') }} as confirmed
             where confirmed.decision = 'CONFIRMED'
         )
-        -- a household's bill paid to a record merged since
+        -- a bill a payroll paid to a record merged since (a household's too)
         or payees.bill_id in (
             select paid.bill_id from {{ ref('stg_ledger__payroll_bills') }} as paid
             where paid.recipient_id in (

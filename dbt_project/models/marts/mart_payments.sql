@@ -49,7 +49,7 @@ join {{ ref('stg_ledger__payment_cycles') }} as cycles using (cycle_code, plan_c
 left join {{ ref('households') }} as households using (household_code)
 left join {{ ref('individuals') }} as recipients
     on recipients.individual_id
-        = coalesce(bills.individual_id, households.primary_recipient_id, households.head_individual_id)
+        = {{ recipient('coalesce(bills.individual_id, bills.paid_to_individual_id)', 'households') }}
 left join {{ ref('stg_ledger__payrolls') }} as payrolls using (payroll_id)
 {%- if is_incremental() %}
 where bills.bill_id in (select bill_id from touched)

@@ -5,7 +5,7 @@
     download): names, date of birth, national id, phone, place, household, plans, bills and grievances.
     Run value: request_id. -#}
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='request_id',
-          indexes=[{'columns': ['request_id']}]) }}
+          indexes=[{'columns': ['request_id']}], on_schema_change='append_new_columns') }}
 {%- set request_id = run_value('request_id') %}
 {%- set request_literal = request_id | int if request_id is not none else 'null' %}
 

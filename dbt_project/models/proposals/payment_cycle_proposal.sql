@@ -45,7 +45,7 @@ billed as (
 -- checks it again on the ledger, as the state may lag a merge not published yet). A household's bill pays its
 -- primary recipient (whom its payroll paid, or the household's now): a person is not paid for two households.
 paid_already as (
-    select coalesce(bills.individual_id, bills.paid_to_individual_id, households.primary_recipient_id) as individual_id
+    select {{ recipient('coalesce(bills.individual_id, bills.paid_to_individual_id)', 'households') }} as individual_id
     from {{ ref('bills') }} as bills
     join request using (cycle_code, plan_code)
     left join {{ ref('households') }} as households
@@ -68,7 +68,7 @@ selected as (
     where selection.request_id = {{ request_id | int if request_id is not none else 'null' }}
 ),
 
--- Who is paid: the person, or a GROUP plan's household's primary recipient. The sets it is compared with are
+-- Who is paid: the person, or a GROUP plan's household's primary recipient (else its head). The sets it is compared with are
 -- looked up by hash (IN over each), not joined: a selection of any size costs one pass, whatever the planner
 -- guesses of its size.
 priced as materialized (
@@ -79,7 +79,7 @@ priced as materialized (
         selected.household_code,
         selected.counted_members,
         selected.top_ups,
-        coalesce(selected.individual_id, households.primary_recipient_id) as payee_id,
+        {{ recipient('selected.individual_id', 'households') }} as payee_id,
         {{ entitlement_amount('plan.document', 'selected.counted_members', 'selected.top_ups') }} as amount,
         (plan.document #>> '{entitlement,transaction_limit}')::numeric as transaction_limit,
         coalesce((plan.document ->> 'hold_bills_of_open_duplicates')::boolean, false) as hold_open_duplicates

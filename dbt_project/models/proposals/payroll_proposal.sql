@@ -50,8 +50,7 @@ select
     bills.plan_code,
     bills.amount,
     bills.currency,
-    coalesce(current_bills.individual_id, households.primary_recipient_id, households.head_individual_id)
-        as recipient_id,
+    {{ recipient('current_bills.individual_id', 'households') }} as recipient_id,
     latest_payroll.payroll_name as moved_from,
     latest_payroll.payroll_id as moved_from_id,
     pending.bill_id is null as to_pay

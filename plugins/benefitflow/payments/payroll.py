@@ -326,8 +326,9 @@ JOIN registry.individuals i ON i.individual_id = pb.recipient_id
 JOIN ledger.payrolls p ON p.payroll_id = pb.payroll_id
 WHERE pb.payroll_id = {payroll}
 """
-# Whom a bill pays now, from the ledger (ledger.bill_payees, migration 028): the person its enrolment belongs to now,
-# or that person's survivor once merged as a duplicate; a household's bill its primary recipient, else its head.
+# Whom a bill pays now (dbt macro `recipient`): from the ledger (ledger.bill_payees, migration 028), the person its
+# enrolment belongs to now, or that person's survivor once merged as a duplicate; a household's bill its primary
+# recipient, else its head, as registry.households says.
 _PAYEE_NOW = "coalesce(bl.payee_id, h.primary_recipient_id, h.head_individual_id)"
 _EXPORTED = ("p.payroll_name", "'APPROVED_FOR_PAYMENT'", "i.first_name", "i.last_name", "i.dob", "bl.bill_code",
              "'DUE'", "to_char(pb.amount, 'FM999999999990.00')", "'CASH'", "NULL::text", "NULL::text",

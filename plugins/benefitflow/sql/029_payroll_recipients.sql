@@ -57,7 +57,7 @@ LANGUAGE sql STABLE AS $$
                     ELSE 'open' END AS state
         FROM (SELECT v.beneficiary_id, v.plan_code FROM records CROSS JOIN ledger.beneficiary_versions v
               WHERE v.individual_id = ANY (records.ids)
-              UNION  -- a bill of another record's enrolment a payroll paid to one of them (while merged, unmerged since)
+              UNION  -- another record's bill a payroll paid to one of them (while merged, unmerged since)
               SELECT b.beneficiary_id, b.plan_code
               FROM records CROSS JOIN ledger.payroll_bills pb JOIN ledger.bills b ON b.bill_id = pb.bill_id
               WHERE pb.recipient_id = ANY (records.ids)) AS e
@@ -91,9 +91,10 @@ LANGUAGE sql STABLE AS $$
     FROM twice t
 $$;
 
--- What an unmerge's checker is told: the bills of the retired record's enrolments that a payroll paid, or has out for
--- payment, to the survivor while the two were merged (its latest payroll line's recipient; not failed since). Unmerged, they stay paid to the survivor
--- (nobody is billed again for them in their cycle); the retired record was not paid for those cycles.
+-- What an unmerge's checker is told: the bills of the retired record's enrolments that a payroll paid, or has out
+-- for payment, to the survivor while the two were merged (its latest payroll line's recipient; not failed since).
+-- Unmerged, they stay paid to the survivor (nobody is billed again for them in their cycle); the retired record was
+-- not paid for those cycles.
 CREATE FUNCTION ledger.bills_paid_to_survivor(retired uuid, survivor uuid)
 RETURNS TABLE (bill_id uuid, amount numeric)
 LANGUAGE sql STABLE AS $$
