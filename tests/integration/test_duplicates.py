@@ -683,12 +683,15 @@ def test_a_payroll_pays_the_recipients_its_checker_approved(database) -> None:
 
 def test_a_household_plan_does_not_pay_one_person_for_two_households_in_a_cycle(database) -> None:
     """Amina, alone in her household, is its primary recipient: a payroll pays her the household's bill, and the
-    household leaves the plan. Registered again as Aminah, primary recipient of another household, she is merged
-    into Aminah; that household enrolled, a run again of the cycle does not bill it: she was paid for the cycle."""
+    household leaves the plan. Registered again as Aminah, primary recipient of another household, which the plan
+    enrols: a merge of the two, committed between the cycle's next proposal and its commit and not yet published,
+    makes the commit refuse; once published, the proposal leaves that household out: she was paid for the cycle."""
+    from benefitflow.core.errors import CommitConflict
     from benefitflow.payments.payment_cycle import WORKFLOW as CYCLE
     from benefitflow.programmes.beneficiary_status import WORKFLOW as STATUS
     from benefitflow.programmes.benefit_plan_define import WORKFLOW as DEFINE
     from benefitflow.programmes.enrolment import WORKFLOW as ENROLMENT
+    from benefitflow.workflows import publish
     from tests.integration.payments_data import pay, read_rows
 
     surname, region, code = f"Chebet{tag()}", f"R{tag()}", f"HH-{tag().upper()}"
@@ -705,15 +708,64 @@ def test_a_household_plan_does_not_pay_one_person_for_two_households_in_a_cycle(
         criteria={"all": [{"field": "status", "op": "=", "value": "ACTIVE"}]})
 
     register([f"Aminah,{surname},1990-09-09,F,,,{second},1,HEAD,L-9,{region}"])
+    run(ENROLMENT, plan=code, target_status="ACTIVE", criteria=in_region)
     run(SEARCH, scope="changed")
     (candidate, _, _), = pairs_among(ids_of(surname)).values()
-    assert run(REVIEW, decision="CONFIRM", reason="one woman", candidates=[candidate],
-               survivor="newer")["proposal"]["pairs_to_decide"] == 1
-    run(ENROLMENT, plan=code, target_status="ACTIVE", criteria=in_region)
+
+    def merged_before_the_commit(step: str, action: Any) -> Any:
+        if step == "commit":
+            run_steps(REVIEW, options={"decision": "CONFIRM", "reason": "one woman", "candidates": [candidate],
+                                       "survivor": "newer"}, maker="maker", checker="checker",
+                      run_id=uuid.uuid4().hex, on_step=lambda step, action: None if step == "publish" else action())
+        return action()
+
+    with pytest.raises(CommitConflict, match="1 of the people to bill are paid by another bill of cycle 2026-01"):
+        run_steps(CYCLE, options={"plan": code, **JANUARY}, maker="maker", checker="payment_checker",
+                  run_id=uuid.uuid4().hex, on_step=merged_before_the_commit)
+    publish.publish(REVIEW.commit.writes)
     again = pay(CYCLE, plan=code, **JANUARY)["proposal"]
     assert (again["bills"], again["already_billed_in_this_cycle"]) == (0, 1)
     assert query("SELECT paid_to_individual_id::text FROM payments.bills WHERE plan_code = %s",
                  code) == [(ids_of(surname)["Aminah"],)]
+
+
+def test_a_payroll_pays_a_households_primary_recipient_as_the_ledger_has_it(database) -> None:
+    """A household's bill pays its primary recipient: named another by an upload committed between the payroll's
+    proposal and its commit and not yet published, the commit refuses, nothing appended; asked again once
+    published, the payroll pays the new one."""
+    from benefitflow.core.errors import CommitConflict
+    from benefitflow.payments.payment_cycle import WORKFLOW as CYCLE
+    from benefitflow.payments.payroll import WORKFLOW as PAYROLL
+    from benefitflow.programmes.benefit_plan_define import WORKFLOW as DEFINE
+    from benefitflow.programmes.enrolment import WORKFLOW as ENROLMENT
+    from benefitflow.workflows import publish
+    from tests.integration.payments_data import pay, read_rows
+
+    surname, region, code, household = f"Kamau{tag()}", f"R{tag()}", f"HH-{tag().upper()}", f"H{tag().upper()}"
+    register([f"Wanjiru,{surname},1980-01-01,F,,,{household},1,HEAD,L-9,{region}",
+              f"Njeri,{surname},2001-01-01,F,,,{household},2,DAUGHTER,L-9,{region}"])
+    people = ids_of(surname)
+    run(DEFINE, plan=plan_document(code, type="GROUP", beneficiary_data_schema={}, default_criteria={},
+                                   entitlement={"fixed_amount": "300.00"}))
+    run(ENROLMENT, plan=code, target_status="ACTIVE", criteria={"all": [{"field": "region", "op": "=",
+                                                                          "value": region}]})
+    assert pay(CYCLE, plan=code, **JANUARY)["proposal"]["bills"] == 1
+
+    def njeri_named_before_the_commit(step: str, action: Any) -> Any:
+        if step == "commit":
+            path = config.inbox() / f"recipient-{uuid.uuid4().hex[:8]}.csv"
+            path.write_text(f"id,recipient_info\n{people['Wanjiru']},2\n{people['Njeri']},1\n")
+            run_steps(INDIVIDUALS, file=path.name, options={"mode": "update", "on_invalid_rows": "reject_file"},
+                      maker="maker", checker="checker", run_id=uuid.uuid4().hex,
+                      on_step=lambda step, action: None if step == "publish" else action())
+        return action()
+
+    with pytest.raises(CommitConflict, match="1 of these bills pay someone else since the proposal"):
+        run_steps(PAYROLL, options={"cycle": "2026-01", "plan": code}, maker="maker", checker="payment_checker",
+                  run_id=uuid.uuid4().hex, on_step=njeri_named_before_the_commit)
+    assert query("SELECT count(*) FROM ledger.payrolls WHERE plan_code = %s", code) == [(0,)]
+    publish.publish(INDIVIDUALS.commit.writes)
+    assert [row["Individual Id"] for row in read_rows(payroll_of(code))] == [people["Njeri"]]
 
 
 def payroll_of(code: str) -> str:

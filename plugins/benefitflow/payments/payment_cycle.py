@@ -152,29 +152,66 @@ def commit_cycle(cur: psycopg2.extensions.cursor, commit_id: int, proposal: Prop
 
 
 def _refuse_paying_anyone_twice(cur: psycopg2.extensions.cursor, commit_id: int, plan: str, cycle: str) -> None:
-    """No person is paid twice in the cycle: a bill of an earlier run may pay, now, someone this run bills (a merge of
-    duplicate records since the proposal made that bill the survivor's, or a payroll paid it to the survivor while
-    two records, unmerged since, were merged). Checked on the bills as appended: whom each new bill pays
-    (ledger.bill_payees) against whom the earlier bills paid or pay (ledger.bill_recipients); and only when it can
-    happen: an earlier run billed the cycle (a first run's cycle row is its own) and records were ever merged (else
-    each bill pays whom it was billed to, and a plan enrols a person once). The bills just appended are analyzed
-    first: the planner must know them to join them."""
-    cur.execute("SELECT commit_id <> %s AND EXISTS (SELECT FROM ledger.duplicate_reviews WHERE decision = 'CONFIRMED')"
-                " FROM ledger.payment_cycles WHERE cycle_code = %s AND plan_code = %s", (commit_id, cycle, plan))
+    """No person is paid twice in the cycle: an earlier run's bill may pay, now, someone this run bills (a merge of
+    duplicate records since the proposal made that bill the survivor's, a payroll paid it to the survivor while two
+    records, unmerged since, were merged, or its payroll paid a person who has moved to a household billed now).
+    Checked on the bills as appended, from the ledger (the proposal read the published state): whom each new bill
+    pays (ledger.bill_payees) against whom the earlier bills paid or pay (ledger.bill_recipients). Only the earlier
+    bills that can pay one of them are read, by index: those enrolling one of them or a record merged into one of
+    them, those a merge moved to one of them, those a payroll paid to one of them. Not on a first run of the cycle
+    (its cycle row is its own), nor for people billed as themselves while no records were ever merged (each bill
+    then pays whom it was billed to, and a plan enrols a person once). The bills just appended are analyzed first:
+    the planner must know them to join them."""
+    cur.execute("SELECT c.commit_id <> %s AND (EXISTS (SELECT FROM ledger.duplicate_reviews r"
+                "                                    WHERE r.decision = 'CONFIRMED')"
+                "  OR (SELECT b.household_code IS NOT NULL FROM ledger.bills b WHERE b.commit_id = %s LIMIT 1))"
+                " FROM ledger.payment_cycles c WHERE c.cycle_code = %s AND c.plan_code = %s",
+                (commit_id, commit_id, cycle, plan))
     if not cur.fetchone()[0]:
         return
     publish.refresh_statistics(cur)
-    cur.execute(
-        "SELECT count(DISTINCT new.payee_id), (array_agg(DISTINCT new.payee_id::text))[1:5]"
-        " FROM ledger.bill_payees new JOIN ledger.bill_recipients earlier"
-        "  ON earlier.recipient_id = new.payee_id AND earlier.bill_id <> new.bill_id AND NOT earlier.cancelled"
-        " WHERE new.commit_id = %s AND earlier.cycle_code = %s AND earlier.plan_code = %s",
-        (commit_id, cycle, plan))
+    cur.execute(_PAID_BY_AN_EARLIER_BILL, {"commit_id": commit_id, "cycle": cycle, "plan": plan})
     twice, first = cur.fetchone()
     if twice:
         raise CommitConflict(f"{twice} of the people to bill are paid by another bill of cycle {cycle} already "
-                             f"(records merged as duplicates since the proposal): individual {', '.join(first)}"
-                             f"{', ...' if twice > len(first) else ''}; run the cycle again to bill the others")
+                             f"(records merged as duplicates, or people moved to another household, since the "
+                             f"proposal): individual {', '.join(first)}{', ...' if twice > len(first) else ''}; "
+                             f"run the cycle again to bill the others")
+
+
+_PAID_BY_AN_EARLIER_BILL = """
+WITH new AS MATERIALIZED (
+    SELECT bill_id, payee_id FROM ledger.bill_payees WHERE commit_id = %(commit_id)s AND payee_id IS NOT NULL
+),
+people AS MATERIALIZED (
+    SELECT payee_id AS individual_id FROM new
+    UNION
+    SELECT merged.individual_id FROM ledger.merged_records() AS merged
+    WHERE merged.survivor_id IN (SELECT payee_id FROM new)
+),
+earlier AS MATERIALIZED (
+    SELECT b.bill_id FROM ledger.beneficiary_versions v
+    JOIN ledger.bills b
+      ON b.cycle_code = %(cycle)s AND b.plan_code = v.plan_code AND b.beneficiary_id = v.beneficiary_id
+    WHERE v.plan_code = %(plan)s AND v.version = 1 AND v.individual_id IN (SELECT individual_id FROM people)
+      AND b.commit_id <> %(commit_id)s
+    UNION
+    SELECT b.bill_id FROM ledger.moved_enrolments() AS moved
+    JOIN ledger.bills b
+      ON b.cycle_code = %(cycle)s AND b.plan_code = %(plan)s AND b.beneficiary_id = moved.beneficiary_id
+    WHERE moved.individual_id IN (SELECT individual_id FROM people) AND b.commit_id <> %(commit_id)s
+    UNION
+    SELECT b.bill_id FROM ledger.payroll_bills pb JOIN ledger.bills b ON b.bill_id = pb.bill_id
+    WHERE b.cycle_code = %(cycle)s AND b.plan_code = %(plan)s AND b.commit_id <> %(commit_id)s
+      AND pb.recipient_id IN (SELECT individual_id FROM people)
+)
+SELECT count(DISTINCT new.payee_id), (array_agg(DISTINCT new.payee_id::text))[1:5]
+FROM earlier
+CROSS JOIN LATERAL (
+    SELECT r.recipient_id FROM ledger.bill_recipients r WHERE r.bill_id = earlier.bill_id AND NOT r.cancelled
+) AS paid
+JOIN new ON new.payee_id = paid.recipient_id
+"""
 
 
 def _refuse_plan_moved_on(cur: psycopg2.extensions.cursor, code: str, billed_version: int) -> None:

@@ -210,18 +210,18 @@ def commit_payroll(cur: psycopg2.extensions.cursor, commit_id: int, proposal: Pr
 
 
 def _refuse_recipients_moved_on(cur: psycopg2.extensions.cursor, payroll_id: int) -> None:
-    """Each bill is paid to the recipient the checker approved, and that is whom the ledger says it pays now: a
-    merge or an unmerge of duplicate records since the proposal may have given it another payee. The lines just
-    appended are analyzed first: the planner must know them to join them."""
+    """Each bill is paid to the recipient the checker approved, and that is whom the ledger says it pays now
+    (ledger.bill_payees, migrations 028 and 030; the proposal read the published state): a merge or an unmerge of
+    duplicate records, or a household's new primary recipient, since the proposal may have given it another payee.
+    The lines just appended are analyzed first: the planner must know them to join them."""
     publish.refresh_statistics(cur)
-    cur.execute(f"SELECT count(*) FILTER (WHERE pb.recipient_id IS NULL),"
-                f" (array_agg(bl.bill_code ORDER BY bl.bill_number) FILTER (WHERE pb.recipient_id IS NULL))[1:5],"
-                f" count(*) FILTER (WHERE pb.recipient_id IS DISTINCT FROM {_PAYEE_NOW}),"
-                f" (array_agg(bl.bill_code ORDER BY bl.bill_number)"
-                f"  FILTER (WHERE pb.recipient_id IS DISTINCT FROM {_PAYEE_NOW}))[1:5]"
-                f" FROM ledger.payroll_bills pb JOIN ledger.bill_payees bl ON bl.bill_id = pb.bill_id"
-                f" LEFT JOIN registry.households h ON h.household_code = bl.household_code WHERE pb.payroll_id = %s",
-                (payroll_id,))
+    cur.execute("SELECT count(*) FILTER (WHERE nobody), (array_agg(bill_code ORDER BY bill_number)"
+                "  FILTER (WHERE nobody))[1:5],"
+                " count(*) FILTER (WHERE moved), (array_agg(bill_code ORDER BY bill_number) FILTER (WHERE moved))[1:5]"
+                " FROM (SELECT bl.bill_code, bl.bill_number, pb.recipient_id IS NULL AS nobody,"
+                "       pb.recipient_id IS DISTINCT FROM bl.payee_id AS moved"
+                "       FROM ledger.payroll_bills pb JOIN ledger.bill_payees bl ON bl.bill_id = pb.bill_id"
+                "       WHERE pb.payroll_id = %s) AS line", (payroll_id,))
     nobody, nobody_first, moved, moved_first = cur.fetchone()
     if nobody:
         raise CommitConflict(f"{nobody} of these bills have nobody to pay (a household's bill whose household has "
@@ -326,10 +326,6 @@ JOIN registry.individuals i ON i.individual_id = pb.recipient_id
 JOIN ledger.payrolls p ON p.payroll_id = pb.payroll_id
 WHERE pb.payroll_id = {payroll}
 """
-# Whom a bill pays now (dbt macro `recipient`): from the ledger (ledger.bill_payees, migration 028), the person its
-# enrolment belongs to now, or that person's survivor once merged as a duplicate; a household's bill its primary
-# recipient, else its head, as registry.households says.
-_PAYEE_NOW = "coalesce(bl.payee_id, h.primary_recipient_id, h.head_individual_id)"
 _EXPORTED = ("p.payroll_name", "'APPROVED_FOR_PAYMENT'", "i.first_name", "i.last_name", "i.dob", "bl.bill_code",
              "'DUE'", "to_char(pb.amount, 'FM999999999990.00')", "'CASH'", "NULL::text", "NULL::text",
              "bl.currency", "i.individual_id", "i.national_id", "bl.household_code", "bl.beneficiary_id",
