@@ -768,6 +768,40 @@ def test_a_payroll_pays_a_households_primary_recipient_as_the_ledger_has_it(data
     assert [row["Individual Id"] for row in read_rows(payroll_of(code))] == [people["Njeri"]]
 
 
+def test_a_household_plans_cycle_commits_under_the_registrys_lock(database) -> None:
+    """A household's bill pays whoever is its primary recipient: while an upload or a merge holds the registry's
+    lock, a household plan's cycle waits to commit, so neither changes a household under its checks."""
+    import threading
+
+    from benefitflow.payments.payment_cycle import WORKFLOW as CYCLE
+    from benefitflow.programmes.benefit_plan_define import WORKFLOW as DEFINE
+    from benefitflow.programmes.enrolment import WORKFLOW as ENROLMENT
+
+    surname, region, code, household = f"Otieno{tag()}", f"R{tag()}", f"HH-{tag().upper()}", f"H{tag().upper()}"
+    register([f"Akinyi,{surname},1975-05-05,F,,,{household},1,HEAD,L-9,{region}"])
+    run(DEFINE, plan=plan_document(code, type="GROUP", beneficiary_data_schema={}, default_criteria={},
+                                   entitlement={"fixed_amount": "300.00"}))
+    run(ENROLMENT, plan=code, target_status="ACTIVE", criteria={"all": [{"field": "region", "op": "=",
+                                                                          "value": region}]})
+    finished = threading.Event()
+
+    def commit_while_the_registry_is_locked(step: str, action: Any) -> Any:
+        if step != "commit":
+            return action()
+        with db.transaction() as holder:  # an upload's or a merge's commit, under way
+            holder.execute("SELECT pg_advisory_xact_lock(hashtext('benefitflow.registry'))")
+            committing = threading.Thread(target=lambda: (action(), finished.set()))
+            committing.start()
+            assert not finished.wait(3), "the cycle committed while the registry was locked"
+        committing.join(60)
+        assert finished.is_set()
+        return None
+
+    run_steps(CYCLE, options={"plan": code, **JANUARY}, maker="maker", checker="payment_checker",
+              run_id=uuid.uuid4().hex, on_step=commit_while_the_registry_is_locked)
+    assert query("SELECT count(*) FROM ledger.bills WHERE plan_code = %s", code) == [(1,)]
+
+
 def payroll_of(code: str) -> str:
     """A payroll of the cycle's due bills of this plan, approved: its name."""
     from benefitflow.payments.payroll import WORKFLOW as PAYROLL

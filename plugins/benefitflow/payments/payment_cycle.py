@@ -20,6 +20,7 @@ from psycopg2 import sql
 from benefitflow.core.errors import CommitConflict, RequestError
 from benefitflow.core.parameters import code_of, date_of, money
 from benefitflow.programmes import plans
+from benefitflow.registry.individuals_import import lock_registry
 from benefitflow.workflows import publish
 from benefitflow.workflows.declaration import (
     Approval,
@@ -125,8 +126,7 @@ def commit_cycle(cur: psycopg2.extensions.cursor, commit_id: int, proposal: Prop
     cur.execute("SELECT document->>'plan', document->>'cycle', (document->>'plan_version')::int FROM intake.requests"
                 " WHERE request_id = %s", (request_id,))
     plan, cycle, plan_version = cur.fetchone()
-    # The plan's lock: status changes, plan versions and other cycles of the plan commit before or after this.
-    plans.lock_plan(cur, plan)
+    _lock_the_payees(cur, plan)
     _refuse_plan_moved_on(cur, plan, plan_version)
     _refuse_no_longer_active(cur, proposal)
     cur.execute(
@@ -149,6 +149,17 @@ def commit_cycle(cur: psycopg2.extensions.cursor, commit_id: int, proposal: Prop
     billed = cur.rowcount
     _refuse_paying_anyone_twice(cur, commit_id, plan, cycle)
     return billed
+
+
+def _lock_the_payees(cur: psycopg2.extensions.cursor, plan: str) -> None:
+    """The plan's lock: status changes, plan versions, merges of its people and other cycles of the plan commit
+    before or after this. A household's bill pays whoever is its primary recipient (else its head): for a household
+    plan, the registry's lock too (taken first, the locks' order), so no upload or merge changes a household while
+    the bills are checked against whom they pay. (A plan's type never changes: read before the lock.)"""
+    found = plans.current(cur, plan)
+    if found is not None and found.plan.type == "GROUP":
+        lock_registry(cur)
+    plans.lock_plan(cur, plan)
 
 
 def _refuse_paying_anyone_twice(cur: psycopg2.extensions.cursor, commit_id: int, plan: str, cycle: str) -> None:
