@@ -768,6 +768,53 @@ def test_a_payroll_pays_a_households_primary_recipient_as_the_ledger_has_it(data
     assert [row["Individual Id"] for row in read_rows(payroll_of(code))] == [people["Njeri"]]
 
 
+def test_a_payroll_does_not_pay_one_person_for_two_households_in_a_cycle(database) -> None:
+    """Amina, alone in her household, is paid its bill, and the household leaves the plan; Aminah's household is
+    billed in the same cycle. Merged as one woman between a payroll's proposal and its commit (not published), the
+    payroll's commit refuses to pay Aminah the second household's bill; once published, the payroll leaves that bill
+    out: she was paid for the cycle."""
+    from benefitflow.core.errors import CommitConflict
+    from benefitflow.payments.payment_cycle import WORKFLOW as CYCLE
+    from benefitflow.payments.payroll import WORKFLOW as PAYROLL
+    from benefitflow.programmes.beneficiary_status import WORKFLOW as STATUS
+    from benefitflow.programmes.benefit_plan_define import WORKFLOW as DEFINE
+    from benefitflow.programmes.enrolment import WORKFLOW as ENROLMENT
+    from benefitflow.workflows import publish
+    from tests.integration.payments_data import pay, read_rows
+
+    surname, region, code = f"Wafula{tag()}", f"R{tag()}", f"HH-{tag().upper()}"
+    in_region = {"all": [{"field": "region", "op": "=", "value": region}]}
+    register([f"Amina,{surname},1991-10-10,F,,,H{tag().upper()},1,HEAD,L-9,{region}"])
+    run(DEFINE, plan=plan_document(code, type="GROUP", beneficiary_data_schema={}, default_criteria={},
+                                   entitlement={"fixed_amount": "300.00"}))
+    run(ENROLMENT, plan=code, target_status="ACTIVE", criteria=in_region)
+    assert pay(CYCLE, plan=code, **JANUARY)["proposal"]["bills"] == 1
+    assert [row["Individual Id"] for row in read_rows(payroll_of(code))] == [ids_of(surname)["Amina"]]
+    run(STATUS, plan=code, status="GRADUATED", reason="moved away",
+        criteria={"all": [{"field": "status", "op": "=", "value": "ACTIVE"}]})
+    register([f"Aminah,{surname},1991-10-10,F,,,H{tag().upper()},1,HEAD,L-9,{region}"])
+    run(ENROLMENT, plan=code, target_status="ACTIVE", criteria=in_region)
+    assert pay(CYCLE, plan=code, **JANUARY)["proposal"]["bills"] == 1  # Aminah's household: two people, so far
+    run(SEARCH, scope="changed")
+    (candidate, _, _), = pairs_among(ids_of(surname)).values()
+
+    def merged_before_the_commit(step: str, action: Any) -> Any:
+        if step == "commit":
+            run_steps(REVIEW, options={"decision": "CONFIRM", "reason": "one woman", "candidates": [candidate],
+                                       "survivor": "newer"}, maker="maker", checker="checker",
+                      run_id=uuid.uuid4().hex, on_step=lambda step, action: None if step == "publish" else action())
+        return action()
+
+    with pytest.raises(CommitConflict, match="1 of the recipients of this payroll are paid by another bill of the "
+                                             "cycle already"):
+        run_steps(PAYROLL, options={"cycle": "2026-01", "plan": code}, maker="maker", checker="payment_checker",
+                  run_id=uuid.uuid4().hex, on_step=merged_before_the_commit)
+    assert query("SELECT count(*) FROM ledger.payrolls WHERE plan_code = %s", code) == [(1,)]
+    publish.publish(REVIEW.commit.writes)
+    proposal = run(PAYROLL, checker=None, cycle="2026-01", plan=code)["proposal"]
+    assert (proposal["bills"], proposal["recipient_paid_in_this_cycle_already"]) == (0, 1)
+
+
 def test_a_household_plans_cycle_commits_under_the_registrys_lock(database) -> None:
     """A household's bill pays whoever is its primary recipient: while an upload or a merge holds the registry's
     lock, a household plan's cycle waits to commit, so neither changes a household under its checks."""

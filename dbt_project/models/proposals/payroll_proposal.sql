@@ -1,7 +1,8 @@
 {#- The bills a payroll request would take: every bill its selection chose, with whom it pays (the
     person, or a household's primary recipient, else its head) and the payroll it moves from (an unpaid
     bill of an earlier payroll), left out (to_pay false) when a payroll waiting for approval already
-    holds it — a bill is in at most one open payroll. The commit pays exactly these recipients.
+    holds it — a bill is in at most one open payroll — or when another bill of its cycle paid its
+    recipient already (paid_already). The commit pays exactly these recipients.
     Vars (set by the workflow): request_id. -#}
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='request_id',
           indexes=[{'columns': ['request_id']}],
@@ -39,25 +40,64 @@ pending as (
     {%- else %}
     select null::uuid as bill_id where false
     {%- endif %}
+),
+
+proposed as (
+    select
+        request.request_id,
+        request.payroll_name,
+        bills.bill_id,
+        bills.bill_code,
+        bills.cycle_code,
+        bills.plan_code,
+        bills.amount,
+        bills.currency,
+        {{ recipient('current_bills.individual_id', 'households') }} as recipient_id,
+        latest_payroll.payroll_name as moved_from,
+        latest_payroll.payroll_id as moved_from_id,
+        pending.bill_id is null as not_pending
+    from selected
+    join request using (request_id)
+    join {{ ref('stg_ledger__bills') }} as bills using (bill_id)
+    left join {{ ref('bills') }} as current_bills using (bill_id)
+    left join {{ ref('households') }} as households on households.household_code = bills.household_code
+    left join latest_payroll using (bill_id)
+    left join pending using (bill_id)
+),
+
+{# Whom the other bills of these cycles paid or have out for payment (their latest payroll line's recipient, or
+    that person's survivor, until it fails): a person is paid once per cycle and plan, whatever household or
+    record a bill is for (a person who moved to another household, or a household's recipient merged as a
+    duplicate into another household's). #}
+cycles as (
+    select distinct cycle_code, plan_code from proposed
+),
+
+paid_in_the_cycle as (
+    select distinct others.cycle_code, others.plan_code, others.paid_to_individual_id
+    from {{ ref('bills') }} as others
+    inner join cycles on others.cycle_code = cycles.cycle_code and others.plan_code = cycles.plan_code
+    left join selected on others.bill_id = selected.bill_id
+    where others.paid_to_individual_id is not null and selected.bill_id is null
 )
 
 select
-    request.request_id,
-    request.payroll_name,
-    bills.bill_id,
-    bills.bill_code,
-    bills.cycle_code,
-    bills.plan_code,
-    bills.amount,
-    bills.currency,
-    {{ recipient('current_bills.individual_id', 'households') }} as recipient_id,
-    latest_payroll.payroll_name as moved_from,
-    latest_payroll.payroll_id as moved_from_id,
-    pending.bill_id is null as to_pay
-from selected
-join request using (request_id)
-join {{ ref('stg_ledger__bills') }} as bills using (bill_id)
-left join {{ ref('bills') }} as current_bills using (bill_id)
-left join {{ ref('households') }} as households on households.household_code = bills.household_code
-left join latest_payroll using (bill_id)
-left join pending using (bill_id)
+    proposed.request_id,
+    proposed.payroll_name,
+    proposed.bill_id,
+    proposed.bill_code,
+    proposed.cycle_code,
+    proposed.plan_code,
+    proposed.amount,
+    proposed.currency,
+    proposed.recipient_id,
+    proposed.moved_from,
+    proposed.moved_from_id,
+    paid_in_the_cycle.paid_to_individual_id is not null as paid_already,
+    proposed.not_pending and paid_in_the_cycle.paid_to_individual_id is null as to_pay
+from proposed
+left join paid_in_the_cycle
+    on
+        paid_in_the_cycle.cycle_code = proposed.cycle_code
+        and paid_in_the_cycle.plan_code = proposed.plan_code
+        and paid_in_the_cycle.paid_to_individual_id = proposed.recipient_id

@@ -145,14 +145,16 @@ def summarise_payroll(cur: psycopg2.extensions.cursor, proposal: ProposalRef) ->
     cur.execute(
         f"SELECT count(*) FILTER (WHERE to_pay), coalesce(sum(amount) FILTER (WHERE to_pay), 0),"
         f" count(*) FILTER (WHERE to_pay AND moved_from IS NOT NULL),"
-        f" count(*) FILTER (WHERE NOT to_pay), min(currency)"
+        f" count(*) FILTER (WHERE NOT to_pay AND NOT paid_already), count(*) FILTER (WHERE paid_already),"
+        f" min(currency)"
         f" FROM {proposal.table} WHERE request_id = %s", (request_id,))
-    bills, total, moved, pending, currency = cur.fetchone()
+    bills, total, moved, pending, paid_already, currency = cur.fetchone()
     cur.execute(f"SELECT plan_code, count(*) FROM {proposal.table} WHERE request_id = %s AND to_pay GROUP BY 1"
                 f" ORDER BY 1",
                 (request_id,))
     return {"bills": bills, "total": money(total, currency), "moved_from_earlier_payroll": moved,
-            "held_by_another_payroll_waiting_for_approval": pending, "bills_by_plan": dict(cur.fetchall())}
+            "held_by_another_payroll_waiting_for_approval": pending,
+            "recipient_paid_in_this_cycle_already": paid_already, "bills_by_plan": dict(cur.fetchall())}
 
 
 def commit_payroll(cur: psycopg2.extensions.cursor, commit_id: int, proposal: ProposalRef) -> int:
@@ -179,7 +181,8 @@ def commit_payroll(cur: psycopg2.extensions.cursor, commit_id: int, proposal: Pr
                              f"into another record as a duplicate); ask for the payroll again")
     cur.execute(f"SELECT count(*) FROM {proposal.table} WHERE request_id = %s AND to_pay", (request_id,))
     if cur.fetchone()[0] == 0:
-        raise CommitConflict("nothing to pay: every bill selected is held by a payroll waiting for approval")
+        raise CommitConflict("nothing to pay: every bill selected is held by a payroll waiting for approval, or "
+                             "pays someone another bill of its cycle paid already")
     cur.execute("INSERT INTO ledger.payrolls (payroll_name, cycle_code, plan_code, payment_point, criteria,"
                 " include_unpaid_from, request_id, commit_id)"
                 " SELECT document->>'payroll', document->>'cycle', document->>'plan', document->>'payment_point',"
@@ -195,6 +198,7 @@ def commit_payroll(cur: psycopg2.extensions.cursor, commit_id: int, proposal: Pr
                 (payroll_id, commit_id, request_id))
     bills = cur.rowcount
     _refuse_recipients_moved_on(cur, payroll_id)
+    _refuse_paying_anyone_twice(cur, payroll_id)
     cur.execute("INSERT INTO ledger.payroll_open_bills (payroll_id, commit_id, open_bills) VALUES (%s, %s, %s)",
                 (payroll_id, commit_id, bills))
     cur.execute(f"INSERT INTO ledger.bill_events (bill_id, status, payroll_id, reason, commit_id)"
@@ -232,6 +236,58 @@ def _refuse_recipients_moved_on(cur: psycopg2.extensions.cursor, payroll_id: int
                              f"as duplicates, or a household's primary recipient changed): bill "
                              f"{', '.join(moved_first)}{', ...' if moved > len(moved_first) else ''}; ask for the "
                              f"payroll again")
+
+
+def _refuse_paying_anyone_twice(cur: psycopg2.extensions.cursor, payroll_id: int) -> None:
+    """No one is paid twice in a cycle of a plan: another bill of the cycle, paid or out for payment, may count, now,
+    for a recipient of this payroll (ledger.bill_recipients) — in a household plan, a person who moved to another
+    household, or a household's recipient merged as a duplicate, since the proposal (published or not). The
+    proposal left out those the published state showed. Read only for the bills a payroll paid to one of the
+    recipients or to a record merged into one, by index; and only for a household plan's second payroll of a cycle
+    or later (a person's own bills: a merge cancels one of two, or waits for the payroll's reconciliation)."""
+    cur.execute("SELECT EXISTS (SELECT FROM ledger.payroll_bills pb JOIN ledger.bills b ON b.bill_id = pb.bill_id"
+                "               WHERE pb.payroll_id = %(payroll)s AND b.household_code IS NOT NULL)"
+                " AND EXISTS (SELECT FROM ledger.payrolls other JOIN ledger.payrolls this"
+                "             ON this.payroll_id = %(payroll)s AND other.cycle_code = this.cycle_code"
+                "             WHERE other.payroll_id <> this.payroll_id)", {"payroll": payroll_id})
+    if not cur.fetchone()[0]:
+        return
+    cur.execute(_PAID_BY_ANOTHER_BILL, {"payroll": payroll_id})
+    twice, first = cur.fetchone()
+    if twice:
+        raise CommitConflict(f"{twice} of the recipients of this payroll are paid by another bill of the cycle already "
+                             f"(people moved to another household, or merged as duplicates, since the proposal): "
+                             f"individual {', '.join(first)}{', ...' if twice > len(first) else ''}; ask for the "
+                             f"payroll again")
+
+
+_PAID_BY_ANOTHER_BILL = """
+WITH lines AS MATERIALIZED (
+    SELECT pb.bill_id, pb.recipient_id, b.cycle_code, b.plan_code
+    FROM ledger.payroll_bills pb JOIN ledger.bills b ON b.bill_id = pb.bill_id
+    WHERE pb.payroll_id = %(payroll)s AND pb.recipient_id IS NOT NULL
+),
+people AS MATERIALIZED (
+    SELECT recipient_id AS individual_id FROM lines
+    UNION
+    SELECT merged.individual_id FROM ledger.merged_records() AS merged
+    WHERE merged.survivor_id IN (SELECT recipient_id FROM lines)
+),
+others AS MATERIALIZED (
+    SELECT DISTINCT pb.bill_id FROM ledger.payroll_bills pb JOIN ledger.bills b ON b.bill_id = pb.bill_id
+    WHERE pb.payroll_id <> %(payroll)s AND pb.recipient_id IN (SELECT individual_id FROM people)
+      AND (b.cycle_code, b.plan_code) IN (SELECT cycle_code, plan_code FROM lines)
+)
+SELECT count(DISTINCT lines.recipient_id), (array_agg(DISTINCT lines.recipient_id::text))[1:5]
+FROM others
+CROSS JOIN LATERAL (
+    SELECT r.recipient_id, r.cycle_code, r.plan_code FROM ledger.bill_recipients r
+    WHERE r.bill_id = others.bill_id AND NOT r.cancelled
+) AS paid
+JOIN lines
+  ON lines.recipient_id = paid.recipient_id AND lines.cycle_code = paid.cycle_code
+ AND lines.plan_code = paid.plan_code AND lines.bill_id <> others.bill_id
+"""
 
 
 def write_payroll_file(cur: psycopg2.extensions.cursor, payroll_id: int, name: str, commit_id: int) -> Path:
