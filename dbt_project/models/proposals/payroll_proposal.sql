@@ -68,7 +68,7 @@ proposed as (
 {# Whom the other bills of these cycles paid or have out for payment (their latest payroll line's recipient, or
     that person's survivor, until it fails): a person is paid once per cycle and plan, whatever household or
     record a bill is for (a person who moved to another household, or a household's recipient merged as a
-    duplicate into another household's). #}
+    duplicate into another household's). A selected bill is paid to nobody (due, or failed in its payroll). #}
 cycles as (
     select distinct cycle_code, plan_code from proposed
 ),
@@ -77,8 +77,9 @@ paid_in_the_cycle as (
     select distinct others.cycle_code, others.plan_code, others.paid_to_individual_id
     from {{ ref('bills') }} as others
     inner join cycles on others.cycle_code = cycles.cycle_code and others.plan_code = cycles.plan_code
-    left join selected on others.bill_id = selected.bill_id
-    where others.paid_to_individual_id is not null and selected.bill_id is null
+    -- Paid to someone only when in a payroll: the (payroll_id, status) index finds those, none before the cycle's
+    -- first payroll.
+    where others.payroll_id is not null and others.paid_to_individual_id is not null
 )
 
 select

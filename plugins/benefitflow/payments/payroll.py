@@ -145,7 +145,7 @@ def summarise_payroll(cur: psycopg2.extensions.cursor, proposal: ProposalRef) ->
     cur.execute(
         f"SELECT count(*) FILTER (WHERE to_pay), coalesce(sum(amount) FILTER (WHERE to_pay), 0),"
         f" count(*) FILTER (WHERE to_pay AND moved_from IS NOT NULL),"
-        f" count(*) FILTER (WHERE NOT to_pay AND NOT paid_already), count(*) FILTER (WHERE paid_already),"
+        f" count(*) FILTER (WHERE NOT to_pay AND paid_already IS NOT TRUE), count(*) FILTER (WHERE paid_already),"
         f" min(currency)"
         f" FROM {proposal.table} WHERE request_id = %s", (request_id,))
     bills, total, moved, pending, paid_already, currency = cur.fetchone()
@@ -244,12 +244,16 @@ def _refuse_paying_anyone_twice(cur: psycopg2.extensions.cursor, payroll_id: int
     household, or a household's recipient merged as a duplicate, since the proposal (published or not). The
     proposal left out those the published state showed. Read only for the bills a payroll paid to one of the
     recipients or to a record merged into one, by index; and only for a household plan's second payroll of a cycle
-    or later (a person's own bills: a merge cancels one of two, or waits for the payroll's reconciliation)."""
-    cur.execute("SELECT EXISTS (SELECT FROM ledger.payroll_bills pb JOIN ledger.bills b ON b.bill_id = pb.bill_id"
-                "               WHERE pb.payroll_id = %(payroll)s AND b.household_code IS NOT NULL)"
-                " AND EXISTS (SELECT FROM ledger.payrolls other JOIN ledger.payrolls this"
-                "             ON this.payroll_id = %(payroll)s AND other.cycle_code = this.cycle_code"
-                "             WHERE other.payroll_id <> this.payroll_id)", {"payroll": payroll_id})
+    or later (another payroll of the cycle for the plan, or for all plans; a person's own bills: a merge cancels one
+    of two, or waits for the payroll's reconciliation). A failed bill moved into a payroll of a later cycle is not
+    judged here (the proposal's rule is)."""
+    cur.execute("SELECT EXISTS (SELECT FROM ledger.payrolls other JOIN ledger.payrolls this"
+                "               ON this.payroll_id = %(payroll)s AND other.cycle_code = this.cycle_code"
+                "               AND coalesce(other.plan_code = this.plan_code, true)"
+                "               WHERE other.payroll_id <> this.payroll_id)"
+                " AND EXISTS (SELECT FROM ledger.payroll_bills pb JOIN ledger.bills b ON b.bill_id = pb.bill_id"
+                "             WHERE pb.payroll_id = %(payroll)s AND b.household_code IS NOT NULL)",
+                {"payroll": payroll_id})
     if not cur.fetchone()[0]:
         return
     cur.execute(_PAID_BY_ANOTHER_BILL, {"payroll": payroll_id})
