@@ -712,16 +712,9 @@ def test_a_household_plan_does_not_pay_one_person_for_two_households_in_a_cycle(
     run(SEARCH, scope="changed")
     (candidate, _, _), = pairs_among(ids_of(surname)).values()
 
-    def merged_before_the_commit(step: str, action: Any) -> Any:
-        if step == "commit":
-            run_steps(REVIEW, options={"decision": "CONFIRM", "reason": "one woman", "candidates": [candidate],
-                                       "survivor": "newer"}, maker="maker", checker="checker",
-                      run_id=uuid.uuid4().hex, on_step=lambda step, action: None if step == "publish" else action())
-        return action()
-
     with pytest.raises(CommitConflict, match="1 of the people to bill are paid by another bill of cycle 2026-01"):
         run_steps(CYCLE, options={"plan": code, **JANUARY}, maker="maker", checker="payment_checker",
-                  run_id=uuid.uuid4().hex, on_step=merged_before_the_commit)
+                  run_id=uuid.uuid4().hex, on_step=merged_unpublished_before_the_commit(candidate))
     publish.publish(REVIEW.commit.writes)
     again = pay(CYCLE, plan=code, **JANUARY)["proposal"]
     assert (again["bills"], again["already_billed_in_this_cycle"]) == (0, 1)
@@ -757,7 +750,7 @@ def test_a_payroll_pays_a_households_primary_recipient_as_the_ledger_has_it(data
             path.write_text(f"id,recipient_info\n{people['Wanjiru']},2\n{people['Njeri']},1\n")
             run_steps(INDIVIDUALS, file=path.name, options={"mode": "update", "on_invalid_rows": "reject_file"},
                       maker="maker", checker="checker", run_id=uuid.uuid4().hex,
-                      on_step=lambda step, action: None if step == "publish" else action())
+                      on_step=unpublished)
         return action()
 
     with pytest.raises(CommitConflict, match="1 of these bills pay someone else since the proposal"):
@@ -798,17 +791,10 @@ def test_a_payroll_does_not_pay_one_person_for_two_households_in_a_cycle(databas
     run(SEARCH, scope="changed")
     (candidate, _, _), = pairs_among(ids_of(surname)).values()
 
-    def merged_before_the_commit(step: str, action: Any) -> Any:
-        if step == "commit":
-            run_steps(REVIEW, options={"decision": "CONFIRM", "reason": "one woman", "candidates": [candidate],
-                                       "survivor": "newer"}, maker="maker", checker="checker",
-                      run_id=uuid.uuid4().hex, on_step=lambda step, action: None if step == "publish" else action())
-        return action()
-
     with pytest.raises(CommitConflict, match="1 of the recipients of this payroll are paid by another bill of the "
                                              "cycle already"):
         run_steps(PAYROLL, options={"cycle": "2026-01", "plan": code}, maker="maker", checker="payment_checker",
-                  run_id=uuid.uuid4().hex, on_step=merged_before_the_commit)
+                  run_id=uuid.uuid4().hex, on_step=merged_unpublished_before_the_commit(candidate))
     assert query("SELECT count(*) FROM ledger.payrolls WHERE plan_code = %s", code) == [(1,)]
     publish.publish(REVIEW.commit.writes)
     proposal = run(PAYROLL, checker=None, cycle="2026-01", plan=code)["proposal"]
@@ -847,6 +833,21 @@ def test_a_household_plans_cycle_commits_under_the_registrys_lock(database) -> N
     run_steps(CYCLE, options={"plan": code, **JANUARY}, maker="maker", checker="payment_checker",
               run_id=uuid.uuid4().hex, on_step=commit_while_the_registry_is_locked)
     assert query("SELECT count(*) FROM ledger.bills WHERE plan_code = %s", code) == [(1,)]
+
+
+def merged_unpublished_before_the_commit(candidate: int) -> Any:
+    """A step wrapper: the pair is merged (the newer record survives) just before the commit, and not published."""
+    def step_after_the_merge(step: str, action: Any) -> Any:
+        if step == "commit":
+            run_steps(REVIEW, options={"decision": "CONFIRM", "reason": "one woman", "candidates": [candidate],
+                                       "survivor": "newer"}, maker="maker", checker="checker",
+                      run_id=uuid.uuid4().hex, on_step=unpublished)
+        return action()
+    return step_after_the_merge
+
+
+def unpublished(step: str, action: Any) -> Any:
+    return None if step == "publish" else action()
 
 
 def payroll_of(code: str) -> str:
