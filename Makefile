@@ -6,7 +6,7 @@ SUPERSET_VENV := $(ROOT)/.venv/superset
 LINT_VENV := $(ROOT)/.venv/lint
 PY := PYTHONPATH=$(ROOT)/plugins:$(ROOT)/devtools $(AIRFLOW_VENV)/bin/python
 
-.PHONY: up down status rebuild lint test test-unit test-integration test-e2e test-fast bench bench-airflow venvs chromium lock verify-audit clean
+.PHONY: up down status rebuild lint test test-unit test-integration test-e2e test-celery test-fast bench bench-airflow venvs chromium redis lock verify-audit clean
 
 # The environments install side by side (make -j2): each mostly waits on downloads and unpacking.
 venvs:
@@ -24,7 +24,19 @@ $(SUPERSET_VENV)/.lock: requirements/superset.lock scripts/make-venv.sh
 	@echo "Installing the Superset environment into .venv/superset"
 	@scripts/make-venv.sh $(SUPERSET_VENV) requirements/superset.lock
 
+# `make up EXECUTOR=celery`: Airflow's CeleryExecutor, a Redis broker and two workers (WORKERS=n for another number),
+# each in a folder of its own; `make up` alone keeps what the installation was brought up with (LocalExecutor at first).
+# The same settings run the end-to-end tier on Celery: `make test-e2e EXECUTOR=celery`.
+ifdef EXECUTOR
+export BENEFITFLOW_EXECUTOR := $(EXECUTOR)
+endif
+ifdef WORKERS
+export BENEFITFLOW_CELERY_WORKERS := $(WORKERS)
+endif
+
 up: venvs
+	@if [ "$$($(PY) -c 'from benefitflow_dev.instance import PROJECT_ROOT as p, chosen_executor as e; print(e(p / ".local/executor"))')" \
+	  = celery ]; then scripts/ensure-redis.sh; fi
 	@$(PY) -m benefitflow_dev.cli up
 
 # Every derived table again from the ledger (dbt build), e.g. after a table was dropped.
@@ -47,8 +59,8 @@ lint: $(LINT_VENV)/.lock
 
 # Every test, in three tiers, each against services it starts and stops itself (throwaway PostgreSQL;
 # for e2e also Airflow, Superset and a headless Chromium). Prints each tier's duration.
-test: venvs chromium
-	@scripts/test-tiers.sh unit integration e2e
+test: venvs chromium redis
+	@scripts/test-tiers.sh unit integration e2e celery
 
 # No services.
 test-unit: venvs
@@ -59,8 +71,16 @@ test-integration: venvs
 	@scripts/test-tiers.sh integration
 
 # The running Airflow and Superset, and the browser.
-test-e2e: venvs chromium
+test-e2e: venvs chromium $(if $(filter celery,$(EXECUTOR)),redis)
 	@scripts/test-tiers.sh e2e
+
+# The end-to-end tests marked `celery`, on the CeleryExecutor with Redis and two workers.
+test-celery: venvs chromium redis
+	@scripts/test-tiers.sh celery
+
+# Debian's redis-server, the Celery workers' broker (installed with apt-get when run as root).
+redis:
+	@scripts/ensure-redis.sh
 
 # Debian's chromium for the browser tests (installed with apt-get when run as root).
 chromium:

@@ -8,12 +8,16 @@ failed=()
 summary=()
 for tier in "$@"; do
   started=$(date +%s)
-  echo "=== tier ${tier}: tests/${tier}"
-  workers=()
+  folder=$tier options=() executor=${BENEFITFLOW_EXECUTOR:-}
   # Integration tests run in-process against a database of their own: two workers (pytest-xdist), each
   # with its own throwaway PostgreSQL, a module per worker at a time. The e2e tier shares one Airflow.
-  [[ $tier == integration ]] && workers=(-n "${BENEFITFLOW_TEST_WORKERS:-2}" --dist loadfile)
-  PYTHONPATH="$PWD/plugins:$PWD/devtools" "$python" -m pytest "tests/${tier}" --durations=25 "${workers[@]}"
+  [[ $tier == integration ]] && options=(-n "${BENEFITFLOW_TEST_WORKERS:-2}" --dist loadfile)
+  # The celery tier: the end-to-end tests marked `celery`, on services with the CeleryExecutor, Redis and two
+  # workers in folders of their own (make up EXECUTOR=celery).
+  [[ $tier == celery ]] && folder=e2e options=(-m celery) executor=celery
+  echo "=== tier ${tier}: tests/${folder} ${options[*]}"
+  BENEFITFLOW_EXECUTOR=$executor PYTHONPATH="$PWD/plugins:$PWD/devtools" \
+    "$python" -m pytest "tests/${folder}" --durations=25 "${options[@]}"
   status=$?
   (( status == 2 )) && { echo "tier ${tier} interrupted"; exit 2; }  # Ctrl-C (or a usage error): stop here
   (( status != 0 )) && failed+=("$tier")

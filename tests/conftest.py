@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from benefitflow_dev import postgres, services, stack
+from benefitflow_dev import services, stack
 from benefitflow_dev.instance import Instance, free_port
 
 _INSTANCE: Instance | None = None
@@ -81,10 +81,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     if _INSTANCE is None:
         return
-    for service in [*services.superset_services(_INSTANCE), services.registry_api_service(_INSTANCE),
-                    *services.airflow_services(_INSTANCE)]:
-        services.stop(_INSTANCE, service.name)
-    postgres.stop(_INSTANCE)
+    stack.stop_all(_INSTANCE)
     if not os.environ.get("BENEFITFLOW_KEEP_TEST_STACK"):
         shutil.rmtree(_INSTANCE.home, ignore_errors=True)
 
@@ -109,7 +106,7 @@ def airflow_services(database: Instance) -> Iterator[Instance]:
     stack.prepare_airflow(database)
     stack.start_airflow(database)
     yield database
-    for service in services.airflow_services(database):
+    for service in [*services.airflow_services(database), *services.celery_services(database)]:
         services.stop(database, service.name)
 
 

@@ -18,6 +18,7 @@ from cryptography.fernet import Fernet
 
 from benefitflow.core import file_store
 from benefitflow.platform import readers, system_users
+from benefitflow.platform.workers import WORKER_NAME_VARIABLE
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,6 +34,12 @@ DEMO_USERS: dict[str, list[str]] = {
     "manager": [],  # Superset: Manager with all regions
     "manager_north": [],  # Superset: Manager narrowed to region North (PostgreSQL row-level security)
 }
+# `make up EXECUTOR=celery`: Airflow's CeleryExecutor, a Redis broker and BENEFITFLOW_CELERY_WORKERS workers, each as
+# if on a machine of its own (benefitflow_dev.workers). The default runs tasks with the LocalExecutor.
+EXECUTORS = ("local", "celery")
+EXECUTOR_VARIABLE = "BENEFITFLOW_EXECUTOR"
+WORKERS_VARIABLE = "BENEFITFLOW_CELERY_WORKERS"
+DEFAULT_WORKERS = 2
 DATABASE_USERS = ("airflow", "airflow_reader", "superset", "benefitflow_owner", "benefitflow_app", "superset_reader",
                   "benefitflow_registry_api")
 
@@ -49,6 +56,14 @@ THROWAWAY_AIRFLOW_SETTINGS = {
 # one ends: at Airflow's 1 s idle sleep a one-row selftest run took 15 s from trigger to success (answered at
 # once), at 0.2 s 7 s. The scheduler then spends about a tenth of a core while nothing runs.
 SCHEDULER_IDLE_SLEEP_SECONDS = "0.2"
+
+CELERY_SETTINGS = {
+    # A worker takes the next task only when it has a free slot: two idle workers share a burst of small runs.
+    "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
+    "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
+    # A worker that dies mid-task: its task is failed (and retried, elsewhere) after this long without a heartbeat.
+    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
+}
 
 
 # What every task imports, loaded once by the scheduler's fork server (a fresh interpreter, never the scheduler
@@ -74,6 +89,7 @@ def _load_or_create_secrets(path: Path) -> dict[str, str]:
         **{f"user_{name}": lambda: secrets.token_urlsafe(12) for name in DEMO_USERS},
         # Superset's regional logins' passwords derive from it (benefitflow.platform.readers.login_password).
         "reader_logins_key": lambda: secrets.token_urlsafe(32),
+        "redis_password": lambda: secrets.token_urlsafe(24),  # the Celery broker's (EXECUTOR=celery)
     }
     missing = {key: make() for key, make in wanted.items() if key not in existing}
     key = existing.get("reader_logins_key") or missing["reader_logins_key"]
@@ -83,6 +99,24 @@ def _load_or_create_secrets(path: Path) -> dict[str, str]:
         existing.update(missing)
         file_store.write_secret(path, json.dumps(existing, indent=2))
     return existing
+
+
+def chosen_executor(recorded: Path | None = None) -> str:
+    """EXECUTOR (BENEFITFLOW_EXECUTOR) when given, else what the installation was last brought up with, else local."""
+    value = os.environ.get(EXECUTOR_VARIABLE, "").strip().lower()
+    if not value and recorded is not None and recorded.exists():
+        value = recorded.read_text().strip()
+    value = value or "local"
+    if value not in EXECUTORS:
+        raise ValueError(f"EXECUTOR={value!r}: one of {', '.join(EXECUTORS)}")
+    return value
+
+
+def chosen_worker_count() -> int:
+    value = os.environ.get(WORKERS_VARIABLE, "").strip() or str(DEFAULT_WORKERS)
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{WORKERS_VARIABLE}={value!r}: a number of Celery workers, 1 or more")
+    return int(value)
 
 
 @dataclass
@@ -96,6 +130,9 @@ class Instance:
     registry_api_port: int = 28090
     worker_log_port: int = 28793
     trigger_log_port: int = 28794
+    redis_port: int = 28379
+    executor: str = "local"  # or "celery": see EXECUTORS
+    worker_count: int = DEFAULT_WORKERS  # Celery workers, with the CeleryExecutor
     inbox: Path = field(default=PROJECT_ROOT / "data" / "inbox")
     outbox: Path = field(default=PROJECT_ROOT / "data" / "outbox")
     throwaway_instance: bool = False  # the test suite's: DAG files never change while it runs
@@ -108,7 +145,8 @@ class Instance:
 
     @classmethod
     def default(cls) -> Instance:
-        return cls(home=PROJECT_ROOT / ".local")
+        home = PROJECT_ROOT / ".local"
+        return cls(home=home, executor=chosen_executor(home / "executor"), worker_count=chosen_worker_count())
 
     @classmethod
     def throwaway(cls, home: Path) -> Instance:
@@ -120,6 +158,9 @@ class Instance:
             registry_api_port=free_port(),
             worker_log_port=free_port(),
             trigger_log_port=free_port(),
+            redis_port=free_port(),
+            executor=chosen_executor(),
+            worker_count=chosen_worker_count(),
             inbox=home / "inbox",
             outbox=home / "outbox",
             throwaway_instance=True,
@@ -149,6 +190,29 @@ class Instance:
     @property
     def superset_home(self) -> Path:
         return self.home / "superset"
+
+    @property
+    def uses_celery(self) -> bool:
+        return self.executor == "celery"
+
+    @property
+    def executor_record(self) -> Path:
+        """What the installation was last brought up with (`make down`, `make status` and a plain `make up` read it)."""
+        return self.home / "executor"
+
+    @property
+    def worker_names(self) -> list[str]:
+        """The Celery workers' names (each also a queue only it serves); none with the LocalExecutor."""
+        return [f"worker-{number}" for number in range(1, self.worker_count + 1)] if self.uses_celery else []
+
+    def worker_home(self, name: str) -> Path:
+        """A worker's own folder, as on a machine of its own: working directory, Airflow home, scratch, dbt target."""
+        return self.home / "workers" / name
+
+    @property
+    def airflow_logs(self) -> Path:
+        """Task logs: on the shared file store, where the api-server reads every worker's (no worker serves them)."""
+        return self.airflow_home / "logs"
 
     @property
     def airflow_url(self) -> str:
@@ -221,7 +285,16 @@ class Instance:
             ("database", "sql_alchemy_conn"): self.database_url("airflow", "airflow", driver="postgresql+psycopg2"),
             ("api", "secret_key"): self.secrets["api_secret_key"],
             ("api_auth", "jwt_secret"): self.secrets["jwt_secret"],
+            **(self._celery_secrets() if self.uses_celery else {}),
         }
+
+    def _celery_secrets(self) -> dict[tuple[str, str], str]:
+        return {("celery", "broker_url"): self.broker_url,
+                ("celery", "result_backend"): "db+" + self.database_url("airflow", "airflow")}
+
+    @property
+    def broker_url(self) -> str:
+        return f"redis://:{self.secrets['redis_password']}@127.0.0.1:{self.redis_port}/0"
 
     def write_airflow_config(self) -> None:
         sections: dict[str, list[str]] = {}
@@ -240,7 +313,8 @@ class Instance:
             "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor" if self.uses_celery else "LocalExecutor",
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.airflow_logs),
             "AIRFLOW__CORE__PARALLELISM": "4",
             # Executor workers start as fresh interpreters, not forks of the scheduler, so a task (forked from a
             # worker) holds nothing of the scheduler's memory: platform/task_secrets.py checks it.
@@ -266,7 +340,24 @@ class Instance:
             "PYTHONPATH": str(PROJECT_ROOT / "plugins"),
             "PATH": f"{PROJECT_ROOT / '.venv' / 'airflow' / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}",
             "NO_PROXY": "*",
+            **(CELERY_SETTINGS if self.uses_celery else {}),
             **(THROWAWAY_AIRFLOW_SETTINGS if self.throwaway_instance else {}),
+            # The test that kills a Celery worker waits this long for Airflow to give its step to the other worker.
+            **({"AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30"}
+               if self.throwaway_instance and self.uses_celery else {}),
+        }
+
+    def worker_env(self, name: str) -> dict[str, str]:
+        """A Celery worker's: the services' settings, but its own Airflow home, scratch, dbt target and name."""
+        home = self.worker_home(name)
+        return {
+            **self.airflow_env(),
+            "AIRFLOW_HOME": str(home / "airflow"),
+            "TMPDIR": str(home / "tmp"),
+            "BENEFITFLOW_DBT_TARGET": str(home / "dbt-target"),
+            WORKER_NAME_VARIABLE: name,
+            # Task instances record the worker that ran them, not the machine all the workers share here.
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "benefitflow.platform.workers.hostname",
         }
 
     def registry_api_env(self) -> dict[str, str]:

@@ -18,11 +18,15 @@ AIRFLOW_BIN = PROJECT_ROOT / ".venv" / "airflow" / "bin"
 SUPERSET_BIN = PROJECT_ROOT / ".venv" / "superset" / "bin"
 
 
+REDIS_SERVER = Path(os.environ.get("BENEFITFLOW_REDIS_SERVER", "/usr/bin/redis-server"))  # scripts/ensure-redis.sh
+
+
 @dataclass(frozen=True)
 class Service:
     name: str
     command: list[str]
     env: dict[str, str]
+    cwd: Path = PROJECT_ROOT
 
 
 def airflow_services(instance: Instance) -> list[Service]:
@@ -34,6 +38,27 @@ def airflow_services(instance: Instance) -> list[Service]:
         Service("airflow-dag-processor", [airflow, "dag-processor"], env),
         Service("airflow-triggerer", [airflow, "triggerer"], env),
     ]
+
+
+def celery_worker_service(instance: Instance, name: str) -> Service:
+    """One Celery worker: the default queue and a queue of its own name; its logs go to the shared log folder."""
+    return Service(
+        f"airflow-celery-{name}",
+        [str(AIRFLOW_BIN / "airflow"), "celery", "worker", "--celery-hostname", f"{name}@%h",
+         "--queues", f"default,{name}", "--skip-serve-logs"],
+        instance.worker_env(name), cwd=instance.worker_home(name),
+    )
+
+
+def celery_services(instance: Instance) -> list[Service]:
+    """The broker and the workers (none with the LocalExecutor)."""
+    if not instance.uses_celery:
+        return []
+    return [redis_service(instance), *(celery_worker_service(instance, name) for name in instance.worker_names)]
+
+
+def redis_service(instance: Instance) -> Service:
+    return Service("redis", [str(REDIS_SERVER), str(instance.run_dir / "redis.conf")], {}, cwd=instance.home)
 
 
 def registry_api_service(instance: Instance) -> Service:
@@ -83,7 +108,7 @@ def start(instance: Instance, service: Service) -> int:
     log = (instance.log_dir / f"{service.name}.log").open("ab")
     process = subprocess.Popen(
         service.command, env={**os.environ, **service.env}, stdout=log, stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL, start_new_session=True, cwd=PROJECT_ROOT,
+        stdin=subprocess.DEVNULL, start_new_session=True, cwd=service.cwd,
     )
     _pid_file(instance, service.name).write_text(str(process.pid))
     return process.pid

@@ -13,7 +13,7 @@ from benefitflow.core.config import DBT_PROJECT_DIR, OUTBOX_FOLDERS
 from benefitflow.platform import airflow_security, readers, system_users
 from benefitflow.registry_api import provision
 from benefitflow.workflows import publish
-from benefitflow_dev import demo, postgres, services, superset_setup
+from benefitflow_dev import demo, postgres, services, superset_setup, workers
 from benefitflow_dev.instance import DEMO_USERS, PROJECT_ROOT, Instance
 from benefitflow_dev.stack_tools import run
 
@@ -80,9 +80,22 @@ def prepare_airflow(instance: Instance) -> None:
 
 
 def start_airflow(instance: Instance) -> None:
+    """Airflow's services; with the CeleryExecutor first its broker and workers, each in a folder of its own."""
+    running = services.pid_of(instance, "airflow-scheduler") is not None
+    recorded = instance.executor_record.read_text().strip() if instance.executor_record.exists() else "local"
+    if running and recorded != instance.executor:
+        raise SystemExit(f"This installation runs with EXECUTOR={recorded}: `make down` first, then "
+                         f"`make up EXECUTOR={instance.executor}`")
+    instance.executor_record.write_text(instance.executor + "\n")
+    if instance.uses_celery:
+        workers.start(instance)
     for service in services.airflow_services(instance):
         services.start(instance, service)
     services.wait_for_http(f"{instance.airflow_url}/api/v2/monitor/health", what="Airflow api-server")
+    if instance.uses_celery:
+        answering = workers.wait_until_serving(instance)
+        serving = (f"{name} ({', '.join(queues)})" for name, queues in sorted(answering.items()))
+        print("  Celery workers: " + "; ".join(serving))
 
 
 def start_registry_api(instance: Instance) -> None:
@@ -96,11 +109,14 @@ def start_registry_api(instance: Instance) -> None:
 
 def _all_services(instance: Instance) -> list[services.Service]:
     return [*services.superset_services(instance), services.registry_api_service(instance),
-            *services.airflow_services(instance)]
+            *services.airflow_services(instance), *services.celery_services(instance)]
 
 
 def stop_all(instance: Instance) -> None:
     names = [s.name for s in _all_services(instance)]
+    # Celery's workers after the scheduler that sends them tasks, the broker last; whatever EXECUTOR says now.
+    names += [path.stem for path in workers.pid_files(instance) if path.stem not in names]
+    names.sort(key=lambda name: name == "redis")
     for name in names:
         if services.stop(instance, name):
             print(f"  stopped {name}")
@@ -178,4 +194,7 @@ def status(instance: Instance) -> dict[str, str]:
     for service in _all_services(instance):
         pid = services.pid_of(instance, service.name)
         report[service.name] = f"running (pid {pid})" if pid else "stopped"
+    if instance.uses_celery and services.pid_of(instance, "redis"):
+        for worker, queues in sorted(workers.active_queues(instance).items()):
+            report[f"  celery {worker}"] = "serving queues " + ", ".join(queues)
     return report

@@ -16,7 +16,7 @@ from tests.e2e.approvals import approved
 from tests.e2e.browser import OpenPage, sign_in_to_airflow
 from tests.e2e.people import query, register_region
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.celery]  # also run on Celery workers (the celery tier)
 pytest_plugins = ["tests.e2e.browser"]  # the payment checker's browser: screenshots of the requests
 
 

@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 from benefitflow.core import db
 from tests.e2e.browser import OpenPage, open_pending_request, screenshot, sign_in_to_airflow
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.celery]  # also run on Celery workers (the celery tier)
 pytest_plugins = ["tests.e2e.browser"]  # the checker's browser: a screenshot of the export's request
 
 SAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "openimis-individuals-sample.csv"

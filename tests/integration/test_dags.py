@@ -94,6 +94,7 @@ def test_workflows_have_the_six_steps_in_order(dagbag: DagBag, dag_id: str) -> N
     assert isinstance(approve, MakerCheckerApproval)
     assert approve.defaults == ["Reject"]  # a timeout never approves
     assert approve.retries >= 1  # survives Airflow's resume race without losing the answer
+    assert dag.get_task("commit").retries >= 1  # a commit cut short by a killed worker runs again, idempotently
     # An export also goes straight to its `export` step when no column is personal (see the test below).
     assert dag.get_task("intake").downstream_task_ids - {"export"} == {"validate", "propose", "commit"}
     (first_approval,) = dag.get_task("propose").downstream_task_ids

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.sdk import DAG, Asset, Param, chain, task
@@ -78,7 +78,9 @@ def build_dag(workflow: Workflow) -> DAG:
             with user_errors_fail_the_run():
                 return propose_step(workflow=workflow, taken=taken, validated=validated, options=context["params"])
 
-        @task(task_id="commit")
+        # A commit cut short (its worker killed, its database connection lost) runs once more, on any worker: it
+        # commits, or finds its transaction went through and finishes what follows it (commit.earlier_commit).
+        @task(task_id="commit", retries=1, retry_delay=timedelta(seconds=5))
         def commit_task(taken: dict[str, Any], **context: Any) -> dict[str, Any]:
             with user_errors_fail_the_run():
                 return commit_step(workflow=workflow, dag_id=context["dag"].dag_id, run_id=context["run_id"],

@@ -1,0 +1,149 @@
+"""The CeleryExecutor with two workers that share only PostgreSQL, Redis and the file store (`make up EXECUTOR=celery`).
+
+Run by the `celery` test tier (`scripts/test-tiers.sh`), whose services run with BENEFITFLOW_EXECUTOR=celery; the
+same tier runs the registry, programme and payment workflow modules (marked `celery`) on those workers. Each worker
+has its own working directory, Airflow home, scratch folder and copy of the dbt build output (benefitflow_dev.workers).
+Which worker takes a step is steered as an operator drains a machine: Celery's own control messages stop a worker
+consuming the default queue.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from benefitflow.core import db
+from benefitflow.platform.cli import verify_audit
+from benefitflow_dev import services, workers
+from benefitflow_dev.instance import Instance
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.celery,
+    pytest.mark.skipif(os.environ.get("AIRFLOW__CORE__EXECUTOR") != "CeleryExecutor",
+                       reason="the services run the LocalExecutor: the `celery` tier runs these"),
+]
+
+DAG = "individuals_import"
+HEADER = "first_name,last_name,dob,sex,group_code,recipient_info,individual_role,region"
+BEFORE_APPROVAL = ("intake", "validate", "propose")
+
+
+def query(statement: str, *args: object) -> list[tuple]:
+    with db.transaction() as cur:
+        cur.execute(statement, args)
+        return cur.fetchall()
+
+
+@pytest.fixture(scope="module")
+def celery(airflow, database: Instance) -> Iterator[dict[str, str]]:
+    """Worker name -> Celery node name; every worker serves the default queue again when the module ends."""
+    nodes = {node.split("@")[0]: node for node in workers.wait_until_serving(database)}
+    assert sorted(nodes) == ["worker-1", "worker-2"], nodes
+    yield nodes
+    for name in nodes:
+        _restart_if_killed(database, name)
+    nodes = {node.split("@")[0]: node for node in workers.wait_until_serving(database)}
+    workers.set_consuming(database, "default", list(nodes.values()), consuming=True)
+
+
+def only(database: Instance, celery: dict[str, str], name: str) -> None:
+    """Only `name` takes tasks from the default queue (the other drained, as for a machine's maintenance)."""
+    workers.set_consuming(database, "default", [celery[name]], consuming=True)
+    others = [node for worker, node in celery.items() if worker != name]
+    if others:
+        workers.set_consuming(database, "default", others, consuming=False)
+    serving = {node for node, queues in workers.active_queues(database).items() if "default" in queues}
+    assert serving == {celery[name]}, f"the default queue is served by {serving}, not only {celery[name]}"
+
+
+def _restart_if_killed(instance: Instance, name: str) -> None:
+    service = services.celery_worker_service(instance, name)
+    if services.pid_of(instance, service.name) is None:
+        services.start(instance, service)
+
+
+def hosts(client, run_id: str) -> dict[str, str]:
+    """Task id -> the worker its last try ran on (Airflow's `hostname`, the worker's name here)."""
+    response = client.request("GET", f"/dags/{DAG}/dagRuns/{run_id}/taskInstances")
+    response.raise_for_status()
+    return {ti["task_id"]: ti["hostname"] for ti in response.json()["task_instances"] if ti["hostname"]}
+
+
+def people_file(database: Instance, households: int = 3) -> tuple[str, str]:
+    """A file of two-person households in a region of its own; its name and the region."""
+    region = f"CEL{uuid.uuid4().hex[:6].upper()}"
+    rows = []
+    for n in range(households):
+        code = f"{region}-{n}"
+        rows += [f"Wanjiru,Kamau{region}{n},1961-03-0{n + 1},F,{code},1,HEAD,{region}",
+                 f"Otieno,Kamau{region}{n},2012-07-0{n + 1},M,{code},0,SON,{region}"]
+    (database.inbox / f"{region}.csv").write_text("\n".join([HEADER, *rows]) + "\n")
+    return f"{region}.csv", region
+
+
+def proposed(airflow, database: Instance) -> tuple[str, str]:
+    """An individuals import triggered by the maker and waiting for its checker: its run id and region."""
+    name, region = people_file(database)
+    response = airflow("maker").trigger(DAG, {"file": name, "mode": "create"})
+    assert response.status_code == 200, response.text
+    run_id = response.json()["dag_run_id"]
+    airflow("maker").wait_until_parked(DAG, run_id)
+    return run_id, region
+
+
+def committed_once(run_id: str, region: str, people: int = 6) -> None:
+    (upload_id,) = query("SELECT upload_id FROM intake.uploads WHERE run_id = %s", run_id)[0]
+    assert query("SELECT count(*) FROM ledger.commits WHERE upload_id = %s", upload_id) == [(1,)]
+    assert query("SELECT count(*) FROM ledger.individual_versions WHERE region = %s", region) == [(people,)]
+    assert query("SELECT count(*) FROM registry.individuals WHERE region = %s", region) == [(people,)]
+    assert verify_audit(os.environ["BENEFITFLOW_DATABASE_URL"]) == 0
+
+
+def test_the_steps_of_one_run_run_on_two_workers_that_share_only_the_database_broker_and_file_store(
+        airflow, database, celery) -> None:
+    """Intake, validation and the proposal on worker-1; after the approval, commit and publish on worker-2, which
+    finds nothing worker-1 left on its disk: the upload's original and report are on the file store, the rest in
+    PostgreSQL."""
+    only(database, celery, "worker-1")
+    run_id, region = proposed(airflow, database)
+    only(database, celery, "worker-2")
+    assert airflow("checker").answer(DAG, run_id, "Approve").status_code == 200
+    assert airflow("checker").wait_for_run(DAG, run_id) == "success"
+
+    ran_on = hosts(airflow("admin"), run_id)
+    assert {ran_on[step] for step in BEFORE_APPROVAL} == {"worker-1"}, ran_on
+    assert {ran_on["commit"], ran_on["publish"], ran_on["published"]} == {"worker-2"}, ran_on
+    committed_once(run_id, region)
+    assert database.worker_home("worker-1") != database.worker_home("worker-2")
+    for name in celery:  # each read its own copy of the dbt build output
+        assert (database.worker_home(name) / "dbt-target" / "manifest.json").exists()
+
+
+def test_a_worker_killed_in_the_middle_of_a_run_leaves_the_step_to_the_other_and_nothing_is_done_twice(
+        airflow, database, celery) -> None:
+    """The commit step starts on worker-1, whose whole process group is then killed (a machine lost). Airflow
+    notices the missing heartbeats, the step's retry runs on worker-2, and the upload is committed exactly once."""
+    only(database, celery, "worker-2")
+    run_id, region = proposed(airflow, database)
+    only(database, celery, "worker-1")
+    checker = airflow("checker")
+    assert checker.answer(DAG, run_id, "Approve").status_code == 200
+    checker.wait_for_task_state(DAG, run_id, "commit", {"running"}, timeout=120)
+    worker = services.celery_worker_service(database, "worker-1").name
+    pid = services.pid_of(database, worker)
+    assert pid is not None
+    os.killpg(pid, signal.SIGKILL)
+    services.stop(database, worker)  # reaps it and forgets its pid file
+    only(database, {"worker-2": celery["worker-2"]}, "worker-2")
+
+    assert checker.wait_for_run(DAG, run_id, timeout=420) == "success"
+    ran_on = hosts(airflow("admin"), run_id)
+    assert ran_on["commit"] == "worker-2" and ran_on["publish"] == "worker-2", ran_on
+    tries = airflow("admin").request("GET", f"/dags/{DAG}/dagRuns/{run_id}/taskInstances/commit").json()
+    assert tries["try_number"] == 2, tries
+    committed_once(run_id, region)
