@@ -94,7 +94,7 @@ bench: venvs
 	@$(PY) -m bench.run
 
 # A small upload through the running Airflow (throwaway services): trigger -> approval -> success, step by step.
-bench-airflow: venvs
+bench-airflow: venvs $(if $(filter celery,$(EXECUTOR)),redis)
 	@$(PY) -m bench.airflow
 
 # Regenerate the locks from requirements/*.in (needs the package index).

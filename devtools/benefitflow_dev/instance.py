@@ -63,6 +63,7 @@ CELERY_SETTINGS = {
     "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
     # A worker that dies mid-task: its task is failed (and retried, elsewhere) after this long without a heartbeat.
     "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
+    "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "benefitflow.platform.celery_config.CELERY_CONFIG",
 }
 
 
@@ -356,6 +357,8 @@ class Instance:
             "TMPDIR": str(home / "tmp"),
             "BENEFITFLOW_DBT_TARGET": str(home / "dbt-target"),
             WORKER_NAME_VARIABLE: name,
+            # What its task slots inherit already loaded (benefitflow.platform.celery_config).
+            "BENEFITFLOW_WORKER_PRELOAD": ",".join(TASK_PRELOAD),
             # Task instances record the worker that ran them, not the machine all the workers share here.
             "AIRFLOW__CORE__HOSTNAME_CALLABLE": "benefitflow.platform.workers.hostname",
         }

@@ -51,3 +51,19 @@ def test_compose_provisions_superset_roles_dashboards_and_row_level_security() -
     assert "BENEFITFLOW_READER_LOGINS_KEY" in compose["services"]["postgres"]["environment"]
     assert "./superset/regions.json:/etc/benefitflow/regions.json:ro" in compose["services"]["postgres"]["volumes"]
     assert any(v.startswith("./superset/regions.json:") for v in compose["x-airflow-common"]["volumes"])
+
+
+def test_compose_runs_celery_as_the_one_machine_stack_does() -> None:
+    """`make up EXECUTOR=celery` and the deployment: the same Celery settings, the same preload, a broker password."""
+    from benefitflow_dev.instance import CELERY_SETTINGS, TASK_PRELOAD
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    environment = compose["x-airflow-common"]["environment"]
+    per_machine = {"AIRFLOW__CELERY__WORKER_CONCURRENCY"}  # slots per machine: its cores decide
+    for key, value in CELERY_SETTINGS.items():
+        if key not in per_machine:
+            assert environment[key] == value, key
+    assert environment["BENEFITFLOW_WORKER_PRELOAD"].split(",") == list(TASK_PRELOAD)
+    assert environment["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://:${REDIS_PASSWORD:?")
+    redis = compose["services"]["redis"]
+    assert redis["command"][-2:] == ["--requirepass", "${REDIS_PASSWORD:?set REDIS_PASSWORD in deploy/compose.env}"]
