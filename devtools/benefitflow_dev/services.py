@@ -51,10 +51,10 @@ def celery_worker_service(instance: Instance, name: str) -> Service:
 
 
 def celery_services(instance: Instance) -> list[Service]:
-    """The broker and the workers (none with the LocalExecutor)."""
+    """The workers and their broker, in the order they stop (none with the LocalExecutor)."""
     if not instance.uses_celery:
         return []
-    return [redis_service(instance), *(celery_worker_service(instance, name) for name in instance.worker_names)]
+    return [*(celery_worker_service(instance, name) for name in instance.worker_names), redis_service(instance)]
 
 
 def redis_service(instance: Instance) -> Service:

@@ -81,11 +81,7 @@ def prepare_airflow(instance: Instance) -> None:
 
 def start_airflow(instance: Instance) -> None:
     """Airflow's services; with the CeleryExecutor first its broker and workers, each in a folder of its own."""
-    running = services.pid_of(instance, "airflow-scheduler") is not None
-    recorded = instance.executor_record.read_text().strip() if instance.executor_record.exists() else "local"
-    if running and recorded != instance.executor:
-        raise SystemExit(f"This installation runs with EXECUTOR={recorded}: `make down` first, then "
-                         f"`make up EXECUTOR={instance.executor}`")
+    refuse_another_executor_while_running(instance)
     instance.executor_record.write_text(instance.executor + "\n")
     if instance.uses_celery:
         workers.start(instance)
@@ -96,6 +92,16 @@ def start_airflow(instance: Instance) -> None:
         answering = workers.wait_until_serving(instance)
         serving = (f"{name} ({', '.join(queues)})" for name, queues in sorted(answering.items()))
         print("  Celery workers: " + "; ".join(serving))
+
+
+def refuse_another_executor_while_running(instance: Instance) -> None:
+    """Before anything is rewritten (airflow.cfg holds the broker's settings): switching needs `make down` first."""
+    recorded = instance.executor_record.read_text().strip() if instance.executor_record.exists() else "local"
+    running = [name for name in ("airflow-scheduler", "airflow-api-server") if services.pid_of(instance, name)]
+    running += [path.stem for path in workers.pid_files(instance) if services.pid_of(instance, path.stem)]
+    if running and recorded != instance.executor:
+        raise SystemExit(f"This installation runs with EXECUTOR={recorded} ({', '.join(running)}): `make down` "
+                         f"first, then `make up EXECUTOR={instance.executor}`")
 
 
 def start_registry_api(instance: Instance) -> None:
@@ -155,6 +161,7 @@ def prepare_file_store(instance: Instance) -> None:
 
 def up(instance: Instance, *, with_superset: bool = True, with_demo: bool = True) -> None:
     started = time.monotonic()
+    refuse_another_executor_while_running(instance)
     prepare_file_store(instance)
     print("Database", flush=True)
     migrated = prepare_database(instance)

@@ -32,15 +32,26 @@ def start(instance: Instance) -> None:
     services.start(instance, services.redis_service(instance))
     _wait_for_port(instance.redis_port, "Redis")
     for name in instance.worker_names:
-        if services.pid_of(instance, services.celery_worker_service(instance, name).name) is None:
+        service = services.celery_worker_service(instance, name)
+        if services.pid_of(instance, service.name) is not None and not _built_as_installation(instance, name):
+            services.stop(instance, service.name)  # the project was built again: the worker takes the new build
+        if services.pid_of(instance, service.name) is None:
             prepare_worker_home(instance, name)
-        services.start(instance, services.celery_worker_service(instance, name))
+        services.start(instance, service)
+
+
+def _built_as_installation(instance: Instance, name: str) -> bool:
+    stamp = "built-project.sha256"  # benefitflow_dev.stack.build_dbt's
+    own, installation = instance.worker_home(name) / "dbt-target" / stamp, instance.dbt_target / stamp
+    return own.exists() and installation.exists() and own.read_text() == installation.read_text()
 
 
 def prepare_worker_home(instance: Instance, name: str) -> None:
     home = instance.worker_home(name)
-    # The task user passes through and writes its scratch files; the Airflow home is the worker's alone.
-    for folder, mode in ((home.parent, 0o711), (home, 0o711), (home / "airflow", 0o700), (home / "tmp", 0o1777)):
+    # The task user passes through and writes its scratch files (it cannot list them: 1733); the Airflow home is the
+    # worker's alone. Every worker's tasks run as the one task user: the folders keep workers' files apart, not
+    # their tasks.
+    for folder, mode in ((home.parent, 0o711), (home, 0o711), (home / "airflow", 0o700), (home / "tmp", 0o1733)):
         folder.mkdir(parents=True, exist_ok=True)
         folder.chmod(mode)
     target = home / "dbt-target"

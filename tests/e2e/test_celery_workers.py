@@ -10,7 +10,7 @@ consuming the default queue.
 from __future__ import annotations
 
 import os
-import signal
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -18,6 +18,7 @@ import pytest
 
 from benefitflow.core import db
 from benefitflow.platform.cli import verify_audit
+from benefitflow.registry.individuals_import import WORKFLOW as INDIVIDUALS
 from benefitflow_dev import services, workers
 from benefitflow_dev.instance import Instance
 
@@ -124,21 +125,34 @@ def test_the_steps_of_one_run_run_on_two_workers_that_share_only_the_database_br
         assert (database.worker_home(name) / "dbt-target" / "manifest.json").exists()
 
 
-def test_a_worker_killed_in_the_middle_of_a_run_leaves_the_step_to_the_other_and_nothing_is_done_twice(
+def test_a_worker_killed_in_the_middle_of_a_commit_leaves_it_to_the_other_and_nothing_is_done_twice(
         airflow, database, celery) -> None:
-    """The commit step starts on worker-1, whose whole process group is then killed (a machine lost). Airflow
+    """The commit starts on worker-1 and waits there at its proposal's lock, which the test holds; worker-1 and every
+    process it started (the task's included) are then killed (a machine lost) before anything is committed. Airflow
     notices the missing heartbeats, the step's retry runs on worker-2, and the upload is committed exactly once."""
+    import psutil
+
     only(database, celery, "worker-2")
     run_id, region = proposed(airflow, database)
+    (upload_id,) = query("SELECT upload_id FROM intake.uploads WHERE run_id = %s", run_id)[0]
     only(database, celery, "worker-1")
     checker = airflow("checker")
-    assert checker.answer(DAG, run_id, "Approve").status_code == 200
-    checker.wait_for_task_state(DAG, run_id, "commit", {"running"}, timeout=120)
-    worker = services.celery_worker_service(database, "worker-1").name
-    pid = services.pid_of(database, worker)
-    assert pid is not None
-    os.killpg(pid, signal.SIGKILL)
-    services.stop(database, worker)  # reaps it and forgets its pid file
+    with db.session_lock(INDIVIDUALS.proposal_for({"upload_id": upload_id}).lock_key):
+        assert checker.answer(DAG, run_id, "Approve").status_code == 200
+        checker.wait_for_task_state(DAG, run_id, "commit", {"running"}, timeout=120)
+        for _ in range(120):  # the commit's transaction waits for the lock
+            if query("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'advisory'"
+                     " AND datname = current_database()")[0][0]:
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError("the commit never reached the proposal's lock")
+        worker = services.celery_worker_service(database, "worker-1").name
+        root = psutil.Process(services.pid_of(database, worker))
+        for process in [*root.children(recursive=True), root]:  # a task runs in a process group of its own
+            process.kill()
+        services.stop(database, worker)  # reaps it and forgets its pid file
+        assert query("SELECT count(*) FROM ledger.commits WHERE upload_id = %s", upload_id) == [(0,)]
     only(database, {"worker-2": celery["worker-2"]}, "worker-2")
 
     assert checker.wait_for_run(DAG, run_id, timeout=420) == "success"

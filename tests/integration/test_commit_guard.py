@@ -101,6 +101,44 @@ def test_an_approval_commits_once_and_a_second_commit_returns_the_first(database
         (proposal["proposal_digest"],)]
 
 
+def test_two_attempts_of_one_commit_at_once_commit_once_and_neither_fails(database, inbox_file) -> None:
+    """A retry started while the try it replaced still runs (its worker thought lost): both pass the "already
+    committed?" check, one commits, and the other, once it has the proposal's lock, returns that commit instead of
+    failing the run and undoing what followed the commit (a payroll's or an export's file)."""
+    import threading
+
+    proposal = proposed_upload(inbox_file, "twoattempts")
+    decide("twoattempts", "APPROVED", "checker", proposal)
+    ref = WORKFLOW.proposal_for(proposal)
+    results: list[dict] = []
+    errors: list[BaseException] = []
+
+    def attempt() -> None:
+        try:
+            results.append(commit("twoattempts", proposal))
+        except BaseException as exc:  # noqa: BLE001 - the test reports it
+            errors.append(exc)
+
+    with db.session_lock(ref.lock_key):  # both attempts wait at the proposal's lock, past the first check
+        attempts = [threading.Thread(target=attempt) for _ in range(2)]
+        for thread in attempts:
+            thread.start()
+        waiting = 0
+        for _ in range(100):
+            waiting = query("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'advisory'"
+                            " AND datname = current_database()")[0][0]
+            if waiting == 2:
+                break
+            threading.Event().wait(0.1)
+        assert waiting == 2, "both attempts should wait at the proposal's lock"
+    for thread in attempts:
+        thread.join(60)
+    assert errors == []
+    assert sorted(result.get("already_committed", False) for result in results) == [False, True]
+    assert results[0]["commit_id"] == results[1]["commit_id"]
+    assert committed_rows(proposal["upload_id"]) == 1
+
+
 def test_a_commit_writing_a_table_its_workflow_does_not_publish_from_lands_nothing(database, inbox_file) -> None:
     """The publish selection comes from the workflow's `writes`: a commit writing more is refused, not half-published."""
     proposal = proposed_upload(inbox_file, "undeclared")

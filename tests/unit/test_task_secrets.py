@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -175,3 +176,22 @@ def test_no_program_a_task_process_starts_gains_privileges(tmp_path: Path) -> No
     assert "listener done" in probe.stdout
     no_new_privileges = [line for line in probe.stdout.splitlines() if line.startswith("NoNewPrivs")]
     assert no_new_privileges == ["NoNewPrivs:\t1"]
+
+
+def test_a_celery_workers_task_forgets_the_broker_and_result_backend_in_the_settings_it_inherited(monkeypatch) -> None:
+    import types
+
+    from benefitflow.platform import task_secrets
+
+    inherited = {"broker_url": "redis://:secret@127.0.0.1:1/0", "result_backend": "db+postgresql://airflow:pw@x/a",
+                 "worker_prefetch_multiplier": 1}
+    ours = dict(inherited)
+    conf = dict(inherited)
+    app = types.SimpleNamespace(configured=True, conf=conf)
+    monkeypatch.setitem(sys.modules, task_secrets.CELERY_SETTINGS[0][0],
+                        types.SimpleNamespace(DEFAULT_CELERY_CONFIG=inherited))
+    monkeypatch.setitem(sys.modules, task_secrets.CELERY_SETTINGS[1][0], types.SimpleNamespace(CELERY_CONFIG=ours))
+    monkeypatch.setitem(sys.modules, task_secrets.CELERY_APP_MODULE, types.SimpleNamespace(app=app))
+    task_secrets.forget_celery_settings()
+    for settings in (inherited, ours, conf):
+        assert settings == {"broker_url": "", "result_backend": "", "worker_prefetch_multiplier": 1}

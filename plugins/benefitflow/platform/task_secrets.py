@@ -75,8 +75,31 @@ def forget_service_secrets() -> None:
     for module in ("airflow.models.crypto", "airflow.sdk.crypto"):  # get_fernet() keeps the key it made
         if module in sys.modules:
             sys.modules[module].get_fernet.cache_clear()
+    forget_celery_settings()
     log.info("This task process has forgotten the services' secrets: %s",
              ", ".join(f"{section}.{key}" for section, key in replacements))
+
+
+# A Celery worker's task is a fork of one of its slots, which hold the worker's Celery settings: the broker's URL
+# (with Redis' password) and the result backend's (the metadata database's login).
+CELERY_SETTINGS = (("airflow.providers.celery.executors.default_celery", "DEFAULT_CELERY_CONFIG"),
+                   ("benefitflow.platform.celery_config", "CELERY_CONFIG"))
+CELERY_APP_MODULE = "airflow.providers.celery.executors.celery_executor_utils"
+CELERY_SECRET_KEYS = ("broker_url", "result_backend")
+
+
+def forget_celery_settings() -> None:
+    """The broker's and result backend's URLs out of the Celery settings a worker's task inherited. Objects Celery
+    made from them before the fork (its connections, the result backend's engine) are not reached here, and freed
+    memory is not wiped (README, "Secrets")."""
+    for module_name, attribute in CELERY_SETTINGS:
+        settings = getattr(sys.modules.get(module_name), attribute, None)
+        if isinstance(settings, dict):
+            settings.update({key: "" for key in CELERY_SECRET_KEYS if key in settings})
+    app = getattr(sys.modules.get(CELERY_APP_MODULE), "app", None)
+    if app is not None and getattr(app, "configured", False):
+        for key in CELERY_SECRET_KEYS:
+            app.conf[key] = ""
 
 
 def inherited_service_state() -> tuple[list[str], int]:

@@ -35,6 +35,12 @@ def commit_step(*, workflow: Workflow, dag_id: str, run_id: str, taken: Taken, u
                          object_id=key, outcome="COMMITTED",
                          details={"commit_id": commit_id, "decision_id": decision_id, "rows": appended})
     except Exception as exc:
+        # Another attempt of this step (a retry while the try it replaced still ran: a worker thought lost) may
+        # have committed while this one waited for the proposal's lock: that commit stands, and what follows it.
+        if (earlier := earlier_commit(workflow.operation, dag_id, run_id, proposal)) is not None:
+            if after is not None:
+                after(key)
+            return earlier
         if after_failure is not None:
             after_failure(key)
         if isinstance(exc, decisions.NotApprovedError):
