@@ -21,6 +21,7 @@ from benefitflow.platform.cli import verify_audit
 from benefitflow.registry.individuals_import import WORKFLOW as INDIVIDUALS
 from benefitflow_dev import services, workers
 from benefitflow_dev.instance import Instance
+from tests.e2e.people import HEADER, query
 
 pytestmark = [
     pytest.mark.e2e,
@@ -30,14 +31,7 @@ pytestmark = [
 ]
 
 DAG = "individuals_import"
-HEADER = "first_name,last_name,dob,sex,group_code,recipient_info,individual_role,region"
 BEFORE_APPROVAL = ("intake", "validate", "propose")
-
-
-def query(statement: str, *args: object) -> list[tuple]:
-    with db.transaction() as cur:
-        cur.execute(statement, args)
-        return cur.fetchall()
 
 
 @pytest.fixture(scope="module")

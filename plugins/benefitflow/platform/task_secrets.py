@@ -85,7 +85,7 @@ def forget_service_secrets() -> None:
 CELERY_SETTINGS = (("airflow.providers.celery.executors.default_celery", "DEFAULT_CELERY_CONFIG"),
                    ("benefitflow.platform.celery_config", "CELERY_CONFIG"))
 CELERY_APP_MODULE = "airflow.providers.celery.executors.celery_executor_utils"
-CELERY_SECRET_KEYS = ("broker_url", "result_backend")
+CELERY_SECRET_KEYS = tuple(key for section, key in SERVICE_SECRETS if section == "celery")
 
 
 def forget_celery_settings() -> None:
