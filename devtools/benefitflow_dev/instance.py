@@ -57,6 +57,12 @@ THROWAWAY_AIRFLOW_SETTINGS = {
 # once), at 0.2 s 7 s. The scheduler then spends about a tenth of a core while nothing runs.
 SCHEDULER_IDLE_SLEEP_SECONDS = "0.2"
 
+# Redis' default user is off; Airflow's services and workers log in as this one, which may not run Redis' admin
+# and dangerous commands (CONFIG, DEBUG, MODULE, FLUSHALL, KEYS, SHUTDOWN…): a task that found the password in its
+# worker's memory cannot reconfigure Redis to write files, nor empty it (benefitflow_dev.workers.redis_config).
+REDIS_USER = "airflow"
+BROKER_DATABASE, RESULT_DATABASE = 0, 1
+
 CELERY_SETTINGS = {
     # A worker takes the next task only when it has a free slot: two idle workers share a burst of small runs.
     "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
@@ -290,21 +296,25 @@ class Instance:
         }
 
     def _celery_secrets(self) -> dict[tuple[str, str], str]:
-        return {("celery", "broker_url"): self.broker_url,
-                ("celery", "result_backend"): "db+" + self.database_url("airflow", "airflow")}
+        """The broker and the result backend: both in Redis, so a worker needs no metadata-database login at all."""
+        return {("celery", "broker_url"): self.redis_url(BROKER_DATABASE),
+                ("celery", "result_backend"): self.redis_url(RESULT_DATABASE)}
 
-    @property
-    def broker_url(self) -> str:
-        return f"redis://:{self.secrets['redis_password']}@127.0.0.1:{self.redis_port}/0"
+    def redis_url(self, database: int) -> str:
+        return f"redis://{REDIS_USER}:{self.secrets['redis_password']}@127.0.0.1:{self.redis_port}/{database}"
 
     def write_airflow_config(self) -> None:
-        sections: dict[str, list[str]] = {}
-        for (section, key), value in self.airflow_service_secrets().items():
-            sections.setdefault(section, []).append(f"{key} = {value.replace('%', '%%')}")  # configparser interpolates
-        text = "".join(f"[{section}]\n" + "\n".join(lines) + "\n\n" for section, lines in sections.items())
-        self.airflow_home.mkdir(parents=True, exist_ok=True)
+        """The services' `airflow.cfg`; with Celery, each worker's own too, with what a worker needs and no more."""
+        _write_settings(self.airflow_config, self.airflow_service_secrets())
         self.airflow_home.chmod(0o700)  # its task logs and configuration are the services'
-        file_store.write_secret(self.airflow_config, "# Written by benefitflow (benefitflow_dev/instance.py).\n" + text)
+        for name in self.worker_names:
+            _write_settings(self.worker_config(name), self._celery_secrets())
+
+    def worker_config(self, name: str) -> Path:
+        """A worker's `airflow.cfg`: the broker's and the result backend's URLs only. A task is a fork of a worker, and
+        holds what its worker held: no Fernet key, JWT or API secret, no metadata-database owner (a worker reaches
+        Airflow through the execution API with each task's own token, as on a machine of its own)."""
+        return self.worker_home(name) / "airflow" / "airflow.cfg"
 
     def airflow_env(self) -> dict[str, str]:
         return {
@@ -349,11 +359,13 @@ class Instance:
         }
 
     def worker_env(self, name: str) -> dict[str, str]:
-        """A Celery worker's: the services' settings, but its own Airflow home, scratch, dbt target and name."""
+        """A Celery worker's: the services' settings, but its own configuration, Airflow home, scratch, dbt target and
+        name."""
         home = self.worker_home(name)
         return {
             **self.airflow_env(),
             "AIRFLOW_HOME": str(home / "airflow"),
+            "AIRFLOW_CONFIG": str(self.worker_config(name)),
             "TMPDIR": str(home / "tmp"),
             "BENEFITFLOW_DBT_TARGET": str(home / "dbt-target"),
             WORKER_NAME_VARIABLE: name,
@@ -385,3 +397,13 @@ class Instance:
             "FLASK_APP": "superset.app:create_app()",
             "NO_PROXY": "*",
         }
+
+
+def _write_settings(path: Path, settings: dict[tuple[str, str], str]) -> None:
+    """An `airflow.cfg` of these settings, readable by its owner only."""
+    sections: dict[str, list[str]] = {}
+    for (section, key), value in settings.items():
+        sections.setdefault(section, []).append(f"{key} = {value.replace('%', '%%')}")  # configparser interpolates
+    text = "".join(f"[{section}]\n" + "\n".join(lines) + "\n\n" for section, lines in sections.items())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    file_store.write_secret(path, "# Written by benefitflow (benefitflow_dev/instance.py).\n" + text)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from benefitflow.core import file_store
 from benefitflow_dev import services
-from benefitflow_dev.instance import Instance
+from benefitflow_dev.instance import REDIS_USER, Instance
 
 CELERY_APP = "airflow.providers.celery.executors.celery_executor.app"
 
@@ -31,6 +31,8 @@ def start(instance: Instance) -> None:
     _write_redis_config(instance)
     services.start(instance, services.redis_service(instance))
     _wait_for_port(instance.redis_port, "Redis")
+    for extra in set(running_workers(instance)) - set(instance.worker_names):  # brought up before with more WORKERS
+        services.stop(instance, services.celery_worker_service(instance, extra).name)
     for name in instance.worker_names:
         service = services.celery_worker_service(instance, name)
         if services.pid_of(instance, service.name) is not None and not _built_as_installation(instance, name):
@@ -69,13 +71,18 @@ def _write_redis_config(instance: Instance) -> None:
     data.mkdir(exist_ok=True)
     data.chmod(0o700)
     instance.run_dir.mkdir(parents=True, exist_ok=True)
-    lines = [
+    file_store.write_secret(instance.run_dir / "redis.conf", redis_config(instance))
+
+
+def redis_config(instance: Instance) -> str:
+    """Loopback only; no login but Airflow's, which may not run Redis' admin or dangerous commands (see REDIS_USER)."""
+    return "\n".join([
         "bind 127.0.0.1", f"port {instance.redis_port}", "protected-mode yes", "daemonize no",
-        f"requirepass {instance.secrets['redis_password']}",
+        "user default off",
+        f"user {REDIS_USER} on >{instance.secrets['redis_password']} ~* &* +@all -@admin -@dangerous",
         # Queued tasks survive a restart of the broker.
-        f"dir {data}", "appendonly yes", 'save ""', 'logfile ""',
-    ]
-    file_store.write_secret(instance.run_dir / "redis.conf", "\n".join(lines) + "\n")
+        f"dir {instance.home / 'redis'}", "appendonly yes", 'save ""', 'logfile ""',
+    ]) + "\n"
 
 
 def _wait_for_port(port: int, what: str, timeout: float = 30) -> None:
@@ -124,6 +131,13 @@ def wait_until_serving(instance: Instance, timeout: float = 120) -> dict[str, li
         time.sleep(2)
     raise TimeoutError(f"Celery workers {sorted(wanted)} did not all answer within {timeout:.0f} s "
                        f"(answering: {sorted(answering) or 'none'}); see {instance.log_dir}/airflow-celery-*.log")
+
+
+def running_workers(instance: Instance) -> list[str]:
+    """The names of the workers this installation started and has not stopped, whatever WORKERS was then."""
+    prefix = "airflow-celery-"
+    return sorted(path.stem.removeprefix(prefix) for path in instance.run_dir.glob(f"{prefix}*.pid")
+                  if services.pid_of(instance, path.stem) is not None)
 
 
 def pid_files(instance: Instance) -> list[Path]:

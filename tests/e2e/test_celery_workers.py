@@ -119,6 +119,47 @@ def test_the_steps_of_one_run_run_on_two_workers_that_share_only_the_database_br
         assert (database.worker_home(name) / "dbt-target" / "manifest.json").exists()
 
 
+def memory_holding(pid: int, secrets: dict[str, str]) -> set[str]:
+    """Which of `secrets` are anywhere in the process' writable memory (its heap, stacks and anonymous maps)."""
+    needles = {what: secret.encode() for what, secret in secrets.items()}
+    found: set[str] = set()
+    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", buffering=0) as memory:
+        for line in maps:
+            span, permissions = line.split()[:2]
+            if not permissions.startswith("rw"):
+                continue
+            start, end = (int(address, 16) for address in span.split("-"))
+            try:
+                memory.seek(start)
+                contents = memory.read(end - start)
+            except OSError:
+                continue
+            found |= {what for what, needle in needles.items() if needle in contents}
+    return found
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="reading another process' memory needs root")
+def test_no_worker_nor_the_task_slots_it_forks_holds_a_secret_of_airflows_services(airflow, database, celery) -> None:
+    """A worker reads a configuration of its own (the broker's login only) and reaches Airflow through the execution
+    API with each task's token, so a task (a fork of a slot) has no Fernet key, JWT or API secret, and no
+    metadata-database login, to find in its memory. The scheduler, which needs them, shows that the scan finds them."""
+    import psutil
+
+    from tests.e2e.test_task_isolation import service_secrets
+
+    run_id, _ = proposed(airflow, database)  # the workers have run steps
+    secrets = service_secrets(database)
+    scheduler = services.pid_of(database, "airflow-scheduler")
+    assert "metadata database owner's password" in memory_holding(scheduler, secrets)
+    for name in celery:
+        pid = services.pid_of(database, services.celery_worker_service(database, name).name)
+        assert pid is not None, f"{name} is not running"
+        root = psutil.Process(pid)
+        for process in [root, *root.children(recursive=True)]:
+            assert memory_holding(process.pid, secrets) == set(), f"{name}: {process.cmdline()}"
+    assert airflow("checker").answer(DAG, run_id, "Reject").status_code == 200
+
+
 def test_a_worker_killed_in_the_middle_of_a_commit_leaves_it_to_the_other_and_nothing_is_done_twice(
         airflow, database, celery) -> None:
     """The commit starts on worker-1 and waits there at its proposal's lock, which the test holds; worker-1 and every
@@ -155,3 +196,4 @@ def test_a_worker_killed_in_the_middle_of_a_commit_leaves_it_to_the_other_and_no
     tries = airflow("admin").request("GET", f"/dags/{DAG}/dagRuns/{run_id}/taskInstances/commit").json()
     assert tries["try_number"] == 2, tries
     committed_once(run_id, region)
+

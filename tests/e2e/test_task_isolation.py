@@ -11,7 +11,7 @@ import pytest
 from benefitflow.platform import system_users
 from benefitflow_dev import services, stack
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.celery]
 
 DAG_ID = "platform_selftest"
 

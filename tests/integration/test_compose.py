@@ -64,6 +64,24 @@ def test_compose_runs_celery_as_the_one_machine_stack_does() -> None:
         if key not in per_machine:
             assert environment[key] == value, key
     assert environment["BENEFITFLOW_WORKER_PRELOAD"].split(",") == list(TASK_PRELOAD)
-    assert environment["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://:${REDIS_PASSWORD:?")
+    broker = "redis://airflow:${REDIS_PASSWORD:?set REDIS_PASSWORD in deploy/compose.env}@redis:6379"
+    assert environment["AIRFLOW__CELERY__BROKER_URL"] == f"{broker}/0"
+    assert environment["AIRFLOW__CELERY__RESULT_BACKEND"] == f"{broker}/1"  # not the metadata database
     redis = compose["services"]["redis"]
-    assert redis["command"][-2:] == ["--requirepass", "${REDIS_PASSWORD:?set REDIS_PASSWORD in deploy/compose.env}"]
+    logins = redis["command"][-1]
+    assert "user default off" in logins and "user airflow on >%s ~* &* +@all -@admin -@dangerous" in logins
+    assert logins.endswith('"$$REDIS_PASSWORD" | redis-server -')  # the password on no command line
+
+
+def test_compose_workers_hold_no_secret_of_airflows_services() -> None:
+    """As on one machine (benefitflow_dev.instance.Instance.worker_config): a task is a fork of a worker's slot."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    service_secrets = {"AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY",
+                       "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"}
+    assert service_secrets <= set(compose["services"]["airflow-scheduler"]["environment"])
+    workers = [name for name in compose["services"] if name.startswith("airflow-worker-")]
+    assert workers == ["airflow-worker-1", "airflow-worker-2"]
+    for name in workers:
+        environment = compose["services"][name]["environment"]
+        assert "AIRFLOW__CELERY__BROKER_URL" in environment and not service_secrets & set(environment), name
+        assert not any("AIRFLOW_DB_PASSWORD" in value for value in environment.values()), name
