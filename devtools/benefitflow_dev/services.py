@@ -37,6 +37,9 @@ def airflow_services(instance: Instance) -> list[Service]:
         Service("airflow-scheduler", [airflow, "scheduler"], env),
         Service("airflow-dag-processor", [airflow, "dag-processor"], env),
         Service("airflow-triggerer", [airflow, "triggerer"], env),
+        # Resumes approval steps whose answer Airflow recorded but did not deliver (an Airflow 3.3.2 race).
+        Service("approval-watchdog", [str(AIRFLOW_BIN / "python"), "-m", "benefitflow.platform.approval_watchdog"],
+                env),
     ]
 
 

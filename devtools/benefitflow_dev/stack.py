@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
@@ -169,6 +171,7 @@ def up(instance: Instance, *, with_superset: bool = True, with_demo: bool = True
     print("Airflow", flush=True)
     prepare_airflow(instance)
     start_airflow(instance)
+    finish_payroll_files(instance)
     start_registry_api(instance)
     write_local_files(instance)
     # Superset's set-up and the demo's workflow runs need nothing of each other: side by side.
@@ -180,6 +183,20 @@ def up(instance: Instance, *, with_superset: bool = True, with_demo: bool = True
         if superset is not None:
             superset.result()
     print(f"Up in {time.monotonic() - started:.0f} s", flush=True)
+
+
+def finish_payroll_files(instance: Instance) -> None:
+    """A payroll committed while its file was being written when the platform stopped gets its file now (as the task
+    user, the outbox's owner: benefitflow.payments.payroll.finish_payroll_files)."""
+    command = [str(services.AIRFLOW_BIN / "python"), "-m", "benefitflow.platform.cli", "finish-payroll-files"]
+    if system_users.running_as_root():
+        command = ["runuser", "-u", system_users.TASK_USER, "--", *command]
+    result = subprocess.run(command, env={**os.environ, **instance.airflow_env()}, cwd=instance.outbox,
+                            capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"finishing payroll files failed: {(result.stdout + result.stderr).strip()[-2000:]}")
+    for line in result.stdout.splitlines():
+        print(f"  {line}", flush=True)
 
 
 def _superset_up(instance: Instance) -> None:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from decimal import Decimal
 
 import pytest
 
-from benefitflow.payments.payroll import payroll_dir
+from benefitflow.payments.payroll import control_file, payroll_dir
+from benefitflow.platform import system_users
 from benefitflow.programmes.benefit_plan_define import WORKFLOW as DEFINE
 from benefitflow.programmes.enrolment import WORKFLOW as ENROLMENT
 from benefitflow.workflows.direct import run_steps as run_request
+from benefitflow_dev import stack
 from benefitflow_dev.provider_answers import paid, unpaid, write_answers
 from tests.e2e.approvals import approved
 from tests.e2e.browser import OpenPage, sign_in_to_airflow
@@ -114,3 +117,18 @@ def test_a_cycle_paid_with_a_held_bill_released_and_a_stale_file_refused(airflow
     ((rows,),) = query("SELECT details->>'rows' FROM ledger.audit_events WHERE action = 'payments.export'"
                        " AND actor = 'maker' AND details::text LIKE %s", f"%{code}%")
     assert rows == "5"
+
+
+def test_make_up_finishes_the_file_of_a_payroll_committed_as_the_platform_stopped(database, capsys) -> None:
+    """The last payroll committed above, its file never renamed and no control file (the worker died, the run failed
+    for good): `make up` finishes it as the outbox's owner (the task user, when started as root)."""
+    ((file_name,),) = query("SELECT file_name FROM ledger.payroll_exports ORDER BY payroll_id DESC LIMIT 1")
+    path = payroll_dir() / file_name
+    approved = path.read_bytes()
+    path.rename(path.with_name(f"{file_name}.partial"))
+    control_file(path).unlink()
+    stack.finish_payroll_files(database)
+    assert f"finished the file of committed payroll {file_name} from the ledger" in capsys.readouterr().out
+    assert path.read_bytes() == approved and control_file(path).exists()
+    if os.geteuid() == 0:
+        assert control_file(path).owner() == system_users.TASK_USER  # written by the outbox's owner, not root

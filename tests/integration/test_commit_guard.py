@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import time
 import uuid
 
 import pytest
 
 from benefitflow.core import db
 from benefitflow.core.errors import WorkflowError
+from benefitflow.payments.held_bills_release import WORKFLOW as RELEASE
 from benefitflow.payments.payment_cycle import WORKFLOW as CYCLE
+from benefitflow.payments.payroll import ABANDONED_PARTIAL_SECONDS, control_file, finish_payroll_files, payroll_dir
 from benefitflow.payments.payroll import WORKFLOW as PAYROLL
-from benefitflow.payments.payroll import payroll_dir
+from benefitflow.payments.payroll_reconciliation import WORKFLOW as RECONCILIATION
 from benefitflow.programmes.beneficiary_status import WORKFLOW as STATUS
 from benefitflow.programmes.benefit_plan_define import WORKFLOW as DEFINE
 from benefitflow.programmes.enrolment import WORKFLOW as ENROLMENT
@@ -292,6 +296,10 @@ def test_two_distinct_checkers_commit(database, inbox_file) -> None:
 # -- request workflows -----------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def plan_with_bills(database) -> str:
+    return billed_plan()
+
+
+def billed_plan() -> str:
     """A plan of a region's twelve people, all ACTIVE, with cycle C1 billed."""
     region, code = register_region(), f"PG-{tag()}"
     run(DEFINE, plan=plan_document(code, entitlement={"fixed_amount": "100.00"}))
@@ -365,3 +373,33 @@ def test_a_payroll_commit_run_twice_makes_one_payroll_and_one_file(database, pla
     assert path.read_bytes() == approved
     assert query("SELECT count(*) FROM ledger.payrolls WHERE request_id = %s", request["request_id"]) == [(1,)]
     assert not path.with_name(f"{name}.csv.partial").exists()
+
+
+def test_a_payroll_whose_commit_died_before_its_file_was_named_is_finished_by_the_next_payments_run(database) -> None:
+    """The commit went through, but its process died before the file got its name, and the run failed for good (no
+    retry left): the next run of any payments workflow finishes the file from the ledger, byte for byte the approved
+    one, and removes a `.partial` that a failed commit abandoned long ago (one still being written is left)."""
+    code, run_id = billed_plan(), uuid.uuid4().hex
+    request, proposal = propose_payroll(code, run_id)
+    assert record_direct_decision("payroll", "guard", run_id, "maker", "payment_checker", proposal,
+                                  request_id=request["request_id"])
+    commit_step(workflow=PAYROLL, dag_id="guard", run_id=run_id, taken=request, user="maker")
+    path = payroll_dir() / f"{proposal['payroll']}.csv"
+    approved, control = path.read_bytes(), control_file(path).read_text()
+    path.rename(path.with_name(f"{path.name}.partial"))
+    control_file(path).unlink()
+    abandoned, current = payroll_dir() / f"ABANDONED-{tag()}.csv.partial", payroll_dir() / f"NOW-{tag()}.csv.partial"
+    for partial in (abandoned, current):
+        partial.write_text("Payroll Name\n")
+    os.utime(abandoned, (time.time() - ABANDONED_PARTIAL_SECONDS - 60,) * 2)
+
+    for workflow in (CYCLE, PAYROLL, RECONCILIATION, RELEASE):  # each payments workflow recovers first
+        assert workflow.recover is finish_payroll_files, workflow.dag_id
+    options = {"plan": code, "cycle": "C9", "period_start": "2026-09-01", "period_end": "2026-09-30"}
+    intake_step(workflow=CYCLE, options=options, user="maker", dag_id="guard", run_id=uuid.uuid4().hex)
+
+    assert path.read_bytes() == approved and control_file(path).read_text() == control
+    assert not path.with_name(f"{path.name}.partial").exists()
+    assert not abandoned.exists() and current.exists()
+    current.unlink()
+    assert not [line for line in finish_payroll_files() if proposal["payroll"] in line]  # nothing left to do

@@ -17,6 +17,7 @@ from airflow.sdk import Param
 
 from benefitflow.core.errors import CommitConflict, RequestError
 from benefitflow.core.parameters import code_of, money, reason_of
+from benefitflow.payments.payroll import finish_payroll_files
 from benefitflow.programmes import plans
 from benefitflow.workflows.declaration import (
     Approval,
@@ -138,6 +139,7 @@ WORKFLOW = Workflow(
     commit=Commit(append=commit_release, writes=("bill_events",)),
     publish=Publish(asset="benefitflow://payments/bills"),
     tags=("payments",),
+    recover=finish_payroll_files,
     doc_md="""
 ### Release bills held over the plan's transaction limit
 

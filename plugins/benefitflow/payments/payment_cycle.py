@@ -19,6 +19,7 @@ from psycopg2 import sql
 
 from benefitflow.core.errors import CommitConflict, RequestError
 from benefitflow.core.parameters import code_of, date_of, money
+from benefitflow.payments.payroll import finish_payroll_files
 from benefitflow.programmes import plans
 from benefitflow.registry.individuals_import import lock_registry
 from benefitflow.workflows import publish
@@ -275,6 +276,7 @@ WORKFLOW = Workflow(
     commit=Commit(append=commit_cycle, writes=("bills", "payment_cycles")),
     publish=Publish(asset="benefitflow://payments/bills"),
     tags=("payments",),
+    recover=finish_payroll_files,
     doc_md="""
 ### Bill a plan's ACTIVE beneficiaries for one payment cycle
 

@@ -21,7 +21,7 @@ from psycopg2 import sql
 from benefitflow.core import columns, db
 from benefitflow.core.errors import CommitConflict, WorkflowError
 from benefitflow.core.parameters import money
-from benefitflow.payments.payroll import approved_payroll, payrolls_to_reconcile
+from benefitflow.payments.payroll import approved_payroll, finish_payroll_files, payrolls_to_reconcile
 from benefitflow.workflows import publish, row_checks, suites
 from benefitflow.workflows.declaration import (
     Approval,
@@ -228,6 +228,7 @@ WORKFLOW = Workflow(
     commit=Commit(append=commit, writes=("bill_events", "payroll_events", "payroll_open_bills")),
     publish=Publish(asset="benefitflow://payments/payrolls"),
     tags=("payments",),
+    recover=finish_payroll_files,
     doc_md="""
 ### Reconcile a payroll from the provider's filled file
 

@@ -1,7 +1,9 @@
-"""`python -m benefitflow.platform.cli provision-airflow|verify-audit`: what a deployment runs.
+"""`python -m benefitflow.platform.cli provision-airflow|verify-audit|finish-payroll-files`: what a deployment runs.
 
 provision-airflow: docker-compose's airflow-init (settings from the environment). verify-audit:
-the audit chain and the ledger's references (BENEFITFLOW_DATABASE_URL). The one-machine stack's
+the audit chain and the ledger's references (BENEFITFLOW_DATABASE_URL). finish-payroll-files: every
+committed payroll's file finished from the ledger, abandoned `.partial` files removed (as the task
+user: the outbox is the tasks'; `make up` runs it, and so does each payments workflow). The one-machine stack's
 up, down, status and rebuild are development tools: `make up` (benefitflow_dev.cli, in devtools/).
 """
 
@@ -21,7 +23,8 @@ DEVELOPMENT_COMMANDS = ("up", "down", "status", "rebuild")
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="benefitflow")
-    parser.add_argument("command", choices=["provision-airflow", "verify-audit", *DEVELOPMENT_COMMANDS])
+    parser.add_argument("command", choices=["provision-airflow", "verify-audit", "finish-payroll-files",
+                                            *DEVELOPMENT_COMMANDS])
     parser.add_argument("--no-superset", action="store_true", help=argparse.SUPPRESS)  # `up`'s, refused below
     args = parser.parse_args(argv)
     if args.command in DEVELOPMENT_COMMANDS:
@@ -34,9 +37,15 @@ def main(argv: list[str] | None = None) -> int:
         provision_from_environment()
         return 0
     if not (url := os.environ.get("BENEFITFLOW_DATABASE_URL")):
-        print("verify-audit needs BENEFITFLOW_DATABASE_URL (a one-machine installation: make verify-audit)",
+        print(f"{args.command} needs BENEFITFLOW_DATABASE_URL (a one-machine installation: make verify-audit)",
               file=sys.stderr)
         return 2
+    if args.command == "finish-payroll-files":
+        from benefitflow.payments.payroll import finish_payroll_files
+
+        for done in finish_payroll_files():
+            print(done)
+        return 0
     return verify_audit(url)
 
 

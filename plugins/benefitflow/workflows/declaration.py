@@ -176,6 +176,9 @@ class Workflow:
     operation: str = ""
     shortcut: Shortcut | None = None
     schedule: str | None = None  # a cron expression: runs made by the platform (maker `system`), besides makers'
+    # Finishes (or removes) what a step of an earlier run left half done when its process died, before this run takes
+    # anything in; says what it did, a line each (e.g. payroll.finish_payroll_files).
+    recover: Callable[[], list[str]] | None = None
 
     def __post_init__(self) -> None:
         if not self.operation:

@@ -3,6 +3,7 @@ a form's parameters are recorded as given. A refusal is kept (the upload's recor
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from benefitflow.core import audit, config, db, file_store
@@ -14,9 +15,14 @@ from benefitflow.workflows.inputs import FileSpec
 
 UPLOAD_MODES = ("create", "update")
 
+log = logging.getLogger(__name__)
+
 
 def intake_step(*, workflow: Workflow, options: Options, user: str, dag_id: str, run_id: str) -> Taken:
     """The run's input taken in: its upload (a file workflow) or its request (a form workflow)."""
+    if workflow.recover is not None:
+        for done in workflow.recover():
+            log.warning("%s: %s", workflow.operation, done)
     if isinstance(workflow.intake, FileIntake):
         return take_in_file(spec=workflow.intake.spec_for(options), file=str(options.get("file") or ""), user=user,
                             dag_id=dag_id, run_id=run_id, mode=options.get("mode"),
