@@ -190,6 +190,11 @@ class Instance:
     def dbt_target(self) -> Path:
         return self.home / "dbt-target"
 
+    @staticmethod
+    def dbt_build_stamp(target: Path) -> Path:
+        """In a dbt target folder: the sha256 of the project its build output was made from (stack.build_dbt)."""
+        return target / "built-project.sha256"
+
     @property
     def airflow_home(self) -> Path:
         return self.home / "airflow"

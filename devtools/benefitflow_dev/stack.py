@@ -40,7 +40,7 @@ def build_dbt(instance: Instance, *, only_if_changed: bool = False, exclude: tup
     only_if_changed: skip when this installation already built this very project (`make up` again);
     workflows keep the state up to date between builds. `make rebuild` builds again whatever the stamp.
     """
-    stamp = instance.dbt_target / "built-project.sha256"
+    stamp = instance.dbt_build_stamp(instance.dbt_target)
     project = _project_checksum()
     if only_if_changed and stamp.exists() and stamp.read_text() == project:
         print("  dbt build: the project is unchanged since this installation built it")

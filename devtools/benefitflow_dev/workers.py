@@ -43,8 +43,8 @@ def start(instance: Instance) -> None:
 
 
 def _built_as_installation(instance: Instance, name: str) -> bool:
-    stamp = "built-project.sha256"  # benefitflow_dev.stack.build_dbt's
-    own, installation = instance.worker_home(name) / "dbt-target" / stamp, instance.dbt_target / stamp
+    own = instance.dbt_build_stamp(instance.worker_home(name) / "dbt-target")
+    installation = instance.dbt_build_stamp(instance.dbt_target)
     return own.exists() and installation.exists() and own.read_text() == installation.read_text()
 
 
