@@ -14,6 +14,7 @@ from benefitflow.core.errors import WorkflowError
 from benefitflow.selftest.platform_selftest import SPEC, WORKFLOW
 from benefitflow.workflows import suites
 from benefitflow.workflows.intake import take_in_file
+from benefitflow.workflows.propose import propose_step
 from benefitflow.workflows.validate import validate_step
 
 GOOD = "code,label,amount\nA1,first,10.50\nA2,second,0.25\n"
@@ -255,3 +256,41 @@ def test_a_file_larger_than_intake_takes_is_refused_before_a_byte_is_copied(data
     with db.transaction() as cur:
         cur.execute("SELECT count(*) FROM intake.uploads WHERE file_name = %s", (sparse.name,))
         assert cur.fetchone()[0] == 0
+
+
+def lose_staged_rows(upload: dict) -> None:
+    """What PostgreSQL does to an UNLOGGED table when it restarts after a crash: empties it."""
+    with db.transaction() as cur:
+        cur.execute(f"TRUNCATE intake.{upload['staged_table']}")
+
+
+def test_rows_a_database_crash_emptied_are_staged_again_from_the_archived_original(database, inbox_file) -> None:
+    upload = run_intake(inbox_file("crashed.csv", "code,label,amount\nCRASH1,x,1\nCRASH2,y,2\n"))
+    lose_staged_rows(upload)
+    validated = validate_step(workflow=WORKFLOW, taken=upload, options={}, user="maker")
+    assert (validated["rows_in_file"], validated["valid_rows"]) == (2, 2)
+    assert upload_row(upload["upload_id"])["status"] == "WAITING_FOR_APPROVAL"
+    with db.transaction() as cur:
+        cur.execute(f"SELECT code FROM intake.{upload['staged_table']} ORDER BY row_number")
+        assert cur.fetchall() == [("CRASH1",), ("CRASH2",)]
+        cur.execute("SELECT count(*) FROM ledger.audit_events WHERE action = 'upload.restaged' AND object_id = %s",
+                    (str(upload["upload_id"]),))
+        assert cur.fetchone()[0] == 1
+
+    lose_staged_rows(upload)  # after validate: the proposal would be of nothing
+    with pytest.raises(WorkflowError, match="clear `validate` to stage them again"):
+        propose_step(workflow=WORKFLOW, taken=upload, validated=validated)
+
+
+def test_rows_lost_are_not_staged_again_from_an_archived_original_that_changed(database, inbox_file) -> None:
+    upload = run_intake(inbox_file("crashed-then-altered.csv", "code,label,amount\nALTER1,x,1\n"))
+    lose_staged_rows(upload)
+    stored = Path(upload_row(upload["upload_id"])["stored_path"])
+    stored.write_bytes(b"code,label,amount\nALTER1,x,1000000\n")
+    with pytest.raises(Exception, match="is not the file taken in"):
+        validate_step(workflow=WORKFLOW, taken=upload, options={}, user="maker")
+    record = upload_row(upload["upload_id"])
+    assert record["status"] == "FAILED" and "restore it from a backup" in record["message"]
+    with db.transaction() as cur:
+        cur.execute(f"SELECT count(*) FROM intake.{upload['staged_table']}")
+        assert cur.fetchone()[0] == 0  # nothing of the altered file staged

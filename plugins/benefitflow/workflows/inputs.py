@@ -15,9 +15,10 @@ import os
 import re
 import uuid
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import psycopg2
 import psycopg2.errors
@@ -297,8 +298,10 @@ def drop_staged(cur: psycopg2.extensions.cursor, staged_table: str) -> None:
 _COPY_LINE = re.compile(r"line (\d+)")
 
 
-def stage(cur: psycopg2.extensions.cursor, upload: Upload, header: list[str]) -> tuple[str, int]:
-    """COPY the file's rows into `intake.<table>` (all text, plus row_number); return table and count."""
+def stage(cur: psycopg2.extensions.cursor, upload: Upload, header: list[str],
+          source: BinaryIO | None = None) -> tuple[str, int]:
+    """COPY the file's rows (from `source`, else its archived copy) into `intake.<table>` (all text, plus
+    row_number); return table and count."""
     table = staged_table_name(upload)
     columns = sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in header)
     # Unlogged: the original file is kept, so a crash loses nothing that cannot be staged again.
@@ -311,7 +314,7 @@ def stage(cur: psycopg2.extensions.cursor, upload: Upload, header: list[str]) ->
     )
     cur.execute("SAVEPOINT before_copy")
     try:
-        with upload.stored_path.open("rb") as handle:
+        with nullcontext(source) if source is not None else upload.stored_path.open("rb") as handle:
             cur.copy_expert(copy.as_string(cur), handle, size=1 << 20)
     except psycopg2.DataError as exc:
         cur.execute("ROLLBACK TO SAVEPOINT before_copy")
@@ -321,6 +324,54 @@ def stage(cur: psycopg2.extensions.cursor, upload: Upload, header: list[str]) ->
     if row_count == 0:
         raise IntakeError(f"file {upload.file_name} has a header but no rows")
     return table, row_count
+
+
+def restage_if_lost(cur: psycopg2.extensions.cursor, upload: Mapping[str, Any]) -> bool:
+    """Stage an upload's rows again from its archived original if PostgreSQL lost them; whether it did.
+
+    Staged rows are in UNLOGGED tables (no write-ahead log to write), which
+    PostgreSQL empties when it restarts after a crash. The original is read once, beneath the outbox, and must be
+    byte for byte the file taken in (its sha256); the tables derived from the staged rows are dropped with them.
+    """
+    if not staged_rows_lost(cur, upload):
+        return False
+    cur.execute("SELECT kind, plan_code, file_name, stored_path, sha256, size_bytes FROM intake.uploads"
+                " WHERE upload_id = %s", (upload["upload_id"],))
+    kind, plan_code, name, stored, sha256, size = cur.fetchone()
+    drop_staged(cur, upload["staged_table"])
+    original = Upload(int(upload["upload_id"]), kind, plan_code, name, Path(stored), sha256, size)
+    with file_store.open_in_outbox(stored, config.outbox()) as archived:
+        read = _Hashing(archived.handle)
+        _table, rows = stage(cur, original, list(upload["header"]), read)
+    if read.hexdigest() != sha256 or rows != upload["row_count"]:
+        raise IntakeError(f"upload {upload['upload_id']}: its staged rows were lost when the database restarted, and "
+                          f"its archived original {stored} is not the file taken in (sha256 {sha256[:12]}…): restore "
+                          "it from a backup, or hand the file in again")
+    return True
+
+
+def staged_rows_lost(cur: psycopg2.extensions.cursor, upload: Mapping[str, Any]) -> bool:
+    """Whether the upload's staged table is gone or holds fewer rows than were taken in (a crash empties it)."""
+    cur.execute("SELECT to_regclass(%s)", (f"intake.{upload['staged_table']}",))
+    if cur.fetchone()[0] is None:
+        return True
+    cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier("intake", upload["staged_table"])))
+    return int(cur.fetchone()[0]) != int(upload["row_count"])
+
+
+class _Hashing:
+    """A file read through: the sha256 of what was read."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self._handle, self._digest = handle, hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._handle.read(size)
+        self._digest.update(chunk)
+        return chunk
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
 
 
 def _explain_copy_error(file_name: str, exc: psycopg2.Error) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from benefitflow.core import db, dbt_runner
+from benefitflow.core.errors import WorkflowError
 from benefitflow.workflows import inputs, proposal_digest
 from benefitflow.workflows.declaration import Options, Taken, Workflow
 
@@ -15,6 +16,12 @@ def propose_step(
 ) -> dict[str, Any]:
     proposal = workflow.proposal_for(taken)
     key = proposal.key
+    if workflow.takes_file:
+        with db.transaction() as cur:
+            if inputs.staged_rows_lost(cur, taken):
+                raise WorkflowError(f"upload {key}: its checked rows were lost (the database restarted after "
+                                    "validate, or this step had already run): clear `validate` to stage them again "
+                                    "from the archived original and check them")
     values: dict[str, Any] = {proposal.key_column: key}
     if workflow.takes_file:
         values["checked_table"] = inputs.checked_table(taken)

@@ -41,6 +41,10 @@ def _validate_upload(checks: FileChecks, upload: Taken, options: Options, user: 
         raise WorkflowError(f"on_invalid_rows must be one of {ON_INVALID_ROWS}, not {on_invalid_rows!r}")
     upload_id, file_name = upload["upload_id"], upload["file_name"]
     try:
+        with db.transaction() as cur:
+            if inputs.restage_if_lost(cur, upload):
+                audit.record(cur, actor=user, action="upload.restaged", object_type="upload", object_id=upload_id,
+                             outcome="RESTAGED", details={"rows": upload["row_count"], "reason": "staged rows lost"})
         table = upload["staged_table"]
         if checks.prepare is not None:
             with db.transaction() as cur:
