@@ -59,7 +59,7 @@ SCHEDULER_IDLE_SLEEP_SECONDS = "0.2"
 
 # Redis' default user is off; Airflow's services and workers log in as this one, which may not run Redis' admin
 # and dangerous commands (CONFIG, DEBUG, MODULE, FLUSHALL, KEYS, SHUTDOWN…): a task that found the password in its
-# worker's memory cannot reconfigure Redis to write files, nor empty it (benefitflow_dev.workers.redis_config).
+# worker's memory cannot reconfigure Redis to write files (deploy/README.md says what it still could).
 REDIS_USER = "airflow"
 BROKER_DATABASE, RESULT_DATABASE = 0, 1
 

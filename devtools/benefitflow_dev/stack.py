@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -191,7 +190,7 @@ def finish_payroll_files(instance: Instance) -> None:
     command = [str(services.AIRFLOW_BIN / "python"), "-m", "benefitflow.platform.cli", "finish-payroll-files"]
     if system_users.running_as_root():
         command = ["runuser", "-u", system_users.TASK_USER, "--", *command]
-    result = subprocess.run(command, env={**os.environ, **instance.airflow_env()}, cwd=instance.outbox,
+    result = subprocess.run(command, env=instance.airflow_env(), cwd=instance.outbox,  # not the operator's shell's
                             capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"finishing payroll files failed: {(result.stdout + result.stderr).strip()[-2000:]}")

@@ -8,12 +8,14 @@ store (the inbox and outbox, and the task logs' folder, which the api-server rea
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from benefitflow.core import file_store
@@ -29,7 +31,7 @@ def start(instance: Instance) -> None:
         raise SystemExit(f"EXECUTOR=celery needs redis-server at {services.REDIS_SERVER}: run scripts/ensure-redis.sh "
                          "(as root it installs Debian's redis-server), or set BENEFITFLOW_REDIS_SERVER")
     _write_redis_config(instance)
-    services.start(instance, services.redis_service(instance))
+    _start_as_configured(instance, services.redis_service(instance), instance.run_dir / "redis.conf")
     _wait_for_port(instance.redis_port, "Redis")
     for extra in set(running_workers(instance)) - set(instance.worker_names):  # brought up before with more WORKERS
         services.stop(instance, services.celery_worker_service(instance, extra).name)
@@ -37,9 +39,24 @@ def start(instance: Instance) -> None:
         service = services.celery_worker_service(instance, name)
         if services.pid_of(instance, service.name) is not None and not _built_as_installation(instance, name):
             services.stop(instance, service.name)  # the project was built again: the worker takes the new build
-        if services.pid_of(instance, service.name) is None:
-            prepare_worker_home(instance, name)
+        _start_as_configured(instance, service, instance.worker_config(name),
+                             prepare=lambda name=name: prepare_worker_home(instance, name))
+
+
+def _start_as_configured(instance: Instance, service: services.Service, settings: Path,
+                         prepare: Callable[[], None] | None = None) -> None:
+    """Start `service`; one still running with other settings (its file, command or environment: this installation
+    brought up again after an upgrade) is stopped first, so that it takes these."""
+    wanted = hashlib.sha256(settings.read_bytes() + json.dumps([service.command, service.env]).encode()).hexdigest()
+    started_with = instance.run_dir / f"{service.name}.settings.sha256"
+    if services.pid_of(instance, service.name) is not None and (
+            not started_with.exists() or started_with.read_text() != wanted):
+        services.stop(instance, service.name)
+    if services.pid_of(instance, service.name) is None:
+        if prepare is not None:
+            prepare()
         services.start(instance, service)
+        started_with.write_text(wanted)
 
 
 def _built_as_installation(instance: Instance, name: str) -> bool:

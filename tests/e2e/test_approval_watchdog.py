@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import json
+import time
 from contextlib import closing
 
 import psycopg2
 import pytest
 
+from benefitflow.platform.approval_watchdog import INTERVAL_SECONDS, LOST_AFTER
 from tests.e2e.test_approval_binding import query
 
 pytestmark = pytest.mark.e2e
@@ -35,6 +37,8 @@ def test_an_answer_recorded_but_not_delivered_still_reaches_its_step(airflow, ai
     name = inbox_file("watched.csv", "code,label,amount\nWATCH-1,small,1.00\n").name
     run_id = maker.trigger(DAG_ID, {"file": name}).json()["dag_run_id"]
     maker.wait_until_parked(DAG_ID, run_id)
+    time.sleep((LOST_AFTER.total_seconds() + INTERVAL_SECONDS) * 1.5)  # unanswered, the step is left waiting
+    assert maker.task_states(DAG_ID, run_id)["approve"] == "awaiting_input"
 
     record_answer_without_resuming(airflow_services, run_id, "checker")
 

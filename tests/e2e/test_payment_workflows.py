@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
+import time
 import uuid
 from decimal import Decimal
 
 import pytest
 
-from benefitflow.payments.payroll import control_file, payroll_dir
+from benefitflow.payments.payroll import ABANDONED_PARTIAL_SECONDS, payroll_dir
 from benefitflow.platform import system_users
 from benefitflow.programmes.benefit_plan_define import WORKFLOW as DEFINE
 from benefitflow.programmes.enrolment import WORKFLOW as ENROLMENT
@@ -119,16 +121,15 @@ def test_a_cycle_paid_with_a_held_bill_released_and_a_stale_file_refused(airflow
     assert rows == "5"
 
 
-def test_make_up_finishes_the_file_of_a_payroll_committed_as_the_platform_stopped(database, capsys) -> None:
-    """The last payroll committed above, its file never renamed and no control file (the worker died, the run failed
-    for good): `make up` finishes it as the outbox's owner (the task user, when started as root)."""
-    ((file_name,),) = query("SELECT file_name FROM ledger.payroll_exports ORDER BY payroll_id DESC LIMIT 1")
-    path = payroll_dir() / file_name
-    approved = path.read_bytes()
-    path.rename(path.with_name(f"{file_name}.partial"))
-    control_file(path).unlink()
-    stack.finish_payroll_files(database)
-    assert f"finished the file of committed payroll {file_name} from the ledger" in capsys.readouterr().out
-    assert path.read_bytes() == approved and control_file(path).exists()
+def test_make_up_clears_what_a_payroll_commit_left_half_done(database, capsys) -> None:
+    """`make up` runs the payroll files' recovery as the outbox's owner (the task user, when started as root): here it
+    removes a `.partial` file a commit abandoned (benefitflow.payments.payroll.finish_payroll_files; what it does
+    for a committed payroll's file: tests/integration/test_commit_guard.py)."""
+    abandoned = payroll_dir() / f"ABANDONED-{uuid.uuid4().hex[:8]}.csv.partial"
+    abandoned.write_text("Payroll Name\n")
     if os.geteuid() == 0:
-        assert control_file(path).owner() == system_users.TASK_USER  # written by the outbox's owner, not root
+        shutil.chown(abandoned, system_users.TASK_USER, system_users.TASK_USER)
+    os.utime(abandoned, (time.time() - ABANDONED_PARTIAL_SECONDS - 60,) * 2)
+    stack.finish_payroll_files(database)
+    assert f"removed {abandoned.name}, left by a payroll commit that did not go through" in capsys.readouterr().out
+    assert not abandoned.exists()

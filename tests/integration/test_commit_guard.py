@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import os
 import time
 import uuid
@@ -352,54 +354,68 @@ def test_a_changed_request_parameter_is_another_digest(database, plan_with_bills
     assert not record_direct_decision("payroll", "guard", run_id, "maker", None, {}, request_id=request["request_id"])
 
 
-def test_a_payroll_commit_run_twice_makes_one_payroll_and_one_file(database, plan_with_bills) -> None:
+# The commit step of a process that died once its transaction went through, before its file was put in place.
+COMMIT_CUT_SHORT = dataclasses.replace(PAYROLL, commit=dataclasses.replace(PAYROLL.commit, after=None))
+
+
+def committed_payroll(code: str) -> tuple[dict, dict, str]:
+    """A payroll approved and committed by a process that died before its file got its name: request, proposal,
+    run id."""
     run_id = uuid.uuid4().hex
-    request, proposal = propose_payroll(plan_with_bills, run_id)
+    request, proposal = propose_payroll(code, run_id)
     assert record_direct_decision("payroll", "guard", run_id, "maker", "payment_checker", proposal,
                                   request_id=request["request_id"])
-    first = commit_step(workflow=PAYROLL, dag_id="guard", run_id=run_id, taken=request,
-                           user="maker")
-    name = proposal["payroll"]
-    path = payroll_dir() / f"{name}.csv"
-    approved = path.read_bytes()
-    # The worker died after the commit, before the file got its name: the retry puts it in place.
-    path.rename(path.with_name(f"{name}.csv.partial"))
-    again = commit_step(workflow=PAYROLL, dag_id="guard", run_id=run_id, taken=request,
-                           user="maker")
-    assert again["commit_id"] == first["commit_id"] and path.read_bytes() == approved
-    # The file was lost altogether: written again from the ledger, byte for byte the approved one.
+    commit_step(workflow=COMMIT_CUT_SHORT, dag_id="guard", run_id=run_id, taken=request, user="maker")
+    assert not (payroll_dir() / f"{proposal['payroll']}.csv").exists()
+    return request, proposal, run_id
+
+
+def test_a_payroll_commit_run_twice_makes_one_payroll_and_one_file(database, plan_with_bills) -> None:
+    request, proposal, run_id = committed_payroll(plan_with_bills)
+    path = payroll_dir() / f"{proposal['payroll']}.csv"
+    approved = path.with_name(f"{path.name}.partial").read_bytes()
+    # The step's retry finds the commit made and puts its file in place.
+    again = commit_step(workflow=PAYROLL, dag_id="guard", run_id=run_id, taken=request, user="maker")
+    assert path.read_bytes() == approved and control_file(path).exists()
+    assert query("SELECT count(*) FROM ledger.payrolls WHERE request_id = %s", request["request_id"]) == [(1,)]
+    assert query("SELECT commit_id FROM ledger.commits WHERE run_id = %s", run_id) == [(again["commit_id"],)]
+    assert not path.with_name(f"{path.name}.partial").exists()
+    # Published once, a payroll is never written again: its file gone (to the provider, say), a third run adds none.
     path.unlink()
     commit_step(workflow=PAYROLL, dag_id="guard", run_id=run_id, taken=request, user="maker")
-    assert path.read_bytes() == approved
-    assert query("SELECT count(*) FROM ledger.payrolls WHERE request_id = %s", request["request_id"]) == [(1,)]
-    assert not path.with_name(f"{name}.csv.partial").exists()
+    assert not path.exists()
+    assert query("SELECT count(*) FROM ledger.payroll_files_published f JOIN ledger.payrolls p USING (payroll_id)"
+                 " WHERE p.request_id = %s", request["request_id"]) == [(1,)]
 
 
 def test_a_payroll_whose_commit_died_before_its_file_was_named_is_finished_by_the_next_payments_run(database) -> None:
     """The commit went through, but its process died before the file got its name, and the run failed for good (no
-    retry left): the next run of any payments workflow finishes the file from the ledger, byte for byte the approved
-    one, and removes a `.partial` that a failed commit abandoned long ago (one still being written is left)."""
-    code, run_id = billed_plan(), uuid.uuid4().hex
-    request, proposal = propose_payroll(code, run_id)
-    assert record_direct_decision("payroll", "guard", run_id, "maker", "payment_checker", proposal,
-                                  request_id=request["request_id"])
-    commit_step(workflow=PAYROLL, dag_id="guard", run_id=run_id, taken=request, user="maker")
+    retry left): the next run of any payments workflow finishes the file, byte for byte the approved one (from the
+    ledger if the `.partial` file is lost too), and removes what a failed commit abandoned long ago (not what a commit
+    is writing now)."""
+    code = billed_plan()
+    _request, proposal, _run_id = committed_payroll(code)
     path = payroll_dir() / f"{proposal['payroll']}.csv"
-    approved, control = path.read_bytes(), control_file(path).read_text()
-    path.rename(path.with_name(f"{path.name}.partial"))
-    control_file(path).unlink()
-    abandoned, current = payroll_dir() / f"ABANDONED-{tag()}.csv.partial", payroll_dir() / f"NOW-{tag()}.csv.partial"
-    for partial in (abandoned, current):
-        partial.write_text("Payroll Name\n")
-    os.utime(abandoned, (time.time() - ABANDONED_PARTIAL_SECONDS - 60,) * 2)
+    partial = path.with_name(f"{path.name}.partial")
+    approved = partial.read_bytes()
+    partial.unlink()  # lost as well: written again from the ledger
+    abandoned = [payroll_dir() / f"ABANDONED-{tag()}.csv.partial", payroll_dir() / f".ABANDONED-{tag()}.csv.partial.x.new"]
+    current = payroll_dir() / f"NOW-{tag()}.csv.partial"
+    try:
+        for left in (*abandoned, current):
+            left.write_text("Payroll Name\n")
+        for left in abandoned:
+            os.utime(left, (time.time() - ABANDONED_PARTIAL_SECONDS - 60,) * 2)
 
-    for workflow in (CYCLE, PAYROLL, RECONCILIATION, RELEASE):  # each payments workflow recovers first
-        assert workflow.recover is finish_payroll_files, workflow.dag_id
-    options = {"plan": code, "cycle": "C9", "period_start": "2026-09-01", "period_end": "2026-09-30"}
-    intake_step(workflow=CYCLE, options=options, user="maker", dag_id="guard", run_id=uuid.uuid4().hex)
+        for workflow in (CYCLE, PAYROLL, RECONCILIATION, RELEASE):  # each payments workflow recovers first
+            assert workflow.recover is finish_payroll_files, workflow.dag_id
+        options = {"plan": code, "cycle": "C9", "period_start": "2026-09-01", "period_end": "2026-09-30"}
+        intake_step(workflow=CYCLE, options=options, user="maker", dag_id="guard", run_id=uuid.uuid4().hex)
 
-    assert path.read_bytes() == approved and control_file(path).read_text() == control
-    assert not path.with_name(f"{path.name}.partial").exists()
-    assert not abandoned.exists() and current.exists()
-    current.unlink()
-    assert not [line for line in finish_payroll_files() if proposal["payroll"] in line]  # nothing left to do
+        assert path.read_bytes() == approved
+        assert json.loads(control_file(path).read_text())["sha256"] == hashlib.sha256(approved).hexdigest()
+        assert not partial.exists() and not any(left.exists() for left in abandoned) and current.exists()
+        assert not [line for line in finish_payroll_files() if proposal["payroll"] in line]  # nothing left to do
+    finally:
+        for left in (*abandoned, current):
+            left.unlink(missing_ok=True)

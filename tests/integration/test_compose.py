@@ -69,8 +69,8 @@ def test_compose_runs_celery_as_the_one_machine_stack_does() -> None:
     assert environment["AIRFLOW__CELERY__RESULT_BACKEND"] == f"{broker}/1"  # not the metadata database
     redis = compose["services"]["redis"]
     logins = redis["command"][-1]
-    assert "user default off" in logins and "user airflow on >%s ~* &* +@all -@admin -@dangerous" in logins
-    assert logins.endswith('"$$REDIS_PASSWORD" | redis-server -')  # the password on no command line
+    assert "user default off" in logins and "user airflow on >$$REDIS_PASSWORD ~* &* +@all -@admin -@dangerous" in logins
+    assert logins.startswith("exec docker-entrypoint.sh redis-server - <<SETTINGS\n")  # on no command line
 
 
 def test_compose_workers_hold_no_secret_of_airflows_services() -> None:

@@ -12,6 +12,7 @@ from benefitflow.platform import cli
 from benefitflow_dev import postgres
 
 LEDGER_TABLES = ["decisions", "commits", "audit_events", "selftest_records", "registry_schemas", "households",
+                 "payroll_files_published",
                  "individual_versions", "plan_versions", "beneficiary_status_transitions", "beneficiary_versions",
                  "payment_cycles", "bills", "bill_events", "payrolls", "payroll_bills", "payroll_events",
                  "payroll_open_bills", "payroll_exports", "grievance_status_transitions", "grievances", "grievance_events",

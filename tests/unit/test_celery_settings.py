@@ -106,3 +106,22 @@ def test_workers_left_running_by_an_earlier_up_are_found_by_their_pid_files(tmp_
     (celery.run_dir / "redis.pid").write_text(f"{os.getpid()}\n")
     assert benefitflow_workers.running_workers(celery) == ["worker-2"]
     assert not (celery.run_dir / "airflow-celery-worker-3.pid").exists()
+
+
+def test_a_running_broker_or_worker_started_with_other_settings_is_restarted_with_these(tmp_path) -> None:
+    """`make up` again after an upgrade: Redis and the workers take the new settings (a stand-in service here)."""
+    celery = an_installation(tmp_path, "celery")
+    settings = tmp_path / "settings.conf"
+    settings.write_text("user airflow on\n")
+    service = services.Service("stand-in", ["sleep", "60"], {}, cwd=tmp_path)
+    prepared = []
+    try:
+        benefitflow_workers._start_as_configured(celery, service, settings, prepare=lambda: prepared.append(1))
+        first = services.pid_of(celery, "stand-in")
+        benefitflow_workers._start_as_configured(celery, service, settings, prepare=lambda: prepared.append(1))
+        assert services.pid_of(celery, "stand-in") == first and prepared == [1]  # the same settings: left running
+        settings.write_text("user default off\nuser airflow on\n")
+        benefitflow_workers._start_as_configured(celery, service, settings, prepare=lambda: prepared.append(1))
+        assert services.pid_of(celery, "stand-in") not in (None, first) and prepared == [1, 1]
+    finally:
+        services.stop(celery, "stand-in")

@@ -23,15 +23,20 @@ def transaction(url: str | None = None) -> Iterator[psycopg2.extensions.cursor]:
 
 
 @contextmanager
-def session_lock(key: str, url: str | None = None) -> Iterator[None]:
+def session_lock(key: str, url: str | None = None, *, wait: bool = True) -> Iterator[bool]:
     """Hold PostgreSQL's advisory lock on `key` on a connection of its own while the block runs
-    (the work inside, e.g. dbt, uses connections of its own); released when the block ends or fails."""
+    (the work inside, e.g. dbt, uses connections of its own); released when the block ends or fails.
+    With `wait=False` a lock another session holds is not waited for: the block gets False."""
     with closing(psycopg2.connect(url or config.database_url())) as conn:
         conn.autocommit = True
         with conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (key,))
+            cur.execute(f"SELECT {'pg_advisory_lock' if wait else 'pg_try_advisory_lock'}(hashtextextended(%s, 0))",
+                        (key,))
+            if not wait and not cur.fetchone()[0]:
+                yield False
+                return
             try:
-                yield
+                yield True
             finally:
                 cur.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (key,))
 

@@ -333,73 +333,96 @@ def _copy_payroll(cur: psycopg2.extensions.cursor, payroll_id: int, target: Path
     return cur.rowcount
 
 
-def publish_payroll_file(request_id: int) -> Path:
-    """Once committed: the file under its final name, and `<name>.control.json` (rows, total, sha256) beside it.
+def publish_payroll_file(request_id: int, *, wait: bool = True) -> Path | None:
+    """Once committed: the file under its final name, and `<name>.control.json` (rows, total, sha256) beside it,
+    recorded as published (ledger.payroll_files_published, migration 031); its path.
 
-    Safe to run again, and at the same time (a retried commit step, `finish_payroll_files`): a file already in place
-    is checked against the ledger's sha256; one lost before it got its name is written again from the ledger, and
-    kept only if it is byte for byte the file that was approved.
+    Safe to run again, and at the same time (a retried commit step, `finish_payroll_files`): a payroll published
+    once is never written again (its file may since have gone to the provider); a file already in place is checked
+    against the ledger's sha256; one lost before it got its name is written again from the ledger, and kept only if
+    it is byte for byte the file that was approved. With `wait=False`, a payroll whose file another process is
+    writing is left to it (None).
     """
-    with db.session_lock(f"benefitflow.payroll_file:{request_id}"), db.transaction() as cur:
-        cur.execute("SELECT p.payroll_id, p.payroll_name, e.file_name, e.row_count, e.control_total, e.sha256"
-                    " FROM ledger.payrolls p JOIN ledger.payroll_exports e USING (payroll_id) WHERE p.request_id = %s",
-                    (request_id,))
-        payroll_id, name, file_name, rows, total, digest = cur.fetchone()
-        path, partial = payroll_dir() / file_name, _partial(file_name)
-        if not partial.exists() and not path.exists():
-            _copy_payroll(cur, payroll_id, partial)
-        if partial.exists():
-            if checksum(partial)[0] != digest:
-                partial.unlink()
-                raise CommitConflict(f"payroll {name} is committed but its file {file_name} is missing, and written "
-                                     f"again from the ledger it is not the approved file (sha256 {digest[:12]}…): its "
-                                     f"recipients' records changed since (a correction or a merge), or it is older "
-                                     f"than recorded recipients (migration 029); restore {file_name} from a backup")
-            os.replace(partial, path)
-        elif checksum(path)[0] != digest:
-            raise CommitConflict(f"payroll file {file_name} differs from the approved file (sha256 {digest[:12]}…): "
-                                 f"it was changed in the outbox; restore it from a backup")
-        control = {"payroll": name, "file": file_name, "rows": rows, "control_total": f"{total:.2f}", "sha256": digest}
-        with file_store.replaced_text(control_file(path)) as handle:  # last: the file is ready
-            handle.write(json.dumps(control, indent=2) + "\n")
+    with db.session_lock(f"benefitflow.payroll_file:{request_id}", wait=wait) as locked:
+        if not locked:
+            return None
+        with db.transaction() as cur:
+            cur.execute("SELECT p.payroll_id, p.payroll_name, e.file_name, e.row_count, e.control_total, e.sha256,"
+                        " f.payroll_id IS NOT NULL FROM ledger.payrolls p JOIN ledger.payroll_exports e USING"
+                        " (payroll_id) LEFT JOIN ledger.payroll_files_published f USING (payroll_id)"
+                        " WHERE p.request_id = %s", (request_id,))
+            payroll_id, name, file_name, rows, total, digest, published = cur.fetchone()
+            path = payroll_dir() / file_name
+            if not published:
+                _put_in_place(cur, payroll_id, name, path, digest)
+                control = {"payroll": name, "file": file_name, "rows": rows, "control_total": f"{total:.2f}",
+                           "sha256": digest}
+                with file_store.replaced_text(control_file(path)) as handle:  # last: the file is ready
+                    handle.write(json.dumps(control, indent=2) + "\n")
+                cur.execute("INSERT INTO ledger.payroll_files_published (payroll_id, sha256) VALUES (%s, %s)",
+                            (payroll_id, digest))
     return path
+
+
+def _put_in_place(cur: psycopg2.extensions.cursor, payroll_id: int, name: str, path: Path, digest: str) -> None:
+    """The approved file under its final name: the commit's `.partial`, or the file written again from the ledger."""
+    partial = _partial(path.name)
+    if not partial.exists() and not path.exists():
+        _copy_payroll(cur, payroll_id, partial)
+    if partial.exists():
+        if checksum(partial)[0] != digest:
+            partial.unlink()
+            raise CommitConflict(f"payroll {name} is committed but its file {path.name} is missing, and written "
+                                 f"again from the ledger it is not the approved file (sha256 {digest[:12]}…): its "
+                                 f"recipients' records changed since (a correction or a merge), or it is older "
+                                 f"than recorded recipients (migration 029); restore {path.name} from a backup")
+        os.replace(partial, path)
+    elif checksum(path)[0] != digest:
+        raise CommitConflict(f"payroll file {path.name} differs from the approved file (sha256 {digest[:12]}…): "
+                             f"it was changed in the outbox; restore it from a backup")
 
 
 def control_file(payroll_file: Path) -> Path:
     return payroll_file.with_suffix(".control.json")
 
 
-# A `.partial` file this old, of no committed payroll, belongs to no commit still running (a commit writes its file
-# and commits within minutes): its commit failed or its process died, and it goes (it holds personal data).
+# A commit writes its payroll's file and commits within minutes: a `.partial` file (or the temporary file one is
+# written through) this old belongs to no commit still running. Its commit failed or its process died; it holds
+# personal data, and goes.
 ABANDONED_PARTIAL_SECONDS = 3600
+ABANDONED_PATTERNS = ("*.csv.partial", ".*.csv.partial.*.new")
 
 
 def finish_payroll_files() -> list[str]:
-    """Every committed payroll has its file under its final name and its control file; no abandoned `.partial` stays.
+    """Every committed payroll's file published; no abandoned `.partial` file left. What it did, a line each.
 
     A commit's process can die between its transaction and the file's rename (killed, out of memory, a full disk):
     its retry finishes the file, but a run that failed for good would leave a payroll without its file. Each payments
-    workflow runs this before taking anything in, and `make up` at start. A file that cannot be finished (its
-    recipients changed since, or it was altered) is reported, not raised: the next payroll is not held up by it.
+    workflow runs this before taking anything in, and `make up` at start. It never fails: a payroll whose file
+    another process is writing is left to it, and one that cannot be finished (its recipients changed since, the
+    outbox unwritable) is reported, so the next payroll is not held up by it.
     """
     with db.transaction() as cur:
         cur.execute("SELECT p.request_id, e.file_name FROM ledger.payrolls p JOIN ledger.payroll_exports e"
-                    " USING (payroll_id) ORDER BY p.payroll_id")
-        committed = dict(cur.fetchall())
+                    " USING (payroll_id) LEFT JOIN ledger.payroll_files_published f USING (payroll_id)"
+                    " WHERE f.payroll_id IS NULL ORDER BY p.payroll_id")
+        unpublished = cur.fetchall()
     done = []
-    folder = payroll_dir()
-    for request_id, file_name in committed.items():
-        if not (folder / file_name).exists() or not control_file(folder / file_name).exists():
-            try:
-                publish_payroll_file(request_id)
+    for request_id, file_name in unpublished:
+        try:
+            if publish_payroll_file(request_id, wait=False) is not None:
                 done.append(f"finished the file of committed payroll {file_name} from the ledger")
-            except CommitConflict as exc:
-                done.append(f"could not finish {file_name}: {exc}")
-    abandoned_before, committed_files = time.time() - ABANDONED_PARTIAL_SECONDS, set(committed.values())
-    for partial in folder.glob("*.csv.partial"):
-        if partial.name.removesuffix(".partial") not in committed_files and partial.stat().st_mtime < abandoned_before:
-            partial.unlink(missing_ok=True)
-            done.append(f"removed {partial.name}, left by a payroll commit that did not go through")
+        except Exception as exc:  # noqa: BLE001 — reported; the run that asked goes on
+            done.append(f"could not finish {file_name}: {exc}")
+    abandoned_before = time.time() - ABANDONED_PARTIAL_SECONDS
+    for pattern in ABANDONED_PATTERNS:
+        for partial in payroll_dir().glob(pattern):
+            try:
+                if partial.stat().st_mtime < abandoned_before:
+                    partial.unlink()
+                    done.append(f"removed {partial.name}, left by a payroll commit that did not go through")
+            except FileNotFoundError:  # another process finished or removed it meanwhile
+                continue
     return done
 
 

@@ -44,13 +44,13 @@ def resume_lost_answers(session: Session) -> list[str]:
     from airflow.utils.sqlalchemy import with_row_locks
     from airflow.utils.state import TaskInstanceState
     from sqlalchemy import select
-    from sqlalchemy.orm import joinedload
+    from sqlalchemy.orm import contains_eager
 
     query = (select(TaskInstance)
              .join(HITLDetail, HITLDetail.ti_id == TaskInstance.id)
              .where(TaskInstance.state == TaskInstanceState.AWAITING_INPUT,
                     HITLDetail.responded_at < timezone.utcnow() - LOST_AFTER)
-             .options(joinedload(TaskInstance.hitl_detail))
+             .options(contains_eager(TaskInstance.hitl_detail))  # the join above, not a second one
              .limit(100))
     # As the scheduler's sweep: only the task instances locked, and those another process holds skipped.
     stranded = session.scalars(with_row_locks(query, of=TaskInstance, session=session, skip_locked=True)).all()

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         provision_from_environment()
         return 0
     if not (url := os.environ.get("BENEFITFLOW_DATABASE_URL")):
-        print(f"{args.command} needs BENEFITFLOW_DATABASE_URL (a one-machine installation: make verify-audit)",
+        print(f"{args.command} needs BENEFITFLOW_DATABASE_URL (a one-machine installation: source .local/env)",
               file=sys.stderr)
         return 2
     if args.command == "finish-payroll-files":

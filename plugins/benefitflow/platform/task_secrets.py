@@ -80,8 +80,8 @@ def forget_service_secrets() -> None:
              ", ".join(f"{section}.{key}" for section, key in replacements))
 
 
-# A Celery worker's task is a fork of one of its slots, which hold the worker's Celery settings: the broker's URL
-# (with Redis' password) and the result backend's (the metadata database's login).
+# A Celery worker's task is a fork of one of its slots, which hold the worker's Celery settings: the broker's and the
+# result backend's URLs (Redis', with its password; in a deployment that keeps results in a database, its login).
 CELERY_SETTINGS = (("airflow.providers.celery.executors.default_celery", "DEFAULT_CELERY_CONFIG"),
                    ("benefitflow.platform.celery_config", "CELERY_CONFIG"))
 CELERY_APP_MODULE = "airflow.providers.celery.executors.celery_executor_utils"

@@ -21,8 +21,11 @@ log = logging.getLogger(__name__)
 def intake_step(*, workflow: Workflow, options: Options, user: str, dag_id: str, run_id: str) -> Taken:
     """The run's input taken in: its upload (a file workflow) or its request (a form workflow)."""
     if workflow.recover is not None:
-        for done in workflow.recover():
-            log.warning("%s: %s", workflow.operation, done)
+        try:
+            for done in workflow.recover():
+                log.warning("%s: %s", workflow.operation, done)
+        except Exception:  # what an earlier run left half done must not stop this one
+            log.exception("%s: finishing what earlier runs left half done failed", workflow.operation)
     if isinstance(workflow.intake, FileIntake):
         return take_in_file(spec=workflow.intake.spec_for(options), file=str(options.get("file") or ""), user=user,
                             dag_id=dag_id, run_id=run_id, mode=options.get("mode"),
