@@ -6,7 +6,7 @@ SUPERSET_VENV := $(ROOT)/.venv/superset
 LINT_VENV := $(ROOT)/.venv/lint
 PY := PYTHONPATH=$(ROOT)/plugins:$(ROOT)/devtools $(AIRFLOW_VENV)/bin/python
 
-.PHONY: up down status rebuild lint test test-unit test-integration test-e2e test-celery test-fast bench bench-airflow venvs chromium redis lock verify-audit clean
+.PHONY: up down status rebuild lint test test-unit test-integration test-e2e test-celery test-faults test-fast bench bench-airflow venvs chromium redis lock verify-audit clean
 
 # The environments install side by side (make -j2): each mostly waits on downloads and unpacking.
 venvs:
@@ -77,6 +77,10 @@ test-e2e: venvs chromium $(if $(filter celery,$(EXECUTOR)),redis)
 # The end-to-end tests marked `celery`, on the CeleryExecutor with Redis and two workers.
 test-celery: venvs chromium redis
 	@scripts/test-tiers.sh celery
+
+# Processes killed and PostgreSQL crashed in the middle of workflows (tests/e2e/test_faults.py): not in `make test`.
+test-faults: venvs $(if $(filter celery,$(EXECUTOR)),redis)
+	@scripts/test-tiers.sh faults
 
 # Debian's redis-server, the Celery workers' broker (installed with apt-get when run as root).
 redis:

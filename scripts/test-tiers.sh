@@ -15,6 +15,10 @@ for tier in "$@"; do
   # The celery tier: the end-to-end tests marked `celery`, on services with the CeleryExecutor, Redis and two
   # workers in folders of their own (make up EXECUTOR=celery).
   [[ $tier == celery ]] && folder=e2e options=(-m celery) executor=celery
+  # The faults tier (make test-faults, not in `make test`): processes killed and PostgreSQL crashed mid-workflow, on
+  # services of its own; the e2e tier leaves those tests to it.
+  [[ $tier == e2e ]] && options=(-m "not faults")
+  [[ $tier == faults ]] && folder=e2e options=(-m faults)
   echo "=== tier ${tier}: tests/${folder} ${options[*]}"
   BENEFITFLOW_EXECUTOR=$executor PYTHONPATH="$PWD/plugins:$PWD/devtools" \
     "$python" -m pytest "tests/${folder}" --durations=25 "${options[@]}"

@@ -149,12 +149,13 @@ def start(instance: Instance) -> None:
     )
 
 
-def stop(instance: Instance) -> bool:
-    """Stop the cluster; False when it was not running."""
+def stop(instance: Instance, mode: str = "fast") -> bool:
+    """Stop the cluster; False when it was not running. Mode `immediate` is a crash as far as the data goes: the next
+    start recovers from the write-ahead log, and UNLOGGED tables come back empty (the fault tier uses it)."""
     if not is_running(instance):
         return False
     subprocess.run(
-        _as_server_user([str(bindir() / "pg_ctl"), "stop", "-D", str(instance.pgdata), "-m", "fast", "-w"]),
+        _as_server_user([str(bindir() / "pg_ctl"), "stop", "-D", str(instance.pgdata), "-m", mode, "-w"]),
         check=True, capture_output=True,
     )
     return True

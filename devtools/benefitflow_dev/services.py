@@ -18,6 +18,7 @@ AIRFLOW_BIN = PROJECT_ROOT / ".venv" / "airflow" / "bin"
 SUPERSET_BIN = PROJECT_ROOT / ".venv" / "superset" / "bin"
 
 
+SUPERVISE = Path(__file__).with_name("supervise.py")
 REDIS_SERVER = Path(os.environ.get("BENEFITFLOW_REDIS_SERVER", "/usr/bin/redis-server"))  # scripts/ensure-redis.sh
 
 
@@ -30,16 +31,20 @@ class Service:
 
 
 def airflow_services(instance: Instance) -> list[Service]:
+    """Airflow's services, each run again when it exits on its own (benefitflow_dev/supervise.py: the scheduler
+    exits when PostgreSQL restarts)."""
     env = instance.airflow_env()
     airflow = str(AIRFLOW_BIN / "airflow")
     return [
-        Service("airflow-api-server", [airflow, "api-server"], env),
-        Service("airflow-scheduler", [airflow, "scheduler"], env),
-        Service("airflow-dag-processor", [airflow, "dag-processor"], env),
-        Service("airflow-triggerer", [airflow, "triggerer"], env),
-        # Resumes approval steps whose answer Airflow recorded but did not deliver (an Airflow 3.3.2 race).
-        Service("approval-watchdog", [str(AIRFLOW_BIN / "python"), "-m", "benefitflow.platform.approval_watchdog"],
-                env),
+        Service(name, [str(AIRFLOW_BIN / "python"), str(SUPERVISE), *command], env)
+        for name, command in (
+            ("airflow-api-server", [airflow, "api-server"]),
+            ("airflow-scheduler", [airflow, "scheduler"]),
+            ("airflow-dag-processor", [airflow, "dag-processor"]),
+            ("airflow-triggerer", [airflow, "triggerer"]),
+            # Resumes approval steps whose answer Airflow recorded but did not deliver (an Airflow 3.3.2 race).
+            ("approval-watchdog", [str(AIRFLOW_BIN / "python"), "-m", "benefitflow.platform.approval_watchdog"]),
+        )
     ]
 
 

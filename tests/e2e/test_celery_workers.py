@@ -149,8 +149,9 @@ def test_no_worker_nor_the_task_slots_it_forks_holds_a_secret_of_airflows_servic
 
     run_id, _ = proposed(airflow, database)  # the workers have run steps
     secrets = service_secrets(database)
-    scheduler = services.pid_of(database, "airflow-scheduler")
-    assert "metadata database owner's password" in memory_holding(scheduler, secrets)
+    scheduler = psutil.Process(services.pid_of(database, "airflow-scheduler"))  # and the supervisor it runs under
+    assert any("metadata database owner's password" in memory_holding(process.pid, secrets)
+               for process in [scheduler, *scheduler.children(recursive=True)])
     for name in celery:
         pid = services.pid_of(database, services.celery_worker_service(database, name).name)
         assert pid is not None, f"{name} is not running"

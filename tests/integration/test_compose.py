@@ -93,6 +93,6 @@ def test_compose_delivers_lost_answers_and_finishes_payroll_files_as_the_one_mac
 
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     [watchdog] = [s for s in airflow_services(Instance(home=tmp_path)) if s.name == "approval-watchdog"]
-    assert compose["services"]["approval-watchdog"]["command"][1:] == watchdog.command[1:]
+    assert compose["services"]["approval-watchdog"]["command"][1:] == watchdog.command[3:]  # after the supervisor
     assert compose["services"]["airflow-init"]["command"][-1].endswith(
         "python -m benefitflow.platform.cli finish-payroll-files")

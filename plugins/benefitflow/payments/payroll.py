@@ -412,7 +412,7 @@ def finish_payroll_files() -> list[str]:
         try:
             if publish_payroll_file(request_id, wait=False) is not None:
                 done.append(f"finished the file of committed payroll {file_name} from the ledger")
-        except Exception as exc:  # noqa: BLE001 — reported; the run that asked goes on
+        except Exception as exc:  # reported: the run that asked goes on
             done.append(f"could not finish {file_name}: {exc}")
     abandoned_before = time.time() - ABANDONED_PARTIAL_SECONDS
     for pattern in ABANDONED_PATTERNS:
