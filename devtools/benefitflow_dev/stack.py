@@ -11,7 +11,7 @@ from contextlib import closing
 
 from benefitflow.core import db, dbt_runner, file_store
 from benefitflow.core.config import DBT_PROJECT_DIR, OUTBOX_FOLDERS
-from benefitflow.platform import airflow_security, readers, system_users
+from benefitflow.platform import airflow_security, cli, readers, system_users
 from benefitflow.registry_api import provision
 from benefitflow.workflows import publish
 from benefitflow_dev import demo, postgres, services, superset_setup, workers
@@ -195,7 +195,8 @@ def finish_payroll_files(instance: Instance) -> None:
     if result.returncode != 0:
         raise RuntimeError(f"finishing payroll files failed: {(result.stdout + result.stderr).strip()[-2000:]}")
     for line in result.stdout.splitlines():
-        print(f"  {line}", flush=True)
+        if line.startswith(cli.PAYROLL_FILES_REPORT):
+            print(f"  {line}", flush=True)
 
 
 def _superset_up(instance: Instance) -> None:

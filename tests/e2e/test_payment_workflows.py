@@ -131,5 +131,6 @@ def test_make_up_clears_what_a_payroll_commit_left_half_done(database, capsys) -
         shutil.chown(abandoned, system_users.TASK_USER, system_users.TASK_USER)
     os.utime(abandoned, (time.time() - ABANDONED_PARTIAL_SECONDS - 60,) * 2)
     stack.finish_payroll_files(database)
-    assert f"removed {abandoned.name}, left by a payroll commit that did not go through" in capsys.readouterr().out
+    assert (f"  payroll files: removed {abandoned.name}, left by a payroll commit that did not go through"
+            in capsys.readouterr().out.splitlines())
     assert not abandoned.exists()

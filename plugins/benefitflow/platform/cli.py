@@ -19,6 +19,7 @@ import psycopg2
 from benefitflow.core import audit
 
 DEVELOPMENT_COMMANDS = ("up", "down", "status", "rebuild")
+PAYROLL_FILES_REPORT = "payroll files: "  # finish-payroll-files' lines (Airflow may print its own as it loads)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         from benefitflow.payments.payroll import finish_payroll_files
 
         for done in finish_payroll_files():
-            print(done)
+            print(f"{PAYROLL_FILES_REPORT}{done}")
         return 0
     return verify_audit(url)
 
