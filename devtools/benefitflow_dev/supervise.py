@@ -2,8 +2,8 @@
 
 What systemd's `Restart=on-failure` or compose's `restart: unless-stopped` do for a deployment, for the one-machine
 installation's Airflow services: Airflow's scheduler, for one, exits when PostgreSQL restarts (its loop does not
-retry a lost connection), and the runs waiting for it would wait for ever. A service that exits five times within a
-minute is left stopped (its log says why). `make down` stops both: it signals the process group they share.
+retry a lost connection), and the runs waiting for it would wait for ever. A service that exits five times within
+five minutes is left stopped (its log says why). `make down` stops both: it signals the process group they share.
 Run as a script (`python …/supervise.py`): it needs nothing but the standard library, and the service's own
 `PYTHONPATH` stays as it is.
 """
@@ -19,7 +19,7 @@ from types import FrameType
 
 RESTART_DELAY_SECONDS = 5
 GIVE_UP_AFTER = 5  # exits within
-GIVE_UP_WINDOW_SECONDS = 60
+GIVE_UP_WINDOW_SECONDS = 300  # a service exiting as it starts takes 10–20 s a round (with the delay)
 
 
 def supervise(command: list[str]) -> int:

@@ -26,12 +26,13 @@ from tests.e2e.test_celery_workers import DAG, committed_once, proposed
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 
 
-def commit_waiting_at_its_lock(timeout: float = 120) -> int:
-    """The client port of the commit's connection once it waits for the proposal's lock."""
+def commit_waiting_at_its_lock(lock_key: str, timeout: float = 120) -> int:
+    """The client port of the commit's connection once it waits for the proposal's lock (`lock_key`)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = query("SELECT client_port FROM pg_stat_activity WHERE wait_event = 'advisory'"
-                      " AND datname = current_database() AND client_port IS NOT NULL")
+                      " AND datname = current_database() AND client_port IS NOT NULL"
+                      " AND strpos(query, 'pg_advisory_xact_lock') > 0 AND strpos(query, %s) > 0", lock_key)
         if found:
             return int(found[0][0])
         time.sleep(0.5)
@@ -45,19 +46,19 @@ def process_on_port(port: int) -> psutil.Process:
 
 
 @contextmanager
-def commit_caught_waiting(airflow, database) -> Iterator[tuple[str, str, int]]:
-    """An individuals import approved, its commit waiting at the proposal's lock: run id, region, upload id. The lock
-    is held on a connection of the test's own, closed at the end (also when a crash has already ended it)."""
+def commit_caught_waiting(airflow, database) -> Iterator[tuple[str, str, str]]:
+    """An individuals import approved, its commit waiting at the proposal's lock: run id, region, the lock's key. The
+    lock is held on a connection of the test's own, closed at the end (also when a crash has already ended it)."""
     run_id, region = proposed(airflow, database)
     (upload_id,) = query("SELECT upload_id FROM intake.uploads WHERE run_id = %s", run_id)[0]
+    lock_key = INDIVIDUALS.proposal_for({"upload_id": upload_id}).lock_key
     holder = psycopg2.connect(os.environ["BENEFITFLOW_DATABASE_URL"])
     holder.autocommit = True
     try:
         with holder.cursor() as cur:
-            cur.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))",
-                        (INDIVIDUALS.proposal_for({"upload_id": upload_id}).lock_key,))
+            cur.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (lock_key,))
         assert airflow("checker").answer(DAG, run_id, "Approve").status_code == 200
-        yield run_id, region, upload_id
+        yield run_id, region, lock_key
         assert query("SELECT count(*) FROM ledger.commits WHERE upload_id = %s", upload_id) == [(0,)]
     finally:
         holder.close()
@@ -77,8 +78,8 @@ def finished_after_a_retry(airflow, database, run_id: str) -> None:
 def test_a_commit_whose_process_is_killed_inside_its_transaction_is_retried_and_commits_once(
         airflow, database) -> None:
     """SIGKILL, as the out-of-memory killer sends it, to the task's process while its commit transaction is open."""
-    with commit_caught_waiting(airflow, database) as (run_id, region, _upload_id):
-        task = process_on_port(commit_waiting_at_its_lock())
+    with commit_caught_waiting(airflow, database) as (run_id, region, lock_key):
+        task = process_on_port(commit_waiting_at_its_lock(lock_key))
         task.kill()
         task.wait(30)
     finished_after_a_retry(airflow, database, run_id)
@@ -88,8 +89,8 @@ def test_a_commit_whose_process_is_killed_inside_its_transaction_is_retried_and_
 def test_a_commit_interrupted_by_a_database_crash_is_retried_and_commits_once(airflow, database) -> None:
     """PostgreSQL stopped as by a crash (`immediate`: no checkpoint, UNLOGGED tables emptied) and started again while
     the commit's transaction is open; Airflow's services, whose metadata database it also is, carry on."""
-    with commit_caught_waiting(airflow, database) as (run_id, region, _upload_id):
-        commit_waiting_at_its_lock()
+    with commit_caught_waiting(airflow, database) as (run_id, region, lock_key):
+        commit_waiting_at_its_lock(lock_key)
         postgres.stop(database, mode="immediate")
         postgres.start(database)
     finished_after_a_retry(airflow, database, run_id)

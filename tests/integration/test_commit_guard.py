@@ -380,6 +380,11 @@ def test_a_payroll_commit_run_twice_makes_one_payroll_and_one_file(database, pla
     assert query("SELECT count(*) FROM ledger.payrolls WHERE request_id = %s", request["request_id"]) == [(1,)]
     assert query("SELECT commit_id FROM ledger.commits WHERE run_id = %s", run_id) == [(again["commit_id"],)]
     assert not path.with_name(f"{path.name}.partial").exists()
+    # Recorded as published, but its process died before the rename: the `.partial` is only given its name.
+    path.rename(path.with_name(f"{path.name}.partial"))
+    control_file(path).unlink()
+    assert f"finished the file of committed payroll {path.name}" in finish_payroll_files()
+    assert path.read_bytes() == approved and control_file(path).exists()
     # Published once, a payroll is never written again: its file gone (to the provider, say), a third run adds none.
     path.unlink()
     commit_step(workflow=PAYROLL, dag_id="guard", run_id=run_id, taken=request, user="maker")

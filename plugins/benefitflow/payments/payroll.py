@@ -334,14 +334,15 @@ def _copy_payroll(cur: psycopg2.extensions.cursor, payroll_id: int, target: Path
 
 
 def publish_payroll_file(request_id: int, *, wait: bool = True) -> Path | None:
-    """Once committed: the file under its final name, and `<name>.control.json` (rows, total, sha256) beside it,
-    recorded as published (ledger.payroll_files_published, migration 031); its path.
+    """Once committed: the file under its final name, and `<name>.control.json` (rows, total, sha256) beside it; its
+    path.
 
-    Safe to run again, and at the same time (a retried commit step, `finish_payroll_files`): a payroll published
-    once is never written again (its file may since have gone to the provider); a file already in place is checked
-    against the ledger's sha256; one lost before it got its name is written again from the ledger, and kept only if
-    it is byte for byte the file that was approved. With `wait=False`, a payroll whose file another process is
-    writing is left to it (None).
+    The approved file is made ready as `<name>.csv.partial` (the commit's, or written again from the ledger and kept
+    only if byte for byte the approved one), then recorded as published (ledger.payroll_files_published, migration
+    031), and only then given its final name. So a file the provider can see has always been recorded, and a payroll
+    recorded as published is never written again from the ledger (its file may since have gone to the provider): a
+    `.partial` it left is only renamed. Safe to run again, and at the same time (a retried commit step,
+    `finish_payroll_files`). With `wait=False`, a payroll whose file another process is handling is left to it (None).
     """
     with db.session_lock(f"benefitflow.payroll_file:{request_id}", wait=wait) as locked:
         if not locked:
@@ -354,30 +355,34 @@ def publish_payroll_file(request_id: int, *, wait: bool = True) -> Path | None:
             payroll_id, name, file_name, rows, total, digest, published = cur.fetchone()
             path = payroll_dir() / file_name
             if not published:
-                _put_in_place(cur, payroll_id, name, path, digest)
-                control = {"payroll": name, "file": file_name, "rows": rows, "control_total": f"{total:.2f}",
-                           "sha256": digest}
-                with file_store.replaced_text(control_file(path)) as handle:  # last: the file is ready
-                    handle.write(json.dumps(control, indent=2) + "\n")
+                _make_ready(cur, payroll_id, name, path, digest)
                 cur.execute("INSERT INTO ledger.payroll_files_published (payroll_id, sha256) VALUES (%s, %s)",
                             (payroll_id, digest))
+        partial = _partial(file_name)
+        if partial.exists():
+            os.replace(partial, path)
+        if path.exists() and not control_file(path).exists():
+            control = {"payroll": name, "file": file_name, "rows": rows, "control_total": f"{total:.2f}",
+                       "sha256": digest}
+            with file_store.replaced_text(control_file(path)) as handle:  # last: the file is ready
+                handle.write(json.dumps(control, indent=2) + "\n")
     return path
 
 
-def _put_in_place(cur: psycopg2.extensions.cursor, payroll_id: int, name: str, path: Path, digest: str) -> None:
-    """The approved file under its final name: the commit's `.partial`, or the file written again from the ledger."""
+def _make_ready(cur: psycopg2.extensions.cursor, payroll_id: int, name: str, path: Path, digest: str) -> None:
+    """The approved file, checked: the commit's `.partial`, one already under its final name (put there before
+    migration 031), or the file written again from the ledger."""
     partial = _partial(path.name)
     if not partial.exists() and not path.exists():
         _copy_payroll(cur, payroll_id, partial)
-    if partial.exists():
-        if checksum(partial)[0] != digest:
+    ready = partial if partial.exists() else path
+    if checksum(ready)[0] != digest:
+        if ready == partial:
             partial.unlink()
             raise CommitConflict(f"payroll {name} is committed but its file {path.name} is missing, and written "
                                  f"again from the ledger it is not the approved file (sha256 {digest[:12]}…): its "
                                  f"recipients' records changed since (a correction or a merge), or it is older "
                                  f"than recorded recipients (migration 029); restore {path.name} from a backup")
-        os.replace(partial, path)
-    elif checksum(path)[0] != digest:
         raise CommitConflict(f"payroll file {path.name} differs from the approved file (sha256 {digest[:12]}…): "
                              f"it was changed in the outbox; restore it from a backup")
 
@@ -387,8 +392,8 @@ def control_file(payroll_file: Path) -> Path:
 
 
 # A commit writes its payroll's file and commits within minutes: a `.partial` file (or the temporary file one is
-# written through) this old belongs to no commit still running. Its commit failed or its process died; it holds
-# personal data, and goes.
+# written through) this old, of no committed payroll, belongs to no commit still running. Its commit failed or its
+# process died; it holds personal data, and goes.
 ABANDONED_PARTIAL_SECONDS = 3600
 ABANDONED_PATTERNS = ("*.csv.partial", ".*.csv.partial.*.new")
 
@@ -399,24 +404,30 @@ def finish_payroll_files() -> list[str]:
     A commit's process can die between its transaction and the file's rename (killed, out of memory, a full disk):
     its retry finishes the file, but a run that failed for good would leave a payroll without its file. Each payments
     workflow runs this before taking anything in, and `make up` at start. It never fails: a payroll whose file
-    another process is writing is left to it, and one that cannot be finished (its recipients changed since, the
+    another process is handling is left to it, and one that cannot be finished (its recipients changed since, the
     outbox unwritable) is reported, so the next payroll is not held up by it.
     """
+    left = {path.name.removesuffix(".partial"): path for path in payroll_dir().glob("*.csv.partial")}
     with db.transaction() as cur:
+        # Never published; or published with its `.partial` not yet renamed (the process died in between).
         cur.execute("SELECT p.request_id, e.file_name FROM ledger.payrolls p JOIN ledger.payroll_exports e"
                     " USING (payroll_id) LEFT JOIN ledger.payroll_files_published f USING (payroll_id)"
-                    " WHERE f.payroll_id IS NULL ORDER BY p.payroll_id")
-        unpublished = cur.fetchall()
+                    " WHERE f.payroll_id IS NULL OR e.file_name = ANY (%s) ORDER BY p.payroll_id", (list(left),))
+        unfinished = cur.fetchall()
+        cur.execute("SELECT file_name FROM ledger.payroll_exports WHERE file_name = ANY (%s)", (list(left),))
+        committed = {file_name for (file_name,) in cur.fetchall()}
     done = []
-    for request_id, file_name in unpublished:
+    for request_id, file_name in unfinished:
         try:
             if publish_payroll_file(request_id, wait=False) is not None:
-                done.append(f"finished the file of committed payroll {file_name} from the ledger")
+                done.append(f"finished the file of committed payroll {file_name}")
         except Exception as exc:  # reported: the run that asked goes on
             done.append(f"could not finish {file_name}: {exc}")
     abandoned_before = time.time() - ABANDONED_PARTIAL_SECONDS
     for pattern in ABANDONED_PATTERNS:
         for partial in payroll_dir().glob(pattern):
+            if any(f".{name}.partial." in partial.name or partial.name == f"{name}.partial" for name in committed):
+                continue  # a committed payroll's: finished above, or by the process handling it now
             try:
                 if partial.stat().st_mtime < abandoned_before:
                     partial.unlink()

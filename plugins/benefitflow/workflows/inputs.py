@@ -327,36 +327,51 @@ def stage(cur: psycopg2.extensions.cursor, upload: Upload, header: list[str],
 
 
 def restage_if_lost(cur: psycopg2.extensions.cursor, upload: Mapping[str, Any]) -> bool:
-    """Stage an upload's rows again from its archived original if PostgreSQL lost them; whether it did.
+    """Stage an upload's rows again from its archived original if a database crash emptied them; whether it did.
 
-    Staged rows are in UNLOGGED tables (no write-ahead log to write), which
-    PostgreSQL empties when it restarts after a crash. The original is read once, beneath the outbox, and must be
-    byte for byte the file taken in (its sha256); the tables derived from the staged rows are dropped with them.
+    Staged rows are in UNLOGGED tables (no write-ahead log to write), which PostgreSQL empties when it restarts after
+    a crash: the table is there, its rows are not. (A table that is gone was dropped: the upload was proposed or
+    refused, and is not staged again.) The original is read once, beneath the outbox, and must be byte for byte the
+    file taken in (its size, then its sha256 as COPY reads it); the tables derived from the staged rows are dropped
+    with them. Two attempts of one step take turns.
     """
-    if not staged_rows_lost(cur, upload):
+    lock = f"benefitflow.staging:{upload['upload_id']}"
+    cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (lock,))
+    if _staged_count(cur, upload["staged_table"]) != 0:  # all there; or gone, not emptied
         return False
     cur.execute("SELECT kind, plan_code, file_name, stored_path, sha256, size_bytes FROM intake.uploads"
                 " WHERE upload_id = %s", (upload["upload_id"],))
     kind, plan_code, name, stored, sha256, size = cur.fetchone()
+    refusal = (f"upload {upload['upload_id']}: its staged rows were lost when the database restarted, and its archived "
+               f"original {stored} is not the file taken in (sha256 {sha256[:12]}…, {size:,} bytes): restore it from "
+               "a backup, or hand the file in again")
     drop_staged(cur, upload["staged_table"])
     original = Upload(int(upload["upload_id"]), kind, plan_code, name, Path(stored), sha256, size)
-    with file_store.open_in_outbox(stored, config.outbox()) as archived:
-        read = _Hashing(archived.handle)
-        _table, rows = stage(cur, original, list(upload["header"]), read)
+    try:
+        with file_store.open_in_outbox(stored, config.outbox()) as archived:
+            if archived.size_bytes != size:
+                raise IntakeError(refusal)
+            read = _Hashing(archived.handle)
+            _table, rows = stage(cur, original, list(upload["header"]), read)
+    except file_store.InboxError as exc:
+        raise IntakeError(f"{refusal} ({exc})") from exc
     if read.hexdigest() != sha256 or rows != upload["row_count"]:
-        raise IntakeError(f"upload {upload['upload_id']}: its staged rows were lost when the database restarted, and "
-                          f"its archived original {stored} is not the file taken in (sha256 {sha256[:12]}…): restore "
-                          "it from a backup, or hand the file in again")
+        raise IntakeError(refusal)
     return True
 
 
 def staged_rows_lost(cur: psycopg2.extensions.cursor, upload: Mapping[str, Any]) -> bool:
     """Whether the upload's staged table is gone or holds fewer rows than were taken in (a crash empties it)."""
-    cur.execute("SELECT to_regclass(%s)", (f"intake.{upload['staged_table']}",))
+    return _staged_count(cur, upload["staged_table"]) != int(upload["row_count"])
+
+
+def _staged_count(cur: psycopg2.extensions.cursor, staged_table: str) -> int | None:
+    """The rows in an upload's staged table; None if there is no such table."""
+    cur.execute("SELECT to_regclass(%s)", (f"intake.{staged_table}",))
     if cur.fetchone()[0] is None:
-        return True
-    cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier("intake", upload["staged_table"])))
-    return int(cur.fetchone()[0]) != int(upload["row_count"])
+        return None
+    cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier("intake", staged_table)))
+    return int(cur.fetchone()[0])
 
 
 class _Hashing:
