@@ -337,7 +337,7 @@ def restage_if_lost(cur: psycopg2.extensions.cursor, upload: Mapping[str, Any]) 
     """
     lock = f"benefitflow.staging:{upload['upload_id']}"
     cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (lock,))
-    if _staged_count(cur, upload["staged_table"]) != 0:  # all there; or gone, not emptied
+    if _staged_rows_present(cur, upload["staged_table"]) is not False:  # all there; or gone, not emptied
         return False
     cur.execute("SELECT kind, plan_code, file_name, stored_path, sha256, size_bytes FROM intake.uploads"
                 " WHERE upload_id = %s", (upload["upload_id"],))
@@ -361,17 +361,18 @@ def restage_if_lost(cur: psycopg2.extensions.cursor, upload: Mapping[str, Any]) 
 
 
 def staged_rows_lost(cur: psycopg2.extensions.cursor, upload: Mapping[str, Any]) -> bool:
-    """Whether the upload's staged table is gone or holds fewer rows than were taken in (a crash empties it)."""
-    return _staged_count(cur, upload["staged_table"]) != int(upload["row_count"])
+    """Whether the upload's staged table is gone or empty (a crash empties it whole)."""
+    return not _staged_rows_present(cur, upload["staged_table"])
 
 
-def _staged_count(cur: psycopg2.extensions.cursor, staged_table: str) -> int | None:
-    """The rows in an upload's staged table; None if there is no such table."""
+def _staged_rows_present(cur: psycopg2.extensions.cursor, staged_table: str) -> bool | None:
+    """Whether an upload's staged table holds rows; None if there is no such table. One row read, not a count: a
+    crash empties an UNLOGGED table whole, and the table may hold millions."""
     cur.execute("SELECT to_regclass(%s)", (f"intake.{staged_table}",))
     if cur.fetchone()[0] is None:
         return None
-    cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier("intake", staged_table)))
-    return int(cur.fetchone()[0])
+    cur.execute(sql.SQL("SELECT EXISTS (SELECT FROM {})").format(sql.Identifier("intake", staged_table)))
+    return bool(cur.fetchone()[0])
 
 
 class _Hashing:
