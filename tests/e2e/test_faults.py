@@ -20,8 +20,7 @@ import pytest
 from benefitflow.platform.cli import verify_audit
 from benefitflow.registry.individuals_import import WORKFLOW as INDIVIDUALS
 from benefitflow_dev import postgres, services
-from tests.e2e.people import query
-from tests.e2e.test_celery_workers import DAG, committed_once, proposed
+from tests.e2e.people import DAG, committed_once, proposed, query
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 
