@@ -11,6 +11,9 @@ from benefitflow.core import db
 from benefitflow.core.errors import CommitConflict, WorkflowError
 from benefitflow.registry.individuals_import import WORKFLOW
 from benefitflow.workflows.direct import run_steps
+from benefitflow.workflows.intake import intake_step
+from benefitflow.workflows.propose import propose_step
+from benefitflow.workflows.validate import validate_step
 
 # A copy of ../shared/data/external/openimis-individuals-sample.csv (openIMIS's own end-to-end fixture).
 SAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "openimis-individuals-sample.csv"
@@ -268,6 +271,21 @@ def test_staging_tables_are_dropped_once_proposed_or_refused(database, inbox_fil
         run_import(csv_file(inbox_file, "staged-broken.csv", broken))
     assert staging_tables(latest_upload_id()) == []
     assert query("SELECT status FROM intake.uploads WHERE upload_id = %s", latest_upload_id()) == [("INVALID",)]
+
+
+def test_validate_and_propose_run_again_after_going_through_give_what_they_gave(database, inbox_file) -> None:
+    """What a step's retry meets when its process was killed after its transaction went through (or it is cleared):
+    validate makes its checked table again; propose, whose staged rows are gone, summarises what it built."""
+    options = {"mode": "create", "on_invalid_rows": "reject_file"}
+    path = csv_file(inbox_file, "again.csv", household(f"H{unique()}"))
+    upload = intake_step(workflow=WORKFLOW, options={**options, "file": path.name}, user="maker", dag_id="again",
+                         run_id=uuid.uuid4().hex)
+    validated = validate_step(workflow=WORKFLOW, taken=upload, options=options, user="maker")
+    assert validate_step(workflow=WORKFLOW, taken=upload, options=options, user="maker") == validated
+    proposal = propose_step(workflow=WORKFLOW, taken=upload, validated=validated)
+    assert staging_tables(upload["upload_id"]) == []
+    assert propose_step(workflow=WORKFLOW, taken=upload, validated=validated) == proposal
+    assert proposal["proposal_digest"] and proposal["rows_in_file"] == 3
 
 
 def test_update_changes_only_the_given_columns(database, inbox_file) -> None:

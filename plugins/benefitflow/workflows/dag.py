@@ -53,6 +53,11 @@ def params_of(workflow: Workflow) -> dict[str, Param]:
     }
 
 
+# A step cut short (its process killed, its worker lost, its database restarted) runs once more, on any worker: each
+# is safe to run again at any point (tests/e2e/test_faults.py). A user's error is not retried (user_errors_fail_the_run)
+RUN_AGAIN_ONCE: dict[str, Any] = {"retries": 1, "retry_delay": timedelta(seconds=5)}
+
+
 def build_dag(workflow: Workflow) -> DAG:
     """Triggered by a maker (or on the workflow's schedule); many runs at once (a run waiting for a checker
     holds no slot)."""
@@ -61,32 +66,32 @@ def build_dag(workflow: Workflow) -> DAG:
              default_args={"owner": "benefitflow", "retries": 0}, params=params_of(workflow),
              render_template_as_native_obj=True) as dag:
 
-        @task(task_id="intake")
+        @task(task_id="intake", **RUN_AGAIN_ONCE)
         def intake_task(**context: Any) -> dict[str, Any]:
             with user_errors_fail_the_run():
                 return intake_step(workflow=workflow, options=context["params"], user=maker_of(context),
                                    dag_id=context["dag"].dag_id, run_id=context["run_id"])
 
-        @task(task_id="validate")
+        @task(task_id="validate", **RUN_AGAIN_ONCE)
         def validate_task(taken: dict[str, Any], **context: Any) -> dict[str, Any]:
             with user_errors_fail_the_run():
                 return validate_step(workflow=workflow, taken=taken, options=context["params"],
                                      user=maker_of(context))
 
-        @task(task_id="propose")
+        @task(task_id="propose", **RUN_AGAIN_ONCE)
         def propose_task(taken: dict[str, Any], validated: dict[str, Any], **context: Any) -> dict[str, Any]:
             with user_errors_fail_the_run():
                 return propose_step(workflow=workflow, taken=taken, validated=validated, options=context["params"])
 
-        # A commit cut short (its worker killed, its database connection lost) runs once more, on any worker: it
-        # commits, or finds its transaction went through and finishes what follows it (commit.earlier_commit).
-        @task(task_id="commit", retries=1, retry_delay=timedelta(seconds=5))
+        # A commit cut short runs once more, on any worker: it commits, or finds its transaction went through and
+        # finishes what follows it (commit.earlier_commit).
+        @task(task_id="commit", **RUN_AGAIN_ONCE)
         def commit_task(taken: dict[str, Any], **context: Any) -> dict[str, Any]:
             with user_errors_fail_the_run():
                 return commit_step(workflow=workflow, dag_id=context["dag"].dag_id, run_id=context["run_id"],
                                    taken=taken, user=maker_of(context))
 
-        @task(task_id="publish", retries=1)
+        @task(task_id="publish", **RUN_AGAIN_ONCE)
         def publish_task(writes: list[str]) -> dict[str, Any]:
             """One in-process `dbt run` of the models downstream of `writes`; each model's status is the XCom."""
             return publish.publish(writes)

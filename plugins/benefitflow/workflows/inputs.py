@@ -284,12 +284,13 @@ def staged_table_name(upload: Upload) -> str:
     return f"stage_{re.sub(r'[^a-z0-9_]', '_', upload.kind.lower())}_{upload.upload_id}"
 
 
-def drop_staged(cur: psycopg2.extensions.cursor, staged_table: str) -> None:
-    """Drop an upload's staged rows and the tables derived from them (`<staged>_*`); the original file stays."""
+def drop_staged(cur: psycopg2.extensions.cursor, staged_table: str, *, derived_only: bool = False) -> None:
+    """Drop an upload's staged rows and the tables derived from them (`<staged>_*`); the original file stays. With
+    `derived_only`, the staged rows stay: validate starts over from them (an earlier attempt was cut short)."""
     cur.execute(
         "SELECT tablename FROM pg_tables WHERE schemaname = 'intake'"
-        " AND (tablename = %(t)s OR left(tablename, length(%(t)s) + 1) = %(t)s || '_')",
-        {"t": staged_table},
+        " AND ((tablename = %(t)s AND NOT %(derived_only)s) OR left(tablename, length(%(t)s) + 1) = %(t)s || '_')",
+        {"t": staged_table, "derived_only": derived_only},
     )
     for (name,) in cur.fetchall():
         cur.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier("intake", name)))
@@ -337,7 +338,7 @@ def restage_if_lost(cur: psycopg2.extensions.cursor, upload: Mapping[str, Any]) 
     """
     lock = f"benefitflow.staging:{upload['upload_id']}"
     cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (lock,))
-    if _staged_rows_present(cur, upload["staged_table"]) is not False:  # all there; or gone, not emptied
+    if staged_rows_present(cur, upload["staged_table"]) is not False:  # all there; or gone, not emptied
         return False
     cur.execute("SELECT kind, plan_code, file_name, stored_path, sha256, size_bytes FROM intake.uploads"
                 " WHERE upload_id = %s", (upload["upload_id"],))
@@ -360,12 +361,7 @@ def restage_if_lost(cur: psycopg2.extensions.cursor, upload: Mapping[str, Any]) 
     return True
 
 
-def staged_rows_lost(cur: psycopg2.extensions.cursor, upload: Mapping[str, Any]) -> bool:
-    """Whether the upload's staged table is gone or empty (a crash empties it whole)."""
-    return not _staged_rows_present(cur, upload["staged_table"])
-
-
-def _staged_rows_present(cur: psycopg2.extensions.cursor, staged_table: str) -> bool | None:
+def staged_rows_present(cur: psycopg2.extensions.cursor, staged_table: str) -> bool | None:
     """Whether an upload's staged table holds rows; None if there is no such table. One row read, not a count: a
     crash empties an UNLOGGED table whole, and the table may hold millions."""
     cur.execute("SELECT to_regclass(%s)", (f"intake.{staged_table}",))
@@ -446,6 +442,20 @@ def register_request(
     audit.record(cur, actor=user, action="request.received", object_type="request", object_id=request_id,
                  outcome="RECEIVED", details={"kind": kind, "plan": plan_code, "parameters": parameters})
     return request_id
+
+
+def note_selection(cur: psycopg2.extensions.cursor, request_id: int) -> None:
+    """Record whether validate selected the request's set into intake.request_selection (see `selection_lost`)."""
+    cur.execute("UPDATE intake.requests SET selection_made = EXISTS (SELECT FROM intake.request_selection"
+                " WHERE request_id = %(r)s) WHERE request_id = %(r)s", {"r": request_id})
+
+
+def selection_lost(cur: psycopg2.extensions.cursor, request_id: int) -> bool:
+    """Whether the set validate selected for a request not yet proposed is gone: intake.request_selection is UNLOGGED,
+    and PostgreSQL empties it when it restarts after a crash. One row read, not a count."""
+    cur.execute("SELECT status = 'RECEIVED' AND selection_made AND NOT EXISTS (SELECT FROM intake.request_selection"
+                " WHERE request_id = %(r)s) FROM intake.requests WHERE request_id = %(r)s", {"r": request_id})
+    return bool(cur.fetchone()[0])
 
 
 def set_request_status(

@@ -29,6 +29,7 @@ def _validate_request(checks: FormCheck, request: Taken, options: Options, user:
         with db.transaction() as cur:
             validated = checks.check(cur, request_id, options, user)
             inputs.set_request_status(cur, request_id, "RECEIVED", document=validated)
+            inputs.note_selection(cur, request_id)
     except RequestError as exc:
         stop_request(request_id, user, str(exc), status="INVALID")
         raise WorkflowError(f"{request['request']}: {exc}") from exc
@@ -45,6 +46,8 @@ def _validate_upload(checks: FileChecks, upload: Taken, options: Options, user: 
             if inputs.restage_if_lost(cur, upload):
                 audit.record(cur, actor=user, action="upload.restaged", object_type="upload", object_id=upload_id,
                              outcome="RESTAGED", details={"rows": upload["row_count"], "reason": "staged rows lost"})
+            else:  # what an earlier attempt of this step made of them (it was cut short, or cleared)
+                inputs.drop_staged(cur, upload["staged_table"], derived_only=True)
         table = upload["staged_table"]
         if checks.prepare is not None:
             with db.transaction() as cur:
