@@ -47,6 +47,17 @@ class InboxError(UserError):
     """A file name or file the inbox refuses; the message names the file, for the user."""
 
 
+class OutboxFull(OSError):
+    """The file system a file was being written to is full (or its quota spent): the partly written file is gone."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(errno.ENOSPC, f"no room left to write {path.name} in {path.parent} (its file system is full): "
+                         "nothing was kept of it; free space there and run this again")
+
+
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT)
+
+
 class _OpenHow(ctypes.Structure):
     _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
 
@@ -204,16 +215,28 @@ def new_binary(path: Path, mode: int = PERSONAL_FILE_MODE) -> BinaryIO:
 
 @contextmanager
 def created_binary(path: Path, mode: int = PERSONAL_FILE_MODE) -> Iterator[BinaryIO]:
-    """As `new_binary`, closed when the block ends."""
-    with new_binary(path, mode) as handle:
+    """As `new_binary`, closed when the block ends; a file system that fills up on the way is `OutboxFull` (and the
+    partly written file is removed)."""
+    with _room_for(path), new_binary(path, mode) as handle:
         yield handle
 
 
 @contextmanager
 def created_text(path: Path, mode: int = PERSONAL_FILE_MODE) -> Iterator[TextIO]:
     """As `created_binary`, for CSV and JSON text (UTF-8, no newline translation)."""
-    with os.fdopen(_created(path, mode), "w", encoding="utf-8", newline="") as handle:
+    with _room_for(path), os.fdopen(_created(path, mode), "w", encoding="utf-8", newline="") as handle:
         yield handle
+
+
+@contextmanager
+def _room_for(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _NO_ROOM or isinstance(exc, OutboxFull):
+            raise
+        path.unlink(missing_ok=True)
+        raise OutboxFull(path) from exc
 
 
 @contextmanager
@@ -224,6 +247,8 @@ def replaced_text(path: Path, mode: int = PERSONAL_FILE_MODE) -> Iterator[TextIO
         with created_text(temporary, mode) as handle:
             yield handle
         os.replace(temporary, path)
+    except OutboxFull as exc:
+        raise OutboxFull(path) from exc
     finally:
         temporary.unlink(missing_ok=True)
 

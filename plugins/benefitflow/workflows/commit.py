@@ -8,7 +8,7 @@ from typing import Any
 
 from psycopg2 import sql
 
-from benefitflow.core import audit, db
+from benefitflow.core import audit, db, file_store
 from benefitflow.core.errors import CommitConflict, WorkflowError
 from benefitflow.workflows import decisions, inputs, proposal_digest, publish
 from benefitflow.workflows.declaration import Cursor, Taken, Workflow
@@ -46,7 +46,7 @@ def commit_step(*, workflow: Workflow, dag_id: str, run_id: str, taken: Taken, u
         if isinstance(exc, decisions.NotApprovedError):
             refuse_commit(proposal, dag_id, run_id, user, str(exc))
             raise WorkflowError(str(exc)) from exc
-        if isinstance(exc, CommitConflict):
+        if isinstance(exc, CommitConflict | file_store.OutboxFull):
             stop = stop_request if proposal.is_request else stop_upload
             stop(key, user, f"approved but not applied: {exc}", status="FAILED")
         raise
