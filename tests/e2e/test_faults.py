@@ -1,41 +1,71 @@
-"""A process killed or PostgreSQL crashing in the middle of a workflow: the run completes after its retry, nothing is
-committed twice, and the audit chain verifies (issue 24). Run by the `faults` tier (`make test-faults`), on services
-of its own; not by `make test`.
+"""A step's process killed or PostgreSQL crashing in the middle of a workflow, Airflow's scheduler and triggerer killed
+while a run waits for its checker: the run completes after its retry, nothing is committed twice, and the audit chain
+verifies (issue 24). Run by the `faults` tier (`make test-faults`), on services of its own; not by `make test`.
 
-The commit step is caught where it matters most, inside its transaction: the test holds the proposal's lock, so the
-commit waits there (its connection is in PostgreSQL's `pg_stat_activity`, waiting on an advisory lock) until the
-fault is made; the lock is then let go."""
+The faults are made in an upload workflow (individuals_import) and a request workflow (payroll). Each step is caught
+in the middle without a pause point in the platform's code: the test holds a lock the step needs (the audit chain's
+for intake, one on a table validate writes, the proposal's for propose and commit, a mart's for publish), finds the
+step's connection waiting for it in PostgreSQL's `pg_stat_activity` and the task's process by the connection's port,
+and makes the fault there; the lock is then let go."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import psutil
 import psycopg2
 import pytest
 
-from benefitflow.platform.cli import verify_audit
+from benefitflow.payments.payment_cycle import WORKFLOW as CYCLE
+from benefitflow.payments.payroll import WORKFLOW as PAYROLL
+from benefitflow.payments.payroll import payroll_dir
+from benefitflow.programmes.benefit_plan_define import WORKFLOW as DEFINE
+from benefitflow.programmes.enrolment import WORKFLOW as ENROLMENT
 from benefitflow.registry.individuals_import import WORKFLOW as INDIVIDUALS
-from benefitflow_dev import postgres, services
-from tests.e2e.people import DAG, committed_once, proposed, query
+from benefitflow.workflows.direct import run_steps
+from benefitflow_dev import invariants, postgres, services
+from benefitflow_dev.instance import Instance
+from tests.e2e.people import DAG, committed_once, people_file, query, register_region
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 
 
-def commit_waiting_at_its_lock(lock_key: str, timeout: float = 120) -> int:
-    """The client port of the commit's connection once it waits for the proposal's lock (`lock_key`)."""
+@pytest.fixture(scope="module", autouse=True)
+def state_as_a_full_rebuild_gives_it(database) -> Iterator[None]:
+    """After all the faults: the state the publishes kept is the one the ledger gives when rebuilt whole."""
+    yield
+    assert invariants.rebuild_differences() == {}
+
+
+@pytest.fixture(autouse=True)
+def invariants_hold(database) -> Iterator[None]:
+    """After each fault: the audit chain verifies, nothing committed twice, no bill open in two payrolls, every
+    committed payroll's file as recorded."""
+    yield
+    assert invariants.broken(os.environ["BENEFITFLOW_DATABASE_URL"], payroll_dir()) == []
+
+
+AUDIT_CHAIN = "SELECT pg_advisory_lock(hashtext('benefitflow.audit_chain'))"  # what each audit event's trigger takes
+
+
+def connection_waiting(*, for_: str, on: str, timeout: float = 120) -> int:
+    """The client port of a connection waiting (`for_`: an advisory lock or a relation's) in a statement naming `on`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = query("SELECT client_port FROM pg_stat_activity WHERE wait_event = 'advisory'"
-                      " AND datname = current_database() AND client_port IS NOT NULL"
-                      " AND strpos(query, 'pg_advisory_xact_lock') > 0 AND strpos(query, %s) > 0", lock_key)
+        found = query("SELECT client_port FROM pg_stat_activity WHERE wait_event = %s AND client_port IS NOT NULL"
+                      " AND datname = current_database() AND strpos(query, %s) > 0", for_, on)
         if found:
             return int(found[0][0])
         time.sleep(0.5)
-    raise AssertionError("the commit never reached the proposal's lock")
+    raise AssertionError(f"no step came to wait for the {for_} lock in a statement naming {on}")
 
 
 def process_on_port(port: int) -> psutil.Process:
@@ -44,54 +74,276 @@ def process_on_port(port: int) -> psutil.Process:
     return psutil.Process(pid)
 
 
+def kill(process: psutil.Process) -> None:
+    """SIGKILL, as the out-of-memory killer sends it."""
+    process.kill()
+    process.wait(30)
+
+
 @contextmanager
-def commit_caught_waiting(airflow, database) -> Iterator[tuple[str, str, str]]:
-    """An individuals import approved, its commit waiting at the proposal's lock: run id, region, the lock's key. The
-    lock is held on a connection of the test's own, closed at the end (also when a crash has already ended it)."""
-    run_id, region = proposed(airflow, database)
-    (upload_id,) = query("SELECT upload_id FROM intake.uploads WHERE run_id = %s", run_id)[0]
-    lock_key = INDIVIDUALS.proposal_for({"upload_id": upload_id}).lock_key
-    holder = psycopg2.connect(os.environ["BENEFITFLOW_DATABASE_URL"])
-    holder.autocommit = True
-    try:
-        with holder.cursor() as cur:
-            cur.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (lock_key,))
-        assert airflow("checker").answer(DAG, run_id, "Approve").status_code == 200
-        yield run_id, region, lock_key
-        assert query("SELECT count(*) FROM ledger.commits WHERE upload_id = %s", upload_id) == [(0,)]
-    finally:
-        holder.close()
+def holding(*statements: str) -> Iterator[psycopg2.extensions.cursor]:
+    """A connection of the test's own that ran `statements` in one open transaction: the locks they take are held
+    until the block ends (or a crash ends the connection first)."""
+    with closing(psycopg2.connect(os.environ["BENEFITFLOW_DATABASE_URL"])) as holder, holder.cursor() as cur:
+        for statement in statements:
+            cur.execute(statement)
+        yield cur
 
 
-def finished_after_a_retry(airflow, database, run_id: str) -> None:
+@dataclass(frozen=True)
+class Case:
+    """A workflow the faults are made in: how a run of it starts, what locks catch its steps, what it leaves once."""
+
+    dag_id: str
+    checker: str
+    checked_by_validate: str  # a table validate writes (and intake does not): a SHARE lock on it holds validate
+    published_late: str  # a mart its publish rebuilds after the state
+    start: Callable[[Any, Instance], tuple[str, Callable[[], None]]]  # trigger: run id, "done once" check
+
+    def input_of(self, run_id: str) -> dict[str, int]:
+        """{"upload_id": …} or {"request_id": …}: the run's input, once intake committed it."""
+        table, column = ("uploads", "upload_id") if self.dag_id == DAG else ("requests", "request_id")
+        [(key,)] = query(f"SELECT {column} FROM intake.{table} WHERE run_id = %s AND status <> 'SUPERSEDED'", run_id)
+        return {column: int(key)}
+
+    def lock_key(self, run_id: str) -> str:
+        """The key of the advisory lock propose and commit take on the run's proposal."""
+        workflow = INDIVIDUALS if self.dag_id == DAG else PAYROLL
+        return workflow.proposal_for(self.input_of(run_id)).lock_key
+
+
+def individuals(airflow, database: Instance) -> tuple[str, Callable[[], None]]:
+    name, region = people_file(database)
+    response = airflow("maker").trigger(DAG, {"file": name, "mode": "create"})
+    assert response.status_code == 200, response.text
+    run_id = response.json()["dag_run_id"]
+    return run_id, lambda: committed_once(run_id, region)
+
+
+def payroll(airflow, database: Instance) -> tuple[str, Callable[[], None]]:
+    code = billed_plan(register_region(database))
+    run_id = asked_for_payroll(airflow, code)
+    return run_id, lambda: paid_once(run_id, code)
+
+
+def asked_for_payroll(airflow, code: str) -> str:
+    """A payroll of the plan's cycle S1, triggered by the maker: its run id."""
+    response = airflow("maker").trigger("payroll", {"cycle": "S1", "plan": code})
+    assert response.status_code == 200, response.text
+    return response.json()["dag_run_id"]
+
+
+def paid_once(run_id: str, code: str) -> None:
+    """One payroll of the plan, the run's, paying each of its bills once (its file: the invariants)."""
+    assert query("SELECT r.run_id, count(*), count(DISTINCT pb.bill_id) FROM ledger.payrolls p JOIN intake.requests r"
+                 " USING (request_id) JOIN ledger.payroll_bills pb USING (payroll_id) WHERE p.plan_code = %s"
+                 " GROUP BY r.run_id", code) == [(run_id, 6, 6)]
+
+
+UPLOAD = Case(DAG, "checker", "row_errors", "mart_registry_individuals", individuals)
+REQUEST = Case("payroll", "payment_checker", "request_selection", "mart_payments", payroll)
+CASES = [pytest.param(UPLOAD, id="individuals_import"), pytest.param(REQUEST, id="payroll")]
+
+
+def parked(airflow, case: Case, run_id: str) -> None:
+    airflow("maker").wait_until_parked(case.dag_id, run_id)
+
+
+def approve(airflow, case: Case, run_id: str) -> None:
+    assert airflow(case.checker).answer(case.dag_id, run_id, "Approve").status_code == 200
+
+
+def finished(airflow, database, case: Case, run_id: str, *, retried: str | None) -> None:
+    """The run succeeded; the step `retried` did so at its second try (every other step at its first)."""
     try:
-        assert airflow("checker").wait_for_run(DAG, run_id, timeout=300) == "success"
+        assert airflow("checker").wait_for_run(case.dag_id, run_id, timeout=300) == "success"
     except TimeoutError as exc:
         alive = {name: services.pid_of(database, name) for name in ("airflow-scheduler", "airflow-api-server")}
         scheduler_log = (database.log_dir / "airflow-scheduler.log").read_text()[-6000:]
         raise AssertionError(f"{exc}; services running: {alive}; the scheduler's log ends: {scheduler_log}") from exc
-    commit = airflow("admin").request("GET", f"/dags/{DAG}/dagRuns/{run_id}/taskInstances/commit").json()
-    assert commit["try_number"] == 2, commit
+    tries = {ti["task_id"]: ti["try_number"] for ti in airflow("admin").request(
+        "GET", f"/dags/{case.dag_id}/dagRuns/{run_id}/taskInstances").json()["task_instances"]}
+    steps = ("intake", "validate", "propose", "commit", "publish")
+    assert {step: tries[step] for step in steps} == {step: 2 if step == retried else 1 for step in steps}, tries
 
 
-def test_a_commit_whose_process_is_killed_inside_its_transaction_is_retried_and_commits_once(
-        airflow, database) -> None:
-    """SIGKILL, as the out-of-memory killer sends it, to the task's process while its commit transaction is open."""
-    with commit_caught_waiting(airflow, database) as (run_id, region, lock_key):
-        task = process_on_port(commit_waiting_at_its_lock(lock_key))
-        task.kill()
-        task.wait(30)
-    finished_after_a_retry(airflow, database, run_id)
-    committed_once(run_id, region)
+def share_lock(table: str) -> str:
+    """Held, no row of `table` can be written (and it can still be read)."""
+    return f"LOCK TABLE intake.{table} IN SHARE MODE"
 
 
-def test_a_commit_interrupted_by_a_database_crash_is_retried_and_commits_once(airflow, database) -> None:
+def advisory_lock(key: str) -> str:
+    return f"SELECT pg_advisory_lock(hashtextextended('{key}', 0))"
+
+
+def killed_in(airflow, database: Instance, case: Case, step: str) -> tuple[str, Callable[[], None]]:
+    """A run of `case` whose `step` was killed in the middle (and is retried), approved: run id, "done once" check.
+
+    intake: inside its transaction, as it records the upload or request (the audit chain's lock); validate: inside
+    its transaction, as it writes its errors or selection; propose: before it builds (the proposal's lock); commit:
+    inside its transaction (the proposal's lock); publish: half way through its models (a mart's lock)."""
+    if step == "intake":
+        with holding(AUDIT_CHAIN):
+            run_id, done_once = case.start(airflow, database)
+            kill(process_on_port(connection_waiting(for_="advisory", on="ledger.audit_events")))
+    elif step in ("validate", "propose"):
+        with holding(share_lock(case.checked_by_validate)) as validate_held:
+            run_id, done_once = case.start(airflow, database)
+            waiting = connection_waiting(for_="relation", on=case.checked_by_validate)
+            if step == "validate":
+                kill(process_on_port(waiting))
+            else:
+                with holding(advisory_lock(case.lock_key(run_id))):
+                    validate_held.connection.rollback()  # validate goes on, to its end
+                    kill(process_on_port(connection_waiting(for_="advisory", on=case.lock_key(run_id))))
+    else:
+        run_id, done_once = case.start(airflow, database)
+        parked(airflow, case, run_id)
+        held, waits_for, on = ((advisory_lock(case.lock_key(run_id)), "advisory", case.lock_key(run_id))
+                               if step == "commit" else
+                               (f"LOCK TABLE marts.{case.published_late} IN ACCESS EXCLUSIVE MODE", "relation",
+                                case.published_late))
+        with holding(held):
+            approve(airflow, case, run_id)
+            kill(process_on_port(connection_waiting(for_=waits_for, on=on)))
+        return run_id, done_once
+    parked(airflow, case, run_id)
+    approve(airflow, case, run_id)
+    return run_id, done_once
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("step", ["intake", "validate", "propose", "commit", "publish"])
+def test_a_step_killed_in_the_middle_is_retried_and_its_run_commits_once(airflow, database, case: Case,
+                                                                        step: str) -> None:
+    """SIGKILL, as the out-of-memory killer sends it, to the task's process in the middle of each step."""
+    run_id, done_once = killed_in(airflow, database, case, step)
+    finished(airflow, database, case, run_id, retried=step)
+    done_once()
+
+
+@pytest.mark.parametrize("step", ["commit", "publish"])
+def test_a_step_interrupted_by_a_database_crash_is_retried_and_its_run_commits_once(airflow, database,
+                                                                                   step: str) -> None:
     """PostgreSQL stopped as by a crash (`immediate`: no checkpoint, UNLOGGED tables emptied) and started again while
-    the commit's transaction is open; Airflow's services, whose metadata database it also is, carry on."""
-    with commit_caught_waiting(airflow, database) as (run_id, region, lock_key):
-        commit_waiting_at_its_lock(lock_key)
+    a commit's transaction is open, or half way through a publish; Airflow's services, whose metadata database it
+    also is, carry on (the scheduler, which exits when its database goes, is started again by its supervisor)."""
+    run_id, done_once = individuals(airflow, database)
+    parked(airflow, UPLOAD, run_id)
+    held, waits_for, on = ((advisory_lock(UPLOAD.lock_key(run_id)), "advisory", UPLOAD.lock_key(run_id))
+                           if step == "commit" else
+                           (f"LOCK TABLE marts.{UPLOAD.published_late} IN ACCESS EXCLUSIVE MODE", "relation",
+                            UPLOAD.published_late))
+    with holding(held):
+        approve(airflow, UPLOAD, run_id)
+        connection_waiting(for_=waits_for, on=on)
         postgres.stop(database, mode="immediate")
         postgres.start(database)
-    finished_after_a_retry(airflow, database, run_id)
-    committed_once(run_id, region)
-    assert verify_audit(os.environ["BENEFITFLOW_DATABASE_URL"]) == 0
+    finished(airflow, database, UPLOAD, run_id, retried=step)
+    done_once()
+
+
+def test_a_payroll_commit_killed_with_its_file_written_is_retried_and_pays_once(airflow, database) -> None:
+    """Killed inside its transaction once the payroll's file is written (as it records the file's sha256): the
+    transaction is undone and the retry writes the file again."""
+    run_id, done_once = payroll(airflow, database)
+    parked(airflow, REQUEST, run_id)
+    with holding("LOCK TABLE ledger.payroll_exports IN SHARE MODE"):
+        approve(airflow, REQUEST, run_id)
+        kill(process_on_port(connection_waiting(for_="relation", on="ledger.payroll_exports")))
+    finished(airflow, database, REQUEST, run_id, retried="commit")
+    done_once()
+
+
+def test_a_payroll_committed_whose_process_is_killed_before_its_file_is_named_gets_its_file_once(
+        airflow, database) -> None:
+    """Killed once the commit went through and before the file got its final name (review finding M4): the retry
+    finds the commit, and puts the file in place."""
+    run_id, done_once = payroll(airflow, database)
+    parked(airflow, REQUEST, run_id)
+    key = f"benefitflow.payroll_file:{REQUEST.input_of(run_id)['request_id']}"
+    with holding(advisory_lock(key)):
+        approve(airflow, REQUEST, run_id)
+        kill(process_on_port(connection_waiting(for_="advisory", on=key)))
+        done_once()  # committed, its file not yet named
+    finished(airflow, database, REQUEST, run_id, retried="commit")
+
+
+def test_runs_waiting_for_their_checker_outlive_the_scheduler_and_the_triggerer(airflow, database) -> None:
+    """Both killed while the run waits for its checker, who answers before either is back: their supervisors start
+    them again, the triggerer takes the waiting request up again, and the answer is acted on."""
+    run_id, done_once = individuals(airflow, database)
+    parked(airflow, UPLOAD, run_id)
+    killed = {}
+    for name in ("airflow-scheduler", "airflow-triggerer"):
+        supervisor = psutil.Process(services.pid_of(database, name))
+        [service] = supervisor.children()
+        kill(service)
+        killed[name] = (supervisor, service.pid)
+    approve(airflow, UPLOAD, run_id)
+    deadline = time.monotonic() + 60
+    while any(not [c for c in supervisor.children() if c.pid != pid] for supervisor, pid in killed.values()):
+        assert time.monotonic() < deadline, "a supervisor did not start its service again"
+        time.sleep(1)
+    finished(airflow, database, UPLOAD, run_id, retried=None)
+    done_once()
+
+
+@pytest.fixture
+def full_payroll_folder() -> Iterator[Path]:
+    """The outbox's payroll folder on a small file system of its own (a tmpfs with its owner and mode), filled up by a
+    file of the test's: not a byte more fits. Unmounted at the end (the folder's own files were hidden, not touched)."""
+    folder = payroll_dir()
+    found = folder.stat()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size=256k,mode={found.st_mode & 0o7777:o},uid={found.st_uid},"
+                    f"gid={found.st_gid}", "tmpfs", str(folder)], check=True)
+    try:
+        subprocess.run(["dd", "if=/dev/zero", f"of={folder / 'filler'}", "bs=4k"], capture_output=True)
+        yield folder
+    finally:
+        written = [(path.name, path.read_bytes(), path.stat()) for path in folder.iterdir() if path.name != "filler"]
+        subprocess.run(["umount", str(folder)], check=True)
+        for name, content, found in written:  # into the outbox the file system stood for
+            (folder / name).write_bytes(content)
+            os.chown(folder / name, found.st_uid, found.st_gid)
+            os.chmod(folder / name, found.st_mode & 0o7777)
+
+
+def billed_plan(region: str) -> str:
+    """A plan of `region`'s people, all enrolled, with cycle S1 billed (directly: the payments are not what this is
+    about)."""
+    code = f"FLT-{uuid.uuid4().hex[:6].upper()}"
+    plan = {"code": code, "name": "Faults", "type": "INDIVIDUAL", "valid_from": "2026-01-01", "currency": "KES",
+            "entitlement": {"fixed_amount": "100.00"}}
+    for workflow, options, checker in (
+            (DEFINE, {"plan": plan}, "checker"),
+            (ENROLMENT, {"plan": code, "target_status": "ACTIVE", "criteria": {"all": [
+                {"field": "region", "op": "=", "value": region}]}}, "checker"),
+            (CYCLE, {"plan": code, "cycle": "S1", "period_start": "2026-09-01", "period_end": "2026-09-30"},
+             "payment_checker")):
+        run_steps(workflow, options=options, maker="maker", checker=checker, run_id=uuid.uuid4().hex)
+    return code
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small file system needs root")
+def test_a_payroll_whose_file_finds_the_outbox_full_is_not_committed_and_is_once_there_is_room(
+        airflow, database, full_payroll_folder: Path) -> None:
+    """The file is written inside the commit's transaction: no room for it, nothing committed, no part of it left,
+    and the request says why; with room again, the same payroll asked for again is committed with its file."""
+    code = billed_plan(register_region(database))
+    run_id = asked_for_payroll(airflow, code)
+    parked(airflow, REQUEST, run_id)
+    approve(airflow, REQUEST, run_id)
+    assert airflow("maker").wait_for_run("payroll", run_id, timeout=300) == "failed"
+    [(status, message)] = query("SELECT status, message FROM intake.requests WHERE dag_id = 'payroll' AND run_id = %s",
+                                run_id)
+    assert status == "FAILED" and "no room left to write" in message and "file system is full" in message, message
+    assert query("SELECT count(*) FROM ledger.payrolls WHERE plan_code = %s", code) == [(0,)]
+    assert sorted(path.name for path in full_payroll_folder.iterdir()) == ["filler"]
+
+    (full_payroll_folder / "filler").unlink()
+    run_id = asked_for_payroll(airflow, code)
+    parked(airflow, REQUEST, run_id)
+    approve(airflow, REQUEST, run_id)
+    finished(airflow, database, REQUEST, run_id, retried=None)
+    paid_once(run_id, code)  # and its file as recorded: the invariants, once the file system is gone

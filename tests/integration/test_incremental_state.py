@@ -9,11 +9,8 @@ them from the ledger, and the two must be equal row for row.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
 from typing import Any
 
-import psycopg2
 import pytest
 from psycopg2 import sql
 
@@ -30,10 +27,9 @@ from benefitflow.registry.duplicates_search import WORKFLOW as SEARCH
 from benefitflow.registry.individuals_import import WORKFLOW as INDIVIDUALS
 from benefitflow.workflows import publish
 from benefitflow.workflows.direct import run_steps as run_upload
+from benefitflow_dev.invariants import rebuild_differences, state_tables
 from tests.integration.payments_data import define_and_activate, pay, read_rows
 from tests.integration.programme_data import in_region, query, register_region, run, tag
-
-STATE_SCHEMAS = ("registry", "programmes", "payments", "grievances", "marts")
 
 
 @pytest.fixture(scope="module")
@@ -168,47 +164,10 @@ def test_publishes_rewrite_only_what_commits_touched_and_a_full_rebuild_gives_th
     assert query("SELECT individual_id::text FROM grievances.grievances WHERE grievance_code = %s",
                  ticket) == [(person,)]
 
-    tables = _state_tables()
+    tables = state_tables(excluding="selftest")  # other modules commit self-tests without publishing meanwhile
     assert {("payments", "bills"), ("registry", "individuals"), ("marts", "mart_payments")} <= set(tables)
-    with _kept_aside(tables) as compare:
-        rebuilt = dbt_runner.run(["run", "--full-refresh", "--select", *(name for _, name in tables)])
-        assert {node.name for node in rebuilt if node.status == "success"} == {name for _, name in tables}
-        differences = compare()
+    differences = rebuild_differences(tables)
     assert differences == {}, f"incremental state differs from a full rebuild (rows only before, only after): {differences}"
-
-
-def _state_tables() -> list[tuple[str, str]]:
-    """Every table (not view) the publishes keep, as (schema, name); not the self-test's, which other test
-    modules commit without publishing while this one runs beside them (nothing here touches them)."""
-    return sorted((spec["schema"], spec["name"]) for spec in dbt_runner.manifest()["nodes"].values()
-                  if spec["resource_type"] == "model" and spec["schema"] in STATE_SCHEMAS
-                  and spec["config"]["materialized"] in ("table", "incremental") and "selftest" not in spec["name"])
-
-
-@contextmanager
-def _kept_aside(tables: list[tuple[str, str]]) -> Iterator[Callable[[], dict[str, tuple[int, int]]]]:
-    """Copies of `tables` on a connection of their own; the callable gives, for each table that differs now,
-    how many rows are only in the copy and only in the table (EXCEPT ALL both ways: duplicates count)."""
-    with closing(psycopg2.connect(config.database_url())) as conn:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            for schema, name in tables:
-                cur.execute(sql.SQL("CREATE TEMP TABLE {} AS TABLE {}").format(
-                    sql.Identifier(f"kept_{schema}_{name}"), sql.Identifier(schema, name)))
-
-            def compare() -> dict[str, tuple[int, int]]:
-                differences = {}
-                for schema, name in tables:
-                    kept, now = sql.Identifier(f"kept_{schema}_{name}"), sql.Identifier(schema, name)
-                    cur.execute(sql.SQL("SELECT (SELECT count(*) FROM (TABLE {kept} EXCEPT ALL TABLE {now}) a),"
-                                        " (SELECT count(*) FROM (TABLE {now} EXCEPT ALL TABLE {kept}) b)").format(
-                                            kept=kept, now=now))
-                    only_kept, only_now = cur.fetchone()
-                    if only_kept or only_now:
-                        differences[f"{schema}.{name}"] = (only_kept, only_now)
-                return differences
-
-            yield compare
 
 
 def test_a_change_that_is_a_large_share_of_the_state_rebuilds_it_whole(database, region, monkeypatch) -> None:
