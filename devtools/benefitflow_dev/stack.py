@@ -170,7 +170,7 @@ def up(instance: Instance, *, with_superset: bool = True, with_demo: bool = True
     print("Airflow", flush=True)
     prepare_airflow(instance)
     start_airflow(instance)
-    finish_payroll_files(instance)
+    finish_files(instance)
     start_registry_api(instance)
     write_local_files(instance)
     # Superset's set-up and the demo's workflow runs need nothing of each other: side by side.
@@ -184,18 +184,19 @@ def up(instance: Instance, *, with_superset: bool = True, with_demo: bool = True
     print(f"Up in {time.monotonic() - started:.0f} s", flush=True)
 
 
-def finish_payroll_files(instance: Instance) -> None:
-    """A payroll committed while its file was being written when the platform stopped gets its file now (as the task
-    user, the outbox's owner: benefitflow.payments.payroll.finish_payroll_files)."""
-    command = [str(services.AIRFLOW_BIN / "python"), "-m", "benefitflow.platform.cli", "finish-payroll-files"]
+def finish_files(instance: Instance) -> None:
+    """What the platform stopped in the middle of, on file: a payroll committed while its file was being written gets
+    its file, and originals archived by an intake whose transaction never committed go (as the task user, the outbox's
+    owner: benefitflow.platform.cli finish-files)."""
+    command = [str(services.AIRFLOW_BIN / "python"), "-m", "benefitflow.platform.cli", "finish-files"]
     if system_users.running_as_root():
         command = ["runuser", "-u", system_users.TASK_USER, "--", *command]
     result = subprocess.run(command, env=instance.airflow_env(), cwd=instance.outbox,  # not the operator's shell's
                             capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise RuntimeError(f"finishing payroll files failed: {(result.stdout + result.stderr).strip()[-2000:]}")
+        raise RuntimeError(f"finishing files failed: {(result.stdout + result.stderr).strip()[-2000:]}")
     for line in result.stdout.splitlines():
-        if line.startswith(cli.PAYROLL_FILES_REPORT):
+        if line.startswith((cli.PAYROLL_FILES_REPORT, cli.UPLOADS_REPORT)):
             print(f"  {line}", flush=True)
 
 

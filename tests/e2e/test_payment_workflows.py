@@ -121,16 +121,22 @@ def test_a_cycle_paid_with_a_held_bill_released_and_a_stale_file_refused(airflow
     assert rows == "5"
 
 
-def test_make_up_clears_what_a_payroll_commit_left_half_done(database, capsys) -> None:
-    """`make up` runs the payroll files' recovery as the outbox's owner (the task user, when started as root): here it
+def test_make_up_clears_what_a_payroll_commit_or_an_intake_left_half_done(database, capsys) -> None:
+    """`make up` runs the files' recovery as the outbox's owner (the task user, when started as root): here it
     removes a `.partial` file a commit abandoned (benefitflow.payments.payroll.finish_payroll_files; what it does
-    for a committed payroll's file: tests/integration/test_commit_guard.py)."""
+    for a committed payroll's file: tests/integration/test_commit_guard.py) and an original archived by an intake
+    whose transaction never committed (benefitflow.workflows.inputs.remove_unrecorded_originals)."""
     abandoned = payroll_dir() / f"ABANDONED-{uuid.uuid4().hex[:8]}.csv.partial"
     abandoned.write_text("Payroll Name\n")
-    if os.geteuid() == 0:
-        shutil.chown(abandoned, system_users.TASK_USER, system_users.TASK_USER)
-    os.utime(abandoned, (time.time() - ABANDONED_PARTIAL_SECONDS - 60,) * 2)
-    stack.finish_payroll_files(database)
-    assert (f"  payroll files: removed {abandoned.name}, left by a payroll commit that did not go through"
-            in capsys.readouterr().out.splitlines())
-    assert not abandoned.exists()
+    (unrecorded_id,) = query("SELECT max(upload_id) + 1000 FROM intake.uploads")[0]
+    unrecorded = database.outbox / "uploads" / f"{unrecorded_id:08d}-people.csv"
+    unrecorded.write_text("first_name\n")
+    for left in (abandoned, unrecorded):
+        if os.geteuid() == 0:
+            shutil.chown(left, system_users.TASK_USER, system_users.TASK_USER)
+        os.utime(left, (time.time() - ABANDONED_PARTIAL_SECONDS - 60,) * 2)
+    stack.finish_files(database)
+    printed = capsys.readouterr().out.splitlines()
+    assert f"  payroll files: removed {abandoned.name}, left by a payroll commit that did not go through" in printed
+    assert f"  uploads: removed {unrecorded.name}, archived by an intake that did not go through" in printed
+    assert not abandoned.exists() and not unrecorded.exists()

@@ -87,7 +87,7 @@ def test_compose_workers_hold_no_secret_of_airflows_services() -> None:
         assert not any("AIRFLOW_DB_PASSWORD" in value for value in environment.values()), name
 
 
-def test_compose_delivers_lost_answers_and_finishes_payroll_files_as_the_one_machine_stack_does(tmp_path) -> None:
+def test_compose_delivers_lost_answers_and_finishes_files_as_the_one_machine_stack_does(tmp_path) -> None:
     from benefitflow_dev.instance import Instance
     from benefitflow_dev.services import airflow_services
 
@@ -95,4 +95,4 @@ def test_compose_delivers_lost_answers_and_finishes_payroll_files_as_the_one_mac
     [watchdog] = [s for s in airflow_services(Instance(home=tmp_path)) if s.name == "approval-watchdog"]
     assert compose["services"]["approval-watchdog"]["command"][1:] == watchdog.command[3:]  # after the supervisor
     assert compose["services"]["airflow-init"]["command"][-1].endswith(
-        "python -m benefitflow.platform.cli finish-payroll-files")
+        "python -m benefitflow.platform.cli finish-files")

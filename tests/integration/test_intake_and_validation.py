@@ -2,6 +2,8 @@
 
 import csv
 import json
+import os
+import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -12,7 +14,7 @@ from benefitflow.core import config, db
 from benefitflow.core.config import EXPECTATIONS_DIR
 from benefitflow.core.errors import WorkflowError
 from benefitflow.selftest.platform_selftest import SPEC, WORKFLOW
-from benefitflow.workflows import suites
+from benefitflow.workflows import inputs, suites
 from benefitflow.workflows.intake import take_in_file
 from benefitflow.workflows.propose import propose_step
 from benefitflow.workflows.validate import validate_step
@@ -294,3 +296,26 @@ def test_rows_lost_are_not_staged_again_from_an_archived_original_that_changed(d
     with db.transaction() as cur:
         cur.execute(f"SELECT count(*) FROM intake.{upload['staged_table']}")
         assert cur.fetchone()[0] == 0  # nothing of the altered file staged
+
+
+def test_originals_no_upload_records_go_once_an_hour_old(database, inbox_file) -> None:
+    """What an intake killed inside its transaction leaves: its archived original (and the copy it was receiving),
+    with no upload recording it. `make up` removes them (benefitflow.platform.cli finish-files), not a recorded
+    upload's original, nor a young one (an intake may be about to commit it)."""
+    recorded = Path(upload_row(run_intake(inbox_file("recorded.csv", "code,label,amount\nKEPT1,x,1\n"))["upload_id"])[
+        "stored_path"])
+    archive = recorded.parent
+    with db.transaction() as cur:
+        cur.execute("SELECT max(upload_id) + 1000 FROM intake.uploads")
+        unrecorded_id = cur.fetchone()[0]
+    unrecorded, young = (archive / f"{unrecorded_id + n:08d}-people.csv" for n in (0, 1))
+    receiving = archive / f"{inputs.RECEIVING_PREFIX}{uuid.uuid4().hex}"
+    hour_ago = time.time() - inputs.ABANDONED_ORIGINAL_SECONDS - 60
+    for path in (unrecorded, young, receiving):
+        path.write_text("first_name\n")
+    for path in (recorded, unrecorded, receiving):
+        os.utime(path, (hour_ago, hour_ago))
+    assert sorted(inputs.remove_unrecorded_originals(archive)) == sorted(
+        f"removed {path.name}, archived by an intake that did not go through" for path in (unrecorded, receiving))
+    assert recorded.exists() and young.exists() and not unrecorded.exists() and not receiving.exists()
+    young.unlink()

@@ -1,10 +1,11 @@
-"""`python -m benefitflow.platform.cli provision-airflow|verify-audit|finish-payroll-files`: what a deployment runs.
+"""`python -m benefitflow.platform.cli provision-airflow|verify-audit|finish-files`: what a deployment runs.
 
 provision-airflow: docker-compose's airflow-init (settings from the environment). verify-audit:
-the audit chain and the ledger's references (BENEFITFLOW_DATABASE_URL). finish-payroll-files: every
-committed payroll's file finished from the ledger, abandoned `.partial` files removed (as the task
-user: the outbox is the tasks'; `make up` runs it, and so does each payments workflow). The one-machine stack's
-up, down, status and rebuild are development tools: `make up` (benefitflow_dev.cli, in devtools/).
+the audit chain and the ledger's references (BENEFITFLOW_DATABASE_URL). finish-files (as the task user: the outbox
+is the tasks'; `make up` and compose's airflow-init run it): every committed payroll's file finished from the ledger
+and abandoned `.partial` files removed (finish-payroll-files does only this, and so does each payments workflow), and
+archived originals no upload records removed. The one-machine stack's up, down, status and rebuild are development
+tools: `make up` (benefitflow_dev.cli, in devtools/).
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ import psycopg2
 from benefitflow.core import audit
 
 DEVELOPMENT_COMMANDS = ("up", "down", "status", "rebuild")
-PAYROLL_FILES_REPORT = "payroll files: "  # finish-payroll-files' lines (Airflow may print its own as it loads)
+# The lines of finish-files (Airflow may print its own as it loads).
+PAYROLL_FILES_REPORT = "payroll files: "
+UPLOADS_REPORT = "uploads: "
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="benefitflow")
-    parser.add_argument("command", choices=["provision-airflow", "verify-audit", "finish-payroll-files",
+    parser.add_argument("command", choices=["provision-airflow", "verify-audit", "finish-files", "finish-payroll-files",
                                             *DEVELOPMENT_COMMANDS])
     parser.add_argument("--no-superset", action="store_true", help=argparse.SUPPRESS)  # `up`'s, refused below
     args = parser.parse_args(argv)
@@ -41,11 +44,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.command} needs BENEFITFLOW_DATABASE_URL (a one-machine installation: source .local/env)",
               file=sys.stderr)
         return 2
-    if args.command == "finish-payroll-files":
+    if args.command in ("finish-files", "finish-payroll-files"):
+        from benefitflow.core import config
         from benefitflow.payments.payroll import finish_payroll_files
+        from benefitflow.workflows.inputs import remove_unrecorded_originals
 
         for done in finish_payroll_files():
             print(f"{PAYROLL_FILES_REPORT}{done}")
+        if args.command == "finish-files":
+            for done in remove_unrecorded_originals(config.outbox_folder("uploads")):
+                print(f"{UPLOADS_REPORT}{done}")
         return 0
     return verify_audit(url)
 

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import re
+import time
 import uuid
 from collections.abc import Mapping
 from contextlib import nullcontext
@@ -25,12 +26,13 @@ import psycopg2.errors
 import psycopg2.extensions
 from psycopg2 import sql
 
-from benefitflow.core import audit, config, file_store
+from benefitflow.core import audit, config, db, file_store
 from benefitflow.core.errors import IntakeError
 from benefitflow.core.file_store import HandedIn
 
 MAX_IDENTIFIER_BYTES = 63
 ARCHIVE_HEADROOM_BYTES = 64 << 20  # left free beside an archived upload: the error report and the next upload
+RECEIVING_PREFIX = ".receiving-"  # an original being copied into the archive, before its upload has an id
 OTHER_DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}
 
 
@@ -113,7 +115,7 @@ def register(
         raise IntakeError(f"file {name} was handed in on the Upload page by someone else: only they may start a "
                           "workflow on it")
     check_room_for(handed_in, archive_dir)
-    receiving = archive_dir / f".receiving-{uuid.uuid4().hex}"
+    receiving = archive_dir / f"{RECEIVING_PREFIX}{uuid.uuid4().hex}"
     try:
         with file_store.created_binary(receiving) as archived:
             sha256, size = file_store.copy_and_hash(handed_in.handle, archived, limit=handed_in.size_bytes)
@@ -157,6 +159,40 @@ def _keep_as(receiving: Path, stored: Path, name: str) -> None:
     except FileExistsError as exc:
         raise IntakeError(f"file {name}: the outbox already holds an archived file {stored.name} (was the database "
                           "restored without its outbox?); nothing was overwritten: tell the operators") from exc
+
+
+# An archived original (`<upload id>-<name>`) or a copy being received this old, that no upload records, was left by an
+# intake whose process died before its transaction committed (its retry took the file in again under another id).
+ABANDONED_ORIGINAL_SECONDS = 3600
+_ARCHIVED_NAME = re.compile(r"(\d{8,})-")
+
+
+def remove_unrecorded_originals(archive_dir: Path) -> list[str]:
+    """Archived originals no upload records, once an hour old: they hold personal data for no record, and go. What it
+    did, a line each. One listing of the archive and one query: `make up` runs it (benefitflow.platform.cli)."""
+    if not archive_dir.is_dir():
+        return []
+    receiving, numbered = [], {}
+    with os.scandir(archive_dir) as entries:
+        for entry in entries:
+            if entry.name.startswith(RECEIVING_PREFIX):
+                receiving.append(entry)
+            elif found := _ARCHIVED_NAME.match(entry.name):
+                numbered.setdefault(int(found[1]), []).append(entry)
+    with db.transaction() as cur:
+        cur.execute("SELECT upload_id FROM intake.uploads WHERE upload_id = ANY (%s)", (list(numbered),))
+        recorded = {upload_id for (upload_id,) in cur.fetchall()}
+    abandoned_before = time.time() - ABANDONED_ORIGINAL_SECONDS
+    done = []
+    for entry in receiving + [entry for upload_id, found in numbered.items() if upload_id not in recorded
+                              for entry in found]:
+        try:
+            if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < abandoned_before:
+                os.unlink(entry.path)
+                done.append(f"removed {entry.name}, archived by an intake that did not go through")
+        except FileNotFoundError:  # removed meanwhile
+            continue
+    return done
 
 
 WEB_FILE_PREFIX = "web-"  # the names the Upload page gives the files it takes (platform/file_receiver.py)
