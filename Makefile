@@ -6,7 +6,7 @@ SUPERSET_VENV := $(ROOT)/.venv/superset
 LINT_VENV := $(ROOT)/.venv/lint
 PY := PYTHONPATH=$(ROOT)/plugins:$(ROOT)/devtools $(AIRFLOW_VENV)/bin/python
 
-.PHONY: up down status rebuild lint test test-unit test-integration test-e2e test-celery test-faults test-fast bench bench-airflow venvs chromium redis lock verify-audit clean
+.PHONY: up down status rebuild lint test test-unit test-integration test-e2e test-celery test-faults test-fast bench bench-airflow soak venvs chromium redis lock verify-audit clean
 
 # The environments install side by side (make -j2): each mostly waits on downloads and unpacking.
 venvs:
@@ -100,6 +100,10 @@ bench: venvs
 # A small upload through the running Airflow (throwaway services): trigger -> approval -> success, step by step.
 bench-airflow: venvs $(if $(filter celery,$(EXECUTOR)),redis)
 	@$(PY) -m bench.airflow
+
+# Makers and checkers at work at once (SOAK_MAKERS, default 20; SOAK_MINUTES, default 10), then the invariants.
+soak: venvs $(if $(filter celery,$(EXECUTOR)),redis)
+	@$(PY) -m bench.soak
 
 # Regenerate the locks from requirements/*.in (needs the package index).
 lock:

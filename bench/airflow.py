@@ -26,6 +26,8 @@ import shutil
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -51,10 +53,19 @@ class RunTimes:
 
 
 def main() -> None:
+    with services_running("bench-airflow") as instance:
+        bench(instance)
+        bench_bursts(instance)
+
+
+@contextmanager
+def services_running(purpose: str) -> Iterator[Instance]:
+    """Throwaway PostgreSQL and Airflow services (as the end-to-end tests start them) on free ports, this process'
+    environment set to reach them; stopped and removed at the end."""
     from benefitflow_dev import stack
     from benefitflow_dev.instance import Instance
 
-    home = Path(tempfile.mkdtemp(prefix="benefitflow-bench-airflow-", dir="/tmp"))
+    home = Path(tempfile.mkdtemp(prefix=f"benefitflow-{purpose}-", dir="/tmp"))
     home.chmod(0o755)
     instance = Instance.throwaway(home)
     instance.write_airflow_config()
@@ -65,8 +76,7 @@ def main() -> None:
         stack.build_dbt(instance)
         stack.prepare_airflow(instance)
         stack.start_airflow(instance)
-        bench(instance)
-        bench_bursts(instance)
+        yield instance
     finally:
         stack.stop_all(instance)
         shutil.rmtree(home, ignore_errors=True)

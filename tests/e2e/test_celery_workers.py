@@ -92,21 +92,20 @@ def memory_holding(pid: int, secrets: dict[str, str]) -> set[str] | None:
     needles = {what: secret.encode() for what, secret in secrets.items()}
     found: set[str] = set()
     try:
-        maps, memory = open(f"/proc/{pid}/maps"), open(f"/proc/{pid}/mem", "rb", buffering=0)
+        with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", buffering=0) as memory:
+            for line in maps:
+                span, permissions = line.split()[:2]
+                if not permissions.startswith("rw"):
+                    continue
+                start, end = (int(address, 16) for address in span.split("-"))
+                try:
+                    memory.seek(start)
+                    contents = memory.read(end - start)
+                except OSError:
+                    continue
+                found |= {what for what, needle in needles.items() if needle in contents}
     except (FileNotFoundError, ProcessLookupError):
         return None
-    with maps, memory:
-        for line in maps:
-            span, permissions = line.split()[:2]
-            if not permissions.startswith("rw"):
-                continue
-            start, end = (int(address, 16) for address in span.split("-"))
-            try:
-                memory.seek(start)
-                contents = memory.read(end - start)
-            except OSError:
-                continue
-            found |= {what for what, needle in needles.items() if needle in contents}
     return found
 
 

@@ -81,10 +81,10 @@ def kill(process: psutil.Process) -> None:
 
 
 @contextmanager
-def holding(*statements: str) -> Iterator[psycopg2.extensions.cursor]:
-    """A connection of the test's own that ran `statements` in one open transaction: the locks they take are held
-    until the block ends (or a crash ends the connection first)."""
-    with closing(psycopg2.connect(os.environ["BENEFITFLOW_DATABASE_URL"])) as holder, holder.cursor() as cur:
+def holding(*statements: str, url: str | None = None) -> Iterator[psycopg2.extensions.cursor]:
+    """A connection of the test's own (the platform's login, or `url`'s) that ran `statements` in one open transaction:
+    the locks they take are held until the block ends (or a crash ends the connection first)."""
+    with closing(psycopg2.connect(url or os.environ["BENEFITFLOW_DATABASE_URL"])) as holder, holder.cursor() as cur:
         for statement in statements:
             cur.execute(statement)
         yield cur
@@ -98,7 +98,12 @@ class Case:
     checker: str
     checked_by_validate: str  # a table validate writes (and intake does not): a SHARE lock on it holds validate
     published_late: str  # a mart its publish rebuilds after the state
-    start: Callable[[Any, Instance], tuple[str, Callable[[], None]]]  # trigger: run id, "done once" check
+    # What a run needs, made beforehand (no lock held); then the trigger: the run's id and its "done once" check.
+    prepare: Callable[[Instance], Any]
+    trigger: Callable[[Any, Any], tuple[str, Callable[[], None]]]
+
+    def start(self, airflow, database: Instance) -> tuple[str, Callable[[], None]]:
+        return self.trigger(airflow, self.prepare(database))
 
     def input_of(self, run_id: str) -> dict[str, int]:
         """{"upload_id": …} or {"request_id": …}: the run's input, once intake committed it."""
@@ -112,16 +117,15 @@ class Case:
         return workflow.proposal_for(self.input_of(run_id)).lock_key
 
 
-def individuals(airflow, database: Instance) -> tuple[str, Callable[[], None]]:
-    name, region = people_file(database)
+def individuals(airflow, file: tuple[str, str]) -> tuple[str, Callable[[], None]]:
+    name, region = file
     response = airflow("maker").trigger(DAG, {"file": name, "mode": "create"})
     assert response.status_code == 200, response.text
     run_id = response.json()["dag_run_id"]
     return run_id, lambda: committed_once(run_id, region)
 
 
-def payroll(airflow, database: Instance) -> tuple[str, Callable[[], None]]:
-    code = billed_plan(register_region(database))
+def payroll(airflow, code: str) -> tuple[str, Callable[[], None]]:
     run_id = asked_for_payroll(airflow, code)
     return run_id, lambda: paid_once(run_id, code)
 
@@ -140,8 +144,9 @@ def paid_once(run_id: str, code: str) -> None:
                  " GROUP BY r.run_id", code) == [(run_id, 6, 6)]
 
 
-UPLOAD = Case(DAG, "checker", "row_errors", "mart_registry_individuals", individuals)
-REQUEST = Case("payroll", "payment_checker", "request_selection", "mart_payments", payroll)
+UPLOAD = Case(DAG, "checker", "row_errors", "mart_registry_individuals", people_file, individuals)
+REQUEST = Case("payroll", "payment_checker", "request_selection", "mart_payments",
+               lambda database: billed_plan(register_region(database)), payroll)
 CASES = [pytest.param(UPLOAD, id="individuals_import"), pytest.param(REQUEST, id="payroll")]
 
 
@@ -182,13 +187,14 @@ def killed_in(airflow, database: Instance, case: Case, step: str) -> tuple[str, 
     intake: inside its transaction, as it records the upload or request (the audit chain's lock); validate: inside
     its transaction, as it writes its errors or selection; propose: before it builds (the proposal's lock); commit:
     inside its transaction (the proposal's lock); publish: half way through its models (a mart's lock)."""
+    prepared = case.prepare(database)
     if step == "intake":
         with holding(AUDIT_CHAIN):
-            run_id, done_once = case.start(airflow, database)
+            run_id, done_once = case.trigger(airflow, prepared)
             kill(process_on_port(connection_waiting(for_="advisory", on="ledger.audit_events")))
     elif step in ("validate", "propose"):
         with holding(share_lock(case.checked_by_validate)) as validate_held:
-            run_id, done_once = case.start(airflow, database)
+            run_id, done_once = case.trigger(airflow, prepared)
             waiting = connection_waiting(for_="relation", on=case.checked_by_validate)
             if step == "validate":
                 kill(process_on_port(waiting))
@@ -197,7 +203,7 @@ def killed_in(airflow, database: Instance, case: Case, step: str) -> tuple[str, 
                     validate_held.connection.rollback()  # validate goes on, to its end
                     kill(process_on_port(connection_waiting(for_="advisory", on=case.lock_key(run_id))))
     else:
-        run_id, done_once = case.start(airflow, database)
+        run_id, done_once = case.trigger(airflow, prepared)
         parked(airflow, case, run_id)
         held, waits_for, on = ((advisory_lock(case.lock_key(run_id)), "advisory", case.lock_key(run_id))
                                if step == "commit" else
@@ -228,7 +234,7 @@ def test_a_step_interrupted_by_a_database_crash_is_retried_and_its_run_commits_o
     """PostgreSQL stopped as by a crash (`immediate`: no checkpoint, UNLOGGED tables emptied) and started again while
     a commit's transaction is open, or half way through a publish; Airflow's services, whose metadata database it
     also is, carry on (the scheduler, which exits when its database goes, is started again by its supervisor)."""
-    run_id, done_once = individuals(airflow, database)
+    run_id, done_once = UPLOAD.start(airflow, database)
     parked(airflow, UPLOAD, run_id)
     held, waits_for, on = ((advisory_lock(UPLOAD.lock_key(run_id)), "advisory", UPLOAD.lock_key(run_id))
                            if step == "commit" else
@@ -246,9 +252,10 @@ def test_a_step_interrupted_by_a_database_crash_is_retried_and_its_run_commits_o
 def test_a_payroll_commit_killed_with_its_file_written_is_retried_and_pays_once(airflow, database) -> None:
     """Killed inside its transaction once the payroll's file is written (as it records the file's sha256): the
     transaction is undone and the retry writes the file again."""
-    run_id, done_once = payroll(airflow, database)
+    run_id, done_once = REQUEST.start(airflow, database)
     parked(airflow, REQUEST, run_id)
-    with holding("LOCK TABLE ledger.payroll_exports IN SHARE MODE"):
+    # The owner's: the platform's login may only append to the ledger (a SHARE lock needs more).
+    with holding("LOCK TABLE ledger.payroll_exports IN SHARE MODE", url=database.owner_database_url):
         approve(airflow, REQUEST, run_id)
         kill(process_on_port(connection_waiting(for_="relation", on="ledger.payroll_exports")))
     finished(airflow, database, REQUEST, run_id, retried="commit")
@@ -259,7 +266,7 @@ def test_a_payroll_committed_whose_process_is_killed_before_its_file_is_named_ge
         airflow, database) -> None:
     """Killed once the commit went through and before the file got its final name (review finding M4): the retry
     finds the commit, and puts the file in place."""
-    run_id, done_once = payroll(airflow, database)
+    run_id, done_once = REQUEST.start(airflow, database)
     parked(airflow, REQUEST, run_id)
     key = f"benefitflow.payroll_file:{REQUEST.input_of(run_id)['request_id']}"
     with holding(advisory_lock(key)):
@@ -272,7 +279,7 @@ def test_a_payroll_committed_whose_process_is_killed_before_its_file_is_named_ge
 def test_runs_waiting_for_their_checker_outlive_the_scheduler_and_the_triggerer(airflow, database) -> None:
     """Both killed while the run waits for its checker, who answers before either is back: their supervisors start
     them again, the triggerer takes the waiting request up again, and the answer is acted on."""
-    run_id, done_once = individuals(airflow, database)
+    run_id, done_once = UPLOAD.start(airflow, database)
     parked(airflow, UPLOAD, run_id)
     killed = {}
     for name in ("airflow-scheduler", "airflow-triggerer"):
