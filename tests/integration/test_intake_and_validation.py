@@ -108,6 +108,9 @@ def test_a_run_taking_in_its_file_again_supersedes_its_earlier_upload(database, 
         cur.execute("SELECT count(*) FROM ledger.audit_events WHERE action = 'upload.superseded' AND object_id = %s",
                     (str(first["upload_id"]),))
         assert cur.fetchone()[0] == 1
+        cur.execute("SELECT to_regclass(%s), to_regclass(%s)",  # the superseded one's staged rows are let go of
+                    (f"intake.{first['staged_table']}", f"intake.{again['staged_table']}"))
+        assert cur.fetchone() == (None, f"intake.{again['staged_table']}")
     with pytest.raises(WorkflowError, match=f"already uploaded as upload {again['upload_id']}"):
         run_intake(path)  # another run: still refused
 

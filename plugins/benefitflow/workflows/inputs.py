@@ -33,6 +33,7 @@ from benefitflow.core.file_store import HandedIn
 MAX_IDENTIFIER_BYTES = 63
 ARCHIVE_HEADROOM_BYTES = 64 << 20  # left free beside an archived upload: the error report and the next upload
 RECEIVING_PREFIX = ".receiving-"  # an original being copied into the archive, before its upload has an id
+ARCHIVE_LOCK = "benefitflow.archive"
 OTHER_DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}
 
 
@@ -115,6 +116,9 @@ def register(
         raise IntakeError(f"file {name} was handed in on the Upload page by someone else: only they may start a "
                           "workflow on it")
     check_room_for(handed_in, archive_dir)
+    # Shared with every other intake; `remove_unrecorded_originals` takes it alone: it never meets a file archived by a
+    # transaction still open.
+    cur.execute("SELECT pg_advisory_xact_lock_shared(hashtextextended(%s, 0))", (ARCHIVE_LOCK,))
     receiving = archive_dir / f"{RECEIVING_PREFIX}{uuid.uuid4().hex}"
     try:
         with file_store.created_binary(receiving) as archived:
@@ -172,6 +176,13 @@ def remove_unrecorded_originals(archive_dir: Path) -> list[str]:
     did, a line each. One listing of the archive and one query: `make up` runs it (benefitflow.platform.cli)."""
     if not archive_dir.is_dir():
         return []
+    with db.session_lock(ARCHIVE_LOCK, wait=False) as alone:
+        if not alone:
+            return ["left for later: intakes are archiving files now"]
+        return _remove_unrecorded(archive_dir)
+
+
+def _remove_unrecorded(archive_dir: Path) -> list[str]:
     receiving, numbered = [], {}
     with os.scandir(archive_dir) as entries:
         for entry in entries:
@@ -244,8 +255,19 @@ def supersede_run_inputs(cur: psycopg2.extensions.cursor, table: str, dag_id: st
         (dag_id, run_id, list(_SUPERSEDABLE)),
     )
     for (superseded,) in cur.fetchall():
+        _let_go_of(cur, table, superseded)
         audit.record(cur, actor="system", action=f"{table[:-1]}.superseded", object_type=table[:-1],
                      object_id=superseded, outcome="SUPERSEDED", details={"dag_id": dag_id, "run_id": run_id})
+
+
+def _let_go_of(cur: psycopg2.extensions.cursor, table: str, superseded: int) -> None:
+    """A superseded input's scratch rows (personal data, never proposed now): its staged tables, or its selection."""
+    if table == "requests":
+        cur.execute("DELETE FROM intake.request_selection WHERE request_id = %s", (superseded,))
+        return
+    cur.execute("SELECT staged_table FROM intake.uploads WHERE upload_id = %s", (superseded,))
+    if staged := cur.fetchone()[0]:
+        drop_staged(cur, staged)
 
 
 def read_header(path: Path, spec: FileSpec, name: str) -> list[str]:
@@ -478,6 +500,14 @@ def register_request(
     audit.record(cur, actor=user, action="request.received", object_type="request", object_id=request_id,
                  outcome="RECEIVED", details={"kind": kind, "plan": plan_code, "parameters": parameters})
     return request_id
+
+
+def select_again(cur: psycopg2.extensions.cursor, request_id: int) -> None:
+    """Let go of what an earlier attempt of validate selected for the request, before selecting again (that attempt
+    was cut short after its transaction went through, or a clear runs it again); two attempts at once take turns
+    (the request's row)."""
+    cur.execute("SELECT FROM intake.requests WHERE request_id = %s FOR UPDATE", (request_id,))
+    cur.execute("DELETE FROM intake.request_selection WHERE request_id = %s", (request_id,))
 
 
 def note_selection(cur: psycopg2.extensions.cursor, request_id: int) -> None:

@@ -19,17 +19,17 @@ def propose_step(
 ) -> dict[str, Any]:
     proposal = workflow.proposal_for(taken)
     key = proposal.key
-    with db.transaction() as cur:
-        built = workflow.takes_file and _proposed_before(cur, taken, proposal)
-        if not workflow.takes_file and inputs.selection_lost(cur, key):
-            raise WorkflowError(f"request {key}: the set validate selected for it was lost (the database restarted "
-                                "after validate): clear `validate` to select it again")
     values: dict[str, Any] = {proposal.key_column: key}
     if workflow.takes_file:
         values["checked_table"] = inputs.checked_table(taken)
     if workflow.propose.vars is not None:
         values |= workflow.propose.vars(taken, options or {})
     with proposal_digest.locked(proposal):
+        with db.transaction() as cur:
+            built = workflow.takes_file and _proposed_before(cur, taken, proposal)
+            if not workflow.takes_file and inputs.selection_lost(cur, key):
+                raise WorkflowError(f"request {key}: the set validate selected for it was lost (the database "
+                                    "restarted after validate): clear `validate` to select it again")
         if not built:
             dbt_runner.run(["run", "--select", workflow.proposal_model], values)
         with db.transaction() as cur:

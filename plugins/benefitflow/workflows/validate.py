@@ -27,6 +27,7 @@ def _validate_request(checks: FormCheck, request: Taken, options: Options, user:
     request_id = int(request["request_id"])
     try:
         with db.transaction() as cur:
+            inputs.select_again(cur, request_id)
             validated = checks.check(cur, request_id, options, user)
             inputs.set_request_status(cur, request_id, "RECEIVED", document=validated)
             inputs.note_selection(cur, request_id)
@@ -40,6 +41,14 @@ def _validate_upload(checks: FileChecks, upload: Taken, options: Options, user: 
     on_invalid_rows = options.get("on_invalid_rows", "reject_file")
     if on_invalid_rows not in ON_INVALID_ROWS:
         raise WorkflowError(f"on_invalid_rows must be one of {ON_INVALID_ROWS}, not {on_invalid_rows!r}")
+    # Two attempts at once (a worker thought lost while its attempt still runs) take turns: each drops and makes the
+    # tables it checks.
+    with db.session_lock(f"benefitflow.validate:{upload['upload_id']}"):
+        return _check_upload(checks, upload, options, user, on_invalid_rows)
+
+
+def _check_upload(checks: FileChecks, upload: Taken, options: Options, user: str,
+                  on_invalid_rows: str) -> dict[str, Any]:
     upload_id, file_name = upload["upload_id"], upload["file_name"]
     try:
         with db.transaction() as cur:
