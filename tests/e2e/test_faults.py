@@ -107,6 +107,13 @@ class Case:
         [(key,)] = query(f"SELECT {column} FROM intake.{table} WHERE run_id = %s AND status <> 'SUPERSEDED'", run_id)
         return {column: int(key)}
 
+    def catch_after_approval(self, run_id: str, step: str) -> tuple[str, str, str]:
+        """How `commit` (inside its transaction: the proposal's lock) or `publish` (half way: a mart's lock) is caught:
+        the statement to hold, and what its connection then waits for, in a statement naming what."""
+        if step == "commit":
+            return advisory_lock(self.lock_key(run_id)), "advisory", quoted(self.lock_key(run_id))
+        return f"LOCK TABLE marts.{self.published_late} IN ACCESS EXCLUSIVE MODE", "relation", self.published_late
+
     def lock_key(self, run_id: str) -> str:
         """The key of the advisory lock propose and commit take on the run's proposal."""
         workflow = INDIVIDUALS if self.dag_id == DAG else PAYROLL
@@ -207,10 +214,7 @@ def killed_in(airflow, database: Instance, case: Case, step: str) -> tuple[str, 
     else:
         run_id, done_once = case.trigger(airflow, prepared)
         parked(airflow, case, run_id)
-        held, waits_for, on = ((advisory_lock(case.lock_key(run_id)), "advisory", quoted(case.lock_key(run_id)))
-                               if step == "commit" else
-                               (f"LOCK TABLE marts.{case.published_late} IN ACCESS EXCLUSIVE MODE", "relation",
-                                case.published_late))
+        held, waits_for, on = case.catch_after_approval(run_id, step)
         with holding(held):
             approve(airflow, case, run_id)
             kill(process_on_port(connection_waiting(for_=waits_for, on=on)))
@@ -238,10 +242,7 @@ def test_a_step_interrupted_by_a_database_crash_is_retried_and_its_run_commits_o
     also is, carry on (the scheduler, which exits when its database goes, is started again by its supervisor)."""
     run_id, done_once = UPLOAD.start(airflow, database)
     parked(airflow, UPLOAD, run_id)
-    held, waits_for, on = ((advisory_lock(UPLOAD.lock_key(run_id)), "advisory", quoted(UPLOAD.lock_key(run_id)))
-                           if step == "commit" else
-                           (f"LOCK TABLE marts.{UPLOAD.published_late} IN ACCESS EXCLUSIVE MODE", "relation",
-                            UPLOAD.published_late))
+    held, waits_for, on = UPLOAD.catch_after_approval(run_id, step)
     with holding(held):
         approve(airflow, UPLOAD, run_id)
         connection_waiting(for_=waits_for, on=on)
