@@ -27,7 +27,7 @@ import time
 import uuid
 from collections import Counter
 from contextlib import redirect_stdout
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -62,6 +62,7 @@ class Soak:
     region: str
     plan: str
     deadline: float
+    api_errors: Counter = field(default_factory=Counter)  # requests the API server failed, by status
 
 
 def main() -> int:
@@ -83,7 +84,7 @@ def main() -> int:
             maker.join(timeout=MINUTES * 60 + DRAIN_MINUTES * 60)
         answering.set()
         checkers.join()
-        return _report(instance, ended, _deadlocks() - deadlocks_before)
+        return _report(instance, ended, _deadlocks() - deadlocks_before, soak.api_errors)
 
 
 def _programme(instance: Instance) -> tuple[str, str]:
@@ -134,11 +135,36 @@ def _maker(soak: Soak, number: int, ended: list[Ended]) -> None:
             response = maker.trigger(dag_id, conf)
             response.raise_for_status()
             run_id = response.json()["dag_run_id"]
-            state = maker.wait_for_run(dag_id, run_id, timeout=DRAIN_MINUTES * 60)
+            state = _run_ended(maker, dag_id, run_id, soak.api_errors)
         except Exception as exc:  # counted as a failure, and the maker goes on
+            soak.api_errors[_error_name(exc)] += 1
             print(f"  maker {number}: {dag_id} {run_id}: {exc!r}")
         ended.append(Ended(operation, dag_id, run_id, triggered_at, datetime.now(UTC), state))
         turn += 1
+
+
+def _run_ended(maker: AirflowClient, dag_id: str, run_id: str, api_errors: Counter) -> str:
+    """The run's final state, asked for until it has one: a request the API server fails (it may, under this load)
+    is counted and asked again, as a person would reload the page."""
+    import requests
+
+    deadline = time.monotonic() + DRAIN_MINUTES * 60
+    while time.monotonic() < deadline:
+        try:
+            state = maker.run_state(dag_id, run_id)
+        except requests.RequestException as exc:
+            api_errors[_error_name(exc)] += 1
+            time.sleep(1)
+            continue
+        if state in ("success", "failed"):
+            return state
+        time.sleep(0.5)
+    return "timeout"
+
+
+def _error_name(exc: Exception) -> str:
+    response = getattr(exc, "response", None)
+    return f"HTTP {response.status_code}" if response is not None else type(exc).__name__
 
 
 def _operation(soak: Soak, operation: str, label: str, turn: int) -> tuple[str, dict]:
@@ -195,7 +221,7 @@ def _deadlocks() -> int:
         return int(cur.fetchone()[0])
 
 
-def _report(instance: Instance, ended: list[Ended], deadlocks: int) -> int:
+def _report(instance: Instance, ended: list[Ended], deadlocks: int, api_errors: Counter) -> int:
     from benefitflow.core import config
     from benefitflow.payments.payroll import payroll_dir
     from benefitflow_dev import invariants
@@ -239,6 +265,8 @@ def _report(instance: Instance, ended: list[Ended], deadlocks: int) -> int:
           + "".join(f"\n    FAILED {run.dag_id} {run.run_id}" for run in failed))
     print(f"  steps retried: {sum(retried.values())} ({', '.join(f'{k} {v}' for k, v in retried.items()) or '-'})")
     print(f"  deadlocks: {deadlocks}")
+    print(f"  requests the API server failed (makers asked again): "
+          f"{', '.join(f'{name} {count}' for name, count in api_errors.items()) or 'none'}")
     broken = invariants.broken(config.database_url(), payroll_dir())
     with redirect_stdout(io.StringIO()):
         differences = invariants.rebuild_differences()
