@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -18,6 +17,7 @@ import psycopg2
 from psycopg2 import sql
 
 from benefitflow.core import audit, config, dbt_runner
+from benefitflow.workflows.inputs import checksum
 
 STATE_SCHEMAS = ("registry", "programmes", "payments", "grievances", "marts")
 
@@ -53,11 +53,7 @@ def broken(database_url: str, payroll_folder: Path) -> list[str]:
 def _file_problem(path: Path, sha256: str) -> str | None:
     if not path.is_file():
         return "missing"
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return None if digest.hexdigest() == sha256 else "not the file its commit recorded"
+    return None if checksum(path)[0] == sha256 else "not the file its commit recorded"
 
 
 def state_tables(excluding: str | None = None) -> list[tuple[str, str]]:
